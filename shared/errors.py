@@ -1,0 +1,76 @@
+"""The one exception tree of TokenGate.
+
+Every error TokenGate raises on purpose is a :class:`TokenGateError`. Lower-level
+errors (gRPC, Redis, OS) are mapped to these at the boundary that meets them.
+"""
+
+from __future__ import annotations
+
+
+class TokenGateError(Exception):
+    """Base class of every error TokenGate raises on purpose."""
+
+
+class ConfigurationError(TokenGateError):
+    """A setting or option has a value TokenGate cannot use."""
+
+
+class InvalidTags(ConfigurationError):
+    """A decorator's tags name an unknown key or an invalid value."""
+
+
+class AsyncFunctionRefused(ConfigurationError):
+    """``async def`` functions cannot be decorated; tokens run plain ``def`` functions."""
+
+
+class InvalidTransition(TokenGateError):
+    """A token was asked to move between two lifecycle states that are not connected."""
+
+
+class NoBackend(TokenGateError):
+    """A decorated function was called with no coordinator started and no cluster connected."""
+
+
+class AdmissionTimeout(TokenGateError):
+    """Submission waited for mailbox space (backpressure or drain) longer than its timeout."""
+
+
+class SchedulerStopped(TokenGateError):
+    """The scheduler was stopped before the token could run."""
+
+
+class TokenKilled(TokenGateError):
+    """The token was killed before it started executing."""
+
+
+class TokenTimeout(TokenGateError, TimeoutError):
+    """``TaskToken.get`` gave up waiting for the result."""
+
+
+class TaskFailed(TokenGateError):
+    """A task failed and its original exception could not be re-raised as itself."""
+
+    def __init__(self, message: str, *, error_type: str = "", traceback_text: str = "") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.traceback_text = traceback_text
+
+
+class WorkerProcessError(TokenGateError):
+    """A worker process died or could not run a process-mode task."""
+
+
+class MethodBlockedException(TokenGateError):
+    """The Guard House auto-blocked this function for its failure rate."""
+
+
+class TokenQuarantined(TokenGateError):
+    """The call was quarantined by the spike detector; it is kept on disk for review."""
+
+
+class UnknownToken(TokenGateError):
+    """No token with this id is known."""
+
+
+class UnknownTask(TokenGateError):
+    """No decorated function is registered under this task name."""

@@ -1,0 +1,132 @@
+"""Task tags: the options a decorated function carries, parsed once at decoration.
+
+Tags are plain data in the user's code (``{"weight": "medium", "storage_speed": "FAST"}``);
+:func:`parse_tags` turns them into a frozen :class:`TaskTags` or raises :class:`InvalidTags`
+naming the valid values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from shared.errors import InvalidTags
+
+
+class Weight(str, Enum):
+    """How heavy a task is; it chooses the cores the task may run on."""
+
+    HEAVY = "heavy"
+    MEDIUM = "medium"
+    LIGHT = "light"
+
+
+class StorageTier(str, Enum):
+    """How fast the storage a task writes to is; it caps concurrent writers."""
+
+    SLOW = "SLOW"
+    MODERATE = "MODERATE"
+    FAST = "FAST"
+    INSANE = "INSANE"
+
+    @property
+    def writer_cap(self) -> int:
+        return STORAGE_WRITER_CAPS[self]
+
+
+STORAGE_WRITER_CAPS: dict[StorageTier, int] = {
+    StorageTier.SLOW: 10,
+    StorageTier.MODERATE: 25,
+    StorageTier.FAST: 50,
+    StorageTier.INSANE: 70,
+}
+
+
+class ExecutionMode(str, Enum):
+    """Where a task's code runs.
+
+    ``thread``: on the pinned worker thread itself (I/O-bound and mixed work).
+    ``process``: the pinned worker thread hands the call to its core's worker process,
+    so CPU-bound pure-Python work runs in parallel despite the GIL.
+    """
+
+    THREAD = "thread"
+    PROCESS = "process"
+
+
+DEFAULT_WEIGHT = Weight.MEDIUM
+
+# Every tag key TokenGate understands, with what it means; an unknown key is refused.
+KNOWN_TAGS: dict[str, str] = {
+    "weight": "heavy | medium | light (default medium): which cores may run it",
+    "storage_speed": "SLOW | MODERATE | FAST | INSANE: caps concurrent writers at 10/25/50/70",
+    "execution": "thread | process (default thread): process runs CPU-bound code in parallel",
+    "idempotent": "true | false (default true): may the cluster re-run it after losing an agent",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskTags:
+    """The parsed, validated tags of one decorated function."""
+
+    weight: Weight = DEFAULT_WEIGHT
+    storage: StorageTier | None = None
+    execution: ExecutionMode = ExecutionMode.THREAD
+    idempotent: bool = True
+
+    def to_wire(self) -> dict[str, Any]:
+        """Plain-data form, the inverse of :func:`parse_tags`."""
+        wire: dict[str, Any] = {"weight": self.weight.value, "execution": self.execution.value}
+        if self.storage is not None:
+            wire["storage_speed"] = self.storage.value
+        if not self.idempotent:
+            wire["idempotent"] = False
+        return wire
+
+
+def _enum_value(enum_cls: type[Enum], key: str, raw: Any, *, upper: bool) -> Any:
+    valid = ", ".join(member.value for member in enum_cls)
+    if not isinstance(raw, str):
+        raise InvalidTags(f"tag {key!r} must be a string, one of: {valid} (got {raw!r})")
+    text = raw.strip().upper() if upper else raw.strip().lower()
+    try:
+        return enum_cls(text)
+    except ValueError:
+        raise InvalidTags(f"unknown {key} {raw!r}; valid values: {valid}") from None
+
+
+def _bool_value(key: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
+    raise InvalidTags(f"tag {key!r} must be true or false (got {raw!r})")
+
+
+def parse_tags(tags: Mapping[str, Any] | None) -> TaskTags:
+    """Validate a decorator's ``tags`` and return them parsed.
+
+    Weight and execution mode are case-insensitive; storage tiers too
+    (``"fast"`` and ``"FAST"`` are the same tier).
+    """
+    if tags is None:
+        return TaskTags()
+    if not isinstance(tags, Mapping):
+        raise InvalidTags(f"tags must be a dict, got {type(tags).__name__}")
+    unknown = sorted(str(key) for key in tags if key not in KNOWN_TAGS)
+    if unknown:
+        known = "; ".join(f"{key}: {doc}" for key, doc in KNOWN_TAGS.items())
+        raise InvalidTags(f"unknown tag(s) {', '.join(unknown)}; known tags are {known}")
+    weight = DEFAULT_WEIGHT
+    if "weight" in tags:
+        weight = _enum_value(Weight, "weight", tags["weight"], upper=False)
+    storage = None
+    if tags.get("storage_speed") is not None:
+        storage = _enum_value(StorageTier, "storage_speed", tags["storage_speed"], upper=True)
+    execution = ExecutionMode.THREAD
+    if "execution" in tags:
+        execution = _enum_value(ExecutionMode, "execution", tags["execution"], upper=False)
+    idempotent = _bool_value("idempotent", tags["idempotent"]) if "idempotent" in tags else True
+    return TaskTags(weight=weight, storage=storage, execution=execution, idempotent=idempotent)

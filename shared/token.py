@@ -1,0 +1,242 @@
+"""The task token: one call of a decorated function, from creation to its result.
+
+A token is shared between the thread that submitted it (which waits in :meth:`TaskToken.get`)
+and the worker that runs it. Its state, result and error change only through the methods
+below, under the token's own lock, and only along the table in :mod:`shared.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from shared.errors import TaskFailed, TokenKilled, TokenTimeout
+from shared.lifecycle import FINAL_STATES, KILLABLE_STATES, TokenState, check_transition
+from shared.tags import TaskTags
+
+R = TypeVar("R")
+
+_ID_PREFIX = os.urandom(5).hex()
+_id_counter = itertools.count(1)
+
+# A worker thread registers here how it can run a queued token inline; ``get`` uses it so a
+# task waiting on its own child never deadlocks a pool whose every worker is waiting.
+_inline = threading.local()
+
+_CLAIMABLE = frozenset({TokenState.WAITING, TokenState.ADMITTED})
+
+
+def new_token_id(operation_type: str) -> str:
+    """A process-unique, cluster-unique-in-practice id: ``<operation>_<random><counter>``."""
+    return f"{operation_type}_{_ID_PREFIX}{next(_id_counter):x}"
+
+
+def set_inline_runner(runner: Callable[[TaskToken], bool] | None) -> None:
+    """Register (or clear) the current thread's inline runner; worker threads call this."""
+    _inline.runner = runner
+
+
+def format_exception_text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+class TaskToken(Generic[R]):
+    """A handle to one call: its state, and later its result or its error."""
+
+    __slots__ = (
+        "_callbacks", "_lock", "_noted", "_waiter", "args", "attempt", "core_id", "error",
+        "error_message", "error_type", "func", "kwargs", "node", "operation_type", "result",
+        "state", "tags", "timestamps", "token_id", "traceback_text", "worker_id",
+    )
+
+    def __init__(
+        self,
+        func: Callable[..., R] | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        operation_type: str,
+        tags: TaskTags,
+        token_id: str | None = None,
+        attempt: int = 1,
+    ) -> None:
+        self.token_id = token_id or new_token_id(operation_type)
+        self.operation_type = operation_type
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.tags = tags
+        self.attempt = attempt
+        self.state = TokenState.CREATED
+        self.timestamps: dict[TokenState, float] = {TokenState.CREATED: time.time()}
+        self.node: str | None = None
+        self.core_id: int | None = None
+        self.worker_id: str | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.error_type = ""
+        self.error_message = ""
+        self.traceback_text = ""
+        self._lock = threading.Lock()
+        self._waiter: threading.Event | None = None
+        self._callbacks: list[Callable[[TaskToken[R]], None]] | None = None
+        self._noted = False
+
+    def __repr__(self) -> str:
+        return f"<TaskToken {self.token_id} {self.state.value} attempt={self.attempt}>"
+
+    # -- transitions ---------------------------------------------------------------------
+
+    def advance(self, *targets: TokenState, expected: frozenset[TokenState] | None = None) -> bool:
+        """Move through ``targets`` in order, atomically.
+
+        Returns False, changing nothing, when ``expected`` is given and the current state is
+        not in it (a lost race, e.g. with kill). Raises ``InvalidTransition`` for a step the
+        lifecycle table does not allow: that is a bug, never a race.
+        """
+        now = time.time()
+        with self._lock:
+            if expected is not None and self.state not in expected:
+                return False
+            state = self.state
+            for target in targets:
+                check_transition(state, target)
+                state = target
+                self.timestamps[target] = now
+            self.state = state
+        return True
+
+    def claim(self, core_id: int | None = None, worker_id: str | None = None) -> bool:
+        """Take a queued token for execution; False if it was killed or claimed already."""
+        now = time.time()
+        with self._lock:
+            if self.state not in _CLAIMABLE:
+                return False
+            self.state = TokenState.EXECUTING
+            self.timestamps[TokenState.EXECUTING] = now
+            self.core_id = core_id
+            self.worker_id = worker_id
+        return True
+
+    def requeue(self) -> None:
+        """Back to WAITING for another attempt (retry, lost agent): same id, attempt + 1."""
+        now = time.time()
+        with self._lock:
+            check_transition(self.state, TokenState.WAITING)
+            self.state = TokenState.WAITING
+            self.timestamps[TokenState.WAITING] = now
+            self.attempt += 1
+
+    def kill(self) -> bool:
+        """Kill a token that has not started; a running or finished token is untouched."""
+        with self._lock:
+            if self.state not in KILLABLE_STATES:
+                return False
+            error = TokenKilled(f"token {self.token_id} was killed before it started")
+            self._finish_locked(TokenState.KILLED, None, error, "")
+        self._notify()
+        return True
+
+    def set_result(self, value: R) -> None:
+        with self._lock:
+            self._finish_locked(TokenState.COMPLETED, value, None, "")
+        self._notify()
+
+    def set_error(self, error: BaseException, traceback_text: str | None = None) -> bool:
+        """Fail the token; False (nothing changed) if it had already finished."""
+        text = format_exception_text(error) if traceback_text is None else traceback_text
+        with self._lock:
+            if self.state in FINAL_STATES:
+                return False
+            self._finish_locked(TokenState.FAILED, None, error, text)
+        self._notify()
+        return True
+
+    def _finish_locked(
+        self, target: TokenState, value: Any, error: BaseException | None, text: str
+    ) -> None:
+        check_transition(self.state, target)
+        self.state = target
+        self.timestamps[target] = time.time()
+        self.result = value
+        if error is not None:
+            self.error = error
+            self.error_type = type(error).__name__
+            self.error_message = str(error)
+            self.traceback_text = text
+
+    def _notify(self) -> None:
+        # Final state is set; no new waiter or callback can be added after this point.
+        waiter, callbacks = self._waiter, self._callbacks
+        if waiter is not None:
+            waiter.set()
+        if callbacks:
+            for callback in callbacks:
+                callback(self)
+
+    # -- waiting -------------------------------------------------------------------------
+
+    def done(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def add_done_callback(self, callback: Callable[[TaskToken[R]], None]) -> None:
+        """Call ``callback(token)`` once the token is final (at once if it already is).
+
+        Callbacks run on the thread that finishes the token: keep them short.
+        """
+        with self._lock:
+            if self.state not in FINAL_STATES:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the token is final; True if it is."""
+        if self.state in FINAL_STATES:
+            return True
+        runner = getattr(_inline, "runner", None)
+        if runner is not None and self.state in _CLAIMABLE and runner(self):
+            return True
+        with self._lock:
+            if self.state in FINAL_STATES:
+                return True
+            if self._waiter is None:
+                self._waiter = threading.Event()
+            waiter = self._waiter
+        return waiter.wait(timeout)
+
+    def get(self, timeout: float | None = None) -> R:
+        """The task's result; or its exception re-raised, with the task's traceback as a note.
+
+        Raises :class:`TokenTimeout` if the token is not final within ``timeout`` seconds
+        and :class:`TokenKilled` if it was killed before it started.
+        """
+        if not self.wait(timeout):
+            raise TokenTimeout(
+                f"token {self.token_id} ({self.operation_type}) not finished after {timeout}s; "
+                f"state {self.state.value}"
+            )
+        if self.state is TokenState.COMPLETED:
+            return self.result
+        error = self.error
+        if error is None:  # pragma: no cover - a final non-completed token always has one
+            raise TaskFailed(f"token {self.token_id} failed", error_type=self.error_type)
+        if self.traceback_text and not self._noted and hasattr(error, "add_note"):
+            self._noted = True
+            error.add_note(f"TokenGate: task {self.token_id} failed; its traceback:\n"
+                           f"{self.traceback_text}")
+        raise error
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds from EXECUTING to the final state, if both happened."""
+        start = self.timestamps.get(TokenState.EXECUTING)
+        end = self.timestamps.get(self.state) if self.state in FINAL_STATES else None
+        return None if start is None or end is None else end - start
