@@ -1,0 +1,46 @@
+"""Where decorated calls go: the embedded scheduler or a cluster connection.
+
+Exactly one backend is current at a time. ``OperationsCoordinator.start()`` installs the
+embedded one; ``tokengate.connect()`` installs a cluster client. Calling a decorated function
+with neither raises :class:`NoBackend`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from shared.errors import NoBackend
+from shared.registry import TaskSpec
+from shared.token import TaskToken
+
+
+class Backend(Protocol):
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
+        """Create a token for one call and hand it on; return it at once."""
+        ...
+
+
+_lock = threading.Lock()  # guards _stack
+_stack: list[Backend] = []
+
+
+def install(backend: Backend) -> None:
+    with _lock:
+        _stack.append(backend)
+
+
+def uninstall(backend: Backend) -> None:
+    with _lock:
+        if backend in _stack:
+            _stack.remove(backend)
+
+
+def current() -> Backend:
+    stack = _stack
+    if not stack:
+        raise NoBackend(
+            "no TokenGate backend: start one with OperationsCoordinator().start() "
+            "(embedded) or tokengate.connect('host:port', token=...) (cluster)"
+        )
+    return stack[-1]
