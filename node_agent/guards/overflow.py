@@ -1,0 +1,114 @@
+"""Overflow guard: a memory budget for queued work, arguments included.
+
+Each admitted token reserves an estimate of its size (the token plus a bounded deep walk of its
+arguments) until a worker starts it or it ends without running (killed, stopped). When a
+reservation would take the total over the budget, the submitting thread waits until enough is
+released - backpressure instead of growth - or fails with
+:class:`~shared.errors.AdmissionTimeout` after its timeout. One token larger than the whole
+budget is admitted only when nothing else is reserved, so it cannot wait forever.
+
+The guard owns ``_reserved`` and ``_used`` under one condition variable.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from shared.errors import AdmissionTimeout
+
+DEFAULT_BUDGET_BYTES = 75 * 1024 * 1024   # the seed's base budget: 75 MB
+TOKEN_OVERHEAD = 1024                      # a TaskToken with its dicts and lock, roughly
+MAX_WALK = 10_000                          # objects visited per estimate, at most
+
+
+def _children(value: Any) -> Iterable[Any]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield item
+    elif isinstance(value, list | tuple | set | frozenset):
+        yield from value
+
+
+def estimate_bytes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """Deep size of the arguments (shared objects counted once), plus a token's overhead."""
+    total = TOKEN_OVERHEAD
+    seen: set[int] = set()
+    stack: list[Any] = [args, kwargs]
+    visited = 0
+    while stack and visited < MAX_WALK:
+        value = stack.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        visited += 1
+        total += sys.getsizeof(value)
+        stack.extend(_children(value))
+    return total
+
+
+class OverflowGuard:
+    """Reserve bytes for queued tokens; block while over budget."""
+
+    def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+        if budget_bytes <= 0:
+            raise ValueError("budget_bytes must be positive")
+        self.budget = budget_bytes
+        self._budget_cond = threading.Condition()  # guards _reserved, _used, counters
+        self._reserved: dict[str, int] = {}
+        self._used = 0
+        self.peak = 0
+        self.waits = 0
+        self.timeouts = 0
+
+    def reserve(self, token_id: str, size: int, timeout: float | None = None) -> float:
+        """Reserve ``size`` bytes for ``token_id``, waiting while over budget.
+
+        Returns the seconds spent waiting. Raises :class:`AdmissionTimeout` after ``timeout``.
+        """
+        start = time.monotonic()
+        deadline = None if timeout is None else start + timeout
+        with self._budget_cond:
+            if not self._fits(size):
+                self.waits += 1
+            while not self._fits(size):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    self.timeouts += 1
+                    raise AdmissionTimeout(
+                        f"overflow guard: {size} bytes of arguments do not fit the queued-work "
+                        f"budget ({self._used}/{self.budget} bytes in use) within {timeout}s"
+                    )
+                self._budget_cond.wait(remaining)
+            self._reserved[token_id] = self._reserved.get(token_id, 0) + size
+            self._used += size
+            self.peak = max(self.peak, self._used)
+        return time.monotonic() - start
+
+    def _fits(self, size: int) -> bool:
+        return self._used + size <= self.budget or self._used == 0
+
+    def release(self, token_id: str) -> int:
+        """Give back what ``token_id`` reserved (nothing if it holds nothing); returns bytes."""
+        with self._budget_cond:
+            size = self._reserved.pop(token_id, 0)
+            if size:
+                self._used -= size
+                self._budget_cond.notify_all()
+        return size
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._budget_cond:
+            return {
+                "budget_bytes": self.budget, "used_bytes": self._used,
+                "peak_bytes": self.peak, "reserved_tokens": len(self._reserved),
+                "waits": self.waits, "timeouts": self.timeouts,
+            }
