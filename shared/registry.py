@@ -34,6 +34,16 @@ class TaskSpec:
         return self.name.partition(":")[2]
 
 
+# The attribute a decorated wrapper carries its TaskSpec in.
+SPEC_ATTRIBUTE = "__tokengate_spec__"
+
+
+def spec_of(obj: Any) -> TaskSpec | None:
+    """The TaskSpec of a decorated function, or None for anything else."""
+    spec = getattr(obj, SPEC_ATTRIBUTE, None)
+    return spec if isinstance(spec, TaskSpec) else None
+
+
 def task_name(func: Callable[..., Any]) -> str:
     return f"{func.__module__}:{func.__qualname__}"
 

@@ -41,6 +41,11 @@ def set_inline_runner(runner: Callable[[TaskToken], bool] | None) -> None:
     _inline.runner = runner
 
 
+def inline_runner() -> Callable[[TaskToken], bool] | None:
+    """The current thread's inline runner: set on worker threads, None elsewhere."""
+    return getattr(_inline, "runner", None)
+
+
 def format_exception_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
@@ -109,6 +114,18 @@ class TaskToken(Generic[R]):
                 state = target
                 self.timestamps[target] = now
             self.state = state
+        return True
+
+    def admit(self) -> bool:
+        """Into a mailbox: CREATED or WAITING -> ADMITTED; False if killed or claimed."""
+        now = time.time()
+        with self._lock:
+            if self.state is TokenState.CREATED:
+                self.timestamps[TokenState.WAITING] = now
+            elif self.state is not TokenState.WAITING:
+                return False
+            self.state = TokenState.ADMITTED
+            self.timestamps[TokenState.ADMITTED] = now
         return True
 
     def claim(self, core_id: int | None = None, worker_id: str | None = None) -> bool:
@@ -201,7 +218,7 @@ class TaskToken(Generic[R]):
         """Block until the token is final; True if it is."""
         if self.state in FINAL_STATES:
             return True
-        runner = getattr(_inline, "runner", None)
+        runner = inline_runner()
         if runner is not None and self.state in _CLAIMABLE and runner(self):
             return True
         with self._lock:

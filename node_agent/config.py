@@ -1,0 +1,84 @@
+"""Settings of the local scheduler; every default is documented here and only here."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+from shared.errors import ConfigurationError
+
+ENV_PREFIX = "TOKENGATE_"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchedulerConfig:
+    """How one host's scheduler is laid out.
+
+    - ``cores``: scheduler cores; None means the detected usable cores (allowed CPUs capped
+      by the cgroup quota).
+    - ``workers_per_core``: worker threads per core, one mailbox each (seed: 4).
+    - ``mailbox_capacity``: tokens one mailbox may hold (seed: 120).
+    - ``submit_timeout``: seconds a submission may wait for room (backpressure or a full drain
+      hold) before it fails with ``AdmissionTimeout``; None waits as long as it takes.
+    - ``hold_capacity``: submissions held while draining; None means the total mailbox
+      capacity (``cores * workers_per_core * mailbox_capacity``).
+    - ``processes_per_core``: worker processes per core for ``execution: process`` tasks.
+    - ``pin_threads``: pin each worker thread to its core's CPU (Linux).
+    - ``stop_timeout``: seconds ``stop()`` waits for admitted work before failing what is left.
+    - ``node_name``: the name this scheduler reports; the host name by default.
+    """
+
+    cores: int | None = None
+    workers_per_core: int = 4
+    mailbox_capacity: int = 120
+    submit_timeout: float | None = 30.0
+    hold_capacity: int | None = None
+    processes_per_core: int = 1
+    pin_threads: bool = True
+    stop_timeout: float = 30.0
+    node_name: str = field(default_factory=socket.gethostname)
+
+    def __post_init__(self) -> None:
+        for name in ("workers_per_core", "mailbox_capacity", "processes_per_core"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.cores is not None and self.cores < 1:
+            raise ConfigurationError(f"cores must be at least 1, got {self.cores}")
+        if self.submit_timeout is not None and self.submit_timeout < 0:
+            raise ConfigurationError("submit_timeout must be >= 0 or None")
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: object
+    ) -> SchedulerConfig:
+        """Read ``TOKENGATE_<FIELD>`` variables (e.g. ``TOKENGATE_WORKERS_PER_CORE=4``)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for item in fields(cls):
+            raw = environ.get(ENV_PREFIX + item.name.upper())
+            if raw is not None:
+                values[item.name] = _convert(item.name, str(item.type), raw)
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, type_text: str, raw: str) -> object:
+    text = raw.strip()
+    try:
+        if "None" in type_text and text.lower() in ("", "none"):
+            return None
+        if type_text.startswith("bool"):
+            if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("1", "true", "yes")
+        if type_text.startswith("int"):
+            return int(text)
+        if type_text.startswith("float"):
+            return float(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {type_text}"
+        ) from None
+    return text

@@ -1,0 +1,421 @@
+"""The local core-affinity mailbox scheduler: tokens in, results out.
+
+Owner of all its mutable state; other code acts on it only through the public methods.
+
+- ``_admission`` (a Condition) guards the drain flag, the held queue (submissions during a
+  drain), the priority lane (retries and requeues, placed ahead of new submissions), the
+  count of delayed retries and the count of submitters waiting for room.
+- Each mailbox guards its own queue (see :mod:`node_agent.mailbox`).
+- ``_idle`` (a Condition) wakes callers of :meth:`wait_idle`.
+- ``_stats_lock`` guards the outcome counters.
+- ``_live`` maps token id to unfinished token (single dict operations only).
+
+The fast path of :meth:`submit` takes no scheduler lock: it routes with the pure policy and
+offers the token to one mailbox under that mailbox's lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from node_agent import topology as topo
+from node_agent.config import SchedulerConfig
+from node_agent.mailbox import Mailbox
+from node_agent.policy import build_policy, choose_route
+from node_agent.procpool import CoreProcesses
+from node_agent.throttle import StorageThrottle
+from node_agent.workers import TaskRunner, Worker
+from shared.errors import AdmissionTimeout, SchedulerStopped
+from shared.lifecycle import TokenState
+from shared.tags import ExecutionMode, Weight
+from shared.token import TaskToken, inline_runner
+
+logger = logging.getLogger(__name__)
+
+_UNSET: Any = object()
+_CREATED_ONLY = frozenset({TokenState.CREATED})
+_PLACE_ATTEMPTS = 3
+
+
+class LocalScheduler:
+    """One host's scheduler: cores x workers_per_core pinned workers, one mailbox each."""
+
+    def __init__(
+        self, config: SchedulerConfig | None = None, topology: topo.CpuTopology | None = None
+    ) -> None:
+        self.config = config or SchedulerConfig()
+        if topology is None:
+            cores = self.config.cores
+            topology = topo.for_cores(cores) if cores else topo.detect()
+        self.topology = topology
+        self.num_cores = self.config.cores or topology.usable_cores
+        self.policy = build_policy(self.num_cores)
+        self._chains = {weight: pref.allowed_cores for weight, pref in self.policy.items()}
+        wpc, capacity = self.config.workers_per_core, self.config.mailbox_capacity
+        self.mailboxes: dict[int, list[Mailbox]] = {
+            core: [Mailbox(core, i, capacity) for i in range(wpc)]
+            for core in range(1, self.num_cores + 1)
+        }
+        self._all_boxes = [box for boxes in self.mailboxes.values() for box in boxes]
+        self.core_patterns: dict[int, int] = dict.fromkeys(self.mailboxes, wpc)
+        self.throttle = StorageThrottle()
+        self.processes = CoreProcesses(topology.cpu_for_core, self.config.processes_per_core)
+        self._observers: list[Any] = []
+        self._runner = TaskRunner(self.throttle, self.processes, self._observers,
+                                  self._retry_later)
+        self._workers: list[Worker] = []
+        self._admission = threading.Condition()
+        self._held: deque[TaskToken] = deque()
+        self._priority: deque[TaskToken] = deque()
+        self._draining = False
+        self.drain_reason = ""
+        self._delayed = 0
+        self._space_waiters = 0
+        self._hold_capacity = self.config.hold_capacity or len(self._all_boxes) * capacity
+        self._idle = threading.Condition()
+        self._idle_waiters = 0
+        self._stats_lock = threading.Lock()
+        self._counts = {"submitted": 0, "completed": 0, "failed": 0, "killed": 0, "retried": 0}
+        self._live: dict[str, TaskToken] = {}
+        self._running = False
+        self._stopped = False
+        self.started_at: float | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> LocalScheduler:
+        if self._running or self._stopped:
+            raise SchedulerStopped("a scheduler starts once; create a new one to restart")
+        for position, box in enumerate(self._all_boxes):
+            worker = Worker(
+                box, f"worker_{position}_core_{box.core_id}",
+                self.topology.cpu_for_core(box.core_id), self._runner,
+                pin=self.config.pin_threads, after_take=self._after_take,
+                after_finish=self._after_finish,
+            )
+            self._workers.append(worker)
+            worker.start()
+        self._running = True
+        self.started_at = time.time()
+        logger.info("scheduler %s started: %d cores x %d workers, mailbox capacity %d",
+                    self.config.node_name, self.num_cores, self.config.workers_per_core,
+                    self.config.mailbox_capacity)
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop admitting, let admitted work finish (up to ``timeout``), then stop workers.
+
+        Tokens still queued or held after the timeout fail with ``SchedulerStopped``.
+        """
+        with self._admission:
+            if not self._running:
+                return
+            self._running = False
+            self._admission.notify_all()
+        wait = self.config.stop_timeout if timeout is None else timeout
+        if not self.wait_idle(wait):
+            logger.warning("scheduler %s: work still running after %.1fs; stopping anyway",
+                           self.config.node_name, wait)
+        with self._admission:
+            self._stopped = True
+            leftovers = list(self._priority) + list(self._held)
+            self._priority.clear()
+            self._held.clear()
+        for box in self._all_boxes:
+            box.post_stop()
+        for worker in self._workers:
+            worker.join(timeout=max(0.1, wait))
+        for box in self._all_boxes:
+            leftovers.extend(box.drain_nowait())
+        for token in leftovers:
+            self._fail_stopped(token)
+        self.processes.shutdown()
+        logger.info("scheduler %s stopped", self.config.node_name)
+
+    def _fail_stopped(self, token: TaskToken) -> None:
+        if token.set_error(SchedulerStopped(f"scheduler stopped before {token.token_id} ran"), ""):
+            self._live.pop(token.token_id, None)
+            self._count("failed")
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def add_observer(self, observer: Any) -> None:
+        """Add execution hooks (see :class:`node_agent.workers.Observer`)."""
+        self._observers.append(observer)
+
+    # -- admission -----------------------------------------------------------------------
+
+    def submit(self, token: TaskToken, timeout: float | None = _UNSET) -> None:
+        """Admit a CREATED token; wait for room under backpressure.
+
+        Waits at most ``timeout`` seconds (default: the config's ``submit_timeout``) and then
+        raises ``AdmissionTimeout``. During a drain the token is held (WAITING) and admitted
+        on resume. A worker thread that finds no room runs the token itself.
+        """
+        if not self._running:
+            raise SchedulerStopped(f"scheduler {self.config.node_name} is not running")
+        for observer in self._observers:
+            hook = getattr(observer, "on_admit", None)
+            if hook is not None:
+                hook(token)  # may refuse the call with a TokenGateError
+        self._live[token.token_id] = token
+        self._count("submitted")
+        if not (self._draining or self._held or self._priority) and self._place(token):
+            return
+        try:
+            self._admit_waiting(token, self.config.submit_timeout if timeout is _UNSET else timeout)
+        except BaseException as exc:
+            self._live.pop(token.token_id, None)
+            token.set_error(exc, "")
+            raise
+
+    def try_submit(self, token: TaskToken) -> bool:
+        """Admit a CREATED token only if there is room now; never waits, never holds."""
+        if not self._running or self._draining or self._held or self._priority:
+            return False
+        self._live[token.token_id] = token
+        if self._place(token):
+            self._count("submitted")
+            return True
+        self._live.pop(token.token_id, None)
+        return False
+
+    def resubmit(self, token: TaskToken) -> None:
+        """Re-enter a WAITING token (a retry or a requeue) ahead of new submissions."""
+        with self._admission:
+            if not self._running and self._stopped:
+                self._fail_stopped(token)
+                return
+            self._live[token.token_id] = token
+            self._priority.append(token)
+            self._pump()
+
+    def _admit_waiting(self, token: TaskToken, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._admission:
+            while True:
+                if not self._running:
+                    raise SchedulerStopped(f"scheduler {self.config.node_name} stopped")
+                if self._draining or self._held:
+                    if len(self._held) < self._hold_capacity:
+                        token.advance(TokenState.WAITING, expected=_CREATED_ONLY)
+                        self._held.append(token)
+                        return
+                elif not self._priority and self._place(token):
+                    return
+                if inline_runner() is not None:
+                    break  # a worker thread: run it here rather than wait on ourselves
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise AdmissionTimeout(self._timeout_message(token, timeout))
+                self._space_waiters += 1
+                try:
+                    self._admission.wait(remaining)
+                finally:
+                    self._space_waiters -= 1
+        token.advance(TokenState.WAITING, expected=_CREATED_ONLY)
+        runner = inline_runner()
+        if runner is not None:
+            runner(token)
+
+    def _timeout_message(self, token: TaskToken, timeout: float | None) -> str:
+        why = "the scheduler is draining and its hold is full" if self._draining else (
+            f"every mailbox allowed for weight {token.tags.weight.value} is full")
+        return (f"{token.operation_type}: no room after {timeout}s because {why} "
+                f"(capacity {self.config.mailbox_capacity} per mailbox)")
+
+    def _place(self, token: TaskToken) -> bool:
+        """Route and offer; True once the token is queued (or found dead), False if full."""
+        tags = token.tags
+        chain = self._chains[tags.weight]
+        for _ in range(_PLACE_ATTEMPTS):
+            route = self._route(chain, tags.execution)
+            if route is None:
+                return False
+            core, index = route
+            if self.mailboxes[core][index].offer(token, tags.weight):
+                return True
+        return False
+
+    def _route(self, chain: tuple[int, ...], mode: ExecutionMode) -> tuple[int, int] | None:
+        queued: dict[int, list[int]] = {}
+        busy: dict[int, list[int]] = {}
+        slots: dict[int, int] = {}
+        for core in chain:
+            boxes = self.mailboxes[core][: self.core_patterns[core]]
+            queued[core] = [box.depth() for box in boxes]
+            busy[core] = [box.busy for box in boxes]
+            slots[core] = (self.config.processes_per_core if mode is ExecutionMode.PROCESS
+                           else len(boxes))
+        return choose_route(chain, queued, busy, slots, self.config.mailbox_capacity)
+
+    def _pump(self) -> None:
+        """Place backlog into freed mailbox room: priority lane first. Holds ``_admission``."""
+        for backlog in (self._priority, self._held):
+            if backlog is self._held and self._draining:
+                break
+            while backlog:
+                if not self._place(backlog[0]):
+                    break
+                backlog.popleft()
+        if self._space_waiters:
+            self._admission.notify_all()
+
+    def _after_take(self) -> None:
+        if self._space_waiters or self._priority or (self._held and not self._draining):
+            with self._admission:
+                self._pump()
+
+    def _after_finish(self, token: TaskToken, outcome: TokenState | None) -> None:
+        if outcome is TokenState.COMPLETED or outcome is TokenState.FAILED:
+            self._live.pop(token.token_id, None)
+            self._count(outcome.value)
+        if self._idle_waiters:
+            with self._idle:
+                self._idle.notify_all()
+
+    def _retry_later(self, token: TaskToken, delay: float) -> None:
+        with self._admission:
+            self._delayed += 1
+        self._count("retried")
+        timer = threading.Timer(max(0.0, delay), self._resubmit_delayed, (token,))
+        timer.daemon = True
+        timer.start()
+
+    def _resubmit_delayed(self, token: TaskToken) -> None:
+        with self._admission:
+            self._delayed -= 1
+        self.resubmit(token)
+
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self._counts[key] += 1
+
+    # -- control -------------------------------------------------------------------------
+
+    def drain(self, reason: str = "") -> None:
+        """Stop admitting: new submissions are held; admitted work runs to its end."""
+        with self._admission:
+            self._draining = True
+            self.drain_reason = reason
+        logger.info("scheduler %s draining%s", self.config.node_name,
+                    f": {reason}" if reason else "")
+
+    def resume(self) -> None:
+        """Admit again, held submissions first, without a restart."""
+        with self._admission:
+            self._draining = False
+            self.drain_reason = ""
+            self._pump()
+        logger.info("scheduler %s resumed", self.config.node_name)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def kill(self, token_id: str) -> bool:
+        """Kill a queued token (it is skipped at dequeue); a running one is untouched."""
+        token = self._live.get(token_id)
+        if token is None or not token.kill():
+            return False
+        self._live.pop(token_id, None)
+        self._count("killed")
+        logger.info("killed queued token %s", token_id)
+        if self._idle_waiters:
+            with self._idle:
+                self._idle.notify_all()
+        return True
+
+    def token(self, token_id: str) -> TaskToken | None:
+        return self._live.get(token_id)
+
+    def set_core_pattern(self, core_id: int, active: int) -> int:
+        """Set how many of a core's mailboxes take new tokens (1..workers_per_core)."""
+        active = max(1, min(self.config.workers_per_core, int(active)))
+        self.core_patterns[core_id] = active
+        return active
+
+    # -- observation ---------------------------------------------------------------------
+
+    def in_flight(self) -> int:
+        """Admitted tokens not yet finished, plus retries waiting to re-enter."""
+        finished = sum(box.finished for box in self._all_boxes)  # read before enqueued
+        enqueued = sum(box.enqueued for box in self._all_boxes)
+        return enqueued - finished + len(self._priority) + self._delayed
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no admitted work is queued or running; held submissions don't count."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            self._idle_waiters += 1
+            try:
+                while self.in_flight() > 0:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._idle.wait(remaining)
+            finally:
+                self._idle_waiters -= 1
+        return True
+
+    def free_capacity(self) -> dict[Weight, int]:
+        """Free mailbox slots each weight class may use now (cores overlap between classes)."""
+        capacity = self.config.mailbox_capacity
+        free = {}
+        for weight, chain in self._chains.items():
+            free[weight] = sum(
+                max(0, capacity - box.depth())
+                for core in chain for box in self.mailboxes[core][: self.core_patterns[core]]
+            )
+        return free
+
+    def state_name(self) -> str:
+        if not self._running:
+            return "stopped" if self._stopped or self.started_at else "new"
+        if self._draining:
+            return "draining" if self.in_flight() else "drained"
+        return "running"
+
+    def counts(self) -> dict[str, int]:
+        with self._stats_lock:
+            counts = dict(self._counts)
+        queued = sum(box.depth() for box in self._all_boxes)
+        counts["executing"] = sum(box.busy for box in self._all_boxes)
+        counts["waiting"] = queued + len(self._held) + len(self._priority) + self._delayed
+        counts["held"] = len(self._held)
+        return counts
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for status panels: state, counts, per-core mailboxes and routing."""
+        cores = []
+        for core, boxes in self.mailboxes.items():
+            routed = {weight.value: sum(box.routed[weight] for box in boxes) for weight in Weight}
+            cores.append({
+                "core": core,
+                "cpu": self.topology.cpu_for_core(core),
+                "active_mailboxes": self.core_patterns[core],
+                "depths": [box.depth() for box in boxes],
+                "busy": [box.busy for box in boxes],
+                "peak_depths": [box.peak for box in boxes],
+                "routed": routed,
+            })
+        return {
+            "node": self.config.node_name,
+            "state": self.state_name(),
+            "drain_reason": self.drain_reason,
+            "uptime": 0.0 if self.started_at is None else time.time() - self.started_at,
+            "topology": self.topology.describe(),
+            "workers": len(self._all_boxes),
+            "workers_per_core": self.config.workers_per_core,
+            "mailbox_capacity": self.config.mailbox_capacity,
+            "policy": {w.value: list(p.allowed_cores) for w, p in self.policy.items()},
+            "tokens": self.counts(),
+            "cores": cores,
+            "storage": self.throttle.stats(),
+        }

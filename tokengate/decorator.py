@@ -1,0 +1,64 @@
+"""``@task_token_guard``: calls of a plain function become task tokens."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+from node_agent.procpool import function_reference
+from shared.errors import AsyncFunctionRefused, ConfigurationError, WorkerProcessError
+from shared.registry import SPEC_ATTRIBUTE, TaskSpec, register, task_name
+from shared.tags import ExecutionMode, parse_tags
+from shared.token import TaskToken
+from tokengate import _backend
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def task_token_guard(
+    operation_type: str | Callable[..., Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> Any:
+    """Decorate a plain ``def`` so that calling it returns a :class:`TaskToken` at once.
+
+    ``operation_type`` labels the work for tracking (default: the function's name); ``tags``
+    are checked here, at decoration, and an unknown key or value raises ``InvalidTags``
+    naming the valid ones. ``async def`` functions are refused: the token system runs them
+    on worker threads, so they must be plain functions.
+    """
+    if callable(operation_type):  # used bare: @task_token_guard
+        return task_token_guard()(operation_type)
+    parsed = parse_tags(tags)
+
+    def decorate(func: Callable[P, R]) -> Callable[P, TaskToken[R]]:
+        if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+            raise AsyncFunctionRefused(
+                f"{func.__qualname__} is 'async def'; @task_token_guard needs a plain 'def' "
+                "function (TokenGate runs it on a worker thread and gives you the token)"
+            )
+        if not callable(func):
+            raise ConfigurationError(f"@task_token_guard decorates functions, not {func!r}")
+        if parsed.execution is ExecutionMode.PROCESS:
+            try:
+                function_reference(func)
+            except WorkerProcessError as exc:
+                raise ConfigurationError(str(exc)) from None
+        spec = TaskSpec(
+            name=task_name(func),
+            operation_type=operation_type or func.__name__,
+            tags=parsed,
+            func=func,
+        )
+        register(spec)
+
+        @functools.wraps(func)
+        def submit_call(*args: P.args, **kwargs: P.kwargs) -> TaskToken[R]:
+            return _backend.current().submit(spec, args, kwargs)
+
+        setattr(submit_call, SPEC_ATTRIBUTE, spec)
+        return submit_call
+
+    return decorate
