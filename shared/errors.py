@@ -74,3 +74,46 @@ class UnknownToken(TokenGateError):
 
 class UnknownTask(TokenGateError):
     """No decorated function is registered under this task name."""
+
+
+# -- cluster -------------------------------------------------------------------------------
+
+
+class ClusterError(TokenGateError):
+    """Base class of the errors of cluster mode (gateway, agents, client link)."""
+
+
+class GatewayUnavailable(ClusterError):
+    """The gateway could not be reached, or the connection to it broke."""
+
+
+class RedisUnavailable(ClusterError):
+    """The gateway could not reach its Redis server."""
+
+
+class Unauthenticated(ClusterError):
+    """A call carried no credentials, or the wrong ones."""
+
+
+class PayloadTooLarge(ClusterError):
+    """A call's encoded arguments (or a result) exceed the configured size limit."""
+
+
+class BadArguments(ClusterError):
+    """A call's arguments cannot be encoded or decoded with the chosen codec."""
+
+
+class BadRequest(ClusterError):
+    """A request is malformed: a missing field, an unknown weight, a bad token id."""
+
+
+class AgentLost(ClusterError):
+    """The agent running the token stopped heartbeating and the token may not run again."""
+
+
+class AgentRejected(ClusterError):
+    """The gateway refused an agent's registration (a live agent already has its name)."""
+
+
+class GatewayBusy(ClusterError):
+    """The gateway holds as many waiting tokens as it may; submit again later."""

@@ -1,0 +1,96 @@
+"""The cluster's shared token: reading it, sending it, checking it in constant time.
+
+Every RPC carries ``authorization: Bearer <token>``. The gateway's interceptor refuses any
+call without the right token with ``UNAUTHENTICATED`` before a servicer sees it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from shared.errors import ConfigurationError
+
+METADATA_KEY = "authorization"
+TOKEN_ENV = "TOKENGATE_TOKEN"
+TOKEN_FILE_ENV = "TOKENGATE_TOKEN_FILE"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def read_token(token: str | None = None, token_file: str | None = None) -> str:
+    """The token given, else the one in ``token_file``, ``TOKENGATE_TOKEN`` or its file."""
+    if token:
+        return token.strip()
+    path = token_file or os.environ.get(TOKEN_FILE_ENV, "")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the token file {path}: {exc}") from None
+    return os.environ.get(TOKEN_ENV, "").strip()
+
+
+def call_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    return ((METADATA_KEY, f"Bearer {token}"),)
+
+
+def token_matches(expected: str, metadata: Any) -> bool:
+    """Constant-time check of the bearer token among a call's invocation metadata."""
+    presented = ""
+    for key, value in metadata or ():
+        if key == METADATA_KEY:
+            presented = value
+            break
+    candidate = presented[7:] if presented.startswith("Bearer ") else ""
+    return hmac.compare_digest(candidate.encode(), f"{expected}".encode()) and bool(expected)
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _abort_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def deny(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong TokenGate token")
+
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(deny)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(deny)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(deny)
+    return grpc.unary_unary_rpc_method_handler(deny)
+
+
+class TokenAuthInterceptor(grpc.ServerInterceptor):
+    """Refuse every call whose bearer token is missing or wrong."""
+
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise ConfigurationError("the gateway needs a shared token (TOKENGATE_TOKEN)")
+        self._token = token
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None or token_matches(self._token, handler_call_details.invocation_metadata):
+            return handler
+        return _abort_handler(handler)

