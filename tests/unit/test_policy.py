@@ -1,0 +1,84 @@
+"""The core-affinity policy and routing, as tables for 1, 2 and 8 cores."""
+
+import pytest
+
+from node_agent.policy import choose_route, least_loaded_mailbox, preference_chain
+from shared.tags import Weight
+
+H, M, L = Weight.HEAVY, Weight.MEDIUM, Weight.LIGHT
+
+
+@pytest.mark.parametrize(
+    ("cores", "weight", "chain"),
+    [
+        (1, H, (1,)), (1, M, (1,)), (1, L, (1,)),
+        (2, H, (1, 2)), (2, M, (2,)), (2, L, (2,)),
+        (3, H, (1, 2, 3)), (3, M, (2, 3)), (3, L, (3,)),
+        (8, H, (1, 2, 3, 4, 5, 6, 7, 8)), (8, M, (2, 3, 4, 5, 6, 7, 8)),
+        (8, L, (3, 4, 5, 6, 7, 8)),
+    ],
+)
+def test_preference_chains(cores, weight, chain):
+    assert preference_chain(weight, cores) == chain
+
+
+def test_medium_never_core_1_and_light_never_cores_1_2_on_8_cores():
+    assert 1 not in preference_chain(M, 8)
+    assert {1, 2}.isdisjoint(preference_chain(L, 8))
+
+
+def test_zero_cores_refused():
+    with pytest.raises(ValueError):
+        preference_chain(H, 0)
+
+
+@pytest.mark.parametrize(
+    ("queued", "busy", "capacity", "expected"),
+    [
+        ([0, 0, 0, 0], [0, 0, 0, 0], 120, 0),
+        ([0, 0, 0, 0], [1, 1, 0, 1], 120, 2),
+        ([3, 1, 2, 1], [0, 0, 0, 0], 120, 1),
+        ([5, 5], [1, 0], 120, 1),
+        ([120, 119], [1, 1], 120, 1),
+        ([120, 120], [0, 0], 120, None),
+    ],
+)
+def test_least_loaded_mailbox(queued, busy, capacity, expected):
+    assert least_loaded_mailbox(queued, busy, capacity) == expected
+
+
+def _loads(per_core):
+    queued = {core: [q for q, _ in boxes] for core, boxes in per_core.items()}
+    busy = {core: [b for _, b in boxes] for core, boxes in per_core.items()}
+    return queued, busy
+
+
+def test_route_prefers_first_core_while_it_has_an_idle_worker():
+    queued, busy = _loads({1: [(0, 1), (0, 0)], 2: [(0, 0), (0, 0)]})
+    assert choose_route((1, 2), queued, busy, {1: 2, 2: 2}, 120) == (1, 1)
+
+
+def test_route_spills_to_the_least_loaded_core_when_preferred_is_saturated():
+    queued, busy = _loads({1: [(1, 1), (0, 1)], 2: [(0, 1), (0, 0)]})
+    assert choose_route((1, 2), queued, busy, {1: 2, 2: 2}, 120) == (2, 1)
+
+
+def test_route_ties_go_to_the_earlier_core():
+    queued, busy = _loads({1: [(2, 1)], 2: [(2, 1)]})
+    assert choose_route((1, 2), queued, busy, {1: 1, 2: 1}, 120) == (1, 0)
+
+
+def test_process_mode_alternates_cores_with_one_process_each():
+    # One execution slot per core: the second task goes to core 2, not behind the first.
+    queued, busy = _loads({1: [(1, 0), (0, 0)], 2: [(0, 0), (0, 0)]})
+    assert choose_route((1, 2), queued, busy, {1: 1, 2: 1}, 120) == (2, 0)
+
+
+def test_route_none_when_every_allowed_mailbox_is_full():
+    queued, busy = _loads({2: [(4, 1), (4, 1)]})
+    assert choose_route((2,), queued, busy, {2: 2}, 4) is None
+
+
+def test_route_skips_a_full_core():
+    queued, busy = _loads({1: [(4, 1)], 2: [(3, 1)]})
+    assert choose_route((1, 2), queued, busy, {1: 1, 2: 1}, 4) == (2, 0)
