@@ -164,6 +164,8 @@ class LocalScheduler:
             hook = getattr(observer, "on_admit", None)
             if hook is not None:
                 hook(token)  # may refuse the call with a TokenGateError
+        if token.done():
+            return  # an observer finished it at admission (e.g. quarantined): nothing to queue
         self._live[token.token_id] = token
         self._count("submitted")
         if not (self._draining or self._held or self._priority) and self._place(token):

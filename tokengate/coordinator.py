@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from typing import Any
 
 from node_agent.config import SchedulerConfig
+from node_agent.guards.observer import Guards, name_of
+from node_agent.guards.settings import GuardsConfig
+from node_agent.guards.status import build_status
 from node_agent.scheduler import LocalScheduler
 from shared.registry import TaskSpec
 from shared.token import TaskToken
@@ -20,16 +24,28 @@ class OperationsCoordinator:
     ``OperationsCoordinator(workers_per_core=4, mailbox_capacity=120, ...)`` takes any
     :class:`SchedulerConfig` field as a keyword (``TOKENGATE_*`` environment variables
     give the defaults), or a whole ``config=``. Use ``start()``/``stop()`` or ``with``.
+
+    The guards take any :class:`GuardsConfig` field as a keyword too
+    (``auto_block=True``, ``metrics_port=0``, ``quarantine_dir=...``, ``spike_detection=True``,
+    ``convergence=True``, ...), or a whole ``guards=GuardsConfig(...)``.
     """
 
-    def __init__(self, config: SchedulerConfig | None = None, **options: Any) -> None:
+    def __init__(self, config: SchedulerConfig | None = None, *,
+                 guards: GuardsConfig | None = None, **options: Any) -> None:
+        guard_names = {item.name for item in fields(GuardsConfig)}
+        guard_options = {k: v for k, v in options.items() if k in guard_names}
+        options = {k: v for k, v in options.items() if k not in guard_names}
         if config is not None and options:
             raise TypeError("pass either config= or keyword options, not both")
+        if guards is not None and guard_options:
+            raise TypeError("pass either guards= or guard keyword options, not both")
         self.config = config or SchedulerConfig.from_env(**options)
         self.scheduler = LocalScheduler(self.config)
+        self.guards = Guards(guards or GuardsConfig.from_env(**guard_options))
 
     def start(self) -> OperationsCoordinator:
         self.scheduler.start()
+        self.guards.attach(self.scheduler)
         _backend.install(self)
         return self
 
@@ -37,6 +53,7 @@ class OperationsCoordinator:
         """Stop taking calls, let admitted work finish (up to ``timeout``), stop workers."""
         _backend.uninstall(self)
         self.scheduler.stop(timeout)
+        self.guards.close()
 
     def __enter__(self) -> OperationsCoordinator:
         return self.start()
@@ -67,3 +84,25 @@ class OperationsCoordinator:
 
     def snapshot(self) -> dict[str, Any]:
         return self.scheduler.snapshot()
+
+    # Guards: status, operator actions, quarantine and history.
+    def status(self) -> dict[str, Any]:
+        """Every status panel in one plain dict (see :mod:`node_agent.guards.status`)."""
+        return build_status(self.scheduler.snapshot(), self.guards)
+
+    def reenable(self, function: Any) -> bool:
+        """Unblock a function the Guard House blocked (by task name or the function)."""
+        return self.guards.guard_house.reenable(
+            function if isinstance(function, str) else name_of(function))
+
+    def replay_quarantined(self, quarantine_id: str, *, drop: bool = True) -> TaskToken:
+        """Run a quarantined call again (skipping the spike check); drop it once it succeeds."""
+        return self.guards.replay(quarantine_id, self.scheduler.submit, drop=drop)
+
+    def dump_history(self, path: str | None = None) -> str:
+        """Write the execution history ring buffer to JSON (``dumps/`` by default)."""
+        return str(self.guards.history.dump(path, self.guards.config.dump_dir))
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.guards.metrics_port

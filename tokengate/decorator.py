@@ -7,6 +7,8 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
+from node_agent.guards.options import make_options, set_function_options
+from node_agent.guards.retry import RetryPolicy
 from node_agent.procpool import function_reference
 from shared.errors import AsyncFunctionRefused, ConfigurationError, WorkerProcessError
 from shared.registry import SPEC_ATTRIBUTE, TaskSpec, register, task_name
@@ -21,6 +23,9 @@ R = TypeVar("R")
 def task_token_guard(
     operation_type: str | Callable[..., Any] | None = None,
     tags: Mapping[str, Any] | None = None,
+    *,
+    retries: RetryPolicy | int | None = None,
+    spike_check: bool | None = None,
 ) -> Any:
     """Decorate a plain ``def`` so that calling it returns a :class:`TaskToken` at once.
 
@@ -28,10 +33,16 @@ def task_token_guard(
     are checked here, at decoration, and an unknown key or value raises ``InvalidTags``
     naming the valid ones. ``async def`` functions are refused: the token system runs them
     on worker threads, so they must be plain functions.
+
+    Guard options: ``retries`` (a :class:`RetryPolicy`, or how many retries of a transient
+    error; default: the policy of the function's complexity level) and ``spike_check``
+    (True/False: judge this function's calls for spikes whatever the coordinator's
+    ``spike_detection``; None follows it).
     """
     if callable(operation_type):  # used bare: @task_token_guard
         return task_token_guard()(operation_type)
     parsed = parse_tags(tags)
+    guard_options = make_options(retries, spike_check)
 
     def decorate(func: Callable[P, R]) -> Callable[P, TaskToken[R]]:
         if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
@@ -53,6 +64,7 @@ def task_token_guard(
             func=func,
         )
         register(spec)
+        set_function_options(spec.name, guard_options)
 
         @functools.wraps(func)
         def submit_call(*args: P.args, **kwargs: P.kwargs) -> TaskToken[R]:

@@ -119,13 +119,29 @@ def blocked_message(rep: Reputation | None, name: str) -> str:
     )
 
 
+class _Tally:
+    """The Guard House's mutable counts of one function (its table lock guards them)."""
+
+    __slots__ = ("attempts", "failures", "last_error", "total_time")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.failures = 0
+        self.total_time = 0.0
+        self.last_error = ""
+
+    def reputation(self, name: str) -> Reputation:
+        return Reputation(name, self.attempts, self.attempts - self.failures, self.failures,
+                          self.total_time, self.last_error)
+
+
 class GuardHouse:
     """Owns the reputation table and the blocked set; thread-safe."""
 
     def __init__(self, policy: GuardPolicy | None = None) -> None:
         self.policy = policy or GuardPolicy()
-        self._table_lock = threading.Lock()  # guards _reputations, _blocked, _refusals
-        self._reputations: dict[str, Reputation] = {}
+        self._table_lock = threading.Lock()  # guards _tallies, _blocked, _refusals
+        self._tallies: dict[str, _Tally] = {}
         self._blocked: set[str] = set()
         self._refusals = 0
 
@@ -137,22 +153,33 @@ class GuardHouse:
             if name not in self._blocked:
                 return
             self._refusals += 1
-            rep = self._reputations.get(name)
+            rep = self._reputation_locked(name)
         raise MethodBlockedException(blocked_message(rep, name))
 
     def record(self, name: str, success: bool, seconds: float, error: str = "") -> bool:
         """Record one finished attempt; True if this attempt got the function blocked."""
         with self._table_lock:
-            rep = self._reputations.get(name) or Reputation(name)
-            rep = rep.recorded(success, seconds, error)
-            self._reputations[name] = rep
-            newly = name not in self._blocked and should_block(rep, self.policy)
-            if newly:
-                self._blocked.add(name)
-        if newly:
-            logger.warning("Guard House blocked %s: %.1f%% failures (%d/%d attempts)",
-                           name, rep.failure_rate, rep.failed_executions, rep.total_attempts)
-        return newly
+            tally = self._tallies.get(name)
+            if tally is None:
+                tally = self._tallies[name] = _Tally()
+            tally.attempts += 1
+            tally.total_time += seconds
+            if not success:
+                tally.failures += 1
+                tally.last_error = error
+            if not self.policy.auto_block or name in self._blocked:
+                return False
+            rep = tally.reputation(name)
+            if not should_block(rep, self.policy):
+                return False
+            self._blocked.add(name)
+        logger.warning("Guard House blocked %s: %.1f%% failures (%d/%d attempts)",
+                       name, rep.failure_rate, rep.failed_executions, rep.total_attempts)
+        return True
+
+    def _reputation_locked(self, name: str) -> Reputation | None:
+        tally = self._tallies.get(name)
+        return None if tally is None else tally.reputation(name)
 
     def reenable(self, name: str, *, reset: bool = True) -> bool:
         """Operator action: unblock ``name`` (and by default forget its record); True if blocked."""
@@ -160,7 +187,7 @@ class GuardHouse:
             was = name in self._blocked
             self._blocked.discard(name)
             if reset:
-                self._reputations.pop(name, None)
+                self._tallies.pop(name, None)
         logger.info("Guard House re-enabled %s (was blocked: %s)", name, was)
         return was
 
@@ -168,12 +195,13 @@ class GuardHouse:
         return name in self._blocked
 
     def reputation(self, name: str) -> Reputation | None:
-        return self._reputations.get(name)
+        with self._table_lock:
+            return self._reputation_locked(name)
 
     def snapshot(self) -> dict[str, Any]:
         """Plain data for the status panel."""
         with self._table_lock:
-            reps = list(self._reputations.values())
+            reps = [tally.reputation(name) for name, tally in self._tallies.items()]
             blocked = sorted(self._blocked)
             refusals = self._refusals
         methods = {

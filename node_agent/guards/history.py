@@ -12,17 +12,15 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 DEFAULT_CAPACITY = 1000
 DEFAULT_DUMP_DIR = "dumps"
 
 
-@dataclass(frozen=True, slots=True)
-class ExecutionRecord:
-    """One finished attempt of one token."""
+class ExecutionRecord(NamedTuple):
+    """One finished attempt of one token (a tuple: cheap to make on every finish)."""
 
     token_id: str
     operation_type: str
@@ -36,7 +34,7 @@ class ExecutionRecord:
     finished_at: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
 class ExecutionHistory:

@@ -36,6 +36,8 @@ def _children(value: Any) -> Iterable[Any]:
 
 def estimate_bytes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     """Deep size of the arguments (shared objects counted once), plus a token's overhead."""
+    if not args and not kwargs:
+        return TOKEN_OVERHEAD
     total = TOKEN_OVERHEAD
     seen: set[int] = set()
     stack: list[Any] = [args, kwargs]
@@ -61,21 +63,25 @@ class OverflowGuard:
         self._budget_cond = threading.Condition()  # guards _reserved, _used, counters
         self._reserved: dict[str, int] = {}
         self._used = 0
+        self._waiting = 0  # submitters inside wait()
         self.peak = 0
         self.waits = 0
         self.timeouts = 0
 
-    def reserve(self, token_id: str, size: int, timeout: float | None = None) -> float:
+    def reserve(self, token_id: str, size: int, timeout: float | None = None, *,
+                force: bool = False) -> float:
         """Reserve ``size`` bytes for ``token_id``, waiting while over budget.
 
         Returns the seconds spent waiting. Raises :class:`AdmissionTimeout` after ``timeout``.
+        ``force`` reserves at once even over budget (a worker thread submitting nested work
+        must not wait for a budget that only workers can free).
         """
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         with self._budget_cond:
             if not self._fits(size):
                 self.waits += 1
-            while not self._fits(size):
+            while not force and not self._fits(size):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     self.timeouts += 1
@@ -83,7 +89,11 @@ class OverflowGuard:
                         f"overflow guard: {size} bytes of arguments do not fit the queued-work "
                         f"budget ({self._used}/{self.budget} bytes in use) within {timeout}s"
                     )
-                self._budget_cond.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._budget_cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
             self._reserved[token_id] = self._reserved.get(token_id, 0) + size
             self._used += size
             self.peak = max(self.peak, self._used)
@@ -98,7 +108,8 @@ class OverflowGuard:
             size = self._reserved.pop(token_id, 0)
             if size:
                 self._used -= size
-                self._budget_cond.notify_all()
+                if self._waiting:
+                    self._budget_cond.notify_all()
         return size
 
     @property

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from node_agent.guards.inspector import ComplexityLevel
-from shared.errors import TokenGateError
+from shared.errors import ConfigurationError, TokenGateError
 
 
 class RetryableError(Exception):
@@ -46,11 +46,11 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+            raise ConfigurationError("max_attempts must be at least 1")
         if not 0.0 <= self.jitter <= 1.0:
-            raise ValueError("jitter must be between 0 and 1")
+            raise ConfigurationError("jitter must be between 0 and 1")
         if self.base_delay < 0 or self.max_delay < 0 or self.multiplier < 1.0:
-            raise ValueError("delays must be >= 0 and multiplier >= 1")
+            raise ConfigurationError("delays must be >= 0 and multiplier >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,5 +104,6 @@ def coerce_policy(value: RetryPolicy | int | None) -> RetryPolicy | None:
     if value is None or isinstance(value, RetryPolicy):
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"retries must be a RetryPolicy or a whole number >= 0, got {value!r}")
+        raise ConfigurationError(
+            f"retries must be a RetryPolicy or a whole number >= 0, got {value!r}")
     return replace(RetryPolicy(), max_attempts=value + 1)

@@ -10,7 +10,7 @@ from node_agent.guards import convergence as conv
 from node_agent.guards import guard_house as gh
 from node_agent.guards import retry, spikes
 from node_agent.guards.inspector import ComplexityLevel
-from shared.errors import MethodBlockedException, TokenKilled
+from shared.errors import ConfigurationError, MethodBlockedException, TokenKilled
 
 
 def _rep(failures: int, successes: int) -> gh.Reputation:
@@ -103,7 +103,7 @@ def test_backoff_grows_exponentially_within_jitter():
 def test_policies_cover_every_level_and_coerce():
     assert set(retry.DEFAULT_POLICIES) == set(ComplexityLevel)
     assert retry.coerce_policy(2).max_attempts == 3
-    with pytest.raises(ValueError, match="retries"):
+    with pytest.raises(ConfigurationError, match="retries"):
         retry.coerce_policy(-1)
 
 
