@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
     topology = commands.add_parser("topology", help="print the detected CPU topology and policy")
     topology.set_defaults(handler=_cmd_topology)
+    from tokengate.cli_guards import add_guard_commands
+
+    add_guard_commands(commands)
     return parser
 
 
