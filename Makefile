@@ -1,0 +1,19 @@
+.PHONY: install lint test proto bench demo
+
+install:
+	python3 -m pip install -e '.[dev]'
+
+lint:
+	python3 -m ruff check .
+
+test:
+	python3 -m pytest
+
+proto:
+	bash scripts/gen_proto.sh
+
+bench:
+	python3 -m benchmarks.embedded_bench
+
+demo:
+	tokengate demo
