@@ -35,7 +35,7 @@ from node_agent.guards.history import ExecutionHistory, ExecutionRecord
 from node_agent.guards.inspector import ComplexityLevel, inspect_function
 from node_agent.guards.metrics import SchedulerMetrics
 from node_agent.guards.options import FunctionOptions, function_options
-from node_agent.guards.overflow import OverflowGuard, estimate_bytes
+from node_agent.guards.overflow import SMALL_TOKEN_BYTES, OverflowGuard, estimate_bytes
 from node_agent.guards.quarantine import (
     QuarantineRecordNotFound,
     QuarantineStore,
@@ -61,6 +61,7 @@ class FunctionInfo:
     level: ComplexityLevel
     options: FunctionOptions
     retry: RetryPolicy
+    spike_check: bool
 
 
 def name_of(func: Callable[..., Any]) -> str:
@@ -87,6 +88,7 @@ class Guards:
         self.convergence: ConvergenceLoop | None = None
         self.metrics_port: int | None = None
         self._rng = random.Random()
+        self._auto_block = cfg.auto_block
         self._info_lock = threading.Lock()  # guards _info inserts, _replays
         self._info: dict[Callable[..., Any], FunctionInfo] = {}
         self._replays: set[str] = set()
@@ -122,7 +124,9 @@ class Guards:
             options = function_options(name)
             policy = options.retry or (policy_for(metrics.level) if self.config.retries
                                        else NO_RETRY)
-            info = FunctionInfo(name, metrics.score, metrics.level, options, policy)
+            spike = (self.config.spike_detection if options.spike_check is None
+                     else options.spike_check)
+            info = FunctionInfo(name, metrics.score, metrics.level, options, policy, spike)
             with self._info_lock:
                 self._info[func] = info
         return info
@@ -145,21 +149,18 @@ class Guards:
         func = token.func
         if func is None:
             return
-        info = self.info(func)
-        if self.guard_house.policy.auto_block and self.guard_house.is_blocked(info.name):
+        info = self._info.get(func) or self.info(func)
+        if self._auto_block and self.guard_house.is_blocked(info.name):
             self._child(self.metrics.guard_refusals, token.operation_type).inc()
             self.guard_house.check_allowed(info.name)
-        if self._spike_checked(token, info):
+        if info.spike_check and self._not_a_replay(token):
             self._check_spike(token, info)
             if token.done():
                 return
-        if self.overflow is not None:
+        if self.overflow is not None and (token.args or token.kwargs):
             self._reserve(token)
 
-    def _spike_checked(self, token: TaskToken, info: FunctionInfo) -> bool:
-        wanted = info.options.spike_check
-        if not (self.config.spike_detection if wanted is None else wanted):
-            return False
+    def _not_a_replay(self, token: TaskToken) -> bool:
         if token.token_id in self._replays:
             with self._info_lock:
                 self._replays.discard(token.token_id)
@@ -189,6 +190,8 @@ class Guards:
     def _reserve(self, token: TaskToken) -> None:
         assert self.overflow is not None
         size = estimate_bytes(token.args, token.kwargs)
+        if size <= SMALL_TOKEN_BYTES:
+            return  # bounded by the mailboxes already: capacity x SMALL_TOKEN_BYTES
         # A worker thread (a nested submit) never waits: it could be waiting on itself.
         timeout = 0.0 if inline_runner() is not None else getattr(
             getattr(self._scheduler, "config", None), "submit_timeout", None)
@@ -200,7 +203,7 @@ class Guards:
             self.overflow.release(token.token_id)
 
     def on_start(self, token: TaskToken) -> None:
-        if self.overflow is not None:
+        if self.overflow is not None and self.overflow.holds(token.token_id):
             self.overflow.release(token.token_id)
         stamps = token.timestamps
         queued_at = stamps.get(TokenState.ADMITTED) or stamps.get(TokenState.WAITING)
@@ -216,15 +219,15 @@ class Guards:
         func = token.func
         if func is None:
             return None
-        info = self.info(func)
+        info = self._info.get(func) or self.info(func)
         success = error is None
-        error_text = "" if success else f"{type(error).__name__}: {error}"
+        error_text = "" if error is None else f"{type(error).__name__}: {error}"
         if self.guard_house.record(info.name, success, seconds, error_text):
             self.metrics.guard_blocks.inc()
         self.history.append(ExecutionRecord(
-            token.token_id, token.operation_type, success, round(seconds, 6), token.core_id,
+            token.token_id, token.operation_type, success, seconds, token.core_id,
             token.worker_id, info.score, token.attempt,
-            "" if success else type(error).__name__, time.time()))
+            "" if error is None else type(error).__name__, time.time()))
         op = token.operation_type
         if success:
             self.metrics.token_finished(op, "completed", seconds)

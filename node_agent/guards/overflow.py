@@ -1,7 +1,9 @@
 """Overflow guard: a memory budget for queued work, arguments included.
 
 Each admitted token reserves an estimate of its size (the token plus a bounded deep walk of its
-arguments) until a worker starts it or it ends without running (killed, stopped). When a
+arguments) until a worker starts it or it ends without running (killed, stopped). Tokens of
+at most :data:`SMALL_TOKEN_BYTES` reserve nothing (the caller skips them): the bounded
+mailboxes already cap how many of those can be queued. When a
 reservation would take the total over the budget, the submitting thread waits until enough is
 released - backpressure instead of growth - or fails with
 :class:`~shared.errors.AdmissionTimeout` after its timeout. One token larger than the whole
@@ -23,6 +25,10 @@ from shared.errors import AdmissionTimeout
 DEFAULT_BUDGET_BYTES = 75 * 1024 * 1024   # the seed's base budget: 75 MB
 TOKEN_OVERHEAD = 1024                      # a TaskToken with its dicts and lock, roughly
 MAX_WALK = 10_000                          # objects visited per estimate, at most
+# Tokens no bigger than this reserve nothing: the mailboxes already bound how many are queued
+# (cores x workers_per_core x mailbox_capacity), so they cannot grow memory without limit;
+# skipping them keeps the guard off the hot path of small calls.
+SMALL_TOKEN_BYTES = 4096
 
 
 def _children(value: Any) -> Iterable[Any]:
@@ -111,6 +117,10 @@ class OverflowGuard:
                 if self._waiting:
                     self._budget_cond.notify_all()
         return size
+
+    def holds(self, token_id: str) -> bool:
+        """Whether ``token_id`` has a reservation (a lock-free read; a hint for callers)."""
+        return token_id in self._reserved
 
     @property
     def used(self) -> int:
