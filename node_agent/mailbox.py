@@ -19,7 +19,7 @@ STOP = object()  # sentinel a worker stops on
 
 class Mailbox:
     __slots__ = (
-        "_put_lock", "_queue", "busy", "capacity", "core_id", "enqueued", "finished",
+        "_put_lock", "_queue", "busy", "capacity", "core_id", "depth", "enqueued", "finished",
         "index", "peak", "routed",
     )
 
@@ -28,15 +28,13 @@ class Mailbox:
         self.index = index
         self.capacity = capacity
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.depth = self._queue.qsize  # tokens queued now (exact; no lock needed)
         self._put_lock = threading.Lock()  # guards the capacity check + put, enqueued, routed
         self.enqueued = 0
         self.finished = 0
         self.busy = 0
         self.peak = 0
         self.routed: dict[Weight, int] = dict.fromkeys(Weight, 0)
-
-    def depth(self) -> int:
-        return self._queue.qsize()
 
     def offer(self, token: Any, weight: Weight) -> bool:
         """Admit and append ``token`` unless the mailbox is full; never blocks on space.

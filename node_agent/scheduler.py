@@ -62,6 +62,10 @@ class LocalScheduler:
         }
         self._all_boxes = [box for boxes in self.mailboxes.values() for box in boxes]
         self.core_patterns: dict[int, int] = dict.fromkeys(self.mailboxes, wpc)
+        # Per core, the mailboxes that take new tokens (the first core_patterns[core] ones);
+        # replaced whole, never edited, when a pattern changes.
+        self._active_boxes: dict[int, list[Mailbox]] = {
+            core: list(boxes) for core, boxes in self.mailboxes.items()}
         self.throttle = StorageThrottle()
         self.processes = CoreProcesses(topology.cpu_for_core, self.config.processes_per_core)
         self._observers: list[Any] = []
@@ -246,11 +250,17 @@ class LocalScheduler:
         return False
 
     def _route(self, chain: tuple[int, ...], mode: ExecutionMode) -> tuple[int, int] | None:
+        active = self._active_boxes
+        if mode is ExecutionMode.THREAD:
+            # Shortcut of the policy's first rule: an idle mailbox on the preferred core.
+            for box in active[chain[0]]:
+                if not box.busy and not box.depth():
+                    return chain[0], box.index
         queued: dict[int, list[int]] = {}
         busy: dict[int, list[int]] = {}
         slots: dict[int, int] = {}
         for core in chain:
-            boxes = self.mailboxes[core][: self.core_patterns[core]]
+            boxes = active[core]
             queued[core] = [box.depth() for box in boxes]
             busy[core] = [box.busy for box in boxes]
             slots[core] = (self.config.processes_per_core if mode is ExecutionMode.PROCESS
@@ -341,6 +351,7 @@ class LocalScheduler:
         """Set how many of a core's mailboxes take new tokens (1..workers_per_core)."""
         active = max(1, min(self.config.workers_per_core, int(active)))
         self.core_patterns[core_id] = active
+        self._active_boxes = {**self._active_boxes, core_id: self.mailboxes[core_id][:active]}
         return active
 
     # -- observation ---------------------------------------------------------------------
