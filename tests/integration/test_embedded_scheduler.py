@@ -1,5 +1,6 @@
 """The embedded scheduler with real worker threads and processes."""
 
+import itertools
 import os
 import threading
 
@@ -163,7 +164,7 @@ def test_chains_keep_step_order_and_run_concurrently():
     for handle in handles:
         times = [(t.timestamps[TokenState.EXECUTING], t.timestamps[TokenState.COMPLETED])
                  for t in handle.tokens]
-        assert all(prev_end <= start for (_, prev_end), (start, _) in zip(times, times[1:]))
+        assert all(prev_end <= start for (_, prev_end), (start, _) in itertools.pairwise(times))
 
 
 def test_chain_stops_at_a_failing_step():

@@ -101,7 +101,7 @@ def test_error_is_reraised_with_traceback_note():
 
 
 def test_get_times_out_with_clear_error():
-    with pytest.raises(TokenTimeout, match="not finished after 0.01s"):
+    with pytest.raises(TokenTimeout, match=r"not finished after 0\.01s"):
         make_token().get(timeout=0.01)
 
 

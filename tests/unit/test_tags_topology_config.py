@@ -10,7 +10,8 @@ from shared.tags import ExecutionMode, StorageTier, Weight, parse_tags
 
 def test_defaults():
     tags = parse_tags(None)
-    assert (tags.weight, tags.storage, tags.execution) == (Weight.MEDIUM, None, ExecutionMode.THREAD)
+    expected = (Weight.MEDIUM, None, ExecutionMode.THREAD)
+    assert (tags.weight, tags.storage, tags.execution) == expected
 
 
 @pytest.mark.parametrize("raw", ["fast", "FAST", "Fast", " fast "])
@@ -33,7 +34,7 @@ def test_unknown_weight_names_valid_values():
 
 
 def test_unknown_tag_key_refused():
-    with pytest.raises(InvalidTags, match="unknown tag.*colour"):
+    with pytest.raises(InvalidTags, match=r"unknown tag.*colour"):
         parse_tags({"colour": "blue"})
 
 
