@@ -1,0 +1,287 @@
+"""The gateway's state and hot path: admission, credit dispatch, results to watchers.
+
+Ownership: Redis (through :class:`RedisLedger`) holds every durable fact. In memory the
+gateway keeps only what can be rebuilt: the live connections, the credit book and a mirror of
+the queue lengths (``_dispatch_lock`` guards both), and the watchers (token id -> the client
+session to push its result to; dict operations are atomic, ``pop`` claims a delivery).
+Threads: each stream's reader calls in here; one dispatcher thread claims waiting tokens when
+credits arrive; one monitor thread writes heartbeats and declares lost agents.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+from gateway import credits as policy
+from gateway.config import GatewayConfig
+from gateway.conns import AgentConn, ClientConn
+from gateway.items import STATE_NAMES, check_item, normalize_weight, rejection, result_from_record
+from gateway.ledger import DISPATCHED, DUPLICATE, QUEUED, RedisLedger
+from shared.errors import GatewayBusy, RedisUnavailable, TokenGateError, UnknownToken
+from shared.rpc import tokengate_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+
+class GatewayCore:
+    """Admission, dispatch and result routing; control and registry live in the subclass."""
+
+    def __init__(self, config: GatewayConfig, ledger: RedisLedger) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.started = time.time()
+        self.agents: dict[str, AgentConn] = {}
+        self.watchers: dict[str, ClientConn] = {}
+        self._dispatch_lock = threading.Lock()  # guards _credits, _pending, drain flags
+        self._credits: policy.Credits = {}
+        self._pending: dict[str, int] = dict.fromkeys(policy.WEIGHTS, 0)
+        self.cluster_drain: str | None = None
+        self.node_drain: dict[str, str] = {}
+        self._kick = threading.Event()
+        self._stopping = threading.Event()
+
+    # -- eligibility ---------------------------------------------------------------------
+
+    def _eligible(self) -> list[str]:
+        """Agents that may receive work now; caller holds ``_dispatch_lock``."""
+        if self.cluster_drain is not None:
+            return []
+        return [name for name, conn in self.agents.items()
+                if conn.connected and name not in self.node_drain]
+
+    # -- client submissions --------------------------------------------------------------
+
+    def on_client_frame(self, conn: ClientConn, frame: pb.ClientFrame) -> None:
+        if frame.submit:
+            self._admit(conn, frame.submit)
+        if frame.watch:
+            self._watch(conn, list(frame.watch))
+
+    def _admit(self, conn: ClientConn, items: Sequence[pb.TaskItem]) -> None:
+        cfg = self.config
+        good: list[pb.TaskItem] = []
+        rejected: list[pb.Rejected] = []
+        for item in items:
+            error = check_item(item, max_payload=cfg.max_payload, allow_pickle=cfg.allow_pickle)
+            if error is None:
+                good.append(item)
+            else:
+                rejected.append(rejection(item.token_id, error))
+        if not good:
+            conn.send(rejected=rejected)
+            return
+        weights = [normalize_weight(item.weight) for item in good]
+        targets = [""] * len(good)
+        with self._dispatch_lock:
+            eligible = self._eligible()
+            # A weight with waiting tokens queues behind them; the others may go at once.
+            direct = [i for i, w in enumerate(weights) if self._pending[w] <= 0]
+            if eligible and direct:
+                chosen = policy.assign([weights[i] for i in direct], self._credits, eligible)
+                for i, target in zip(direct, chosen, strict=True):
+                    targets[i] = target
+            busy = sum(self._pending.values()) >= cfg.max_pending
+        if busy:
+            good, weights, targets, rejected = self._refuse_busy(good, weights, targets, rejected)
+        rows = []
+        for item, weight, target in zip(good, weights, targets, strict=True):
+            item.attempt = 1
+            item.weight = weight
+            rows.append((item.token_id, weight, 0 if item.not_idempotent else 1,
+                         item.SerializeToString(), target))
+            self.watchers[item.token_id] = conn
+        try:
+            statuses = self.ledger.submit(rows) if rows else []
+        except RedisUnavailable as exc:
+            self._refund_all(targets, weights)
+            for item in good:
+                self.watchers.pop(item.token_id, None)
+            rejected.extend(rejection(item.token_id, exc) for item in good)
+            conn.send(rejected=rejected)
+            logger.error("submission of %d tokens refused: %s", len(good), exc)
+            return
+        self._after_submit(conn, good, weights, targets, statuses, rejected)
+
+    def _refuse_busy(
+        self, good: list[pb.TaskItem], weights: list[str], targets: list[str],
+        rejected: list[pb.Rejected],
+    ) -> tuple[list[pb.TaskItem], list[str], list[str], list[pb.Rejected]]:
+        """Over ``max_pending`` waiting tokens: refuse what cannot go straight to an agent."""
+        keep = [i for i, t in enumerate(targets) if t]
+        error = GatewayBusy(f"the gateway holds {self.config.max_pending} waiting tokens")
+        rejected = rejected + [rejection(good[i].token_id, error)
+                               for i, t in enumerate(targets) if not t]
+        return ([good[i] for i in keep], [weights[i] for i in keep],
+                [targets[i] for i in keep], rejected)
+
+    def _refund_all(self, targets: Sequence[str], weights: Sequence[str]) -> None:
+        with self._dispatch_lock:
+            for target, weight in zip(targets, weights, strict=True):
+                policy.refund(self._credits, target, weight, 1)
+
+    def _after_submit(self, conn, good, weights, targets, statuses, rejected) -> None:  # type: ignore[no-untyped-def]
+        by_agent: dict[str, list[pb.TaskItem]] = defaultdict(list)
+        queued: dict[str, int] = defaultdict(int)
+        duplicates: list[str] = []
+        refunds: list[tuple[str, str]] = []
+        for item, weight, target, status in zip(good, weights, targets, statuses, strict=True):
+            if status == DISPATCHED:
+                by_agent[target].append(item)
+            elif status == QUEUED:
+                queued[weight] += 1
+            elif status == DUPLICATE:
+                duplicates.append(item.token_id)
+                if target:
+                    refunds.append((target, weight))
+        with self._dispatch_lock:
+            for weight, n in queued.items():
+                self._pending[weight] += n
+            for target, weight in refunds:
+                policy.refund(self._credits, target, weight, 1)
+        for name, batch in by_agent.items():
+            self._send_to_agent(name, batch)
+        conn.send(accepted=[item.token_id for item in good], rejected=rejected or None)
+        if queued:
+            self._kick.set()
+        if duplicates:
+            self._watch(conn, duplicates)
+
+    def _send_to_agent(self, name: str, batch: list[pb.TaskItem]) -> None:
+        conn = self.agents.get(name)
+        if conn is not None and conn.send_tasks(batch):
+            return
+        # The link closed between the credit and the send: the tokens never left; requeue them.
+        self._requeue(name, [item.token_id for item in batch], transit=True)
+
+    def _watch(self, conn: ClientConn, ids: list[str]) -> None:
+        """Push results of ids already final; the rest are pushed when they finish."""
+        for token_id in ids:
+            self.watchers[token_id] = conn
+        try:
+            records = self.ledger.token_records(ids)
+        except RedisUnavailable as exc:
+            logger.error("cannot look up watched tokens: %s", exc)
+            return
+        results, unknown = [], []
+        for token_id, record in zip(ids, records, strict=True):
+            if not record:
+                unknown.append(token_id)
+                self.watchers.pop(token_id, None)
+                continue
+            result = result_from_record(token_id, record)
+            if result is not None and self.watchers.pop(token_id, None) is not None:
+                results.append(result)
+        if results or unknown:
+            conn.send(results=results, rejected=[
+                rejection(i, UnknownToken(f"no token {i} (never submitted, or expired)"))
+                for i in unknown] or None)
+
+    def drop_session(self, conn: ClientConn) -> None:
+        """A client went away: its tokens stay in Redis; it re-watches them on reconnect."""
+        for token_id, session in list(self.watchers.items()):
+            if session is conn:
+                self.watchers.pop(token_id, None)
+
+    # -- agent results -------------------------------------------------------------------
+
+    def on_agent_frame(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
+        conn.touch()
+        if frame.credits:
+            with self._dispatch_lock:
+                book = self._credits.get(conn.name)
+                if book is not None:
+                    for credit in frame.credits:
+                        book[credit.weight] = book.get(credit.weight, 0) + credit.count
+            self._kick.set()
+        if frame.snapshot:
+            conn.snapshot = bytes(frame.snapshot)
+        if frame.results:
+            self._complete(conn, frame.results, frame.seq)
+
+    def _complete(self, conn: AgentConn, results: Sequence[pb.ResultItem], seq: int) -> None:
+        rows = [(r.token_id, STATE_NAMES.get(r.state, "failed"), r.SerializeToString())
+                for r in results]
+        applied = self.ledger.complete(rows)  # RedisUnavailable: the link drops, agent resends
+        conn.send_ack(seq)
+        self._push(r for r, ok in zip(results, applied, strict=True) if ok)
+
+    def _push(self, results) -> None:  # type: ignore[no-untyped-def]
+        sessions: dict[ClientConn, list[pb.ResultItem]] = {}
+        watchers = self.watchers
+        for result in results:
+            session = watchers.pop(result.token_id, None)
+            if session is not None:
+                sessions.setdefault(session, []).append(result)
+        for session, batch in sessions.items():
+            session.send(results=batch)
+
+    # -- dispatcher thread ---------------------------------------------------------------
+
+    def dispatch_loop(self) -> None:
+        last_sync = 0.0
+        while not self._stopping.is_set():
+            self._kick.wait(timeout=1.0)
+            self._kick.clear()
+            try:
+                if time.monotonic() - last_sync > 1.0:
+                    self._sync_pending()
+                    last_sync = time.monotonic()
+                while self._dispatch_round():
+                    pass
+            except RedisUnavailable as exc:
+                logger.error("dispatch paused: %s", exc)
+                self._stopping.wait(0.5)
+            except TokenGateError:
+                logger.exception("dispatch round failed")
+
+    def _sync_pending(self) -> None:
+        lengths = self.ledger.queue_lengths(policy.WEIGHTS)
+        with self._dispatch_lock:
+            self._pending.update(lengths)
+
+    def _dispatch_round(self) -> bool:
+        progress = False
+        for weight in policy.WEIGHTS:
+            with self._dispatch_lock:
+                want = min(self._pending[weight], self.config.dispatch_batch)
+                if want <= 0:
+                    continue
+                plan = policy.split(want, weight, self._credits, self._eligible())
+                self._pending[weight] -= sum(plan.values())
+            for name, count in plan.items():
+                claimed = self.ledger.claim(weight, count, name)
+                if len(claimed) < count:
+                    with self._dispatch_lock:
+                        policy.refund(self._credits, name, weight, count - len(claimed))
+                    self._sync_pending()
+                if claimed:
+                    progress = True
+                    self._send_to_agent(name, [_item(blob, attempt)
+                                               for _, attempt, blob in claimed])
+        return progress
+
+    def _requeue(self, agent: str, ids: list[str] | None, *, transit: bool = False,
+                 message: str = "") -> None:
+        message = message or f"agent {agent} was lost while holding the token"
+        failed, requeued = self.ledger.requeue(agent, self.config.max_attempts, message, ids,
+                                               transit=transit)
+        with self._dispatch_lock:
+            for weight, n in requeued.items():
+                self._pending[weight] = self._pending.get(weight, 0) + n
+        if failed:
+            self._push(pb.ResultItem(token_id=i, state=pb.FAILED, error_type="AgentLost",
+                                     error_message=message, attempt=a) for i, a in failed)
+            logger.warning("%d tokens of agent %s failed with AgentLost", len(failed), agent)
+        if requeued:
+            logger.info("requeued %s tokens of agent %s", dict(requeued), agent)
+            self._kick.set()
+
+
+def _item(blob: bytes, attempt: int) -> pb.TaskItem:
+    item = pb.TaskItem.FromString(blob)
+    item.attempt = attempt
+    return item

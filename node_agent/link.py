@@ -1,0 +1,293 @@
+"""The agent's gRPC link: register, grant credits, take dispatched batches, send results back.
+
+Threads and what each owns:
+
+- the *link* thread opens the stream (hello first), reads dispatch frames, turns each item
+  into a :class:`TaskToken` resolved only through :mod:`shared.registry`, and reconnects with
+  backoff when the gateway goes away;
+- the *feeder* thread hands tokens to the local scheduler with its blocking ``submit`` (so
+  every embedded rule applies: weights, pinning, tiers, guards), which is where backpressure
+  waits;
+- the *sender* thread owns the frame sequence and the results not yet acknowledged: it
+  coalesces finished tokens into one frame per wake-up (one credit back per finished token),
+  heartbeats when idle, and resends what was not acknowledged after a reconnect.
+
+Workers only encode their token's result and put it on the sender's queue.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import msgpack
+
+from node_agent.link_config import LinkConfig
+from shared import codec
+from shared.auth import call_metadata
+from shared.channel import open_channel
+from shared.errors import ConfigurationError, TokenGateError
+from shared.lifecycle import TokenState
+from shared.registry import lookup, registered_names
+from shared.rpc import tokengate_pb2 as pb
+from shared.rpc import tokengate_pb2_grpc as rpc
+from shared.token import TaskToken
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_RESULTS = 1000
+SNAPSHOT_EVERY = 1.0
+_FINAL_CODES = {TokenState.COMPLETED: pb.COMPLETED, TokenState.FAILED: pb.FAILED,
+                TokenState.KILLED: pb.KILLED}
+
+
+def import_includes(modules: tuple[str, ...]) -> list[str]:
+    """Import the modules the operator named; their decorated functions become runnable."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigurationError(f"cannot import included module {name!r}: {exc}") from None
+    return registered_names()
+
+
+class AgentLink:
+    """Connects one local scheduler to the gateway."""
+
+    def __init__(self, config: LinkConfig, scheduler: Any) -> None:
+        self.config = config
+        self.scheduler = scheduler
+        self.incarnation = uuid.uuid4().hex
+        self.registered = threading.Event()
+        self._stop = threading.Event()
+        self._held: dict[str, tuple[TaskToken, str, int]] = {}  # id -> token, weight, codec
+        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()  # the sender's input
+        self._feed: queue.SimpleQueue[list[TaskToken] | None] = queue.SimpleQueue()
+        self._call: Any = None
+        self._threads: list[threading.Thread] = []
+        self.tasks: list[str] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> AgentLink:
+        self.tasks = import_includes(self.config.includes)
+        if not self.tasks:
+            logger.warning("no tasks registered: include the modules that define them")
+        for target, name in ((self._link_loop, "link"), (self._send_loop, "sender"),
+                             (self._feed_loop, "feeder")):
+            thread = threading.Thread(target=target, name=f"tg-agent-{name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._outbox.put(("stop", None))
+        self._feed.put(None)
+        call = self._call
+        if call is not None:
+            call.cancel()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    # -- link thread ---------------------------------------------------------------------
+
+    def _link_loop(self) -> None:
+        backoff = 0.1
+        metadata = call_metadata(self.config.token)
+        while not self._stop.is_set():
+            channel = open_channel(self.config.gateway, self.config.tls)
+            stream: queue.SimpleQueue[pb.AgentFrame | None] = queue.SimpleQueue()
+            stream.put(self._hello())
+            try:
+                self._call = rpc.GatewayStub(channel).AgentLink(_frames(stream), metadata=metadata)
+                self._outbox.put(("switch", stream))
+                for frame in self._call:
+                    if not self.registered.is_set():
+                        self.registered.set()
+                        logger.info("registered with gateway %s as %s", self.config.gateway,
+                                    self.config.name)
+                        backoff = 0.1
+                    self._on_frame(frame)
+            except grpc.RpcError as exc:
+                self._log_rpc_error(exc)
+            finally:
+                self.registered.clear()
+                self._outbox.put(("switch", None))
+                stream.put(None)
+                channel.close()
+            self._stop.wait(backoff)
+            backoff = min(self.config.max_backoff, backoff * 2)
+
+    def _log_rpc_error(self, exc: grpc.RpcError) -> None:
+        if self._stop.is_set():
+            return
+        code = exc.code() if hasattr(exc, "code") else None
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            logger.error("the gateway refused this agent's token; check TOKENGATE_TOKEN")
+        elif code == grpc.StatusCode.ALREADY_EXISTS:
+            logger.error("the gateway refused the name %s: %s", self.config.name, exc.details())
+        else:
+            logger.warning("link to gateway %s lost (%s); reconnecting", self.config.gateway,
+                           code)
+
+    def _hello(self) -> pb.AgentFrame:
+        free = self.scheduler.free_capacity()
+        snapshot = self.scheduler.snapshot()
+        topology = {"topology": snapshot.get("topology", {}), "workers": snapshot.get("workers"),
+                    "workers_per_core": snapshot.get("workers_per_core"),
+                    "mailbox_capacity": snapshot.get("mailbox_capacity"),
+                    "policy": snapshot.get("policy", {})}
+        hello = pb.Hello(name=self.config.name, incarnation=self.incarnation,
+                         host=socket.gethostname(), pid=os.getpid(),
+                         topology=msgpack.packb(topology, default=str),
+                         tasks=self.tasks, held=list(self._held))
+        return pb.AgentFrame(hello=hello, credits=[
+            pb.Credit(weight=getattr(w, "value", str(w)), count=max(0, int(n)))
+            for w, n in free.items()])
+
+    def _on_frame(self, frame: pb.DispatchFrame) -> None:
+        if frame.ack_seq:
+            self._outbox.put(("ack", frame.ack_seq))
+        for token_id in frame.kill:
+            self._kill(token_id)
+        if frame.tasks:
+            tokens = [t for t in (self._token_for(item) for item in frame.tasks) if t is not None]
+            if tokens:
+                self._feed.put(tokens)
+
+    def _token_for(self, item: pb.TaskItem) -> TaskToken | None:
+        if item.token_id in self._held:
+            return None  # resent after a reconnect while we still hold it
+        weight = item.weight or "medium"
+        try:
+            spec = lookup(item.task)
+            args, kwargs = codec.decode_call(item.payload, item.codec,
+                                             allow_pickle=self.config.allow_pickle)
+        except TokenGateError as exc:
+            self._outbox.put((weight, pb.ResultItem(
+                token_id=item.token_id, state=pb.FAILED, error_type=type(exc).__name__,
+                error_message=str(exc), attempt=item.attempt, node=self.config.name,
+                finished_at=time.time())))
+            return None
+        token: TaskToken = TaskToken(spec.func, args, kwargs, operation_type=spec.operation_type,
+                                     tags=spec.tags, token_id=item.token_id,
+                                     attempt=item.attempt or 1)
+        self._held[item.token_id] = (token, weight, item.codec)
+        token.add_done_callback(self._on_done)
+        return token
+
+    def _kill(self, token_id: str) -> None:
+        if self.scheduler.kill(token_id):
+            return
+        held = self._held.get(token_id)
+        if held is not None:
+            held[0].kill()  # still in the feeder's queue: it is skipped at submit
+
+    # -- feeder thread -------------------------------------------------------------------
+
+    def _feed_loop(self) -> None:
+        submit = self.scheduler.submit
+        while True:
+            tokens = self._feed.get()
+            if tokens is None:
+                return
+            for token in tokens:
+                if token.done():
+                    continue
+                try:
+                    submit(token, timeout=None)
+                except TokenGateError as exc:  # refused at admission (guards, stopped)
+                    token.set_error(exc, "")
+
+    # -- worker threads ------------------------------------------------------------------
+
+    def _on_done(self, token: TaskToken) -> None:
+        held = self._held.get(token.token_id)
+        weight, code = (held[1], held[2]) if held else (token.tags.weight.value, codec.MSGPACK)
+        state = token.state
+        item = pb.ResultItem(
+            token_id=token.token_id, state=_FINAL_CODES.get(state, pb.FAILED),
+            attempt=token.attempt, node=self.config.name, core=token.core_id or 0,
+            worker=token.worker_id or "", codec=code,
+            started_at=token.timestamps.get(TokenState.EXECUTING, 0.0),
+            finished_at=token.timestamps.get(state, time.time()))
+        if state is TokenState.COMPLETED:
+            try:
+                item.payload = codec.encode_result(token.result, code,
+                                                   self.config.max_result_bytes)
+            except TokenGateError as exc:
+                item.state = pb.FAILED
+                item.error_type, item.error_message = type(exc).__name__, str(exc)
+        else:
+            item.error_type = token.error_type or "TaskFailed"
+            item.error_message = token.error_message
+            item.traceback = token.traceback_text
+        self._outbox.put((weight, item))
+
+    # -- sender thread -------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        stream: queue.SimpleQueue[pb.AgentFrame | None] | None = None
+        unacked: dict[int, list[pb.ResultItem]] = {}
+        seq = 0
+        last_snapshot = 0.0
+        outbox, interval = self._outbox, self.config.heartbeat_interval
+        while True:
+            try:
+                entries = [outbox.get(timeout=interval)]
+            except queue.Empty:
+                entries = []
+            while len(entries) < MAX_FRAME_RESULTS:
+                try:
+                    entries.append(outbox.get_nowait())
+                except queue.Empty:
+                    break
+            results: list[pb.ResultItem] = []
+            credits: Counter[str] = Counter()
+            for kind, value in entries:
+                if kind == "stop":
+                    return
+                if kind == "switch":
+                    stream = value
+                    if stream is not None:
+                        for old_seq, items in unacked.items():
+                            stream.put(pb.AgentFrame(results=items, seq=old_seq))
+                elif kind == "ack":
+                    for done_seq in [s for s in unacked if s <= value]:
+                        for item in unacked.pop(done_seq):
+                            self._held.pop(item.token_id, None)
+                else:
+                    results.append(value)
+                    credits[kind] += 1
+            frame = pb.AgentFrame(credits=[pb.Credit(weight=w, count=n)
+                                           for w, n in credits.items()])
+            if results:
+                seq += 1
+                frame.results.extend(results)
+                frame.seq = seq
+                unacked[seq] = results
+            now = time.monotonic()
+            if now - last_snapshot >= SNAPSHOT_EVERY:
+                last_snapshot = now
+                frame.snapshot = msgpack.packb(self.scheduler.snapshot(), default=str)
+            if stream is not None and (results or credits or not entries or frame.snapshot):
+                stream.put(frame)
+
+
+def _frames(stream: queue.SimpleQueue[pb.AgentFrame | None]) -> Iterator[pb.AgentFrame]:
+    while True:
+        frame = stream.get()
+        if frame is None:
+            return
+        yield frame

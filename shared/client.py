@@ -1,0 +1,269 @@
+"""The Python cluster client: decorated calls travel through the gateway to the agents.
+
+``connect("host:50051", token=...)`` returns a :class:`ClusterClient` installed as the
+current backend, so ``token = my_task(1)`` submits through the gateway and ``token.get()``
+works as in embedded mode. Results are pushed down one long-lived stream, never polled.
+
+Threads: callers of ``submit`` encode their call and put it on the current stream's queue;
+the gRPC request thread turns whatever is queued into one frame (sent at once when idle,
+coalesced under load); one session thread reads acks and results and resolves tokens, and
+reconnects (resubmitting every unfinished call: the gateway ignores duplicates) when the
+gateway goes away. ``_lock`` guards ``_outstanding``, ``_unacked`` and ``_stream``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+
+from shared import codec
+from shared.auth import call_metadata
+from shared.channel import open_channel
+from shared.client_config import ClientConfig
+from shared.errors import AdmissionTimeout, GatewayUnavailable, TokenGateError, Unauthenticated
+from shared.lifecycle import TokenState
+from shared.registry import TaskSpec
+from shared.rpc import tokengate_pb2 as pb
+from shared.rpc import tokengate_pb2_grpc as rpc
+from shared.tags import TaskTags, parse_tags
+from shared.token import TaskToken
+from shared.wire_errors import error_from_rpc, rebuild_exception
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME_ITEMS = 1000
+
+
+class ClusterClient:
+    """A connection to the gateway; implements the backend the decorator submits to."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self._codec = codec.codec_id(config.codec)
+        self._metadata = call_metadata(config.token)
+        self._channel = open_channel(config.address, config.tls)
+        self._stub = rpc.GatewayStub(self._channel)
+        self._lock = threading.Lock()
+        self._outstanding: dict[str, tuple[TaskToken, pb.TaskItem]] = {}
+        self._unacked: set[str] = set()
+        self._window = threading.Semaphore(config.window)
+        self._stream: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = threading.Event()
+        self.connected = threading.Event()
+        self._call: Any = None
+        self._thread: threading.Thread | None = None
+        self.close_hooks: list[Any] = []  # called with the client when it closes
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def connect(self) -> ClusterClient:
+        """Check the gateway answers and accepts our token, then open the session."""
+        self.ping(timeout=self.config.connect_timeout)
+        self._thread = threading.Thread(target=self._session_loop, name="tg-client",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        for hook in self.close_hooks:
+            hook(self)
+        self._closed.set()
+        with self._lock:
+            self._stream.put(None)
+        call = self._call
+        if call is not None:
+            call.cancel()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._channel.close()
+
+    def __enter__(self) -> ClusterClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- submitting ----------------------------------------------------------------------
+
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
+        """Backend: one decorated call becomes one token submitted through the gateway."""
+        return self._submit(spec.name, spec.operation_type, spec.tags, args, kwargs, spec.func)
+
+    def submit_by_name(self, task: str, args: tuple[Any, ...] = (),
+                       kwargs: dict[str, Any] | None = None, *, tags: dict[str, Any] | None = None,
+                       operation_type: str | None = None) -> TaskToken:
+        """Submit a task registered on the agents, without importing it here."""
+        parsed = parse_tags(tags)
+        return self._submit(task, operation_type or task.rpartition(":")[2], parsed, args,
+                            kwargs or {}, None)
+
+    def _submit(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
+                kwargs: dict[str, Any], func: Any) -> TaskToken:
+        payload = codec.encode_call(args, kwargs, self._codec, self.config.max_payload)
+        token: TaskToken = TaskToken(func, args, kwargs, operation_type=operation_type, tags=tags)
+        item = pb.TaskItem(token_id=token.token_id, task=name, payload=payload, codec=self._codec,
+                           weight=tags.weight.value, not_idempotent=not tags.idempotent,
+                           operation_type=operation_type)
+        if self._closed.is_set():
+            raise GatewayUnavailable("the cluster client is closed")
+        if not self._window.acquire(timeout=self.config.submit_timeout):
+            raise AdmissionTimeout(f"{self.config.window} submissions still unacknowledged by "
+                                   f"the gateway after {self.config.submit_timeout}s")
+        token.advance(TokenState.WAITING)
+        with self._lock:
+            self._outstanding[token.token_id] = (token, item)
+            self._unacked.add(token.token_id)
+            self._stream.put(item)
+        return token
+
+    # -- session thread ------------------------------------------------------------------
+
+    def _session_loop(self) -> None:
+        backoff = 0.05
+        while not self._closed.is_set():
+            stream: queue.SimpleQueue[Any] = queue.SimpleQueue()
+            with self._lock:
+                old, self._stream = self._stream, stream
+                old.put(None)
+                resend = [item for _, item in self._outstanding.values()]
+            for start in range(0, len(resend), MAX_FRAME_ITEMS):
+                stream.put(resend[start:start + MAX_FRAME_ITEMS])
+            try:
+                self._call = self._stub.Session(_frames(stream), metadata=self._metadata)
+                self.connected.set()
+                for reply in self._call:
+                    backoff = 0.05
+                    self._on_reply(reply)
+            except grpc.RpcError as exc:
+                error = error_from_rpc(exc, "session")
+                if isinstance(error, Unauthenticated):
+                    self._fail_all(error)
+                    return
+                if not self._closed.is_set():
+                    logger.warning("gateway session lost (%s); reconnecting", error)
+            finally:
+                self.connected.clear()
+            self._closed.wait(backoff)
+            backoff = min(1.0, backoff * 2)
+
+    def _on_reply(self, reply: pb.ClientReply) -> None:
+        released = 0
+        with self._lock:
+            for token_id in reply.accepted:
+                if token_id in self._unacked:
+                    self._unacked.discard(token_id)
+                    released += 1
+            rejected = []
+            for rej in reply.rejected:
+                entry = self._outstanding.pop(rej.token_id, None)
+                if rej.token_id in self._unacked:
+                    self._unacked.discard(rej.token_id)
+                    released += 1
+                if entry is not None:
+                    rejected.append((entry[0], rej))
+            finished = [(entry[0], result) for result in reply.results
+                        if (entry := self._outstanding.pop(result.token_id, None)) is not None]
+        for _ in range(released):
+            self._window.release()
+        for token, rej in rejected:
+            token.set_error(rebuild_exception(rej.error_type, rej.error_message), "")
+        for token, result in finished:
+            self._resolve(token, result)
+
+    def _resolve(self, token: TaskToken, result: pb.ResultItem) -> None:
+        token.attempt = result.attempt or token.attempt
+        token.node = result.node or None
+        if result.state == pb.COMPLETED:
+            try:
+                value = codec.decode_result(result.payload, result.codec,
+                                            allow_pickle=self._codec == codec.PICKLE)
+            except (TokenGateError, ValueError) as exc:
+                token.set_error(exc, "")
+                return
+            token.claim(result.core or None, result.worker or None)
+            token.timestamps[TokenState.EXECUTING] = result.started_at or \
+                token.timestamps[TokenState.EXECUTING]
+            token.set_result(value)
+        elif result.state == pb.KILLED:
+            token.kill()
+        else:
+            token.core_id, token.worker_id = result.core or None, result.worker or None
+            error = rebuild_exception(result.error_type, result.error_message, result.traceback)
+            token.set_error(error, result.traceback)
+
+    def _fail_all(self, error: TokenGateError) -> None:
+        with self._lock:
+            entries = list(self._outstanding.values())
+            self._outstanding.clear()
+        for token, _ in entries:
+            token.set_error(error, "")
+
+    # -- operator calls ------------------------------------------------------------------
+
+    def _unary(self, method: str, request: Any, timeout: float = 10.0) -> Any:
+        try:
+            return getattr(self._stub, method)(request, metadata=self._metadata, timeout=timeout,
+                                               wait_for_ready=True)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc, method) from None
+
+    def ping(self, timeout: float = 5.0) -> pb.PingReply:
+        return self._unary("Ping", pb.PingRequest(), timeout)
+
+    def status(self) -> pb.StatusReply:
+        return self._unary("Status", pb.StatusRequest())
+
+    def drain(self, node: str = "", reason: str = "") -> str:
+        return self._unary("Drain", pb.DrainRequest(node=node, reason=reason)).message
+
+    def resume(self, node: str = "") -> str:
+        return self._unary("Resume", pb.DrainRequest(node=node)).message
+
+    def kill(self, token: TaskToken | str) -> pb.ControlReply:
+        token_id = token if isinstance(token, str) else token.token_id
+        return self._unary("Kill", pb.KillRequest(token_id=token_id))
+
+    def outstanding(self) -> int:
+        return len(self._outstanding)
+
+
+def _frames(stream: queue.SimpleQueue[Any]) -> Iterator[pb.ClientFrame]:
+    while True:
+        first = stream.get()
+        if first is None:
+            return
+        frame = pb.ClientFrame()
+        if isinstance(first, list):
+            frame.submit.extend(first)
+            yield frame
+            continue
+        frame.submit.append(first)
+        for _ in range(MAX_FRAME_ITEMS - 1):
+            try:
+                item = stream.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                yield frame
+                return
+            if isinstance(item, list):
+                frame.submit.extend(item)
+            else:
+                frame.submit.append(item)
+        yield frame
+
+
+def open_client(address: str | None = None, *, token: str | None = None,
+                **options: Any) -> ClusterClient:
+    """Connect to a gateway (``TOKENGATE_GATEWAY``/``TOKENGATE_TOKEN`` by default).
+
+    Raises :class:`GatewayUnavailable` or :class:`Unauthenticated` when it cannot.
+    ``tokengate.connect`` wraps this and installs the client as the current backend.
+    """
+    config = ClientConfig.from_env(address=address, token=token, **options)
+    return ClusterClient(config).connect()

@@ -1,0 +1,23 @@
+"""Cluster mode for the facade: ``tokengate.connect`` makes decorated calls use the gateway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.client import ClusterClient, open_client
+from tokengate import _backend
+
+
+def connect(address: str | None = None, *, token: str | None = None, install: bool = True,
+            **options: Any) -> ClusterClient:
+    """Connect to the gateway at ``address`` (default ``TOKENGATE_GATEWAY``) with ``token``
+    (default ``TOKENGATE_TOKEN``); decorated calls then travel through it until ``close()``.
+
+    Options are :class:`shared.client_config.ClientConfig` fields (``codec="pickle"``,
+    ``window``, ``submit_timeout``, ``connect_timeout``, ``tls``).
+    """
+    client = open_client(address, token=token, **options)
+    if install:
+        _backend.install(client)
+        client.close_hooks.append(_backend.uninstall)
+    return client
