@@ -99,3 +99,10 @@ def blob_len(blob: bytes) -> int:
 def held(name: str) -> str:
     gate(name).wait(30)
     return name
+
+
+@task_token_guard(operation_type="parent", tags={"weight": "light"})
+def parent(children: int, size: int) -> int:
+    """Submits children with large arguments from a worker thread and waits on them."""
+    tokens = [blob_len(b"p" * size) for _ in range(children)]
+    return sum(token.get(timeout=30) for token in tokens)

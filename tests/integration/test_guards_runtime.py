@@ -125,6 +125,35 @@ def test_overflow_guard_holds_its_budget_under_a_flood(tmp_path):
     assert overflow["used_bytes"] == 0 and overflow["reserved_tokens"] == 0
 
 
+def test_killed_and_finished_tokens_give_their_budget_back(tmp_path):
+    blob = b"k" * (200 * 1024)
+    with coordinator(tmp_path, cores=1, workers_per_core=1,
+                     memory_budget_bytes=1024 * 1024) as coord:
+        overflow = coord.guards.overflow
+        running = tasks.held("hold_worker")
+        queued = [tasks.blob_len(blob) for _ in range(3)]
+        assert 3 * len(blob) <= overflow.used < 4 * len(blob)
+        assert coord.kill(queued[0]) and coord.kill(queued[1])
+        assert len(blob) <= overflow.used < 2 * len(blob)
+        tasks.gate("hold_worker").set()
+        assert running.get(timeout=10) == "hold_worker"
+        assert queued[2].get(timeout=10) == len(blob)
+        assert coord.wait_idle(10)
+        assert overflow.used == 0
+
+
+def test_nested_submissions_over_budget_do_not_deadlock(tmp_path):
+    # Every worker runs a parent that submits children bigger than the whole budget allows;
+    # a worker thread never waits for budget, so the parents finish.
+    size = 200 * 1024
+    with coordinator(tmp_path, cores=1, workers_per_core=2, memory_budget_bytes=300 * 1024,
+                     submit_timeout=5.0) as coord:
+        parents = [tasks.parent(3, size) for _ in range(2)]
+        assert [p.get(timeout=30) for p in parents] == [3 * size, 3 * size]
+        assert coord.wait_idle(10)
+        assert coord.guards.overflow.used == 0
+
+
 def test_convergence_changes_a_pattern_under_pressure_and_back(tmp_path):
     with coordinator(tmp_path, cores=1, workers_per_core=4, convergence=True,
                      convergence_interval=0.02, convergence_min_active=1) as coord:
