@@ -193,9 +193,9 @@ class Guards:
         if size <= SMALL_TOKEN_BYTES:
             return  # bounded by the mailboxes already: capacity x SMALL_TOKEN_BYTES
         # A worker thread (a nested submit) never waits: it could be waiting on itself.
-        timeout = 0.0 if inline_runner() is not None else getattr(
-            getattr(self._scheduler, "config", None), "submit_timeout", None)
-        self.overflow.reserve(token.token_id, size, timeout, force=timeout == 0.0)
+        on_worker = inline_runner() is not None
+        timeout = getattr(getattr(self._scheduler, "config", None), "submit_timeout", None)
+        self.overflow.reserve(token.token_id, size, timeout, force=on_worker)
         token.add_done_callback(self._release)
 
     def _release(self, token: TaskToken) -> None:
