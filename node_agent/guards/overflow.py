@@ -14,6 +14,7 @@ The guard owns ``_reserved`` and ``_used`` under one condition variable.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -41,22 +42,39 @@ def _children(value: Any) -> Iterable[Any]:
 
 
 def estimate_bytes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-    """Deep size of the arguments (shared objects counted once), plus a token's overhead."""
+    """Deep size of the arguments (shared objects counted once), plus a token's overhead.
+
+    At most :data:`MAX_WALK` objects are visited; the items of a container left unvisited are
+    counted at the mean shallow size of a sample of its first items.
+    """
     if not args and not kwargs:
         return TOKEN_OVERHEAD
     total = TOKEN_OVERHEAD
     seen: set[int] = set()
     stack: list[Any] = [args, kwargs]
     visited = 0
-    while stack and visited < MAX_WALK:
+    while stack:
         value = stack.pop()
         if id(value) in seen:
             continue
         seen.add(id(value))
         visited += 1
         total += sys.getsizeof(value)
-        stack.extend(_children(value))
+        if isinstance(value, dict | list | tuple | set | frozenset) and value:
+            room = max(0, MAX_WALK - visited - len(stack))
+            children = list(itertools.islice(_children(value), room))
+            stack.extend(children)
+            total += _unvisited_bytes(value, children)
     return total
+
+
+def _unvisited_bytes(container: Any, visited: list[Any]) -> int:
+    count = len(container) * (2 if isinstance(container, dict) else 1)
+    missing = count - len(visited)
+    if missing <= 0:
+        return 0
+    sample = visited[:64] or list(itertools.islice(_children(container), 64))
+    return missing * sum(sys.getsizeof(item) for item in sample) // max(1, len(sample))
 
 
 class OverflowGuard:

@@ -16,6 +16,7 @@ Policy and arithmetic are pure; :class:`SpikeDetector` owns the per-function his
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Iterable
@@ -56,34 +57,50 @@ class SpikeVerdict:
     deviation: float  # (predicted - mean) / mean; 0.0 with no history
 
 
+MAX_VISITS = 10_000  # values looked at per call, in all
+
+
 def _items(value: Any) -> Iterable[Any]:
     if isinstance(value, dict):
-        for i, (key, item) in enumerate(value.items()):
-            if i >= MAX_ITEMS:
-                return
+        for key, item in itertools.islice(value.items(), MAX_ITEMS):
             yield key
             yield item
         return
-    for i, item in enumerate(value):
-        if i >= MAX_ITEMS:
-            return
-        yield item
+    yield from itertools.islice(value, MAX_ITEMS)
 
 
-def magnitude(value: Any, depth: int = 0) -> float:
-    """How big an argument is: |number|, length of text, length plus contents of containers."""
+def _scalar(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return 1.0
     if isinstance(value, int | float):
         return abs(float(value)) if math.isfinite(value) else 1.0
     if isinstance(value, str | bytes | bytearray | memoryview):
         return float(len(value))
-    if isinstance(value, list | tuple | set | frozenset | dict):
-        total = float(len(value))
-        if depth < MAX_DEPTH:
-            total += sum(magnitude(item, depth + 1) for item in _items(value))
-        return total
-    return 1.0
+    return None
+
+
+def magnitude(value: Any) -> float:
+    """How big an argument is: |number|, length of text, length plus contents of containers.
+
+    Looks at most :data:`MAX_ITEMS` items per container, :data:`MAX_DEPTH` levels deep and
+    :data:`MAX_VISITS` values in all, so measuring a huge argument stays cheap.
+    """
+    total = 0.0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    visits = 0
+    while stack and visits < MAX_VISITS:
+        item, depth = stack.pop()
+        visits += 1
+        size = _scalar(item)
+        if size is not None:
+            total += size
+        elif isinstance(item, list | tuple | set | frozenset | dict):
+            total += float(len(item))
+            if depth < MAX_DEPTH:
+                stack.extend((child, depth + 1) for child in _items(item))
+        else:
+            total += 1.0
+    return total
 
 
 def predicted_cost(score: float, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
