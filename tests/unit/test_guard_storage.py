@@ -149,3 +149,19 @@ def test_overflow_admits_a_lone_oversized_token():
     guard = overflow.OverflowGuard(budget_bytes=10)
     guard.reserve("huge", 10_000, timeout=0)
     assert guard.used == 10_000
+
+
+def test_estimates_stay_bounded_and_close_on_huge_arguments():
+    import sys
+    import time
+
+    from node_agent.guards import spikes
+
+    big = list(range(2_000_000))
+    began = time.perf_counter()
+    estimate = overflow.estimate_bytes((big,), {})
+    nested = [[list(range(1000)) for _ in range(1000)] for _ in range(5)]
+    spikes.magnitude(nested)
+    assert time.perf_counter() - began < 1.0           # bounded walks, not 5 million visits
+    real = sys.getsizeof(big) + sum(sys.getsizeof(i) for i in big[:1000]) * 2000
+    assert abs(estimate - real) / real < 0.1
