@@ -110,6 +110,15 @@ class Guards:
             self.convergence.start()
         if cfg.metrics_port is not None:
             self.metrics_port = self.metrics.serve(cfg.metrics_port, cfg.metrics_addr)
+        logger.info(
+            "guards: Guard House %s; spike detection %s (quarantine in %s); retries %s; "
+            "overflow budget %s; convergence %s; metrics %s",
+            "auto-block" if cfg.auto_block else "passive (observation only)",
+            "on" if cfg.spike_detection else "off", self.quarantine.directory,
+            "on" if cfg.retries else "off",
+            f"{cfg.memory_budget_bytes / 2**20:.0f} MB" if cfg.memory_budget_bytes else "off",
+            f"every {cfg.convergence_interval}s" if cfg.convergence else "off",
+            f"on port {self.metrics_port}" if self.metrics_port is not None else "not served")
 
     def close(self) -> None:
         if self.convergence is not None:
