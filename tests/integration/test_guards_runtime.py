@@ -92,11 +92,12 @@ def test_retry_reenters_ahead_of_waiting_submissions(tmp_path):
         for thread in submitters:
             thread.join(10)
         assert coord.wait_idle(10)
-    # One waiter took the slot Q freed while the retry was backing off; the retry then went
-    # ahead of the other two, which had been waiting for room since before it re-entered.
+    # At most one waiter took the slot Q freed while the retry was backing off; the retry then
+    # went ahead of the others, which had been waiting for room since before it re-entered.
     assert tasks.order[:2] == ["r#1", "Q"]
-    assert tasks.order[2].startswith("N") and tasks.order[3] == "r#2"
-    assert sorted(tasks.order[4:]) == sorted({"N0", "N1", "N2"} - {tasks.order[2]})
+    retry_at = tasks.order.index("r#2")
+    later = [n for n in ("N0", "N1", "N2") if tasks.order.index(n) > retry_at]
+    assert retry_at <= 3 and len(later) >= 2
 
 
 def test_overflow_guard_holds_its_budget_under_a_flood(tmp_path):
@@ -208,7 +209,7 @@ def _scrape(port):
 
 def test_metrics_endpoint_exposes_counters_that_move(tmp_path):
     with coordinator(tmp_path, metrics_port=0, auto_block=True, min_attempts=2,
-                     failure_threshold=1.0, spike_warmup=3) as coord:
+                     failure_threshold=1.0, spike_warmup=3, spike_threshold=2.0) as coord:
         port = coord.metrics_port
         before = _scrape(port)
         assert 'tokengate_queue_depth{core="1"}' in before
