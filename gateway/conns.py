@@ -102,12 +102,31 @@ class ClientConn:
     def __init__(self, peer: str) -> None:
         self.peer = peer
         self.open = True
+        self.watching: set[str] = set()  # ids whose result this session still expects
+        self.half_closed = False  # the client sent its last frame; close once all resolved
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def watch(self, token_id: str) -> None:
+        self.watching.add(token_id)
 
     def send(self, accepted: list[str] | None = None, rejected: list[pb.Rejected] | None = None,
              results: list[pb.ResultItem] | None = None) -> None:
-        if self.open:
-            self._outbox.put((accepted, rejected, results))
+        if not self.open:
+            return
+        self._outbox.put((accepted, rejected, results))
+        watching = self.watching
+        for result in results or ():
+            watching.discard(result.token_id)
+        for rej in rejected or ():
+            watching.discard(rej.token_id)
+        if self.half_closed and not watching:
+            self.close()
+
+    def finish_requests(self) -> None:
+        """The client half-closed: answer what it is still owed, then end the stream."""
+        self.half_closed = True
+        if not self.watching:
+            self.close()
 
     def close(self) -> None:
         if self.open:

@@ -94,6 +94,7 @@ class GatewayCore:
             rows.append((item.token_id, weight, 0 if item.not_idempotent else 1,
                          item.SerializeToString(), target))
             self.watchers[item.token_id] = conn
+            conn.watch(item.token_id)
         try:
             statuses = self.ledger.submit(rows) if rows else []
         except RedisUnavailable as exc:
@@ -161,6 +162,7 @@ class GatewayCore:
         """Push results of ids already final; the rest are pushed when they finish."""
         for token_id in ids:
             self.watchers[token_id] = conn
+            conn.watch(token_id)
         try:
             records = self.ledger.token_records(ids)
         except RedisUnavailable as exc:

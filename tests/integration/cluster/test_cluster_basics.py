@@ -1,0 +1,78 @@
+"""Results, routing and errors through a real gateway and two real agent processes."""
+
+from __future__ import annotations
+
+import threading
+
+import cluster_tasks
+import pytest
+
+from shared.errors import BadArguments, TaskFailed, UnknownTask
+from shared.registry import lookup
+
+
+def test_results_correct_under_concurrent_clients(shared_cluster):
+    clients = [shared_cluster.client() for _ in range(4)]
+    spec = lookup("cluster_tasks:add")
+    outcomes: dict[int, list[tuple[int, int, str]]] = {}
+
+    def run(index: int) -> None:
+        tokens = [(i, clients[index].submit(spec, (index * 1000, i), {})) for i in range(500)]
+        outcomes[index] = [(i, t.get(timeout=60), t.node) for i, t in tokens]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert sorted(outcomes) == [0, 1, 2, 3]
+    nodes = set()
+    for index, rows in outcomes.items():
+        assert [value for _, value, _ in rows] == [index * 1000 + i for i, _, _ in rows]
+        nodes.update(node for _, _, node in rows)
+    assert nodes == {"a1", "a2"}, "work spread over both agents"
+
+
+def test_decorated_calls_and_task_errors(shared_cluster):
+    shared_cluster.client(install=True)
+    token = cluster_tasks.add(2, 40)
+    assert token.get(timeout=10) == 42
+    assert token.node in ("a1", "a2") and token.attempt == 1 and token.worker_id
+    with pytest.raises(ValueError, match="no good") as info:
+        cluster_tasks.boom("no good").get(timeout=10)
+    assert "boom" in "".join(getattr(info.value, "__notes__", []))
+
+
+def test_weights_routed_per_policy_on_each_agent(shared_cluster):
+    client = shared_cluster.client()
+    tokens = {weight: [client.submit(lookup(name), (i,), {}) for i in range(40)]
+              for weight, name in (("heavy", "cluster_tasks:heavy_where"),
+                                   ("medium", "cluster_tasks:where"))}
+    tokens["light"] = [client.submit(lookup("cluster_tasks:add"), (i, 1), {}) for i in range(40)]
+    for batch in tokens.values():
+        for token in batch:
+            token.get(timeout=30)
+    # 2 cores per agent: heavy may use cores 1-2, medium and light only core 2 (seed fallback).
+    assert {t.core_id for t in tokens["medium"]} == {2}
+    assert {t.core_id for t in tokens["light"]} == {2}
+    assert {t.core_id for t in tokens["heavy"]} <= {1, 2}
+    assert {t.node for batch in tokens.values() for t in batch} == {"a1", "a2"}
+
+
+def test_unknown_task_wrong_arguments_and_unencodable_result(shared_cluster):
+    client = shared_cluster.client()
+    with pytest.raises(UnknownTask, match="no_such"):
+        client.submit_by_name("cluster_tasks:no_such", (1,)).get(timeout=10)
+    with pytest.raises(TypeError):
+        client.submit_by_name("cluster_tasks:add", (1,)).get(timeout=10)
+    with pytest.raises(BadArguments, match="result"):
+        client.submit_by_name("cluster_tasks:unencodable").get(timeout=10)
+    with pytest.raises(BadArguments):
+        client.submit_by_name("cluster_tasks:add", (object(), 1))
+    assert client.submit_by_name("cluster_tasks:add", (1, 2)).get(timeout=10) == 3
+
+
+def test_task_failure_of_unknown_type_keeps_its_name(shared_cluster):
+    from shared.wire_errors import rebuild_exception
+    error = rebuild_exception("CustomError", "it broke", "Traceback ...")
+    assert isinstance(error, TaskFailed) and error.error_type == "CustomError"

