@@ -139,19 +139,23 @@ class QuarantineStore:
                 f"no quarantined call {quarantine_id!r} in {self.directory}") from None
         return QuarantineRecord.from_json(data)
 
-    def list(self) -> list[QuarantineRecord]:
-        """Every record in the directory, oldest first (unreadable files are skipped, logged)."""
+    def _paths(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
+        return [path for path in self.directory.glob("*.json") if not path.name.startswith(".")]
+
+    def _read(self, paths: list[Path]) -> list[QuarantineRecord]:
         records = []
-        for path in self.directory.glob("*.json"):
-            if path.name.startswith("."):
-                continue
+        for path in paths:
             try:
                 records.append(QuarantineRecord.from_json(json.loads(path.read_text("utf-8"))))
             except (OSError, ValueError, TypeError) as exc:
                 logger.warning("skipping unreadable quarantine file %s: %s", path, exc)
         return sorted(records, key=lambda rec: rec.timestamp)
+
+    def list(self) -> list[QuarantineRecord]:
+        """Every record in the directory, oldest first (unreadable files are skipped, logged)."""
+        return self._read(self._paths())
 
     def drop(self, quarantine_id: str) -> None:
         path = self.path_of(quarantine_id)
@@ -162,15 +166,24 @@ class QuarantineStore:
                 f"no quarantined call {quarantine_id!r} in {self.directory}") from None
         logger.info("dropped quarantined call %s", quarantine_id)
 
-    def snapshot(self) -> dict[str, Any]:
-        records = self.list()
+    def snapshot(self, recent: int = 10) -> dict[str, Any]:
+        """Counts and the newest records; reads only those files (status is polled often)."""
+        paths = self._paths()
+        newest = sorted(paths, key=_mtime)[-recent:] if recent > 0 else []
         return {
             "directory": str(self.directory),
             "saved_this_run": self.saved,
-            "on_disk": len(records),
+            "on_disk": len(paths),
             "recent": [
                 {"id": rec.quarantine_id, "task": rec.task,
                  "deviation_percent": rec.deviation_percent, "replayable": rec.replayable}
-                for rec in records[-10:]
+                for rec in self._read(newest)
             ],
         }
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
