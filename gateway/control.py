@@ -177,8 +177,8 @@ class Gateway(GatewayCore):
             book = {name: dict(self._credits.get(name, {})) for name in names}
         for name in names:
             conn = self.agents[name]
-            reply.nodes.append(_node_status(conn, inflight[name], node_drain.get(name),
-                                            book[name]))
+            drain = node_drain.get(name, cluster)
+            reply.nodes.append(_node_status(conn, inflight[name], drain, book[name]))
         if cluster is None:
             reply.state = "RUNNING"
         else:

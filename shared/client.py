@@ -13,6 +13,7 @@ gateway goes away. ``_lock`` guards ``_outstanding``, ``_unacked`` and ``_stream
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -25,9 +26,15 @@ from shared import codec
 from shared.auth import call_metadata
 from shared.channel import open_channel
 from shared.client_config import ClientConfig
-from shared.errors import AdmissionTimeout, GatewayUnavailable, TokenGateError, Unauthenticated
+from shared.errors import (
+    AdmissionTimeout,
+    GatewayUnavailable,
+    TokenGateError,
+    Unauthenticated,
+    UnknownTask,
+)
 from shared.lifecycle import TokenState
-from shared.registry import TaskSpec
+from shared.registry import TaskSpec, lookup
 from shared.rpc import tokengate_pb2 as pb
 from shared.rpc import tokengate_pb2_grpc as rpc
 from shared.tags import TaskTags, parse_tags
@@ -97,8 +104,14 @@ class ClusterClient:
     def submit_by_name(self, task: str, args: tuple[Any, ...] = (),
                        kwargs: dict[str, Any] | None = None, *, tags: dict[str, Any] | None = None,
                        operation_type: str | None = None) -> TaskToken:
-        """Submit a task registered on the agents, without importing it here."""
+        """Submit a task registered on the agents, without importing it here.
+
+        Without ``tags``, a task also registered in this process keeps its own tags.
+        """
         parsed = parse_tags(tags)
+        if tags is None:
+            with contextlib.suppress(UnknownTask):
+                parsed = lookup(task).tags
         return self._submit(task, operation_type or task.rpartition(":")[2], parsed, args,
                             kwargs or {}, None)
 

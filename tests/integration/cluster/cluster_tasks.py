@@ -68,3 +68,13 @@ def mark_and_sleep(path: str, seconds: float) -> str:
         handle.write(str(os.getpid()))
     time.sleep(seconds)
     return path
+
+
+@task_token_guard(operation_type="mark_and_sleep_once",
+                  tags={"weight": "medium", "idempotent": False})
+def mark_and_sleep_once(path: str, seconds: float) -> str:
+    """Like mark_and_sleep, but must never run twice."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(str(os.getpid()))
+    time.sleep(seconds)
+    return path

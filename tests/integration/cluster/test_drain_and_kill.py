@@ -1,0 +1,88 @@
+"""Cluster and node drain (held submissions run after resume), and kill anywhere."""
+
+from __future__ import annotations
+
+import cluster_tasks  # noqa: F401 - registers the tasks
+import pytest
+
+from conftest import wait_until
+from shared.errors import TokenKilled
+from shared.lifecycle import TokenState
+
+
+def test_cluster_drain_holds_submissions_and_resume_runs_them(shared_cluster):
+    client = shared_cluster.client()
+    first = [client.submit_by_name("cluster_tasks:sleepy", (0.2, i)) for i in range(6)]
+    assert "draining" in client.drain(reason="maintenance")
+    info = shared_cluster.status()
+    assert info["state"] in ("DRAINING", "DRAINED") and info["reason"] == "maintenance"
+    held = [client.submit_by_name("cluster_tasks:add", (i, 1)) for i in range(50)]
+    assert [t.get(timeout=10) for t in first] == list(range(6)), "admitted work finishes"
+    info = wait_until(lambda: (s := shared_cluster.status())["state"] == "DRAINED"
+                      and s["pending"]["light"] == 50 and s, what="DRAINED with 50 held")
+    assert info["inflight"] == 0
+    assert all(t.state is TokenState.WAITING for t in held), "held, not run, not lost"
+    assert info["counts"]["failed"] == 0 or all(not t.done() for t in held)
+    client.resume()
+    assert [t.get(timeout=15) for t in held] == [i + 1 for i in range(50)]
+    assert shared_cluster.status()["state"] == "RUNNING"
+
+
+def test_node_drain_sends_work_elsewhere(shared_cluster):
+    client = shared_cluster.client()
+    client.drain(node="a1", reason="disk swap")
+    try:
+        shared_cluster.wait_nodes(lambda n: n["a1"] == "DRAINED", "a1 drained")
+        tokens = [client.submit_by_name("cluster_tasks:where", (i,)) for i in range(60)]
+        assert {t.get(timeout=15)["tag"] for t in tokens} == set(range(60))
+        assert {t.node for t in tokens} == {"a2"}
+        nodes = {n["name"]: n for n in shared_cluster.status()["nodes"]}
+        assert nodes["a1"]["reason"] == "disk swap"
+    finally:
+        client.resume(node="a1")
+    shared_cluster.wait_nodes(lambda n: n["a1"] == "UP", "a1 resumed")
+
+
+def test_kill_a_token_waiting_at_the_gateway(shared_cluster):
+    client = shared_cluster.client()
+    client.drain(reason="kill test")
+    try:
+        victim = client.submit_by_name("cluster_tasks:add", (1, 1))
+        survivor = client.submit_by_name("cluster_tasks:add", (2, 2))
+        wait_until(lambda: shared_cluster.status()["pending"]["light"] >= 2, what="held")
+        reply = client.kill(victim)
+        assert reply.ok and reply.outcome == "killed"
+        with pytest.raises(TokenKilled):
+            victim.get(timeout=10)
+    finally:
+        client.resume()
+    assert survivor.get(timeout=10) == 4
+    assert client.kill(victim).outcome == "finished"
+
+
+def test_kill_reaches_agents_queued_token_but_not_a_running_one(shared_cluster, tmp_path):
+    client = shared_cluster.client()
+    # Each agent has 2 medium workers (core 2, 2 workers per core): 4 blockers fill them.
+    blockers = [client.submit_by_name("cluster_tasks:mark_and_sleep",
+                                      (str(tmp_path / f"b{i}"), 1.5)) for i in range(4)]
+    wait_until(lambda: all((tmp_path / f"b{i}").exists() for i in range(4)), what="blockers")
+    queued = [client.submit_by_name("cluster_tasks:sleepy", (0.0, i)) for i in range(2)]
+    wait_until(lambda: shared_cluster.status()["inflight"] >= 6, what="dispatched")
+    outcomes = [client.kill(t) for t in queued]
+    assert {o.outcome for o in outcomes} == {"forwarded"}
+    for token in queued:
+        with pytest.raises(TokenKilled):
+            token.get(timeout=10)
+    running = client.kill(blockers[0])
+    assert running.outcome == "forwarded"
+    assert [t.get(timeout=10) for t in blockers] == [str(tmp_path / f"b{i}") for i in range(4)]
+    assert "unknown" not in {o.outcome for o in outcomes}
+
+
+def test_unknown_token_kill_and_unknown_node_drain_are_clear(shared_cluster):
+    from shared.errors import BadRequest, UnknownToken
+    client = shared_cluster.client()
+    with pytest.raises(UnknownToken):
+        client.kill("no-such-token")
+    with pytest.raises(BadRequest, match="no agent"):
+        client.drain(node="nope")
