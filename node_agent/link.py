@@ -238,10 +238,7 @@ class AgentLink:
     # -- sender thread -------------------------------------------------------------------
 
     def _send_loop(self) -> None:
-        stream: queue.SimpleQueue[pb.AgentFrame | None] | None = None
-        unacked: dict[int, list[pb.ResultItem]] = {}
-        seq = 0
-        last_snapshot = 0.0
+        sender = _Sender(self)
         outbox, interval = self._outbox, self.config.heartbeat_interval
         while True:
             try:
@@ -253,36 +250,61 @@ class AgentLink:
                     entries.append(outbox.get_nowait())
                 except queue.Empty:
                     break
-            results: list[pb.ResultItem] = []
-            credits: Counter[str] = Counter()
-            for kind, value in entries:
-                if kind == "stop":
-                    return
-                if kind == "switch":
-                    stream = value
-                    if stream is not None:
-                        for old_seq, items in unacked.items():
-                            stream.put(pb.AgentFrame(results=items, seq=old_seq))
-                elif kind == "ack":
-                    for done_seq in [s for s in unacked if s <= value]:
-                        for item in unacked.pop(done_seq):
-                            self._held.pop(item.token_id, None)
-                else:
-                    results.append(value)
-                    credits[kind] += 1
-            frame = pb.AgentFrame(credits=[pb.Credit(weight=w, count=n)
-                                           for w, n in credits.items()])
-            if results:
-                seq += 1
-                frame.results.extend(results)
-                frame.seq = seq
-                unacked[seq] = results
-            now = time.monotonic()
-            if now - last_snapshot >= SNAPSHOT_EVERY:
-                last_snapshot = now
-                frame.snapshot = msgpack.packb(self.scheduler.snapshot(), default=str)
-            if stream is not None and (results or credits or not entries or frame.snapshot):
-                stream.put(frame)
+            if not sender.handle(entries):
+                return
+
+
+class _Sender:
+    """State of the sender thread: the stream it writes to, the sequence, unacked frames."""
+
+    def __init__(self, link: AgentLink) -> None:
+        self.link = link
+        self.stream: queue.SimpleQueue[pb.AgentFrame | None] | None = None
+        self.unacked: dict[int, list[pb.ResultItem]] = {}
+        self.seq = 0
+        self.last_snapshot = 0.0
+
+    def handle(self, entries: list[tuple[str, Any]]) -> bool:
+        """Turn one batch of outbox entries into at most one frame; False to stop."""
+        results: list[pb.ResultItem] = []
+        credits: Counter[str] = Counter()
+        for kind, value in entries:
+            if kind == "stop":
+                return False
+            if kind == "switch":
+                self._switch(value)
+            elif kind == "ack":
+                self._ack(value)
+            else:
+                results.append(value)
+                credits[kind] += 1
+        frame = pb.AgentFrame(credits=[pb.Credit(weight=w, count=n) for w, n in credits.items()])
+        if results:
+            self.seq += 1
+            frame.results.extend(results)
+            frame.seq = self.seq
+            self.unacked[self.seq] = results
+        now = time.monotonic()
+        if now - self.last_snapshot >= SNAPSHOT_EVERY:
+            self.last_snapshot = now
+            frame.snapshot = msgpack.packb(self.link.scheduler.snapshot(), default=str)
+        # An empty frame after an idle wait is the heartbeat.
+        if self.stream is not None and (results or credits or not entries or frame.snapshot):
+            self.stream.put(frame)
+        return True
+
+    def _switch(self, stream: queue.SimpleQueue[pb.AgentFrame | None] | None) -> None:
+        """A new stream (after its hello): resend every frame the gateway has not stored."""
+        self.stream = stream
+        if stream is not None:
+            for seq, items in self.unacked.items():
+                stream.put(pb.AgentFrame(results=items, seq=seq))
+
+    def _ack(self, upto: int) -> None:
+        held = self.link._held
+        for seq in [s for s in self.unacked if s <= upto]:
+            for item in self.unacked.pop(seq):
+                held.pop(item.token_id, None)
 
 
 def _frames(stream: queue.SimpleQueue[pb.AgentFrame | None]) -> Iterator[pb.AgentFrame]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import cluster_tasks  # noqa: F401 - registers the tasks
 import pytest
-
 from conftest import wait_until
+
 from shared.errors import TokenKilled
 from shared.lifecycle import TokenState
 

@@ -7,8 +7,8 @@ import time
 
 import cluster_tasks  # noqa: F401 - registers the tasks
 import pytest
-
 from conftest import wait_until
+
 from shared.errors import AgentLost
 
 
