@@ -418,7 +418,7 @@ class LocalScheduler:
                 "peak_depths": [box.peak for box in boxes],
                 "routed": routed,
             })
-        return {
+        snapshot = {
             "node": self.config.node_name,
             "state": self.state_name(),
             "drain_reason": self.drain_reason,
@@ -432,3 +432,8 @@ class LocalScheduler:
             "cores": cores,
             "storage": self.throttle.stats(),
         }
+        for observer in self._observers:  # e.g. the guards add their panels (Guard House...)
+            panels = getattr(observer, "snapshot_panels", None)
+            if panels is not None:
+                snapshot.update(panels())
+        return snapshot

@@ -88,7 +88,7 @@ class OperationsCoordinator:
     # Guards: status, operator actions, quarantine and history.
     def status(self) -> dict[str, Any]:
         """Every status panel in one plain dict (see :mod:`node_agent.guards.status`)."""
-        return build_status(self.scheduler.snapshot(), self.guards)
+        return build_status(self.scheduler.snapshot())  # carries the guards' panels
 
     def reenable(self, function: Any) -> bool:
         """Unblock a function the Guard House blocked (by task name or the function)."""

@@ -44,6 +44,7 @@ from node_agent.guards.quarantine import (
 from node_agent.guards.retry import NO_RETRY, RetryPolicy, policy_for, retry_delay
 from node_agent.guards.settings import GuardsConfig
 from node_agent.guards.spikes import SpikeDetector, SpikePolicy
+from node_agent.guards.status import guard_panels
 from shared.errors import TokenQuarantined
 from shared.lifecycle import TokenState
 from shared.registry import lookup, task_name
@@ -290,10 +291,14 @@ class Guards:
 
     def _read_pressure(self) -> list[CorePressure]:
         waits = self.waits.take()
-        snapshot = self._scheduler.snapshot()
-        return [CorePressure(core["core"], core["active_mailboxes"], sum(core["depths"]),
-                             waits.get(core["core"], 0.0))
-                for core in snapshot["cores"]]
+        sched = self._scheduler
+        return [CorePressure(core, sched.core_patterns[core],
+                             sum(box.depth() for box in boxes), waits.get(core, 0.0))
+                for core, boxes in sched.mailboxes.items()]
+
+    def snapshot_panels(self) -> dict[str, Any]:
+        """The guards' status panels; the scheduler adds them to its ``snapshot()``."""
+        return guard_panels(self)
 
     def _gauges(self) -> dict[str, Any]:
         sched = self._scheduler

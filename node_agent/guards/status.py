@@ -3,7 +3,9 @@
 :func:`build_status` joins the scheduler's own snapshot with the guards' state into the panels
 the dashboard and ``tokengate status`` show: system status, token pool, core affinity
 distribution, Guard House, recent executions - plus quarantine, overflow, convergence,
-retry policies and the code inspector's scores. Pure: it reads the two snapshots it is given.
+retry policies and the code inspector's scores. The guards also add their panels to the
+scheduler's ``snapshot()`` (:func:`guard_panels`), so an agent's snapshot sent to the gateway
+carries them, and ``build_status(snapshot)`` rebuilds the full status on the other side.
 """
 
 from __future__ import annotations
@@ -61,16 +63,12 @@ def affinity_panel(sched: dict[str, Any]) -> dict[str, Any]:
             "total_routed": sum(core["total"] for core in cores)}
 
 
-def build_status(sched: dict[str, Any], guards: Any, recent: int = RECENT_EXECUTIONS,
-                 ) -> dict[str, Any]:
-    """Every panel, from the scheduler's ``snapshot()`` and the :class:`Guards` it runs."""
+def guard_panels(guards: Any, recent: int = RECENT_EXECUTIONS) -> dict[str, Any]:
+    """The panels the guards own: Guard House, recent executions, quarantine, and the rest."""
     functions = {info.name: {"complexity_score": info.score, "level": info.level.value,
                              "retry": info.retry.to_dict()}
                  for info in guards.functions()}
     return {
-        "system_status": system_panel(sched),
-        "token_pool": token_pool_panel(sched),
-        "core_affinity": affinity_panel(sched),
         "guard_house": guards.guard_house.snapshot(),
         "recent_executions": [record.to_dict() for record in guards.history.recent(recent)],
         "history": {"capacity": guards.history.capacity, "recorded": guards.history.total},
@@ -83,3 +81,24 @@ def build_status(sched: dict[str, Any], guards: Any, recent: int = RECENT_EXECUT
         "functions": functions,
         "metrics": {"port": guards.metrics_port},
     }
+
+
+def build_status(sched: dict[str, Any], guards: Any | None = None,
+                 recent: int = RECENT_EXECUTIONS) -> dict[str, Any]:
+    """Every panel, from a scheduler ``snapshot()`` and (unless it has them) its guards'."""
+    status = {
+        "system_status": system_panel(sched),
+        "token_pool": token_pool_panel(sched),
+        "core_affinity": affinity_panel(sched),
+    }
+    if guards is not None:
+        status.update(guard_panels(guards, recent))
+    else:
+        status.update({key: value for key, value in sched.items()
+                       if key not in status and key not in _SCHEDULER_KEYS})
+    return status
+
+
+_SCHEDULER_KEYS = frozenset({"node", "state", "drain_reason", "uptime", "topology", "workers",
+                             "workers_per_core", "mailbox_capacity", "policy", "tokens",
+                             "cores", "storage"})

@@ -9,8 +9,10 @@ import urllib.request
 from pathlib import Path
 
 import guard_tasks as tasks
+import msgpack
 import pytest
 
+from node_agent.guards.status import build_status
 from tokengate import OperationsCoordinator
 
 pytestmark = pytest.mark.integration
@@ -246,6 +248,7 @@ def test_status_snapshot_has_the_seed_panels(tmp_path):
         assert [t.get(timeout=10) for t in tokens] == [2 * i for i in range(12)]
         assert coord.wait_idle(10)
         status = coord.status()
+        snapshot = coord.scheduler.snapshot()
     json.dumps(status)  # plain data
     assert {"system_status", "token_pool", "core_affinity", "guard_house",
             "recent_executions"} <= set(status)
@@ -257,3 +260,9 @@ def test_status_snapshot_has_the_seed_panels(tmp_path):
     assert status["guard_house"]["executions"] == 12
     assert len(status["recent_executions"]) == 12
     assert status["functions"]["guard_tasks:odd_fails"]["level"] in ("trivial", "simple")
+    # The scheduler's snapshot carries the guards' panels (what an agent sends the gateway).
+    wire = msgpack.packb(snapshot, default=str)
+    rebuilt = build_status(msgpack.unpackb(wire, strict_map_key=False))
+    assert rebuilt["guard_house"]["executions"] == 12
+    assert len(rebuilt["recent_executions"]) == 12
+    assert rebuilt["token_pool"] == status["token_pool"]
