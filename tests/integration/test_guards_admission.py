@@ -1,6 +1,9 @@
 """Guards at admission, with real worker threads: Guard House, spikes and the quarantine."""
 
 import json
+import runpy
+import zlib
+from pathlib import Path
 
 import guard_tasks as tasks
 import pytest
@@ -146,3 +149,15 @@ def test_quarantine_cli_list_show_replay_drop(tmp_path, capsys):
     capsys.readouterr()
     assert cli_main(["quarantine", "list", "--dir", qdir, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_guards_tour_example_runs(capsys):
+    root = Path(__file__).resolve().parents[2]
+    tour = runpy.run_path(str(root / "examples" / "guards_tour.py"), run_name="guards_tour")
+    tour["main"]()
+    out = capsys.readouterr().out
+    assert "refused at submit: Method 'guards_tour:parse_record' is auto-blocked" in out
+    assert "after re-enable: {'f': 6}" in out
+    assert "quarantined:" in out and f"replayed: {zlib.crc32(bytes(1_000_000))}" in out
+    assert "ok after 3 attempts" in out and "attempt 3)" in out
+    assert 'tokengate_guard_house_refusals_total{operation="parse_record"} 1.0' in out
