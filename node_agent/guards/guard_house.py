@@ -1,10 +1,12 @@
 """Guard House: per-function reputation, and auto-blocking of functions that keep failing.
 
-Every finished attempt of a function updates its :class:`Reputation` (attempts, successes,
-failures, failure rate, mean time). The Guard House is passive by default: it observes and
-reports, and never refuses anything. With ``auto_block`` on, a function whose failure rate
-reaches the threshold (after a minimum number of attempts) is blocked: its next submissions are
-refused with :class:`MethodBlockedException` until an operator calls :meth:`GuardHouse.reenable`.
+Every finished call of a function updates its :class:`Reputation` (attempts, successes,
+failures, failure rate, mean time); an attempt that failed and is retried counts only as a
+retry, since the call's outcome is still open. The Guard House is passive by default: it
+observes and reports, and never refuses anything. With ``auto_block`` on, a function whose
+failure rate reaches the threshold (after a minimum number of calls) is blocked: its next
+submissions are refused with :class:`MethodBlockedException` until an operator calls
+:meth:`GuardHouse.reenable`.
 
 The decisions are pure functions over frozen data (:func:`should_block`, :func:`health_of`,
 :func:`blocked_message`); :class:`GuardHouse` owns the mutable table.
@@ -52,10 +54,11 @@ class Reputation:
     failed_executions: int = 0
     total_time: float = 0.0
     last_error: str = ""
+    retries: int = 0                 # failed attempts that were retried (not outcomes)
 
     @property
     def failure_rate(self) -> float:
-        """Failed attempts as a percentage (0..100), as the seed reports it."""
+        """Failed calls as a percentage (0..100), as the seed reports it."""
         return 100.0 * self.failed_executions / self.total_attempts if self.total_attempts else 0.0
 
     @property
@@ -64,7 +67,9 @@ class Reputation:
 
     @property
     def mean_time(self) -> float:
-        return self.total_time / self.total_attempts if self.total_attempts else 0.0
+        """Mean execution time of an attempt (retried attempts included)."""
+        runs = self.total_attempts + self.retries
+        return self.total_time / runs if runs else 0.0
 
     def recorded(self, success: bool, seconds: float, error: str = "") -> Reputation:
         """A new reputation with one more finished attempt."""
@@ -122,17 +127,18 @@ def blocked_message(rep: Reputation | None, name: str) -> str:
 class _Tally:
     """The Guard House's mutable counts of one function (its table lock guards them)."""
 
-    __slots__ = ("attempts", "failures", "last_error", "total_time")
+    __slots__ = ("attempts", "failures", "last_error", "retries", "total_time")
 
     def __init__(self) -> None:
         self.attempts = 0
         self.failures = 0
+        self.retries = 0
         self.total_time = 0.0
         self.last_error = ""
 
     def reputation(self, name: str) -> Reputation:
         return Reputation(name, self.attempts, self.attempts - self.failures, self.failures,
-                          self.total_time, self.last_error)
+                          self.total_time, self.last_error, self.retries)
 
 
 class GuardHouse:
@@ -177,6 +183,15 @@ class GuardHouse:
                        name, rep.failure_rate, rep.failed_executions, rep.total_attempts)
         return True
 
+    def record_retry(self, name: str, seconds: float) -> None:
+        """Count an attempt that failed and will be retried (not an outcome: no verdict)."""
+        with self._table_lock:
+            tally = self._tallies.get(name)
+            if tally is None:
+                tally = self._tallies[name] = _Tally()
+            tally.retries += 1
+            tally.total_time += seconds
+
     def _reputation_locked(self, name: str) -> Reputation | None:
         tally = self._tallies.get(name)
         return None if tally is None else tally.reputation(name)
@@ -207,7 +222,8 @@ class GuardHouse:
         methods = {
             rep.name: {
                 "attempts": rep.total_attempts, "successes": rep.successful_executions,
-                "failures": rep.failed_executions, "failure_rate": round(rep.failure_rate, 2),
+                "failures": rep.failed_executions, "retries": rep.retries,
+                "failure_rate": round(rep.failure_rate, 2),
                 "mean_time": round(rep.mean_time, 6), "health": health_of(rep).value,
                 "blocked": rep.name in blocked,
                 "over_threshold": over_threshold(rep, self.policy),

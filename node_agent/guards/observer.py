@@ -230,29 +230,29 @@ class Guards:
         if func is None:
             return None
         info = self._info.get(func) or self.info(func)
+        self.history.append(ExecutionRecord(
+            token.token_id, token.operation_type, error is None, seconds, token.core_id,
+            token.worker_id, info.score, token.attempt,
+            "" if error is None else type(error).__name__, time.time()))
+        delay = None
+        if error is not None and token.tags.idempotent:
+            delay = retry_delay(info.retry, token.attempt, error, self._rng)
+        op = token.operation_type
+        if delay is not None:
+            # A retried attempt is not the call's outcome: the Guard House judges outcomes.
+            self.guard_house.record_retry(info.name, seconds)
+            self.metrics.token_finished(op, "retried", seconds)
+            self._child(self.metrics.retries, op).inc()
+            logger.info("retrying %s (attempt %d of %d) in %.3fs after %s: %s",
+                        token.token_id, token.attempt + 1, info.retry.max_attempts, delay,
+                        type(error).__name__, error)
+            return delay
         success = error is None
         error_text = "" if error is None else f"{type(error).__name__}: {error}"
         if self.guard_house.record(info.name, success, seconds, error_text):
             self.metrics.guard_blocks.inc()
-        self.history.append(ExecutionRecord(
-            token.token_id, token.operation_type, success, seconds, token.core_id,
-            token.worker_id, info.score, token.attempt,
-            "" if error is None else type(error).__name__, time.time()))
-        op = token.operation_type
-        if success:
-            self.metrics.token_finished(op, "completed", seconds)
-            return None
-        delay = None
-        if token.tags.idempotent:
-            delay = retry_delay(info.retry, token.attempt, error, self._rng)
-        if delay is None:
-            self.metrics.token_finished(op, "failed", seconds)
-            return None
-        self.metrics.token_finished(op, "retried", seconds)
-        logger.info("retrying %s (attempt %d of %d) in %.3fs after %s", token.token_id,
-                    token.attempt + 1, info.retry.max_attempts, delay, error_text)
-        self._child(self.metrics.retries, op).inc()
-        return delay
+        self.metrics.token_finished(op, "completed" if success else "failed", seconds)
+        return None
 
     # -- operator actions ------------------------------------------------------------------
 

@@ -42,7 +42,8 @@ def wait_until(predicate, timeout=10.0):
 
 
 def test_retries_back_off_exponentially_and_keep_the_token(tmp_path):
-    with coordinator(tmp_path) as coord:
+    # Auto-block at the first failed call: a call that recovers by retrying is no failure.
+    with coordinator(tmp_path, auto_block=True, min_attempts=1) as coord:
         token = tasks.flaky("k", failures=2)
         assert token.get(timeout=10) == 3
         assert token.attempt == 3
@@ -51,7 +52,11 @@ def test_retries_back_off_exponentially_and_keep_the_token(tmp_path):
         assert gaps[0] >= 0.05 and gaps[1] >= 0.10        # base 0.05 s, doubling, no jitter
         records = [r for r in coord.guards.history.records() if r.token_id == token.token_id]
         assert [(r.attempt, r.success) for r in records] == [(1, False), (2, False), (3, True)]
-        assert coord.status()["token_pool"]["retried"] == 2
+        status = coord.status()
+        assert status["token_pool"]["retried"] == 2
+        method = status["guard_house"]["methods"]["guard_tasks:flaky"]
+        assert (method["attempts"], method["failures"], method["retries"]) == (1, 0, 2)
+        assert status["guard_house"]["blocked"] == []
 
 
 def test_exhausted_retries_fail_with_the_last_error(tmp_path):
