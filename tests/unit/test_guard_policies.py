@@ -129,3 +129,13 @@ def test_convergence_streak_resets_under_load():
     assert streaks == {2: 1}
     _, streaks = conv.decide([conv.CorePressure(2, 2, 3)], streaks, BOUNDS)
     assert streaks == {2: 0}
+
+
+def test_retried_attempts_are_not_failures():
+    house = gh.GuardHouse(gh.GuardPolicy(auto_block=True, min_attempts=1))
+    house.record_retry("m:f", 0.2)
+    house.record_retry("m:f", 0.2)
+    assert house.record("m:f", True, 0.2) is False
+    method = house.snapshot()["methods"]["m:f"]
+    assert (method["attempts"], method["failures"], method["retries"]) == (1, 0, 2)
+    assert method["mean_time"] == pytest.approx(0.2) and not house.is_blocked("m:f")
