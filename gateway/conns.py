@@ -31,6 +31,7 @@ class AgentConn:
         self.topology = bytes(hello.topology)
         self.tasks = frozenset(hello.tasks)
         self.snapshot = b""
+        self.grant: dict[str, int] = {}  # the credits of its hello: its full free capacity
         self.last_seen = time.monotonic()
         self.last_seen_wall = time.time()
         self.connected = True

@@ -65,6 +65,7 @@ class Gateway(GatewayCore):
                 previous.close()
             self.agents[conn.name] = conn
             self._credits[conn.name] = {c.weight: c.count for c in grant}
+            conn.grant = {c.weight: c.count for c in grant}
         record = self.ledger.agents().get(conn.name)
         if record is not None and record.get("incarnation") != conn.incarnation:
             # The same node restarted: what its previous process held is gone.
@@ -171,6 +172,7 @@ class Gateway(GatewayCore):
         reply = pb.StatusReply(uptime=time.time() - self.started,
                                inflight=sum(inflight.values()))
         reply.counts.update(self.ledger.counts())
+        reply.counts.update({f"gateway_{k}": v for k, v in self.stats.items()})
         reply.pending.update(self.ledger.queue_lengths(policy.WEIGHTS))
         with self._dispatch_lock:
             cluster, node_drain = self.cluster_drain, dict(self.node_drain)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from gateway import credits as policy
@@ -41,6 +41,7 @@ class GatewayCore:
         self._pending: dict[str, int] = dict.fromkeys(policy.WEIGHTS, 0)
         self.cluster_drain: str | None = None
         self.node_drain: dict[str, str] = {}
+        self.stats: Counter[str] = Counter()  # frames and items seen (approximate, lock-free)
         self._kick = threading.Event()
         self._stopping = threading.Event()
 
@@ -56,12 +57,14 @@ class GatewayCore:
     # -- client submissions --------------------------------------------------------------
 
     def on_client_frame(self, conn: ClientConn, frame: pb.ClientFrame) -> None:
+        self.stats["client_frames"] += 1
+        self.stats["client_items"] += len(frame.submit)
         if frame.submit:
-            self._admit(conn, frame.submit)
+            self._admit(conn, frame.submit, frame.resubmit)
         if frame.watch:
             self._watch(conn, list(frame.watch))
 
-    def _admit(self, conn: ClientConn, items: Sequence[pb.TaskItem]) -> None:
+    def _admit(self, conn: ClientConn, items: Sequence[pb.TaskItem], resubmit: bool) -> None:
         cfg = self.config
         good: list[pb.TaskItem] = []
         rejected: list[pb.Rejected] = []
@@ -75,17 +78,8 @@ class GatewayCore:
             conn.send(rejected=rejected)
             return
         weights = [normalize_weight(item.weight) for item in good]
-        targets = [""] * len(good)
-        with self._dispatch_lock:
-            eligible = self._eligible()
-            # A weight with waiting tokens queues behind them; the others may go at once.
-            direct = [i for i, w in enumerate(weights) if self._pending[w] <= 0]
-            if eligible and direct:
-                chosen = policy.assign([weights[i] for i in direct], self._credits, eligible)
-                for i, target in zip(direct, chosen, strict=True):
-                    targets[i] = target
-            busy = sum(self._pending.values()) >= cfg.max_pending
-        if busy:
+        targets = self._place(weights)
+        if sum(self._pending.values()) >= cfg.max_pending:
             good, weights, targets, rejected = self._refuse_busy(good, weights, targets, rejected)
         rows = []
         for item, weight, target in zip(good, weights, targets, strict=True):
@@ -95,17 +89,47 @@ class GatewayCore:
                          item.SerializeToString(), target))
             self.watchers[item.token_id] = conn
             conn.watch(item.token_id)
+        # New calls of idempotent tasks go out while their write is in flight; resent ids
+        # and calls that must never run twice are stored first.
+        early = not resubmit and all(not item.not_idempotent for item in good)
         try:
-            statuses = self.ledger.submit(rows) if rows else []
+            finish = self.ledger.submit_begin(rows)
+            sent = self._dispatch_direct(good, targets) if early else False
+            statuses = finish()
         except RedisUnavailable as exc:
-            self._refund_all(targets, weights)
+            if not early:
+                self._refund_all(targets, weights)
             for item in good:
                 self.watchers.pop(item.token_id, None)
             rejected.extend(rejection(item.token_id, exc) for item in good)
             conn.send(rejected=rejected)
             logger.error("submission of %d tokens refused: %s", len(good), exc)
             return
-        self._after_submit(conn, good, weights, targets, statuses, rejected)
+        self._after_submit(conn, good, weights, targets, statuses, rejected, sent)
+
+    def _place(self, weights: list[str]) -> list[str]:
+        """An agent per token with credit for it, or "" (wait in Redis); spends credits."""
+        targets = [""] * len(weights)
+        with self._dispatch_lock:
+            eligible = self._eligible()
+            # A weight with waiting tokens queues behind them; the others may go at once.
+            direct = [i for i, w in enumerate(weights) if self._pending[w] <= 0]
+            if eligible and direct:
+                chosen = policy.assign([weights[i] for i in direct], self._credits, eligible)
+                for i, target in zip(direct, chosen, strict=True):
+                    targets[i] = target
+        return targets
+
+    def _dispatch_direct(self, good: list[pb.TaskItem], targets: list[str]) -> bool:
+        by_agent: dict[str, list[pb.TaskItem]] = defaultdict(list)
+        for item, target in zip(good, targets, strict=True):
+            if target:
+                by_agent[target].append(item)
+        for name, batch in by_agent.items():
+            self._send_to_agent(name, batch)
+            self.stats["direct_frames"] += 1
+            self.stats["direct"] += len(batch)
+        return True
 
     def _refuse_busy(
         self, good: list[pb.TaskItem], weights: list[str], targets: list[str],
@@ -124,27 +148,29 @@ class GatewayCore:
             for target, weight in zip(targets, weights, strict=True):
                 policy.refund(self._credits, target, weight, 1)
 
-    def _after_submit(self, conn, good, weights, targets, statuses, rejected) -> None:  # type: ignore[no-untyped-def]
-        by_agent: dict[str, list[pb.TaskItem]] = defaultdict(list)
+    def _after_submit(self, conn: ClientConn, good: list[pb.TaskItem], weights: list[str],
+                      targets: list[str], statuses: list[int], rejected: list[pb.Rejected],
+                      sent: bool) -> None:
         queued: dict[str, int] = defaultdict(int)
         duplicates: list[str] = []
         refunds: list[tuple[str, str]] = []
         for item, weight, target, status in zip(good, weights, targets, statuses, strict=True):
-            if status == DISPATCHED:
-                by_agent[target].append(item)
-            elif status == QUEUED:
+            if status == QUEUED:
                 queued[weight] += 1
             elif status == DUPLICATE:
                 duplicates.append(item.token_id)
-                if target:
+                if target and not sent:
                     refunds.append((target, weight))
         with self._dispatch_lock:
             for weight, n in queued.items():
                 self._pending[weight] += n
             for target, weight in refunds:
                 policy.refund(self._credits, target, weight, 1)
-        for name, batch in by_agent.items():
-            self._send_to_agent(name, batch)
+        if not sent:
+            self._dispatch_direct([item for item, status in zip(good, statuses, strict=True)
+                                   if status == DISPATCHED],
+                                  [t for t, status in zip(targets, statuses, strict=True)
+                                   if status == DISPATCHED])
         conn.send(accepted=[item.token_id for item in good], rejected=rejected or None)
         if queued:
             self._kick.set()
@@ -192,6 +218,8 @@ class GatewayCore:
 
     def on_agent_frame(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
         conn.touch()
+        self.stats["agent_frames"] += 1
+        self.stats["agent_results"] += len(frame.results)
         if frame.credits:
             with self._dispatch_lock:
                 book = self._credits.get(conn.name)
@@ -205,11 +233,17 @@ class GatewayCore:
             self._complete(conn, frame.results, frame.seq)
 
     def _complete(self, conn: AgentConn, results: Sequence[pb.ResultItem], seq: int) -> None:
+        """Push results to their clients, then store them, then ack the agent.
+
+        Pushing first saves a Redis round trip on every result's way back; it is safe
+        because the agent keeps (and after a reconnect resends) each frame until its ack,
+        which is sent only once Redis holds the results.
+        """
+        self._push(results)
         rows = [(r.token_id, STATE_NAMES.get(r.state, "failed"), r.SerializeToString())
                 for r in results]
-        applied = self.ledger.complete(rows)  # RedisUnavailable: the link drops, agent resends
+        self.ledger.complete(rows)  # RedisUnavailable: the link drops, the agent resends
         conn.send_ack(seq)
-        self._push(r for r, ok in zip(results, applied, strict=True) if ok)
 
     def _push(self, results) -> None:  # type: ignore[no-untyped-def]
         sessions: dict[ClientConn, list[pb.ResultItem]] = {}
@@ -252,10 +286,14 @@ class GatewayCore:
                 want = min(self._pending[weight], self.config.dispatch_batch)
                 if want <= 0:
                     continue
-                plan = policy.split(want, weight, self._credits, self._eligible())
+                ready = policy.ready(want, weight, self._credits, self._eligible(),
+                                     {n: c.grant for n, c in self.agents.items()})
+                plan = policy.split(want, weight, self._credits, ready)
                 self._pending[weight] -= sum(plan.values())
             for name, count in plan.items():
                 claimed = self.ledger.claim(weight, count, name)
+                self.stats["claims"] += 1
+                self.stats["claimed"] += len(claimed)
                 if len(claimed) < count:
                     with self._dispatch_lock:
                         policy.refund(self._credits, name, weight, count - len(claimed))

@@ -80,6 +80,33 @@ class RedisLedger:
         return self._submit(args=[self.prefix, time.time(), _pack(items)])
 
     @_redis_errors
+    def submit_begin(self, items: Sequence[tuple[str, str, int, bytes, str]],
+                     ) -> Callable[[], list[int]]:
+        """Send the submit script now and return a function that reads its reply.
+
+        What the caller does in between (dispatching) overlaps the Redis round trip; Redis
+        has the command before any agent can report on those tokens.
+        """
+        args = [self.prefix, time.time(), _pack(items)]
+        pool = self.redis.connection_pool
+        conn = pool.get_connection("EVALSHA")
+        try:
+            conn.send_command("EVALSHA", self._submit.sha, 0, *args)
+        except BaseException:
+            pool.release(conn)
+            raise
+
+        @_redis_errors
+        def finish() -> list[int]:
+            try:
+                return conn.read_response()
+            except redis.exceptions.NoScriptError:  # Redis restarted: load it and run again
+                return self._submit(args=args)
+            finally:
+                pool.release(conn)
+        return finish
+
+    @_redis_errors
     def claim(self, weight: str, count: int, agent: str) -> list[tuple[str, int, bytes]]:
         flat = self._claim(args=[self.prefix, weight, count, agent])
         return [(flat[i].decode(), int(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)]

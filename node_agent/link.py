@@ -3,16 +3,16 @@
 Threads and what each owns:
 
 - the *link* thread opens the stream (hello first), reads dispatch frames, turns each item
-  into a :class:`TaskToken` resolved only through :mod:`shared.registry`, and reconnects with
-  backoff when the gateway goes away;
-- the *feeder* thread hands tokens to the local scheduler with its blocking ``submit`` (so
-  every embedded rule applies: weights, pinning, tiers, guards), which is where backpressure
-  waits;
-- the *sender* thread owns the frame sequence and the results not yet acknowledged: it
+  into a :class:`TaskToken` resolved only through :mod:`shared.registry`, and hands it to the
+  local scheduler's ``submit`` (so every embedded rule applies: weights, pinning, tiers,
+  guards); it reconnects with backoff when the gateway goes away;
+- gRPC's request thread of the current stream runs :meth:`AgentLink._frames`, the sender: it
   coalesces finished tokens into one frame per wake-up (one credit back per finished token),
-  heartbeats when idle, and resends what was not acknowledged after a reconnect.
+  heartbeats when idle, and after a reconnect first resends what was not acknowledged. The
+  sender state (sequence, unacknowledged frames) is guarded by ``_send_lock`` and tied to a
+  stream generation, so a dying stream's thread hands back what it took.
 
-Workers only encode their token's result and put it on the sender's queue.
+Workers only encode their token's result and put it on the outbox.
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ class AgentLink:
         self._stop = threading.Event()
         self._held: dict[str, tuple[TaskToken, str, int]] = {}  # id -> token, weight, codec
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()  # the sender's input
-        self._feed: queue.SimpleQueue[list[TaskToken] | None] = queue.SimpleQueue()
+        self._send_lock = threading.Lock()  # guards _sender and _generation
+        self._sender = _Sender(self)
+        self._generation = 0
         self._call: Any = None
         self._threads: list[threading.Thread] = []
         self.tasks: list[str] = []
@@ -83,17 +85,14 @@ class AgentLink:
         self.tasks = import_includes(self.config.includes)
         if not self.tasks:
             logger.warning("no tasks registered: include the modules that define them")
-        for target, name in ((self._link_loop, "link"), (self._send_loop, "sender"),
-                             (self._feed_loop, "feeder")):
-            thread = threading.Thread(target=target, name=f"tg-agent-{name}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        thread = threading.Thread(target=self._link_loop, name="tg-agent-link", daemon=True)
+        self._threads.append(thread)
+        thread.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._outbox.put(("stop", None))
-        self._feed.put(None)
         call = self._call
         if call is not None:
             call.cancel()
@@ -107,11 +106,12 @@ class AgentLink:
         metadata = call_metadata(self.config.token)
         while not self._stop.is_set():
             channel = open_channel(self.config.gateway, self.config.tls)
-            stream: queue.SimpleQueue[pb.AgentFrame | None] = queue.SimpleQueue()
-            stream.put(self._hello())
+            with self._send_lock:
+                self._generation += 1
+                generation = self._generation
             try:
-                self._call = rpc.GatewayStub(channel).AgentLink(_frames(stream), metadata=metadata)
-                self._outbox.put(("switch", stream))
+                self._call = rpc.GatewayStub(channel).AgentLink(
+                    self._frames(generation, self._hello()), metadata=metadata)
                 for frame in self._call:
                     if not self.registered.is_set():
                         self.registered.set()
@@ -123,8 +123,9 @@ class AgentLink:
                 self._log_rpc_error(exc)
             finally:
                 self.registered.clear()
-                self._outbox.put(("switch", None))
-                stream.put(None)
+                with self._send_lock:
+                    self._generation += 1  # the old stream's sender stops and hands back
+                self._outbox.put(("wake", None))
                 channel.close()
             self._stop.wait(backoff)
             backoff = min(self.config.max_backoff, backoff * 2)
@@ -161,10 +162,15 @@ class AgentLink:
             self._outbox.put(("ack", frame.ack_seq))
         for token_id in frame.kill:
             self._kill(token_id)
-        if frame.tasks:
-            tokens = [t for t in (self._token_for(item) for item in frame.tasks) if t is not None]
-            if tokens:
-                self._feed.put(tokens)
+        submit = self.scheduler.submit
+        for item in frame.tasks:
+            token = self._token_for(item)
+            if token is None:
+                continue
+            try:
+                submit(token, timeout=None)  # backpressure waits here, bounded by our credits
+            except TokenGateError as exc:  # refused at admission (guards, stopped)
+                token.set_error(exc, "")
 
     def _token_for(self, item: pb.TaskItem) -> TaskToken | None:
         if item.token_id in self._held:
@@ -192,23 +198,7 @@ class AgentLink:
             return
         held = self._held.get(token_id)
         if held is not None:
-            held[0].kill()  # still in the feeder's queue: it is skipped at submit
-
-    # -- feeder thread -------------------------------------------------------------------
-
-    def _feed_loop(self) -> None:
-        submit = self.scheduler.submit
-        while True:
-            tokens = self._feed.get()
-            if tokens is None:
-                return
-            for token in tokens:
-                if token.done():
-                    continue
-                try:
-                    submit(token, timeout=None)
-                except TokenGateError as exc:  # refused at admission (guards, stopped)
-                    token.set_error(exc, "")
+            held[0].kill()  # not yet in the scheduler: it is skipped at submit
 
     # -- worker threads ------------------------------------------------------------------
 
@@ -235,10 +225,15 @@ class AgentLink:
             item.traceback = token.traceback_text
         self._outbox.put((weight, item))
 
-    # -- sender thread -------------------------------------------------------------------
+    # -- sender: runs on the current stream's gRPC request thread ---------------------
 
-    def _send_loop(self) -> None:
-        sender = _Sender(self)
+    def _frames(self, generation: int, hello: pb.AgentFrame) -> Iterator[pb.AgentFrame]:
+        yield hello
+        with self._send_lock:
+            resend = self._sender.resend() if generation == self._generation else None
+        if resend is None:
+            return
+        yield from resend
         outbox, interval = self._outbox, self.config.heartbeat_interval
         while True:
             try:
@@ -250,32 +245,37 @@ class AgentLink:
                     entries.append(outbox.get_nowait())
                 except queue.Empty:
                     break
-            if not sender.handle(entries):
-                return
+            with self._send_lock:
+                if generation != self._generation or self._stop.is_set():
+                    for entry in entries:  # not ours any more: the next stream sends them
+                        if entry[0] not in ("wake", "stop"):
+                            outbox.put(entry)
+                    return
+                frame = self._sender.frame(entries)
+            if frame is not None:
+                yield frame
 
 
 class _Sender:
-    """State of the sender thread: the stream it writes to, the sequence, unacked frames."""
+    """The sender's state: frame sequence and the frames the gateway has not stored yet."""
 
     def __init__(self, link: AgentLink) -> None:
         self.link = link
-        self.stream: queue.SimpleQueue[pb.AgentFrame | None] | None = None
         self.unacked: dict[int, list[pb.ResultItem]] = {}
         self.seq = 0
         self.last_snapshot = 0.0
 
-    def handle(self, entries: list[tuple[str, Any]]) -> bool:
-        """Turn one batch of outbox entries into at most one frame; False to stop."""
+    def resend(self) -> list[pb.AgentFrame]:
+        return [pb.AgentFrame(results=items, seq=seq) for seq, items in self.unacked.items()]
+
+    def frame(self, entries: list[tuple[str, Any]]) -> pb.AgentFrame | None:
+        """Turn one batch of outbox entries into at most one frame."""
         results: list[pb.ResultItem] = []
         credits: Counter[str] = Counter()
         for kind, value in entries:
-            if kind == "stop":
-                return False
-            if kind == "switch":
-                self._switch(value)
-            elif kind == "ack":
+            if kind == "ack":
                 self._ack(value)
-            else:
+            elif kind not in ("wake", "stop"):
                 results.append(value)
                 credits[kind] += 1
         frame = pb.AgentFrame(credits=[pb.Credit(weight=w, count=n) for w, n in credits.items()])
@@ -289,27 +289,12 @@ class _Sender:
             self.last_snapshot = now
             frame.snapshot = msgpack.packb(self.link.scheduler.snapshot(), default=str)
         # An empty frame after an idle wait is the heartbeat.
-        if self.stream is not None and (results or credits or not entries or frame.snapshot):
-            self.stream.put(frame)
-        return True
-
-    def _switch(self, stream: queue.SimpleQueue[pb.AgentFrame | None] | None) -> None:
-        """A new stream (after its hello): resend every frame the gateway has not stored."""
-        self.stream = stream
-        if stream is not None:
-            for seq, items in self.unacked.items():
-                stream.put(pb.AgentFrame(results=items, seq=seq))
+        if results or credits or not entries or frame.snapshot:
+            return frame
+        return None
 
     def _ack(self, upto: int) -> None:
         held = self.link._held
         for seq in [s for s in self.unacked if s <= upto]:
             for item in self.unacked.pop(seq):
                 held.pop(item.token_id, None)
-
-
-def _frames(stream: queue.SimpleQueue[pb.AgentFrame | None]) -> Iterator[pb.AgentFrame]:
-    while True:
-        frame = stream.get()
-        if frame is None:
-            return
-        yield frame

@@ -145,7 +145,8 @@ class ClusterClient:
                 old.put(None)
                 resend = [item for _, item in self._outstanding.values()]
             for start in range(0, len(resend), MAX_FRAME_ITEMS):
-                stream.put(resend[start:start + MAX_FRAME_ITEMS])
+                stream.put(pb.ClientFrame(submit=resend[start:start + MAX_FRAME_ITEMS],
+                                          resubmit=True))
             try:
                 self._call = self._stub.Session(_frames(stream), metadata=self._metadata)
                 self.connected.set()
@@ -250,11 +251,10 @@ def _frames(stream: queue.SimpleQueue[Any]) -> Iterator[pb.ClientFrame]:
         first = stream.get()
         if first is None:
             return
-        frame = pb.ClientFrame()
-        if isinstance(first, list):
-            frame.submit.extend(first)
-            yield frame
+        if isinstance(first, pb.ClientFrame):
+            yield first
             continue
+        frame = pb.ClientFrame()
         frame.submit.append(first)
         for _ in range(MAX_FRAME_ITEMS - 1):
             try:
@@ -264,10 +264,11 @@ def _frames(stream: queue.SimpleQueue[Any]) -> Iterator[pb.ClientFrame]:
             if item is None:
                 yield frame
                 return
-            if isinstance(item, list):
-                frame.submit.extend(item)
-            else:
-                frame.submit.append(item)
+            if isinstance(item, pb.ClientFrame):
+                yield frame
+                frame = item
+                break
+            frame.submit.append(item)
         yield frame
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -34,6 +35,18 @@ def _tls(args: argparse.Namespace) -> TlsConfig | None:
     if not (args.tls_ca or args.tls_cert):
         return None
     return TlsConfig(ca=args.tls_ca or "", cert=args.tls_cert or "", key=args.tls_key or "")
+
+
+def parse_cpus(text: str) -> set[int]:
+    """``"0"``, ``"0-3"``, ``"0,2,4-5"`` -> CPU numbers."""
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            cpus.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ConfigurationError(f"--cpus {text!r}: use CPU numbers like 0-3 or 0,2") from None
+    return cpus
 
 
 # -- roles -----------------------------------------------------------------------------------
@@ -65,6 +78,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     if args.path:
         sys.path[:0] = args.path
+    if args.cpus:
+        os.sched_setaffinity(0, parse_cpus(args.cpus))  # before the topology is detected
     includes = tuple(m.strip() for spec in args.include or () for m in spec.split(",") if m)
     link_config = LinkConfig.from_env(
         gateway=args.gateway, token=read_token(None, args.token_file) or None, name=args.name,
@@ -182,6 +197,8 @@ def add_cluster_commands(commands: Any) -> None:
     ag.add_argument("--workers-per-core", type=int)
     ag.add_argument("--mailbox-capacity", type=int)
     ag.add_argument("--cores", type=int, help="scheduler cores (default: detected)")
+    ag.add_argument("--cpus", help="run on these CPUs only, e.g. 0-1 (several agents on one "
+                    "host each get their own cores)")
     ag.add_argument("--allow-pickle", action="store_true", help="accept pickle-coded calls")
     _common(ag)
     ag.set_defaults(handler=cmd_agent)

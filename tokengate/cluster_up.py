@@ -29,6 +29,17 @@ def role_command(role: str, *options: str, verbose: bool = False) -> list[str]:
     return [sys.executable, "-m", "tokengate.cli_cluster", *flags, role, *options]
 
 
+def split_cpus(cpus: list[int], agents: int) -> list[str]:
+    """Disjoint CPU sets, one per agent, when there are enough CPUs (else no pinning).
+
+    Agents on one host would otherwise all pin heavy work to their core 1, the same CPU.
+    """
+    if agents < 1 or len(cpus) < agents:
+        return []
+    per = len(cpus) // agents
+    return [",".join(str(c) for c in cpus[i * per:(i + 1) * per]) for i in range(agents)]
+
+
 def _write_token(state_dir: Path) -> Path:
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "token"
@@ -83,10 +94,12 @@ def run_up(args: argparse.Namespace) -> int:
         for path in args.path or ():
             extra += ["--path", path]
         host = socket.gethostname()
+        cpu_sets = split_cpus(sorted(os.sched_getaffinity(0)), args.agents)
         for i in range(1, args.agents + 1):
+            pin = ["--cpus", cpu_sets[i - 1]] if cpu_sets else []
             children.append(subprocess.Popen(role_command(
                 "agent", "--gateway", address, "--token-file", str(token_file),
-                "--name", f"{host}-{i}", *extra)))
+                "--name", f"{host}-{i}", *pin, *extra)))
         print(_banner(address, token_file, redis_url, args.agents), flush=True)
         while not stop.wait(0.5):
             dead = [c for c in children if c.poll() is not None]
