@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tokengate.cli_guards import add_guard_commands
 
     add_guard_commands(commands)
+    from tokengate.cli_cluster import add_cluster_commands
+
+    add_cluster_commands(commands)
     return parser
 
 
