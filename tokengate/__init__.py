@@ -12,6 +12,8 @@ Embedded mode::
         token.get(timeout=10)
 """
 
+from node_agent.guards.retry import RetryableError, RetryPolicy
+from node_agent.guards.settings import GuardsConfig
 from shared.errors import (
     AdmissionTimeout,
     AsyncFunctionRefused,
@@ -38,10 +40,13 @@ __all__ = [
     "AsyncFunctionRefused",
     "ConfigurationError",
     "ExecutionMode",
+    "GuardsConfig",
     "InvalidTags",
     "MethodBlockedException",
     "NoBackend",
     "OperationsCoordinator",
+    "RetryPolicy",
+    "RetryableError",
     "SchedulerStopped",
     "StorageTier",
     "TaskTags",
