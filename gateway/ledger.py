@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import msgpack
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from gateway import keys
 from shared.errors import RedisUnavailable
@@ -61,8 +63,10 @@ class RedisLedger:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLedger:
-        client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5,
-                                      health_check_interval=30)
+        # A short retry budget: an outage is answered with RedisUnavailable within a second.
+        client = redis.Redis.from_url(
+            url, socket_timeout=10, socket_connect_timeout=2, health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.25, base=0.02), retries=3))
         return cls(client, **kwargs)
 
     def key(self, *parts: str) -> str:
@@ -89,7 +93,7 @@ class RedisLedger:
         """
         args = [self.prefix, time.time(), _pack(items)]
         pool = self.redis.connection_pool
-        conn = pool.get_connection("EVALSHA")
+        conn = pool.get_connection()
         try:
             conn.send_command("EVALSHA", self._submit.sha, 0, *args)
         except BaseException:

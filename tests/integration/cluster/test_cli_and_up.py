@@ -1,0 +1,134 @@
+"""The operator's commands as a user runs them, and ``tokengate up`` end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import cluster_tasks  # noqa: F401 - registers the tasks
+import psutil
+import pytest
+
+from conftest import HERE, ROOT, TOKEN, Cluster, wait_until
+from shared.client import ClusterClient
+from shared.client_config import ClientConfig
+from shared.errors import RedisUnavailable
+from shared.redis_server import RedisServer, free_port
+
+
+def cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tokengate.cli", *args[:1], "--gateway", cluster.address,
+         *args[1:]], env=cluster.env, cwd=str(ROOT), capture_output=True, text=True, timeout=60)
+
+
+def test_status_drain_resume_and_kill_from_the_command_line(shared_cluster):
+    out = cli(shared_cluster, "status", "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["state"] == "RUNNING" and {n["name"] for n in info["nodes"]} == {"a1", "a2"}
+    assert info["nodes"][0]["topology"]["workers"] == 4
+    text = cli(shared_cluster, "status").stdout
+    assert "cluster RUNNING" in text and re.search(r"^a1\s+UP", text, re.M)
+
+    out = cli(shared_cluster, "drain", "--node", "a2", "--reason", "patching")
+    assert out.returncode == 0 and "a2 draining: patching" in out.stdout
+    assert re.search(r"^a2\s+DRAINED.*patching", cli(shared_cluster, "status").stdout, re.M)
+    assert cli(shared_cluster, "resume", "--node", "a2").returncode == 0
+
+    client = shared_cluster.client()
+    client.drain(reason="cli kill")
+    token = client.submit_by_name("cluster_tasks:add", (1, 2))
+    wait_until(lambda: shared_cluster.status()["pending"]["light"] >= 1, what="held")
+    out = cli(shared_cluster, "kill", token.token_id)
+    assert out.returncode == 0 and "killed" in out.stdout
+    client.resume()
+    out = cli(shared_cluster, "kill", "no-such-token")
+    assert out.returncode == 2 and "UnknownToken" in out.stderr
+
+
+def test_cli_with_a_wrong_token_or_no_gateway_says_so(shared_cluster, tmp_path):
+    bad = tmp_path / "token"
+    bad.write_text("wrong")
+    out = cli(shared_cluster, "status", "--token-file", str(bad))
+    assert out.returncode == 2 and "Unauthenticated" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "tokengate.cli", "status", "--gateway",
+                          f"127.0.0.1:{free_port()}", "--timeout", "1"], env=shared_cluster.env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "GatewayUnavailable" in out.stderr
+
+
+def test_gateway_refuses_an_open_bind_with_a_weak_token(tmp_path):
+    env = dict(os.environ, TOKENGATE_TOKEN="weak", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "tokengate.cli", "gateway", "--listen",
+                          "0.0.0.0:0"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "loopback" in out.stderr
+
+
+def test_redis_outage_is_answered_clearly_and_nothing_accepted_is_lost(tmp_path):
+    server = RedisServer(appendonly=True, directory=str(tmp_path)).start()
+    cluster = Cluster(server.url, tmp_path)
+    try:
+        cluster.start_gateway()
+        cluster.start_agent("a1")
+        client = cluster.client()
+        accepted = [client.submit_by_name("cluster_tasks:add", (i, 0)) for i in range(20)]
+        assert [t.get(timeout=20) for t in accepted] == list(range(20))
+        port = server.port
+        server.stop()
+        refused = client.submit_by_name("cluster_tasks:add", (1, 1))
+        with pytest.raises(RedisUnavailable):
+            refused.get(timeout=20)
+        assert cluster.gateway.poll() is None, "the gateway keeps running"
+        server = RedisServer(port=port, appendonly=True, directory=str(tmp_path)).start()
+        again = wait_until(lambda: _try_add(client), timeout=30, what="service back")
+        assert again == 5
+    finally:
+        cluster.stop()
+        server.stop()
+
+
+def _try_add(client: ClusterClient) -> int | None:
+    try:
+        return client.submit_by_name("cluster_tasks:add", (2, 3)).get(timeout=10)
+    except RedisUnavailable:
+        return None
+
+
+def test_tokengate_up_starts_a_working_cluster_and_stops_it(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]),
+               PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokengate.cli", "up", "--port", "0", "--agents", "2",
+         "--include", "cluster_tasks", "--path", str(HERE), "--state-dir", str(tmp_path),
+         "--no-dashboard"], env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]  # the gateway's line, then up's
+        banner = next((line for line in lines if line.startswith("TokenGate is up")), lines[-1])
+        assert banner.startswith("TokenGate is up: gateway 127.0.0.1:"), banner
+        address = re.search(r"gateway (\S+),", banner).group(1)
+        token = (tmp_path / "token").read_text().strip()
+        assert oct((tmp_path / "token").stat().st_mode & 0o777) == "0o600"
+        client = ClusterClient(ClientConfig(address=address, token=token)).connect()
+        wait_until(lambda: len(client.status().nodes) == 2, what="2 agents")
+        assert client.submit_by_name("cluster_tasks:add", (20, 22)).get(timeout=20) == 42
+        client.close()
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 4  # redis, gateway, 2 agents
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, "Ctrl-C stops every child"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def test_token_is_shared_by_every_role(shared_cluster):
+    assert shared_cluster.env["TOKENGATE_TOKEN"] == TOKEN
