@@ -12,8 +12,8 @@ import sys
 import cluster_tasks  # noqa: F401 - registers the tasks
 import psutil
 import pytest
-
 from conftest import HERE, ROOT, TOKEN, Cluster, wait_until
+
 from shared.client import ClusterClient
 from shared.client_config import ClientConfig
 from shared.errors import RedisUnavailable
@@ -121,7 +121,7 @@ def test_tokengate_up_starts_a_working_cluster_and_stops_it(tmp_path):
         assert len(children) >= 4  # redis, gateway, 2 agents
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
-        gone, alive = psutil.wait_procs(children, timeout=10)
+        _, alive = psutil.wait_procs(children, timeout=10)
         assert not alive, "Ctrl-C stops every child"
     finally:
         if proc.poll() is None:
