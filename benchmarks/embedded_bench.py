@@ -21,35 +21,39 @@ from benchmarks import bench_tasks as bt
 from tokengate import OperationsCoordinator
 
 
-def best_of(runs: int, measure) -> float:
-    return max(measure() for _ in range(runs))
+def throughput(count: int, rounds: int = 4) -> tuple[float, float, int]:
+    """No-op tasks/s, submit to last result: TokenGate vs a pool of the same thread count.
 
+    Rounds alternate between the two so that a burst of noise on the machine hits both;
+    the best round of each is reported.
+    """
+    coord = OperationsCoordinator().start()
+    threads = coord.scheduler.config.workers_per_core * coord.scheduler.num_cores
+    pool = ThreadPoolExecutor(threads)
 
-def throughput(count: int) -> tuple[float, float, int]:
-    """No-op tasks/s, submit to last result: TokenGate vs a pool of the same thread count."""
-    with OperationsCoordinator() as coord:
-        threads = coord.scheduler.config.workers_per_core * coord.scheduler.num_cores
+    def ours() -> float:
+        began = time.perf_counter()
+        tokens = [bt.noop() for _ in range(count)]
+        for token in tokens:
+            token.get()
+        return count / (time.perf_counter() - began)
 
-        def ours() -> float:
-            began = time.perf_counter()
-            tokens = [bt.noop() for _ in range(count)]
-            for token in tokens:
-                token.get()
-            return count / (time.perf_counter() - began)
+    def theirs() -> float:
+        began = time.perf_counter()
+        futures = [pool.submit(bt.plain_noop) for _ in range(count)]
+        for future in futures:
+            future.result()
+        return count / (time.perf_counter() - began)
 
-        ours()  # warm-up
-        tg = best_of(3, ours)
-    with ThreadPoolExecutor(threads) as pool:
-
-        def theirs() -> float:
-            began = time.perf_counter()
-            futures = [pool.submit(bt.plain_noop) for _ in range(count)]
-            for future in futures:
-                future.result()
-            return count / (time.perf_counter() - began)
-
-        theirs()
-        tpe = best_of(3, theirs)
+    try:
+        ours(), theirs()  # warm-up
+        tg = tpe = 0.0
+        for _ in range(rounds):
+            tg = max(tg, ours())
+            tpe = max(tpe, theirs())
+    finally:
+        pool.shutdown()
+        coord.stop()
     return tg, tpe, threads
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from shared.tags import Weight
 
@@ -47,19 +48,40 @@ def build_policy(num_cores: int) -> dict[Weight, CorePreference]:
     return {weight: CorePreference(preference_chain(weight, num_cores)) for weight in Weight}
 
 
-def least_loaded_mailbox(
-    queued: Sequence[int], busy: Sequence[int], capacity: int
-) -> int | None:
+class MailboxView(Protocol):
+    """What routing reads of a mailbox: tokens queued now, and 1 while its worker is busy.
+
+    The scheduler passes its live mailboxes; tests pass plain values (see ``StaticLoad``).
+    """
+
+    busy: int
+
+    def depth(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StaticLoad:
+    """A fixed mailbox load, for tables and tests."""
+
+    queued: int
+    busy: int = 0
+
+    def depth(self) -> int:
+        return self.queued
+
+
+def least_loaded_mailbox(mailboxes: Sequence[MailboxView], capacity: int) -> int | None:
     """Index of the least loaded mailbox with room, the lowest index on ties; None if all full.
 
     A mailbox's load is its queued tokens plus one while its worker is busy.
     """
     best: int | None = None
     best_load = 0
-    for index, depth in enumerate(queued):
+    for index, box in enumerate(mailboxes):
+        depth = box.depth()
         if depth >= capacity:
             continue
-        load = depth + busy[index]
+        load = depth + box.busy
         if best is None or load < best_load:
             best, best_load = index, load
     return best
@@ -67,29 +89,33 @@ def least_loaded_mailbox(
 
 def choose_route(
     chain: Sequence[int],
-    queued: Mapping[int, Sequence[int]],
-    busy: Mapping[int, Sequence[int]],
+    cores: Mapping[int, Sequence[MailboxView]],
     slots: Mapping[int, int],
     capacity: int,
 ) -> tuple[int, int] | None:
     """Pick ``(core, mailbox index)`` for one token, or None when every option is full.
 
-    ``queued`` and ``busy`` map each core of the chain to its *active* mailboxes' depths and
-    busy flags (0 or 1); ``slots`` maps it to how many tasks it can execute at once in this
-    token's execution mode.
+    ``cores`` maps each core of the chain to its *active* mailboxes; ``slots`` maps it to
+    how many tasks it executes at once in this token's execution mode. One pass over the
+    mailboxes: this runs on every submission.
     """
     best: tuple[int, int] | None = None
     best_ratio = 0.0
     for core in chain:
-        depths, flags = queued[core], busy[core]
-        index = least_loaded_mailbox(depths, flags, capacity)
-        if index is None:
+        pick: int | None = None
+        pick_load = total = 0
+        for index, box in enumerate(cores[core]):
+            depth = box.depth()
+            load = depth + box.busy
+            total += load
+            if depth < capacity and (pick is None or load < pick_load):
+                pick, pick_load = index, load
+        if pick is None:
             continue
-        load = sum(depths) + sum(flags)
         core_slots = max(1, slots[core])
-        if load < core_slots:
-            return core, index
-        ratio = load / core_slots
+        if total < core_slots:
+            return core, pick
+        ratio = total / core_slots
         if best is None or ratio < best_ratio:
-            best, best_ratio = (core, index), ratio
+            best, best_ratio = (core, pick), ratio
     return best

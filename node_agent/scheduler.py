@@ -28,7 +28,7 @@ from node_agent.mailbox import Mailbox
 from node_agent.policy import build_policy, choose_route
 from node_agent.procpool import CoreProcesses
 from node_agent.throttle import StorageThrottle
-from node_agent.workers import TaskRunner, Worker
+from node_agent.workers import Hooks, TaskRunner, Worker
 from shared.errors import AdmissionTimeout, SchedulerStopped
 from shared.lifecycle import TokenState
 from shared.tags import ExecutionMode, Weight
@@ -66,11 +66,11 @@ class LocalScheduler:
         # replaced whole, never edited, when a pattern changes.
         self._active_boxes: dict[int, list[Mailbox]] = {
             core: list(boxes) for core, boxes in self.mailboxes.items()}
+        self._slots = self._execution_slots()
         self.throttle = StorageThrottle()
         self.processes = CoreProcesses(topology.cpu_for_core, self.config.processes_per_core)
-        self._observers: list[Any] = []
-        self._runner = TaskRunner(self.throttle, self.processes, self._observers,
-                                  self._retry_later)
+        self._hooks = Hooks()
+        self._runner = TaskRunner(self.throttle, self.processes, self._hooks, self._retry_later)
         self._workers: list[Worker] = []
         self._admission = threading.Condition()
         self._held: deque[TaskToken] = deque()
@@ -80,6 +80,7 @@ class LocalScheduler:
         self._delayed = 0
         self._space_waiters = 0
         self._hold_capacity = self.config.hold_capacity or len(self._all_boxes) * capacity
+        self._low_water = capacity // 2
         self._idle = threading.Condition()
         self._idle_waiters = 0
         self._stats_lock = threading.Lock()
@@ -151,7 +152,7 @@ class LocalScheduler:
 
     def add_observer(self, observer: Any) -> None:
         """Add execution hooks (see :class:`node_agent.workers.Observer`)."""
-        self._observers.append(observer)
+        self._hooks.add(observer)
 
     # -- admission -----------------------------------------------------------------------
 
@@ -164,12 +165,12 @@ class LocalScheduler:
         """
         if not self._running:
             raise SchedulerStopped(f"scheduler {self.config.node_name} is not running")
-        for observer in self._observers:
-            hook = getattr(observer, "on_admit", None)
-            if hook is not None:
+        admit_hooks = self._hooks.on_admit
+        if admit_hooks:
+            for hook in admit_hooks:
                 hook(token)  # may refuse the call with a TokenGateError
-        if token.done():
-            return  # an observer finished it at admission (e.g. quarantined): nothing to queue
+            if token.done():
+                return  # an observer finished it at admission (quarantined): nothing to queue
         self._live[token.token_id] = token
         self._count("submitted")
         if not (self._draining or self._held or self._priority) and self._place(token):
@@ -256,16 +257,7 @@ class LocalScheduler:
             for box in active[chain[0]]:
                 if not box.busy and not box.depth():
                     return chain[0], box.index
-        queued: dict[int, list[int]] = {}
-        busy: dict[int, list[int]] = {}
-        slots: dict[int, int] = {}
-        for core in chain:
-            boxes = active[core]
-            queued[core] = [box.depth() for box in boxes]
-            busy[core] = [box.busy for box in boxes]
-            slots[core] = (self.config.processes_per_core if mode is ExecutionMode.PROCESS
-                           else len(boxes))
-        return choose_route(chain, queued, busy, slots, self.config.mailbox_capacity)
+        return choose_route(chain, active, self._slots[mode], self.config.mailbox_capacity)
 
     def _pump(self) -> None:
         """Place backlog into freed mailbox room: priority lane first. Holds ``_admission``."""
@@ -279,8 +271,11 @@ class LocalScheduler:
         if self._space_waiters:
             self._admission.notify_all()
 
-    def _after_take(self) -> None:
-        if self._space_waiters or self._priority or (self._held and not self._draining):
+    def _after_take(self, box: Mailbox) -> None:
+        # Blocked submitters are woken once a mailbox is down to its low-water mark, not on
+        # every take: one wake-up then refills many slots instead of one slot per wake-up.
+        if (self._space_waiters and box.depth() <= self._low_water) or self._priority or (
+                self._held and not self._draining):
             with self._admission:
                 self._pump()
 
@@ -352,7 +347,17 @@ class LocalScheduler:
         active = max(1, min(self.config.workers_per_core, int(active)))
         self.core_patterns[core_id] = active
         self._active_boxes = {**self._active_boxes, core_id: self.mailboxes[core_id][:active]}
+        self._slots = self._execution_slots()
         return active
+
+    def _execution_slots(self) -> dict[ExecutionMode, dict[int, int]]:
+        """Per mode, how many tokens each core runs at once: its active worker threads, or
+        its worker processes."""
+        return {
+            ExecutionMode.THREAD: {core: len(boxes) for core, boxes in self._active_boxes.items()},
+            ExecutionMode.PROCESS: dict.fromkeys(self._active_boxes,
+                                                 self.config.processes_per_core),
+        }
 
     # -- observation ---------------------------------------------------------------------
 
@@ -432,7 +437,7 @@ class LocalScheduler:
             "cores": cores,
             "storage": self.throttle.stats(),
         }
-        for observer in self._observers:  # e.g. the guards add their panels (Guard House...)
+        for observer in self._hooks.observers:  # e.g. the guards add their panels (Guard House...)
             panels = getattr(observer, "snapshot_panels", None)
             if panels is not None:
                 snapshot.update(panels())

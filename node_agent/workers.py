@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from node_agent.mailbox import STOP, Mailbox
@@ -23,6 +23,27 @@ from shared.tags import ExecutionMode
 from shared.token import TaskToken, format_exception_text, set_inline_runner
 
 logger = logging.getLogger(__name__)
+
+
+class Hooks:
+    """The observers' hooks, bound once and grouped by name.
+
+    Owned by the scheduler; ``add`` replaces each tuple whole, so the workers read them
+    without a lock and a call pays no attribute lookup per observer.
+    """
+
+    def __init__(self) -> None:
+        self.observers: tuple[Any, ...] = ()
+        self.on_admit: tuple[Callable[..., Any], ...] = ()
+        self.on_start: tuple[Callable[..., Any], ...] = ()
+        self.on_finish: tuple[Callable[..., Any], ...] = ()
+
+    def add(self, observer: Any) -> None:
+        for name in ("on_admit", "on_start", "on_finish"):
+            hook = getattr(observer, name, None)
+            if hook is not None:
+                setattr(self, name, (*getattr(self, name), hook))
+        self.observers = (*self.observers, observer)
 
 
 class Observer(Protocol):
@@ -54,19 +75,19 @@ class TaskRunner:
         self,
         throttle: StorageThrottle,
         processes: CoreProcesses,
-        observers: Sequence[Any],
+        hooks: Hooks,
         retry: Callable[[TaskToken, float], None],
     ) -> None:
         self._throttle = throttle
         self._processes = processes
-        self._observers = observers  # the scheduler's list; read-only here
+        self._hooks = hooks  # the scheduler's; read-only here
         self._retry = retry
 
     def run(self, token: TaskToken) -> TokenState:
         """Execute an EXECUTING token to its end (or hand it back for a retry)."""
-        observers = self._observers
-        for observer in observers:
-            _call_hook(observer, "on_start", token)
+        hooks = self._hooks
+        for hook in hooks.on_start:
+            _call_hook(hook, token)
         started = time.perf_counter()
         error: BaseException | None = None
         result: Any = None
@@ -76,8 +97,8 @@ class TaskRunner:
             error = exc
         seconds = time.perf_counter() - started
         delay = None
-        for observer in observers:
-            asked = _call_hook(observer, "on_finish", token, error, seconds)
+        for hook in hooks.on_finish:
+            asked = _call_hook(hook, token, error, seconds)
             if asked is not None and error is not None and delay is None:
                 delay = float(asked)
         if error is None:
@@ -106,14 +127,11 @@ class TaskRunner:
         return func(*token.args, **token.kwargs)
 
 
-def _call_hook(observer: Any, name: str, *args: Any) -> Any:
-    hook = getattr(observer, name, None)
-    if hook is None:
-        return None
+def _call_hook(hook: Callable[..., Any], *args: Any) -> Any:
     try:
         return hook(*args)
     except Exception:
-        logger.exception("observer %r failed in %s", observer, name)
+        logger.exception("observer hook %r failed", hook)
         return None
 
 
@@ -128,7 +146,7 @@ class Worker(threading.Thread):
         runner: TaskRunner,
         *,
         pin: bool,
-        after_take: Callable[[], None],
+        after_take: Callable[[Mailbox], None],
         after_finish: Callable[[TaskToken, TokenState | None], None],
     ) -> None:
         super().__init__(name=worker_id, daemon=True)
@@ -151,7 +169,7 @@ class Worker(threading.Thread):
             token = mailbox.take()
             if token is STOP:
                 break
-            self._after_take()
+            self._after_take(mailbox)
             mailbox.busy = 1
             outcome = None
             # Not claimable: killed while queued, or already run inline by a waiting parent.

@@ -2,7 +2,7 @@
 
 import pytest
 
-from node_agent.policy import choose_route, least_loaded_mailbox, preference_chain
+from node_agent.policy import StaticLoad, choose_route, least_loaded_mailbox, preference_chain
 from shared.tags import Weight
 
 H, M, L = Weight.HEAVY, Weight.MEDIUM, Weight.LIGHT
@@ -44,41 +44,40 @@ def test_zero_cores_refused():
     ],
 )
 def test_least_loaded_mailbox(queued, busy, capacity, expected):
-    assert least_loaded_mailbox(queued, busy, capacity) == expected
+    boxes = [StaticLoad(q, b) for q, b in zip(queued, busy, strict=True)]
+    assert least_loaded_mailbox(boxes, capacity) == expected
 
 
 def _loads(per_core):
-    queued = {core: [q for q, _ in boxes] for core, boxes in per_core.items()}
-    busy = {core: [b for _, b in boxes] for core, boxes in per_core.items()}
-    return queued, busy
+    return {core: [StaticLoad(q, b) for q, b in boxes] for core, boxes in per_core.items()}
 
 
 def test_route_prefers_first_core_while_it_has_an_idle_worker():
-    queued, busy = _loads({1: [(0, 1), (0, 0)], 2: [(0, 0), (0, 0)]})
-    assert choose_route((1, 2), queued, busy, {1: 2, 2: 2}, 120) == (1, 1)
+    cores = _loads({1: [(0, 1), (0, 0)], 2: [(0, 0), (0, 0)]})
+    assert choose_route((1, 2), cores, {1: 2, 2: 2}, 120) == (1, 1)
 
 
 def test_route_spills_to_the_least_loaded_core_when_preferred_is_saturated():
-    queued, busy = _loads({1: [(1, 1), (0, 1)], 2: [(0, 1), (0, 0)]})
-    assert choose_route((1, 2), queued, busy, {1: 2, 2: 2}, 120) == (2, 1)
+    cores = _loads({1: [(1, 1), (0, 1)], 2: [(0, 1), (0, 0)]})
+    assert choose_route((1, 2), cores, {1: 2, 2: 2}, 120) == (2, 1)
 
 
 def test_route_ties_go_to_the_earlier_core():
-    queued, busy = _loads({1: [(2, 1)], 2: [(2, 1)]})
-    assert choose_route((1, 2), queued, busy, {1: 1, 2: 1}, 120) == (1, 0)
+    cores = _loads({1: [(2, 1)], 2: [(2, 1)]})
+    assert choose_route((1, 2), cores, {1: 1, 2: 1}, 120) == (1, 0)
 
 
 def test_process_mode_alternates_cores_with_one_process_each():
     # One execution slot per core: the second task goes to core 2, not behind the first.
-    queued, busy = _loads({1: [(1, 0), (0, 0)], 2: [(0, 0), (0, 0)]})
-    assert choose_route((1, 2), queued, busy, {1: 1, 2: 1}, 120) == (2, 0)
+    cores = _loads({1: [(1, 0), (0, 0)], 2: [(0, 0), (0, 0)]})
+    assert choose_route((1, 2), cores, {1: 1, 2: 1}, 120) == (2, 0)
 
 
 def test_route_none_when_every_allowed_mailbox_is_full():
-    queued, busy = _loads({2: [(4, 1), (4, 1)]})
-    assert choose_route((2,), queued, busy, {2: 2}, 4) is None
+    cores = _loads({2: [(4, 1), (4, 1)]})
+    assert choose_route((2,), cores, {2: 2}, 4) is None
 
 
 def test_route_skips_a_full_core():
-    queued, busy = _loads({1: [(4, 1)], 2: [(3, 1)]})
-    assert choose_route((1, 2), queued, busy, {1: 1, 2: 1}, 4) == (2, 0)
+    cores = _loads({1: [(4, 1)], 2: [(3, 1)]})
+    assert choose_route((1, 2), cores, {1: 1, 2: 1}, 4) == (2, 0)
