@@ -14,6 +14,7 @@ proto:
 
 bench:
 	python3 -m benchmarks.embedded_bench
+	python3 -m benchmarks.seed_suites all
 
 demo:
 	tokengate demo
