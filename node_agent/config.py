@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
+from shared import envconfig
 from shared.errors import ConfigurationError
-
-ENV_PREFIX = "TOKENGATE_"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,32 +51,5 @@ class SchedulerConfig:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, **overrides: object
     ) -> SchedulerConfig:
-        """Read ``TOKENGATE_<FIELD>`` variables (e.g. ``TOKENGATE_WORKERS_PER_CORE=4``)."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for item in fields(cls):
-            raw = environ.get(ENV_PREFIX + item.name.upper())
-            if raw is not None:
-                values[item.name] = _convert(item.name, str(item.type), raw)
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
-
-
-def _convert(name: str, type_text: str, raw: str) -> object:
-    text = raw.strip()
-    try:
-        if "None" in type_text and text.lower() in ("", "none"):
-            return None
-        if type_text.startswith("bool"):
-            if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                raise ValueError(text)
-            return text.lower() in ("1", "true", "yes")
-        if type_text.startswith("int"):
-            return int(text)
-        if type_text.startswith("float"):
-            return float(text)
-    except ValueError:
-        raise ConfigurationError(
-            f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {type_text}"
-        ) from None
-    return text
+        """Read ``TOKENGATE_<FIELD>`` variables, then apply ``overrides``."""
+        return envconfig.from_env(cls, environ, **overrides)
