@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from gateway import credits as policy
 from gateway.config import GatewayConfig
@@ -239,21 +239,31 @@ class GatewayCore:
         because the agent keeps (and after a reconnect resends) each frame until its ack,
         which is sent only once Redis holds the results.
         """
-        self._push(results)
+        undelivered = self._push(results)
         rows = [(r.token_id, STATE_NAMES.get(r.state, "failed"), r.SerializeToString())
                 for r in results]
         self.ledger.complete(rows)  # RedisUnavailable: the link drops, the agent resends
         conn.send_ack(seq)
+        if undelivered:
+            # A session may have asked for one of these between the push and the write (a
+            # client reconnecting): it either registered in time for this second look, or its
+            # own lookup already sees the stored result.
+            self._push(undelivered)
 
-    def _push(self, results) -> None:  # type: ignore[no-untyped-def]
+    def _push(self, results: Iterable[pb.ResultItem]) -> list[pb.ResultItem]:
+        """Send each result to the session watching it; return those nobody watched."""
         sessions: dict[ClientConn, list[pb.ResultItem]] = {}
         watchers = self.watchers
+        undelivered = []
         for result in results:
             session = watchers.pop(result.token_id, None)
             if session is not None:
                 sessions.setdefault(session, []).append(result)
+            else:
+                undelivered.append(result)
         for session, batch in sessions.items():
             session.send(results=batch)
+        return undelivered
 
     # -- dispatcher thread ---------------------------------------------------------------
 

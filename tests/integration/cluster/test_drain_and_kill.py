@@ -13,17 +13,21 @@ from shared.lifecycle import TokenState
 def test_cluster_drain_holds_submissions_and_resume_runs_them(shared_cluster):
     client = shared_cluster.client()
     first = [client.submit_by_name("cluster_tasks:sleepy", (0.2, i)) for i in range(6)]
-    assert "draining" in client.drain(reason="maintenance")
-    info = shared_cluster.status()
-    assert info["state"] in ("DRAINING", "DRAINED") and info["reason"] == "maintenance"
-    held = [client.submit_by_name("cluster_tasks:add", (i, 1)) for i in range(50)]
-    assert [t.get(timeout=10) for t in first] == list(range(6)), "admitted work finishes"
-    info = wait_until(lambda: (s := shared_cluster.status())["state"] == "DRAINED"
-                      and s["pending"]["light"] == 50 and s, what="DRAINED with 50 held")
-    assert info["inflight"] == 0
-    assert all(t.state is TokenState.WAITING for t in held), "held, not run, not lost"
-    assert info["counts"]["failed"] == 0 or all(not t.done() for t in held)
-    client.resume()
+    wait_until(lambda: shared_cluster.status()["inflight"] + sum(t.done() for t in first) >= 6,
+               what="first tokens dispatched")
+    try:
+        assert "draining" in client.drain(reason="maintenance")
+        info = shared_cluster.status()
+        assert info["state"] in ("DRAINING", "DRAINED") and info["reason"] == "maintenance"
+        held = [client.submit_by_name("cluster_tasks:add", (i, 1)) for i in range(50)]
+        assert [t.get(timeout=10) for t in first] == list(range(6)), "admitted work finishes"
+        info = wait_until(lambda: (s := shared_cluster.status())["state"] == "DRAINED"
+                          and s["pending"]["light"] == 50 and s, what="DRAINED with 50 held")
+        assert info["inflight"] == 0 and info["counts"]["failed"] == 0
+        assert {n["state"] for n in info["nodes"]} == {"DRAINED"}, "every layer agrees"
+        assert all(t.state is TokenState.WAITING for t in held), "held, not run, not lost"
+    finally:
+        client.resume()
     assert [t.get(timeout=15) for t in held] == [i + 1 for i in range(50)]
     assert shared_cluster.status()["state"] == "RUNNING"
 
