@@ -18,6 +18,9 @@ from shared.rpc import tokengate_pb2 as pb
 
 _CLOSE = object()
 MAX_FRAME_ITEMS = 2000
+# A frame that would carry only acknowledgements waits this long for something to ride
+# with (a dispatch, a result): acks bound memory, not latency, so they need no frame alone.
+ACK_LINGER = 0.003
 
 
 class AgentConn:
@@ -88,7 +91,8 @@ class AgentConn:
                 if n >= MAX_FRAME_ITEMS:
                     break
                 try:
-                    item = outbox.get_nowait()
+                    item = outbox.get(timeout=ACK_LINGER) if not (n or frame.kill) \
+                        else outbox.get_nowait()
                 except queue.Empty:
                     break
                 if item is _CLOSE:
@@ -146,16 +150,16 @@ class ClientConn:
                 accepted, rejected, results = item
                 if accepted:
                     reply.accepted.extend(accepted)
-                    n += len(accepted)
                 if rejected:
                     reply.rejected.extend(rejected)
                 if results:
                     reply.results.extend(results)
                     n += len(results)
-                if n >= MAX_FRAME_ITEMS:
+                if n + len(reply.accepted) >= MAX_FRAME_ITEMS:
                     break
                 try:
-                    item = outbox.get_nowait()
+                    item = outbox.get(timeout=ACK_LINGER) if not (n or reply.rejected) \
+                        else outbox.get_nowait()
                 except queue.Empty:
                     break
                 if item is _CLOSE:

@@ -180,8 +180,14 @@ class ClusterClient:
                     released += 1
                 if entry is not None:
                     rejected.append((entry[0], rej))
-            finished = [(entry[0], result) for result in reply.results
-                        if (entry := self._outstanding.pop(result.token_id, None)) is not None]
+            finished = []
+            for result in reply.results:
+                entry = self._outstanding.pop(result.token_id, None)
+                if entry is not None:
+                    finished.append((entry[0], result))
+                if result.token_id in self._unacked:  # its result came before its ack
+                    self._unacked.discard(result.token_id)
+                    released += 1
         for _ in range(released):
             self._window.release()
         for token, rej in rejected:
