@@ -79,7 +79,7 @@ class GatewayCore:
             return
         weights = [normalize_weight(item.weight) for item in good]
         targets = self._place(weights)
-        if sum(self._pending.values()) >= cfg.max_pending:
+        if not resubmit and sum(self._pending.values()) >= cfg.max_pending:
             good, weights, targets, rejected = self._refuse_busy(good, weights, targets, rejected)
         rows = []
         for item, weight, target in zip(good, weights, targets, strict=True):

@@ -1,4 +1,5 @@
-"""The Lua ledger against a real redis-server: each script's contract, batch by batch."""
+"""The ledger's contract, batch by batch: the Lua scripts on a real redis-server, and the
+in-memory ledger that mirrors them (the same tests run against both)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import uuid
 import pytest
 
 from gateway.ledger import DISPATCHED, DUPLICATE, QUEUED, RedisLedger
+from gateway.memory_ledger import MemoryLedger
 from shared.errors import RedisUnavailable
 from shared.redis_server import RedisServer, free_port
 
 
-@pytest.fixture
-def ledger(redis_url):
+@pytest.fixture(params=["redis", "memory"])
+def ledger(request, redis_url):
+    if request.param == "memory":
+        return MemoryLedger(result_ttl=60)
     return RedisLedger.from_url(redis_url, prefix=f"tg-ledger-{uuid.uuid4().hex[:6]}:",
                                 result_ttl=60)
 
@@ -49,7 +53,8 @@ def test_complete_first_final_outcome_wins(ledger):
     assert record["s"] == b"completed" and record["r"] == b"r1" and "d" not in record
     assert ledger.inflight_ids("a1") == set()
     assert ledger.kill("t1", "x") == ("finished", "")
-    assert ledger.redis.ttl(ledger.key("t:", "t1")) > 0
+    if isinstance(ledger, RedisLedger):
+        assert ledger.redis.ttl(ledger.key("t:", "t1")) > 0
 
 
 def test_requeue_gives_attempt_plus_one_or_agent_lost(ledger):
