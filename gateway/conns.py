@@ -38,6 +38,7 @@ class AgentConn:
         self.last_seen = time.monotonic()
         self.last_seen_wall = time.time()
         self.connected = True
+        self.leaving = False  # the agent said it is stopping
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()  # guards connected against sends racing a close
 

@@ -83,12 +83,19 @@ class Gateway(GatewayCore):
         return conn
 
     def agent_disconnected(self, conn: AgentConn) -> None:
-        """The link broke: no more credit; the monitor decides whether the agent is lost."""
+        """The link broke: no more credit; the monitor decides whether the agent is lost.
+
+        An agent that said it was leaving is gone for good: what it still holds is handed
+        to other agents at once.
+        """
         conn.close()
         with self._dispatch_lock:
-            if self.agents.get(conn.name) is conn:
+            current = self.agents.get(conn.name) is conn
+            if current:
                 self._credits[conn.name] = {}
         logger.info("agent %s disconnected", conn.name)
+        if current and conn.leaving and not self._stopping.is_set():
+            self.declare_lost(conn.name, reason="it stopped")
 
     def monitor_loop(self) -> None:
         interval = min(1.0, self.config.heartbeat_timeout / 4)
@@ -111,17 +118,18 @@ class Gateway(GatewayCore):
             if max(seen, self.started) < deadline:
                 self.declare_lost(name)
 
-    def declare_lost(self, name: str) -> None:
+    def declare_lost(self, name: str, reason: str = "") -> None:
         conn = self.agents.get(name)
-        logger.warning("agent %s declared lost: no heartbeat for %.1fs", name,
-                       self.config.heartbeat_timeout)
+        reason = reason or f"no heartbeat for {self.config.heartbeat_timeout:.1f}s"
+        logger.warning("agent %s declared lost: %s", name, reason)
         with self._dispatch_lock:
             if conn is not None and self.agents.get(name) is conn:
                 del self.agents[name]
                 self._credits.pop(name, None)
         if conn is not None:
             conn.close()
-        self._requeue(name, None)
+        self._requeue(name, None, message=f"agent {name} was lost ({reason}) while holding "
+                                           "the token")
         self.ledger.forget_agent(name)
 
     # -- controls ------------------------------------------------------------------------

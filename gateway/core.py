@@ -52,7 +52,7 @@ class GatewayCore:
         if self.cluster_drain is not None:
             return []
         return [name for name, conn in self.agents.items()
-                if conn.connected and name not in self.node_drain]
+                if conn.connected and not conn.leaving and name not in self.node_drain]
 
     # -- client submissions --------------------------------------------------------------
 
@@ -229,6 +229,9 @@ class GatewayCore:
             self._kick.set()
         if frame.snapshot:
             conn.snapshot = bytes(frame.snapshot)
+        if frame.leaving and not conn.leaving:
+            conn.leaving = True
+            logger.info("agent %s is stopping: no more dispatch to it", conn.name)
         if frame.results:
             self._complete(conn, frame.results, frame.seq)
 

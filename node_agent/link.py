@@ -90,7 +90,16 @@ class AgentLink:
         thread.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, drain: float = 0.0) -> None:
+        """Leave the cluster. With ``drain`` > 0, first tell the gateway we are leaving (it
+        sends nothing more) and give admitted work up to ``drain`` seconds to finish and its
+        results to be stored; the gateway hands whatever is left to other agents at once."""
+        if drain > 0 and self.registered.is_set():
+            self._outbox.put(("leaving", None))
+            deadline = time.monotonic() + drain
+            self.scheduler.wait_idle(drain)
+            while self._held and time.monotonic() < deadline and self.registered.is_set():
+                self._stop.wait(0.02)  # results in flight: their acks empty _held
         self._stop.set()
         self._outbox.put(("stop", None))
         call = self._call
@@ -264,21 +273,29 @@ class _Sender:
         self.unacked: dict[int, list[pb.ResultItem]] = {}
         self.seq = 0
         self.last_snapshot = 0.0
+        self.leaving = False
 
     def resend(self) -> list[pb.AgentFrame]:
-        return [pb.AgentFrame(results=items, seq=seq) for seq, items in self.unacked.items()]
+        frames = [pb.AgentFrame(results=items, seq=seq) for seq, items in self.unacked.items()]
+        if self.leaving:
+            frames.append(pb.AgentFrame(leaving=True))
+        return frames
 
     def frame(self, entries: list[tuple[str, Any]]) -> pb.AgentFrame | None:
         """Turn one batch of outbox entries into at most one frame."""
         results: list[pb.ResultItem] = []
         credits: Counter[str] = Counter()
+        leaving = False
         for kind, value in entries:
             if kind == "ack":
                 self._ack(value)
+            elif kind == "leaving":
+                leaving = self.leaving = True
             elif kind not in ("wake", "stop"):
                 results.append(value)
                 credits[kind] += 1
-        frame = pb.AgentFrame(credits=[pb.Credit(weight=w, count=n) for w, n in credits.items()])
+        frame = pb.AgentFrame(credits=[pb.Credit(weight=w, count=n) for w, n in credits.items()],
+                              leaving=leaving)
         if results:
             self.seq += 1
             frame.results.extend(results)
@@ -289,7 +306,7 @@ class _Sender:
             self.last_snapshot = now
             frame.snapshot = msgpack.packb(self.link.scheduler.snapshot(), default=str)
         # An empty frame after an idle wait is the heartbeat.
-        if results or credits or not entries or frame.snapshot:
+        if results or credits or leaving or not entries or frame.snapshot:
             return frame
         return None
 

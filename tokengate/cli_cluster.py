@@ -97,8 +97,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     try:
         stop.wait()
     finally:
-        link.stop()
-        coordinator.stop(timeout=5)
+        link.stop(drain=args.stop_grace)
+        coordinator.stop(timeout=1)
     return 0
 
 
@@ -200,6 +200,8 @@ def add_cluster_commands(commands: Any) -> None:
     ag.add_argument("--cpus", help="run on these CPUs only, e.g. 0-1 (several agents on one "
                     "host each get their own cores)")
     ag.add_argument("--allow-pickle", action="store_true", help="accept pickle-coded calls")
+    ag.add_argument("--stop-grace", type=float, default=10.0, help="on SIGTERM/Ctrl-C, seconds "
+                    "to finish admitted work before handing the rest back (default 10)")
     _common(ag)
     ag.set_defaults(handler=cmd_agent)
 

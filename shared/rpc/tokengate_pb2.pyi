@@ -132,18 +132,20 @@ class Hello(_message.Message):
     def __init__(self, name: _Optional[str] = ..., incarnation: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., topology: _Optional[bytes] = ..., tasks: _Optional[_Iterable[str]] = ..., held: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AgentFrame(_message.Message):
-    __slots__ = ("hello", "credits", "results", "seq", "snapshot")
+    __slots__ = ("hello", "credits", "results", "seq", "snapshot", "leaving")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    LEAVING_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     credits: _containers.RepeatedCompositeFieldContainer[Credit]
     results: _containers.RepeatedCompositeFieldContainer[ResultItem]
     seq: int
     snapshot: bytes
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[ResultItem, _Mapping]]] = ..., seq: _Optional[int] = ..., snapshot: _Optional[bytes] = ...) -> None: ...
+    leaving: bool
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[ResultItem, _Mapping]]] = ..., seq: _Optional[int] = ..., snapshot: _Optional[bytes] = ..., leaving: _Optional[bool] = ...) -> None: ...
 
 class DispatchFrame(_message.Message):
     __slots__ = ("tasks", "kill", "ack_seq", "drain_reason")

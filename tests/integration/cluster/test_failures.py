@@ -7,7 +7,7 @@ import time
 
 import cluster_tasks  # noqa: F401 - registers the tasks
 import pytest
-from conftest import wait_until
+from conftest import HEARTBEAT_TIMEOUT, wait_until
 
 from shared.errors import AgentLost
 
@@ -83,3 +83,19 @@ def test_restarted_agent_reruns_its_work_then_attempts_run_out(make_cluster, tmp
         token.get(timeout=30)
     assert token.attempt == 2
     assert cluster.status()["counts"]["lost"] == 1
+
+
+def test_sigterm_an_agent_finishes_what_it_can_and_hands_back_the_rest(make_cluster):
+    cluster = make_cluster(agent_options=("--workers-per-core", "2", "--mailbox-capacity", "10",
+                                          "--stop-grace", "0.5"))
+    client = cluster.client()
+    tokens = [client.submit_by_name("cluster_tasks:sleepy", (0.1, i)) for i in range(60)]
+    wait_until(lambda: {n["name"]: n["inflight"] for n in cluster.status()["nodes"]}
+               .get("a1", 0) > 5, what="a1 holding queued work")
+    cluster.kill(cluster.agents["a1"], signal.SIGTERM)
+    assert cluster.agents["a1"].returncode == 0
+    cluster.wait_nodes(lambda n: "a1" not in n, "a1 gone at once", timeout=HEARTBEAT_TIMEOUT)
+    assert sorted(t.get(timeout=30) for t in tokens) == list(range(60)), "nothing fails"
+    info = cluster.status()
+    assert info["counts"]["failed"] == 0 and info["counts"]["requeued"] > 0
+    assert {t.node for t in tokens} == {"a1", "a2"}
