@@ -88,6 +88,8 @@ class ClusterClient:
         if self._thread is not None:
             self._thread.join(5)
         self._channel.close()
+        self._fail_all(GatewayUnavailable("the cluster client was closed before this token's "
+                                          "result arrived"))
 
     def __enter__(self) -> ClusterClient:
         return self
