@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,31 +108,28 @@ class ClientConn:
 
     def __init__(self, peer: str) -> None:
         self.peer = peer
+        self.id = uuid.uuid4().hex  # stamped on its tokens, so results find their way back
         self.open = True
-        self.watching: set[str] = set()  # ids whose result this session still expects
+        self.owed = 0  # results this session still expects (accepted and watched, not sent)
         self.half_closed = False  # the client sent its last frame; close once all resolved
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
-    def watch(self, token_id: str) -> None:
-        self.watching.add(token_id)
+    def expect(self, count: int) -> None:
+        self.owed += count
 
     def send(self, accepted: list[str] | None = None, rejected: list[pb.Rejected] | None = None,
              results: list[pb.ResultItem] | None = None) -> None:
         if not self.open:
             return
         self._outbox.put((accepted, rejected, results))
-        watching = self.watching
-        for result in results or ():
-            watching.discard(result.token_id)
-        for rej in rejected or ():
-            watching.discard(rej.token_id)
-        if self.half_closed and not watching:
+        self.owed -= len(results or ()) + len(rejected or ())
+        if self.half_closed and self.owed <= 0:
             self.close()
 
     def finish_requests(self) -> None:
         """The client half-closed: answer what it is still owed, then end the stream."""
         self.half_closed = True
-        if not self.watching:
+        if self.owed <= 0:
             self.close()
 
     def close(self) -> None:

@@ -163,7 +163,8 @@ class Gateway(GatewayCore):
         outcome, agent = self.ledger.kill(token_id, message)
         if outcome == "killed":
             self._push([pb.ResultItem(token_id=token_id, state=pb.KILLED,
-                                      error_type="TokenKilled", error_message=message)])
+                                      error_type="TokenKilled", error_message=message,
+                                      session=self._owners([token_id])[token_id])])
             return outcome, "killed while waiting at the gateway"
         if outcome == "forwarded":
             conn = self.agents.get(agent)

@@ -2,8 +2,11 @@
 
 Ownership: Redis (through :class:`RedisLedger`) holds every durable fact. In memory the
 gateway keeps only what can be rebuilt: the live connections, the credit book and a mirror of
-the queue lengths (``_dispatch_lock`` guards both), and the watchers (token id -> the client
-session to push its result to; dict operations are atomic, ``pop`` claims a delivery).
+the queue lengths (``_dispatch_lock`` guards both), the client sessions by id (every token
+carries its session's id to the agent and back, so a result finds its session with no
+per-token state here: gateway memory stays flat however many tokens wait), and the watchers:
+token id -> session, only for tokens a session asked for again (a resubmission after a
+reconnect, a ``watch``); dict operations are atomic, ``pop`` claims a delivery.
 Threads: each stream's reader calls in here; one dispatcher thread claims waiting tokens when
 credits arrive; one monitor thread writes heartbeats and declares lost agents.
 """
@@ -17,6 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 from gateway import credits as policy
+from gateway import keys
 from gateway.config import GatewayConfig
 from gateway.conns import AgentConn, ClientConn
 from gateway.items import STATE_NAMES, check_item, normalize_weight, rejection, result_from_record
@@ -35,6 +39,7 @@ class GatewayCore:
         self.ledger = ledger
         self.started = time.time()
         self.agents: dict[str, AgentConn] = {}
+        self.sessions: dict[str, ClientConn] = {}
         self.watchers: dict[str, ClientConn] = {}
         self._dispatch_lock = threading.Lock()  # guards _credits, _pending, drain flags
         self._credits: policy.Credits = {}
@@ -82,13 +87,15 @@ class GatewayCore:
         if not resubmit and sum(self._pending.values()) >= cfg.max_pending:
             good, weights, targets, rejected = self._refuse_busy(good, weights, targets, rejected)
         rows = []
+        session = conn.id
+        self.sessions[session] = conn
         for item, weight, target in zip(good, weights, targets, strict=True):
             item.attempt = 1
             item.weight = weight
+            item.session = session
             rows.append((item.token_id, weight, 0 if item.not_idempotent else 1,
-                         item.SerializeToString(), target))
-            self.watchers[item.token_id] = conn
-            conn.watch(item.token_id)
+                         item.SerializeToString(), target, session))
+        conn.expect(len(good))
         # New calls of idempotent tasks go out while their write is in flight; resent ids
         # and calls that must never run twice are stored first.
         early = not resubmit and all(not item.not_idempotent for item in good)
@@ -99,8 +106,6 @@ class GatewayCore:
         except RedisUnavailable as exc:
             if not early:
                 self._refund_all(targets, weights)
-            for item in good:
-                self.watchers.pop(item.token_id, None)
             rejected.extend(rejection(item.token_id, exc) for item in good)
             conn.send(rejected=rejected)
             logger.error("submission of %d tokens refused: %s", len(good), exc)
@@ -175,6 +180,7 @@ class GatewayCore:
         if queued:
             self._kick.set()
         if duplicates:
+            conn.expect(-len(duplicates))  # _watch counts them again
             self._watch(conn, duplicates)
 
     def _send_to_agent(self, name: str, batch: list[pb.TaskItem]) -> None:
@@ -188,7 +194,7 @@ class GatewayCore:
         """Push results of ids already final; the rest are pushed when they finish."""
         for token_id in ids:
             self.watchers[token_id] = conn
-            conn.watch(token_id)
+        conn.expect(len(ids))
         try:
             records = self.ledger.token_records(ids)
         except RedisUnavailable as exc:
@@ -210,6 +216,7 @@ class GatewayCore:
 
     def drop_session(self, conn: ClientConn) -> None:
         """A client went away: its tokens stay in Redis; it re-watches them on reconnect."""
+        self.sessions.pop(conn.id, None)
         for token_id, session in list(self.watchers.items()):
             if session is conn:
                 self.watchers.pop(token_id, None)
@@ -254,12 +261,14 @@ class GatewayCore:
             self._push(undelivered)
 
     def _push(self, results: Iterable[pb.ResultItem]) -> list[pb.ResultItem]:
-        """Send each result to the session watching it; return those nobody watched."""
+        """Send each result to the session owed it; return those no session took."""
         sessions: dict[ClientConn, list[pb.ResultItem]] = {}
-        watchers = self.watchers
+        watchers, by_id = self.watchers, self.sessions
         undelivered = []
         for result in results:
-            session = watchers.pop(result.token_id, None)
+            session = watchers.pop(result.token_id, None) if watchers else None
+            if session is None:
+                session = by_id.get(result.session)
             if session is not None:
                 sessions.setdefault(session, []).append(result)
             else:
@@ -317,6 +326,12 @@ class GatewayCore:
                                                for _, attempt, blob in claimed])
         return progress
 
+    def _owners(self, ids: list[str]) -> dict[str, str]:
+        """The session owed each token's result (gateway-made results only: loss, kill)."""
+        records = self.ledger.token_records(ids)
+        return {token_id: record.get(keys.F_SESSION, b"").decode()
+                for token_id, record in zip(ids, records, strict=True)}
+
     def _requeue(self, agent: str, ids: list[str] | None, *, transit: bool = False,
                  message: str = "") -> None:
         message = message or f"agent {agent} was lost while holding the token"
@@ -326,8 +341,10 @@ class GatewayCore:
             for weight, n in requeued.items():
                 self._pending[weight] = self._pending.get(weight, 0) + n
         if failed:
+            owners = self._owners([token_id for token_id, _ in failed])
             self._push(pb.ResultItem(token_id=i, state=pb.FAILED, error_type="AgentLost",
-                                     error_message=message, attempt=a) for i, a in failed)
+                                     error_message=message, attempt=a, session=owners[i])
+                       for i, a in failed)
             logger.warning("%d tokens of agent %s failed with AgentLost", len(failed), agent)
         if requeued:
             logger.info("requeued %s tokens of agent %s", dict(requeued), agent)

@@ -16,6 +16,6 @@ NODE_DRAIN = "nodedrain"  # hash agent name -> reason, for nodes drained one by 
 # Fields of a token hash.
 F_STATE, F_ATTEMPT, F_WEIGHT, F_IDEMPOTENT = "s", "a", "w", "i"
 F_ITEM, F_AGENT, F_CREATED, F_RESULT = "d", "g", "c", "r"
-F_ERROR_TYPE, F_ERROR_MESSAGE = "e", "m"
+F_ERROR_TYPE, F_ERROR_MESSAGE, F_SESSION = "e", "m", "o"
 
 COUNTERS = ("submitted", "completed", "failed", "killed", "requeued", "lost")

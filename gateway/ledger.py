@@ -79,12 +79,12 @@ class RedisLedger:
     # -- hot path: one script call per batch --------------------------------------------
 
     @_redis_errors
-    def submit(self, items: Sequence[tuple[str, str, int, bytes, str]]) -> list[int]:
-        """Store ``[id, weight, idempotent, item_bytes, agent]`` rows; see submit.lua."""
+    def submit(self, items: Sequence[tuple[str, str, int, bytes, str, str]]) -> list[int]:
+        """Store ``[id, weight, idempotent, item_bytes, agent, session]`` rows; see submit.lua."""
         return self._submit(args=[self.prefix, time.time(), _pack(items)])
 
     @_redis_errors
-    def submit_begin(self, items: Sequence[tuple[str, str, int, bytes, str]],
+    def submit_begin(self, items: Sequence[tuple[str, str, int, bytes, str, str]],
                      ) -> Callable[[], list[int]]:
         """Send the submit script now and return a function that reads its reply.
 

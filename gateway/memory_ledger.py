@@ -38,17 +38,17 @@ class MemoryLedger:
     def ping(self) -> bool:
         return True
 
-    def submit(self, items: Sequence[tuple[str, str, int, bytes, str]]) -> list[int]:
+    def submit(self, items: Sequence[tuple[str, str, int, bytes, str, str]]) -> list[int]:
         out = []
         with self._lock:
-            for token_id, weight, idem, blob, agent in items:
+            for token_id, weight, idem, blob, agent, owner in items:
                 if token_id in self._tokens:
                     out.append(DUPLICATE)
                     continue
                 self._counts["submitted"] += 1
                 record = {"s": b"admitted" if agent else b"waiting", "a": b"1",
                           "w": weight.encode(), "i": str(idem).encode(), "d": blob,
-                          "c": str(time.time()).encode()}
+                          "c": str(time.time()).encode(), "o": owner.encode()}
                 self._tokens[token_id] = record
                 if agent:
                     record["g"] = agent.encode()
@@ -59,7 +59,7 @@ class MemoryLedger:
                     out.append(QUEUED)
         return out
 
-    def submit_begin(self, items: Sequence[tuple[str, str, int, bytes, str]],
+    def submit_begin(self, items: Sequence[tuple[str, str, int, bytes, str, str]],
                      ) -> Callable[[], list[int]]:
         statuses = self.submit(items)
         return lambda: statuses

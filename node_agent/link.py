@@ -70,7 +70,8 @@ class AgentLink:
         self.incarnation = uuid.uuid4().hex
         self.registered = threading.Event()
         self._stop = threading.Event()
-        self._held: dict[str, tuple[TaskToken, str, int]] = {}  # id -> token, weight, codec
+        # id -> token, weight, codec, session; until the gateway acks the token's result
+        self._held: dict[str, tuple[TaskToken, str, int, str]] = {}
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()  # the sender's input
         self._send_lock = threading.Lock()  # guards _sender and _generation
         self._sender = _Sender(self)
@@ -193,12 +194,12 @@ class AgentLink:
             self._outbox.put((weight, pb.ResultItem(
                 token_id=item.token_id, state=pb.FAILED, error_type=type(exc).__name__,
                 error_message=str(exc), attempt=item.attempt, node=self.config.name,
-                finished_at=time.time())))
+                finished_at=time.time(), session=item.session)))
             return None
         token: TaskToken = TaskToken(spec.func, args, kwargs, operation_type=spec.operation_type,
                                      tags=spec.tags, token_id=item.token_id,
                                      attempt=item.attempt or 1)
-        self._held[item.token_id] = (token, weight, item.codec)
+        self._held[item.token_id] = (token, weight, item.codec, item.session)
         token.add_done_callback(self._on_done)
         return token
 
@@ -213,12 +214,13 @@ class AgentLink:
 
     def _on_done(self, token: TaskToken) -> None:
         held = self._held.get(token.token_id)
-        weight, code = (held[1], held[2]) if held else (token.tags.weight.value, codec.MSGPACK)
+        weight, code, session = (held[1], held[2], held[3]) if held else (
+            token.tags.weight.value, codec.MSGPACK, "")
         state = token.state
         item = pb.ResultItem(
             token_id=token.token_id, state=_FINAL_CODES.get(state, pb.FAILED),
             attempt=token.attempt, node=self.config.name, core=token.core_id or 0,
-            worker=token.worker_id or "", codec=code,
+            worker=token.worker_id or "", codec=code, session=session,
             started_at=token.timestamps.get(TokenState.EXECUTING, 0.0),
             finished_at=token.timestamps.get(state, time.time()))
         if state is TokenState.COMPLETED:

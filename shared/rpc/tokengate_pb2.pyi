@@ -26,7 +26,7 @@ FAILED: FinalState
 KILLED: FinalState
 
 class TaskItem(_message.Message):
-    __slots__ = ("token_id", "task", "payload", "codec", "weight", "not_idempotent", "operation_type", "attempt")
+    __slots__ = ("token_id", "task", "payload", "codec", "weight", "not_idempotent", "operation_type", "attempt", "session")
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class TaskItem(_message.Message):
     NOT_IDEMPOTENT_FIELD_NUMBER: _ClassVar[int]
     OPERATION_TYPE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     token_id: str
     task: str
     payload: bytes
@@ -43,10 +44,11 @@ class TaskItem(_message.Message):
     not_idempotent: bool
     operation_type: str
     attempt: int
-    def __init__(self, token_id: _Optional[str] = ..., task: _Optional[str] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., weight: _Optional[str] = ..., not_idempotent: _Optional[bool] = ..., operation_type: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+    session: str
+    def __init__(self, token_id: _Optional[str] = ..., task: _Optional[str] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., weight: _Optional[str] = ..., not_idempotent: _Optional[bool] = ..., operation_type: _Optional[str] = ..., attempt: _Optional[int] = ..., session: _Optional[str] = ...) -> None: ...
 
 class ResultItem(_message.Message):
-    __slots__ = ("token_id", "state", "payload", "codec", "error_type", "error_message", "traceback", "attempt", "node", "core", "worker", "started_at", "finished_at")
+    __slots__ = ("token_id", "state", "payload", "codec", "error_type", "error_message", "traceback", "attempt", "node", "core", "worker", "started_at", "finished_at", "session")
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +62,7 @@ class ResultItem(_message.Message):
     WORKER_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     token_id: str
     state: FinalState
     payload: bytes
@@ -73,7 +76,8 @@ class ResultItem(_message.Message):
     worker: str
     started_at: float
     finished_at: float
-    def __init__(self, token_id: _Optional[str] = ..., state: _Optional[_Union[FinalState, str]] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ..., attempt: _Optional[int] = ..., node: _Optional[str] = ..., core: _Optional[int] = ..., worker: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ...) -> None: ...
+    session: str
+    def __init__(self, token_id: _Optional[str] = ..., state: _Optional[_Union[FinalState, str]] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ..., attempt: _Optional[int] = ..., node: _Optional[str] = ..., core: _Optional[int] = ..., worker: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., session: _Optional[str] = ...) -> None: ...
 
 class ClientFrame(_message.Message):
     __slots__ = ("submit", "watch", "resubmit")

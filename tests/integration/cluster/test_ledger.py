@@ -22,20 +22,20 @@ def ledger(request, redis_url):
 
 
 def test_submit_stores_dispatches_queues_and_ignores_duplicates(ledger):
-    rows = [("t1", "light", 1, b"item1", "a1"), ("t2", "light", 1, b"item2", ""),
-            ("t3", "heavy", 0, b"item3", "")]
+    rows = [("t1", "light", 1, b"item1", "a1", "s"), ("t2", "light", 1, b"item2", "", "s"),
+            ("t3", "heavy", 0, b"item3", "", "s")]
     assert ledger.submit(rows) == [DISPATCHED, QUEUED, QUEUED]
-    assert ledger.submit([("t2", "light", 1, b"other", "")]) == [DUPLICATE]
+    assert ledger.submit([("t2", "light", 1, b"other", "", "s")]) == [DUPLICATE]
     assert ledger.queue_lengths(["light", "heavy", "medium"]) == {"light": 1, "heavy": 1,
                                                                    "medium": 0}
     assert ledger.inflight_ids("a1") == {"t1"}
     assert ledger.counts()["submitted"] == 3
-    finish = ledger.submit_begin([("t4", "medium", 1, b"item4", "a2")])
+    finish = ledger.submit_begin([("t4", "medium", 1, b"item4", "a2", "s")])
     assert finish() == [DISPATCHED]
 
 
 def test_claim_takes_waiting_tokens_in_order_and_skips_killed(ledger):
-    ledger.submit([(f"t{i}", "medium", 1, f"item{i}".encode(), "") for i in range(5)])
+    ledger.submit([(f"t{i}", "medium", 1, f"item{i}".encode(), "", "s") for i in range(5)])
     assert ledger.kill("t1", "killed") == ("killed", "")
     claimed = ledger.claim("medium", 3, "a1")
     assert [(i, a, b) for i, a, b in claimed] == [("t0", 1, b"item0"), ("t2", 1, b"item2")]
@@ -46,7 +46,7 @@ def test_claim_takes_waiting_tokens_in_order_and_skips_killed(ledger):
 
 
 def test_complete_first_final_outcome_wins(ledger):
-    ledger.submit([("t1", "light", 1, b"i", "a1")])
+    ledger.submit([("t1", "light", 1, b"i", "a1", "s")])
     assert ledger.complete([("t1", "completed", b"r1")]) == [1]
     assert ledger.complete([("t1", "failed", b"r2"), ("ghost", "completed", b"")]) == [0, 0]
     record = ledger.token_records(["t1"])[0]
@@ -58,7 +58,7 @@ def test_complete_first_final_outcome_wins(ledger):
 
 
 def test_requeue_gives_attempt_plus_one_or_agent_lost(ledger):
-    ledger.submit([("idem", "heavy", 1, b"a", "a1"), ("once", "heavy", 0, b"b", "a1")])
+    ledger.submit([("idem", "heavy", 1, b"a", "a1", "s"), ("once", "heavy", 0, b"b", "a1", "s")])
     lost, requeued = ledger.requeue("a1", 3, "a1 lost")
     assert lost == [("once", 1)] and requeued == {"heavy": 1}
     claimed = ledger.claim("heavy", 5, "a2")
@@ -70,7 +70,7 @@ def test_requeue_gives_attempt_plus_one_or_agent_lost(ledger):
 
 
 def test_requeue_in_transit_keeps_attempt_and_idempotency(ledger):
-    ledger.submit([("once", "light", 0, b"b", "a1")])
+    ledger.submit([("once", "light", 0, b"b", "a1", "s")])
     lost, requeued = ledger.requeue("a1", 1, "x", ["once"], transit=True)
     assert lost == [] and requeued == {"light": 1}
     assert ledger.claim("light", 1, "a1")[0][:2] == ("once", 1)
@@ -93,7 +93,7 @@ def test_unreachable_redis_is_redis_unavailable():
     with pytest.raises(RedisUnavailable):
         ledger.ping()
     with pytest.raises(RedisUnavailable):
-        ledger.submit([("t", "light", 1, b"", "")])
+        ledger.submit([("t", "light", 1, b"", "", "s")])
 
 
 def test_password_protected_redis():

@@ -67,7 +67,8 @@ def test_submissions_go_to_agents_by_credit_and_results_come_back(gateway):
     assert sorted(accepted) == ["t1", "t2", "t3", "t4", "t5"] and not rejected
     assert gateway.ledger.queue_lengths(["light"]) == {"light": 1}, "no credit left: it waits"
 
-    done = [pb.ResultItem(token_id=t.token_id, state=pb.COMPLETED, payload=b"\x01")
+    done = [pb.ResultItem(token_id=t.token_id, state=pb.COMPLETED, payload=b"\x01",
+                          session=t.session)
             for t in to_a1]
     gateway.on_agent_frame(a1, pb.AgentFrame(results=done, seq=1,
                                              credits=[pb.Credit(weight="light", count=2)]))
