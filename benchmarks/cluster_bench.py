@@ -28,7 +28,7 @@ import cluster_bench_tasks as bench_tasks  # noqa: E402
 
 from shared.client import ClusterClient  # noqa: E402
 from shared.client_config import ClientConfig  # noqa: E402
-from shared.redis_server import RedisServer, free_port  # noqa: E402
+from shared.redis_server import RedisServer, die_with_parent, free_port  # noqa: E402
 from shared.status import describe  # noqa: E402
 from tokengate import _backend  # noqa: E402
 from tokengate.cluster_up import role_command, split_cpus  # noqa: E402
@@ -38,7 +38,7 @@ TOKEN = "bench-token-0123456789abcdef"
 
 class Cluster:
     def __init__(self, agents: int) -> None:
-        self.redis = RedisServer().start()
+        self.redis = RedisServer(tied=True).start()
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.logdir = Path(tempfile.mkdtemp(prefix="tokengate-bench-"))
@@ -68,7 +68,7 @@ class Cluster:
                name: str | None = None) -> subprocess.Popen[bytes]:
         with open(self.logdir / f"{name or role}.log", "wb") as log:
             return subprocess.Popen(role_command(role, *args), env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
+                                    stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
     def processes(self) -> dict[str, psutil.Process]:
         procs = {name: psutil.Process(p.pid) for name, p in self.procs.items()}
@@ -186,6 +186,8 @@ def main() -> None:
     parser.add_argument("--spin", type=int, default=3_000_000)
     parser.add_argument("--flood", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--only", default="throughput,latency,speedup,flood",
+                        help="comma-separated parts to run")
     args = parser.parse_args()
     if args.quick:
         args.tasks, args.rounds, args.spin, args.flood = 2000, 200, 300_000, 5000
@@ -193,10 +195,15 @@ def main() -> None:
           f"{sys.version.split()[0]}, gateway + 2 agents + redis + client on this machine")
     cluster = Cluster(agents=2)
     try:
-        bench_throughput(cluster, args.tasks)
-        bench_latency(cluster, args.rounds)
-        bench_speedup(cluster, args.spin)
-        bench_flood(cluster, args.flood)
+        parts = set(args.only.split(","))
+        if "throughput" in parts:
+            bench_throughput(cluster, args.tasks)
+        if "latency" in parts:
+            bench_latency(cluster, args.rounds)
+        if "speedup" in parts:
+            bench_speedup(cluster, args.spin)
+        if "flood" in parts:
+            bench_flood(cluster, args.flood)
     finally:
         cluster.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -43,6 +44,20 @@ def find_redis_server() -> str:
     )
 
 
+def die_with_parent() -> None:
+    """``preexec_fn`` for children that must not outlive their parent (Linux; else no-op).
+
+    Linux ties this to the *thread* that started the child: use it from a main thread.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -58,12 +73,13 @@ class RedisServer:
 
     def __init__(
         self, *, port: int = 0, password: str = "", directory: str | None = None,
-        appendonly: bool = False, binary: str | None = None,
+        appendonly: bool = False, binary: str | None = None, tied: bool = False,
     ) -> None:
         self.binary = binary or find_redis_server()
         self.port = port
         self.password = password
         self.appendonly = appendonly
+        self.tied = tied  # stop with the thread that started it (see die_with_parent)
         self._own_dir = directory is None
         self.directory = directory or tempfile.mkdtemp(prefix="tokengate-redis-")
         self.process: subprocess.Popen[bytes] | None = None
@@ -89,6 +105,7 @@ class RedisServer:
             self.process = subprocess.Popen(
                 self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL, cwd=self.directory,
+                preexec_fn=die_with_parent if self.tied else None,
             )
             if self._wait_ready():
                 logger.info("redis-server %s listening on 127.0.0.1:%d", self.binary, self.port)

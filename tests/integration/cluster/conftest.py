@@ -22,7 +22,7 @@ import pytest
 
 from shared.client import ClusterClient
 from shared.client_config import ClientConfig
-from shared.redis_server import RedisServer, free_port
+from shared.redis_server import RedisServer, die_with_parent, free_port
 from shared.status import describe
 from tokengate.cluster_up import role_command
 
@@ -59,7 +59,7 @@ def redis_url() -> Iterator[str]:
         if docker is not None:
             yield from docker
             return
-    with RedisServer() as server:
+    with RedisServer(tied=True) as server:
         yield server.url
 
 
@@ -98,7 +98,7 @@ class Cluster:
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
         with open(self.tmp / f"{name}.log", "ab") as log:
             return subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=str(ROOT))
+                                    cwd=str(ROOT), preexec_fn=die_with_parent)
 
     def start_gateway(self) -> None:
         self.gateway = self._spawn("gateway", role_command(

@@ -125,8 +125,8 @@ def test_tokengate_up_starts_a_working_cluster_and_stops_it(tmp_path):
         assert not alive, "Ctrl-C stops every child"
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.terminate()  # up stops its children; they would also die with it
+            proc.wait(30)
         proc.stdout.close()
 
 
