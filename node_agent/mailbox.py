@@ -63,7 +63,7 @@ class Mailbox:
         self._queue.put(STOP)
 
     def drain_nowait(self) -> list[Any]:
-        """Everything still queued, for shutdown; worker must have stopped."""
+        """Take everything still queued, for shutdown (a STOP already posted is dropped)."""
         items = []
         while True:
             try:

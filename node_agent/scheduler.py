@@ -24,12 +24,13 @@ from typing import Any
 
 from node_agent import topology as topo
 from node_agent.config import SchedulerConfig
+from node_agent.delayline import DelayLine
 from node_agent.mailbox import Mailbox
 from node_agent.policy import build_policy, choose_route
 from node_agent.procpool import CoreProcesses
 from node_agent.throttle import StorageThrottle
 from node_agent.workers import Hooks, TaskRunner, Worker
-from shared.errors import AdmissionTimeout, SchedulerStopped
+from shared.errors import AdmissionTimeout, InvalidTransition, SchedulerStopped
 from shared.lifecycle import TokenState
 from shared.tags import ExecutionMode, Weight
 from shared.token import TaskToken, inline_runner
@@ -77,7 +78,7 @@ class LocalScheduler:
         self._priority: deque[TaskToken] = deque()
         self._draining = False
         self.drain_reason = ""
-        self._delayed = 0
+        self._delays = DelayLine(f"tokengate-retries-{self.config.node_name}")
         self._space_waiters = 0
         self._hold_capacity = self.config.hold_capacity or len(self._all_boxes) * capacity
         self._low_water = capacity // 2
@@ -114,7 +115,8 @@ class LocalScheduler:
     def stop(self, timeout: float | None = None) -> None:
         """Stop admitting, let admitted work finish (up to ``timeout``), then stop workers.
 
-        Tokens still queued or held after the timeout fail with ``SchedulerStopped``.
+        Tokens not started by then (queued, held, or waiting to retry) fail with
+        ``SchedulerStopped``; a task still running is left to finish on its daemon thread.
         """
         with self._admission:
             if not self._running:
@@ -127,15 +129,15 @@ class LocalScheduler:
                            self.config.node_name, wait)
         with self._admission:
             self._stopped = True
-            leftovers = list(self._priority) + list(self._held)
+            leftovers = [*self._priority, *self._held, *self._delays.stop()]
             self._priority.clear()
             self._held.clear()
         for box in self._all_boxes:
-            box.post_stop()
-        for worker in self._workers:
-            worker.join(timeout=max(0.1, wait))
-        for box in self._all_boxes:
             leftovers.extend(box.drain_nowait())
+            box.post_stop()
+        deadline = time.monotonic() + max(0.1, min(wait, 5.0))
+        for worker in self._workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
         for token in leftovers:
             self._fail_stopped(token)
         self.processes.shutdown()
@@ -165,6 +167,8 @@ class LocalScheduler:
         """
         if not self._running:
             raise SchedulerStopped(f"scheduler {self.config.node_name} is not running")
+        if token.state is not TokenState.CREATED:
+            raise InvalidTransition(f"submit takes a new token; {token} was submitted before")
         admit_hooks = self._hooks.on_admit
         if admit_hooks:
             for hook in admit_hooks:
@@ -288,17 +292,9 @@ class LocalScheduler:
                 self._idle.notify_all()
 
     def _retry_later(self, token: TaskToken, delay: float) -> None:
-        with self._admission:
-            self._delayed += 1
         self._count("retried")
-        timer = threading.Timer(max(0.0, delay), self._resubmit_delayed, (token,))
-        timer.daemon = True
-        timer.start()
-
-    def _resubmit_delayed(self, token: TaskToken) -> None:
-        with self._admission:
-            self._delayed -= 1
-        self.resubmit(token)
+        if not self._delays.schedule(delay, self.resubmit, token):
+            self._fail_stopped(token)
 
     def _count(self, key: str) -> None:
         with self._stats_lock:
@@ -365,7 +361,7 @@ class LocalScheduler:
         """Admitted tokens not yet finished, plus retries waiting to re-enter."""
         finished = sum(box.finished for box in self._all_boxes)  # read before enqueued
         enqueued = sum(box.enqueued for box in self._all_boxes)
-        return enqueued - finished + len(self._priority) + self._delayed
+        return enqueued - finished + len(self._priority) + len(self._delays)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no admitted work is queued or running; held submissions don't count."""
@@ -405,7 +401,7 @@ class LocalScheduler:
             counts = dict(self._counts)
         queued = sum(box.depth() for box in self._all_boxes)
         counts["executing"] = sum(box.busy for box in self._all_boxes)
-        counts["waiting"] = queued + len(self._held) + len(self._priority) + self._delayed
+        counts["waiting"] = queued + len(self._held) + len(self._priority) + len(self._delays)
         counts["held"] = len(self._held)
         return counts
 

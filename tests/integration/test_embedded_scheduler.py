@@ -7,7 +7,7 @@ import threading
 import embedded_tasks as tasks
 import pytest
 
-from shared.errors import AdmissionTimeout, TokenKilled
+from shared.errors import AdmissionTimeout, InvalidTransition, SchedulerStopped, TokenKilled
 from shared.lifecycle import TokenState
 from tokengate import OperationsCoordinator, chain
 
@@ -210,3 +210,24 @@ def test_process_mode_runs_in_parallel_on_separate_cores():
         if a["pid"] < b["pid"] and a["start"] < b["end"] and b["start"] < a["end"]
     ]
     assert overlapping  # two processes computed at the same time
+
+
+def test_stop_fails_queued_work_it_could_not_finish():
+    coord = coordinator(cores=1, workers_per_core=1).start()
+    running = tasks.blocker("running", timeout=5)
+    queued = [tasks.record(f"queued-{i}") for i in range(3)]
+    coord.stop(timeout=0.2)
+    for token in queued:
+        with pytest.raises(SchedulerStopped):
+            token.get(timeout=5)
+    tasks.gate.set()
+    assert running.get(timeout=5) == "running"  # the running task was left to finish
+    assert not any(name.startswith("queued") for name in tasks.ran)
+
+
+def test_a_token_cannot_be_submitted_twice():
+    with coordinator() as coord:
+        token = tasks.record("once")
+        assert token.get(timeout=5) == "once"
+        with pytest.raises(InvalidTransition):
+            coord.scheduler.submit(token)
