@@ -132,3 +132,11 @@ def test_tokengate_up_starts_a_working_cluster_and_stops_it(tmp_path):
 
 def test_token_is_shared_by_every_role(shared_cluster):
     assert shared_cluster.env["TOKENGATE_TOKEN"] == TOKEN
+
+
+def test_gateway_without_redis_exits_with_a_clear_error():
+    env = dict(os.environ, TOKENGATE_TOKEN="some-token", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "tokengate.cli", "gateway", "--listen",
+                          "127.0.0.1:0", "--redis", f"redis://127.0.0.1:{free_port()}/0"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "RedisUnavailable" in out.stderr

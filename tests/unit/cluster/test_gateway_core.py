@@ -139,3 +139,16 @@ def test_a_live_name_cannot_be_taken_but_a_reconnect_replaces_its_link(gateway):
         gateway.register_agent(hello("a1", "two"), credits(1))
     again = gateway.register_agent(hello("a1", "one"), credits(1))
     assert not first.connected and again.connected and gateway.agents["a1"] is again
+
+
+def test_a_restarted_gateway_keeps_the_drain_and_the_waiting_tokens():
+    ledger = MemoryLedger()
+    first = Gateway(GatewayConfig(token="t"), ledger)
+    first.drain("", "upgrade")
+    first.on_client_frame(ClientConn("peer"), items("held"))
+    second = Gateway(GatewayConfig(token="t"), ledger).start()
+    try:
+        assert second.cluster_drain == "upgrade" and second._pending["light"] == 1
+        assert second.status().state == "DRAINED"
+    finally:
+        second.stop()
