@@ -93,7 +93,7 @@ class TaskRunner:
         result: Any = None
         try:
             result = self._call(token)
-        except Exception as exc:  # the task's own failure becomes data on its token
+        except BaseException as exc:  # the task's own failure (even SystemExit) becomes data
             error = exc
         seconds = time.perf_counter() - started
         delay = None

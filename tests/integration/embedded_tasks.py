@@ -109,3 +109,8 @@ def spin(iterations: int) -> dict:
         acc = (acc * 31 + i) % 1_000_003
     return {"pid": os.getpid(), "cpus": sorted(os.sched_getaffinity(0)),
             "start": started, "end": time.time(), "acc": acc}
+
+
+@task_token_guard(operation_type="quitter", tags={"weight": "heavy"})
+def quitter() -> None:
+    raise SystemExit(3)

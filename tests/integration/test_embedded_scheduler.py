@@ -231,3 +231,10 @@ def test_a_token_cannot_be_submitted_twice():
         assert token.get(timeout=5) == "once"
         with pytest.raises(InvalidTransition):
             coord.scheduler.submit(token)
+
+
+def test_a_task_calling_exit_fails_its_token_and_the_worker_lives_on():
+    with coordinator(cores=1, workers_per_core=1):
+        with pytest.raises(SystemExit):
+            tasks.quitter().get(timeout=5)
+        assert tasks.record("after").get(timeout=5) == "after"
