@@ -66,21 +66,33 @@ class Gateway(GatewayCore):
             self.agents[conn.name] = conn
             self._credits[conn.name] = {c.weight: c.count for c in grant}
             conn.grant = {c.weight: c.count for c in grant}
+        try:
+            self._adopt(conn, list(hello.held))
+        except RedisUnavailable:
+            with self._dispatch_lock:
+                if self.agents.get(conn.name) is conn:
+                    del self.agents[conn.name]
+                    self._credits.pop(conn.name, None)
+            conn.close()
+            raise
+        logger.info("agent %s registered from %s (pid %d) with credits %s",
+                    conn.name, conn.host, conn.pid, self._credits[conn.name])
+        self._kick.set()
+        return conn
+
+    def _adopt(self, conn: AgentConn, held: list[str]) -> None:
+        """Reconcile what Redis says the agent holds with what it says it holds; record it."""
         record = self.ledger.agents().get(conn.name)
         if record is not None and record.get("incarnation") != conn.incarnation:
             # The same node restarted: what its previous process held is gone.
             self._requeue(conn.name, None)
         else:
-            missing = self.ledger.inflight_ids(conn.name) - set(hello.held)
+            missing = self.ledger.inflight_ids(conn.name) - set(held)
             if missing:  # dispatched but never received (e.g. the gateway died mid-send)
                 self._requeue(conn.name, sorted(missing), transit=True)
         self.ledger.register_agent(conn.name, {
             "host": conn.host, "pid": conn.pid, "incarnation": conn.incarnation,
             "tasks": sorted(conn.tasks), "registered": time.time()})
-        logger.info("agent %s registered from %s (pid %d) with credits %s",
-                    conn.name, conn.host, conn.pid, self._credits[conn.name])
-        self._kick.set()
-        return conn
 
     def agent_disconnected(self, conn: AgentConn) -> None:
         """The link broke: no more credit; the monitor decides whether the agent is lost.
@@ -111,7 +123,10 @@ class Gateway(GatewayCore):
                 if conn.connected}
         self.ledger.touch_agents(live)
         deadline = now_wall - self.config.heartbeat_timeout
-        for name, seen in self.ledger.last_seen().items():
+        seen_at = self.ledger.last_seen()
+        for name, conn in list(self.agents.items()):
+            seen_at.setdefault(name, conn.last_seen_wall)
+        for name, seen in seen_at.items():
             conn = self.agents.get(name)
             if conn is not None:
                 seen = max(seen, conn.last_seen_wall)
