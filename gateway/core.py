@@ -84,8 +84,10 @@ class GatewayCore:
             return
         weights = [normalize_weight(item.weight) for item in good]
         targets = self._place(weights)
-        if not resubmit and sum(self._pending.values()) >= cfg.max_pending:
-            good, weights, targets, rejected = self._refuse_busy(good, weights, targets, rejected)
+        room = cfg.max_pending - sum(self._pending.values())
+        if not resubmit and targets.count("") > room:
+            good, weights, targets, rejected = self._refuse_busy(good, weights, targets,
+                                                                 rejected, room)
         rows = []
         session = conn.id
         self.sessions[session] = conn
@@ -138,13 +140,20 @@ class GatewayCore:
 
     def _refuse_busy(
         self, good: list[pb.TaskItem], weights: list[str], targets: list[str],
-        rejected: list[pb.Rejected],
+        rejected: list[pb.Rejected], room: int,
     ) -> tuple[list[pb.TaskItem], list[str], list[str], list[pb.Rejected]]:
-        """Over ``max_pending`` waiting tokens: refuse what cannot go straight to an agent."""
-        keep = [i for i, t in enumerate(targets) if t]
-        error = GatewayBusy(f"the gateway holds {self.config.max_pending} waiting tokens")
-        rejected = rejected + [rejection(good[i].token_id, error)
-                               for i, t in enumerate(targets) if not t]
+        """``max_pending`` tokens wait already: refuse what can neither go straight to an
+        agent nor fit in the ``room`` left."""
+        keep, refused = [], []
+        for i, target in enumerate(targets):
+            if target or room > 0:
+                keep.append(i)
+                room -= 0 if target else 1
+            else:
+                refused.append(i)
+        error = GatewayBusy(f"the gateway holds {self.config.max_pending} waiting tokens; "
+                            "offer them again later")
+        rejected = rejected + [rejection(good[i].token_id, error) for i in refused]
         return ([good[i] for i in keep], [weights[i] for i in keep],
                 [targets[i] for i in keep], rejected)
 

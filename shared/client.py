@@ -44,6 +44,7 @@ from shared.wire_errors import error_from_rpc, rebuild_exception
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_ITEMS = 1000
+BUSY_RETRY = 0.1  # seconds before calls refused with GatewayBusy are offered again
 
 
 class ClusterClient:
@@ -168,34 +169,52 @@ class ClusterClient:
             backoff = min(1.0, backoff * 2)
 
     def _on_reply(self, reply: pb.ClientReply) -> None:
-        released = 0
+        busy: list[pb.TaskItem] = []
+        rejected: list[tuple[TaskToken, pb.Rejected]] = []
+        finished: list[tuple[TaskToken, pb.ResultItem]] = []
         with self._lock:
-            for token_id in reply.accepted:
-                if token_id in self._unacked:
-                    self._unacked.discard(token_id)
-                    released += 1
-            rejected = []
+            released = sum(self._ack(token_id) for token_id in reply.accepted)
             for rej in reply.rejected:
-                entry = self._outstanding.pop(rej.token_id, None)
-                if rej.token_id in self._unacked:
-                    self._unacked.discard(rej.token_id)
-                    released += 1
+                entry = self._outstanding.get(rej.token_id)
+                if entry is not None and rej.error_type == "GatewayBusy":
+                    busy.append(entry[1])  # backpressure: offered again, keeps its slot
+                    continue
+                self._outstanding.pop(rej.token_id, None)
+                released += self._ack(rej.token_id)
                 if entry is not None:
                     rejected.append((entry[0], rej))
-            finished = []
             for result in reply.results:
                 entry = self._outstanding.pop(result.token_id, None)
                 if entry is not None:
                     finished.append((entry[0], result))
-                if result.token_id in self._unacked:  # its result came before its ack
-                    self._unacked.discard(result.token_id)
-                    released += 1
+                released += self._ack(result.token_id)  # a result may beat its ack
         for _ in range(released):
             self._window.release()
+        if busy:
+            self._retry_later(busy)
         for token, rej in rejected:
             token.set_error(rebuild_exception(rej.error_type, rej.error_message), "")
         for token, result in finished:
             self._resolve(token, result)
+
+    def _ack(self, token_id: str) -> int:
+        """1 if this frees a window slot (first ack of an unacknowledged id); holds _lock."""
+        if token_id in self._unacked:
+            self._unacked.discard(token_id)
+            return 1
+        return 0
+
+    def _retry_later(self, items: list[pb.TaskItem]) -> None:
+        """The gateway is full: offer these again shortly. They keep their window slots, so
+        ``submit`` waits (backpressure) instead of memory growing anywhere."""
+        def again() -> None:
+            with self._lock:
+                live = [item for item in items if item.token_id in self._outstanding]
+                if live and not self._closed.is_set():
+                    self._stream.put(pb.ClientFrame(submit=live))
+        timer = threading.Timer(BUSY_RETRY, again)
+        timer.daemon = True
+        timer.start()
 
     def _resolve(self, token: TaskToken, result: pb.ResultItem) -> None:
         token.attempt = result.attempt or token.attempt

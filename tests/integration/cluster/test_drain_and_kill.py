@@ -90,3 +90,17 @@ def test_unknown_token_kill_and_unknown_node_drain_are_clear(shared_cluster):
         client.kill("no-such-token")
     with pytest.raises(BadRequest, match="no agent"):
         client.drain(node="nope")
+
+
+def test_a_full_gateway_pushes_back_and_nothing_is_lost(make_cluster):
+    cluster = make_cluster(agents=("a1",), gateway_options=("--max-pending", "50"))
+    client = cluster.client(window=400)
+    client.drain(reason="fill it")
+    try:
+        tokens = [client.submit_by_name("cluster_tasks:add", (i, 0)) for i in range(300)]
+        info = wait_until(lambda: (s := cluster.status())["pending"]["light"] >= 50 and s,
+                          what="gateway full")
+        assert info["pending"]["light"] <= 51 and not any(t.done() for t in tokens)
+    finally:
+        client.resume()
+    assert [t.get(timeout=30) for t in tokens] == list(range(300)), "busy calls were retried"
