@@ -28,7 +28,7 @@ import cluster_bench_tasks as bench_tasks  # noqa: E402
 
 from shared.client import ClusterClient  # noqa: E402
 from shared.client_config import ClientConfig  # noqa: E402
-from shared.redis_server import RedisServer, die_with_parent, free_port  # noqa: E402
+from shared.redis_server import RedisServer, child_env, free_port  # noqa: E402
 from shared.status import describe  # noqa: E402
 from tokengate import _backend  # noqa: E402
 from tokengate.cluster_up import role_command, split_cpus  # noqa: E402
@@ -38,7 +38,7 @@ TOKEN = "bench-token-0123456789abcdef"
 
 class Cluster:
     def __init__(self, agents: int) -> None:
-        self.redis = RedisServer(tied=True).start()
+        self.redis = RedisServer().start()
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.logdir = Path(tempfile.mkdtemp(prefix="tokengate-bench-"))
@@ -67,8 +67,8 @@ class Cluster:
     def _spawn(self, role: str, env: dict[str, str], *args: str,
                name: str | None = None) -> subprocess.Popen[bytes]:
         with open(self.logdir / f"{name or role}.log", "wb") as log:
-            return subprocess.Popen(role_command(role, *args), env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+            return subprocess.Popen(role_command(role, *args), env=child_env(env), stdout=log,
+                                    stderr=subprocess.STDOUT)
 
     def processes(self) -> dict[str, psutil.Process]:
         procs = {name: psutil.Process(p.pid) for name, p in self.procs.items()}

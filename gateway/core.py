@@ -25,7 +25,13 @@ from gateway.config import GatewayConfig
 from gateway.conns import AgentConn, ClientConn
 from gateway.items import STATE_NAMES, check_item, normalize_weight, rejection, result_from_record
 from gateway.ledger import DISPATCHED, DUPLICATE, QUEUED, RedisLedger
-from shared.errors import GatewayBusy, RedisUnavailable, TokenGateError, UnknownToken
+from shared.errors import (
+    GatewayBusy,
+    RedisUnavailable,
+    TokenGateError,
+    UnknownTask,
+    UnknownToken,
+)
 from shared.rpc import tokengate_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -73,8 +79,12 @@ class GatewayCore:
         cfg = self.config
         good: list[pb.TaskItem] = []
         rejected: list[pb.Rejected] = []
+        known = self.known_tasks()
         for item in items:
             error = check_item(item, max_payload=cfg.max_payload, allow_pickle=cfg.allow_pickle)
+            if error is None and known and item.task not in known:
+                error = UnknownTask(f"no agent runs a task named {item.task!r}; agents include "
+                                    "only the modules named with --include")
             if error is None:
                 good.append(item)
             else:
@@ -113,6 +123,13 @@ class GatewayCore:
             logger.error("submission of %d tokens refused: %s", len(good), exc)
             return
         self._after_submit(conn, good, weights, targets, statuses, rejected, sent)
+
+    def known_tasks(self) -> frozenset[str]:
+        """Tasks the connected agents registered; empty (accept all) when none is connected,
+        so calls wait for agents instead of being refused."""
+        tasks = frozenset().union(*(conn.tasks for conn in list(self.agents.values())
+                                    if conn.connected))
+        return tasks
 
     def _place(self, weights: list[str]) -> list[str]:
         """An agent per token with credit for it, or "" (wait in Redis); spends credits."""

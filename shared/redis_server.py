@@ -8,6 +8,7 @@ directory of its own, and stops with the object (or the process that owns it).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -44,18 +45,36 @@ def find_redis_server() -> str:
     )
 
 
-def die_with_parent() -> None:
-    """``preexec_fn`` for children that must not outlive their parent (Linux; else no-op).
+PARENT_ENV = "TOKENGATE_PARENT_PID"
 
-    Linux ties this to the *thread* that started the child: use it from a main thread.
+
+def die_with_parent() -> None:
+    """Called first thing in a child that must not outlive its parent (Linux; else no-op).
+
+    The parent names itself in ``TOKENGATE_PARENT_PID``; the child asks the kernel for SIGTERM
+    when its parent dies, and stops at once if it already has. (A ``preexec_fn`` would do
+    this before ``exec``, but forking a process that runs gRPC threads can crash gRPC.)
     """
+    parent = os.environ.get(PARENT_ENV)
+    if not parent:
+        return
+    _set_parent_death_signal()  # PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _set_parent_death_signal() -> None:
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
+
+
+def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment for children that should stop when this process dies."""
+    return dict(os.environ if env is None else env, **{PARENT_ENV: str(os.getpid())})
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -73,13 +92,15 @@ class RedisServer:
 
     def __init__(
         self, *, port: int = 0, password: str = "", directory: str | None = None,
-        appendonly: bool = False, binary: str | None = None, tied: bool = False,
+        appendonly: bool = False, binary: str | None = None, orphan_safe: bool = False,
     ) -> None:
         self.binary = binary or find_redis_server()
         self.port = port
         self.password = password
         self.appendonly = appendonly
-        self.tied = tied  # stop with the thread that started it (see die_with_parent)
+        # Ask the kernel to stop redis-server when this process dies. It needs a preexec_fn,
+        # so only a process with a single thread at start() may set it (``tokengate up``).
+        self.orphan_safe = orphan_safe
         self._own_dir = directory is None
         self.directory = directory or tempfile.mkdtemp(prefix="tokengate-redis-")
         self.process: subprocess.Popen[bytes] | None = None
@@ -105,7 +126,7 @@ class RedisServer:
             self.process = subprocess.Popen(
                 self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL, cwd=self.directory,
-                preexec_fn=die_with_parent if self.tied else None,
+                preexec_fn=_set_parent_death_signal if self.orphan_safe else None,
             )
             if self._wait_ready():
                 logger.info("redis-server %s listening on 127.0.0.1:%d", self.binary, self.port)

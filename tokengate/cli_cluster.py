@@ -20,6 +20,7 @@ from typing import Any
 from shared.auth import read_token
 from shared.channel import TlsConfig
 from shared.errors import ConfigurationError, TokenGateError
+from shared.redis_server import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +244,7 @@ def add_cluster_commands(commands: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    die_with_parent()  # children of ``tokengate up`` (and of the tests) stop with it
     parser = argparse.ArgumentParser(prog="tokengate", description=__doc__)
     parser.add_argument("-v", "--verbose", action="count", default=0)
     add_cluster_commands(parser.add_subparsers(dest="command", required=True))

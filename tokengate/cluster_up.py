@@ -18,7 +18,7 @@ from pathlib import Path
 
 from shared.auth import new_token
 from shared.errors import GatewayUnavailable
-from shared.redis_server import RedisServer, die_with_parent, free_port
+from shared.redis_server import RedisServer, child_env, free_port
 
 READY_TIMEOUT = 30.0
 
@@ -83,11 +83,11 @@ def run_up(args: argparse.Namespace) -> int:
             redis_dir = state_dir / "redis"
             redis_dir.mkdir(exist_ok=True)
             redis_server = RedisServer(directory=str(redis_dir), appendonly=True,
-                                       tied=True).start()
+                                       orphan_safe=True).start()
             redis_url = redis_server.url
         children.append(subprocess.Popen(role_command(
             "gateway", "--listen", address, "--redis", redis_url, "--token-file", str(token_file),
-            "--heartbeat-timeout", str(args.heartbeat_timeout)), preexec_fn=die_with_parent))
+            "--heartbeat-timeout", str(args.heartbeat_timeout)), env=child_env()))
         _wait_gateway(address, token, children[0])
         extra: list[str] = []
         for module in args.include or ():
@@ -100,7 +100,7 @@ def run_up(args: argparse.Namespace) -> int:
             pin = ["--cpus", cpu_sets[i - 1]] if cpu_sets else []
             children.append(subprocess.Popen(role_command(
                 "agent", "--gateway", address, "--token-file", str(token_file),
-                "--name", f"{host}-{i}", *pin, *extra), preexec_fn=die_with_parent))
+                "--name", f"{host}-{i}", *pin, *extra), env=child_env()))
         print(_banner(address, token_file, redis_url, args.agents), flush=True)
         while not stop.wait(0.5):
             dead = [c for c in children if c.poll() is not None]

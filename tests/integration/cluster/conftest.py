@@ -23,7 +23,7 @@ import pytest
 
 from shared.client import ClusterClient
 from shared.client_config import ClientConfig
-from shared.redis_server import RedisServer, die_with_parent, free_port
+from shared.redis_server import RedisServer, child_env, free_port
 from shared.status import describe
 from tokengate.cluster_up import role_command
 
@@ -67,7 +67,7 @@ def redis_url() -> Iterator[str]:
         if docker is not None:
             yield from docker
             return
-    with RedisServer(tied=True) as server:
+    with RedisServer() as server:
         yield server.url
 
 
@@ -105,8 +105,8 @@ class Cluster:
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
         with open(self.tmp / f"{name}.log", "ab") as log:
-            return subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=str(ROOT), preexec_fn=die_with_parent)
+            return subprocess.Popen(cmd, env=child_env(self.env), stdout=log,
+                                    stderr=subprocess.STDOUT, cwd=str(ROOT))
 
     def start_gateway(self) -> None:
         self.gateway = self._spawn("gateway", role_command(
