@@ -205,6 +205,11 @@ class Gateway(GatewayCore):
             conn = self.agents[name]
             drain = node_drain.get(name, cluster)
             reply.nodes.append(_node_status(conn, inflight[name], drain, book[name]))
+        for result in list(self.recent):
+            brief = reply.recent.add()
+            brief.CopyFrom(result)
+            brief.ClearField("payload")
+            brief.ClearField("traceback")
         if cluster is None:
             reply.state = "RUNNING"
         else:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Sequence
 
 from gateway import credits as policy
@@ -36,6 +36,8 @@ from shared.rpc import tokengate_pb2 as pb
 
 logger = logging.getLogger(__name__)
 
+RECENT = 100  # outcomes kept for the status's executions feed
+
 
 class GatewayCore:
     """Admission, dispatch and result routing; control and registry live in the subclass."""
@@ -52,6 +54,7 @@ class GatewayCore:
         self._pending: dict[str, int] = dict.fromkeys(policy.WEIGHTS, 0)
         self.cluster_drain: str | None = None
         self.node_drain: dict[str, str] = {}
+        self.recent: deque[pb.ResultItem] = deque(maxlen=RECENT)  # the executions feed
         self.stats: Counter[str] = Counter()  # frames and items seen (approximate, lock-free)
         self._kick = threading.Event()
         self._stopping = threading.Event()
@@ -276,6 +279,7 @@ class GatewayCore:
         which is sent only once Redis holds the results.
         """
         undelivered = self._push(results)
+        self.recent.extend(results)
         rows = [(r.token_id, STATE_NAMES.get(r.state, "failed"), r.SerializeToString())
                 for r in results]
         self.ledger.complete(rows)  # RedisUnavailable: the link drops, the agent resends

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -64,9 +64,14 @@ def import_includes(modules: tuple[str, ...]) -> list[str]:
 class AgentLink:
     """Connects one local scheduler to the gateway."""
 
-    def __init__(self, config: LinkConfig, scheduler: Any) -> None:
+    def __init__(self, config: LinkConfig, scheduler: Any,
+                 status: Callable[[], dict[str, Any]] | None = None) -> None:
+        """``status`` gives the plain-data status sent to the gateway every second (the
+        scheduler's snapshot by default; the agent passes its coordinator's, guards included).
+        """
         self.config = config
         self.scheduler = scheduler
+        self.status = status or scheduler.snapshot
         self.incarnation = uuid.uuid4().hex
         self.registered = threading.Event()
         self._stop = threading.Event()
@@ -221,6 +226,7 @@ class AgentLink:
             token_id=token.token_id, state=_FINAL_CODES.get(state, pb.FAILED),
             attempt=token.attempt, node=self.config.name, core=token.core_id or 0,
             worker=token.worker_id or "", codec=code, session=session,
+            operation_type=token.operation_type,
             started_at=token.timestamps.get(TokenState.EXECUTING, 0.0),
             finished_at=token.timestamps.get(state, time.time()))
         if state is TokenState.COMPLETED:
@@ -306,7 +312,7 @@ class _Sender:
         now = time.monotonic()
         if now - self.last_snapshot >= SNAPSHOT_EVERY:
             self.last_snapshot = now
-            frame.snapshot = msgpack.packb(self.link.scheduler.snapshot(), default=str)
+            frame.snapshot = msgpack.packb(self.link.status(), default=str)
         # An empty frame after an idle wait is the heartbeat.
         if results or credits or leaving or not entries or frame.snapshot:
             return frame

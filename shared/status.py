@@ -20,6 +20,13 @@ def describe(reply: pb.StatusReply) -> dict[str, Any]:
             "topology": msgpack.unpackb(n.topology, strict_map_key=False) if n.topology else {},
             "snapshot": msgpack.unpackb(n.snapshot, strict_map_key=False) if n.snapshot else {},
         } for n in reply.nodes],
+        "recent": [{
+            "token_id": r.token_id, "operation_type": r.operation_type,
+            "state": pb.FinalState.Name(r.state).lower(), "node": r.node, "core": r.core,
+            "worker": r.worker, "attempt": r.attempt, "error_type": r.error_type,
+            "duration": round(r.finished_at - r.started_at, 6) if r.started_at else None,
+            "finished_at": r.finished_at,
+        } for r in reply.recent],
     }
 
 

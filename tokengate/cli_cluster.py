@@ -93,7 +93,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     sched_config = SchedulerConfig.from_env(node_name=link_config.name, **overrides)
     stop = _stop_on_signals()
     coordinator = OperationsCoordinator(sched_config).start()
-    link = AgentLink(link_config, coordinator.scheduler).start()
+    link = AgentLink(link_config, coordinator.scheduler, status=coordinator.status).start()
     print(f"tokengate agent {link_config.name} -> {link_config.gateway} "
           f"({len(link.tasks)} tasks)", flush=True)
     try:

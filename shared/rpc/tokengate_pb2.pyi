@@ -48,7 +48,7 @@ class TaskItem(_message.Message):
     def __init__(self, token_id: _Optional[str] = ..., task: _Optional[str] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., weight: _Optional[str] = ..., not_idempotent: _Optional[bool] = ..., operation_type: _Optional[str] = ..., attempt: _Optional[int] = ..., session: _Optional[str] = ...) -> None: ...
 
 class ResultItem(_message.Message):
-    __slots__ = ("token_id", "state", "payload", "codec", "error_type", "error_message", "traceback", "attempt", "node", "core", "worker", "started_at", "finished_at", "session")
+    __slots__ = ("token_id", "state", "payload", "codec", "error_type", "error_message", "traceback", "attempt", "node", "core", "worker", "started_at", "finished_at", "session", "operation_type")
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class ResultItem(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_TYPE_FIELD_NUMBER: _ClassVar[int]
     token_id: str
     state: FinalState
     payload: bytes
@@ -77,7 +78,8 @@ class ResultItem(_message.Message):
     started_at: float
     finished_at: float
     session: str
-    def __init__(self, token_id: _Optional[str] = ..., state: _Optional[_Union[FinalState, str]] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ..., attempt: _Optional[int] = ..., node: _Optional[str] = ..., core: _Optional[int] = ..., worker: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., session: _Optional[str] = ...) -> None: ...
+    operation_type: str
+    def __init__(self, token_id: _Optional[str] = ..., state: _Optional[_Union[FinalState, str]] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ..., attempt: _Optional[int] = ..., node: _Optional[str] = ..., core: _Optional[int] = ..., worker: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., session: _Optional[str] = ..., operation_type: _Optional[str] = ...) -> None: ...
 
 class ClientFrame(_message.Message):
     __slots__ = ("submit", "watch", "resubmit")
@@ -190,7 +192,7 @@ class NodeStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., host: _Optional[str] = ..., inflight: _Optional[int] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., last_seen: _Optional[float] = ..., topology: _Optional[bytes] = ..., snapshot: _Optional[bytes] = ...) -> None: ...
 
 class StatusReply(_message.Message):
-    __slots__ = ("state", "reason", "nodes", "counts", "pending", "inflight", "uptime")
+    __slots__ = ("state", "reason", "nodes", "counts", "pending", "inflight", "uptime", "recent")
     class CountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +214,7 @@ class StatusReply(_message.Message):
     PENDING_FIELD_NUMBER: _ClassVar[int]
     INFLIGHT_FIELD_NUMBER: _ClassVar[int]
     UPTIME_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
     state: str
     reason: str
     nodes: _containers.RepeatedCompositeFieldContainer[NodeStatus]
@@ -219,7 +222,8 @@ class StatusReply(_message.Message):
     pending: _containers.ScalarMap[str, int]
     inflight: int
     uptime: float
-    def __init__(self, state: _Optional[str] = ..., reason: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., counts: _Optional[_Mapping[str, int]] = ..., pending: _Optional[_Mapping[str, int]] = ..., inflight: _Optional[int] = ..., uptime: _Optional[float] = ...) -> None: ...
+    recent: _containers.RepeatedCompositeFieldContainer[ResultItem]
+    def __init__(self, state: _Optional[str] = ..., reason: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., counts: _Optional[_Mapping[str, int]] = ..., pending: _Optional[_Mapping[str, int]] = ..., inflight: _Optional[int] = ..., uptime: _Optional[float] = ..., recent: _Optional[_Iterable[_Union[ResultItem, _Mapping]]] = ...) -> None: ...
 
 class DrainRequest(_message.Message):
     __slots__ = ("node", "reason")

@@ -6,6 +6,7 @@ import threading
 
 import cluster_tasks
 import pytest
+from conftest import wait_until
 
 from shared.errors import BadArguments, TaskFailed, UnknownTask
 from shared.registry import lookup
@@ -38,6 +39,9 @@ def test_decorated_calls_and_task_errors(shared_cluster):
     token = cluster_tasks.add(2, 40)
     assert token.get(timeout=10) == 42
     assert token.node in ("a1", "a2") and token.attempt == 1 and token.worker_id
+    recent = wait_until(lambda: [r for r in shared_cluster.status()["recent"]
+                                 if r["token_id"] == token.token_id], what="executions feed")
+    assert recent[0]["operation_type"] == "add" and recent[0]["state"] == "completed"
     with pytest.raises(ValueError, match="no good") as info:
         cluster_tasks.boom("no good").get(timeout=10)
     assert "boom" in "".join(getattr(info.value, "__notes__", []))
