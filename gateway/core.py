@@ -79,6 +79,46 @@ class GatewayCore:
             self._watch(conn, list(frame.watch))
 
     def _admit(self, conn: ClientConn, items: Sequence[pb.TaskItem], resubmit: bool) -> None:
+        good, rejected = self._screen(items)
+        if not good:
+            conn.send(rejected=rejected)
+            return
+        weights = [normalize_weight(item.weight) for item in good]
+        targets = self._place(weights)
+        room = self.config.max_pending - sum(self._pending.values())
+        if not resubmit and targets.count("") > room:
+            good, weights, targets, rejected = self._refuse_busy(good, weights, targets,
+                                                                 rejected, room)
+        session = conn.id
+        self.sessions[session] = conn
+        rows = []
+        for item, weight, target in zip(good, weights, targets, strict=True):
+            item.attempt = 1
+            item.weight = weight
+            item.session = session
+            rows.append((item.token_id, weight, 0 if item.not_idempotent else 1,
+                         item.SerializeToString(), target, session))
+        conn.expect(len(good))
+        # New calls of idempotent tasks go out while their write is in flight; resent ids
+        # and calls that must never run twice are stored first.
+        early = not resubmit and all(not item.not_idempotent for item in good)
+        sent = False
+        try:
+            finish = self.ledger.submit_begin(rows)
+            sent = early and self._dispatch_direct(good, targets)
+            statuses = finish()
+        except RedisUnavailable as exc:
+            if not sent:
+                self._refund_all(targets, weights)
+            rejected.extend(rejection(item.token_id, exc) for item in good)
+            conn.send(rejected=rejected)
+            logger.error("submission of %d tokens refused: %s", len(good), exc)
+            return
+        self._after_submit(conn, good, weights, targets, statuses, rejected, sent)
+
+    def _screen(self, items: Sequence[pb.TaskItem]) -> tuple[list[pb.TaskItem],
+                                                             list[pb.Rejected]]:
+        """Split a frame into items to admit and rejections (bad fields, unknown tasks)."""
         cfg = self.config
         good: list[pb.TaskItem] = []
         rejected: list[pb.Rejected] = []
@@ -92,40 +132,7 @@ class GatewayCore:
                 good.append(item)
             else:
                 rejected.append(rejection(item.token_id, error))
-        if not good:
-            conn.send(rejected=rejected)
-            return
-        weights = [normalize_weight(item.weight) for item in good]
-        targets = self._place(weights)
-        room = cfg.max_pending - sum(self._pending.values())
-        if not resubmit and targets.count("") > room:
-            good, weights, targets, rejected = self._refuse_busy(good, weights, targets,
-                                                                 rejected, room)
-        rows = []
-        session = conn.id
-        self.sessions[session] = conn
-        for item, weight, target in zip(good, weights, targets, strict=True):
-            item.attempt = 1
-            item.weight = weight
-            item.session = session
-            rows.append((item.token_id, weight, 0 if item.not_idempotent else 1,
-                         item.SerializeToString(), target, session))
-        conn.expect(len(good))
-        # New calls of idempotent tasks go out while their write is in flight; resent ids
-        # and calls that must never run twice are stored first.
-        early = not resubmit and all(not item.not_idempotent for item in good)
-        try:
-            finish = self.ledger.submit_begin(rows)
-            sent = self._dispatch_direct(good, targets) if early else False
-            statuses = finish()
-        except RedisUnavailable as exc:
-            if not early:
-                self._refund_all(targets, weights)
-            rejected.extend(rejection(item.token_id, exc) for item in good)
-            conn.send(rejected=rejected)
-            logger.error("submission of %d tokens refused: %s", len(good), exc)
-            return
-        self._after_submit(conn, good, weights, targets, statuses, rejected, sent)
+        return good, rejected
 
     def known_tasks(self) -> frozenset[str]:
         """Tasks the connected agents registered; empty (accept all) when none is connected,
