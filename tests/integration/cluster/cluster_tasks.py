@@ -78,3 +78,8 @@ def mark_and_sleep_once(path: str, seconds: float) -> str:
         handle.write(str(os.getpid()))
     time.sleep(seconds)
     return path
+
+
+@task_token_guard(operation_type="size_of", tags={"weight": "light"})
+def size_of(data: bytes) -> int:
+    return len(data)

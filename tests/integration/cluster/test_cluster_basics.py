@@ -80,3 +80,22 @@ def test_task_failure_of_unknown_type_keeps_its_name(shared_cluster):
     from shared.wire_errors import rebuild_exception
     error = rebuild_exception("CustomError", "it broke", "Traceback ...")
     assert isinstance(error, TaskFailed) and error.error_type == "CustomError"
+
+
+def test_many_threads_share_one_client_and_large_payloads_cross(shared_cluster):
+    client = shared_cluster.client()
+    spec = lookup("cluster_tasks:add")
+    results: dict[int, list[int]] = {}
+
+    def run(index: int) -> None:
+        tokens = [client.submit(spec, (index, i), {}) for i in range(300)]
+        results[index] = [t.get(timeout=60) for t in tokens]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert results == {i: [i + j for j in range(300)] for i in range(8)}
+    big = b"\x07" * (3 * 1024 * 1024)
+    assert client.submit(lookup("cluster_tasks:size_of"), (big,), {}).get(timeout=30) == len(big)
