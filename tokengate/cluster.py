@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.client import ClusterClient, open_client
+from shared.status import describe, format_status
 from tokengate import _backend
 
 
@@ -21,3 +22,8 @@ def connect(address: str | None = None, *, token: str | None = None, install: bo
         _backend.install(client)
         client.close_hooks.append(_backend.uninstall)
     return client
+
+
+def describe_status(client: ClusterClient) -> str:
+    """The cluster's status as ``tokengate status`` prints it."""
+    return format_status(describe(client.status()))
