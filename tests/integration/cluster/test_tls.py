@@ -48,3 +48,24 @@ def test_tls_gateway_serves_tls_clients_and_refuses_plaintext(redis_url, certifi
         plain.close()
     finally:
         stop_server(server, gateway)
+
+
+def test_mutual_tls_requires_a_client_certificate(redis_url, certificate):
+    cert, key = certificate  # one self-signed pair stands for both CA and client here
+    config = GatewayConfig(listen="127.0.0.1:0", redis_url=redis_url, token=TOKEN,
+                           key_prefix="tg-mtls:",
+                           tls=TlsConfig(cert=str(cert), key=str(key), ca=str(cert)))
+    server, port, gateway = create_server(config)
+    try:
+        with_cert = ClusterClient(ClientConfig(
+            address=f"localhost:{port}", token=TOKEN,
+            tls=TlsConfig(ca=str(cert), cert=str(cert), key=str(key))))
+        assert with_cert.ping(timeout=10).version
+        with_cert.close()
+        without = ClusterClient(ClientConfig(address=f"localhost:{port}", token=TOKEN,
+                                             tls=TlsConfig(ca=str(cert))))
+        with pytest.raises(GatewayUnavailable):
+            without.ping(timeout=2)
+        without.close()
+    finally:
+        stop_server(server, gateway)
