@@ -37,6 +37,7 @@ from shared.rpc import tokengate_pb2 as pb
 logger = logging.getLogger(__name__)
 
 RECENT = 100  # outcomes kept for the status's executions feed
+RECENT_PAYLOAD_LIMIT = 4096  # larger results are kept there without their payload
 
 
 class GatewayCore:
@@ -286,7 +287,7 @@ class GatewayCore:
         which is sent only once Redis holds the results.
         """
         undelivered = self._push(results)
-        self.recent.extend(results)
+        self._remember(results[-RECENT:])
         rows = [(r.token_id, STATE_NAMES.get(r.state, "failed"), r.SerializeToString())
                 for r in results]
         self.ledger.complete(rows)  # RedisUnavailable: the link drops, the agent resends
@@ -296,6 +297,17 @@ class GatewayCore:
             # client reconnecting): it either registered in time for this second look, or its
             # own lookup already sees the stored result.
             self._push(undelivered)
+
+    def _remember(self, results: Sequence[pb.ResultItem]) -> None:
+        """Feed the executions list; a large result is kept without its payload."""
+        for result in results:
+            if len(result.payload) > RECENT_PAYLOAD_LIMIT or len(result.traceback) > 4096:
+                brief = pb.ResultItem()
+                brief.CopyFrom(result)
+                brief.ClearField("payload")
+                brief.ClearField("traceback")
+                result = brief
+            self.recent.append(result)
 
     def _push(self, results: Iterable[pb.ResultItem]) -> list[pb.ResultItem]:
         """Send each result to the session owed it; return those no session took."""
