@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from shared import framing
 from shared.rpc import tokengate_pb2 as pb
 
 _CLOSE = object()
@@ -80,17 +81,18 @@ class AgentConn:
             if item is _CLOSE:
                 return
             frame = pb.DispatchFrame()
-            n = 0
+            n = size = 0
             while True:
                 kind, value = item
                 if kind == "tasks":
                     frame.tasks.extend(value)
                     n += len(value)
+                    size += sum(len(task.payload) for task in value)
                 elif kind == "kill":
                     frame.kill.append(value)
                 else:
                     frame.ack_seq = max(frame.ack_seq, value)
-                if n >= MAX_FRAME_ITEMS:
+                if n >= MAX_FRAME_ITEMS or size >= framing.FRAME_SOFT_LIMIT:
                     break
                 try:
                     item = outbox.get(timeout=ACK_LINGER) if not (n or frame.kill) \
@@ -144,7 +146,7 @@ class ClientConn:
             if item is _CLOSE:
                 return
             reply = pb.ClientReply()
-            n = 0
+            n = size = 0
             while True:
                 accepted, rejected, results = item
                 if accepted:
@@ -154,7 +156,8 @@ class ClientConn:
                 if results:
                     reply.results.extend(results)
                     n += len(results)
-                if n + len(reply.accepted) >= MAX_FRAME_ITEMS:
+                    size += sum(framing.result_bytes(result) for result in results)
+                if n + len(reply.accepted) >= MAX_FRAME_ITEMS or size >= framing.FRAME_SOFT_LIMIT:
                     break
                 try:
                     item = outbox.get(timeout=ACK_LINGER) if not (n or reply.rejected) \

@@ -25,6 +25,7 @@ from gateway.config import GatewayConfig
 from gateway.conns import AgentConn, ClientConn
 from gateway.items import STATE_NAMES, check_item, normalize_weight, rejection, result_from_record
 from gateway.ledger import DISPATCHED, DUPLICATE, QUEUED, RedisLedger
+from shared import framing
 from shared.errors import (
     GatewayBusy,
     RedisUnavailable,
@@ -220,12 +221,16 @@ class GatewayCore:
             conn.expect(-len(duplicates))  # _watch counts them again
             self._watch(conn, duplicates)
 
-    def _send_to_agent(self, name: str, batch: list[pb.TaskItem]) -> None:
+    def _send_to_agent(self, name: str, batch: list[pb.TaskItem], *, split: bool = False,
+                       ) -> None:
+        """Hand a batch to the agent's link; ``split`` cuts a claimed batch (which may hold
+        many large calls) into frame-sized pieces; a client's batch is one already."""
         conn = self.agents.get(name)
-        if conn is not None and conn.send_tasks(batch):
-            return
-        # The link closed between the credit and the send: the tokens never left; requeue them.
-        self._requeue(name, [item.token_id for item in batch], transit=True)
+        chunks = framing.split(batch, count=len(batch)) if split else (batch,)
+        for chunk in chunks:
+            if conn is None or not conn.send_tasks(chunk):
+                # The link closed between the credit and the send: these never left.
+                self._requeue(name, [item.token_id for item in chunk], transit=True)
 
     def _watch(self, conn: ClientConn, ids: list[str]) -> None:
         """Push results of ids already final; the rest are pushed when they finish."""
@@ -323,7 +328,7 @@ class GatewayCore:
             else:
                 undelivered.append(result)
         for session, batch in sessions.items():
-            session.send(results=batch)
+            session.send(results=batch)  # from one agent frame: frame-sized already
         return undelivered
 
     # -- dispatcher thread ---------------------------------------------------------------
@@ -372,7 +377,7 @@ class GatewayCore:
                 if claimed:
                     progress = True
                     self._send_to_agent(name, [_item(blob, attempt)
-                                               for _, attempt, blob in claimed])
+                                               for _, attempt, blob in claimed], split=True)
         return progress
 
     def _owners(self, ids: list[str]) -> dict[str, str]:

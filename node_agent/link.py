@@ -33,7 +33,7 @@ import grpc
 import msgpack
 
 from node_agent.link_config import LinkConfig
-from shared import codec
+from shared import codec, framing
 from shared.auth import call_metadata
 from shared.channel import open_channel
 from shared.errors import ConfigurationError, TokenGateError
@@ -257,11 +257,14 @@ class AgentLink:
                 entries = [outbox.get(timeout=interval)]
             except queue.Empty:
                 entries = []
-            while len(entries) < MAX_FRAME_RESULTS:
+            size = sum(_entry_bytes(entry) for entry in entries)
+            while len(entries) < MAX_FRAME_RESULTS and size < framing.FRAME_SOFT_LIMIT:
                 try:
-                    entries.append(outbox.get_nowait())
+                    entry = outbox.get_nowait()
                 except queue.Empty:
                     break
+                entries.append(entry)
+                size += _entry_bytes(entry)
             with self._send_lock:
                 if generation != self._generation or self._stop.is_set():
                     for entry in entries:  # not ours any more: the next stream sends them
@@ -271,6 +274,11 @@ class AgentLink:
                 frame = self._sender.frame(entries)
             if frame is not None:
                 yield frame
+
+
+def _entry_bytes(entry: tuple[str, Any]) -> int:
+    value = entry[1]
+    return framing.result_bytes(value) if isinstance(value, pb.ResultItem) else 0
 
 
 class _Sender:

@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from shared import codec
+from shared import codec, framing
 from shared.auth import call_metadata
 from shared.channel import open_channel
 from shared.client_config import ClientConfig
@@ -147,9 +147,8 @@ class ClusterClient:
                 old, self._stream = self._stream, stream
                 old.put(None)
                 resend = [item for _, item in self._outstanding.values()]
-            for start in range(0, len(resend), MAX_FRAME_ITEMS):
-                stream.put(pb.ClientFrame(submit=resend[start:start + MAX_FRAME_ITEMS],
-                                          resubmit=True))
+            for chunk in framing.split(resend, count=MAX_FRAME_ITEMS):
+                stream.put(pb.ClientFrame(submit=chunk, resubmit=True))
             try:
                 self._call = self._stub.Session(_frames(stream), metadata=self._metadata)
                 self.connected.set()
@@ -283,7 +282,10 @@ def _frames(stream: queue.SimpleQueue[Any]) -> Iterator[pb.ClientFrame]:
             continue
         frame = pb.ClientFrame()
         frame.submit.append(first)
+        size = framing.task_bytes(first)
         for _ in range(MAX_FRAME_ITEMS - 1):
+            if size >= framing.FRAME_SOFT_LIMIT:
+                break
             try:
                 item = stream.get_nowait()
             except queue.Empty:
@@ -296,6 +298,7 @@ def _frames(stream: queue.SimpleQueue[Any]) -> Iterator[pb.ClientFrame]:
                 frame = item
                 break
             frame.submit.append(item)
+            size += framing.task_bytes(item)
         yield frame
 
 

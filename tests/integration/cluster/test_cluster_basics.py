@@ -99,3 +99,11 @@ def test_many_threads_share_one_client_and_large_payloads_cross(shared_cluster):
     assert results == {i: [i + j for j in range(300)] for i in range(8)}
     big = b"\x07" * (3 * 1024 * 1024)
     assert client.submit(lookup("cluster_tasks:size_of"), (big,), {}).get(timeout=30) == len(big)
+
+
+def test_a_burst_of_large_calls_is_split_into_frames_under_the_grpc_limit(shared_cluster):
+    client = shared_cluster.client()
+    spec = lookup("cluster_tasks:size_of")
+    big = b"\x01" * (3 * 1024 * 1024)
+    tokens = [client.submit(spec, (big,), {}) for _ in range(30)]  # 90 MiB in one burst
+    assert [t.get(timeout=60) for t in tokens] == [len(big)] * 30
