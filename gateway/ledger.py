@@ -20,6 +20,7 @@ from redis.retry import Retry
 
 from gateway import keys
 from shared.errors import RedisUnavailable
+from shared.framing import FRAME_SOFT_LIMIT
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +112,9 @@ class RedisLedger:
         return finish
 
     @_redis_errors
-    def claim(self, weight: str, count: int, agent: str) -> list[tuple[str, int, bytes]]:
-        flat = self._claim(args=[self.prefix, weight, count, agent])
+    def claim(self, weight: str, count: int, agent: str,
+              budget: int = FRAME_SOFT_LIMIT) -> list[tuple[str, int, bytes]]:
+        flat = self._claim(args=[self.prefix, weight, count, agent, budget])
         return [(flat[i].decode(), int(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)]
 
     @_redis_errors

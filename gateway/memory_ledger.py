@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway import keys
 from gateway.ledger import DISPATCHED, DUPLICATE, QUEUED
+from shared.framing import FRAME_SOFT_LIMIT
 
 _LIVE = ("waiting", "admitted", "executing")
 
@@ -64,11 +65,13 @@ class MemoryLedger:
         statuses = self.submit(items)
         return lambda: statuses
 
-    def claim(self, weight: str, count: int, agent: str) -> list[tuple[str, int, bytes]]:
-        out = []
+    def claim(self, weight: str, count: int, agent: str,
+              budget: int = FRAME_SOFT_LIMIT) -> list[tuple[str, int, bytes]]:
+        out: list[tuple[str, int, bytes]] = []
+        size = 0
         with self._lock:
             queue = self._queues.get(weight, deque())
-            for _ in range(min(count, len(queue))):
+            while queue and len(out) < count and size < budget:
                 token_id = queue.popleft()
                 record = self._tokens.get(token_id)
                 if record is None or record["s"] != b"waiting":
@@ -76,6 +79,7 @@ class MemoryLedger:
                 record["s"], record["g"] = b"admitted", agent.encode()
                 self._inflight.setdefault(agent, set()).add(token_id)
                 out.append((token_id, int(record["a"]), record["d"]))
+                size += len(record["d"])
         return out
 
     def complete(self, items: Sequence[tuple[str, str, bytes]]) -> list[int]:

@@ -38,10 +38,12 @@ def test_claim_takes_waiting_tokens_in_order_and_skips_killed(ledger):
     ledger.submit([(f"t{i}", "medium", 1, f"item{i}".encode(), "", "s") for i in range(5)])
     assert ledger.kill("t1", "killed") == ("killed", "")
     claimed = ledger.claim("medium", 3, "a1")
-    assert [(i, a, b) for i, a, b in claimed] == [("t0", 1, b"item0"), ("t2", 1, b"item2")]
+    assert claimed == [("t0", 1, b"item0"), ("t2", 1, b"item2"), ("t3", 1, b"item3")]
     assert ledger.kill("t0", "x") == ("forwarded", "a1")
     assert ledger.kill("nope", "x") == ("unknown", "")
-    assert [c[0] for c in ledger.claim("medium", 10, "a2")] == ["t3", "t4"]
+    ledger.submit([("t5", "medium", 1, b"item5", "", "s")])
+    assert [c[0] for c in ledger.claim("medium", 10, "a2", budget=1)] == ["t4"]
+    assert [c[0] for c in ledger.claim("medium", 10, "a2")] == ["t5"]
     assert ledger.claim("medium", 10, "a2") == []
 
 
