@@ -79,6 +79,11 @@ class GatewayCore:
             self._admit(conn, frame.submit, frame.resubmit)
         if frame.watch:
             self._watch(conn, list(frame.watch))
+        if frame.received:
+            try:
+                self.ledger.forget(frame.received)
+            except RedisUnavailable as exc:  # they expire at their TTL instead
+                logger.warning("cannot drop received results now: %s", exc)
 
     def _admit(self, conn: ClientConn, items: Sequence[pb.TaskItem], resubmit: bool) -> None:
         good, rejected = self._screen(items)

@@ -61,6 +61,7 @@ class RedisLedger:
         self._complete = client.register_script(_script_text("complete.lua"))
         self._requeue = client.register_script(_script_text("requeue.lua"))
         self._kill = client.register_script(_script_text("kill.lua"))
+        self._forget = client.register_script(_script_text("forget.lua"))
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLedger:
@@ -133,6 +134,11 @@ class RedisLedger:
         lost = [(failed[i].decode(), int(failed[i + 1])) for i in range(0, len(failed), 2)]
         counts = {requeued[i].decode(): int(requeued[i + 1]) for i in range(0, len(requeued), 2)}
         return lost, counts
+
+    @_redis_errors
+    def forget(self, ids: Sequence[str]) -> int:
+        """Drop results their client has received; see forget.lua."""
+        return self._forget(args=[self.prefix, _pack(list(ids))])
 
     @_redis_errors
     def kill(self, token_id: str, message: str) -> tuple[str, str]:

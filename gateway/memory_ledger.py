@@ -95,6 +95,8 @@ class MemoryLedger:
                 agent = record.get("g")
                 if agent:
                     self._inflight.get(agent.decode(), set()).discard(token_id)
+                if record.get("x"):
+                    del self._tokens[token_id]
                 self._counts[state] = self._counts.get(state, 0) + 1
                 out.append(1)
         return out
@@ -127,6 +129,20 @@ class MemoryLedger:
             self._counts["failed"] += len(failed)
             self._counts["lost"] += len(failed)
         return failed, requeued
+
+    def forget(self, ids: Sequence[str]) -> int:
+        deleted = 0
+        with self._lock:
+            for token_id in ids:
+                record = self._tokens.get(token_id)
+                if record is None:
+                    continue
+                if record["s"] in (b"completed", b"failed", b"killed"):
+                    del self._tokens[token_id]
+                    deleted += 1
+                else:
+                    record["x"] = b"1"
+        return deleted
 
     def kill(self, token_id: str, message: str) -> tuple[str, str]:
         with self._lock:

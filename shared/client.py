@@ -17,7 +17,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -44,6 +44,9 @@ from shared.wire_errors import error_from_rpc, rebuild_exception
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_ITEMS = 1000
+RECEIVED_LINGER = 0.05  # receipts wait this long for a call to ride with before going alone
+_RECEIVED = object()  # stream marker: there are receipts to send
+_CLOSED = pb.ClientFrame()  # what _fill returns when the stream closed
 BUSY_RETRY = 0.1  # seconds before calls refused with GatewayBusy are offered again
 
 
@@ -66,6 +69,7 @@ class ClusterClient:
         self._call: Any = None
         self._thread: threading.Thread | None = None
         self.close_hooks: list[Any] = []  # called with the client when it closes
+        self._received: list[str] = []  # results resolved, not yet reported (under _lock)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -150,7 +154,10 @@ class ClusterClient:
             for chunk in framing.split(resend, count=MAX_FRAME_ITEMS):
                 stream.put(pb.ClientFrame(submit=chunk, resubmit=True))
             try:
-                self._call = self._stub.Session(_frames(stream), metadata=self._metadata)
+                if self._received:
+                    stream.put(_RECEIVED)
+                self._call = self._stub.Session(_frames(stream, self._take_received),
+                                                metadata=self._metadata)
                 self.connected.set()
                 for reply in self._call:
                     backoff = 0.05
@@ -187,6 +194,10 @@ class ClusterClient:
                 if entry is not None:
                     finished.append((entry[0], result))
                 released += self._ack(result.token_id)  # a result may beat its ack
+            if reply.results:
+                if not self._received:
+                    self._stream.put(_RECEIVED)
+                self._received.extend(result.token_id for result in reply.results)
         for _ in range(released):
             self._window.release()
         if busy:
@@ -195,6 +206,11 @@ class ClusterClient:
             token.set_error(rebuild_exception(rej.error_type, rej.error_message), "")
         for token, result in finished:
             self._resolve(token, result)
+
+    def _take_received(self) -> list[str]:
+        with self._lock:
+            received, self._received = self._received, []
+        return received
 
     def _ack(self, token_id: str) -> int:
         """1 if this frees a window slot (first ack of an unacknowledged id); holds _lock."""
@@ -272,34 +288,60 @@ class ClusterClient:
         return len(self._outstanding)
 
 
-def _frames(stream: queue.SimpleQueue[Any]) -> Iterator[pb.ClientFrame]:
+def _frames(stream: queue.SimpleQueue[Any],
+            take_received: Callable[[], list[str]]) -> Iterator[pb.ClientFrame]:
+    """The request side of a session: whatever is queued becomes one frame, with the ids of
+    the results received so far (those wait up to RECEIVED_LINGER for a call to ride with)."""
     while True:
         first = stream.get()
+        if first is _RECEIVED:
+            try:
+                first = stream.get(timeout=RECEIVED_LINGER)
+            except queue.Empty:
+                received = take_received()
+                if received:
+                    yield pb.ClientFrame(received=received)
+                continue
         if first is None:
+            received = take_received()
+            if received:
+                yield pb.ClientFrame(received=received)
             return
         if isinstance(first, pb.ClientFrame):
+            first.received.extend(take_received())
             yield first
             continue
-        frame = pb.ClientFrame()
-        frame.submit.append(first)
-        size = framing.task_bytes(first)
-        for _ in range(MAX_FRAME_ITEMS - 1):
-            if size >= framing.FRAME_SOFT_LIMIT:
-                break
-            try:
-                item = stream.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                yield frame
-                return
-            if isinstance(item, pb.ClientFrame):
-                yield frame
-                frame = item
-                break
-            frame.submit.append(item)
-            size += framing.task_bytes(item)
+        frame, closing = _fill(stream, first)
+        frame.received.extend(take_received())
         yield frame
+        if closing is _CLOSED:
+            return
+        if closing is not None:
+            yield closing
+
+
+def _fill(stream: queue.SimpleQueue[Any], first: Any) -> tuple[pb.ClientFrame, Any]:
+    """A frame of queued calls starting with ``first``; also what ended it early (a prebuilt
+    frame to send next, or _CLOSED)."""
+    frame = pb.ClientFrame()
+    frame.submit.append(first)
+    size = framing.task_bytes(first)
+    for _ in range(MAX_FRAME_ITEMS - 1):
+        if size >= framing.FRAME_SOFT_LIMIT:
+            break
+        try:
+            item = stream.get_nowait()
+        except queue.Empty:
+            break
+        if item is None:
+            return frame, _CLOSED
+        if item is _RECEIVED:
+            continue
+        if isinstance(item, pb.ClientFrame):
+            return frame, item
+        frame.submit.append(item)
+        size += framing.task_bytes(item)
+    return frame, None
 
 
 def open_client(address: str | None = None, *, token: str | None = None,

@@ -6,6 +6,8 @@
 -- with state one of completed | failed | killed.
 -- The first final outcome wins: a token already final (or unknown, or expired) is left as it
 -- is, so a late report from an agent declared lost, or a resent frame, changes nothing.
+-- A token its client already confirmed receiving (x = 1, see forget.lua) is deleted instead
+-- of kept for the TTL.
 -- Returns one integer per item: 1 applied, 0 ignored.
 local p, ttl = ARGV[1], tonumber(ARGV[2])
 local items = cmsgpack.unpack(ARGV[3])
@@ -13,12 +15,16 @@ local out, counts = {}, {}
 for i, it in ipairs(items) do
   local id, state, result = it[1], it[2], it[3]
   local key = p .. 't:' .. id
-  local t = redis.call('HMGET', key, 's', 'g')
+  local t = redis.call('HMGET', key, 's', 'g', 'x')
   local s = t[1]
   if s == 'waiting' or s == 'admitted' or s == 'executing' then
-    redis.call('HSET', key, 's', state, 'r', result)
-    redis.call('HDEL', key, 'd')
-    redis.call('EXPIRE', key, ttl)
+    if t[3] then
+      redis.call('DEL', key)
+    else
+      redis.call('HSET', key, 's', state, 'r', result)
+      redis.call('HDEL', key, 'd')
+      redis.call('EXPIRE', key, ttl)
+    end
     if t[2] then redis.call('SREM', p .. 'inflight:' .. t[2], id) end
     counts[state] = (counts[state] or 0) + 1
     out[i] = 1

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashared/rpc/tokengate.proto\x12\x0ctokengate.v1\"\xc1\x01\n\x08TaskItem\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\"\n\x05\x63odec\x18\x04 \x01(\x0e\x32\x13.tokengate.v1.Codec\x12\x0e\n\x06weight\x18\x05 \x01(\t\x12\x16\n\x0enot_idempotent\x18\x06 \x01(\x08\x12\x16\n\x0eoperation_type\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12\x0f\n\x07session\x18\t \x01(\t\"\xc9\x02\n\nResultItem\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.tokengate.v1.FinalState\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\"\n\x05\x63odec\x18\x04 \x01(\x0e\x32\x13.tokengate.v1.Codec\x12\x12\n\nerror_type\x18\x05 \x01(\t\x12\x15\n\rerror_message\x18\x06 \x01(\t\x12\x11\n\ttraceback\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12\x0c\n\x04node\x18\t \x01(\t\x12\x0c\n\x04\x63ore\x18\n \x01(\x05\x12\x0e\n\x06worker\x18\x0b \x01(\t\x12\x12\n\nstarted_at\x18\x0c \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\r \x01(\x01\x12\x0f\n\x07session\x18\x0e \x01(\t\x12\x16\n\x0eoperation_type\x18\x0f \x01(\t\"V\n\x0b\x43lientFrame\x12&\n\x06submit\x18\x01 \x03(\x0b\x32\x16.tokengate.v1.TaskItem\x12\r\n\x05watch\x18\x02 \x03(\t\x12\x10\n\x08resubmit\x18\x03 \x01(\x08\"G\n\x08Rejected\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x12\n\nerror_type\x18\x02 \x01(\t\x12\x15\n\rerror_message\x18\x03 \x01(\t\"t\n\x0b\x43lientReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\t\x12(\n\x08rejected\x18\x02 \x03(\x0b\x32\x16.tokengate.v1.Rejected\x12)\n\x07results\x18\x03 \x03(\x0b\x32\x18.tokengate.v1.ResultItem\"\'\n\x06\x43redit\x12\x0e\n\x06weight\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"t\n\x05Hello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\r\x12\x10\n\x08topology\x18\x05 \x01(\x0c\x12\r\n\x05tasks\x18\x06 \x03(\t\x12\x0c\n\x04held\x18\x07 \x03(\t\"\xb2\x01\n\nAgentFrame\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x13.tokengate.v1.Hello\x12%\n\x07\x63redits\x18\x02 \x03(\x0b\x32\x14.tokengate.v1.Credit\x12)\n\x07results\x18\x03 \x03(\x0b\x32\x18.tokengate.v1.ResultItem\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x10\n\x08snapshot\x18\x05 \x01(\x0c\x12\x0f\n\x07leaving\x18\x06 \x01(\x08\"k\n\rDispatchFrame\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.tokengate.v1.TaskItem\x12\x0c\n\x04kill\x18\x02 \x03(\t\x12\x0f\n\x07\x61\x63k_seq\x18\x03 \x01(\x04\x12\x14\n\x0c\x64rain_reason\x18\x04 \x01(\t\"\x0f\n\rStatusRequest\"\xb7\x01\n\nNodeStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x10\n\x08inflight\x18\x05 \x01(\r\x12%\n\x07\x63redits\x18\x06 \x03(\x0b\x32\x14.tokengate.v1.Credit\x12\x11\n\tlast_seen\x18\x07 \x01(\x01\x12\x10\n\x08topology\x18\x08 \x01(\x0c\x12\x10\n\x08snapshot\x18\t \x01(\x0c\"\xf0\x02\n\x0bStatusReply\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\'\n\x05nodes\x18\x03 \x03(\x0b\x32\x18.tokengate.v1.NodeStatus\x12\x35\n\x06\x63ounts\x18\x04 \x03(\x0b\x32%.tokengate.v1.StatusReply.CountsEntry\x12\x37\n\x07pending\x18\x05 \x03(\x0b\x32&.tokengate.v1.StatusReply.PendingEntry\x12\x10\n\x08inflight\x18\x06 \x01(\x04\x12\x0e\n\x06uptime\x18\x07 \x01(\x01\x12(\n\x06recent\x18\x08 \x03(\x0b\x32\x18.tokengate.v1.ResultItem\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a.\n\x0cPendingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\",\n\x0c\x44rainRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1f\n\x0bKillRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\"<\n\x0c\x43ontrolReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"\r\n\x0bPingRequest\"*\n\tPingReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04time\x18\x02 \x01(\x01* \n\x05\x43odec\x12\x0b\n\x07MSGPACK\x10\x00\x12\n\n\x06PICKLE\x10\x01*J\n\nFinalState\x12\x15\n\x11\x46INAL_UNSPECIFIED\x10\x00\x12\r\n\tCOMPLETED\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\n\n\x06KILLED\x10\x03\x32\xd6\x03\n\x07Gateway\x12\x43\n\x07Session\x12\x19.tokengate.v1.ClientFrame\x1a\x19.tokengate.v1.ClientReply(\x01\x30\x01\x12\x46\n\tAgentLink\x12\x18.tokengate.v1.AgentFrame\x1a\x1b.tokengate.v1.DispatchFrame(\x01\x30\x01\x12@\n\x06Status\x12\x1b.tokengate.v1.StatusRequest\x1a\x19.tokengate.v1.StatusReply\x12?\n\x05\x44rain\x12\x1a.tokengate.v1.DrainRequest\x1a\x1a.tokengate.v1.ControlReply\x12@\n\x06Resume\x12\x1a.tokengate.v1.DrainRequest\x1a\x1a.tokengate.v1.ControlReply\x12=\n\x04Kill\x12\x19.tokengate.v1.KillRequest\x1a\x1a.tokengate.v1.ControlReply\x12:\n\x04Ping\x12\x19.tokengate.v1.PingRequest\x1a\x17.tokengate.v1.PingReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ashared/rpc/tokengate.proto\x12\x0ctokengate.v1\"\xc1\x01\n\x08TaskItem\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\"\n\x05\x63odec\x18\x04 \x01(\x0e\x32\x13.tokengate.v1.Codec\x12\x0e\n\x06weight\x18\x05 \x01(\t\x12\x16\n\x0enot_idempotent\x18\x06 \x01(\x08\x12\x16\n\x0eoperation_type\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12\x0f\n\x07session\x18\t \x01(\t\"\xc9\x02\n\nResultItem\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.tokengate.v1.FinalState\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\"\n\x05\x63odec\x18\x04 \x01(\x0e\x32\x13.tokengate.v1.Codec\x12\x12\n\nerror_type\x18\x05 \x01(\t\x12\x15\n\rerror_message\x18\x06 \x01(\t\x12\x11\n\ttraceback\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12\x0c\n\x04node\x18\t \x01(\t\x12\x0c\n\x04\x63ore\x18\n \x01(\x05\x12\x0e\n\x06worker\x18\x0b \x01(\t\x12\x12\n\nstarted_at\x18\x0c \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\r \x01(\x01\x12\x0f\n\x07session\x18\x0e \x01(\t\x12\x16\n\x0eoperation_type\x18\x0f \x01(\t\"h\n\x0b\x43lientFrame\x12&\n\x06submit\x18\x01 \x03(\x0b\x32\x16.tokengate.v1.TaskItem\x12\r\n\x05watch\x18\x02 \x03(\t\x12\x10\n\x08resubmit\x18\x03 \x01(\x08\x12\x10\n\x08received\x18\x04 \x03(\t\"G\n\x08Rejected\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x12\n\nerror_type\x18\x02 \x01(\t\x12\x15\n\rerror_message\x18\x03 \x01(\t\"t\n\x0b\x43lientReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\t\x12(\n\x08rejected\x18\x02 \x03(\x0b\x32\x16.tokengate.v1.Rejected\x12)\n\x07results\x18\x03 \x03(\x0b\x32\x18.tokengate.v1.ResultItem\"\'\n\x06\x43redit\x12\x0e\n\x06weight\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\"t\n\x05Hello\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\r\x12\x10\n\x08topology\x18\x05 \x01(\x0c\x12\r\n\x05tasks\x18\x06 \x03(\t\x12\x0c\n\x04held\x18\x07 \x03(\t\"\xb2\x01\n\nAgentFrame\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x13.tokengate.v1.Hello\x12%\n\x07\x63redits\x18\x02 \x03(\x0b\x32\x14.tokengate.v1.Credit\x12)\n\x07results\x18\x03 \x03(\x0b\x32\x18.tokengate.v1.ResultItem\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x10\n\x08snapshot\x18\x05 \x01(\x0c\x12\x0f\n\x07leaving\x18\x06 \x01(\x08\"k\n\rDispatchFrame\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.tokengate.v1.TaskItem\x12\x0c\n\x04kill\x18\x02 \x03(\t\x12\x0f\n\x07\x61\x63k_seq\x18\x03 \x01(\x04\x12\x14\n\x0c\x64rain_reason\x18\x04 \x01(\t\"\x0f\n\rStatusRequest\"\xb7\x01\n\nNodeStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x10\n\x08inflight\x18\x05 \x01(\r\x12%\n\x07\x63redits\x18\x06 \x03(\x0b\x32\x14.tokengate.v1.Credit\x12\x11\n\tlast_seen\x18\x07 \x01(\x01\x12\x10\n\x08topology\x18\x08 \x01(\x0c\x12\x10\n\x08snapshot\x18\t \x01(\x0c\"\xf0\x02\n\x0bStatusReply\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\'\n\x05nodes\x18\x03 \x03(\x0b\x32\x18.tokengate.v1.NodeStatus\x12\x35\n\x06\x63ounts\x18\x04 \x03(\x0b\x32%.tokengate.v1.StatusReply.CountsEntry\x12\x37\n\x07pending\x18\x05 \x03(\x0b\x32&.tokengate.v1.StatusReply.PendingEntry\x12\x10\n\x08inflight\x18\x06 \x01(\x04\x12\x0e\n\x06uptime\x18\x07 \x01(\x01\x12(\n\x06recent\x18\x08 \x03(\x0b\x32\x18.tokengate.v1.ResultItem\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a.\n\x0cPendingEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\",\n\x0c\x44rainRequest\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1f\n\x0bKillRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\"<\n\x0c\x43ontrolReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"\r\n\x0bPingRequest\"*\n\tPingReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04time\x18\x02 \x01(\x01* \n\x05\x43odec\x12\x0b\n\x07MSGPACK\x10\x00\x12\n\n\x06PICKLE\x10\x01*J\n\nFinalState\x12\x15\n\x11\x46INAL_UNSPECIFIED\x10\x00\x12\r\n\tCOMPLETED\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\n\n\x06KILLED\x10\x03\x32\xd6\x03\n\x07Gateway\x12\x43\n\x07Session\x12\x19.tokengate.v1.ClientFrame\x1a\x19.tokengate.v1.ClientReply(\x01\x30\x01\x12\x46\n\tAgentLink\x12\x18.tokengate.v1.AgentFrame\x1a\x1b.tokengate.v1.DispatchFrame(\x01\x30\x01\x12@\n\x06Status\x12\x1b.tokengate.v1.StatusRequest\x1a\x19.tokengate.v1.StatusReply\x12?\n\x05\x44rain\x12\x1a.tokengate.v1.DrainRequest\x1a\x1a.tokengate.v1.ControlReply\x12@\n\x06Resume\x12\x1a.tokengate.v1.DrainRequest\x1a\x1a.tokengate.v1.ControlReply\x12=\n\x04Kill\x12\x19.tokengate.v1.KillRequest\x1a\x1a.tokengate.v1.ControlReply\x12:\n\x04Ping\x12\x19.tokengate.v1.PingRequest\x1a\x17.tokengate.v1.PingReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,48 +35,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSREPLY_COUNTSENTRY']._serialized_options = b'8\001'
   _globals['_STATUSREPLY_PENDINGENTRY']._loaded_options = None
   _globals['_STATUSREPLY_PENDINGENTRY']._serialized_options = b'8\001'
-  _globals['_CODEC']._serialized_start=2074
-  _globals['_CODEC']._serialized_end=2106
-  _globals['_FINALSTATE']._serialized_start=2108
-  _globals['_FINALSTATE']._serialized_end=2182
+  _globals['_CODEC']._serialized_start=2092
+  _globals['_CODEC']._serialized_end=2124
+  _globals['_FINALSTATE']._serialized_start=2126
+  _globals['_FINALSTATE']._serialized_end=2200
   _globals['_TASKITEM']._serialized_start=45
   _globals['_TASKITEM']._serialized_end=238
   _globals['_RESULTITEM']._serialized_start=241
   _globals['_RESULTITEM']._serialized_end=570
   _globals['_CLIENTFRAME']._serialized_start=572
-  _globals['_CLIENTFRAME']._serialized_end=658
-  _globals['_REJECTED']._serialized_start=660
-  _globals['_REJECTED']._serialized_end=731
-  _globals['_CLIENTREPLY']._serialized_start=733
-  _globals['_CLIENTREPLY']._serialized_end=849
-  _globals['_CREDIT']._serialized_start=851
-  _globals['_CREDIT']._serialized_end=890
-  _globals['_HELLO']._serialized_start=892
-  _globals['_HELLO']._serialized_end=1008
-  _globals['_AGENTFRAME']._serialized_start=1011
-  _globals['_AGENTFRAME']._serialized_end=1189
-  _globals['_DISPATCHFRAME']._serialized_start=1191
-  _globals['_DISPATCHFRAME']._serialized_end=1298
-  _globals['_STATUSREQUEST']._serialized_start=1300
-  _globals['_STATUSREQUEST']._serialized_end=1315
-  _globals['_NODESTATUS']._serialized_start=1318
-  _globals['_NODESTATUS']._serialized_end=1501
-  _globals['_STATUSREPLY']._serialized_start=1504
-  _globals['_STATUSREPLY']._serialized_end=1872
-  _globals['_STATUSREPLY_COUNTSENTRY']._serialized_start=1779
-  _globals['_STATUSREPLY_COUNTSENTRY']._serialized_end=1824
-  _globals['_STATUSREPLY_PENDINGENTRY']._serialized_start=1826
-  _globals['_STATUSREPLY_PENDINGENTRY']._serialized_end=1872
-  _globals['_DRAINREQUEST']._serialized_start=1874
-  _globals['_DRAINREQUEST']._serialized_end=1918
-  _globals['_KILLREQUEST']._serialized_start=1920
-  _globals['_KILLREQUEST']._serialized_end=1951
-  _globals['_CONTROLREPLY']._serialized_start=1953
-  _globals['_CONTROLREPLY']._serialized_end=2013
-  _globals['_PINGREQUEST']._serialized_start=2015
-  _globals['_PINGREQUEST']._serialized_end=2028
-  _globals['_PINGREPLY']._serialized_start=2030
-  _globals['_PINGREPLY']._serialized_end=2072
-  _globals['_GATEWAY']._serialized_start=2185
-  _globals['_GATEWAY']._serialized_end=2655
+  _globals['_CLIENTFRAME']._serialized_end=676
+  _globals['_REJECTED']._serialized_start=678
+  _globals['_REJECTED']._serialized_end=749
+  _globals['_CLIENTREPLY']._serialized_start=751
+  _globals['_CLIENTREPLY']._serialized_end=867
+  _globals['_CREDIT']._serialized_start=869
+  _globals['_CREDIT']._serialized_end=908
+  _globals['_HELLO']._serialized_start=910
+  _globals['_HELLO']._serialized_end=1026
+  _globals['_AGENTFRAME']._serialized_start=1029
+  _globals['_AGENTFRAME']._serialized_end=1207
+  _globals['_DISPATCHFRAME']._serialized_start=1209
+  _globals['_DISPATCHFRAME']._serialized_end=1316
+  _globals['_STATUSREQUEST']._serialized_start=1318
+  _globals['_STATUSREQUEST']._serialized_end=1333
+  _globals['_NODESTATUS']._serialized_start=1336
+  _globals['_NODESTATUS']._serialized_end=1519
+  _globals['_STATUSREPLY']._serialized_start=1522
+  _globals['_STATUSREPLY']._serialized_end=1890
+  _globals['_STATUSREPLY_COUNTSENTRY']._serialized_start=1797
+  _globals['_STATUSREPLY_COUNTSENTRY']._serialized_end=1842
+  _globals['_STATUSREPLY_PENDINGENTRY']._serialized_start=1844
+  _globals['_STATUSREPLY_PENDINGENTRY']._serialized_end=1890
+  _globals['_DRAINREQUEST']._serialized_start=1892
+  _globals['_DRAINREQUEST']._serialized_end=1936
+  _globals['_KILLREQUEST']._serialized_start=1938
+  _globals['_KILLREQUEST']._serialized_end=1969
+  _globals['_CONTROLREPLY']._serialized_start=1971
+  _globals['_CONTROLREPLY']._serialized_end=2031
+  _globals['_PINGREQUEST']._serialized_start=2033
+  _globals['_PINGREQUEST']._serialized_end=2046
+  _globals['_PINGREPLY']._serialized_start=2048
+  _globals['_PINGREPLY']._serialized_end=2090
+  _globals['_GATEWAY']._serialized_start=2203
+  _globals['_GATEWAY']._serialized_end=2673
 # @@protoc_insertion_point(module_scope)

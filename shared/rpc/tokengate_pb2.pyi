@@ -82,14 +82,16 @@ class ResultItem(_message.Message):
     def __init__(self, token_id: _Optional[str] = ..., state: _Optional[_Union[FinalState, str]] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ..., attempt: _Optional[int] = ..., node: _Optional[str] = ..., core: _Optional[int] = ..., worker: _Optional[str] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., session: _Optional[str] = ..., operation_type: _Optional[str] = ...) -> None: ...
 
 class ClientFrame(_message.Message):
-    __slots__ = ("submit", "watch", "resubmit")
+    __slots__ = ("submit", "watch", "resubmit", "received")
     SUBMIT_FIELD_NUMBER: _ClassVar[int]
     WATCH_FIELD_NUMBER: _ClassVar[int]
     RESUBMIT_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
     submit: _containers.RepeatedCompositeFieldContainer[TaskItem]
     watch: _containers.RepeatedScalarFieldContainer[str]
     resubmit: bool
-    def __init__(self, submit: _Optional[_Iterable[_Union[TaskItem, _Mapping]]] = ..., watch: _Optional[_Iterable[str]] = ..., resubmit: _Optional[bool] = ...) -> None: ...
+    received: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, submit: _Optional[_Iterable[_Union[TaskItem, _Mapping]]] = ..., watch: _Optional[_Iterable[str]] = ..., resubmit: _Optional[bool] = ..., received: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Rejected(_message.Message):
     __slots__ = ("token_id", "error_type", "error_message")

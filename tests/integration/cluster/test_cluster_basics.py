@@ -107,3 +107,16 @@ def test_a_burst_of_large_calls_is_split_into_frames_under_the_grpc_limit(shared
     big = b"\x01" * (3 * 1024 * 1024)
     tokens = [client.submit(spec, (big,), {}) for _ in range(30)]  # 90 MiB in one burst
     assert [t.get(timeout=60) for t in tokens] == [len(big)] * 30
+
+
+def test_results_a_client_received_leave_redis_at_once(shared_cluster):
+    import redis
+
+    client = shared_cluster.client()
+    tokens = [client.submit_by_name("cluster_tasks:add", (i, i)) for i in range(100)]
+    assert [t.get(timeout=20) for t in tokens] == [2 * i for i in range(100)]
+    store = redis.Redis.from_url(shared_cluster.redis_url)
+    keys = [f"{shared_cluster.prefix}t:{t.token_id}" for t in tokens]
+    wait_until(lambda: store.exists(*keys) == 0, what="received results deleted")
+    assert shared_cluster.status()["counts"]["completed"] >= 100, "counted before deleted"
+    store.close()

@@ -103,3 +103,13 @@ def test_password_protected_redis():
         assert RedisLedger.from_url(server.url).ping()
         with pytest.raises(RedisUnavailable, match="password"):
             RedisLedger.from_url(server.url.replace("pw-123", "wrong")).ping()
+
+
+def test_forget_drops_received_results_in_either_order(ledger):
+    ledger.submit([("done", "light", 1, b"i", "a1", "s"), ("early", "light", 1, b"i", "a1", "s")])
+    ledger.complete([("done", "completed", b"r")])
+    assert ledger.forget(["done", "early", "ghost"]) == 1
+    assert ledger.token_records(["done"]) == [{}]
+    assert ledger.complete([("early", "completed", b"r")]) == [1], "counted, then dropped"
+    assert ledger.token_records(["early"]) == [{}] and ledger.inflight_ids("a1") == set()
+    assert ledger.counts()["completed"] == 2
