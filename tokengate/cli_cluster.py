@@ -179,6 +179,14 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_cluster_commands(commands: Any) -> None:
+    """Add gateway, agent, up, status, drain, resume and kill to ``tokengate``'s parser."""
+    _add_gateway(commands)
+    _add_agent(commands)
+    _add_up(commands)
+    _add_operator_commands(commands)
+
+
+def _add_gateway(commands: Any) -> None:
     gw = commands.add_parser("gateway", help="run the gateway (gRPC server, Redis bookkeeping)")
     gw.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:50051)")
     gw.add_argument("--redis", help="Redis URL, password included (default TOKENGATE_REDIS or "
@@ -193,6 +201,8 @@ def add_cluster_commands(commands: Any) -> None:
     _common(gw)
     gw.set_defaults(handler=cmd_gateway)
 
+
+def _add_agent(commands: Any) -> None:
     ag = commands.add_parser("agent", help="run a node agent: local scheduler + gateway link")
     ag.add_argument("--gateway", help="HOST:PORT of the gateway")
     ag.add_argument("--include", action="append", help="module(s) whose tasks this agent runs "
@@ -211,6 +221,8 @@ def add_cluster_commands(commands: Any) -> None:
     _common(ag)
     ag.set_defaults(handler=cmd_agent)
 
+
+def _add_up(commands: Any) -> None:
     up = commands.add_parser("up", help="one machine: embedded Redis, gateway and agents")
     up.add_argument("--agents", type=int, default=2, help="agent processes (default 2)")
     up.add_argument("--port", type=int, default=50051, help="gateway port (0: any free port)")
@@ -223,6 +235,8 @@ def add_cluster_commands(commands: Any) -> None:
     up.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
     up.set_defaults(handler=cmd_up)
 
+
+def _add_operator_commands(commands: Any) -> None:
     st = commands.add_parser("status", help="nodes, capacity and token counts")
     _client_options(st)
     st.add_argument("--json", action="store_true", help="print JSON")

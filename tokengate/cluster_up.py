@@ -69,8 +69,7 @@ def run_up(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir or ".tokengate").resolve()
     token_file = _write_token(state_dir)
     token = token_file.read_text(encoding="utf-8").strip()
-    port = args.port or free_port()
-    address = f"127.0.0.1:{port}"
+    address = f"127.0.0.1:{args.port or free_port()}"
     redis_server = None
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
@@ -80,47 +79,62 @@ def run_up(args: argparse.Namespace) -> int:
         if args.redis:
             redis_url = args.redis
         else:
-            redis_dir = state_dir / "redis"
-            redis_dir.mkdir(exist_ok=True)
-            redis_server = RedisServer(directory=str(redis_dir), appendonly=True,
+            (state_dir / "redis").mkdir(exist_ok=True)
+            redis_server = RedisServer(directory=str(state_dir / "redis"), appendonly=True,
                                        orphan_safe=True).start()
             redis_url = redis_server.url
         children.append(subprocess.Popen(role_command(
             "gateway", "--listen", address, "--redis", redis_url, "--token-file", str(token_file),
             "--heartbeat-timeout", str(args.heartbeat_timeout)), env=child_env()))
         _wait_gateway(address, token, children[0])
-        extra: list[str] = []
-        for module in args.include or ():
-            extra += ["--include", module]
-        for path in args.path or ():
-            extra += ["--path", path]
-        host = socket.gethostname()
-        cpu_sets = split_cpus(sorted(os.sched_getaffinity(0)), args.agents)
-        for i in range(1, args.agents + 1):
-            pin = ["--cpus", cpu_sets[i - 1]] if cpu_sets else []
-            children.append(subprocess.Popen(role_command(
-                "agent", "--gateway", address, "--token-file", str(token_file),
-                "--name", f"{host}-{i}", *pin, *extra), env=child_env()))
+        children += _start_agents(args, address, token_file)
         print(_banner(address, token_file, redis_url, args.agents), flush=True)
-        while not stop.wait(0.5):
-            dead = [c for c in children if c.poll() is not None]
-            if dead:
-                print(f"tokengate up: a child exited ({dead[0].args[3]}, code "
-                      f"{dead[0].returncode}); stopping", file=sys.stderr)
-                return 1
-        return 0
+        return _watch_children(children, stop)
     finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-        for child in reversed(children):
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        _stop_children(children)
         if redis_server is not None:
             redis_server.stop()
+
+
+def _start_agents(args: argparse.Namespace, address: str,
+                  token_file: Path) -> list[subprocess.Popen[bytes]]:
+    extra: list[str] = []
+    for module in args.include or ():
+        extra += ["--include", module]
+    for path in args.path or ():
+        extra += ["--path", path]
+    host = socket.gethostname()
+    cpu_sets = split_cpus(sorted(os.sched_getaffinity(0)), args.agents)
+    agents = []
+    for i in range(1, args.agents + 1):
+        pin = ["--cpus", cpu_sets[i - 1]] if cpu_sets else []
+        agents.append(subprocess.Popen(role_command(
+            "agent", "--gateway", address, "--token-file", str(token_file),
+            "--name", f"{host}-{i}", *pin, *extra), env=child_env()))
+    return agents
+
+
+def _watch_children(children: list[subprocess.Popen[bytes]], stop: threading.Event) -> int:
+    """Wait for Ctrl-C (0), or for a child to exit on its own (1)."""
+    while not stop.wait(0.5):
+        dead = [c for c in children if c.poll() is not None]
+        if dead:
+            print(f"tokengate up: a child exited ({dead[0].args[3]}, code "
+                  f"{dead[0].returncode}); stopping", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in reversed(children):
+        if child.poll() is None:
+            child.terminate()
+    for child in reversed(children):
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _banner(address: str, token_file: Path, redis_url: str, agents: int) -> str:
