@@ -33,7 +33,8 @@ class GatewayConfig:
     max_pending:        waiting tokens held in Redis before new ones get GatewayBusy
     dispatch_batch:     most tokens in one dispatch frame
     allow_pickle:       accept pickle-coded calls (authenticated clients only)
-    workers:            gRPC server threads (each stream holds one)
+    workers:            gRPC server threads; each client session and agent link holds one
+                        for its life, so this caps them (TOKENGATE_GATEWAY_WORKERS)
     tls:                server certificate/key; with a CA, clients must present certificates
     """
 
@@ -61,7 +62,8 @@ class GatewayConfig:
                  "max_attempts": ("TOKENGATE_MAX_ATTEMPTS", int),
                  "result_ttl": ("TOKENGATE_RESULT_TTL", int),
                  "max_payload": ("TOKENGATE_MAX_PAYLOAD", int),
-                 "max_pending": ("TOKENGATE_MAX_PENDING", int)}
+                 "max_pending": ("TOKENGATE_MAX_PENDING", int),
+                 "workers": ("TOKENGATE_GATEWAY_WORKERS", int)}
         values: dict[str, object] = {name: cast(env[var]) for name, (var, cast) in casts.items()
                                      if var in env}
         values["token"] = read_token()
@@ -83,4 +85,6 @@ class GatewayConfig:
                 "no TLS: use a token of at least 16 characters, and TLS on untrusted networks")
         if self.max_attempts < 1 or self.heartbeat_timeout <= 0:
             raise ConfigurationError("max_attempts must be >= 1 and heartbeat_timeout > 0")
+        if self.workers < 4:
+            raise ConfigurationError("workers must be at least 4 (one per session or agent)")
         return self

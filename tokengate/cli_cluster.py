@@ -60,7 +60,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     config = GatewayConfig.from_env(
         listen=args.listen, redis_url=args.redis, token=read_token(None, args.token_file) or None,
         heartbeat_timeout=args.heartbeat_timeout, max_attempts=args.max_attempts,
-        max_pending=args.max_pending, result_ttl=args.result_ttl,
+        max_pending=args.max_pending, result_ttl=args.result_ttl, workers=args.workers,
         allow_pickle=True if args.allow_pickle else None, tls=_tls(args))
     stop = _stop_on_signals()
 
@@ -195,6 +195,8 @@ def _add_gateway(commands: Any) -> None:
     gw.add_argument("--max-attempts", type=int, help="runs a token gets across lost agents")
     gw.add_argument("--max-pending", type=int, help="waiting tokens held before new calls get "
                     "GatewayBusy (clients wait and retry)")
+    gw.add_argument("--workers", type=int, help="most client sessions + agents at once "
+                    "(gRPC threads, default 64)")
     gw.add_argument("--result-ttl", type=int, help="seconds finished tokens stay in Redis "
                     "(default 600; ~1.2 KB each)")
     gw.add_argument("--allow-pickle", action="store_true", help="accept pickle-coded calls")
