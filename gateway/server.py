@@ -138,7 +138,10 @@ def create_server(config: GatewayConfig, ledger: RedisLedger | None = None,
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers,
                                                     thread_name_prefix="tg-grpc"),
                          interceptors=[TokenAuthInterceptor(config.token)],
-                         options=SERVER_OPTIONS)
+                         options=SERVER_OPTIONS,
+                         # Beyond this, a call is refused (RESOURCE_EXHAUSTED) instead of
+                         # waiting for a thread that a long-lived stream holds.
+                         maximum_concurrent_rpcs=config.workers)
     rpc.add_GatewayServicer_to_server(GatewayServicer(gateway), server)
     if config.tls.enabled:
         port = server.add_secure_port(config.listen, server_credentials(config.tls))
