@@ -137,14 +137,20 @@ def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
+def _connect_home() -> str:
+    import tokengate
+
+    return "tokengate" if hasattr(tokengate, "connect") else "tokengate.cluster"
+
+
 def _banner(address: str, token_file: Path, redis_url: str, agents: int) -> str:
     shown_redis = redis_url.split("@")[-1]
     return "\n".join([
         f"TokenGate is up: gateway {address}, {agents} agents, redis {shown_redis}",
         f"  token file: {token_file}",
         "  submit from Python:",
-        "    import tokengate",
-        f"    tokengate.connect({address!r}, token=open({str(token_file)!r}).read().strip())",
+        f"    from {_connect_home()} import connect",
+        f"    connect({address!r}, token=open({str(token_file)!r}).read().strip())",
         "    token = my_task(1); token.get(timeout=10)",
         f"  status:  tokengate status --gateway {address} --token-file {token_file}",
         "  Ctrl-C stops everything.",
