@@ -104,3 +104,21 @@ def test_a_full_gateway_pushes_back_and_nothing_is_lost(make_cluster):
     finally:
         client.resume()
     assert [t.get(timeout=30) for t in tokens] == list(range(300)), "busy calls were retried"
+
+
+def test_a_long_drain_never_looks_like_agent_loss(shared_cluster):
+    import time
+
+    from conftest import HEARTBEAT_TIMEOUT
+    client = shared_cluster.client()
+    client.drain(reason="long")
+    try:
+        deadline = time.monotonic() + 2 * HEARTBEAT_TIMEOUT
+        while time.monotonic() < deadline:  # watch the whole window, not just its end
+            nodes = {n["name"]: n["state"] for n in shared_cluster.status()["nodes"]}
+            assert nodes == {"a1": "DRAINED", "a2": "DRAINED"}
+            time.sleep(0.25)
+        assert shared_cluster.status()["counts"]["lost"] == 0
+    finally:
+        client.resume()
+    assert client.submit_by_name("cluster_tasks:add", (1, 1)).get(timeout=10) == 2
