@@ -15,6 +15,7 @@ proto:
 bench:
 	python3 -m benchmarks.embedded_bench
 	python3 -m benchmarks.seed_suites all
+	python3 benchmarks/cluster_bench.py
 
 demo:
 	tokengate demo

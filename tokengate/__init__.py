@@ -12,20 +12,32 @@ Embedded mode::
         token.get(timeout=10)
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from node_agent.guards.retry import RetryableError, RetryPolicy
 from node_agent.guards.settings import GuardsConfig
 from shared.errors import (
     AdmissionTimeout,
+    AgentLost,
     AsyncFunctionRefused,
+    BadArguments,
+    ClusterError,
     ConfigurationError,
+    GatewayBusy,
+    GatewayUnavailable,
     InvalidTags,
     MethodBlockedException,
     NoBackend,
+    PayloadTooLarge,
+    RedisUnavailable,
     SchedulerStopped,
     TokenGateError,
     TokenKilled,
     TokenQuarantined,
     TokenTimeout,
+    Unauthenticated,
     UnknownTask,
 )
 from shared.lifecycle import TokenState
@@ -35,16 +47,49 @@ from tokengate.chain import chain
 from tokengate.coordinator import OperationsCoordinator
 from tokengate.decorator import task_token_guard
 
+if TYPE_CHECKING:
+    from shared.client import ClusterClient
+
+
+def connect(
+    address: str | None = None, *, token: str | None = None, **options: Any
+) -> ClusterClient:
+    """Cluster mode: decorated calls travel through the gateway at ``address``.
+
+    Defaults come from ``TOKENGATE_GATEWAY`` and ``TOKENGATE_TOKEN``; see
+    :func:`tokengate.cluster.connect` for the options. Imported on first use, so embedded
+    mode never loads gRPC.
+    """
+    from tokengate.cluster import connect as connect_cluster
+
+    return connect_cluster(address, token=token, **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ClusterClient":
+        from shared.client import ClusterClient
+
+        return ClusterClient
+    raise AttributeError(f"module 'tokengate' has no attribute {name!r}")
+
 __all__ = [
     "AdmissionTimeout",
+    "AgentLost",
     "AsyncFunctionRefused",
+    "BadArguments",
+    "ClusterClient",
+    "ClusterError",
     "ConfigurationError",
     "ExecutionMode",
+    "GatewayBusy",
+    "GatewayUnavailable",
     "GuardsConfig",
     "InvalidTags",
     "MethodBlockedException",
     "NoBackend",
     "OperationsCoordinator",
+    "PayloadTooLarge",
+    "RedisUnavailable",
     "RetryPolicy",
     "RetryableError",
     "SchedulerStopped",
@@ -56,8 +101,10 @@ __all__ = [
     "TokenQuarantined",
     "TokenState",
     "TokenTimeout",
+    "Unauthenticated",
     "UnknownTask",
     "Weight",
     "chain",
+    "connect",
     "task_token_guard",
 ]

@@ -11,9 +11,7 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,15 +19,9 @@ from shared.auth import read_token
 from shared.channel import TlsConfig
 from shared.errors import ConfigurationError, TokenGateError
 from shared.redis_server import die_with_parent
+from tokengate._signals import stop_event_on_signals
 
 logger = logging.getLogger(__name__)
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
 
 
 def _tls(args: argparse.Namespace) -> TlsConfig | None:
@@ -62,7 +54,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         heartbeat_timeout=args.heartbeat_timeout, max_attempts=args.max_attempts,
         max_pending=args.max_pending, result_ttl=args.result_ttl, workers=args.workers,
         allow_pickle=True if args.allow_pickle else None, tls=_tls(args))
-    stop = _stop_on_signals()
+    stop = stop_event_on_signals()
 
     def ready(port: int) -> None:
         host = config.listen.rpartition(":")[0]
@@ -91,7 +83,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
                                    ("mailbox_capacity", args.mailbox_capacity),
                                    ("cores", args.cores)) if v is not None}
     sched_config = SchedulerConfig.from_env(node_name=link_config.name, **overrides)
-    stop = _stop_on_signals()
+    stop = stop_event_on_signals()
     coordinator = OperationsCoordinator(sched_config).start()
     link = AgentLink(link_config, coordinator.scheduler, status=coordinator.status).start()
     print(f"tokengate agent {link_config.name} -> {link_config.gateway} "

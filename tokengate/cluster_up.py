@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from shared.auth import new_token
 from shared.errors import GatewayUnavailable
 from shared.redis_server import RedisServer, child_env, free_port
+from tokengate._signals import stop_event_on_signals
 
 READY_TIMEOUT = 30.0
 
@@ -72,9 +72,7 @@ def run_up(args: argparse.Namespace) -> int:
     address = f"127.0.0.1:{args.port or free_port()}"
     redis_server = None
     children: list[subprocess.Popen[bytes]] = []
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_event_on_signals()
     try:
         if args.redis:
             redis_url = args.redis
@@ -115,7 +113,7 @@ def _start_agents(args: argparse.Namespace, address: str,
 
 
 def _watch_children(children: list[subprocess.Popen[bytes]], stop: threading.Event) -> int:
-    """Wait for Ctrl-C (0), or for a child to exit on its own (1)."""
+    """Wait for Ctrl-C or SIGTERM (0), or for a child to exit on its own (1)."""
     while not stop.wait(0.5):
         dead = [c for c in children if c.poll() is not None]
         if dead:
@@ -137,19 +135,13 @@ def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
-def _connect_home() -> str:
-    import tokengate
-
-    return "tokengate" if hasattr(tokengate, "connect") else "tokengate.cluster"
-
-
 def _banner(address: str, token_file: Path, redis_url: str, agents: int) -> str:
     shown_redis = redis_url.split("@")[-1]
     return "\n".join([
         f"TokenGate is up: gateway {address}, {agents} agents, redis {shown_redis}",
         f"  token file: {token_file}",
         "  submit from Python:",
-        f"    from {_connect_home()} import connect",
+        "    from tokengate import connect",
         f"    connect({address!r}, token=open({str(token_file)!r}).read().strip())",
         "    token = my_task(1); token.get(timeout=10)",
         f"  status:  tokengate status --gateway {address} --token-file {token_file}",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import shapes
 
+import tokengate
 import tokengate.cluster
 
 
@@ -24,7 +25,7 @@ def main() -> None:
     parser.add_argument("--token-file", default=".tokengate/token")
     args = parser.parse_args()
     token = Path(args.token_file).read_text().strip()
-    client = tokengate.cluster.connect(args.gateway, token=token)
+    client = tokengate.connect(args.gateway, token=token)
     try:
         started = time.perf_counter()
         areas = [shapes.area(r) for r in range(1000)]
