@@ -31,7 +31,7 @@ from shared.client_config import ClientConfig  # noqa: E402
 from shared.redis_server import RedisServer, child_env, free_port  # noqa: E402
 from shared.status import describe  # noqa: E402
 from tokengate import _backend  # noqa: E402
-from tokengate.cluster_up import role_command, split_cpus  # noqa: E402
+from tokengate.cli_up import role_command, split_cpus  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 

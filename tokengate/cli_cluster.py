@@ -17,7 +17,7 @@ from typing import Any
 
 from shared.auth import read_token
 from shared.channel import TlsConfig
-from shared.errors import ConfigurationError, TokenGateError
+from shared.errors import ConfigurationError
 from shared.redis_server import die_with_parent
 from tokengate._signals import stop_event_on_signals
 
@@ -97,7 +97,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from tokengate.cluster_up import run_up
+    from tokengate.cli_up import run_up
 
     return run_up(args)
 
@@ -254,20 +254,14 @@ def _add_operator_commands(commands: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The cluster roles alone (``python -m tokengate.cli_cluster``), as ``up`` runs them."""
+    from tokengate.cli import run
+
     die_with_parent()  # children of ``tokengate up`` (and of the tests) stop with it
     parser = argparse.ArgumentParser(prog="tokengate", description=__doc__)
     parser.add_argument("-v", "--verbose", action="count", default=0)
     add_cluster_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.handler(args) or 0)
-    except (TokenGateError, ConfigurationError) as exc:
-        print(f"tokengate: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run(parser, argv)
 
 
 if __name__ == "__main__":

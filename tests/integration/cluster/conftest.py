@@ -25,7 +25,7 @@ from shared.client import ClusterClient
 from shared.client_config import ClientConfig
 from shared.redis_server import RedisServer, child_env, free_port
 from shared.status import describe
-from tokengate.cluster_up import role_command
+from tokengate.cli_up import role_command
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
