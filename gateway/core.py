@@ -274,29 +274,34 @@ class GatewayCore:
         conn.touch()
         self.stats["agent_frames"] += 1
         self.stats["agent_results"] += len(frame.results)
+        # Results go to their clients before anything else here: they are what someone
+        # waits for; credits, snapshots and the Redis write can follow.
+        undelivered = self._push(frame.results) if frame.results else []
         if frame.credits:
             with self._dispatch_lock:
                 book = self._credits.get(conn.name)
                 if book is not None:
                     for credit in frame.credits:
                         book[credit.weight] = book.get(credit.weight, 0) + credit.count
-            self._kick.set()
+                waiting = any(count > 0 for count in self._pending.values())
+            if waiting:  # else nothing to dispatch; the loop's periodic sync covers drift
+                self._kick.set()
         if frame.snapshot:
             conn.snapshot = bytes(frame.snapshot)
         if frame.leaving and not conn.leaving:
             conn.leaving = True
             logger.info("agent %s is stopping: no more dispatch to it", conn.name)
         if frame.results:
-            self._complete(conn, frame.results, frame.seq)
+            self._complete(conn, frame.results, frame.seq, undelivered)
 
-    def _complete(self, conn: AgentConn, results: Sequence[pb.ResultItem], seq: int) -> None:
-        """Push results to their clients, then store them, then ack the agent.
+    def _complete(self, conn: AgentConn, results: Sequence[pb.ResultItem], seq: int,
+                  undelivered: list[pb.ResultItem]) -> None:
+        """Store results already pushed to their clients, then ack the agent.
 
         Pushing first saves a Redis round trip on every result's way back; it is safe
         because the agent keeps (and after a reconnect resends) each frame until its ack,
         which is sent only once Redis holds the results.
         """
-        undelivered = self._push(results)
         self._remember(results[-RECENT:])
         rows = [(r.token_id, STATE_NAMES.get(r.state, "failed"), r.SerializeToString())
                 for r in results]

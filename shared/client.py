@@ -194,18 +194,21 @@ class ClusterClient:
                 if entry is not None:
                     finished.append((entry[0], result))
                 released += self._ack(result.token_id)  # a result may beat its ack
-            if reply.results:
-                if not self._received:
-                    self._stream.put(_RECEIVED)
-                self._received.extend(result.token_id for result in reply.results)
+            receipt_due = bool(reply.results) and not self._received
+            self._received.extend(result.token_id for result in reply.results)
+            stream = self._stream
+        # Waiters first: resolving a token wakes whoever is in get(); the bookkeeping below
+        # need not stand in their way.
+        for token, result in finished:
+            self._resolve(token, result)
+        for token, rej in rejected:
+            token.set_error(rebuild_exception(rej.error_type, rej.error_message), "")
         for _ in range(released):
             self._window.release()
         if busy:
             self._retry_later(busy)
-        for token, rej in rejected:
-            token.set_error(rebuild_exception(rej.error_type, rej.error_message), "")
-        for token, result in finished:
-            self._resolve(token, result)
+        if receipt_due:
+            stream.put(_RECEIVED)
 
     def _take_received(self) -> list[str]:
         with self._lock:
