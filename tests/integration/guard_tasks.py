@@ -106,3 +106,14 @@ def parent(children: int, size: int) -> int:
     """Submits children with large arguments from a worker thread and waits on them."""
     tokens = [blob_len(b"p" * size) for _ in range(children)]
     return sum(token.get(timeout=30) for token in tokens)
+
+
+def guarded_coordinator(tmp_path, **options):
+    """An embedded coordinator for the guard tests: 2 cores x 2 workers, files in tmp_path."""
+    from tokengate import OperationsCoordinator
+
+    options.setdefault("cores", 2)
+    options.setdefault("workers_per_core", 2)
+    options.setdefault("quarantine_dir", str(tmp_path / "quarantine"))
+    options.setdefault("dump_dir", str(tmp_path / "dumps"))
+    return OperationsCoordinator(**options)

@@ -9,7 +9,6 @@ import guard_tasks as tasks
 import pytest
 
 from shared.errors import MethodBlockedException, TokenQuarantined
-from tokengate import OperationsCoordinator
 from tokengate.cli import main as cli_main
 
 pytestmark = pytest.mark.integration
@@ -22,11 +21,7 @@ def _fresh_state():
     tasks.reset()
 
 
-def coordinator(tmp_path, **options):
-    options.setdefault("cores", 2)
-    options.setdefault("workers_per_core", 2)
-    options.setdefault("quarantine_dir", str(tmp_path / "quarantine"))
-    return OperationsCoordinator(**options)
+coordinator = tasks.guarded_coordinator
 
 
 def _fail_n(fn, n):

@@ -13,7 +13,6 @@ import msgpack
 import pytest
 
 from node_agent.guards.status import build_status
-from tokengate import OperationsCoordinator
 
 pytestmark = pytest.mark.integration
 
@@ -25,12 +24,7 @@ def _fresh_state():
     tasks.reset()
 
 
-def coordinator(tmp_path, **options):
-    options.setdefault("cores", 2)
-    options.setdefault("workers_per_core", 2)
-    options.setdefault("quarantine_dir", str(tmp_path / "quarantine"))
-    options.setdefault("dump_dir", str(tmp_path / "dumps"))
-    return OperationsCoordinator(**options)
+coordinator = tasks.guarded_coordinator
 
 
 def wait_until(predicate, timeout=10.0):
