@@ -380,14 +380,11 @@ class LocalScheduler:
 
     def free_capacity(self) -> dict[Weight, int]:
         """Free mailbox slots each weight class may use now (cores overlap between classes)."""
-        capacity = self.config.mailbox_capacity
-        free = {}
-        for weight, chain in self._chains.items():
-            free[weight] = sum(
-                max(0, capacity - box.depth())
-                for core in chain for box in self.mailboxes[core][: self.core_patterns[core]]
-            )
-        return free
+        capacity, active = self.config.mailbox_capacity, self._active_boxes
+        return {
+            weight: sum(max(0, capacity - box.depth()) for core in chain for box in active[core])
+            for weight, chain in self._chains.items()
+        }
 
     def state_name(self) -> str:
         if not self._running:
