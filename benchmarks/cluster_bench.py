@@ -25,11 +25,11 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
 import cluster_bench_tasks as bench_tasks  # noqa: E402
+from tokengate.shared.client import ClusterClient  # noqa: E402
+from tokengate.shared.client_config import ClientConfig  # noqa: E402
+from tokengate.shared.redis_server import RedisServer, child_env, free_port  # noqa: E402
+from tokengate.shared.status import describe  # noqa: E402
 
-from shared.client import ClusterClient  # noqa: E402
-from shared.client_config import ClientConfig  # noqa: E402
-from shared.redis_server import RedisServer, child_env, free_port  # noqa: E402
-from shared.status import describe  # noqa: E402
 from tokengate import _backend  # noqa: E402
 from tokengate.cli_up import role_command, split_cpus  # noqa: E402
 

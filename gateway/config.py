@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 
-from gateway.keys import DEFAULT_PREFIX
-from shared.auth import is_loopback, read_token
-from shared.channel import TlsConfig
-from shared.codec import DEFAULT_MAX_PAYLOAD
-from shared.errors import ConfigurationError
+from tokengate.gateway.keys import DEFAULT_PREFIX
+from tokengate.shared.auth import is_loopback, read_token
+from tokengate.shared.channel import TlsConfig
+from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD
+from tokengate.shared.errors import ConfigurationError
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

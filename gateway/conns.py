@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from shared import framing
-from shared.rpc import tokengate_pb2 as pb
+from tokengate.shared import framing
+from tokengate.shared.rpc import tokengate_pb2 as pb
 
 _CLOSE = object()
 MAX_FRAME_ITEMS = 2000

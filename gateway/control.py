@@ -12,11 +12,11 @@ import logging
 import threading
 import time
 
-from gateway import credits as policy
-from gateway.conns import AgentConn
-from gateway.core import GatewayCore
-from shared.errors import AgentRejected, BadRequest, RedisUnavailable, UnknownToken
-from shared.rpc import tokengate_pb2 as pb
+from tokengate.gateway import credits as policy
+from tokengate.gateway.conns import AgentConn
+from tokengate.gateway.core import GatewayCore
+from tokengate.shared.errors import AgentRejected, BadRequest, RedisUnavailable, UnknownToken
+from tokengate.shared.rpc import tokengate_pb2 as pb
 
 logger = logging.getLogger(__name__)
 

@@ -19,21 +19,27 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Sequence
 
-from gateway import credits as policy
-from gateway import keys
-from gateway.config import GatewayConfig
-from gateway.conns import AgentConn, ClientConn
-from gateway.items import STATE_NAMES, check_item, normalize_weight, rejection, result_from_record
-from gateway.ledger import DISPATCHED, DUPLICATE, QUEUED, RedisLedger
-from shared import framing
-from shared.errors import (
+from tokengate.gateway import credits as policy
+from tokengate.gateway import keys
+from tokengate.gateway.config import GatewayConfig
+from tokengate.gateway.conns import AgentConn, ClientConn
+from tokengate.gateway.items import (
+    STATE_NAMES,
+    check_item,
+    normalize_weight,
+    rejection,
+    result_from_record,
+)
+from tokengate.gateway.ledger import DISPATCHED, DUPLICATE, QUEUED, RedisLedger
+from tokengate.shared import framing
+from tokengate.shared.errors import (
     GatewayBusy,
     RedisUnavailable,
     TokenGateError,
     UnknownTask,
     UnknownToken,
 )
-from shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.rpc import tokengate_pb2 as pb
 
 logger = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ No I/O here: the gateway core calls these and acts on what they return.
 
 from __future__ import annotations
 
-from gateway import keys
-from gateway.credits import WEIGHTS
-from shared.errors import BadArguments, BadRequest, PayloadTooLarge, TokenGateError
-from shared.rpc import tokengate_pb2 as pb
+from tokengate.gateway import keys
+from tokengate.gateway.credits import WEIGHTS
+from tokengate.shared.errors import BadArguments, BadRequest, PayloadTooLarge, TokenGateError
+from tokengate.shared.rpc import tokengate_pb2 as pb
 
 MAX_ID_LENGTH = 200
 

@@ -17,10 +17,9 @@ import msgpack
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-
-from gateway import keys
-from shared.errors import RedisUnavailable
-from shared.framing import FRAME_SOFT_LIMIT
+from tokengate.gateway import keys
+from tokengate.shared.errors import RedisUnavailable
+from tokengate.shared.framing import FRAME_SOFT_LIMIT
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ QUEUED, DISPATCHED, DUPLICATE = 0, 1, -1
 
 
 def _script_text(name: str) -> str:
-    return resources.files("gateway").joinpath("lua", name).read_text(encoding="utf-8")
+    return resources.files("tokengate.gateway").joinpath("lua", name).read_text(encoding="utf-8")
 
 
 def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:

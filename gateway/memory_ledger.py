@@ -13,9 +13,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from gateway import keys
-from gateway.ledger import DISPATCHED, DUPLICATE, QUEUED
-from shared.framing import FRAME_SOFT_LIMIT
+from tokengate.gateway import keys
+from tokengate.gateway.ledger import DISPATCHED, DUPLICATE, QUEUED
+from tokengate.shared.framing import FRAME_SOFT_LIMIT
 
 _LIVE = ("waiting", "admitted", "executing")
 

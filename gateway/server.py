@@ -13,17 +13,16 @@ from concurrent import futures
 from typing import Any, TypeVar
 
 import grpc
-
-from gateway.config import GatewayConfig
-from gateway.conns import ClientConn
-from gateway.control import Gateway
-from gateway.ledger import RedisLedger
-from shared.auth import TokenAuthInterceptor
-from shared.channel import MAX_MESSAGE_BYTES, server_credentials
-from shared.errors import RedisUnavailable, TokenGateError
-from shared.rpc import tokengate_pb2 as pb
-from shared.rpc import tokengate_pb2_grpc as rpc
-from shared.wire_errors import abort_details, status_for
+from tokengate.gateway.config import GatewayConfig
+from tokengate.gateway.conns import ClientConn
+from tokengate.gateway.control import Gateway
+from tokengate.gateway.ledger import RedisLedger
+from tokengate.shared.auth import TokenAuthInterceptor
+from tokengate.shared.channel import MAX_MESSAGE_BYTES, server_credentials
+from tokengate.shared.errors import RedisUnavailable, TokenGateError
+from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
+from tokengate.shared.wire_errors import abort_details, status_for
 
 logger = logging.getLogger(__name__)
 

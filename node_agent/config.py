@@ -6,8 +6,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared import envconfig
-from shared.errors import ConfigurationError
+from tokengate.shared import envconfig
+from tokengate.shared.errors import ConfigurationError
 
 
 @dataclass(frozen=True, kw_only=True)

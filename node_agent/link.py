@@ -31,17 +31,16 @@ from typing import Any
 
 import grpc
 import msgpack
-
-from node_agent.link_config import LinkConfig
-from shared import codec, framing
-from shared.auth import call_metadata
-from shared.channel import open_channel
-from shared.errors import ConfigurationError, TokenGateError
-from shared.lifecycle import TokenState
-from shared.registry import lookup, registered_names
-from shared.rpc import tokengate_pb2 as pb
-from shared.rpc import tokengate_pb2_grpc as rpc
-from shared.token import TaskToken
+from tokengate.node_agent.link_config import LinkConfig
+from tokengate.shared import codec, framing
+from tokengate.shared.auth import call_metadata
+from tokengate.shared.channel import open_channel
+from tokengate.shared.errors import ConfigurationError, TokenGateError
+from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.registry import lookup, registered_names
+from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
+from tokengate.shared.token import TaskToken
 
 logger = logging.getLogger(__name__)
 

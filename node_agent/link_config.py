@@ -6,10 +6,10 @@ import os
 import socket
 from dataclasses import dataclass, field, fields
 
-from shared.auth import read_token
-from shared.channel import TlsConfig
-from shared.codec import DEFAULT_MAX_PAYLOAD
-from shared.errors import ConfigurationError
+from tokengate.shared.auth import read_token
+from tokengate.shared.channel import TlsConfig
+from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD
+from tokengate.shared.errors import ConfigurationError
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,7 @@ import queue
 import threading
 from typing import Any
 
-from shared.tags import Weight
+from tokengate.shared.tags import Weight
 
 STOP = object()  # sentinel a worker stops on
 

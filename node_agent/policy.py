@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.tags import Weight
+from tokengate.shared.tags import Weight
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from shared.errors import WorkerProcessError
-from shared.registry import spec_of
+from tokengate.shared.errors import WorkerProcessError
+from tokengate.shared.registry import spec_of
 
 logger = logging.getLogger(__name__)
 

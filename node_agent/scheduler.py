@@ -22,18 +22,18 @@ import time
 from collections import deque
 from typing import Any
 
-from node_agent import topology as topo
-from node_agent.config import SchedulerConfig
-from node_agent.delayline import DelayLine
-from node_agent.mailbox import Mailbox
-from node_agent.policy import build_policy, choose_route
-from node_agent.procpool import CoreProcesses
-from node_agent.throttle import StorageThrottle
-from node_agent.workers import Hooks, TaskRunner, Worker
-from shared.errors import AdmissionTimeout, InvalidTransition, SchedulerStopped
-from shared.lifecycle import TokenState
-from shared.tags import ExecutionMode, Weight
-from shared.token import TaskToken, inline_runner
+from tokengate.node_agent import topology as topo
+from tokengate.node_agent.config import SchedulerConfig
+from tokengate.node_agent.delayline import DelayLine
+from tokengate.node_agent.mailbox import Mailbox
+from tokengate.node_agent.policy import build_policy, choose_route
+from tokengate.node_agent.procpool import CoreProcesses
+from tokengate.node_agent.throttle import StorageThrottle
+from tokengate.node_agent.workers import Hooks, TaskRunner, Worker
+from tokengate.shared.errors import AdmissionTimeout, InvalidTransition, SchedulerStopped
+from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.tags import ExecutionMode, Weight
+from tokengate.shared.token import TaskToken, inline_runner
 
 logger = logging.getLogger(__name__)
 

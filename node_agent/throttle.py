@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from shared.tags import STORAGE_WRITER_CAPS, StorageTier
+from tokengate.shared.tags import STORAGE_WRITER_CAPS, StorageTier
 
 
 class StorageThrottle:

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from node_agent.mailbox import STOP, Mailbox
-from node_agent.procpool import CoreProcesses
-from node_agent.throttle import StorageThrottle
-from shared.lifecycle import TokenState
-from shared.tags import ExecutionMode
-from shared.token import TaskToken, format_exception_text, set_inline_runner
+from tokengate.node_agent.mailbox import STOP, Mailbox
+from tokengate.node_agent.procpool import CoreProcesses
+from tokengate.node_agent.throttle import StorageThrottle
+from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.tags import ExecutionMode
+from tokengate.shared.token import TaskToken, format_exception_text, set_inline_runner
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-
-from shared.errors import ConfigurationError
+from tokengate.shared.errors import ConfigurationError
 
 METADATA_KEY = "authorization"
 TOKEN_ENV = "TOKENGATE_TOKEN"

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-
-from shared.errors import ConfigurationError
+from tokengate.shared.errors import ConfigurationError
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 

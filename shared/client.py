@@ -21,25 +21,24 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
-
-from shared import codec, framing
-from shared.auth import call_metadata
-from shared.channel import open_channel
-from shared.client_config import ClientConfig
-from shared.errors import (
+from tokengate.shared import codec, framing
+from tokengate.shared.auth import call_metadata
+from tokengate.shared.channel import open_channel
+from tokengate.shared.client_config import ClientConfig
+from tokengate.shared.errors import (
     AdmissionTimeout,
     GatewayUnavailable,
     TokenGateError,
     Unauthenticated,
     UnknownTask,
 )
-from shared.lifecycle import TokenState
-from shared.registry import TaskSpec, lookup
-from shared.rpc import tokengate_pb2 as pb
-from shared.rpc import tokengate_pb2_grpc as rpc
-from shared.tags import TaskTags, parse_tags
-from shared.token import TaskToken
-from shared.wire_errors import error_from_rpc, rebuild_exception
+from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.registry import TaskSpec, lookup
+from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
+from tokengate.shared.tags import TaskTags, parse_tags
+from tokengate.shared.token import TaskToken
+from tokengate.shared.wire_errors import error_from_rpc, rebuild_exception
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 
-from shared.auth import read_token
-from shared.channel import TlsConfig
-from shared.codec import DEFAULT_MAX_PAYLOAD, codec_id
+from tokengate.shared.auth import read_token
+from tokengate.shared.channel import TlsConfig
+from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD, codec_id
 
 DEFAULT_GATEWAY = "127.0.0.1:50051"
 

@@ -12,8 +12,7 @@ import pickle
 from typing import Any
 
 import msgpack
-
-from shared.errors import BadArguments, ConfigurationError, PayloadTooLarge
+from tokengate.shared.errors import BadArguments, ConfigurationError, PayloadTooLarge
 
 MSGPACK = 0
 PICKLE = 1

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from shared.errors import ConfigurationError
+from tokengate.shared.errors import ConfigurationError
 
 ENV_PREFIX = "TOKENGATE_"
 

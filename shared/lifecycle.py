@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from shared.errors import InvalidTransition
+from tokengate.shared.errors import InvalidTransition
 
 
 class TokenState(str, Enum):

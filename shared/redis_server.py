@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 import redis
-
-from shared.errors import ConfigurationError, RedisUnavailable
+from tokengate.shared.errors import ConfigurationError, RedisUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import UnknownTask
-from shared.tags import TaskTags
+from tokengate.shared.errors import UnknownTask
+from tokengate.shared.tags import TaskTags
 
 
 @dataclass(frozen=True, slots=True)

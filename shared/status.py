@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
-
-from shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.rpc import tokengate_pb2 as pb
 
 
 def describe(reply: pb.StatusReply) -> dict[str, Any]:

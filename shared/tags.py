@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from shared.errors import InvalidTags
+from tokengate.shared.errors import InvalidTags
 
 
 class Weight(str, Enum):

@@ -15,9 +15,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from shared.errors import TaskFailed, TokenKilled, TokenTimeout
-from shared.lifecycle import FINAL_STATES, KILLABLE_STATES, TokenState, check_transition
-from shared.tags import TaskTags
+from tokengate.shared.errors import TaskFailed, TokenKilled, TokenTimeout
+from tokengate.shared.lifecycle import FINAL_STATES, KILLABLE_STATES, TokenState, check_transition
+from tokengate.shared.tags import TaskTags
 
 R = TypeVar("R")
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import builtins
 
 import grpc
-
-from shared import errors
+from tokengate.shared import errors
 
 STATUS_OF: dict[type[errors.TokenGateError], grpc.StatusCode] = {
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,

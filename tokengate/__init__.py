@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from node_agent.guards.retry import RetryableError, RetryPolicy
-from node_agent.guards.settings import GuardsConfig
-from shared.errors import (
+from tokengate.chain import chain
+from tokengate.coordinator import OperationsCoordinator
+from tokengate.decorator import task_token_guard
+from tokengate.node_agent.guards.retry import RetryableError, RetryPolicy
+from tokengate.node_agent.guards.settings import GuardsConfig
+from tokengate.shared.errors import (
     AdmissionTimeout,
     AgentLost,
     AsyncFunctionRefused,
@@ -40,15 +43,12 @@ from shared.errors import (
     Unauthenticated,
     UnknownTask,
 )
-from shared.lifecycle import TokenState
-from shared.tags import ExecutionMode, StorageTier, TaskTags, Weight
-from shared.token import TaskToken
-from tokengate.chain import chain
-from tokengate.coordinator import OperationsCoordinator
-from tokengate.decorator import task_token_guard
+from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.tags import ExecutionMode, StorageTier, TaskTags, Weight
+from tokengate.shared.token import TaskToken
 
 if TYPE_CHECKING:
-    from shared.client import ClusterClient
+    from tokengate.shared.client import ClusterClient
 
 
 def connect(
@@ -67,7 +67,7 @@ def connect(
 
 def __getattr__(name: str) -> Any:
     if name == "ClusterClient":
-        from shared.client import ClusterClient
+        from tokengate.shared.client import ClusterClient
 
         return ClusterClient
     raise AttributeError(f"module 'tokengate' has no attribute {name!r}")

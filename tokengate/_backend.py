@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
-from shared.errors import NoBackend
-from shared.registry import TaskSpec
-from shared.token import TaskToken
+from tokengate.shared.errors import NoBackend
+from tokengate.shared.registry import TaskSpec
+from tokengate.shared.token import TaskToken
 
 
 class Backend(Protocol):

@@ -12,11 +12,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from shared.errors import ConfigurationError, TokenTimeout
-from shared.lifecycle import TokenState
-from shared.registry import TaskSpec, spec_of
-from shared.token import TaskToken
 from tokengate import _backend
+from tokengate.shared.errors import ConfigurationError, TokenTimeout
+from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.registry import TaskSpec, spec_of
+from tokengate.shared.token import TaskToken
 
 
 class ChainHandle:

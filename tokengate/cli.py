@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from shared.errors import TokenGateError
+from tokengate.shared.errors import TokenGateError
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -20,8 +20,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_topology(args: argparse.Namespace) -> int:
-    from node_agent.policy import build_policy
-    from node_agent.topology import detect
+    from tokengate.node_agent.policy import build_policy
+    from tokengate.node_agent.topology import detect
 
     topology = detect()
     info = topology.describe()

@@ -15,11 +15,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from shared.auth import read_token
-from shared.channel import TlsConfig
-from shared.errors import ConfigurationError
-from shared.redis_server import die_with_parent
 from tokengate._signals import stop_event_on_signals
+from tokengate.shared.auth import read_token
+from tokengate.shared.channel import TlsConfig
+from tokengate.shared.errors import ConfigurationError
+from tokengate.shared.redis_server import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def parse_cpus(text: str) -> set[int]:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
-    from gateway.config import GatewayConfig
-    from gateway.server import serve_forever
+    from tokengate.gateway.config import GatewayConfig
+    from tokengate.gateway.server import serve_forever
 
     config = GatewayConfig.from_env(
         listen=args.listen, redis_url=args.redis, token=read_token(None, args.token_file) or None,
@@ -65,10 +65,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from node_agent.config import SchedulerConfig
-    from node_agent.link import AgentLink
-    from node_agent.link_config import LinkConfig
     from tokengate.coordinator import OperationsCoordinator
+    from tokengate.node_agent.config import SchedulerConfig
+    from tokengate.node_agent.link import AgentLink
+    from tokengate.node_agent.link_config import LinkConfig
 
     if args.path:
         sys.path[:0] = args.path
@@ -106,14 +106,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from shared.client import open_client
+    from tokengate.shared.client import open_client
 
     return open_client(args.gateway, token=read_token(None, args.token_file) or None,
                        connect_timeout=args.timeout)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from shared.status import describe, format_status
+    from tokengate.shared.status import describe, format_status
 
     client = _client(args)
     try:

@@ -13,8 +13,8 @@ import importlib
 import json
 from typing import Any
 
-from node_agent.guards.quarantine import DEFAULT_DIR, QuarantineRecord, QuarantineStore
-from shared.errors import ConfigurationError, TokenGateError
+from tokengate.node_agent.guards.quarantine import DEFAULT_DIR, QuarantineRecord, QuarantineStore
+from tokengate.shared.errors import ConfigurationError, TokenGateError
 
 
 def _store(args: argparse.Namespace) -> QuarantineStore:

@@ -15,10 +15,10 @@ import sys
 import threading
 from pathlib import Path
 
-from shared.auth import new_token
-from shared.errors import GatewayUnavailable
-from shared.redis_server import RedisServer, child_env, free_port
 from tokengate._signals import stop_event_on_signals
+from tokengate.shared.auth import new_token
+from tokengate.shared.errors import GatewayUnavailable
+from tokengate.shared.redis_server import RedisServer, child_env, free_port
 
 READY_TIMEOUT = 30.0
 
@@ -51,8 +51,8 @@ def _write_token(state_dir: Path) -> Path:
 
 
 def _wait_gateway(address: str, token: str, child: subprocess.Popen[bytes]) -> None:
-    from shared.client import ClusterClient
-    from shared.client_config import ClientConfig
+    from tokengate.shared.client import ClusterClient
+    from tokengate.shared.client_config import ClientConfig
 
     client = ClusterClient(ClientConfig(address=address, token=token))
     try:

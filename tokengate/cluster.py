@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.client import ClusterClient, open_client
-from shared.status import describe, format_status
 from tokengate import _backend
+from tokengate.shared.client import ClusterClient, open_client
+from tokengate.shared.status import describe, format_status
 
 
 def connect(address: str | None = None, *, token: str | None = None, install: bool = True,

@@ -6,14 +6,14 @@ import logging
 from dataclasses import fields
 from typing import Any
 
-from node_agent.config import SchedulerConfig
-from node_agent.guards.observer import Guards, name_of
-from node_agent.guards.settings import GuardsConfig
-from node_agent.guards.status import build_status
-from node_agent.scheduler import LocalScheduler
-from shared.registry import TaskSpec
-from shared.token import TaskToken
 from tokengate import _backend
+from tokengate.node_agent.config import SchedulerConfig
+from tokengate.node_agent.guards.observer import Guards, name_of
+from tokengate.node_agent.guards.settings import GuardsConfig
+from tokengate.node_agent.guards.status import build_status
+from tokengate.node_agent.scheduler import LocalScheduler
+from tokengate.shared.registry import TaskSpec
+from tokengate.shared.token import TaskToken
 
 logger = logging.getLogger(__name__)
 

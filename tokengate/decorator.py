@@ -7,14 +7,14 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
-from node_agent.guards.options import make_options, set_function_options
-from node_agent.guards.retry import RetryPolicy
-from node_agent.procpool import function_reference
-from shared.errors import AsyncFunctionRefused, ConfigurationError, WorkerProcessError
-from shared.registry import SPEC_ATTRIBUTE, TaskSpec, register, task_name
-from shared.tags import ExecutionMode, parse_tags
-from shared.token import TaskToken
 from tokengate import _backend
+from tokengate.node_agent.guards.options import make_options, set_function_options
+from tokengate.node_agent.guards.retry import RetryPolicy
+from tokengate.node_agent.procpool import function_reference
+from tokengate.shared.errors import AsyncFunctionRefused, ConfigurationError, WorkerProcessError
+from tokengate.shared.registry import SPEC_ATTRIBUTE, TaskSpec, register, task_name
+from tokengate.shared.tags import ExecutionMode, parse_tags
+from tokengate.shared.token import TaskToken
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -7,10 +7,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from shared.errors import TokenGateError
-from shared.token import TaskToken
 from tokengate.coordinator import OperationsCoordinator
 from tokengate.report import bar_lines, latency_lines
+from tokengate.shared.errors import TokenGateError
+from tokengate.shared.token import TaskToken
 from tokengate.workloads import MIXED_OPERATIONS
 
 

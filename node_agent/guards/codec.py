@@ -17,7 +17,7 @@ import decimal
 import uuid
 from typing import Any
 
-from shared.errors import TokenGateError
+from tokengate.shared.errors import TokenGateError
 
 TAG = "__tg__"
 MAX_DEPTH = 64

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from shared.errors import MethodBlockedException
+from tokengate.shared.errors import MethodBlockedException
 
 logger = logging.getLogger(__name__)
 

@@ -24,31 +24,31 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from node_agent.guards.convergence import (
+from tokengate.node_agent.guards.convergence import (
     ConvergenceBounds,
     ConvergenceLoop,
     CorePressure,
     WaitMeter,
 )
-from node_agent.guards.guard_house import GuardHouse, GuardPolicy
-from node_agent.guards.history import ExecutionHistory, ExecutionRecord
-from node_agent.guards.inspector import ComplexityLevel, inspect_function
-from node_agent.guards.metrics import SchedulerMetrics
-from node_agent.guards.options import FunctionOptions, function_options
-from node_agent.guards.overflow import SMALL_TOKEN_BYTES, OverflowGuard, estimate_bytes
-from node_agent.guards.quarantine import (
+from tokengate.node_agent.guards.guard_house import GuardHouse, GuardPolicy
+from tokengate.node_agent.guards.history import ExecutionHistory, ExecutionRecord
+from tokengate.node_agent.guards.inspector import ComplexityLevel, inspect_function
+from tokengate.node_agent.guards.metrics import SchedulerMetrics
+from tokengate.node_agent.guards.options import FunctionOptions, function_options
+from tokengate.node_agent.guards.overflow import SMALL_TOKEN_BYTES, OverflowGuard, estimate_bytes
+from tokengate.node_agent.guards.quarantine import (
     QuarantineRecordNotFound,
     QuarantineStore,
     build_record,
 )
-from node_agent.guards.retry import NO_RETRY, RetryPolicy, policy_for, retry_delay
-from node_agent.guards.settings import GuardsConfig
-from node_agent.guards.spikes import SpikeDetector, SpikePolicy
-from node_agent.guards.status import guard_panels
-from shared.errors import TokenQuarantined
-from shared.lifecycle import TokenState
-from shared.registry import lookup, task_name
-from shared.token import TaskToken, inline_runner
+from tokengate.node_agent.guards.retry import NO_RETRY, RetryPolicy, policy_for, retry_delay
+from tokengate.node_agent.guards.settings import GuardsConfig
+from tokengate.node_agent.guards.spikes import SpikeDetector, SpikePolicy
+from tokengate.node_agent.guards.status import guard_panels
+from tokengate.shared.errors import TokenQuarantined
+from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.registry import lookup, task_name
+from tokengate.shared.token import TaskToken, inline_runner
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from node_agent.guards.retry import RetryPolicy, coerce_policy
-from shared.errors import ConfigurationError
+from tokengate.node_agent.guards.retry import RetryPolicy, coerce_policy
+from tokengate.shared.errors import ConfigurationError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from shared.errors import AdmissionTimeout
+from tokengate.shared.errors import AdmissionTimeout
 
 DEFAULT_BUDGET_BYTES = 75 * 1024 * 1024   # the seed's base budget: 75 MB
 TOKEN_OVERHEAD = 1024                      # a TaskToken with its dicts and lock, roughly

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node_agent.guards import codec
-from shared.errors import TokenGateError
+from tokengate.node_agent.guards import codec
+from tokengate.shared.errors import TokenGateError
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from node_agent.guards.inspector import ComplexityLevel
-from shared.errors import ConfigurationError, TokenGateError
+from tokengate.node_agent.guards.inspector import ComplexityLevel
+from tokengate.shared.errors import ConfigurationError, TokenGateError
 
 
 class RetryableError(Exception):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared import envconfig
-from shared.errors import ConfigurationError
+from tokengate.shared import envconfig
+from tokengate.shared.errors import ConfigurationError
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from node_agent.guards.inspector import ComplexityLevel
-from node_agent.guards.retry import policy_for
+from tokengate.node_agent.guards.inspector import ComplexityLevel
+from tokengate.node_agent.guards.retry import policy_for
 
 RECENT_EXECUTIONS = 20
 

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from shared.rpc import tokengate_pb2 as shared_dot_rpc_dot_tokengate__pb2
+from tokengate.shared.rpc import tokengate_pb2 as tokengate_dot_shared_dot_rpc_dot_tokengate__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in shared/rpc/tokengate_pb2_grpc.py depends on'
+        + ' but the generated code in tokengate/shared/rpc/tokengate_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,38 +36,38 @@ class GatewayStub:
         """
         self.Session = channel.stream_stream(
                 '/tokengate.v1.Gateway/Session',
-                request_serializer=shared_dot_rpc_dot_tokengate__pb2.ClientFrame.SerializeToString,
-                response_deserializer=shared_dot_rpc_dot_tokengate__pb2.ClientReply.FromString,
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ClientFrame.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ClientReply.FromString,
                 _registered_method=True)
         self.AgentLink = channel.stream_stream(
                 '/tokengate.v1.Gateway/AgentLink',
-                request_serializer=shared_dot_rpc_dot_tokengate__pb2.AgentFrame.SerializeToString,
-                response_deserializer=shared_dot_rpc_dot_tokengate__pb2.DispatchFrame.FromString,
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AgentFrame.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.DispatchFrame.FromString,
                 _registered_method=True)
         self.Status = channel.unary_unary(
                 '/tokengate.v1.Gateway/Status',
-                request_serializer=shared_dot_rpc_dot_tokengate__pb2.StatusRequest.SerializeToString,
-                response_deserializer=shared_dot_rpc_dot_tokengate__pb2.StatusReply.FromString,
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.StatusRequest.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.StatusReply.FromString,
                 _registered_method=True)
         self.Drain = channel.unary_unary(
                 '/tokengate.v1.Gateway/Drain',
-                request_serializer=shared_dot_rpc_dot_tokengate__pb2.DrainRequest.SerializeToString,
-                response_deserializer=shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.DrainRequest.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
                 _registered_method=True)
         self.Resume = channel.unary_unary(
                 '/tokengate.v1.Gateway/Resume',
-                request_serializer=shared_dot_rpc_dot_tokengate__pb2.DrainRequest.SerializeToString,
-                response_deserializer=shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.DrainRequest.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
                 _registered_method=True)
         self.Kill = channel.unary_unary(
                 '/tokengate.v1.Gateway/Kill',
-                request_serializer=shared_dot_rpc_dot_tokengate__pb2.KillRequest.SerializeToString,
-                response_deserializer=shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.KillRequest.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
                 _registered_method=True)
         self.Ping = channel.unary_unary(
                 '/tokengate.v1.Gateway/Ping',
-                request_serializer=shared_dot_rpc_dot_tokengate__pb2.PingRequest.SerializeToString,
-                response_deserializer=shared_dot_rpc_dot_tokengate__pb2.PingReply.FromString,
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.PingRequest.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.PingReply.FromString,
                 _registered_method=True)
 
 
@@ -125,38 +125,38 @@ def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Session': grpc.stream_stream_rpc_method_handler(
                     servicer.Session,
-                    request_deserializer=shared_dot_rpc_dot_tokengate__pb2.ClientFrame.FromString,
-                    response_serializer=shared_dot_rpc_dot_tokengate__pb2.ClientReply.SerializeToString,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ClientFrame.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ClientReply.SerializeToString,
             ),
             'AgentLink': grpc.stream_stream_rpc_method_handler(
                     servicer.AgentLink,
-                    request_deserializer=shared_dot_rpc_dot_tokengate__pb2.AgentFrame.FromString,
-                    response_serializer=shared_dot_rpc_dot_tokengate__pb2.DispatchFrame.SerializeToString,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AgentFrame.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.DispatchFrame.SerializeToString,
             ),
             'Status': grpc.unary_unary_rpc_method_handler(
                     servicer.Status,
-                    request_deserializer=shared_dot_rpc_dot_tokengate__pb2.StatusRequest.FromString,
-                    response_serializer=shared_dot_rpc_dot_tokengate__pb2.StatusReply.SerializeToString,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.StatusRequest.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.StatusReply.SerializeToString,
             ),
             'Drain': grpc.unary_unary_rpc_method_handler(
                     servicer.Drain,
-                    request_deserializer=shared_dot_rpc_dot_tokengate__pb2.DrainRequest.FromString,
-                    response_serializer=shared_dot_rpc_dot_tokengate__pb2.ControlReply.SerializeToString,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.DrainRequest.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.SerializeToString,
             ),
             'Resume': grpc.unary_unary_rpc_method_handler(
                     servicer.Resume,
-                    request_deserializer=shared_dot_rpc_dot_tokengate__pb2.DrainRequest.FromString,
-                    response_serializer=shared_dot_rpc_dot_tokengate__pb2.ControlReply.SerializeToString,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.DrainRequest.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.SerializeToString,
             ),
             'Kill': grpc.unary_unary_rpc_method_handler(
                     servicer.Kill,
-                    request_deserializer=shared_dot_rpc_dot_tokengate__pb2.KillRequest.FromString,
-                    response_serializer=shared_dot_rpc_dot_tokengate__pb2.ControlReply.SerializeToString,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.KillRequest.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.SerializeToString,
             ),
             'Ping': grpc.unary_unary_rpc_method_handler(
                     servicer.Ping,
-                    request_deserializer=shared_dot_rpc_dot_tokengate__pb2.PingRequest.FromString,
-                    response_serializer=shared_dot_rpc_dot_tokengate__pb2.PingReply.SerializeToString,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.PingRequest.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.PingReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -184,8 +184,8 @@ class Gateway:
             request_iterator,
             target,
             '/tokengate.v1.Gateway/Session',
-            shared_dot_rpc_dot_tokengate__pb2.ClientFrame.SerializeToString,
-            shared_dot_rpc_dot_tokengate__pb2.ClientReply.FromString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ClientFrame.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ClientReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -211,8 +211,8 @@ class Gateway:
             request_iterator,
             target,
             '/tokengate.v1.Gateway/AgentLink',
-            shared_dot_rpc_dot_tokengate__pb2.AgentFrame.SerializeToString,
-            shared_dot_rpc_dot_tokengate__pb2.DispatchFrame.FromString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AgentFrame.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.DispatchFrame.FromString,
             options,
             channel_credentials,
             insecure,
@@ -238,8 +238,8 @@ class Gateway:
             request,
             target,
             '/tokengate.v1.Gateway/Status',
-            shared_dot_rpc_dot_tokengate__pb2.StatusRequest.SerializeToString,
-            shared_dot_rpc_dot_tokengate__pb2.StatusReply.FromString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.StatusRequest.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.StatusReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -265,8 +265,8 @@ class Gateway:
             request,
             target,
             '/tokengate.v1.Gateway/Drain',
-            shared_dot_rpc_dot_tokengate__pb2.DrainRequest.SerializeToString,
-            shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.DrainRequest.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -292,8 +292,8 @@ class Gateway:
             request,
             target,
             '/tokengate.v1.Gateway/Resume',
-            shared_dot_rpc_dot_tokengate__pb2.DrainRequest.SerializeToString,
-            shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.DrainRequest.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -319,8 +319,8 @@ class Gateway:
             request,
             target,
             '/tokengate.v1.Gateway/Kill',
-            shared_dot_rpc_dot_tokengate__pb2.KillRequest.SerializeToString,
-            shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.KillRequest.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -346,8 +346,8 @@ class Gateway:
             request,
             target,
             '/tokengate.v1.Gateway/Ping',
-            shared_dot_rpc_dot_tokengate__pb2.PingRequest.SerializeToString,
-            shared_dot_rpc_dot_tokengate__pb2.PingReply.FromString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.PingRequest.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.PingReply.FromString,
             options,
             channel_credentials,
             insecure,

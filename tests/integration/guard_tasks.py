@@ -4,7 +4,8 @@ import threading
 import time
 import zlib
 
-from node_agent.guards.retry import RetryPolicy
+from tokengate.node_agent.guards.retry import RetryPolicy
+
 from tokengate import task_token_guard
 
 # Test-controlled state; one test at a time uses it (see reset()).

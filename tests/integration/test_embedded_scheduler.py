@@ -6,9 +6,14 @@ import threading
 
 import embedded_tasks as tasks
 import pytest
+from tokengate.shared.errors import (
+    AdmissionTimeout,
+    InvalidTransition,
+    SchedulerStopped,
+    TokenKilled,
+)
+from tokengate.shared.lifecycle import TokenState
 
-from shared.errors import AdmissionTimeout, InvalidTransition, SchedulerStopped, TokenKilled
-from shared.lifecycle import TokenState
 from tokengate import OperationsCoordinator, chain
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from tokengate.shared.errors import AsyncFunctionRefused, InvalidTags, NoBackend
 
-from shared.errors import AsyncFunctionRefused, InvalidTags, NoBackend
 from tokengate import task_token_guard
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import guard_tasks as tasks
 import pytest
+from tokengate.shared.errors import MethodBlockedException, TokenQuarantined
 
-from shared.errors import MethodBlockedException, TokenQuarantined
 from tokengate.cli import main as cli_main
 
 pytestmark = pytest.mark.integration

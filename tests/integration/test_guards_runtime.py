@@ -11,8 +11,7 @@ from pathlib import Path
 import guard_tasks as tasks
 import msgpack
 import pytest
-
-from node_agent.guards.status import build_status
+from tokengate.node_agent.guards.status import build_status
 
 pytestmark = pytest.mark.integration
 

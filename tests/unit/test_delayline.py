@@ -2,7 +2,7 @@
 
 import threading
 
-from node_agent.delayline import DelayLine
+from tokengate.node_agent.delayline import DelayLine
 
 
 def test_callbacks_run_in_due_order_not_submission_order():

@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 
 import pytest
+from tokengate.node_agent.guards.history import ExecutionHistory, ExecutionRecord
+from tokengate.node_agent.guards.metrics import SchedulerMetrics
+from tokengate.node_agent.guards.observer import Guards
+from tokengate.node_agent.guards.options import make_options
+from tokengate.node_agent.guards.settings import GuardsConfig
+from tokengate.node_agent.guards.status import build_status
+from tokengate.shared.errors import ConfigurationError
 
-from node_agent.guards.history import ExecutionHistory, ExecutionRecord
-from node_agent.guards.metrics import SchedulerMetrics
-from node_agent.guards.observer import Guards
-from node_agent.guards.options import make_options
-from node_agent.guards.settings import GuardsConfig
-from node_agent.guards.status import build_status
-from shared.errors import ConfigurationError
 from tokengate import OperationsCoordinator
 
 

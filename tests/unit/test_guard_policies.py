@@ -5,12 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from node_agent.guards import convergence as conv
-from node_agent.guards import guard_house as gh
-from node_agent.guards import retry, spikes
-from node_agent.guards.inspector import ComplexityLevel
-from shared.errors import ConfigurationError, MethodBlockedException, TokenKilled
+from tokengate.node_agent.guards import convergence as conv
+from tokengate.node_agent.guards import guard_house as gh
+from tokengate.node_agent.guards import retry, spikes
+from tokengate.node_agent.guards.inspector import ComplexityLevel
+from tokengate.shared.errors import ConfigurationError, MethodBlockedException, TokenKilled
 
 
 def _rep(failures: int, successes: int) -> gh.Reputation:

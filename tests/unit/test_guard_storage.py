@@ -8,16 +8,15 @@ import json
 import threading
 
 import pytest
-
-from node_agent.guards import codec, inspector, overflow
-from node_agent.guards.history import ExecutionHistory, ExecutionRecord
-from node_agent.guards.quarantine import (
+from tokengate.node_agent.guards import codec, inspector, overflow
+from tokengate.node_agent.guards.history import ExecutionHistory, ExecutionRecord
+from tokengate.node_agent.guards.quarantine import (
     NotReplayable,
     QuarantineRecordNotFound,
     QuarantineStore,
     build_record,
 )
-from shared.errors import AdmissionTimeout
+from tokengate.shared.errors import AdmissionTimeout
 
 
 def trivial(x):
@@ -155,7 +154,7 @@ def test_estimates_stay_bounded_and_close_on_huge_arguments():
     import sys
     import time
 
-    from node_agent.guards import spikes
+    from tokengate.node_agent.guards import spikes
 
     big = list(range(2_000_000))
     began = time.perf_counter()

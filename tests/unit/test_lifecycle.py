@@ -3,11 +3,10 @@
 import threading
 
 import pytest
-
-from shared.errors import InvalidTransition, TokenKilled, TokenTimeout
-from shared.lifecycle import TRANSITIONS, TokenState, can_transition, check_transition
-from shared.tags import TaskTags
-from shared.token import TaskToken
+from tokengate.shared.errors import InvalidTransition, TokenKilled, TokenTimeout
+from tokengate.shared.lifecycle import TRANSITIONS, TokenState, can_transition, check_transition
+from tokengate.shared.tags import TaskTags
+from tokengate.shared.token import TaskToken
 
 S = TokenState
 

@@ -1,9 +1,13 @@
 """The core-affinity policy and routing, as tables for 1, 2 and 8 cores."""
 
 import pytest
-
-from node_agent.policy import StaticLoad, choose_route, least_loaded_mailbox, preference_chain
-from shared.tags import Weight
+from tokengate.node_agent.policy import (
+    StaticLoad,
+    choose_route,
+    least_loaded_mailbox,
+    preference_chain,
+)
+from tokengate.shared.tags import Weight
 
 H, M, L = Weight.HEAVY, Weight.MEDIUM, Weight.LIGHT
 

@@ -1,11 +1,10 @@
 """Tag parsing, topology arithmetic and config from the environment."""
 
 import pytest
-
-from node_agent.config import SchedulerConfig
-from node_agent.topology import CpuTopology, parse_cgroup_v1_quota, parse_cgroup_v2_quota
-from shared.errors import ConfigurationError, InvalidTags
-from shared.tags import ExecutionMode, StorageTier, Weight, parse_tags
+from tokengate.node_agent.config import SchedulerConfig
+from tokengate.node_agent.topology import CpuTopology, parse_cgroup_v1_quota, parse_cgroup_v2_quota
+from tokengate.shared.errors import ConfigurationError, InvalidTags
+from tokengate.shared.tags import ExecutionMode, StorageTier, Weight, parse_tags
 
 
 def test_defaults():

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tokengate.shared.client import ClusterClient
+from tokengate.shared.client_config import ClientConfig
+from tokengate.shared.redis_server import RedisServer, child_env, free_port
+from tokengate.shared.status import describe
 
-from shared.client import ClusterClient
-from shared.client_config import ClientConfig
-from shared.redis_server import RedisServer, child_env, free_port
-from shared.status import describe
 from tokengate.cli_up import role_command
 
 HERE = Path(__file__).resolve().parent

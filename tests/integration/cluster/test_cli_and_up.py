@@ -13,11 +13,10 @@ import cluster_tasks  # noqa: F401 - registers the tasks
 import psutil
 import pytest
 from conftest import HERE, ROOT, TOKEN, Cluster, wait_until
-
-from shared.client import ClusterClient
-from shared.client_config import ClientConfig
-from shared.errors import RedisUnavailable
-from shared.redis_server import RedisServer, free_port
+from tokengate.shared.client import ClusterClient
+from tokengate.shared.client_config import ClientConfig
+from tokengate.shared.errors import RedisUnavailable
+from tokengate.shared.redis_server import RedisServer, free_port
 
 
 def cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:

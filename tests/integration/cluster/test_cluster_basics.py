@@ -7,9 +7,8 @@ import threading
 import cluster_tasks
 import pytest
 from conftest import wait_until
-
-from shared.errors import BadArguments, TaskFailed, UnknownTask
-from shared.registry import lookup
+from tokengate.shared.errors import BadArguments, TaskFailed, UnknownTask
+from tokengate.shared.registry import lookup
 
 
 def test_results_correct_under_concurrent_clients(shared_cluster):
@@ -77,7 +76,7 @@ def test_unknown_task_wrong_arguments_and_unencodable_result(shared_cluster):
 
 
 def test_task_failure_of_unknown_type_keeps_its_name(shared_cluster):
-    from shared.wire_errors import rebuild_exception
+    from tokengate.shared.wire_errors import rebuild_exception
     error = rebuild_exception("CustomError", "it broke", "Traceback ...")
     assert isinstance(error, TaskFailed) and error.error_type == "CustomError"
 

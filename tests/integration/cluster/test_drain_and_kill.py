@@ -5,9 +5,8 @@ from __future__ import annotations
 import cluster_tasks  # noqa: F401 - registers the tasks
 import pytest
 from conftest import wait_until
-
-from shared.errors import TokenKilled
-from shared.lifecycle import TokenState
+from tokengate.shared.errors import TokenKilled
+from tokengate.shared.lifecycle import TokenState
 
 
 def test_cluster_drain_holds_submissions_and_resume_runs_them(shared_cluster):
@@ -84,7 +83,7 @@ def test_kill_reaches_agents_queued_token_but_not_a_running_one(shared_cluster, 
 
 
 def test_unknown_token_kill_and_unknown_node_drain_are_clear(shared_cluster):
-    from shared.errors import BadRequest, UnknownToken
+    from tokengate.shared.errors import BadRequest, UnknownToken
     client = shared_cluster.client()
     with pytest.raises(UnknownToken):
         client.kill("no-such-token")

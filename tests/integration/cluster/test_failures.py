@@ -8,8 +8,7 @@ import time
 import cluster_tasks  # noqa: F401 - registers the tasks
 import pytest
 from conftest import HEARTBEAT_TIMEOUT, wait_until
-
-from shared.errors import AgentLost
+from tokengate.shared.errors import AgentLost
 
 
 def _outcomes(tokens, timeout=60.0):

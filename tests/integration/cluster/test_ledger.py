@@ -6,11 +6,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
-from gateway.ledger import DISPATCHED, DUPLICATE, QUEUED, RedisLedger
-from gateway.memory_ledger import MemoryLedger
-from shared.errors import RedisUnavailable
-from shared.redis_server import RedisServer, free_port
+from tokengate.gateway.ledger import DISPATCHED, DUPLICATE, QUEUED, RedisLedger
+from tokengate.gateway.memory_ledger import MemoryLedger
+from tokengate.shared.errors import RedisUnavailable
+from tokengate.shared.redis_server import RedisServer, free_port
 
 
 @pytest.fixture(params=["redis", "memory"])

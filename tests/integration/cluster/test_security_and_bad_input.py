@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
-from shared.auth import call_metadata
-from shared.client import ClusterClient
-from shared.client_config import ClientConfig
-from shared.errors import GatewayUnavailable, PayloadTooLarge, Unauthenticated
-from shared.redis_server import free_port
-from shared.rpc import tokengate_pb2 as pb
-from shared.rpc import tokengate_pb2_grpc as rpc
+from tokengate.shared.auth import call_metadata
+from tokengate.shared.client import ClusterClient
+from tokengate.shared.client_config import ClientConfig
+from tokengate.shared.errors import GatewayUnavailable, PayloadTooLarge, Unauthenticated
+from tokengate.shared.redis_server import free_port
+from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ import shutil
 import subprocess
 
 import pytest
-
-from gateway.config import GatewayConfig
-from gateway.server import create_server, stop_server
-from shared.channel import TlsConfig
-from shared.client import ClusterClient
-from shared.client_config import ClientConfig
-from shared.errors import GatewayUnavailable
-from shared.redis_server import free_port
+from tokengate.gateway.config import GatewayConfig
+from tokengate.gateway.server import create_server, stop_server
+from tokengate.shared.channel import TlsConfig
+from tokengate.shared.client import ClusterClient
+from tokengate.shared.client_config import ClientConfig
+from tokengate.shared.errors import GatewayUnavailable
+from tokengate.shared.redis_server import free_port
 
 TOKEN = "tls-test-token-0123456789"
 

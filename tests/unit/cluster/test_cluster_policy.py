@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
-from gateway import credits as policy
-from gateway.config import GatewayConfig
-from gateway.items import check_item, result_from_record
-from shared import codec
-from shared.auth import call_metadata, is_loopback, token_matches
-from shared.errors import (
+from tokengate.gateway import credits as policy
+from tokengate.gateway.config import GatewayConfig
+from tokengate.gateway.items import check_item, result_from_record
+from tokengate.shared import codec
+from tokengate.shared.auth import call_metadata, is_loopback, token_matches
+from tokengate.shared.errors import (
     AgentLost,
     BadArguments,
     ConfigurationError,
@@ -18,8 +17,8 @@ from shared.errors import (
     TaskFailed,
     Unauthenticated,
 )
-from shared.rpc import tokengate_pb2 as pb
-from shared.wire_errors import rebuild_exception, status_for
+from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.wire_errors import rebuild_exception, status_for
 
 
 def book(**agents: dict[str, int]) -> dict[str, dict[str, int]]:

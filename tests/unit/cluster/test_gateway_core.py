@@ -6,13 +6,12 @@ from __future__ import annotations
 import queue
 
 import pytest
-
-from gateway.config import GatewayConfig
-from gateway.conns import AgentConn, ClientConn
-from gateway.control import Gateway
-from gateway.memory_ledger import MemoryLedger
-from shared.errors import AgentRejected
-from shared.rpc import tokengate_pb2 as pb
+from tokengate.gateway.config import GatewayConfig
+from tokengate.gateway.conns import AgentConn, ClientConn
+from tokengate.gateway.control import Gateway
+from tokengate.gateway.memory_ledger import MemoryLedger
+from tokengate.shared.errors import AgentRejected
+from tokengate.shared.rpc import tokengate_pb2 as pb
 
 
 def drain_outbox(conn) -> list:

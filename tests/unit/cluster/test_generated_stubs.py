@@ -15,14 +15,16 @@ STUBS = ("tokengate_pb2.py", "tokengate_pb2.pyi", "tokengate_pb2_grpc.py")
 
 def test_regenerating_the_stubs_changes_nothing(tmp_path):
     pytest.importorskip("grpc_tools")
-    (tmp_path / "shared" / "rpc").mkdir(parents=True)
-    shutil.copy(ROOT / "proto" / "tokengate.proto", tmp_path / "shared" / "rpc")
+    out = tmp_path / "tokengate" / "shared" / "rpc"
+    out.mkdir(parents=True)
+    shutil.copy(ROOT / "proto" / "tokengate.proto", out)
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", "-Ishared/rpc=shared/rpc", "--python_out=.",
-         "--grpc_python_out=.", "--pyi_out=.", "shared/rpc/tokengate.proto"],
+        [sys.executable, "-m", "grpc_tools.protoc", "-Itokengate/shared/rpc=tokengate/shared/rpc",
+         "--python_out=.", "--grpc_python_out=.", "--pyi_out=.",
+         "tokengate/shared/rpc/tokengate.proto"],
         cwd=tmp_path, check=True)
     for name in STUBS:
-        fresh = (tmp_path / "shared" / "rpc" / name).read_text()
+        fresh = (out / name).read_text()
         committed = (ROOT / "shared" / "rpc" / name).read_text()
         assert fresh == committed, f"shared/rpc/{name} is stale: run scripts/gen_proto.sh"
 
