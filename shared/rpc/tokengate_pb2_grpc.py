@@ -69,6 +69,36 @@ class GatewayStub:
                 request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.PingRequest.SerializeToString,
                 response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.PingReply.FromString,
                 _registered_method=True)
+        self.Token = channel.unary_unary(
+                '/tokengate.v1.Gateway/Token',
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.TokenRequest.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.TokenDetail.FromString,
+                _registered_method=True)
+        self.Guards = channel.unary_unary(
+                '/tokengate.v1.Gateway/Guards',
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.GuardsRequest.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.GuardsReply.FromString,
+                _registered_method=True)
+        self.Reenable = channel.unary_unary(
+                '/tokengate.v1.Gateway/Reenable',
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ReenableRequest.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
+                _registered_method=True)
+        self.Quarantine = channel.unary_unary(
+                '/tokengate.v1.Gateway/Quarantine',
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.QuarantineRequest.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
+                _registered_method=True)
+        self.Series = channel.unary_unary(
+                '/tokengate.v1.Gateway/Series',
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.SeriesRequest.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.SeriesReply.FromString,
+                _registered_method=True)
+        self.Audit = channel.unary_unary(
+                '/tokengate.v1.Gateway/Audit',
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AuditRequest.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AuditReply.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -120,6 +150,48 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Token(self, request, context):
+        """One token's record: its states with times, attempt, where it ran, its error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Guards(self, request, context):
+        """Cluster-wide Guard House (per function, summed over nodes) and quarantine list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reenable(self, request, context):
+        """Re-enable a function the Guard House blocked, on every node that blocked it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Quarantine(self, request, context):
+        """Replay or drop a quarantined call, forwarded to the node that holds its file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Series(self, request, context):
+        """Per-second throughput and latency of the last minutes, for charts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Audit(self, request, context):
+        """Every control the gateway applied: who, what, when, result (newest last).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +229,36 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.Ping,
                     request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.PingRequest.FromString,
                     response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.PingReply.SerializeToString,
+            ),
+            'Token': grpc.unary_unary_rpc_method_handler(
+                    servicer.Token,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.TokenRequest.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.TokenDetail.SerializeToString,
+            ),
+            'Guards': grpc.unary_unary_rpc_method_handler(
+                    servicer.Guards,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.GuardsRequest.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.GuardsReply.SerializeToString,
+            ),
+            'Reenable': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reenable,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ReenableRequest.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.SerializeToString,
+            ),
+            'Quarantine': grpc.unary_unary_rpc_method_handler(
+                    servicer.Quarantine,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.QuarantineRequest.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.SerializeToString,
+            ),
+            'Series': grpc.unary_unary_rpc_method_handler(
+                    servicer.Series,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.SeriesRequest.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.SeriesReply.SerializeToString,
+            ),
+            'Audit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Audit,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AuditRequest.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AuditReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -348,6 +450,168 @@ class Gateway:
             '/tokengate.v1.Gateway/Ping',
             tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.PingRequest.SerializeToString,
             tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.PingReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Token(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokengate.v1.Gateway/Token',
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.TokenRequest.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.TokenDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Guards(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokengate.v1.Gateway/Guards',
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.GuardsRequest.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.GuardsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reenable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokengate.v1.Gateway/Reenable',
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ReenableRequest.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Quarantine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokengate.v1.Gateway/Quarantine',
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.QuarantineRequest.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.ControlReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Series(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokengate.v1.Gateway/Series',
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.SeriesRequest.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.SeriesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Audit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokengate.v1.Gateway/Audit',
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AuditRequest.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AuditReply.FromString,
             options,
             channel_credentials,
             insecure,
