@@ -117,3 +117,11 @@ class AgentRejected(ClusterError):
 
 class GatewayBusy(ClusterError):
     """The gateway holds as many waiting tokens as it may; submit again later."""
+
+
+class TaskTimeLimit(TokenGateError):
+    """The task ran past its time limit (the ``timeout`` tag) and its token was failed."""
+
+
+class PermissionDenied(ClusterError):
+    """The caller's credentials do not carry the right this call needs (an operator's)."""
