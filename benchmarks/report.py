@@ -31,8 +31,11 @@ FAIRNESS = """\
   `spin(n)` is one pure-Python loop, `nap(s)` sleeps; TokenGate runs the same bodies behind
   `@task_token_guard`. W5 runs the seed's `MIXED_OPERATIONS` (`tokengate/workloads.py`), the
   plain functions for the peers, with the same random choices per wave.
-- 32 task slots wherever a system has a knob for it (threads, or processes x threads); Ray
-  tasks keep Ray's default of one CPU per task (2 at once here), as its users get it.
+- TokenGate runs as a user gets it, with its defaults (4 workers per core: 8 slots on this
+  machine, in each mode). The peers get 32 task slots where they have a knob (the issue's
+  ThreadPoolExecutor(32) and Ray actor with `max_concurrency=32`; Celery 32 threads; Dask and
+  Dramatiq 2 processes x 16 threads); Ray tasks keep Ray's default of one CPU per task (2 at
+  once here). W4's ideal is tasks x seconds / each system's own slots.
 - Each system is warmed up before it is timed (no-op tasks; W3 runs 4 short CPU tasks first
   so worker processes exist). W1 and W2 run 3 rounds (`--quick` too) and report the median
   round; W3 takes the best of 3 serial and 3 parallel times in a full run (noise only adds

@@ -120,11 +120,11 @@ def _speedups(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 BOUNDS = {
-    "tokengate-embedded": "queued work is bounded by the mailboxes (32 x 120 = 3,840 tokens); "
-                          "a submission beyond waits in the caller (backpressure)",
+    "tokengate-embedded": "queued work is bounded by the mailboxes (2 cores x 4 x 120 = 960 "
+                          "tokens); a submission beyond waits in the caller (backpressure)",
     "tokengate-cluster": "the client holds at most its window (20,000) of calls the gateway "
                          "has not acknowledged; agents hold at most their mailboxes "
-                         "(16 x 120 each); waiting tokens live in Redis (~1.2 KB each, up to "
+                         "(4 x 120 each); waiting tokens live in Redis (~1.2 KB each, up to "
                          "max_pending)",
 }
 

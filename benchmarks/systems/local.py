@@ -1,7 +1,7 @@
 """In-process systems: ``concurrent.futures.ThreadPoolExecutor(32)`` and TokenGate embedded.
 
-TokenGate embedded runs the local scheduler in this process with 16 workers on each of the
-2 cores (32 slots, as the pool has). CPU-bound W3 tasks use ``execution: process`` (one
+TokenGate embedded runs the local scheduler in this process as a user gets it: its defaults
+(2 cores here, 4 workers each: 8 slots). CPU-bound W3 tasks use ``execution: process`` (one
 pinned worker process per core), the way a user would run pure-Python CPU work.
 """
 
@@ -92,12 +92,12 @@ class EmbeddedSystem(TokenTasks):
     def __init__(self, context: Context) -> None:
         super().__init__(context)
         self.coord: OperationsCoordinator | None = None
-        self.cores = 2
 
     def start(self) -> None:
-        self.coord = OperationsCoordinator(
-            cores=self.cores, workers_per_core=self.slots // self.cores,
-            submit_timeout=None).start()
+        self.coord = OperationsCoordinator(submit_timeout=None).start()
+        sched = self.coord.scheduler
+        self.cores, self.per_core = sched.num_cores, sched.config.workers_per_core
+        self.slots = self.cores * self.per_core
 
     def stop(self) -> None:
         if self.coord is not None:
@@ -110,8 +110,8 @@ class EmbeddedSystem(TokenTasks):
         return f"tokengate {version('tokengate')}"
 
     def setup(self) -> str:
-        return (f"`OperationsCoordinator(cores={self.cores}, workers_per_core="
-                f"{self.slots // self.cores})` in the client process; W3 tasks tagged "
+        return (f"`OperationsCoordinator(submit_timeout=None)` in the client process, its "
+                f"defaults: {self.cores} cores x {self.per_core} workers; W3 tasks tagged "
                 "`execution: process` (one pinned worker process per core)")
 
     def abandon(self, handles: Any) -> None:

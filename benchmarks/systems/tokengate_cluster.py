@@ -1,6 +1,6 @@
 """TokenGate cluster, all local: the run's redis-server, a gateway and two agents pinned to
-disjoint CPUs (16 workers each: 32 slots), the client in this process through
-``tokengate.connect``.
+disjoint CPUs (their defaults: one core each x 4 workers, 8 slots), the client in this process
+through ``tokengate.connect``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from benchmarks.systems.base import Context
 from benchmarks.systems.local import TokenTasks
 
 AGENTS = 2
+WORKERS_PER_AGENT = 4  # the scheduler's default on one core
 
 
 class ClusterSystem(TokenTasks):
@@ -28,7 +29,8 @@ class ClusterSystem(TokenTasks):
         self.cluster = LocalCluster(
             agents=AGENTS, includes=("benchmarks.cluster_bench_tasks", "tokengate.workloads"),
             redis_url=self.context.redis_db(0), redis_pid=self.context.redis_pid,
-            workers_per_core=self.slots // AGENTS, logdir=self.context.logdir or None)
+            logdir=self.context.logdir or None)
+        self.slots = AGENTS * WORKERS_PER_AGENT
         try:
             self.cluster.start()
         finally:
@@ -46,8 +48,8 @@ class ClusterSystem(TokenTasks):
         return f"tokengate {version('tokengate')}"
 
     def setup(self) -> str:
-        return (f"redis-server, `tokengate gateway`, {AGENTS} `tokengate agent --cpus N "
-                f"--workers-per-core {self.slots // AGENTS}` (one CPU each); the client "
+        return (f"redis-server, `tokengate gateway`, {AGENTS} `tokengate agent --cpus N` (one "
+                f"CPU each, {WORKERS_PER_AGENT} workers: the defaults); the client "
                 "through `tokengate.connect`; W3 runs on the agents' threads (one process per "
                 "CPU)")
 
