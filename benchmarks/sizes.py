@@ -50,7 +50,7 @@ class Sizes:
 
 FULL = Sizes(w1_tasks=5_000, w2_rounds=300, w2_idle=1.0, repeats=3, warmup=500,
              w3_tasks=8, w3_seconds=0.25, w3_repeats=3, w4_tasks=200, w4_sleep=0.05,
-             w5_seconds=10.0, w5_wave=22, w6_tasks=100_000, w6_drain=45.0, echo_rounds=300,
+             w5_seconds=10.0, w5_wave=22, w6_tasks=100_000, w6_drain=30.0, echo_rounds=300,
              system_timeout=420.0)
 QUICK = Sizes(w1_tasks=600, w2_rounds=100, w2_idle=1.0, repeats=3, warmup=50,
               w3_tasks=8, w3_seconds=0.08, w3_repeats=1, w4_tasks=100, w4_sleep=0.05,
