@@ -201,6 +201,7 @@ def _terminate(signum: int, frame: object) -> None:
 def run(args: argparse.Namespace) -> int:
     the_plan = plan(args)
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     started = dt.datetime.now(dt.UTC)
     began = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="tokengate-bench-"))

@@ -38,17 +38,21 @@ FAIRNESS = """\
   once here). W4's ideal is tasks x seconds / each system's own slots.
 - Each system is warmed up before it is timed (no-op tasks; W3 runs 4 short CPU tasks first
   so worker processes exist). W1 and W2 run 3 rounds (`--quick` too) and report the median
-  round; W3 takes the best of 3 serial and 3 parallel times in a full run (noise only adds
-  time). W3's serial time is measured in the same run, on the client's thread, with the same
-  number of iterations (calibrated once for the run).
+  round; W3 alternates 3 serial and 3 parallel rounds in a full run and keeps the best of
+  each (noise only adds time; alternating puts a burst of outside load on both). The serial
+  time is measured on the client's thread with the same number of iterations (calibrated
+  once for the run).
 - CPU per task is user + system time of every process of the system (the client process
   included, children and reaped children too), read with psutil from `/proc` before and
   after the timed part, divided by the tasks. Redis commands per task come from
   `INFO commandstats` before and after (commands inside Lua scripts included).
 - W6 keeps a handle per submission in every system, as a caller who wants the results does;
   peak RSS is sampled every 0.1 s over every process while the flood is submitted and
-  drained. A system that has not finished the flood within the drain limit after its last
-  submission is reported with how many it finished, and the rest is cancelled or purged."""
+  drained. A system that cannot submit the flood within the submit limit (60 s in a full run)
+  is reported with what it submitted by then; one that has not finished within the drain limit
+  (30 s) after its last submission is reported with how many it finished, and the rest is
+  cancelled or purged. So W6 figures of slow systems cover fewer queued tasks: read them with
+  the counts beside them."""
 
 
 def _machine(results: Mapping[str, Any]) -> list[str]:

@@ -43,7 +43,9 @@ def summary(workload: str, data: Mapping[str, Any]) -> str:
                 f"{d['max_ms']:.1f} ms, {d['failures']} failed")
     if workload == "W6":
         done = "all done" if d["drained"] else f"{d['finished']:,} done in the limit"
-        return (f"{d['tasks']:,} submitted in {d['submit_s']:.1f} s, {done}; peak RSS "
+        sent = d.get("submitted", d["tasks"])
+        sent_text = f"{sent:,}" if sent == d["tasks"] else f"{sent:,} of {d['tasks']:,}"
+        return (f"{sent_text} submitted in {d['submit_s']:.1f} s, {done}; peak RSS "
                 f"{d['peak_mib']['total']:,.0f} MiB (+{d['growth_mib']['total']:,.0f})")
     return "ok"
 

@@ -114,8 +114,10 @@ def _speedups(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         if value is None:
             out.append(_missing(goal, f"{mode}'s W3"))
         else:
+            note = ("above the 2.0 a 2-CPU machine allows: the serial run was slowed by other "
+                    "load on the machine, so the figure is noisy" if value > 2.0 else "")
             out.append(_target(goal, f"{value:.2f} (limit 2.0 on 2 CPUs)",
-                               value >= SPEEDUP_GOAL))
+                               value >= SPEEDUP_GOAL, note))
     return out
 
 
@@ -138,7 +140,8 @@ def _memory(results: Mapping[str, Any]) -> list[dict[str, Any]]:
             out.append(_missing(goal, f"{mode}'s W6"))
             continue
         growth = data["growth_mib"]
-        client_kib = growth.get("client", 0.0) * 1024 / data["tasks"]
+        client_kib = growth.get("client", 0.0) * 1024 / max(1, data.get("submitted",
+                                                                          data["tasks"]))
         servers = {k: v for k, v in growth.items() if k not in ("client", "total")}
         parts = [f"client +{growth.get('client', 0.0):.0f} MiB "
                  f"({client_kib:.2f} KiB per submission, handles kept)"]
@@ -154,7 +157,37 @@ def _memory(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+PROFILE = "docs/profile-before.md"
+WHY = {  # what is known of why a target falls short, from the profile of the same code
+    "Cluster W2 p50 at most Ray's threaded actor's":
+        f"a sequential round trip costs ~2.4 ms of CPU over the 4 processes (16 thread "
+        f"wake-ups, 4 gRPC messages, 3 Redis scripts), more than its wall time on 2 CPUs: it "
+        f"is CPU-bound, the gateway half of it ({PROFILE})",
+    "Cluster W2 p50 at most 3 bare gRPC echoes":
+        f"a token crosses 4 links (2 echoes' worth); the rest is work and hand-offs inside "
+        f"the processes ({PROFILE})",
+    "Cluster W2 p99 at most 2x its p50":
+        "the round trip's CPU competes with the machine's other load for 2 CPUs; "
+        f"see {PROFILE}",
+    "Cluster W1 at least 8x the best distributed peer's tasks/s":
+        f"throughput is ~2 CPUs / CPU per task; ~100 us per task today, a quarter of it in "
+        f"redis-server (9 commands per token inside the scripts; {PROFILE})",
+    "Cluster W1 CPU per task under 0.1x that peer's":
+        f"~100 us per task: client, gateway, each agent and redis-server ~17-22 us each "
+        f"({PROFILE})",
+    "Embedded W2 p50 at most 1.5x ThreadPoolExecutor's":
+        "not profiled in this work: the embedded path (token, routing, mailbox, worker "
+        "wake-up, result notify) against the pool's bare future",
+}
+
+
+def _why(target: dict[str, Any]) -> dict[str, Any]:
+    if target["met"] is False and not target["note"] and target["goal"] in WHY:
+        return {**target, "note": WHY[target["goal"]]}
+    return target
+
+
 def evaluate(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every target of issue 10, in the issue's order."""
-    return [*_cluster_round_trip(results), *_cluster_throughput(results),
-            *_embedded(results), *_speedups(results), *_memory(results)]
+    """Every target of issue 10, in the issue's order; a missed one says why, where known."""
+    return [_why(t) for t in (*_cluster_round_trip(results), *_cluster_throughput(results),
+                              *_embedded(results), *_speedups(results), *_memory(results))]
