@@ -33,7 +33,8 @@ def _bars(plt: Any, path: Path, labels: list[str], values: list[float], *, title
     if log:
         ax.set_xscale("log")
     for y, value in enumerate(values):
-        ax.text(value, y, f" {value:,.3g}", va="center", fontsize=8)
+        ax.text(value, y, f" {value:,.0f}" if value >= 10 else f" {value:.2f}", va="center",
+                fontsize=8)
     if line is not None:
         ax.axvline(line[0], color="#1b9e77", linestyle="--", label=line[1])
         ax.legend(loc="lower right", fontsize=8)

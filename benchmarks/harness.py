@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, default=DEFAULT_REPORT, help="Markdown report "
                         "(default docs/benchmarks.md; charts go to <its dir>/benchmarks/)")
     parser.add_argument("--no-report", action="store_true", help="write no report or charts")
+    parser.add_argument("--from-json", type=Path, help="run nothing: print the table and "
+                        "write the report again from this results file (a run's JSON)")
     parser.add_argument("--pretend-missing", default=os.environ.get(PRETEND_ENV, ""),
                         help="report these systems as not installed (for tests)")
 
@@ -198,7 +200,24 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def rerender(args: argparse.Namespace) -> int:
+    """The table and report of an earlier run, from its JSON (targets judged again)."""
+    from benchmarks.report import write_report
+    from benchmarks.targets import evaluate
+
+    results = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+    results["targets"] = evaluate(results)
+    print(format_table(table_rows(results["systems"], results["harness"]["workloads"])))
+    write_json(args.json, results)
+    if not args.no_report:
+        write_report(args.report, results)
+        print(f"report: {args.report}", flush=True)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.from_json:
+        return rerender(args)
     the_plan = plan(args)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it

@@ -92,7 +92,8 @@ def cpu_delta(before: dict[int, tuple[str, float]],
 
 
 def group_labels(per_label: dict[str, float], *, depth: int = 1) -> dict[str, float]:
-    """Fold labels like ``ray/raylet`` into their root (``depth=1``: one entry per root)."""
+    """Fold labels by their first ``depth`` parts: ``depth=1`` gives one entry per root;
+    ``depth=2`` keeps the processes a root started, summed by name (``client/raylet``)."""
     out: dict[str, float] = defaultdict(float)
     for label, value in per_label.items():
         out["/".join(label.split("/")[:depth])] += value

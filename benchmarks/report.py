@@ -44,7 +44,8 @@ FAIRNESS = """\
   once for the run).
 - CPU per task is user + system time of every process of the system (the client process
   included, children and reaped children too), read with psutil from `/proc` before and
-  after the timed part, divided by the tasks. Redis commands per task come from
+  after the timed part, divided by the tasks (processes a system starts itself, such as
+  Dask's and Ray's workers, appear as `client/<name>`). Redis commands per task come from
   `INFO commandstats` before and after (commands inside Lua scripts included).
 - W6 keeps a handle per submission in every system, as a caller who wants the results does;
   peak RSS is sampled every 0.1 s over every process while the flood is submitted and
@@ -66,7 +67,7 @@ def _machine(results: Mapping[str, Any]) -> list[str]:
         f"- Load average when the run started: {m['load_average_at_start']} (other sessions "
         "share this machine: absolute figures are noisy, ratios within the run less so)",
         f"- Run: `{h['mode']}` mode, started {h['started']}, took {h['duration_s']:.0f} s; "
-        f"command `python -m benchmarks {' '.join(h['argv'])}`".rstrip(),
+        f"command `{' '.join(['python -m benchmarks', *h['argv']])}`",
     ]
 
 
@@ -165,8 +166,18 @@ python -m benchmarks --only tokengate-cluster,ray-actor --workloads W1,W2
 
 Results go to `benchmarks/results/latest.json` (`--json`), this report to
 `docs/benchmarks.md` (`--report`), charts beside it in `docs/benchmarks/`. Sizes of this run:
-`{sizes}`.
+{_sizes_text(sizes)}.
 """
+
+
+def _sizes_text(z: Mapping[str, Any]) -> str:
+    return (f"W1 {z['w1_tasks']:,} tasks x {z['repeats']} rounds; W2 {z['w2_rounds']} round "
+            f"trips x {z['repeats']}; W3 {z['w3_tasks']} tasks of ~{z['w3_seconds']:g} s "
+            f"serial each, {z['w3_repeats']} rounds; W4 {z['w4_tasks']} x sleep"
+            f"({z['w4_sleep']:g}); W5 {z['w5_seconds']:g} s of waves of {z['w5_wave']}; W6 "
+            f"{z['w6_tasks']:,} submissions (submit limit {z.get('w6_submit', '-')} s, drain "
+            f"limit {z['w6_drain']:g} s); warm-up {z['warmup']} no-ops; at most "
+            f"{z['system_timeout']:g} s per system")
 
 
 def write_report(path: Path, results: Mapping[str, Any]) -> None:

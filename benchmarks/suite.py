@@ -71,7 +71,7 @@ def w1_throughput(system: System, sizes: Sizes, rds: redis.Redis | None) -> dict
             system.result(handle, TIMEOUT)
         wall = time.perf_counter() - began
         by_process = {k: v / n * 1e6 for k, v in
-                      group_labels(cpu_delta(cpu, procs.cpu())).items()}
+                      group_labels(cpu_delta(cpu, procs.cpu()), depth=2).items()}
         entry = {"tasks_per_s": n / wall, "submit_per_s": n / (submitted - began),
                  "wall_s": wall, "cpu_us_per_task": sum(by_process.values()),
                  "cpu_us_by_process": by_process}

@@ -152,6 +152,15 @@ def _memory(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         note = (f"bound: {BOUNDS[system]}; judged met when every server process grows under "
                 f"{W6_SERVER_GROWTH_MIB:.0f} MiB and the caller under "
                 f"{W6_CLIENT_KIB_PER_HANDLE:g} KiB per kept handle, with every task done")
+        if not data["drained"]:
+            rate = data["finished"] / max(data["wall_s"] - data["submit_s"], 1e-9)
+            w1 = _figure(results, system, "W1", "tasks_per_s")
+            note += (f"; not met because only {data['finished']:,} of {data['tasks']:,} "
+                     f"finished within {data['drain_limit_s']:g} s of the last submission "
+                     f"(~{rate:,.0f} tasks/s after submitting"
+                     + (f", against {w1:,.0f}/s in W1" if w1 else "")
+                     + "; not profiled here: most of a flood waits in Redis and is claimed "
+                     "from there, where W1's tokens mostly find credit at once)")
         out.append(_target(goal, f"{data['tasks']:,} submissions: " + ", ".join(parts), met,
                            note))
     return out
@@ -175,6 +184,12 @@ WHY = {  # what is known of why a target falls short, from the profile of the sa
     "Cluster W1 CPU per task under 0.1x that peer's":
         f"~100 us per task: client, gateway, each agent and redis-server ~17-22 us each "
         f"({PROFILE})",
+    "Embedded W1 at least 0.8x ThreadPoolExecutor's":
+        "not profiled in this work: per no-op the embedded path spends ~20 us of CPU "
+        "(token, routing, mailbox, worker wake-up, result) against the pool's ~8-10 us",
+    "W3 true speedup at least 1.7, embedded":
+        "not known; on this shared machine the figure moved between 1.5 and 2.2 from one "
+        "full run to the next (the serial and parallel rounds meet different outside load)",
     "Embedded W2 p50 at most 1.5x ThreadPoolExecutor's":
         "not profiled in this work: the embedded path (token, routing, mailbox, worker "
         "wake-up, result notify) against the pool's bare future",
