@@ -1,0 +1,94 @@
+"""The ledger's contract: every durable fact of the cluster, behind one interface.
+
+:class:`~tokengate.gateway.ledger.redis_ledger.RedisLedger` keeps them in Redis (one Lua
+script call per batch); :class:`~tokengate.gateway.ledger.memory_ledger.MemoryLedger` keeps
+them in dicts for unit tests. Both move tokens only along :mod:`.transitions`' table, and
+one parametrized test suite runs against both. Backend errors surface as
+:class:`~tokengate.shared.errors.RedisUnavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tokengate.gateway.ledger.rows import (
+    Adoption,
+    Applied,
+    AuditEntry,
+    Claimed,
+    KillOutcome,
+    NewToken,
+    Outcome,
+    Requeued,
+    StartReport,
+    SubmitStatus,
+    TaskRule,
+    TokenRecord,
+)
+from tokengate.shared.tags import Weight
+
+
+@dataclass(frozen=True, slots=True)
+class DrainState:
+    cluster: str | None = None   # the cluster's drain reason, None when it runs
+    since: float = 0.0
+    nodes: dict[str, str] = field(default_factory=dict)  # node -> reason
+
+
+@dataclass(frozen=True, slots=True)
+class LossPolicy:
+    """How tokens of a lost agent are given back."""
+
+    max_attempts: int
+    message: str
+    ttl: int
+
+
+class TokenLedger(Protocol):
+    """What the gateway needs of its store. Batches in, typed rows out."""
+
+    prefix: str
+
+    def ping(self) -> bool: ...
+
+    # -- the gateway's lease ------------------------------------------------------------
+    def lease(self, mode: str, record: bytes, ttl: float,
+              replaces: bytes = b"") -> tuple[bool, bytes]: ...
+
+    # -- hot path -------------------------------------------------------------------------
+    def submit(self, tokens: Sequence[NewToken]) -> list[SubmitStatus]: ...
+    def submit_begin(self, tokens: Sequence[NewToken]) -> Callable[[], list[SubmitStatus]]: ...
+    def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]: ...
+    def start(self, agent: str, reports: Sequence[StartReport]) -> int: ...
+    def complete(self, agent: str, outcomes: Sequence[Outcome]) -> list[Applied]: ...
+    def give_back(self, agent: str, ids: Sequence[str], policy: LossPolicy) -> Requeued: ...
+    def lose(self, agent: str, policy: LossPolicy) -> Requeued: ...
+    def join(self, agent: str, incarnation: str, held: Sequence[str], record: dict[str, Any],
+             rules: Sequence[TaskRule], policy: LossPolicy) -> Adoption: ...
+    def kill(self, token_id: str, message: str) -> tuple[KillOutcome, str]: ...
+    def forget(self, ids: Sequence[str]) -> int: ...
+
+    # -- reads ----------------------------------------------------------------------------
+    def records(self, ids: Sequence[str]) -> list[TokenRecord | None]: ...
+    def queue_lengths(self) -> dict[Weight, int]: ...
+    def inflight_ids(self, agent: str) -> set[str]: ...
+    def inflight_counts(self, agents: Sequence[str]) -> dict[str, int]: ...
+    def counts(self) -> dict[str, int]: ...
+    def executing(self) -> int: ...
+    def memory_bytes(self) -> int: ...
+
+    # -- agents, tasks, drain, audit ------------------------------------------------------
+    def agents(self) -> dict[str, dict[str, Any]]: ...
+    def touch_agents(self, seen: dict[str, float]) -> None: ...
+    def last_seen(self) -> dict[str, float]: ...
+    def task_rules(self) -> dict[str, bool]: ...
+    def set_drain(self, node: str, reason: str) -> None: ...
+    def clear_drain(self, node: str) -> None: ...
+    def drain_state(self) -> DrainState: ...
+    def audit(self, entry: AuditEntry) -> None: ...
+    def audit_log(self, limit: int) -> list[AuditEntry]: ...
+
+
+AUDIT_KEEP = 1000  # audit entries kept, newest first
