@@ -22,6 +22,9 @@ class SchedulerConfig:
       hold) before it fails with ``AdmissionTimeout``; None waits as long as it takes.
     - ``hold_capacity``: submissions held while draining; None means the total mailbox
       capacity (``cores * workers_per_core * mailbox_capacity``).
+    - ``backlog_capacity``: tokens ``enqueue`` (the agent's link) may keep waiting for mailbox
+      room; beyond it a token fails with ``AdmissionTimeout`` ("agent over capacity"). None
+      means the total mailbox capacity.
     - ``processes_per_core``: worker processes per core for ``execution: process`` tasks.
     - ``pin_threads``: pin each worker thread to its core's CPU (Linux).
     - ``stop_timeout``: seconds ``stop()`` waits for admitted work before failing what is left.
@@ -33,6 +36,7 @@ class SchedulerConfig:
     mailbox_capacity: int = 120
     submit_timeout: float | None = 30.0
     hold_capacity: int | None = None
+    backlog_capacity: int | None = None
     processes_per_core: int = 1
     pin_threads: bool = True
     stop_timeout: float = 30.0
@@ -44,6 +48,9 @@ class SchedulerConfig:
                 raise ConfigurationError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.cores is not None and self.cores < 1:
             raise ConfigurationError(f"cores must be at least 1, got {self.cores}")
+        if self.backlog_capacity is not None and self.backlog_capacity < 0:
+            raise ConfigurationError(f"backlog_capacity must be >= 0 or None, got "
+                                     f"{self.backlog_capacity}")
         if self.submit_timeout is not None and self.submit_timeout < 0:
             raise ConfigurationError("submit_timeout must be >= 0 or None")
 
