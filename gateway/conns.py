@@ -203,7 +203,7 @@ class ClientConn:
                 self._owed -= len(results or ()) + len(rejected or ())
                 close = self._half_closed and self._owed <= 0
         if close:
-            self.close()
+            self.close(discard=self.too_slow)
         return not self.too_slow
 
     def finish_requests(self) -> None:
@@ -214,17 +214,20 @@ class ClientConn:
         if done:
             self.close()
 
-    def close(self) -> None:
+    def close(self, *, discard: bool = False) -> None:
+        """End the stream after what is queued; ``discard``: drop that too (the client is
+        gone, or too slow to read it: its results stay in Redis)."""
         with self._lock:
             if not self.open:
                 return
             self.open = False
-            while True:  # what it will never read need not stay in memory
+            while discard:
                 try:
                     self._outbox.get_nowait()
                 except queue.Empty:
                     break
-            self._queued = 0
+            if discard:
+                self._queued = 0
             self._outbox.put(_CLOSE)
 
     def _taken(self, size: int) -> None:

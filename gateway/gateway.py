@@ -84,7 +84,7 @@ class Gateway:
             self.results.received(frame.received)
 
     def close_session(self, conn: ClientConn) -> None:
-        conn.close()
+        conn.close(discard=True)
         self.results.detach(conn)
 
     # -- agent links ---------------------------------------------------------------------------

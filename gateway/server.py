@@ -115,7 +115,7 @@ class GatewayServicer(rpc.GatewayServicer):
                 pass  # the client went away
             except Exception:  # a bug must not leave the client waiting on a dead stream
                 logger.exception("client session %s failed", conn.peer)
-            conn.close()
+            conn.close(discard=True)
 
         context.add_callback(lambda: gateway.close_session(conn))
         threading.Thread(target=read, name="tg-client-reader", daemon=True).start()

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import psutil
-
 from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.guards.quarantine import QuarantineRecordNotFound
 from tokengate.node_agent.guards.settings import GuardsConfig
@@ -74,7 +73,9 @@ class NodeAgent:
         return ""
 
     def status(self) -> dict[str, Any]:
-        status = self.runtime.status()
+        """The scheduler's snapshot (the guards' panels included) and this process's load:
+        what the gateway shows of this node (``build_status`` turns it into panels)."""
+        status = self.runtime.scheduler.snapshot()
         with self._process.oneshot():
             status["process"] = {"pid": self._process.pid,
                                  "cpu_percent": self._process.cpu_percent(None),

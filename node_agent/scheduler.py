@@ -34,7 +34,7 @@ from tokengate.node_agent.policy import build_policy, choose_route
 from tokengate.node_agent.procpool import CoreProcesses
 from tokengate.node_agent.throttle import StorageThrottle
 from tokengate.node_agent.watchdog import Watch, Watchdog
-from tokengate.node_agent.workers import Crew, Hooks, TaskRunner, Worker
+from tokengate.node_agent.workers import Crew, Hooks, StartGate, TaskRunner, Worker
 from tokengate.shared.errors import (
     AdmissionTimeout,
     InvalidTransition,
@@ -169,6 +169,10 @@ class LocalScheduler:
     def workers(self) -> list[Worker]:
         """The worker thread serving each mailbox now (abandoned ones are in ``snapshot``)."""
         return self._crew.workers()
+
+    def set_start_gate(self, gate: StartGate | None) -> None:
+        """Tokens start only while ``gate`` is open (an agent's work lease); None: always."""
+        self._runner.start_gate = gate
 
     def add_observer(self, observer: Any) -> None:
         """Add execution hooks (see :class:`node_agent.workers.Observer`)."""

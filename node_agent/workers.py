@@ -93,6 +93,13 @@ class _Discarded(BaseException):
     """A call returned after its time limit expired: its token is final; drop the outcome."""
 
 
+class StartGate(Protocol):
+    """Whether tokens may start now; workers wait for it to open before claiming one."""
+
+    def is_open(self) -> bool: ...
+    def wait_open(self, timeout: float | None = None) -> bool: ...
+
+
 class TaskRunner:
     """Runs claimed tokens; shared by every worker of one scheduler (stateless per call)."""
 
@@ -109,6 +116,9 @@ class TaskRunner:
         self._hooks = hooks  # the scheduler's; read-only here
         self._retry = retry
         self._watchdog = watchdog
+        # May tokens start now? None: always (embedded). An agent sets its work lease here,
+        # and workers wait for it to open before they claim a token (see StartGate).
+        self.start_gate: StartGate | None = None
 
     def run(self, token: TaskToken, worker: Worker) -> TokenState | None:
         """Execute an EXECUTING token to its end (or hand it back for a retry).
@@ -276,6 +286,9 @@ class Worker(threading.Thread):
                 self._after_take(mailbox)
                 mailbox.busy = 1
                 outcome = None
+                gate = self._runner.start_gate
+                if gate is not None and not gate.is_open():
+                    gate.wait_open()
                 # Not claimable: killed while queued, or already run inline by a waiting parent.
                 if token.claim(core_id, worker_id):
                     outcome = self._run_claimed(token)
@@ -295,6 +308,9 @@ class Worker(threading.Thread):
 
         Returns True when the token is final afterwards (run here, or finished meanwhile).
         """
+        gate = self._runner.start_gate
+        if gate is not None and not gate.is_open():
+            gate.wait_open()
         if not token.claim(self.mailbox.core_id, self.worker_id):
             return token.done()
         logger.debug("worker %s runs %s inline", self.worker_id, token.token_id)

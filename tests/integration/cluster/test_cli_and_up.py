@@ -34,7 +34,7 @@ def test_status_drain_resume_and_kill_from_the_command_line(shared_cluster):
     wait_until(lambda: all(n["snapshot"] for n in shared_cluster.status()["nodes"]),
                what="agent status snapshots")
     node = shared_cluster.status()["nodes"][0]
-    assert {"system_status", "core_affinity", "guard_house"} <= set(node["snapshot"])
+    assert {"tokens", "cores", "guard_house", "process"} <= set(node["snapshot"])
     text = cli(shared_cluster, "status").stdout
     assert "cluster RUNNING" in text and re.search(r"^a1\s+UP", text, re.M)
 
