@@ -114,3 +114,24 @@ def pid() -> int:
                   tags={"weight": "heavy", "execution": "process", "timeout": 10})
 def pid_in_time() -> int:
     return os.getpid()
+
+
+@task_token_guard(operation_type="pid_tight_limit",
+                  tags={"weight": "heavy", "execution": "process", "timeout": 0.1})
+def pid_tight_limit() -> int:
+    return os.getpid()
+
+
+@task_token_guard(operation_type="slow_writer", tags={"weight": "heavy", "storage_speed": "SLOW"})
+def slow_writer(name: str) -> str:
+    """Holds one of the SLOW tier's 10 writer slots until the gate opens."""
+    gate.wait(30)
+    _note(name)
+    return name
+
+
+@task_token_guard(operation_type="slow_in_time",
+                  tags={"weight": "heavy", "storage_speed": "SLOW", "timeout": 0.3})
+def slow_in_time(name: str) -> str:
+    _note(name)
+    return name

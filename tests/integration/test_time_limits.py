@@ -139,6 +139,21 @@ def test_calls_without_a_limit_never_start_the_watchdog():
         assert coord.scheduler._watchdog._thread is None
 
 
+def test_waiting_for_a_storage_slot_counts_and_abandons_no_thread():
+    with coordinator(workers_per_core=11) as coord:
+        writers = [tasks.slow_writer(f"w{i}") for i in range(10)]
+        wait_until(lambda: coord.scheduler.throttle.stats()["SLOW"]["active"] == 10)
+        token = tasks.slow_in_time("starved")
+        with pytest.raises(TaskTimeLimit, match="waited all that time for a SLOW storage slot"):
+            token.get(timeout=5)
+        assert 0.3 <= overrun(token) < 0.3 + LATE
+        assert coord.snapshot()["stuck"] == 0  # the worker itself gave up waiting
+        tasks.gate.set()
+        assert [w.get(timeout=5) for w in writers] == [f"w{i}" for i in range(10)]
+        assert "starved" not in tasks.ran
+        assert coord.scheduler.throttle.stats()["SLOW"]["active"] == 0
+
+
 def test_an_inline_child_past_its_limit_leaves_its_parent_running():
     # One worker: the parent runs the child inline while it waits on it.
     with coordinator() as coord:
@@ -177,6 +192,15 @@ def test_a_process_call_past_its_limit_is_terminated_and_the_core_works_after():
         snapshot = coord.snapshot()
         assert snapshot["stuck"] == 0  # no thread was abandoned: only the process
         assert snapshot["tokens"]["failed"] == 1 and snapshot["tokens"]["completed"] == 3
+
+
+def test_starting_a_worker_process_does_not_count_against_the_limit():
+    # A spawned interpreter importing TokenGate takes well over 0.1 s; the call itself not.
+    with coordinator() as coord:
+        token = tasks.pid_tight_limit()
+        assert isinstance(token.get(timeout=60), int)
+        assert token.elapsed > 0.1  # the start was inside EXECUTING, yet not held against it
+        assert coord.snapshot()["tokens"]["failed"] == 0
 
 
 def test_a_process_call_past_its_limit_is_not_retried():
