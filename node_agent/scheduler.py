@@ -30,6 +30,7 @@ from tokengate.node_agent import topology as topo
 from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.delayline import DelayLine
 from tokengate.node_agent.mailbox import Mailbox
+from tokengate.node_agent.nowait import no_waiting
 from tokengate.node_agent.policy import build_policy, choose_route
 from tokengate.node_agent.procpool import CoreProcesses
 from tokengate.node_agent.throttle import StorageThrottle
@@ -228,8 +229,9 @@ class LocalScheduler:
         priority lane of retries, before held and new submissions). During a drain it is held
         (WAITING), like a submission, and admitted on resume.
 
-        Observers' ``on_admit`` hooks run as in ``submit`` (the overflow guard's budget may make
-        them wait). What ``submit`` would raise finishes the token instead, and ``enqueue``
+        Observers' ``on_admit`` hooks run as in ``submit``, but may not wait
+        (:mod:`tokengate.node_agent.nowait`: the overflow guard reserves at once). What
+        ``submit`` would raise finishes the token instead, and ``enqueue``
         returns normally: a hook's refusal (that error), a stopped scheduler
         (``SchedulerStopped``), a full backlog or a full drain hold (``AdmissionTimeout``). A
         token killed before it got here is left as it is. A token admitted before raises
@@ -259,8 +261,9 @@ class LocalScheduler:
     def _admit_hooks_allow(self, token: TaskToken) -> bool:
         """Run the on_admit hooks for ``enqueue``; False once the token is final."""
         try:
-            for hook in self._hooks.on_admit:
-                hook(token)  # may refuse the call with a TokenGateError
+            with no_waiting():
+                for hook in self._hooks.on_admit:
+                    hook(token)  # may refuse the call with a TokenGateError
         except Exception as exc:
             if not isinstance(exc, TokenGateError):
                 logger.exception("an on_admit hook failed on %s", token.token_id)
