@@ -24,7 +24,6 @@ from typing import Any
 import grpc
 from tokengate.shared import framing
 from tokengate.shared.rpc import tokengate_pb2 as pb
-from tokengate.shared.tags import Weight
 
 MAX_FRAME_ITEMS = 2000
 # A frame that would carry only acknowledgements waits this long for something to ride with
@@ -161,10 +160,6 @@ def _add_control(frame: pb.DispatchFrame, entry: _Control) -> None:
         frame.lease = entry.lease
 
 
-class SessionTooSlow(Exception):
-    """Raised inside a session's response generator: the client let its outbox fill."""
-
-
 class ClientConn:
     """One client session: acks and results pushed down its stream, bounded in bytes."""
 
@@ -274,7 +269,3 @@ class ClientConn:
                           f"(more than {self.max_bytes} bytes waiting); they are kept in Redis: "
                           "watch them again from a new session")
 
-
-def weight_of(name: str) -> Weight:
-    """A wire weight ("" means medium); raises ValueError for an unknown one."""
-    return Weight(name.strip().lower() or Weight.MEDIUM.value)

@@ -17,11 +17,11 @@ from typing import Any
 
 import psutil
 from tokengate.node_agent.config import SchedulerConfig
-from tokengate.node_agent.guards.quarantine import QuarantineRecordNotFound
 from tokengate.node_agent.guards.settings import GuardsConfig
 from tokengate.node_agent.link import AgentLink
 from tokengate.node_agent.link_config import LinkConfig
 from tokengate.node_agent.runtime import LocalRuntime
+from tokengate.shared.errors import QuarantineRecordNotFound
 from tokengate.shared.rpc import tokengate_pb2 as pb
 
 logger = logging.getLogger(__name__)
