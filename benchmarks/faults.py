@@ -15,6 +15,7 @@ ran twice, plus what that defect needs (credits, orphaned hashes, ...).
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import tempfile
@@ -31,11 +32,11 @@ sys.path[:0] = [str(ROOT), str(HARNESS)]
 
 import conftest as harness  # noqa: E402 - the cluster tests' harness, on the path just above
 from faultkit import DurableRedis, Gate, RawSession, SideEffects, call  # noqa: E402
+from tokengate.shared.errors import TokenGateError  # noqa: E402
 from tokengate.shared.redis_server import RedisServer  # noqa: E402
 from tokengate.shared.rpc import tokengate_pb2 as pb  # noqa: E402
 
 SMALL = ("--workers-per-core", "2", "--mailbox-capacity", "10")  # 20 medium slots per agent
-ONE_WORKER = ("--workers-per-core", "1", "--mailbox-capacity", "20")
 PATIENT = ("--heartbeat-timeout", "10")  # gateway restarts alone never lose an agent
 STATES = {pb.COMPLETED: "completed", pb.FAILED: "failed", pb.KILLED: "killed"}
 
@@ -114,10 +115,21 @@ def cluster_of(agents: tuple[str, ...] = ("a1", "a2"), *, durable: bool = False,
             server.stop()
 
 
+STATUS_ERRORS: Counter[str] = Counter()  # failed Status calls seen while waiting
+
+
 def wait(predicate: Callable[[], object], timeout: float) -> bool:
-    """True once ``predicate`` holds, False after ``timeout`` (a figure, not a test)."""
+    """True once ``predicate`` holds, False after ``timeout`` (a figure, not a test). A
+    failed call inside it (Status while an agent is being declared lost) counts as not yet,
+    and is reported with the scenario."""
+    def attempt() -> object:
+        try:
+            return predicate()
+        except TokenGateError as exc:
+            STATUS_ERRORS[str(exc)[:120]] += 1
+            return False
     try:
-        harness.wait_until(predicate, timeout)
+        harness.wait_until(attempt, timeout)
         return True
     except AssertionError:
         return False
@@ -160,7 +172,8 @@ def late(queued: int = 20) -> Figures:
     SIGCONT it with its gate open."""
     fig = Figures(f"2 late results from a lost agent: 2 running + {2 * queued} queued on a "
                   "SIGSTOPped agent")
-    with cluster_of(("a1",), agent_options=ONE_WORKER) as (cluster, effects, folder):
+    roomy = ("--workers-per-core", "1", "--mailbox-capacity", str(2 * queued + 10))
+    with cluster_of(("a1",), agent_options=roomy) as (cluster, effects, folder):
         gate, session = Gate(folder / "gate"), cluster.raw_session()
         ids = _hold_on_a1(cluster, session, effects, gate, queued)
         cluster.start_agent("a2")
@@ -241,14 +254,7 @@ def credits(mixed: int = 1200) -> Figures:
         handles = held + [client.submit_by_name(f"cluster_tasks:{tasks[i % 3]}",
                                                 (str(effects), f"m{i}", 0.002))
                           for i in range(mixed)]
-        highest = {name: dict(c) for name, c in before.items()}
-        deadline = time.monotonic() + 90
-        while not all(h.done() for h in handles) and time.monotonic() < deadline:
-            for name, now in cluster.credits().items():
-                for weight, n in now.items():
-                    top = highest.setdefault(name, {})
-                    top[weight] = max(top.get(weight, 0), n)
-            time.sleep(0.05)
+        highest = _highest_credits(cluster, before, handles)
         wait(lambda: cluster.status()["inflight"] == 0, 20)
         time.sleep(1.0)  # let the last credit reports land before reading the idle figures
         after = cluster.credits()
@@ -260,6 +266,20 @@ def credits(mixed: int = 1200) -> Figures:
     fig.notes.append("credits equal free capacity again: "
                      f"{'yes' if after == before else 'NO'}")
     return fig
+
+
+def _highest_credits(cluster: harness.Cluster, before: dict[str, dict[str, int]],
+                     handles: list) -> dict[str, dict[str, int]]:
+    """The highest credits Status showed per agent and weight until every handle is done."""
+    highest = {name: dict(c) for name, c in before.items()}
+    deadline = time.monotonic() + 90
+    while not all(h.done() for h in handles) and time.monotonic() < deadline:
+        for name, now in cluster.credits().items():
+            for weight, n in now.items():
+                top = highest.setdefault(name, {})
+                top[weight] = max(top.get(weight, 0), n)
+        time.sleep(0.05)
+    return highest
 
 
 def _weights(credits: dict[str, int]) -> str:
@@ -310,15 +330,14 @@ def _quiet() -> Iterator[None]:
 def duplicates(repeated: int = 100, copies: int = 3) -> Figures:
     """One frame holding ``repeated`` ids ``copies`` times each, interleaved with as many
     other ids."""
-    fig = Figures(f"5 duplicate ids in one frame: {repeated} ids x {copies} copies + "
-                  f"{repeated} others")
+    fig = Figures(f"5 duplicate ids in one frame: {repeated} ids x {copies} copies side by "
+                  f"side, each followed by another id")
     with cluster_of() as (cluster, effects, _):
         session = cluster.raw_session()
         dup = [f"dup-{i}" for i in range(repeated)]
         other = [f"other-{i}" for i in range(repeated)]
         frame = [call(i, "cluster_tasks:record", str(effects), i)
-                 for _ in range(copies) for i in dup]
-        frame += [call(i, "cluster_tasks:record", str(effects), i) for i in other]
+                 for pair in zip(dup, other, strict=True) for i in (pair[0],) * copies + pair[1:]]
         session.submit(frame)
         wait(lambda: len(session.outcomes()) >= 2 * repeated, 30)
         wait(lambda: cluster.status()["inflight"] == 0, 10)
@@ -433,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario", nargs="?", default="all", choices=(*SCENARIOS, "all"))
     args = parser.parse_args(argv)
+    logging.getLogger("tokengate").setLevel(logging.ERROR)  # reconnect chatter: figures only
     chosen = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     print("TokenGate issue 8 reproductions (real redis-server, gateway and agent processes; "
           "runs counted by side effects)")
@@ -441,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         result = SCENARIOS[name]()
         for fig in result if isinstance(result, list) else [result]:
             fig.report()
+        for error, n in STATUS_ERRORS.items():
+            print(f"   (a call failed {n}x while waiting: {error})")
+        STATUS_ERRORS.clear()
         print(f"   ({name}: {time.monotonic() - began:.1f}s)")
     return 0
 

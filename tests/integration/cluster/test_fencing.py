@@ -13,13 +13,14 @@ import signal
 
 import cluster_tasks  # noqa: F401 - registers the tasks
 from conftest import Cluster, wait_until
-from faultkit import RawSession, SideEffects, call
+from faultkit import Gate, RawSession, SideEffects, call
 from tokengate.shared.rpc import tokengate_pb2 as pb
 
 ONE_WORKER = ("--workers-per-core", "1", "--mailbox-capacity", "20")
 
 
-def flush(cluster: Cluster, session: RawSession, effects: SideEffects, nodes: list[str]) -> None:
+def flush(cluster: Cluster, session: RawSession, effects: SideEffects,
+          nodes: list[str]) -> None:
     """Run a medium sentinel on each of ``nodes`` in turn (the others drained meanwhile): with
     one medium mailbox per agent, all that an agent was given before has run (or been
     dropped) once its sentinel is back."""
@@ -36,12 +37,10 @@ def flush(cluster: Cluster, session: RawSession, effects: SideEffects, nodes: li
             admin.resume(node=other)
 
 
-def test_a_lost_agent_that_wakes_up_changes_no_outcome_and_runs_nothing_twice(
-        make_cluster, effects, gates):
-    cluster = make_cluster(agents=("a1",), agent_options=ONE_WORKER)
-    gate = gates("wake")
-    session = cluster.raw_session()
-    # a1 runs two calls that must never run twice (core 1 heavy, core 2 medium) ...
+def hold_on_a1(cluster: Cluster, session: RawSession, effects: SideEffects,
+               gate: Gate) -> tuple[list[str], list[str], list[str]]:
+    """a1 runs two calls that must never run twice (core 1 heavy, core 2 medium) and holds
+    six idempotent and six never-twice calls queued behind them in its one medium mailbox."""
     running = ["run-medium", "run-heavy"]
     session.submit([
         call("run-medium", "cluster_tasks:gated_once", str(effects), "run-medium", str(gate),
@@ -49,17 +48,26 @@ def test_a_lost_agent_that_wakes_up_changes_no_outcome_and_runs_nothing_twice(
         call("run-heavy", "cluster_tasks:gated_heavy_once", str(effects), "run-heavy", str(gate),
              weight="heavy", not_idempotent=True)])
     wait_until(lambda: all(effects.count(key) for key in running), what="a1 running both")
-    # ... and holds more queued behind them in its one medium mailbox.
     again = [f"again-{i}" for i in range(6)]
     once = [f"once-{i}" for i in range(6)]
     session.submit([call(key, "cluster_tasks:record", str(effects), key) for key in again]
                    + [call(key, "cluster_tasks:record_once", str(effects), key,
                            not_idempotent=True) for key in once])
+    session.wait_answered(running + again + once)
+    wait_until(lambda: cluster.redis.inflight("a1") >= set(running + again + once),
+               what="a1 holding all 14")
+    assert not any(effects.count(key) for key in again + once), "queued, not started"
+    return running, again, once
+
+
+def test_a_lost_agent_that_wakes_up_changes_no_outcome_and_runs_nothing_twice(
+        make_cluster, effects, gates):
+    cluster = make_cluster(agents=("a1",), agent_options=ONE_WORKER)
+    gate = gates("wake")
+    session = cluster.raw_session()
+    running, again, once = hold_on_a1(cluster, session, effects, gate)
     queued = again + once
     tokens = running + queued
-    session.wait_answered(tokens)
-    wait_until(lambda: cluster.redis.inflight("a1") >= set(tokens), what="a1 holding all 14")
-    assert not any(effects.count(key) for key in queued), "queued, not started"
     cluster.start_agent("a2")
 
     cluster.freeze("a1")  # past the heartbeat timeout: the gateway declares it lost
