@@ -266,11 +266,21 @@ def effects(tmp_path: Path) -> SideEffects:
 
 
 @pytest.fixture
-def gates(tmp_path: Path) -> Callable[[str], Gate]:
-    """``gates("name")``: a closed gate file that gated tasks wait on until it opens."""
+def gates(tmp_path: Path) -> Iterator[Callable[[str], Gate]]:
+    """``gates("name")``: a closed gate file that gated tasks wait on until it opens. Every
+    gate opens when the test ends (request this fixture after the cluster's, so that happens
+    before the agents are stopped: a failed test leaves no worker held)."""
     folder = tmp_path / "gates"
     folder.mkdir(exist_ok=True)
-    return lambda name: Gate(folder / name)
+    made: list[Gate] = []
+
+    def gate(name: str) -> Gate:
+        made.append(Gate(folder / name))
+        return made[-1]
+
+    yield gate
+    for each in made:
+        each.open()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
