@@ -50,10 +50,10 @@ class Row:
     target: AgentConn | None = None
     status: SubmitStatus | None = None
 
-    def token(self, owner: str) -> NewToken:
+    def token(self, conn: ClientConn) -> NewToken:
         return NewToken(self.item.token_id, self.item.task, self.weight, self.idempotent,
                         self.item.SerializeToString(), self.target.name if self.target else "",
-                        owner)
+                        conn.client_id, conn.session)
 
 
 @dataclass(slots=True)
@@ -107,7 +107,7 @@ class Admission:
             weight = wire.weight_of(info.weight if info and info.weight else item.weight)
             idempotent = not item.not_idempotent and (info is None or info.idempotent)
             item.weight, item.not_idempotent = weight.value, not idempotent
-            item.attempt, item.session = 1, conn.client_id
+            item.attempt, item.session = 1, conn.session
             out.rows.append(Row(item, weight, idempotent))
         return out
 
@@ -127,7 +127,7 @@ class Admission:
         early = not resubmit and all(row.idempotent for row in rows)
         sent = False
         try:
-            finish = self.ledger.submit_begin([row.token(conn.client_id) for row in rows])
+            finish = self.ledger.submit_begin([row.token(conn) for row in rows])
             try:
                 if early:
                     self._send(rows)

@@ -93,10 +93,10 @@ class Control:
         outcome, agent = self.ledger.kill(token_id, message)
         if outcome is KillOutcome.KILLED:
             record = self.ledger.records([token_id])[0]
-            owner = record.owner if record else ""
             self.results.push_decided([pb.ResultItem(
                 token_id=token_id, state=pb.KILLED, error_type=wire.TOKEN_KILLED,
-                error_message=message, session=owner, attempt=record.attempt if record else 0)])
+                error_message=message, session=record.session if record else "",
+                attempt=record.attempt if record else 0)])
             result = (outcome.value, "killed while waiting at the gateway")
         elif outcome is KillOutcome.FORWARDED:
             conn = self.registry.get(agent)

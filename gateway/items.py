@@ -56,4 +56,4 @@ def result_from_record(record: TokenRecord) -> pb.ResultItem | None:
     return pb.ResultItem(token_id=record.token_id, state=wire.final_code(record.state),
                          error_type=record.error_type or default,
                          error_message=record.error_message, attempt=record.attempt,
-                         session=record.owner, finished_at=record.times.get(record.state, 0.0))
+                         session=record.session, finished_at=record.times.get(record.state, 0.0))

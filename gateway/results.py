@@ -1,16 +1,17 @@
-"""Results: store what agents report, then push it to the client owed it; sessions; watches.
+"""Results: store what agents report, then push it to the session owed it; watches.
 
-Owns, under ``_lock``: the live client sessions by client id (a token carries its owner's
-client id to the agent and back, so a result finds the client's current session with no
-per-token state here, also after the client reconnected), the operator watches (token id ->
-session, for tokens a session watches that it does not own), and the feed of recent outcomes.
+Owns, under ``_lock``: the live client sessions by session id (a token carries the id of the
+session that submitted it to the agent and back, so a result finds its session with no
+per-token state here), the watches (token id -> the session that asked for it after a
+reconnect, or an operator's), the ids being stored right now, and the feed of outcomes.
 
 A result reaches its client once, with the outcome Redis stored: an agent's outcomes are
-written first (``complete.lua``, fenced by attempt and owner), and only those applied are
-pushed. The agent is acked once Redis holds them, so it resends a frame the gateway did not
-store. A session that asks for a token (a watch, a resubmission) after it is stored reads the
-stored outcome; one that asks before gets the push: store-then-look-up here and
-register-then-read in :meth:`watch` leave no gap between them.
+written first (``complete.lua``, fenced by attempt and owner) and only those applied are
+pushed; the agent is acked once Redis holds them, so it resends a frame the gateway did not
+store. A watch reads the token: one stored earlier is sent by the watch; one not stored yet,
+or being stored right now (``_storing``), is left to the push, which takes the watch. A
+session never watches what it submitted itself (its push comes anyway). So each outcome goes
+out on one path only.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 
 from tokengate.gateway import items
@@ -41,20 +42,20 @@ class Results:
         self._lock = threading.Lock()
         self._sessions: dict[str, ClientConn] = {}
         self._watches: dict[str, ClientConn] = {}
+        self._storing: Counter[str] = Counter()
         self._recent: deque[pb.ResultItem] = deque(maxlen=RECENT)
 
     # -- sessions ------------------------------------------------------------------------------
 
     def attach(self, conn: ClientConn) -> None:
-        """A session opened: from now on it gets its client's results."""
+        """A session opened: the outcomes of what it submits are pushed to it."""
         with self._lock:
-            self._sessions[conn.client_id] = conn
+            self._sessions[conn.session] = conn
 
     def detach(self, conn: ClientConn) -> None:
         """A session closed: its tokens stay in Redis; the client watches them again."""
         with self._lock:
-            if self._sessions.get(conn.client_id) is conn:
-                del self._sessions[conn.client_id]
+            self._sessions.pop(conn.session, None)
             for token_id in [t for t, c in self._watches.items() if c is conn]:
                 del self._watches[token_id]
 
@@ -72,13 +73,24 @@ class Results:
         """
         outcomes = [Outcome(r.token_id, items.final_state(r.state), r.attempt,
                             r.SerializeToString()) for r in results]
-        applied = self.ledger.complete(agent.name, outcomes)
-        stored = [r for r, a in zip(results, applied, strict=True) if a.applied]
+        ids = [o.token_id for o in outcomes]
+        with self._lock:
+            self._storing.update(ids)
+        try:
+            applied = self.ledger.complete(agent.name, outcomes)
+            stored = [r for r, a in zip(results, applied, strict=True) if a.applied]
+            if stored:
+                self._push(stored)
+        finally:
+            with self._lock:
+                self._storing.subtract(ids)
+                for token_id in ids:
+                    if self._storing[token_id] <= 0:
+                        del self._storing[token_id]
         if len(stored) < len(results):
             logger.info("agent %s: %d stale outcomes ignored (not its tokens, or not this "
                         "attempt, any more)", agent.name, len(results) - len(stored))
         if stored:
-            self._push(stored)
             now = time.time()
             self.series.finished(
                 ((r.state == pb.COMPLETED, now - a.created if a.created else 0.0)
@@ -97,20 +109,21 @@ class Results:
     def push_lost(self, lost: Sequence[LostToken], message: str) -> None:
         self.push_decided(pb.ResultItem(token_id=t.token_id, state=pb.FAILED,
                                         error_type="AgentLost", error_message=message,
-                                        attempt=t.attempt, session=t.owner) for t in lost)
+                                        attempt=t.attempt, session=t.session) for t in lost)
 
     def _push(self, results: Iterable[pb.ResultItem]) -> None:
-        """Send each stored result to the session owed it; a result nobody takes stays in
-        Redis for its client to fetch."""
+        """Send each stored result to the session that submitted it and to the one watching
+        it (once to each); a result nobody takes stays in Redis for its client to fetch."""
         batches: dict[ClientConn, list[pb.ResultItem]] = {}
         with self._lock:
             watches, sessions = self._watches, self._sessions
             for result in results:
-                conn = watches.pop(result.token_id, None) if watches else None
-                if conn is None:
-                    conn = sessions.get(result.session)
-                if conn is not None:
-                    batches.setdefault(conn, []).append(result)
+                owed = sessions.get(result.session)
+                if owed is not None:
+                    batches.setdefault(owed, []).append(result)
+                watcher = watches.pop(result.token_id, None) if watches else None
+                if watcher is not None and watcher is not owed:
+                    batches.setdefault(watcher, []).append(result)
         for conn, batch in batches.items():
             conn.send(results=batch)  # from one agent frame: frame-sized already
 
@@ -135,7 +148,7 @@ class Results:
     # -- watches -------------------------------------------------------------------------------
 
     def watch(self, conn: ClientConn, ids: list[str], *, any_owner: bool = False) -> None:
-        """Push the results of ``ids`` to ``conn``: now for those stored, later for the rest.
+        """Send the outcomes of ``ids`` to ``conn``: now for those stored, later for the rest.
 
         A session may watch only its client's tokens; an operator session may watch any
         (``any_owner``). The rest are answered PermissionDenied.
@@ -144,43 +157,63 @@ class Results:
             conn.send(rejected=[items.rejection(i, PermissionDenied(
                 "watching other clients' tokens needs the operator token")) for i in ids])
             return
-        if any_owner:
-            with self._lock:
-                for token_id in ids:
-                    self._watches[token_id] = conn
-        conn.expect(len(ids))
         try:
             records = self.ledger.records(ids)
         except RedisUnavailable as exc:
             logger.error("cannot look up watched tokens: %s", exc)
             return
-        self._answer_watch(conn, ids, records, any_owner)
+        rejected, ready, pending = self._sort_watch(conn, ids, records, any_owner)
+        conn.expect(len(ready) + len(pending))
+        if pending:  # watched now; a push from here on takes the watch
+            with self._lock:
+                for token_id in pending:
+                    self._watches[token_id] = conn
+            try:  # stored between the first read and the watch: nobody will push those
+                again = self.ledger.records(pending)
+            except RedisUnavailable:
+                again = []
+            ready += self._claim_stored(conn, again)
+        if ready or rejected:
+            conn.send(results=ready or None, rejected=rejected or None)
 
-    def _answer_watch(self, conn: ClientConn, ids: list[str],
-                      records: list[TokenRecord | None], any_owner: bool) -> None:
-        results, rejected = [], []
+    def _sort_watch(self, conn: ClientConn, ids: list[str], records: list[TokenRecord | None],
+                    any_owner: bool) -> tuple[list[pb.Rejected], list[pb.ResultItem], list[str]]:
+        """Rejections, outcomes to send now, and ids to watch for their push."""
+        rejected, ready, pending = [], [], []
+        with self._lock:
+            storing = set(self._storing)
         for token_id, record in zip(ids, records, strict=True):
-            error = None
             if record is None:
-                error = UnknownToken(f"no token {token_id} (never submitted, or expired)")
+                rejected.append(items.rejection(token_id, UnknownToken(
+                    f"no token {token_id} (never submitted, or expired)")))
             elif not any_owner and record.owner != conn.client_id:
-                error = PermissionDenied(f"token {token_id} belongs to another client")
-            if error is not None:
-                rejected.append(items.rejection(token_id, error))
-                if any_owner:
-                    with self._lock:
-                        self._watches.pop(token_id, None)
+                rejected.append(items.rejection(token_id, PermissionDenied(
+                    f"token {token_id} belongs to another client")))
+            elif record.session == conn.session:
+                continue  # this session submitted it: its push comes (or came) here anyway
+            elif record.state.is_final and token_id not in storing:
+                result = items.result_from_record(record)
+                if result is not None:
+                    ready.append(result)
+            else:
+                pending.append(token_id)
+        return rejected, ready, pending
+
+    def _claim_stored(self, conn: ClientConn, records: list[TokenRecord | None],
+                      ) -> list[pb.ResultItem]:
+        out = []
+        for record in records:
+            if record is None or not record.state.is_final:
                 continue
-            result = items.result_from_record(record) if record.state.is_final else None
-            if result is None:
-                continue
-            if any_owner:
-                with self._lock:
-                    if self._watches.pop(token_id, None) is None:
-                        continue  # its push got there first
-            results.append(result)
-        if results or rejected:
-            conn.send(results=results or None, rejected=rejected or None)
+            with self._lock:
+                if record.token_id in self._storing or \
+                        self._watches.get(record.token_id) is not conn:
+                    continue  # the push has it
+                del self._watches[record.token_id]
+            result = items.result_from_record(record)
+            if result is not None:
+                out.append(result)
+        return out
 
     def received(self, ids: Sequence[str]) -> None:
         """The client has these results: delete them from Redis now."""

@@ -58,8 +58,10 @@ class Views:
         drain = self.dispatch.drain_state()
         reply = pb.StatusReply(uptime=time.time() - self.started, redis_ok=True)
         inflight: dict[str, int] = {}
+        executing: dict[str, int] = {}
         try:
             inflight = self.ledger.inflight_counts([c.name for c in conns])
+            executing = self.ledger.executing_counts([c.name for c in conns])
             reply.counts.update(self.ledger.counts())
             lengths = self.ledger.queue_lengths()
             reply.pending.update({w.value: n for w, n in lengths.items()})
@@ -73,8 +75,9 @@ class Views:
         reply.counts.update({f"gateway_{k}": v for k, v in self.dispatch.stats.items()})
         reply.inflight = sum(inflight.values())
         for conn in conns:
-            reply.nodes.append(self._node(conn, inflight.get(conn.name, 0), drain.nodes.get(
-                conn.name, drain.cluster)))
+            reply.nodes.append(self._node(conn, inflight.get(conn.name, 0),
+                                          executing.get(conn.name, 0),
+                                          drain.nodes.get(conn.name, drain.cluster)))
         reply.recent.extend(self.results.recent()[-100:])
         if drain.cluster is None:
             reply.state = "RUNNING"
@@ -84,9 +87,8 @@ class Views:
             reply.held = sum(reply.pending.values())
         return reply
 
-    def _node(self, conn: AgentConn, inflight: int, drain: str | None) -> pb.NodeStatus:
-        snapshot = _snapshot(conn)
-        executing = int(snapshot.get("tokens", {}).get("executing", 0) or 0)
+    def _node(self, conn: AgentConn, inflight: int, executing: int,
+              drain: str | None) -> pb.NodeStatus:
         if not conn.connected:
             state = "DISCONNECTED"
         elif drain is not None:

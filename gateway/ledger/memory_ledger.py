@@ -55,7 +55,7 @@ class MemoryLedger:
         self._queues: dict[Weight, deque[str]] = {w: deque() for w in schema.WEIGHTS}
         self._inflight: dict[str, set[str]] = {}
         self._counts = dict.fromkeys(schema.COUNTERS, 0)
-        self._executing = 0
+        self._executing: dict[str, int] = {}  # agent -> tokens it runs
         self._agents: dict[str, dict[str, Any]] = {}
         self._seen: dict[str, float] = {}
         self._rules: dict[str, bool] = {}
@@ -93,7 +93,7 @@ class MemoryLedger:
                 self._counts["submitted"] += 1
                 record = {F.ATTEMPT: b"1", F.WEIGHT: _b(t.weight.value), F.TASK: _b(t.task),
                           F.IDEMPOTENT: b"1" if t.idempotent else b"0", F.ITEM: t.item,
-                          F.OWNER: _b(t.owner), F.CREATED: now}
+                          F.OWNER: _b(t.owner), F.SESSION: _b(t.session), F.CREATED: now}
                 self._tokens[t.token_id] = record
                 if t.agent and t.agent in self._agents:
                     record.update({F.STATE: S[TokenState.ADMITTED], F.AGENT: _b(t.agent),
@@ -147,7 +147,7 @@ class MemoryLedger:
                 if record is not None and record[F.STATE] == S[TokenState.ADMITTED]:
                     record.update({F.STATE: S[TokenState.EXECUTING], F.STARTED_AT: _b(r.at)})
                     applied += 1
-            self._executing += applied
+            self._executing[agent] = self._executing.get(agent, 0) + applied
         return applied
 
     def complete(self, agent: str, outcomes: Sequence[Outcome]) -> list[Applied]:
@@ -163,7 +163,7 @@ class MemoryLedger:
                     out.append(Applied(o.token_id, False))
                     continue
                 if record[F.STATE] == S[TokenState.EXECUTING]:
-                    self._executing -= 1
+                    self._executing[agent] -= 1
                 record.update({F.STATE: S[o.state], F.RESULT: o.result, F.FINISHED_AT: now})
                 record.pop(F.ITEM, None)
                 record.pop(F.AGENT, None)
@@ -179,7 +179,7 @@ class MemoryLedger:
         if record is None:
             return
         if record[F.STATE] == S[TokenState.EXECUTING]:
-            self._executing -= 1
+            self._executing[agent] -= 1
         attempt = int(record[F.ATTEMPT])
         if mode == "lost":
             rule = self._rules.get(record[F.TASK].decode(), True)
@@ -189,7 +189,7 @@ class MemoryLedger:
                                F.FINISHED_AT: _b(time.time())})
                 record.pop(F.ITEM, None)
                 record.pop(F.AGENT, None)
-                into.failed.append(LostToken(token_id, attempt, record[F.OWNER].decode()))
+                into.failed.append(LostToken(token_id, attempt, record[F.SESSION].decode()))
                 return
             attempt += 1
         record.update({F.STATE: S[TokenState.WAITING], F.ATTEMPT: _b(attempt)})
@@ -296,7 +296,11 @@ class MemoryLedger:
 
     def executing(self) -> int:
         with self._lock:
-            return self._executing
+            return sum(self._executing.values())
+
+    def executing_counts(self, agents: Sequence[str]) -> dict[str, int]:
+        with self._lock:
+            return {a: self._executing.get(a, 0) for a in agents}
 
     def memory_bytes(self) -> int:
         return 0

@@ -171,7 +171,7 @@ class RedisLedger:
     @staticmethod
     def _rows(tokens: Sequence[NewToken]) -> bytes:
         return _pack([[t.token_id, t.task, t.weight.value, 1 if t.idempotent else 0, t.item,
-                       t.agent, t.owner] for t in tokens])
+                       t.agent, t.owner, t.session] for t in tokens])
 
     @_redis_errors
     def submit(self, tokens: Sequence[NewToken]) -> list[SubmitStatus]:
@@ -302,6 +302,13 @@ class RedisLedger:
     def executing(self) -> int:
         value = self.redis.hget(self.key(schema.GAUGES), "executing")
         return max(0, int(value or 0))
+
+    @_redis_errors
+    def executing_counts(self, agents: Sequence[str]) -> dict[str, int]:
+        if not agents:
+            return {}
+        values = self.redis.hmget(self.key(schema.GAUGES), [f"executing@{a}" for a in agents])
+        return {a: max(0, int(v or 0)) for a, v in zip(agents, values, strict=True)}
 
     @_redis_errors
     def memory_bytes(self) -> int:

@@ -36,6 +36,7 @@ class NewToken:
     item: bytes           # the TaskItem, protobuf bytes
     agent: str = ""       # placed on this agent; "" waits
     owner: str = ""       # the submitting client's id
+    session: str = ""     # the session owed its outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +78,7 @@ class LostToken:
 
     token_id: str
     attempt: int
-    owner: str
+    session: str
 
 
 @dataclass(slots=True)
@@ -123,6 +124,7 @@ class TokenRecord:
     task: str
     agent: str
     owner: str
+    session: str
     times: dict[TokenState, float]
     item: bytes
     result: bytes
@@ -151,6 +153,7 @@ class TokenRecord:
         return cls(token_id=token_id, state=state, attempt=int(text(Field.ATTEMPT, "1")),
                    weight=text(Field.WEIGHT), idempotent=text(Field.IDEMPOTENT, "1") == "1",
                    task=text(Field.TASK), agent=text(Field.AGENT), owner=text(Field.OWNER),
+                   session=text(Field.SESSION),
                    times=times, item=raw.get(Field.ITEM, b""), result=raw.get(Field.RESULT, b""),
                    error_type=text(Field.ERROR_TYPE), error_message=text(Field.ERROR_MESSAGE))
 

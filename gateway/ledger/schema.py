@@ -37,7 +37,8 @@ class Field:
     TASK = "k"            # registered task name
     ITEM = "d"            # the TaskItem as submitted (protobuf bytes), until final
     AGENT = "g"           # the agent holding it while admitted or executing
-    OWNER = "o"           # the client id that submitted it (owed its result)
+    OWNER = "o"           # the client id that submitted it (only it may watch it)
+    SESSION = "n"         # the session that submitted it (its outcome is pushed there)
     CREATED = "c"         # unix seconds of each step
     ADMITTED_AT = "ta"
     STARTED_AT = "te"

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from tokengate.gateway.config import GatewayConfig
 from tokengate.node_agent.link_config import LinkConfig
-from tokengate.settings import render
 from tokengate.shared import envconfig
 from tokengate.shared.client_config import ClientConfig
 from tokengate.shared.errors import ConfigurationError
+
+from tokengate.settings import render
 
 ROOT = Path(__file__).resolve().parents[2]
 

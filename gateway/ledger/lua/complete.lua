@@ -29,5 +29,5 @@ for i, it in ipairs(cmsgpack.unpack(ARGV[5])) do
   end
 end
 for state, n in pairs(counts) do redis.call('HINCRBY', p .. '$K_COUNTS', state, n) end
-if wasexec > 0 then redis.call('HINCRBY', p .. '$K_GAUGES', '$EXECUTING', -wasexec) end
+if wasexec > 0 then executing_changed(p, agent, -wasexec) end
 return out

@@ -4,19 +4,26 @@
 -- tokengate/gateway/ledger/schema.py (filled in once, at load). Keys, after the prefix p:
 --   $K_TOKEN<id>        hash per token: $F_STATE state, $F_ATTEMPT attempt, $F_WEIGHT weight,
 --                       $F_IDEMPOTENT "1"/"0", $F_TASK task name, $F_ITEM submitted TaskItem,
---                       $F_AGENT agent holding it, $F_OWNER client id, $F_CREATED /
+--                       $F_AGENT agent holding it, $F_OWNER client id, $F_SESSION the
+--                       session owed its outcome, $F_CREATED /
 --                       $F_ADMITTED_AT / $F_STARTED_AT / $F_FINISHED_AT times, $F_RESULT the
 --                       final ResultItem, $F_ERROR_TYPE / $F_ERROR_MESSAGE (gateway outcomes)
 --   $K_QUEUE<weight>    list of waiting ids, FIFO; requeued ids go to the front
 --   $K_INFLIGHT<agent>  set of ids the agent holds ($ADMITTED or $EXECUTING)
 --   $K_AGENTS           hash agent -> msgpack record; only registered agents get tokens
 --   $K_SEEN             zset agent -> last heartbeat
---   $K_COUNTS           hash of counters; $K_GAUGES hash with the $EXECUTING count
+--   $K_COUNTS           hash of counters; $K_GAUGES hash with the $EXECUTING count, in all
+--                       and per agent ($EXECUTING@<agent>)
 --   $K_TASKS            hash task name -> "1" may run again after an agent loss, "0" never
 -- No script stops half way: inputs are checked by the gateway, and nothing here can fail
 -- on a large batch (no unpack of a batch into one command).
 
 local function tkey(p, id) return p .. '$K_TOKEN' .. id end
+
+local function executing_changed(p, agent, n)
+  redis.call('HINCRBY', p .. '$K_GAUGES', '$EXECUTING', n)
+  redis.call('HINCRBY', p .. '$K_GAUGES', '$EXECUTING@' .. agent, n)
+end
 
 local function held_by(state, holder, agent)
   return (state == '$ADMITTED' or state == '$EXECUTING') and holder == agent
@@ -26,13 +33,13 @@ end
 -- returns to the front of its queue with the same attempt. mode 'lost': the agent may have
 -- run it, so it returns with attempt + 1, unless it may not run again (not idempotent by the
 -- task's rule or the submitted flag, or out of attempts): then it is FAILED with AgentLost.
--- Returns 'requeued', weight; or 'failed', attempt, owner; or nil if agent does not hold it.
+-- Returns 'requeued', weight; or 'failed', attempt, session; or nil if agent does not hold it.
 local function give_back(p, id, agent, mode, maxa, ttl, message, now)
   local key = tkey(p, id)
   local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_IDEMPOTENT',
-                       '$F_WEIGHT', '$F_TASK', '$F_OWNER')
+                       '$F_WEIGHT', '$F_TASK', '$F_SESSION')
   if not held_by(t[1], t[2], agent) then return nil end
-  if t[1] == '$EXECUTING' then redis.call('HINCRBY', p .. '$K_GAUGES', '$EXECUTING', -1) end
+  if t[1] == '$EXECUTING' then executing_changed(p, agent, -1) end
   local attempt = tonumber(t[3]) or 1
   if mode == 'lost' then
     local rule = t[6] and redis.call('HGET', p .. '$K_TASKS', t[6])
@@ -51,7 +58,7 @@ local function give_back(p, id, agent, mode, maxa, ttl, message, now)
   return 'requeued', t[5]
 end
 
--- Accumulates give_back's answers: failed = flat {id, attempt, owner, ...}, perw = weight -> n.
+-- Accumulates give_back's answers: failed = flat {id, attempt, session, ...}, perw = weight -> n.
 local function tally(acc, id, kind, a, b)
   if kind == 'failed' then
     acc.failed[#acc.failed + 1] = id

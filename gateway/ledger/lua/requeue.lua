@@ -9,7 +9,7 @@
 -- ARGV[6] the AgentLost message, ARGV[7] now,
 -- ARGV[8] msgpack array of ids, or "" for every token the agent holds,
 -- ARGV[9] "1" to also deregister the agent (declared lost: it gets no more tokens).
--- Returns {failed, requeued}: failed = flat [id, attempt, owner, ...]; requeued = flat
+-- Returns {failed, requeued}: failed = flat [id, attempt, session, ...]; requeued = flat
 -- [weight, n, ...].
 local p, agent, mode, maxa = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local ttl, message, now = tonumber(ARGV[5]), ARGV[6], ARGV[7]

@@ -14,5 +14,5 @@ for _, it in ipairs(cmsgpack.unpack(ARGV[3])) do
     n = n + 1
   end
 end
-if n > 0 then redis.call('HINCRBY', p .. '$K_GAUGES', '$EXECUTING', n) end
+if n > 0 then executing_changed(p, agent, n) end
 return n

@@ -40,7 +40,8 @@ def ledger(request, redis_url):
 
 def tok(token_id: str, agent: str = "", weight: Weight = LIGHT, idempotent: bool = True,
         task: str = "m:f") -> NewToken:
-    return NewToken(token_id, task, weight, idempotent, f"item-{token_id}".encode(), agent, "c1")
+    return NewToken(token_id, task, weight, idempotent, f"item-{token_id}".encode(), agent, "c1",
+                    "s1")
 
 
 def register(ledger, *agents: str, rules: tuple[TaskRule, ...] = ()) -> None:
@@ -71,8 +72,8 @@ def test_submit_admits_queues_and_ignores_repeats(ledger):
     assert ledger.queue_lengths() == {Weight.HEAVY: 1, Weight.MEDIUM: 0, Weight.LIGHT: 2}
     assert ledger.inflight_ids("a1") == {"t1"} and ledger.counts()["submitted"] == 4
     record = ledger.records(["t1"])[0]
-    assert (record.state, record.agent, record.owner, record.task) == (S.ADMITTED, "a1", "c1",
-                                                                       "m:f")
+    assert (record.state, record.agent, record.owner, record.session, record.task) == (
+        S.ADMITTED, "a1", "c1", "s1", "m:f")
     assert ledger.submit_begin([tok("t5", "a1")])() == [SubmitStatus.DISPATCHED]
 
 
@@ -124,8 +125,8 @@ def test_loss_requeues_with_attempt_plus_one_or_fails_what_may_not_run_again(led
                    tok("rule", "a1", HEAVY, task="m:never")])
     ledger.start("a1", [StartReport("idem", 1, 1.0)])
     back = ledger.lose("a1", LOST)
-    assert sorted((t.token_id, t.attempt, t.owner) for t in back.failed) == [
-        ("once", 1, "c1"), ("rule", 1, "c1")], "the client's flag or the task's rule"
+    assert sorted((t.token_id, t.attempt, t.session) for t in back.failed) == [
+        ("once", 1, "s1"), ("rule", 1, "s1")], "the client's flag or the task's rule"
     assert back.requeued == {HEAVY: 1} and ledger.executing() == 0
     assert "a1" not in ledger.agents() and ledger.claim(HEAVY, 5, "a1", 1 << 20) == []
     assert ledger.records(["once"])[0].error_type == "AgentLost"

@@ -121,9 +121,9 @@ def _record(**fields: bytes) -> TokenRecord:
 
 def test_records_give_back_final_results_only():
     assert result_from_record(_record(s=b"admitted")) is None
-    lost = result_from_record(_record(s=b"failed", e=b"AgentLost", m=b"gone", a=b"2", o=b"c1"))
+    lost = result_from_record(_record(s=b"failed", e=b"AgentLost", m=b"gone", a=b"2", n=b"s1"))
     assert lost.error_type == "AgentLost" and lost.attempt == 2 and lost.state == pb.FAILED
-    assert lost.session == "c1", "a decided outcome is routed to the token's owner"
+    assert lost.session == "s1", "a decided outcome is routed to the session owed it"
     killed = result_from_record(_record(s=b"killed"))
     assert killed.error_type == "TokenKilled" and killed.state == pb.KILLED
     stored = pb.ResultItem(token_id="t", state=pb.COMPLETED, payload=b"\x01")

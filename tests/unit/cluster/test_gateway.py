@@ -82,7 +82,7 @@ def test_calls_go_to_agents_by_credit_and_results_reach_the_client_once_stored(g
     gateway.on_client_frame(client, frame("t1", "t2", "t3", "t4", "t5"))
     to_a1, to_a2 = sent_tasks(a1), sent_tasks(a2)
     assert len(to_a1) == 2 and len(to_a2) == 2 and all(t.attempt == 1 for t in to_a1 + to_a2)
-    assert all(t.session == "c1" for t in to_a1), "a token carries its owner to the agent"
+    assert all(t.session == client.session for t in to_a1), "a token carries its session"
     accepted, rejected, _ = replies(client)
     assert sorted(accepted) == ["t1", "t2", "t3", "t4", "t5"] and not rejected
     assert gateway.ledger.queue_lengths()["light"] == 1, "no credit left: it waits"
@@ -244,6 +244,7 @@ def test_a_session_watches_only_its_own_tokens_unless_it_is_an_operators(gateway
     gateway.on_client_frame(operator, pb.ClientFrame(watch=["mine"], watch_any=True))
     gateway.on_agent_frame(agent, pb.AgentFrame(results=done(sent_tasks(agent)), seq=2))
     assert [r.token_id for r in replies(operator)[2]] == ["mine"]
+    assert [r.token_id for r in replies(owner)[2]] == ["mine"], "a watch takes nothing away"
     assert replies(other)[2] == []
 
 
