@@ -103,7 +103,6 @@ def cluster_of(agents: tuple[str, ...] = ("a1", "a2"), *, durable: bool = False,
         server = DurableRedis(folder / "redis") if durable else RedisServer()
         server.start()
         cluster = harness.Cluster(server.url, folder, **options)  # type: ignore[arg-type]
-        cluster.server = server  # type: ignore[attr-defined]
         try:
             cluster.start_gateway()
             for name in agents:
