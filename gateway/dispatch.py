@@ -96,9 +96,10 @@ class Dispatch:
             return credit.snapshot() if credit is not None else {}
 
     def saturated(self, name: str) -> bool:
+        """The agent can take none of what waits (or nothing at all, when nothing waits)."""
         with self._lock:
             credit = self._book.get(name)
-            return credit is not None and placement.saturated(credit)
+            return credit is not None and placement.saturated(credit, self._waiting)
 
     # -- drains (control calls these) ----------------------------------------------------------
 

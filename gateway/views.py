@@ -93,8 +93,6 @@ class Views:
             state = "DISCONNECTED"
         elif drain is not None:
             state = "DRAINING" if inflight else "DRAINED"
-        elif conn.stuck:
-            state = "STUCK"
         elif self.dispatch.saturated(conn.name):
             state = "SATURATED"
         else:

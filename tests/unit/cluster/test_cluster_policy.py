@@ -86,9 +86,11 @@ def test_ready_sends_at_once_when_idle_and_coalesces_under_load(available, want,
     assert (placement.ready(want, Weight.LIGHT, credits, ["a"]) == ["a"]) is ready
 
 
-def test_saturated_means_no_credit_for_any_weight():
+def test_saturated_means_it_can_take_none_of_what_waits():
     credits = book(a={"heavy": 1, "medium": 0, "light": 0})
     assert not placement.saturated(credits["a"])
+    assert placement.saturated(credits["a"], {Weight.LIGHT: 5}), "only light waits"
+    assert not placement.saturated(credits["a"], {Weight.HEAVY: 1, Weight.LIGHT: 5})
     placement.assign([Weight.HEAVY], credits, ["a"])
     assert placement.saturated(credits["a"])
 
