@@ -327,6 +327,10 @@ def _frames(stream: queue.SimpleQueue[Any],
             try:
                 first = stream.get(timeout=RECEIVED_LINGER)
             except queue.Empty:
+                first = _RECEIVED
+            # A marker may follow another (a reply decides a receipt is due, then this
+            # thread takes the receipts before that reply puts its marker): never a call.
+            if first is _RECEIVED:
                 received = take_received()
                 if received:
                     yield pb.ClientFrame(received=received)
