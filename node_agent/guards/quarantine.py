@@ -23,20 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from tokengate.node_agent.guards import codec
-from tokengate.shared.errors import TokenGateError
+from tokengate.shared.errors import NotReplayable, QuarantineRecordNotFound
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DIR = "quarantine"
 FORMAT_VERSION = 1
-
-
-class QuarantineRecordNotFound(TokenGateError):
-    """No quarantined call with this id is in the quarantine directory."""
-
-
-class NotReplayable(TokenGateError):
-    """The quarantined call's arguments could not be stored, so it cannot be replayed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,8 +167,11 @@ class QuarantineStore:
             "saved_this_run": self.saved,
             "on_disk": len(paths),
             "recent": [
-                {"id": rec.quarantine_id, "task": rec.task,
-                 "deviation_percent": rec.deviation_percent, "replayable": rec.replayable}
+                {"id": rec.quarantine_id, "task": rec.task, "operation_type": rec.operation_type,
+                 "deviation_percent": rec.deviation_percent, "replayable": rec.replayable,
+                 "reason": rec.reason, "timestamp": rec.timestamp,
+                 "args_summary": ", ".join([*rec.args_summary,
+                                            *(f"{k}={v}" for k, v in rec.kwargs_summary.items())])}
                 for rec in self._read(newest)
             ],
         }
