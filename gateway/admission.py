@@ -101,7 +101,9 @@ class Admission:
                 error = UnknownTask(f"no agent runs a task named {item.task!r}; agents include "
                                     "only the modules named with --include")
             try:
-                weight = wire.weight_of(info.weight if info and info.weight else item.weight)
+                weight = wire.weight_of(item.weight)  # a bad one is refused, task or not
+                if info is not None and info.weight:
+                    weight = wire.weight_of(info.weight)  # the task's own tags win
             except BadRequest as exc:
                 error = error or exc
             if error is not None:
