@@ -74,13 +74,16 @@ def _second_gateway(rig: Rig) -> subprocess.Popen[bytes]:
 def bounds() -> None:
     print("== defect 12: bounds on free text, room for control calls, TLS hint, wrong token")
     with Rig() as rig:
-        rig.gateway("gateway", "--workers", "6")
+        rig.gateway()
         rig.agent("a1", "--cores", "2")
         rig.agent("a2", "--cores", "2")  # each node's status repeats the drain reason
         for chars in (22 * 2**20, 600):
             _drain_reason(rig, chars)
-        _workers_held(rig, 6)
         _wrong_token(rig)
+    with Rig() as rig:  # one agent: the sessions then hold every worker a session may have
+        rig.gateway("gateway", "--workers", "6")
+        rig.agent("a1", "--cores", "2")
+        _workers_held(rig, 6)
     _tls_hint()
 
 

@@ -72,13 +72,15 @@ def test_stuck_agent_receives_no_more_than_it_holds_and_shows_saturated(f2_clust
         while time.monotonic() < deadline:
             reply = cluster.status_reply()
             node = next(n for n in reply.nodes if n.name == "hung")
-            samples.append((node.inflight, node.state, sum(reply.pending.values())))
-        peak = max(inflight for inflight, _, _ in samples)
-        inflight, state, pending = samples[-1]
+            samples.append((node.inflight, node.state, sum(reply.pending.values()),
+                            {c.weight: c.count for c in node.credits}))
+        peak = max(sample[0] for sample in samples)
+        inflight, state, pending, credits = samples[-1]
         assert peak <= capacity, (
             f"the gateway sent the stuck agent {peak} calls; it can hold {capacity}")
         assert pending == len(tokens) - inflight, "the rest wait at the gateway"
-        assert state == "SATURATED", f"a stuck agent with no free slot shows {state}"
+        assert state == "SATURATED", (f"a stuck agent holding {inflight} shows {state} with "
+                                      f"credits {credits} while {pending} wait")
     finally:
         runs.open_gate()
     assert [t.get(timeout=20) for t in tokens] == tags
