@@ -73,15 +73,21 @@ class Admission:
         self.registry = registry
         self.series = series
 
-    def submit(self, conn: ClientConn, items: Sequence[pb.TaskItem], resubmit: bool) -> None:
+    def submit(self, conn: ClientConn, items: Sequence[pb.TaskItem], resubmit: bool,
+               received: Sequence[str] = ()) -> bool:
+        """Admit a frame's calls; ``received`` (results the client has) are dropped from
+        Redis in the same round trip as the first batch. False if nothing was admitted (the
+        caller then drops ``received`` itself)."""
         screened = self.screen(conn, items)
         if screened.rejected:
             conn.send(rejected=screened.rejected)
         refused: set[str] = {r.token_id for r in screened.rejected}
-        for batch in _batches(screened.rows, ADMIT_BATCH):
-            refused |= self._admit(conn, batch, resubmit)
+        batches = list(_batches(screened.rows, ADMIT_BATCH))
+        for i, batch in enumerate(batches):
+            refused |= self._admit(conn, batch, resubmit, received if i == 0 else ())
         if screened.copies:
             conn.send(accepted=[i for i in screened.copies if i not in refused])
+        return bool(batches)
 
     # -- 1. screen -----------------------------------------------------------------------------
 
@@ -118,7 +124,8 @@ class Admission:
 
     # -- 2-5 -----------------------------------------------------------------------------------
 
-    def _admit(self, conn: ClientConn, rows: list[Row], resubmit: bool) -> set[str]:
+    def _admit(self, conn: ClientConn, rows: list[Row], resubmit: bool,
+               received: Sequence[str]) -> set[str]:
         """Admit one batch; the ids refused."""
         targets = self.dispatch.place([row.weight for row in rows])
         for row, target in zip(rows, targets, strict=True):
@@ -132,7 +139,7 @@ class Admission:
         early = not resubmit and all(row.idempotent for row in rows)
         sent = False
         try:
-            finish = self.ledger.submit_begin([row.token(conn) for row in rows])
+            finish = self.ledger.submit_begin([row.token(conn) for row in rows], received)
             try:
                 if early:
                     self._send(rows)

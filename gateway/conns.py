@@ -27,8 +27,10 @@ from tokengate.shared.rpc import tokengate_pb2 as pb
 
 MAX_FRAME_ITEMS = 2000
 # A frame that would carry only acknowledgements waits this long for something to ride with
-# (a dispatch, a result): acks bound memory, not latency, so they need no frame alone.
+# (a dispatch, a result): acks bound memory, not latency, so they need no frame alone. A
+# client's acks free its submit window, so they wait less than an agent's.
 ACK_LINGER = 0.003
+AGENT_ACK_LINGER = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,8 @@ class AgentConn:
                     break
                 quiet = not (n or frame.kill or frame.revoke or frame.commands or frame.lease)
                 try:
-                    entry = outbox.get(timeout=ACK_LINGER) if quiet else outbox.get_nowait()
+                    entry = outbox.get(timeout=AGENT_ACK_LINGER) if quiet \
+                        else outbox.get_nowait()
                 except queue.Empty:
                     break
                 if entry is _CLOSE:

@@ -76,11 +76,12 @@ class Gateway:
         stats = self.dispatch.stats
         stats["client_frames"] += 1
         stats["client_items"] += len(frame.submit)
+        dropped = False
         if frame.submit:
-            self.admission.submit(conn, frame.submit, frame.resubmit)
+            dropped = self.admission.submit(conn, frame.submit, frame.resubmit, frame.received)
         if frame.watch:
             self.results.watch(conn, list(frame.watch), any_owner=frame.watch_any)
-        if frame.received:
+        if frame.received and not dropped:
             self.results.received(frame.received)
 
     def close_session(self, conn: ClientConn) -> None:

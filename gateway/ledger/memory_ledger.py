@@ -106,8 +106,11 @@ class MemoryLedger:
                     out.append(SubmitStatus.QUEUED)
         return out
 
-    def submit_begin(self, tokens: Sequence[NewToken]) -> Callable[[], list[SubmitStatus]]:
+    def submit_begin(self, tokens: Sequence[NewToken], forget: Sequence[str] = (),
+                     ) -> Callable[[], list[SubmitStatus]]:
         statuses = self.submit(tokens)
+        if forget:
+            self.forget(forget)
         return lambda: statuses
 
     def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:

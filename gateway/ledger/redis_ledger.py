@@ -92,6 +92,14 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _read_script_reply(conn: Any, script: Any, args: list[Any]) -> Any:
+    """The reply of a script sent by hand; after a Redis restart (no script), run it again."""
+    try:
+        return conn.read_response()
+    except redis.exceptions.NoScriptError:
+        return script(args=args)
+
+
 def _requeued(reply: list[Any]) -> Requeued:
     failed, perw = reply[0], reply[1]
     return Requeued(
@@ -178,19 +186,24 @@ class RedisLedger:
         return [SubmitStatus(s) for s in self._run("submit", time.time(), self._rows(tokens))]
 
     @_redis_errors
-    def submit_begin(self, tokens: Sequence[NewToken]) -> Callable[[], list[SubmitStatus]]:
-        """Send the submit script now; the returned function reads its reply.
+    def submit_begin(self, tokens: Sequence[NewToken], forget: Sequence[str] = (),
+                     ) -> Callable[[], list[SubmitStatus]]:
+        """Send the submit script now (and ``forget`` for results the client received, on
+        the same connection: one round trip); the returned function reads the replies.
 
         What the caller does in between (dispatching) overlaps the Redis round trip. Reports
         on these tokens wait (``_Tickets``) until the reply has been read.
         """
-        script = self._scripts["submit"]
+        submit, drop = self._scripts["submit"], self._scripts["forget"]
         args = [self.prefix, time.time(), self._rows(tokens)]
+        drop_args = [self.prefix, _pack(list(forget))] if forget else None
         pool = self.redis.connection_pool
         conn = pool.get_connection()
         ticket = self._tickets.take()
         try:
-            conn.send_command("EVALSHA", script.sha, 0, *args)
+            conn.send_command("EVALSHA", submit.sha, 0, *args)
+            if drop_args is not None:
+                conn.send_command("EVALSHA", drop.sha, 0, *drop_args)
         except BaseException:
             self._tickets.done(ticket)
             pool.release(conn)
@@ -199,9 +212,9 @@ class RedisLedger:
         @_redis_errors
         def finish() -> list[SubmitStatus]:
             try:
-                reply = conn.read_response()
-            except redis.exceptions.NoScriptError:  # Redis restarted: load it and run again
-                reply = script(args=args)
+                reply = _read_script_reply(conn, submit, args)
+                if drop_args is not None:
+                    _read_script_reply(conn, drop, drop_args)
             finally:
                 pool.release(conn)
                 self._tickets.done(ticket)

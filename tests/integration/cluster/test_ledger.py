@@ -187,6 +187,15 @@ def test_forget_deletes_final_tokens_only(ledger):
     assert ledger.records(["live"])[0].state is S.ADMITTED
 
 
+def test_a_submission_drops_received_results_in_the_same_round_trip(ledger):
+    register(ledger, "a1")
+    ledger.submit([tok("done", "a1")])
+    ledger.complete("a1", [outcome("done")])
+    assert ledger.submit_begin([tok("next")], ["done", "next"])() == [SubmitStatus.QUEUED]
+    assert ledger.records(["done"]) == [None], "the received result is gone"
+    assert ledger.records(["next"])[0].state is S.WAITING, "a live token is never dropped"
+
+
 def test_agents_drain_audit_and_lease(ledger):
     register(ledger, "a1")
     assert ledger.agents()["a1"]["host"] == "h" and "a1" in ledger.last_seen()
