@@ -55,20 +55,27 @@ Book = dict[str, AgentCredit]  # agent name -> credit
 def assign(weights: Iterable[Weight], book: Book, eligible: Iterable[str]) -> list[str]:
     """One agent per token (``""``: none has credit, it waits), the one with the most credit
     for its weight; spends the credit (counts the token as sent)."""
-    pool = [book[name] for name in eligible if name in book]
     names = [name for name in eligible if name in book]
+    if not names:
+        return ["" for _ in weights]
+    # Per agent: its reported figures and what it was sent beyond what it had received.
+    reported = [book[name].reported for name in names]
+    transit = [book[name].in_transit() for name in names]
     out: list[str] = []
     for weight in weights:
         best, best_free = -1, 0
-        for i, credit in enumerate(pool):
-            free = credit.available(weight)
+        for i, figures in enumerate(reported):
+            free = figures.get(weight, 0) - transit[i]
             if free > best_free:
                 best, best_free = i, free
         if best < 0:
             out.append("")
             continue
-        pool[best].sent += 1
+        transit[best] += 1
         out.append(names[best])
+    for name, sent in zip(names, transit, strict=True):
+        credit = book[name]
+        credit.sent = credit.received + sent
     return out
 
 

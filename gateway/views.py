@@ -204,8 +204,11 @@ def _add_result(detail: pb.TokenDetail, result: pb.ResultItem) -> None:
     if result.error_type:
         detail.error_type, detail.error_message = result.error_type, result.error_message
         detail.traceback = result.traceback[-8000:]
-    if result.started_at and TokenState.EXECUTING.value not in {t.state for t in detail.times}:
+    shown = {t.state for t in detail.times}
+    if result.started_at and TokenState.EXECUTING.value not in shown:
         detail.times.append(pb.StateTime(state=TokenState.EXECUTING.value, at=result.started_at))
+    if result.finished_at and detail.state not in shown:
+        detail.times.append(pb.StateTime(state=detail.state, at=result.finished_at))
     detail.times.sort(key=lambda t: t.at)
 
 

@@ -122,15 +122,10 @@ class _StartReporter:
     token still runs a few milliseconds later (no wake-up: the next frame carries it)."""
 
     def __init__(self, link: AgentLink) -> None:
-        self._held = link._held
         self._starts = link._starts
 
     def on_start(self, token: TaskToken) -> None:
-        held = self._held.get(token.token_id)
-        if held is not None and held.token is token:
-            self._starts[token.token_id] = (token, pb.Started(
-                token_id=token.token_id, attempt=held.attempt, core=token.core_id or 0,
-                worker=token.worker_id or "", started_at=time.time()))
+        self._starts[token.token_id] = token  # the sender checks it is ours when it reports
 
 
 class AgentLink:
@@ -154,7 +149,8 @@ class AgentLink:
         self._starts: box.Starts = {}
         self._outbox: queue.SimpleQueue[box.Message] = queue.SimpleQueue()
         self._send_lock = threading.Lock()  # guards _sender and _generation
-        self._sender = box.Sender(self._capacity, status, self._starts, snapshot_every=1.0)
+        self._sender = box.Sender(self._capacity, status, self._starts, self._started,
+                                  snapshot_every=1.0)
         self._generation = 0
         self._received = 0
         self._call: Any = None
@@ -373,6 +369,15 @@ class AgentLink:
             item.error_message = token.error_message
             item.traceback = token.traceback_text
         self._outbox.put(box.Finished(held.weight, item))
+
+    def _started(self, token: TaskToken) -> pb.Started | None:
+        """The start report of a token of ours (None if it is no longer ours)."""
+        held = self._held.get(token.token_id)
+        if held is None or held.token is not token:
+            return None
+        return pb.Started(token_id=token.token_id, attempt=held.attempt,
+                          core=token.core_id or 0, worker=token.worker_id or "",
+                          started_at=token.timestamps.get(TokenState.EXECUTING, time.time()))
 
     def _acked(self, results: list[pb.ResultItem]) -> None:
         """The gateway stored these outcomes: they are no longer ours to keep."""

@@ -23,12 +23,14 @@ from typing import Any
 
 import msgpack
 from tokengate.shared import framing, wire
+from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.tags import Weight
 
 # A start is reported only if the token still runs this long after it began: a short task
 # is reported by its result alone, and costs no frame and no Redis write for its start.
 START_LINGER = 0.02
+EXECUTING = TokenState.EXECUTING
 MAX_FRAME_RESULTS = 1000
 SENT_TIMES_KEPT = 4096
 
@@ -65,7 +67,7 @@ class Wake:
 
 
 Message = Finished | Replied | Acked | CreditsDue | Leaving | Wake
-Starts = dict[str, tuple[Any, pb.Started]]  # token id -> (the TaskToken, its start)
+Starts = dict[str, Any]  # token id -> the TaskToken that started (reported if still running)
 
 
 def message_bytes(message: Message) -> int:
@@ -90,10 +92,12 @@ class Sender:
 
     def __init__(self, capacity: Callable[[], tuple[int, dict[Weight, int]]],
                  status: Callable[[], dict[str, Any]], starts: Starts,
+                 report: Callable[[Any], pb.Started | None],
                  snapshot_every: float = 1.0) -> None:
         self._capacity = capacity   # () -> (received, free per weight), read in that order
         self._status = status
         self._starts = starts       # written by workers, taken here (single dict operations)
+        self._report = report       # token -> its Started report, None if not ours
         self._snapshot_every = snapshot_every
         self.unacked: dict[int, list[pb.ResultItem]] = {}
         self.sent_at: dict[int, float] = {}
@@ -175,12 +179,14 @@ class Sender:
         if not self._starts:
             return
         due = time.time() - START_LINGER
-        for token_id, (token, report) in list(self._starts.items()):
+        for token_id, token in list(self._starts.items()):
             if token.done() or token_id in finishing:
                 self._starts.pop(token_id, None)
-            elif report.started_at <= due:
-                frame.started.append(report)
+            elif token.timestamps.get(EXECUTING, 0.0) <= due:
                 self._starts.pop(token_id, None)
+                report = self._report(token)
+                if report is not None:
+                    frame.started.append(report)
 
     def _add_snapshot(self, frame: pb.AgentFrame) -> bool:
         """Once a second, the status snapshot rides along; True if it did."""

@@ -33,8 +33,14 @@ def final_state(code: int) -> TokenState:
     return STATE_OF_CODE.get(code, TokenState.FAILED)
 
 
+_WEIGHT_NAMES: dict[str, Weight] = {"": DEFAULT_WEIGHT, **{w.value: w for w in Weight}}
+
+
 def weight_of(text: str) -> Weight:
     """A weight as it travels ("" is the default); BadRequest for an unknown one."""
+    known = _WEIGHT_NAMES.get(text)
+    if known is not None:
+        return known
     name = text.strip().lower()
     if not name:
         return DEFAULT_WEIGHT

@@ -96,8 +96,7 @@ class MemoryLedger:
                           F.OWNER: _b(t.owner), F.SESSION: _b(t.session), F.CREATED: now}
                 self._tokens[t.token_id] = record
                 if t.agent and t.agent in self._agents:
-                    record.update({F.STATE: S[TokenState.ADMITTED], F.AGENT: _b(t.agent),
-                                   F.ADMITTED_AT: now})
+                    record.update({F.STATE: S[TokenState.ADMITTED], F.AGENT: _b(t.agent)})
                     self._inflight.setdefault(t.agent, set()).add(t.token_id)
                     out.append(SubmitStatus.DISPATCHED)
                 else:
@@ -116,7 +115,6 @@ class MemoryLedger:
     def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:
         out: list[Claimed] = []
         size = 0
-        now = _b(time.time())
         with self._lock:
             if agent not in self._agents:
                 return out
@@ -126,8 +124,7 @@ class MemoryLedger:
                 record = self._tokens.get(token_id)
                 if record is None or record[F.STATE] != S[TokenState.WAITING]:
                     continue
-                record.update({F.STATE: S[TokenState.ADMITTED], F.AGENT: _b(agent),
-                               F.ADMITTED_AT: now})
+                record.update({F.STATE: S[TokenState.ADMITTED], F.AGENT: _b(agent)})
                 self._inflight.setdefault(agent, set()).add(token_id)
                 out.append(Claimed(token_id, int(record[F.ATTEMPT]), record[F.ITEM]))
                 size += len(record[F.ITEM])
@@ -155,7 +152,6 @@ class MemoryLedger:
 
     def complete(self, agent: str, outcomes: Sequence[Outcome]) -> list[Applied]:
         out = []
-        now = _b(time.time())
         with self._lock:
             for o in outcomes:
                 record = self._held(o.token_id, agent, o.attempt)
@@ -167,7 +163,7 @@ class MemoryLedger:
                     continue
                 if record[F.STATE] == S[TokenState.EXECUTING]:
                     self._executing[agent] -= 1
-                record.update({F.STATE: S[o.state], F.RESULT: o.result, F.FINISHED_AT: now})
+                record.update({F.STATE: S[o.state], F.RESULT: o.result})
                 if o.state is not TokenState.FAILED:
                     record.pop(F.ITEM, None)  # a failed call's arguments stay, for its detail
                 record.pop(F.AGENT, None)
@@ -196,7 +192,7 @@ class MemoryLedger:
                 return
             attempt += 1
         record.update({F.STATE: S[TokenState.WAITING], F.ATTEMPT: _b(attempt)})
-        for name in (F.AGENT, F.ADMITTED_AT, F.STARTED_AT):
+        for name in (F.AGENT, F.STARTED_AT):
             record.pop(name, None)
         weight = Weight(record[F.WEIGHT].decode())
         self._queues[weight].appendleft(token_id)

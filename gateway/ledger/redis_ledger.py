@@ -223,7 +223,7 @@ class RedisLedger:
 
     @_redis_errors
     def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:
-        flat = self._run("claim", weight.value, count, agent, budget, time.time())
+        flat = self._run("claim", weight.value, count, agent, budget)
         return [Claimed(_text(flat[i]), int(flat[i + 1]), flat[i + 2])
                 for i in range(0, len(flat), 3)]
 
@@ -236,7 +236,7 @@ class RedisLedger:
     @_redis_errors
     def complete(self, agent: str, outcomes: Sequence[Outcome]) -> list[Applied]:
         self._tickets.wait_prior()
-        reply = self._run("complete", agent, self.result_ttl, time.time(), _pack(
+        reply = self._run("complete", agent, self.result_ttl, _pack(
             [[o.token_id, o.state.value, o.attempt, o.result] for o in outcomes]))
         return [Applied(o.token_id, value != 0, float(value) if value != 0 else 0.0)
                 for o, value in zip(outcomes, reply, strict=True)]

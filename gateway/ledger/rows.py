@@ -143,7 +143,6 @@ class TokenRecord:
 
         times = {}
         for state, name in ((TokenState.WAITING, Field.CREATED),
-                            (TokenState.ADMITTED, Field.ADMITTED_AT),
                             (TokenState.EXECUTING, Field.STARTED_AT)):
             if name in raw:
                 times[state] = float(raw[name])

@@ -39,10 +39,10 @@ class Field:
     AGENT = "g"           # the agent holding it while admitted or executing
     OWNER = "o"           # the client id that submitted it (only it may watch it)
     SESSION = "n"         # the session that submitted it (its outcome is pushed there)
-    CREATED = "c"         # unix seconds of each step
-    ADMITTED_AT = "ta"
+    CREATED = "c"         # unix seconds: created, started (as the agent reported it),
     STARTED_AT = "te"
-    FINISHED_AT = "tf"
+    FINISHED_AT = "tf"    # finished, for outcomes the gateway decided (an agent's outcome
+                          # carries its own times in its ResultItem)
     RESULT = "r"          # the final ResultItem (protobuf bytes)
     ERROR_TYPE = "e"      # for outcomes the gateway decided (AgentLost, TokenKilled)
     ERROR_MESSAGE = "m"

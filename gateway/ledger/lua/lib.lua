@@ -5,8 +5,8 @@
 --   $K_TOKEN<id>        hash per token: $F_STATE state, $F_ATTEMPT attempt, $F_WEIGHT weight,
 --                       $F_IDEMPOTENT "1"/"0", $F_TASK task name, $F_ITEM submitted TaskItem,
 --                       $F_AGENT agent holding it, $F_OWNER client id, $F_SESSION the
---                       session owed its outcome, $F_CREATED /
---                       $F_ADMITTED_AT / $F_STARTED_AT / $F_FINISHED_AT times, $F_RESULT the
+--                       session owed its outcome, $F_CREATED / $F_STARTED_AT /
+--                       $F_FINISHED_AT (outcomes the gateway decided) times, $F_RESULT the
 --                       final ResultItem, $F_ERROR_TYPE / $F_ERROR_MESSAGE (gateway outcomes)
 --   $K_QUEUE<weight>    list of waiting ids, FIFO; requeued ids go to the front
 --   $K_INFLIGHT<agent>  set of ids the agent holds ($ADMITTED or $EXECUTING)
@@ -19,6 +19,13 @@
 -- on a large batch (no unpack of a batch into one command).
 
 local function tkey(p, id) return p .. '$K_TOKEN' .. id end
+
+-- One command per chunk of ids (SADD, RPUSH): a batch of any size, never one huge unpack.
+local function add_all(command, key, ids)
+  for i = 1, #ids, 1000 do
+    redis.call(command, key, unpack(ids, i, math.min(i + 999, #ids)))
+  end
+end
 
 local function executing_changed(p, agent, n)
   redis.call('HINCRBY', p .. '$K_GAUGES', '$EXECUTING', n)
@@ -53,7 +60,7 @@ local function give_back(p, id, agent, mode, maxa, ttl, message, now)
     attempt = attempt + 1
   end
   redis.call('HSET', key, '$F_STATE', '$WAITING', '$F_ATTEMPT', attempt)
-  redis.call('HDEL', key, '$F_AGENT', '$F_ADMITTED_AT', '$F_STARTED_AT')
+  redis.call('HDEL', key, '$F_AGENT', '$F_STARTED_AT')
   redis.call('LPUSH', p .. '$K_QUEUE' .. t[5], id)
   return 'requeued', t[5]
 end

@@ -9,7 +9,7 @@
 -- with this id exists, also earlier in the same batch: nothing changed).
 local p, now = ARGV[1], ARGV[2]
 local items = cmsgpack.unpack(ARGV[3])
-local out, new, live = {}, 0, {}
+local out, new, live, held, waiting = {}, 0, {}, {}, {}
 for i, it in ipairs(items) do
   local id, task, w, idem, blob, agent, owner = it[1], it[2], it[3], it[4], it[5], it[6], it[7]
   local session = it[8]
@@ -27,18 +27,23 @@ for i, it in ipairs(items) do
     if agent ~= '' then
       redis.call('HSET', key, '$F_STATE', '$ADMITTED', '$F_ATTEMPT', 1, '$F_WEIGHT', w,
                  '$F_IDEMPOTENT', idem, '$F_TASK', task, '$F_ITEM', blob, '$F_AGENT', agent,
-                 '$F_OWNER', owner, '$F_SESSION', session, '$F_CREATED', now,
-                 '$F_ADMITTED_AT', now)
-      redis.call('SADD', p .. '$K_INFLIGHT' .. agent, id)
+                 '$F_OWNER', owner, '$F_SESSION', session, '$F_CREATED', now)
+      local ids = held[agent]
+      if not ids then ids = {}; held[agent] = ids end
+      ids[#ids + 1] = id
       out[i] = 1
     else
       redis.call('HSET', key, '$F_STATE', '$WAITING', '$F_ATTEMPT', 1, '$F_WEIGHT', w,
                  '$F_IDEMPOTENT', idem, '$F_TASK', task, '$F_ITEM', blob, '$F_OWNER', owner,
                  '$F_SESSION', session, '$F_CREATED', now)
-      redis.call('RPUSH', p .. '$K_QUEUE' .. w, id)
+      local ids = waiting[w]
+      if not ids then ids = {}; waiting[w] = ids end
+      ids[#ids + 1] = id
       out[i] = 0
     end
   end
 end
+for agent, ids in pairs(held) do add_all('SADD', p .. '$K_INFLIGHT' .. agent, ids) end
+for w, ids in pairs(waiting) do add_all('RPUSH', p .. '$K_QUEUE' .. w, ids) end
 if new > 0 then redis.call('HINCRBY', p .. '$K_COUNTS', 'submitted', new) end
 return out
