@@ -50,10 +50,10 @@ class Row:
     target: AgentConn | None = None
     status: SubmitStatus | None = None
 
-    def token(self, conn: ClientConn) -> NewToken:
-        return NewToken(self.item.token_id, self.item.task, self.weight, self.idempotent,
-                        self.item.SerializeToString(), self.target.name if self.target else "",
-                        conn.client_id, conn.session)
+    def token(self, owner: str, session: str) -> NewToken:
+        item, target = self.item, self.target
+        return NewToken(item.token_id, item.task, self.weight, self.idempotent,
+                        item.SerializeToString(), target.name if target else "", owner, session)
 
 
 @dataclass(slots=True)
@@ -96,29 +96,34 @@ class Admission:
         tasks = self.registry.tasks
         out = Screened([], [], [])
         seen: set[str] = set()
+        session = conn.session
         for item in items:
-            if item.token_id in seen:
-                out.copies.append(item.token_id)
+            token_id = item.token_id
+            if token_id in seen:
+                out.copies.append(token_id)
                 continue
+            rule = None
             error = checks.check_item(item, max_payload=cfg.max_payload,
                                       allow_pickle=cfg.allow_pickle)
-            info = tasks.get(item.task)
-            if error is None and tasks and info is None:
-                error = UnknownTask(f"no agent runs a task named {item.task!r}; agents include "
-                                    "only the modules named with --include")
-            try:
-                weight = wire.weight_of(item.weight)  # a bad one is refused, task or not
-                if info is not None and info.weight:
-                    weight = wire.weight_of(info.weight)  # the task's own tags win
-            except BadRequest as exc:
-                error = error or exc
+            if error is None and tasks:
+                rule = tasks.get(item.task)
+                if rule is None:
+                    error = UnknownTask(f"no agent runs a task named {item.task!r}; agents "
+                                        "include only the modules named with --include")
+            if error is None:
+                try:
+                    weight = wire.weight_of(item.weight)  # a bad one is refused, task or not
+                except BadRequest as exc:
+                    error = exc
             if error is not None:
-                out.rejected.append(checks.rejection(item.token_id, error))
+                out.rejected.append(checks.rejection(token_id, error))
                 continue
-            seen.add(item.token_id)
-            idempotent = not item.not_idempotent and (info is None or info.idempotent)
-            item.weight, item.not_idempotent = weight.value, not idempotent
-            item.attempt, item.session = 1, conn.session
+            seen.add(token_id)
+            idempotent = not item.not_idempotent
+            if rule is not None:  # the task's own tags win
+                weight, idempotent = rule.weight or weight, idempotent and rule.idempotent
+                item.weight, item.not_idempotent = weight, not idempotent
+            item.attempt, item.session = 1, session
             out.rows.append(Row(item, weight, idempotent))
         return out
 
@@ -139,7 +144,9 @@ class Admission:
         early = not resubmit and all(row.idempotent for row in rows)
         sent = False
         try:
-            finish = self.ledger.submit_begin([row.token(conn) for row in rows], received)
+            owner, session = conn.client_id, conn.session
+            finish = self.ledger.submit_begin([row.token(owner, session) for row in rows],
+                                              received)
             try:
                 if early:
                     self._send(rows)

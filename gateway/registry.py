@@ -45,7 +45,7 @@ class Registry:
         self.started = time.time()
         self._lock = threading.Lock()
         self._agents: dict[str, AgentConn] = {}
-        self.tasks: Mapping[str, pb.TaskInfo] = MappingProxyType({})
+        self.tasks: Mapping[str, TaskRule] = MappingProxyType({})
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -119,9 +119,11 @@ class Registry:
 
     def _refresh_tasks(self) -> None:
         """Rebuild the task table from the connected agents; holds ``_lock``."""
-        tasks: dict[str, pb.TaskInfo] = {}
+        tasks: dict[str, TaskRule] = {}
         for conn in self._agents.values():
-            tasks.update(conn.tasks)
+            for name, info in conn.tasks.items():
+                weight = wire.weight_of(info.weight) if info.weight else None
+                tasks[name] = TaskRule(name, info.idempotent, weight)
         self.tasks = MappingProxyType(tasks)
 
     def _retire(self, conn: AgentConn) -> None:

@@ -103,9 +103,9 @@ class Results:
                         "attempt, any more)", agent.name, len(results) - len(stored))
         if stored:
             now = time.time()
-            self.series.finished(
-                ((r.state == pb.COMPLETED, now - a.created if a.created else 0.0)
-                 for r, a in zip(results, applied, strict=True) if a.applied), now)
+            completed = sum(1 for r in stored if r.state == pb.COMPLETED)
+            self.series.finished(completed, len(stored) - completed,
+                                 [now - a.created for a in applied if a.created], now)
             self._remember(stored)
         return len(stored)
 
@@ -114,7 +114,7 @@ class Results:
         results = list(results)
         if results:
             self._push(results)
-            self.series.finished((False, 0.0) for _ in results)
+            self.series.finished(0, len(results))
             self._remember(results)
 
     def push_lost(self, lost: Sequence[LostToken], message: str) -> None:

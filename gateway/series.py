@@ -74,22 +74,24 @@ class Series:
                 del self._buckets[old]
         return bucket
 
-    def finished(self, outcomes: Iterable[tuple[bool, float]], now: float | None = None) -> None:
-        """Outcomes stored: (completed?, seconds from creation; 0 if unknown)."""
+    def finished(self, completed: int, failed: int, latencies: Iterable[float] = (),
+                 now: float | None = None) -> None:
+        """Outcomes stored: how many completed and failed, and the seconds from creation to
+        outcome of those whose creation time is known."""
         now = time.time() if now is None else now
+        histogram, bounds, where = self._histogram, LATENCY_BUCKETS, bisect.bisect_left
         with self._lock:
             bucket = self._bucket(now)
-            for ok, latency in outcomes:
-                if ok:
-                    bucket.completed += 1
-                    self._totals["completed"] += 1
-                else:
-                    bucket.failed += 1
-                    self._totals["failed"] += 1
-                if latency > 0:
-                    bucket.add_latency(latency)
-                    self._histogram[bisect.bisect_left(LATENCY_BUCKETS, latency)] += 1
-                    self._latency_sum += latency
+            bucket.completed += completed
+            bucket.failed += failed
+            self._totals["completed"] += completed
+            self._totals["failed"] += failed
+            total = 0.0
+            for latency in latencies:
+                bucket.add_latency(latency)
+                histogram[where(bounds, latency)] += 1
+                total += latency
+            self._latency_sum += total
 
     def submitted(self, count: int, now: float | None = None) -> None:
         with self._lock:

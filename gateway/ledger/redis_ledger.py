@@ -88,8 +88,21 @@ def _pack(value: Any) -> bytes:
     return msgpack.packb(value, use_bin_type=False)
 
 
+def _unpack(reply: bytes) -> Any:
+    """A script's msgpack-packed reply (Lua's cmsgpack writes raw strings)."""
+    return msgpack.unpackb(reply, raw=True)
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+_STATUS = {int(s): s for s in SubmitStatus}
+
+
+def _statuses(reply: bytes) -> list[SubmitStatus]:
+    status = _STATUS
+    return [status[s] for s in _unpack(reply)]
 
 
 def _read_script_reply(conn: Any, script: Any, args: list[Any]) -> Any:
@@ -178,12 +191,13 @@ class RedisLedger:
 
     @staticmethod
     def _rows(tokens: Sequence[NewToken]) -> bytes:
-        return _pack([[t.token_id, t.task, t.weight.value, 1 if t.idempotent else 0, t.item,
+        # Weight and TokenState members are str: msgpack packs them as their values.
+        return _pack([[t.token_id, t.task, t.weight, 1 if t.idempotent else 0, t.item,
                        t.agent, t.owner, t.session] for t in tokens])
 
     @_redis_errors
     def submit(self, tokens: Sequence[NewToken]) -> list[SubmitStatus]:
-        return [SubmitStatus(s) for s in self._run("submit", time.time(), self._rows(tokens))]
+        return _statuses(self._run("submit", time.time(), self._rows(tokens)))
 
     @_redis_errors
     def submit_begin(self, tokens: Sequence[NewToken], forget: Sequence[str] = (),
@@ -218,13 +232,13 @@ class RedisLedger:
             finally:
                 pool.release(conn)
                 self._tickets.done(ticket)
-            return [SubmitStatus(s) for s in reply]
+            return _statuses(reply)
         return finish
 
     @_redis_errors
     def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:
-        flat = self._run("claim", weight.value, count, agent, budget)
-        return [Claimed(_text(flat[i]), int(flat[i + 1]), flat[i + 2])
+        flat = _unpack(self._run("claim", weight.value, count, agent, budget))
+        return [Claimed(flat[i].decode(), int(flat[i + 1]), flat[i + 2])
                 for i in range(0, len(flat), 3)]
 
     @_redis_errors
@@ -237,9 +251,9 @@ class RedisLedger:
     def complete(self, agent: str, outcomes: Sequence[Outcome]) -> list[Applied]:
         self._tickets.wait_prior()
         reply = self._run("complete", agent, self.result_ttl, _pack(
-            [[o.token_id, o.state.value, o.attempt, o.result] for o in outcomes]))
+            [[o.token_id, o.state, o.attempt, o.result] for o in outcomes]))
         return [Applied(o.token_id, value != 0, float(value) if value != 0 else 0.0)
-                for o, value in zip(outcomes, reply, strict=True)]
+                for o, value in zip(outcomes, _unpack(reply), strict=True)]
 
     @_redis_errors
     def give_back(self, agent: str, ids: Sequence[str], policy: LossPolicy) -> Requeued:

@@ -1,4 +1,9 @@
-"""The typed rows that go into and come out of a ledger: no ints or tuples with meanings."""
+"""The typed rows that go into and come out of a ledger: no ints or tuples with meanings.
+
+The hot-path rows (one per token and step) are plain slotted dataclasses, not frozen ones:
+a frozen dataclass costs four times as much to build, and these are built by the hundred
+thousand a second. They are not changed once built.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ class KillOutcome(str, Enum):
     UNKNOWN = "unknown"      # no such token (never submitted, or expired)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewToken:
     """One accepted call, as ``submit`` stores it."""
 
@@ -39,21 +44,21 @@ class NewToken:
     session: str = ""     # the session owed its outcome
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Claimed:
     token_id: str
     attempt: int
     item: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StartReport:
     token_id: str
     attempt: int
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """An agent's report of how one attempt ended."""
 
@@ -63,7 +68,7 @@ class Outcome:
     result: bytes         # the ResultItem, protobuf bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Applied:
     """Whether an outcome was stored; when it was, the token's creation time (latency)."""
 
@@ -106,10 +111,12 @@ class Adoption:
 
 @dataclass(frozen=True, slots=True)
 class TaskRule:
-    """What the agents say of a task: may its tokens run again after an agent loss?"""
+    """What the agents say of a task: may its tokens run again after an agent loss, and
+    (for admission) its weight."""
 
     name: str
     idempotent: bool
+    weight: Weight | None = None
 
 
 @dataclass(frozen=True, slots=True)

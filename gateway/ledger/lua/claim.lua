@@ -5,10 +5,10 @@
 -- the claimed items hold this many bytes: a batch of large calls stays frame-sized).
 -- An agent that is not registered (declared lost) gets nothing. Ids whose token is no longer
 -- waiting (expired) are dropped from the queue.
--- Returns a flat array: id1, attempt1, item1, id2, ...
+-- Returns, msgpack-packed, a flat array: id1, attempt1, item1, id2, ...
 local p, w, n, agent = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local budget = tonumber(ARGV[5])
-if redis.call('HEXISTS', p .. '$K_AGENTS', agent) == 0 then return {} end
+if redis.call('HEXISTS', p .. '$K_AGENTS', agent) == 0 then return cmsgpack.pack({}) end
 local qkey, setkey = p .. '$K_QUEUE' .. w, p .. '$K_INFLIGHT' .. agent
 local out, taken, size = {}, {}, 0
 while #taken < n and size < budget do
@@ -26,4 +26,4 @@ while #taken < n and size < budget do
   end
 end
 if #taken > 0 then add_all('SADD', setkey, taken) end
-return out
+return cmsgpack.pack(out)

@@ -8,7 +8,8 @@
 -- ARGV[4] msgpack array of [id, state, attempt, result bytes].
 -- Fenced: applied only while this agent holds the token at this attempt. A late report from
 -- an agent declared lost, a report of an older attempt, or a resent frame changes nothing.
--- Returns one value per item: the token's creation time (applied) or 0 (ignored).
+-- Returns, msgpack-packed, one value per item: the token's creation time as text (applied)
+-- or 0 (ignored).
 local p, agent, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out, counts, wasexec = {}, {}, 0
 for i, it in ipairs(cmsgpack.unpack(ARGV[4])) do
@@ -35,4 +36,4 @@ for i, it in ipairs(cmsgpack.unpack(ARGV[4])) do
 end
 for state, n in pairs(counts) do redis.call('HINCRBY', p .. '$K_COUNTS', state, n) end
 if wasexec > 0 then executing_changed(p, agent, -wasexec) end
-return out
+return cmsgpack.pack(out)

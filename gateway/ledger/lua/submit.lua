@@ -5,8 +5,9 @@
 -- ARGV[1] prefix, ARGV[2] now (unix seconds),
 -- ARGV[3] msgpack array of [id, task, weight, idempotent 1|0, item bytes, agent or "", owner,
 -- session].
--- Returns one integer per item: 1 admitted to its agent, 0 waiting, -1 duplicate id (a token
--- with this id exists, also earlier in the same batch: nothing changed).
+-- Returns, msgpack-packed (one string to parse, not one reply per item), one integer per
+-- item: 1 admitted to its agent, 0 waiting, -1 duplicate id (a token with this id exists,
+-- also earlier in the same batch: nothing changed).
 local p, now = ARGV[1], ARGV[2]
 local items = cmsgpack.unpack(ARGV[3])
 local out, new, live, held, waiting = {}, 0, {}, {}, {}
@@ -46,4 +47,4 @@ end
 for agent, ids in pairs(held) do add_all('SADD', p .. '$K_INFLIGHT' .. agent, ids) end
 for w, ids in pairs(waiting) do add_all('RPUSH', p .. '$K_QUEUE' .. w, ids) end
 if new > 0 then redis.call('HINCRBY', p .. '$K_COUNTS', 'submitted', new) end
-return out
+return cmsgpack.pack(out)
