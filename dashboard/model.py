@@ -34,8 +34,25 @@ def redis_panel(status: dict[str, Any]) -> dict[str, Any]:
     return {"ok": False, "memory": memory, "note": "unreachable"}
 
 
+def held(status: dict[str, Any]) -> int:
+    """Waiting tokens a cluster drain holds. While the cluster drains nothing is dispatched,
+    so every waiting token is held (a gateway that does not report ``held`` still says so)."""
+    if status.get("held"):
+        return int(status["held"])
+    if status.get("state") in ("DRAINING", "DRAINED"):
+        return sum(status.get("pending", {}).values())
+    return 0
+
+
+def waiting(status: dict[str, Any]) -> dict[str, int]:
+    """Waiting tokens per weight, not counting those a drain holds."""
+    pending = {w: int(status.get("pending", {}).get(w, 0)) for w in WEIGHTS}
+    if held(status) >= sum(pending.values()):
+        return dict.fromkeys(WEIGHTS, 0)
+    return pending
+
+
 def cluster_panel(status: dict[str, Any], at: float) -> dict[str, Any]:
-    pending = status.get("pending", {})
     states: dict[str, int] = {}
     for node in status.get("nodes", []):
         states[node["state"]] = states.get(node["state"], 0) + 1
@@ -44,7 +61,7 @@ def cluster_panel(status: dict[str, Any], at: float) -> dict[str, Any]:
         "drain_since": round(status.get("drain_since", 0.0)),
         "started": round(at - float(status.get("uptime", 0.0))),
         "inflight": status.get("inflight", 0), "executing": status.get("executing", 0),
-        "held": status.get("held", 0), "waiting": sum(pending.values()),
+        "held": held(status), "waiting": sum(waiting(status).values()),
         "redis": redis_panel(status), "agents": len(status.get("nodes", [])),
         "node_states": dict(sorted(states.items())),
     }
@@ -52,13 +69,11 @@ def cluster_panel(status: dict[str, Any], at: float) -> dict[str, Any]:
 
 def pool_panel(status: dict[str, Any]) -> dict[str, Any]:
     counts = status.get("counts", {})
-    pending = status.get("pending", {})
     inflight = status.get("inflight", 0)
     executing = status.get("executing", 0)
     return {
-        "created": counts.get("submitted", 0),
-        "waiting": {w: pending.get(w, 0) for w in WEIGHTS},
-        "held": status.get("held", 0), "admitted": max(0, inflight - executing),
+        "created": counts.get("submitted", 0), "waiting": waiting(status),
+        "held": held(status), "admitted": max(0, inflight - executing),
         "executing": executing, "inflight": inflight,
         **{k: counts.get(k, 0) for k in ("completed", "failed", "killed", "requeued", "lost")},
     }
@@ -66,8 +81,8 @@ def pool_panel(status: dict[str, Any]) -> dict[str, Any]:
 
 def pool_point(status: dict[str, Any], at: float) -> dict[str, Any]:
     """One point of the token pool chart."""
-    return {"t": int(at), "waiting": sum(status.get("pending", {}).values()),
-            "held": status.get("held", 0), "executing": status.get("executing", 0),
+    return {"t": int(at), "waiting": sum(waiting(status).values()),
+            "held": held(status), "executing": status.get("executing", 0),
             "inflight": status.get("inflight", 0)}
 
 

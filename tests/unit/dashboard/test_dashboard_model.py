@@ -134,3 +134,13 @@ def test_launches_noted_from_another_thread_join_the_audit_stream():
 def test_task_choices_union_the_nodes_tasks_with_their_weight():
     assert model.task_choices(status()) == [{"name": "m:a", "weight": "heavy"},
                                             {"name": "m:b", "weight": "light"}]
+
+
+@pytest.mark.parametrize("reported_held", [0, 4])
+def test_calls_submitted_during_a_drain_show_as_held_not_waiting(reported_held):
+    drained = dict(status(state="DRAINED", pending=4), held=reported_held)
+    pool = model.pool_panel(drained)
+    assert pool["held"] == 4 and pool["waiting"] == {"heavy": 0, "medium": 0, "light": 0}
+    assert model.cluster_panel(drained, NOW)["waiting"] == 0
+    running = model.pool_panel(status(pending=4))
+    assert running["held"] == 0 and running["waiting"]["medium"] == 4
