@@ -23,9 +23,14 @@ export function fill(node, ...children) {
   node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
 }
 
+// Intl formatters are costly to make: one of each, made once.
+const NUMBER = new Intl.NumberFormat("en-US");
+const TIME = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit",
+  second: "2-digit", hour12: false });
+
 export function num(value) {
   if (value === null || value === undefined) return "–";
-  return Number(value).toLocaleString("en-US");
+  return NUMBER.format(Number(value));
 }
 
 export function bytes(value) {
@@ -48,7 +53,7 @@ export function duration(seconds) {
 
 export function clock(at) {
   if (!at) return "–";
-  return new Date(at * 1000).toLocaleTimeString("en-GB", { hour12: false });
+  return TIME.format(new Date(at * 1000));
 }
 
 export function stateClass(state) {

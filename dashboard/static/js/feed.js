@@ -8,6 +8,7 @@ export class FeedPanel {
   constructor(openToken) {
     this.openToken = openToken;
     this.items = [];
+    this.rows = new Map();  // item key -> its row, kept while the item is
     this.options = { op: new Set(), node: new Set() };
     for (const selector of Object.values(FILTERS)) {
       $(selector).addEventListener("change", () => this.redraw());
@@ -50,12 +51,18 @@ export class FeedPanel {
 
   render(items) {
     this.items = items;
-    this.addOptions(items);
+    const keys = new Set(items.map((item) => item.key));
+    for (const key of [...this.rows.keys()]) if (!keys.has(key)) this.rows.delete(key);
+    this.addOptions(items.filter((item) => !this.rows.has(item.key)));
     this.redraw();
   }
 
+  // Rows are made once per item; a redraw only puts the matching ones in order.
   redraw() {
     const shown = this.items.filter((item) => this.matches(item)).reverse();
-    fill($("#feed"), shown.map((item) => this.row(item)));
+    fill($("#feed"), shown.map((item) => {
+      if (!this.rows.has(item.key)) this.rows.set(item.key, this.row(item));
+      return this.rows.get(item.key);
+    }));
   }
 }

@@ -58,6 +58,7 @@ export function renderPool(view) {
 export function renderSources(view) {
   const sources = view.panels.sources || {};
   unavailable($("#series-unavailable"), sources.series);
+  $("#cluster-chart").hidden = Boolean(sources.series) && !(view.streams.series || []).length;
   unavailable($("#guards-unavailable"), sources.guards);
   unavailable($("#quarantine-unavailable"), sources.guards);
   unavailable($("#audit-unavailable"), sources.audit);

@@ -20,6 +20,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 CLUSTER_DIR = HERE.parent / "cluster"
+ROOT_DIR = HERE.parents[2]
 
 
 def _load_cluster_helpers() -> Any:

@@ -109,7 +109,7 @@ def _redis(cluster: Any) -> redis.Redis:
 
 
 def test_log_in(page, live, shots):
-    cluster, dashboard = live
+    _, dashboard = live
     page.goto(dashboard.url)
     assert page.url.endswith("/login")
     page.fill("#password", "wrong password")
