@@ -12,6 +12,18 @@ function axis(extra = {}) {
   return { stroke: css("--muted"), grid, ticks: grid, ...extra };
 }
 
+// 1234 -> "1.2k", 2500000 -> "2.5M": axis labels that fit
+function compact(value) {
+  const abs = Math.abs(value);
+  if (abs >= 1e6) return `${+(value / 1e6).toFixed(1)}M`;
+  if (abs >= 1e4) return `${+(value / 1e3).toFixed(0)}k`;
+  if (abs >= 1e3) return `${+(value / 1e3).toFixed(1)}k`;
+  return `${+value.toFixed(2)}`;
+}
+
+const compactTicks = (u, ticks) => ticks.map(compact);
+const fromZero = (u, min, max) => [0, Math.max(1, (max || 0) * 1.1)];
+
 function line(label, color, scale = "y", width = 1.5) {
   return { label, stroke: css(color), width, scale, points: { show: false } };
 }
@@ -62,9 +74,10 @@ export function clusterChart(container) {
       line("p50 ms", "--accent", "ms", 1),
       line("p95 ms", "--warn", "ms", 1),
     ],
-    axes: [axis(), axis({ label: "tokens/s", size: 50 }),
-      axis({ scale: "ms", side: 1, label: "ms", size: 50, grid: { show: false } })],
-    scales: { x: { time: true } },
+    axes: [axis(), axis({ label: "tokens/s", size: 56, values: compactTicks }),
+      axis({ scale: "ms", side: 1, label: "ms", size: 56, values: compactTicks,
+        grid: { show: false } })],
+    scales: { x: { time: true }, y: { range: fromZero }, ms: { range: fromZero } },
     legend: { live: true },
   });
 }
@@ -79,8 +92,8 @@ export function poolChart(container) {
       line("executing", "--accent"),
       line("in flight", "--ok"),
     ],
-    axes: [axis(), axis({ size: 50 })],
-    scales: { x: { time: true } },
+    axes: [axis(), axis({ size: 50, values: compactTicks })],
+    scales: { x: { time: true }, y: { range: fromZero } },
   });
 }
 
@@ -99,8 +112,9 @@ export function affinityChart(container) {
         points: { show: false } },
     ],
     axes: [axis({ values: (u, ticks) => ticks.map((i) => labels[i] ?? ""), space: 40 }),
-      axis({ size: 60 })],
-    scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] } },
+      axis({ size: 50, values: compactTicks })],
+    scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] },
+      y: { range: fromZero } },
     legend: { live: false },
   });
   chart.labels = labels;

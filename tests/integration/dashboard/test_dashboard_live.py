@@ -30,10 +30,6 @@ def page(dashboard, http):
         client.disconnect()
 
 
-def _csrf(page: PageView) -> str:
-    return page.page.flask_test_client and page_csrf(page.page.flask_test_client)
-
-
 def _control(page: PageView, http, event: str, **payload) -> dict:
     return page.emit(event, dict(payload, csrf=page_csrf(http)))
 
