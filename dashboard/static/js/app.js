@@ -21,38 +21,75 @@ let charts = makeCharts();
 let view = emptyView();
 let version = null;
 let lastPush = 0;
+let pending = null;  // what changed since the last drawing: drawn once per frame
 
-// What the bench and the browser test read: pushes seen and the time spent drawing them.
-window.tgStats = { pushes: 0, renderMs: 0, version: null };
+// What the bench and the browser test read: pushes received, drawings and their time.
+window.tgStats = { pushes: 0, draws: 0, renderMs: 0, version: null, parts: {} };
 
 function makeCharts() {
   return { cluster: clusterChart($("#cluster-chart")), pool: poolChart($("#pool-chart")),
     affinity: affinityChart($("#affinity-chart")) };
 }
 
-function render(touched) {
-  const { panels: p, keyed: k, streams: s } = touched;
-  panels.renderHeader(view);
-  if (p.has("cluster") || p.has("gateway")) panels.renderCluster(view);
-  if (p.has("pool")) panels.renderPool(view);
-  if (p.has("sources")) panels.renderSources(view);
-  if (p.has("tasks")) panels.renderTasks(view);
-  if (k.has("nodes")) {
-    nodes.render(view.keyed.nodes || {}, touched.nodes ?? null);
-    affinityData(charts.affinity, affinityRows(view.keyed.nodes || {}));
-  }
-  if (k.has("functions")) panels.renderGuards(view, controls);
-  if (k.has("quarantine")) panels.renderQuarantine(view, controls);
-  if (s.has("series")) charts.cluster.set(clusterData(view.streams.series));
-  if (s.has("pool_series")) charts.pool.set(poolData(view.streams.pool_series));
-  if (s.has("feed")) feed.render(view.streams.feed);
-  if (s.has("audit")) panels.renderAudit(view);
-}
-
-function timed(fn) {
+// Draw each part that changed, timing it (tgStats.parts: ms per part, summed).
+function part(name, fn) {
   const started = performance.now();
   fn();
+  const parts = window.tgStats.parts;
+  parts[name] = (parts[name] || 0) + performance.now() - started;
+}
+
+function render(touched) {
+  const { panels: p, keyed: k, streams: s } = touched;
+  part("panels", () => {
+    panels.renderHeader(view);
+    if (p.has("cluster") || p.has("gateway")) panels.renderCluster(view);
+    if (p.has("pool")) panels.renderPool(view);
+    if (p.has("sources")) panels.renderSources(view);
+    if (p.has("tasks")) panels.renderTasks(view);
+  });
+  if (k.has("nodes")) {
+    part("nodes", () => nodes.render(view.keyed.nodes || {}, touched.nodes ?? null));
+    part("affinity", () => affinityData(charts.affinity,
+      affinityRows(view.keyed.nodes || {})));
+  }
+  if (k.has("functions")) part("guards", () => panels.renderGuards(view, controls));
+  if (k.has("quarantine")) part("quarantine", () => panels.renderQuarantine(view, controls));
+  if (s.has("series")) part("charts", () => charts.cluster.set(clusterData(view.streams.series)));
+  if (s.has("pool_series")) {
+    part("charts", () => charts.pool.set(poolData(view.streams.pool_series)));
+  }
+  if (s.has("feed")) part("feed", () => feed.render(view.streams.feed));
+  if (s.has("audit")) part("audit", () => panels.renderAudit(view));
+}
+
+// Patches change the view at once; the page is drawn at the next animation frame, once for
+// all that changed since (a hidden tab draws nothing until it is shown again).
+function schedule(touched) {
+  if (pending === null) {
+    pending = touched;
+    requestAnimationFrame(draw);
+    return;
+  }
+  for (const part of ["panels", "keyed", "streams"]) {
+    for (const name of touched[part]) pending[part].add(name);
+  }
+  if (pending.nodes !== null) {
+    if (touched.nodes === null) pending.nodes = null;
+    else for (const name of touched.nodes) pending.nodes.add(name);
+  }
+}
+
+function draw() {
+  const touched = pending;
+  pending = null;
+  const started = performance.now();
+  render(touched);
   window.tgStats.renderMs += performance.now() - started;
+  window.tgStats.draws += 1;
+}
+
+function received() {
   window.tgStats.pushes += 1;
   window.tgStats.version = version;
   lastPush = Date.now();
@@ -60,25 +97,24 @@ function timed(fn) {
   $("#live").className = "live on";
 }
 
-socket.on("full", (full) => timed(() => {
+socket.on("full", (full) => {
   view = { now: full.now, panels: full.panels, keyed: full.keyed, streams: full.streams };
   version = full.v;
-  render({ ...everything(view), nodes: null });
-}));
+  received();
+  schedule({ ...everything(view), nodes: null });
+});
 
 socket.on("patch", (patch) => {
   if (version === null ? patch.base !== 0 : patch.base !== version) {
     if (version !== null) socket.emit("resync", { csrf });
     return;
   }
-  timed(() => {
-    const nodeSet = patch.keyed && patch.keyed.nodes;
-    const changed = nodeSet ? new Set([...Object.keys(nodeSet.set || {})]) : new Set();
-    const touched = applyPatch(view, patch);
-    version = patch.v;
-    touched.nodes = changed;
-    render(touched);
-  });
+  const nodeSet = patch.keyed && patch.keyed.nodes;
+  const touched = applyPatch(view, patch);
+  touched.nodes = new Set(nodeSet ? Object.keys(nodeSet.set || {}) : []);
+  version = patch.v;
+  received();
+  schedule(touched);
 });
 
 socket.on("launched", showLaunched);
@@ -123,7 +159,7 @@ function wire() {
     try { localStorage.setItem("tg-theme", next); } catch (e) { /* private mode */ }
     Object.values(charts).forEach((chart) => chart.destroy());
     charts = makeCharts();
-    render({ ...everything(view), nodes: null });
+    schedule({ ...everything(view), nodes: null });
   });
 }
 
