@@ -24,7 +24,7 @@ from tokengate.dashboard.events import LiveEvents
 from tokengate.dashboard.memory import ViewMemory
 from tokengate.dashboard.metrics import DashboardMetrics
 from tokengate.dashboard.poller import Poller
-from tokengate.dashboard.routes import build_routes
+from tokengate.dashboard.routes import Routes
 from tokengate.dashboard.source import ClusterSource
 from tokengate.shared.client_config import ClientConfig
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -80,8 +80,8 @@ class Dashboard:
                                  self.controls, self.metrics)
         self.controls.on_outcome = self.events.send_outcome
         security.install(self.app, config, self.store)
-        self.app.register_blueprint(build_routes(config, self.store, self.throttle,
-                                                 self.metrics, self.events.disconnect_session))
+        self.app.register_blueprint(Routes(config, self.store, self.throttle, self.metrics,
+                                           self.events.disconnect_session).blueprint())
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
