@@ -48,9 +48,9 @@ class CompactJson:
         return json.loads(text, **kwargs)
 
 
-def client_config(config: DashboardConfig) -> ClientConfig:
-    return ClientConfig(address=config.gateway, token=config.gateway_token, tls=config.tls,
-                        connect_timeout=3.0)
+def client_config(config: DashboardConfig, token: str | None = None) -> ClientConfig:
+    return ClientConfig(address=config.gateway, token=token or config.gateway_token,
+                        tls=config.tls, connect_timeout=3.0)
 
 
 class Dashboard:
@@ -59,7 +59,9 @@ class Dashboard:
     def __init__(self, config: DashboardConfig, source: ClusterSource | None = None) -> None:
         self.config = config.validate()
         self.metrics = DashboardMetrics()
-        self.source = source or ClusterSource(client_config(config))
+        operator = client_config(config, config.operator_token) if config.operator_token \
+            else None
+        self.source = source or ClusterSource(client_config(config), operator)
         self.store = SessionStore(config.session_idle, config.session_max)
         self.throttle = LoginThrottle(config.login_backoff, config.login_backoff_max)
         self.app = Flask(__name__, static_folder=str(HERE / "static"),

@@ -28,9 +28,9 @@ class DashboardConfig:
 
     - ``listen`` ("127.0.0.1:8080"): HTTP address; port 0 picks a free one. Beyond loopback
       the password must have at least 12 characters (TOKENGATE_DASHBOARD_LISTEN).
-    - ``gateway`` / ``token``: the gateway's address and the cluster token, as for any client.
-      ``operator_token`` (TOKENGATE_OPERATOR_TOKEN[_FILE]), when the gateway has one, is
-      presented instead: controls need it.
+    - ``gateway`` / ``token``: the gateway's address and the cluster token, as for any client
+      (reads and launches). ``operator_token`` (TOKENGATE_OPERATOR_TOKEN[_FILE]), when the
+      gateway has one: the controls are sent with it.
     - ``password``: the operators' password (TOKENGATE_DASHBOARD_PASSWORD or a file).
     - ``show_payloads`` (False): show task argument summaries and launch results.
     - ``poll_interval`` (1.0 s): how often the poller reads the gateway while a page is open.
@@ -86,8 +86,8 @@ class DashboardConfig:
 
     @property
     def gateway_token(self) -> str:
-        """The bearer token the dashboard presents: the operator's when it has one."""
-        return self.operator_token or self.token
+        """The bearer token of reads and launches (the operator's if it has only that)."""
+        return self.token or self.operator_token
 
     def validate(self) -> DashboardConfig:
         if ":" not in self.listen or not self.listen.rpartition(":")[2].isdigit():

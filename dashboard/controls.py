@@ -99,22 +99,22 @@ class Controls:
     def _drain(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         node = _text(payload, "node", MAX_NAME, required=False)
         reason = _text(payload, "reason", MAX_REASON, required=False)
-        message = self.source.client.drain(node, reason, actor=session.actor)
+        message = self.source.operator.drain(node, reason, actor=session.actor)
         return {"ok": True, "message": message}
 
     def _resume(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         node = _text(payload, "node", MAX_NAME, required=False)
-        return {"ok": True, "message": self.source.client.resume(node, actor=session.actor)}
+        return {"ok": True, "message": self.source.operator.resume(node, actor=session.actor)}
 
     def _kill(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         token_id = _text(payload, "token_id", MAX_NAME)
-        reply = self.source.client.kill(token_id, actor=session.actor)
+        reply = self.source.operator.kill(token_id, actor=session.actor)
         return {"ok": reply.ok, "message": f"{reply.outcome}: {reply.message}",
                 "outcome": reply.outcome}
 
     def _reenable(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         function = _text(payload, "function", MAX_NAME)
-        reply = self.source.client.reenable(function, actor=session.actor)
+        reply = self.source.operator.reenable(function, actor=session.actor)
         return {"ok": reply.ok, "message": reply.message or f"{function} re-enabled"}
 
     def _quarantine(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +123,7 @@ class Controls:
         if action not in QUARANTINE_ACTIONS:
             raise ControlError("action must be replay or drop")
         node = _text(payload, "node", MAX_NAME, required=False)
-        reply = self.source.client.quarantine(quarantine_id, action, node=node,
+        reply = self.source.operator.quarantine(quarantine_id, action, node=node,
                                               actor=session.actor)
         return {"ok": reply.ok, "message": reply.message or f"{action} {quarantine_id}"}
 

@@ -55,9 +55,8 @@ class Routes:
         session = security.current_session(self.store)
         if session is None:
             return redirect("/login", 303)
-        return make_response(render_template(
-            "index.html", csrf=session.csrf, actor=session.actor,
-            show_payloads=self.config.show_payloads))
+        return make_response(render_template("index.html", csrf=session.csrf,
+                                             actor=session.actor))
 
     def login_form(self) -> Response:
         if security.current_session(self.store) is not None:

@@ -105,12 +105,14 @@ def token_data(detail: pb.TokenDetail) -> dict[str, Any]:
 class ClusterSource:
     """Reads the cluster through one gateway client."""
 
-    def __init__(self, config: ClientConfig,
+    def __init__(self, config: ClientConfig, operator: ClientConfig | None = None,
                  client_factory: Callable[[ClientConfig], ClusterClient] = ClusterClient) -> None:
         self.config = config
         self._factory = client_factory
-        self._connect_lock = threading.Lock()  # guards _client
+        self._connect_lock = threading.Lock()  # guards _client and _operator
         self._client: ClusterClient | None = None
+        self._operator_config = operator
+        self._operator: ClusterClient | None = None
         self._missing: dict[str, float] = {}  # source -> monotonic time to ask again
 
     @property
@@ -127,11 +129,23 @@ class ClusterSource:
                 self._client = client
             return self._client
 
+    @property
+    def operator(self) -> ClusterClient:
+        """The client controls go through: with the operator token when there is one (its
+        calls are unary: no session is opened), else the reading client."""
+        if self._operator_config is None:
+            return self.client
+        with self._connect_lock:
+            if self._operator is None:
+                self._operator = self._factory(self._operator_config)
+            return self._operator
+
     def close(self) -> None:
         with self._connect_lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+            clients, self._client, self._operator = [self._client, self._operator], None, None
+        for client in clients:
+            if client is not None:
+                client.close()
 
     def read(self, series_since: float = 0.0) -> Reading:
         """Status, then Series (from ``series_since``), Guards and Audit; each on its own."""

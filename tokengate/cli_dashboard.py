@@ -129,7 +129,9 @@ def _top_loop(source: Any, memory: Any, interval: float, render: Any) -> int:
             view = memory.step(source.read(memory.series_since))
             size = shutil.get_terminal_size((120, 40))
             frame = render(view, size.columns, size.lines - 1, color)
-            sys.stdout.write("\x1b[H\x1b[2J" + frame + "\n q quits")
+            # home, each line over the last frame's (erasing its rest), then erase below
+            lines = [*frame.split("\n"), " q quits"]
+            sys.stdout.write("\x1b[H" + "\x1b[K\n".join(lines) + "\x1b[K\x1b[J")
             sys.stdout.flush()
             if "q" in _wait_key(stdin, max(0.05, interval - (time.monotonic() - started))):
                 sys.stdout.write("\n")

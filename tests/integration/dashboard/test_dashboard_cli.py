@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -126,3 +128,30 @@ def test_up_starts_the_dashboard_and_keeps_a_demo_running(tmp_path):
             proc.terminate()
             proc.wait(30)
         proc.stdout.close()
+
+
+def test_top_redraws_in_a_terminal_until_q(cluster):
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "tokengate.cli", "top", "--gateway",
+                             cluster.address, "--interval", "0.3"], stdin=slave, stdout=slave,
+                            stderr=slave, env=_env(TERM="xterm"), close_fds=True)
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while seen.count(b"NODES (2)") < 2 and time.monotonic() < deadline:  # two frames
+            if select.select([master], [], [], 1)[0]:
+                seen += os.read(master, 65536)
+        assert seen.count(b"NODES (2)") >= 2, seen[-2000:]
+        assert b"\x1b[H" in seen and b"q quits" in seen
+        os.write(master, b"q")
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        with contextlib.suppress(OSError):
+            os.close(master)

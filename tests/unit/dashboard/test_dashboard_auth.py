@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tokengate.dashboard.app import client_config
 from tokengate.dashboard.auth import (
     LoginThrottle,
     SessionStore,
@@ -12,6 +13,7 @@ from tokengate.dashboard.auth import (
 )
 from tokengate.dashboard.config import DashboardConfig
 from tokengate.dashboard.security import host_allowed, hostname
+from tokengate.dashboard.source import ClusterSource
 from tokengate.shared.errors import ConfigurationError
 
 
@@ -106,9 +108,31 @@ def test_listening_beyond_loopback_needs_a_long_password():
         DashboardConfig(listen="127.0.0.1:8080", password="p").validate()
 
 
-def test_the_operator_token_is_presented_when_there_is_one(monkeypatch):
+def test_controls_go_with_the_operator_token_reads_with_the_cluster_token(monkeypatch):
     monkeypatch.setenv("TOKENGATE_OPERATOR_TOKEN", "op-token")
     monkeypatch.setenv("TOKENGATE_TOKEN", "cluster-token")
     monkeypatch.setenv("TOKENGATE_DASHBOARD_PASSWORD", "pw")
     config = DashboardConfig.from_env()
-    assert config.gateway_token == "op-token" and config.password == "pw"
+    assert config.gateway_token == "cluster-token" and config.operator_token == "op-token"
+    assert config.password == "pw"
+    made = []
+
+    class FakeClient:
+        def __init__(self, client_config):
+            self.config, self.connected = client_config, False
+            made.append(self)
+
+        def connect(self):
+            self.connected = True
+            return self
+
+        def close(self):
+            pass
+
+    source = ClusterSource(client_config(config), client_config(config, config.operator_token),
+                           client_factory=FakeClient)
+    assert source.operator.config.token == "op-token" and not source.operator.connected
+    assert source.client.config.token == "cluster-token" and source.client.connected
+    assert source.operator is made[0] and len(made) == 2
+    alone = ClusterSource(client_config(config), client_factory=FakeClient)
+    assert alone.operator is alone.client
