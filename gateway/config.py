@@ -1,77 +1,74 @@
 """Gateway settings: one keyword-only dataclass, every default documented here.
 
-``GatewayConfig.from_env()`` reads ``TOKENGATE_*`` variables; the CLI overrides from flags.
+``GatewayConfig.from_env()`` reads the ``TOKENGATE_*`` variables through
+:mod:`tokengate.shared.envconfig` (the table of all variables: ``docs/configuration.md``);
+the CLI overrides them with flags.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from typing import Any
 
-from tokengate.gateway.keys import DEFAULT_PREFIX
-from tokengate.shared.auth import is_loopback, read_token
+from tokengate.gateway.ledger.schema import DEFAULT_PREFIX
+from tokengate.shared import envconfig
+from tokengate.shared.auth import is_loopback
 from tokengate.shared.channel import TlsConfig
 from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD
+from tokengate.shared.envconfig import setting
 from tokengate.shared.errors import ConfigurationError
+
+MIN_WORKERS = 6
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GatewayConfig:
-    """Everything the gateway needs to run.
+    """Everything the gateway needs to run."""
 
-    listen:             gRPC address; loopback unless told otherwise (TOKENGATE_LISTEN)
-    redis_url:          Redis holding the truth (TOKENGATE_REDIS), password in the URL
-    token:              the cluster's shared token; required (TOKENGATE_TOKEN / _TOKEN_FILE)
-    key_prefix:         prefix of every Redis key (TOKENGATE_KEY_PREFIX)
-    heartbeat_timeout:  seconds without a frame before an agent is declared lost
-    max_attempts:       runs a token may get before losing agents fails it with AgentLost
-    result_ttl:         seconds a final token and its result stay in Redis (about 1.2 KB each
-                        for small results: 10,000 tasks/s for 600 s keep ~7 GB; lower it for
-                        sustained high rates: clients get results pushed, the copy in Redis
-                        only serves clients that reconnect)
-    max_payload:        largest encoded arguments accepted per call, in bytes
-    max_pending:        waiting tokens held in Redis before new ones get GatewayBusy
-    dispatch_batch:     most tokens in one dispatch frame
-    allow_pickle:       accept pickle-coded calls (authenticated clients only)
-    workers:            gRPC server threads; each client session and agent link holds one
-                        for its life, so this caps them (TOKENGATE_GATEWAY_WORKERS)
-    tls:                server certificate/key; with a CA, clients must present certificates
-    """
-
-    listen: str = "127.0.0.1:50051"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    token: str = ""
-    key_prefix: str = DEFAULT_PREFIX
-    heartbeat_timeout: float = 5.0
-    max_attempts: int = 3
-    result_ttl: int = 600
-    max_payload: int = DEFAULT_MAX_PAYLOAD
-    max_pending: int = 1_000_000
-    dispatch_batch: int = 1000
-    allow_pickle: bool = False
-    workers: int = 64
+    listen: str = setting("127.0.0.1:50051", env="TOKENGATE_LISTEN",
+                          doc="gateway gRPC address; loopback unless told otherwise")
+    redis_url: str = setting("redis://127.0.0.1:6379/0", env="TOKENGATE_REDIS",
+                             doc="Redis holding the truth; the password goes in the URL")
+    token: str = setting("", secret=True, doc="the cluster's shared token; required")
+    operator_token: str = setting(
+        "", secret=True, doc="token with operator rights (drain, resume, kill, re-enable, "
+        "quarantine, watching any client's tokens); unset: the cluster token has them")
+    key_prefix: str = setting(DEFAULT_PREFIX, doc="prefix of every Redis key")
+    heartbeat_timeout: float = setting(5.0, doc="seconds without a frame before an agent is "
+                                       "declared lost (agents stop starting work after half)")
+    max_attempts: int = setting(3, doc="runs a token may get across lost agents")
+    result_ttl: int = setting(
+        600, doc="seconds a final token and its result stay in Redis when its client has not "
+        "confirmed receiving it (about 1.2 KB each for small results)")
+    max_payload: int = setting(DEFAULT_MAX_PAYLOAD, doc="largest encoded arguments of one "
+                               "call, in bytes")
+    max_pending: int = setting(1_000_000, doc="waiting tokens held in Redis before new calls "
+                               "get GatewayBusy (clients wait and offer them again)")
+    dispatch_batch: int = setting(1000, doc="most tokens in one dispatch frame")
+    allow_pickle: bool = setting(False, doc="accept pickle-coded calls (authenticated clients)")
+    workers: int = setting(64, env="TOKENGATE_GATEWAY_WORKERS",
+                           doc="gRPC server threads; each session and agent link holds one")
+    session_outbox_bytes: int = setting(
+        8 * 1024 * 1024, doc="results waiting for a slow client before its session is cut "
+        "off (SessionTooSlow; the results stay in Redis)")
+    metrics_port: int | None = setting(None, env="TOKENGATE_GATEWAY_METRICS_PORT",
+                                       doc="serve Prometheus /metrics here (0: any port)")
     tls: TlsConfig = field(default_factory=TlsConfig)
 
     @classmethod
-    def from_env(cls, **overrides: object) -> GatewayConfig:
-        """Settings from ``TOKENGATE_*`` variables, then ``overrides`` that are not None."""
-        env = os.environ
-        casts = {"listen": ("TOKENGATE_LISTEN", str), "redis_url": ("TOKENGATE_REDIS", str),
-                 "key_prefix": ("TOKENGATE_KEY_PREFIX", str),
-                 "heartbeat_timeout": ("TOKENGATE_HEARTBEAT_TIMEOUT", float),
-                 "max_attempts": ("TOKENGATE_MAX_ATTEMPTS", int),
-                 "result_ttl": ("TOKENGATE_RESULT_TTL", int),
-                 "max_payload": ("TOKENGATE_MAX_PAYLOAD", int),
-                 "max_pending": ("TOKENGATE_MAX_PENDING", int),
-                 "workers": ("TOKENGATE_GATEWAY_WORKERS", int)}
-        values: dict[str, object] = {name: cast(env[var]) for name, (var, cast) in casts.items()
-                                     if var in env}
-        values["token"] = read_token()
-        values["allow_pickle"] = env.get("TOKENGATE_ALLOW_PICKLE", "").lower() in ("1", "true")
-        values["tls"] = TlsConfig.from_env()
-        known = {f.name for f in fields(cls)}
-        values.update({k: v for k, v in overrides.items() if k in known and v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+    def from_env(cls, **overrides: Any) -> GatewayConfig:
+        return envconfig.from_env(cls, **envconfig.given(**overrides))
+
+    @property
+    def session_cap(self) -> int:
+        """Client sessions allowed at once: a quarter of the threads stay for agents and
+        control calls, so Ping, Status and a new agent always get through."""
+        return self.workers - max(4, self.workers // 4)
+
+    @property
+    def stream_cap(self) -> int:
+        """Sessions plus agent links allowed at once: two threads stay for unary calls."""
+        return self.workers - 2
 
     def validate(self) -> GatewayConfig:
         host = self.listen.rpartition(":")[0]
@@ -85,6 +82,8 @@ class GatewayConfig:
                 "no TLS: use a token of at least 16 characters, and TLS on untrusted networks")
         if self.max_attempts < 1 or self.heartbeat_timeout <= 0:
             raise ConfigurationError("max_attempts must be >= 1 and heartbeat_timeout > 0")
-        if self.workers < 4:
-            raise ConfigurationError("workers must be at least 4 (one per session or agent)")
+        if self.workers < MIN_WORKERS:
+            raise ConfigurationError(f"workers must be at least {MIN_WORKERS}")
+        if self.session_outbox_bytes < 64 * 1024:
+            raise ConfigurationError("session_outbox_bytes must be at least 65536")
         return self

@@ -1,236 +1,178 @@
-"""The gateway's registry and controls: agents joining and lost, drain, resume, kill, status.
+"""Operator controls: drain, resume, kill, re-enable, quarantine, and the audit log.
 
-An agent is declared lost when no frame came from it for ``heartbeat_timeout`` seconds (its
-link broken or silent); then every token it held is requeued with attempt + 1, or failed with
-``AgentLost``. A drain never looks like loss: agents keep heartbeating while drained.
-After a gateway restart, agents registered in Redis get a full timeout to reconnect.
+Owns, under ``_lock``, the commands sent to agents and not yet answered (id -> waiter).
+Every control is bounded (free text is refused beyond its limit, never stored whole), checked
+(a node must exist) and recorded in the audit log with who asked and what came of it. Views
+(status, guards, token detail) are in :mod:`.views`.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 
-from tokengate.gateway import credits as policy
 from tokengate.gateway.conns import AgentConn
-from tokengate.gateway.core import GatewayCore
-from tokengate.shared.errors import AgentRejected, BadRequest, RedisUnavailable, UnknownToken
+from tokengate.gateway.dispatch import Dispatch
+from tokengate.gateway.ledger import AuditEntry, KillOutcome, TokenLedger
+from tokengate.gateway.registry import Registry
+from tokengate.gateway.results import Results
+from tokengate.shared import wire
+from tokengate.shared.errors import BadRequest, RedisUnavailable, UnknownToken
 from tokengate.shared.rpc import tokengate_pb2 as pb
 
 logger = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
+MAX_REASON = 512
+MAX_ACTOR = 128
+MAX_TARGET = 300
+COMMAND_TIMEOUT = 20.0
 
 
-class Gateway(GatewayCore):
-    """The whole gateway minus gRPC: start it, hand it frames, stop it."""
+def bounded(what: str, text: str, limit: int) -> str:
+    if len(text) > limit:
+        raise BadRequest(f"{what} is {len(text)} characters; at most {limit} are accepted")
+    return text
 
-    def start(self) -> Gateway:
-        self.ledger.ping()
-        cluster, nodes = self.ledger.drain_state()
-        with self._dispatch_lock:
-            self.cluster_drain, self.node_drain = cluster, nodes
-        self._sync_pending()
-        self._threads = [
-            threading.Thread(target=self.dispatch_loop, name="tg-dispatch", daemon=True),
-            threading.Thread(target=self.monitor_loop, name="tg-monitor", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-        logger.info("gateway started; pending %s; drain %r", self._pending, cluster)
-        return self
 
-    def stop(self) -> None:
-        self._stopping.set()
-        self._kick.set()
-        for conn in list(self.agents.values()):
-            conn.close()
-        for thread in getattr(self, "_threads", []):
-            thread.join(timeout=5)
+@dataclass
+class _Waiter:
+    done: threading.Event = field(default_factory=threading.Event)
+    reply: pb.CommandReply | None = None
 
-    # -- registry ------------------------------------------------------------------------
 
-    def register_agent(self, hello: pb.Hello, grant: list[pb.Credit]) -> AgentConn:
-        if not hello.name or not hello.incarnation:
-            raise AgentRejected("an agent's hello needs a name and an incarnation")
-        previous = self.agents.get(hello.name)
-        if previous is not None and previous.incarnation != hello.incarnation \
-                and previous.connected:
-            raise AgentRejected(f"agent name {hello.name!r} is taken by a live agent "
-                                f"on {previous.host}")
-        conn = AgentConn(hello)
-        with self._dispatch_lock:
-            if previous is not None:
-                previous.close()
-            self.agents[conn.name] = conn
-            self._credits[conn.name] = {c.weight: c.count for c in grant}
-            conn.grant = {c.weight: c.count for c in grant}
+class Control:
+    def __init__(self, ledger: TokenLedger, dispatch: Dispatch, registry: Registry,
+                 results: Results) -> None:
+        self.ledger = ledger
+        self.dispatch = dispatch
+        self.registry = registry
+        self.results = results
+        self._lock = threading.Lock()
+        self._waiting: dict[int, _Waiter] = {}
+        self._ids = itertools.count(1)
+
+    def _audit(self, actor: str, action: str, target: str, ok: bool, result: str) -> None:
         try:
-            self._adopt(conn, list(hello.held))
-        except RedisUnavailable:
-            with self._dispatch_lock:
-                if self.agents.get(conn.name) is conn:
-                    del self.agents[conn.name]
-                    self._credits.pop(conn.name, None)
-            conn.close()
-            raise
-        logger.info("agent %s registered from %s (pid %d) with credits %s",
-                    conn.name, conn.host, conn.pid, self._credits[conn.name])
-        self._kick.set()
-        return conn
+            self.ledger.audit(AuditEntry(time.time(), actor or "anonymous", action,
+                                         target[:MAX_TARGET], ok, result[:MAX_REASON]))
+        except RedisUnavailable as exc:
+            logger.error("audit entry lost (%s %s by %s): %s", action, target, actor, exc)
+        logger.info("control %s %s by %s: %s", action, target, actor or "anonymous", result)
 
-    def _adopt(self, conn: AgentConn, held: list[str]) -> None:
-        """Reconcile what Redis says the agent holds with what it says it holds; record it."""
-        record = self.ledger.agents().get(conn.name)
-        if record is not None and record.get("incarnation") != conn.incarnation:
-            # The same node restarted: what its previous process held is gone.
-            self._requeue(conn.name, None)
-        else:
-            missing = self.ledger.inflight_ids(conn.name) - set(held)
-            if missing:  # dispatched but never received (e.g. the gateway died mid-send)
-                self._requeue(conn.name, sorted(missing), transit=True)
-        self.ledger.register_agent(conn.name, {
-            "host": conn.host, "pid": conn.pid, "incarnation": conn.incarnation,
-            "tasks": sorted(conn.tasks), "registered": time.time()})
+    # -- drain, resume -------------------------------------------------------------------------
 
-    def agent_disconnected(self, conn: AgentConn) -> None:
-        """The link broke: no more credit; the monitor decides whether the agent is lost.
-
-        An agent that said it was leaving is gone for good: what it still holds is handed
-        to other agents at once.
-        """
-        conn.close()
-        with self._dispatch_lock:
-            current = self.agents.get(conn.name) is conn
-            if current:
-                self._credits[conn.name] = {}
-        logger.info("agent %s disconnected", conn.name)
-        if current and conn.leaving and not self._stopping.is_set():
-            self.declare_lost(conn.name, reason="it stopped")
-
-    def monitor_loop(self) -> None:
-        interval = min(1.0, self.config.heartbeat_timeout / 4)
-        while not self._stopping.wait(interval):
-            try:
-                self._monitor_once()
-            except RedisUnavailable as exc:
-                logger.error("heartbeat bookkeeping paused: %s", exc)
-
-    def _monitor_once(self) -> None:
-        now_wall = time.time()
-        live = {name: conn.last_seen_wall for name, conn in self.agents.items()
-                if conn.connected}
-        self.ledger.touch_agents(live)
-        deadline = now_wall - self.config.heartbeat_timeout
-        seen_at = self.ledger.last_seen()
-        for name, conn in list(self.agents.items()):
-            seen_at.setdefault(name, conn.last_seen_wall)
-        for name, seen in seen_at.items():
-            conn = self.agents.get(name)
-            if conn is not None:
-                seen = max(seen, conn.last_seen_wall)
-            if max(seen, self.started) < deadline:
-                self.declare_lost(name)
-
-    def declare_lost(self, name: str, reason: str = "") -> None:
-        conn = self.agents.get(name)
-        reason = reason or f"no heartbeat for {self.config.heartbeat_timeout:.1f}s"
-        logger.warning("agent %s declared lost: %s", name, reason)
-        with self._dispatch_lock:
-            if conn is not None and self.agents.get(name) is conn:
-                del self.agents[name]
-                self._credits.pop(name, None)
-        if conn is not None:
-            conn.close()
-        self._requeue(name, None, message=f"agent {name} was lost ({reason}) while holding "
-                                           "the token")
-        self.ledger.forget_agent(name)
-
-    # -- controls ------------------------------------------------------------------------
-
-    def drain(self, node: str, reason: str) -> str:
-        if node and node not in self.agents:
-            raise BadRequest(f"no agent named {node!r}; see tokengate status")
+    def drain(self, node: str, reason: str, actor: str = "") -> str:
+        bounded("the drain reason", reason, MAX_REASON)
+        bounded("the actor", actor, MAX_ACTOR)
+        if node and self.registry.get(node) is None:
+            raise BadRequest(f"no agent named {node[:MAX_TARGET]!r}; see tokengate status")
         self.ledger.set_drain(node, reason)
-        with self._dispatch_lock:
-            if node:
-                self.node_drain[node] = reason
-            else:
-                self.cluster_drain = reason
-        logger.info("drain %s: %s", node or "cluster", reason)
-        return f"{node or 'cluster'} draining: {reason}" if reason else \
-            f"{node or 'cluster'} draining"
+        self.dispatch.set_drain(node, reason)
+        message = f"{node or 'cluster'} draining" + (f": {reason}" if reason else "")
+        self._audit(actor, "drain", node or "cluster", True, message)
+        return message
 
-    def resume(self, node: str) -> str:
+    def resume(self, node: str, actor: str = "") -> str:
+        bounded("the actor", actor, MAX_ACTOR)
+        bounded("the node", node, MAX_TARGET)
         self.ledger.clear_drain(node)
-        with self._dispatch_lock:
-            if node:
-                self.node_drain.pop(node, None)
-            else:
-                self.cluster_drain = None
-        self._kick.set()
-        logger.info("resume %s", node or "cluster")
-        return f"{node or 'cluster'} resumed"
+        self.dispatch.clear_drain(node)
+        message = f"{node or 'cluster'} resumed"
+        self._audit(actor, "resume", node or "cluster", True, message)
+        return message
 
-    def kill(self, token_id: str) -> tuple[str, str]:
+    # -- kill ----------------------------------------------------------------------------------
+
+    def kill(self, token_id: str, actor: str = "") -> tuple[str, str]:
+        bounded("the token id", token_id, MAX_TARGET)
+        bounded("the actor", actor, MAX_ACTOR)
         message = f"token {token_id} was killed before it started"
         outcome, agent = self.ledger.kill(token_id, message)
-        if outcome == "killed":
-            self._push([pb.ResultItem(token_id=token_id, state=pb.KILLED,
-                                      error_type="TokenKilled", error_message=message,
-                                      session=self._owners([token_id])[token_id])])
-            return outcome, "killed while waiting at the gateway"
-        if outcome == "forwarded":
-            conn = self.agents.get(agent)
+        if outcome is KillOutcome.KILLED:
+            record = self.ledger.records([token_id])[0]
+            self.results.push_decided([pb.ResultItem(
+                token_id=token_id, state=pb.KILLED, error_type=wire.TOKEN_KILLED,
+                error_message=message, session=record.session if record else "",
+                attempt=record.attempt if record else 0)])
+            result = (outcome.value, "killed while waiting at the gateway")
+        elif outcome is KillOutcome.FORWARDED:
+            conn = self.registry.get(agent)
             if conn is not None and conn.send_kill(token_id):
-                return outcome, f"sent to agent {agent}: skipped if queued, untouched if running"
-            return "running", f"held by agent {agent}, which is not connected"
-        if outcome == "finished":
-            return outcome, "already finished"
-        raise UnknownToken(f"no token {token_id!r} (never submitted, or expired)")
-
-    def status(self) -> pb.StatusReply:
-        names = list(self.agents)
-        inflight = self.ledger.inflight_counts(names)
-        reply = pb.StatusReply(uptime=time.time() - self.started,
-                               inflight=sum(inflight.values()))
-        reply.counts.update(self.ledger.counts())
-        reply.counts.update({f"gateway_{k}": v for k, v in self.stats.items()})
-        reply.pending.update(self.ledger.queue_lengths(policy.WEIGHTS))
-        with self._dispatch_lock:
-            cluster, node_drain = self.cluster_drain, dict(self.node_drain)
-            book = {name: dict(self._credits.get(name, {})) for name in names}
-        for name in names:
-            conn = self.agents[name]
-            drain = node_drain.get(name, cluster)
-            reply.nodes.append(_node_status(conn, inflight[name], drain, book[name]))
-        for result in list(self.recent):
-            brief = reply.recent.add()
-            brief.CopyFrom(result)
-            brief.ClearField("payload")
-            brief.ClearField("traceback")
-        if cluster is None:
-            reply.state = "RUNNING"
+                result = (outcome.value,
+                          f"sent to agent {agent}: skipped if queued, untouched if running")
+            else:
+                result = ("running", f"held by agent {agent}, which is not connected")
+        elif outcome is KillOutcome.FINISHED:
+            result = (outcome.value, "already finished")
         else:
-            reply.state = "DRAINING" if reply.inflight else "DRAINED"
-            reply.reason = cluster
-        return reply
+            self._audit(actor, "kill", token_id, False, "unknown token")
+            raise UnknownToken(f"no token {token_id!r} (never submitted, or expired)")
+        self._audit(actor, "kill", token_id, result[0] in ("killed", "forwarded"), result[1])
+        return result
 
-    def ping(self) -> pb.PingReply:
-        return pb.PingReply(version=VERSION, time=time.time())
+    # -- commands forwarded to agents ----------------------------------------------------------
 
+    def on_replies(self, replies: list[pb.CommandReply]) -> None:
+        for reply in replies:
+            with self._lock:
+                waiter = self._waiting.pop(reply.id, None)
+            if waiter is not None:
+                waiter.reply = reply
+                waiter.done.set()
 
-def _node_status(conn: AgentConn, inflight: int, drain: str | None,
-                 book: dict[str, int]) -> pb.NodeStatus:
-    if not conn.connected:
-        state = "DISCONNECTED"
-    elif drain is not None:
-        state = "DRAINING" if inflight else "DRAINED"
-    else:
-        state = "UP"
-    return pb.NodeStatus(
-        name=conn.name, state=state, reason=drain or "", host=conn.host, inflight=inflight,
-        credits=[pb.Credit(weight=w, count=max(0, n)) for w, n in sorted(book.items())],
-        last_seen=conn.last_seen_wall, topology=conn.topology, snapshot=conn.snapshot)
+    def _ask(self, conns: list[AgentConn], kind: str, target: str,
+             timeout: float = COMMAND_TIMEOUT) -> dict[str, pb.CommandReply | None]:
+        """Send one command to each agent and wait for their replies (None: no answer)."""
+        waiters: dict[str, _Waiter] = {}
+        for conn in conns:
+            command_id = next(self._ids)
+            waiter = _Waiter()
+            with self._lock:
+                self._waiting[command_id] = waiter
+            if conn.send_command(pb.Command(id=command_id, kind=kind, target=target)):
+                waiters[conn.name] = waiter
+            else:
+                with self._lock:
+                    self._waiting.pop(command_id, None)
+        deadline = time.monotonic() + timeout
+        for waiter in waiters.values():
+            waiter.done.wait(max(0.0, deadline - time.monotonic()))
+        return {name: waiter.reply for name, waiter in waiters.items()}
 
+    def reenable(self, function: str, actor: str = "") -> pb.ControlReply:
+        bounded("the function name", function, MAX_TARGET)
+        bounded("the actor", actor, MAX_ACTOR)
+        replies = self._ask(self.registry.connected(), "reenable", function)
+        unblocked = sorted(name for name, r in replies.items() if r is not None and r.ok)
+        silent = sorted(name for name, r in replies.items() if r is None)
+        message = (f"{function} re-enabled on {', '.join(unblocked)}" if unblocked else
+                   f"{function} was not blocked on any node")
+        if silent:
+            message += f"; no answer from {', '.join(silent)}"
+        self._audit(actor, "reenable", function, not silent, message)
+        return pb.ControlReply(ok=not silent, message=message,
+                               outcome="reenabled" if unblocked else "not_blocked")
+
+    def quarantine(self, quarantine_id: str, action: str, node: str, actor: str = "",
+                   ) -> pb.ControlReply:
+        bounded("the quarantine id", quarantine_id, MAX_TARGET)
+        bounded("the actor", actor, MAX_ACTOR)
+        if action not in ("replay", "drop"):
+            raise BadRequest(f"quarantine action {action[:40]!r}: use replay or drop")
+        conns = [c for c in self.registry.connected() if not node or c.name == node]
+        if node and not conns:
+            raise BadRequest(f"no agent named {node[:MAX_TARGET]!r}; see tokengate status")
+        replies = self._ask(conns, f"quarantine_{action}", quarantine_id)
+        done = [(name, r) for name, r in replies.items() if r is not None and r.ok]
+        if done:
+            name, reply = done[0]
+            result = pb.ControlReply(ok=True, outcome=action, message=f"{name}: {reply.message}")
+        else:
+            why = "; ".join(f"{name}: {r.message}" if r is not None else f"{name}: no answer"
+                            for name, r in replies.items()) or "no agent connected"
+            result = pb.ControlReply(ok=False, outcome="not_found", message=why)
+        self._audit(actor, f"quarantine_{action}", quarantine_id, result.ok, result.message)
+        return result

@@ -1,7 +1,9 @@
 """The gateway's gRPC face: thin servicers over :class:`Gateway`, auth, server lifecycle.
 
 ``create_server(config)`` returns ``(server, port, gateway)``; ``listen`` may use port 0.
-Domain errors become gRPC status codes through :mod:`shared.wire_errors`.
+Domain errors become gRPC status codes through :mod:`tokengate.shared.wire_errors`. Each
+long-lived stream holds a server thread, so streams are capped below the thread count
+(``GatewayConfig.session_cap`` / ``stream_cap``): agents and control calls always find one.
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ from typing import Any, TypeVar
 import grpc
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import ClientConn
-from tokengate.gateway.control import Gateway
-from tokengate.gateway.ledger import RedisLedger
-from tokengate.shared.auth import TokenAuthInterceptor
+from tokengate.gateway.gateway import Gateway
+from tokengate.gateway.ledger import RedisLedger, TokenLedger
+from tokengate.gateway.metrics import serve_metrics
+from tokengate.shared.auth import Credentials, TokenAuthInterceptor, client_id_of
 from tokengate.shared.channel import MAX_MESSAGE_BYTES, server_credentials
-from tokengate.shared.errors import RedisUnavailable, TokenGateError
+from tokengate.shared.errors import (
+    AgentRejected,
+    GatewayBusy,
+    PermissionDenied,
+    RedisUnavailable,
+    TokenGateError,
+)
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
 from tokengate.shared.wire_errors import abort_details, status_for
@@ -45,16 +54,56 @@ def _unary(context: grpc.ServicerContext, call: Callable[[], T]) -> T:
         raise  # unreachable: abort raises
 
 
-class GatewayServicer(rpc.GatewayServicer):
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+class _Streams:
+    """Counts live streams against the caps; ``_lock`` guards the counts."""
 
-    # -- streams ---------------------------------------------------------------------------
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self.sessions = 0
+        self.agents = 0
+
+    def enter(self, kind: str) -> None:
+        with self._lock:
+            total = self.sessions + self.agents
+            if total >= self.config.stream_cap or (
+                    kind == "session" and self.sessions >= self.config.session_cap):
+                raise GatewayBusy(f"the gateway serves as many {kind}s as it may "
+                                  f"({self.sessions} sessions, {self.agents} agents); "
+                                  "try again later or raise --workers")
+            setattr(self, kind + "s", getattr(self, kind + "s") + 1)
+
+    def leave(self, kind: str) -> None:
+        with self._lock:
+            setattr(self, kind + "s", getattr(self, kind + "s") - 1)
+
+
+class GatewayServicer(rpc.GatewayServicer):
+    def __init__(self, gateway: Gateway, credentials: Credentials) -> None:
+        self.gateway = gateway
+        self.credentials = credentials
+        self.streams = _Streams(gateway.config)
+
+    def _operator(self, context: grpc.ServicerContext) -> None:
+        if not self.credentials.is_operator(context.invocation_metadata()):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, abort_details(PermissionDenied(
+                "this control needs the operator token")))
+
+    def _enter(self, context: grpc.ServicerContext, kind: str) -> None:
+        _unary(context, lambda: self.streams.enter(kind))
+        context.add_callback(lambda: self.streams.leave(kind))
+
+    # -- streams -------------------------------------------------------------------------------
 
     def Session(self, request_iterator: Iterator[pb.ClientFrame],
                 context: grpc.ServicerContext) -> Iterator[pb.ClientReply]:
-        conn = ClientConn(context.peer())
+        self._enter(context, "session")
+        metadata = context.invocation_metadata()
+        conn = ClientConn(context.peer(), client_id_of(metadata),
+                          operator=self.credentials.is_operator(metadata),
+                          max_bytes=self.gateway.config.session_outbox_bytes)
         gateway = self.gateway
+        gateway.open_session(conn)
 
         def read() -> None:
             try:
@@ -66,26 +115,24 @@ class GatewayServicer(rpc.GatewayServicer):
                 pass  # the client went away
             except Exception:  # a bug must not leave the client waiting on a dead stream
                 logger.exception("client session %s failed", conn.peer)
-            conn.close()
+            conn.close(discard=True)
 
-        def closed() -> None:
-            conn.close()
-            gateway.drop_session(conn)
-
-        context.add_callback(closed)
+        context.add_callback(lambda: gateway.close_session(conn))
         threading.Thread(target=read, name="tg-client-reader", daemon=True).start()
-        return conn.frames()
+        return conn.frames(context)
 
     def AgentLink(self, request_iterator: Iterator[pb.AgentFrame],
                   context: grpc.ServicerContext) -> Iterator[pb.DispatchFrame]:
+        self._enter(context, "agent")
         gateway = self.gateway
         try:
             first = next(request_iterator)
         except (StopIteration, grpc.RpcError):
             return iter(())
         if not first.HasField("hello"):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "BadRequest: first frame must be hello")
-        conn = _unary(context, lambda: gateway.register_agent(first.hello, list(first.credits)))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          abort_details(AgentRejected("the first frame must be a hello")))
+        conn = _unary(context, lambda: gateway.join(first))
 
         def read() -> None:
             try:
@@ -98,50 +145,83 @@ class GatewayServicer(rpc.GatewayServicer):
             except Exception:
                 logger.exception("agent %s link failed", conn.name)
             finally:
-                gateway.agent_disconnected(conn)
+                gateway.agent_left(conn)
 
         context.add_callback(conn.close)
-        conn.send_ack(0)  # tells the agent it is registered
         threading.Thread(target=read, name=f"tg-agent-{conn.name}", daemon=True).start()
         return conn.frames()
 
-    # -- operator calls --------------------------------------------------------------------
+    # -- views ---------------------------------------------------------------------------------
 
     def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusReply:
-        return _unary(context, self.gateway.status)
+        return _unary(context, self.gateway.views.status)
+
+    def Token(self, request: pb.TokenRequest, context: grpc.ServicerContext) -> pb.TokenDetail:
+        return _unary(context, lambda: self.gateway.views.token(request.token_id))
+
+    def Guards(self, request: pb.GuardsRequest, context: grpc.ServicerContext,
+               ) -> pb.GuardsReply:
+        return _unary(context, self.gateway.views.guards)
+
+    def Series(self, request: pb.SeriesRequest, context: grpc.ServicerContext,
+               ) -> pb.SeriesReply:
+        return _unary(context, lambda: self.gateway.views.series_points(
+            request.seconds or 600, request.since))
+
+    def Audit(self, request: pb.AuditRequest, context: grpc.ServicerContext) -> pb.AuditReply:
+        return _unary(context, lambda: self.gateway.views.audit(request.limit or 200))
+
+    def Ping(self, request: pb.PingRequest, context: grpc.ServicerContext) -> pb.PingReply:
+        return self.gateway.views.ping()
+
+    # -- controls (operator rights) ------------------------------------------------------------
 
     def Drain(self, request: pb.DrainRequest, context: grpc.ServicerContext) -> pb.ControlReply:
-        message = _unary(context, lambda: self.gateway.drain(request.node, request.reason))
+        self._operator(context)
+        control = self.gateway.control
+        message = _unary(context, lambda: control.drain(request.node, request.reason,
+                                                        request.actor))
         return pb.ControlReply(ok=True, message=message)
 
     def Resume(self, request: pb.DrainRequest, context: grpc.ServicerContext) -> pb.ControlReply:
-        message = _unary(context, lambda: self.gateway.resume(request.node))
+        self._operator(context)
+        message = _unary(context, lambda: self.gateway.control.resume(request.node,
+                                                                      request.actor))
         return pb.ControlReply(ok=True, message=message)
 
     def Kill(self, request: pb.KillRequest, context: grpc.ServicerContext) -> pb.ControlReply:
-        outcome, message = _unary(context, lambda: self.gateway.kill(request.token_id))
+        self._operator(context)
+        outcome, message = _unary(context, lambda: self.gateway.control.kill(
+            request.token_id, request.actor))
         return pb.ControlReply(ok=outcome in ("killed", "forwarded"), message=message,
                                outcome=outcome)
 
-    def Ping(self, request: pb.PingRequest, context: grpc.ServicerContext) -> pb.PingReply:
-        return self.gateway.ping()
+    def Reenable(self, request: pb.ReenableRequest, context: grpc.ServicerContext,
+                 ) -> pb.ControlReply:
+        self._operator(context)
+        return _unary(context, lambda: self.gateway.control.reenable(request.function,
+                                                                     request.actor))
+
+    def Quarantine(self, request: pb.QuarantineRequest, context: grpc.ServicerContext,
+                   ) -> pb.ControlReply:
+        self._operator(context)
+        return _unary(context, lambda: self.gateway.control.quarantine(
+            request.id, request.action, request.node, request.actor))
 
 
-def create_server(config: GatewayConfig, ledger: RedisLedger | None = None,
-                  ) -> tuple[grpc.Server, int, Gateway]:
+def create_server(config: GatewayConfig, ledger: TokenLedger | None = None,
+                  lease_wait: float | None = None) -> tuple[grpc.Server, int, Gateway]:
     """Build and start the gateway and its gRPC server; ``config.listen`` may use port 0."""
     config.validate()
     ledger = ledger or RedisLedger.from_url(config.redis_url, prefix=config.key_prefix,
                                             result_ttl=config.result_ttl)
-    gateway = Gateway(config, ledger).start()
+    gateway = Gateway(config, ledger).start(lease_wait)
+    credentials = Credentials(config.token, config.operator_token)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers,
                                                     thread_name_prefix="tg-grpc"),
-                         interceptors=[TokenAuthInterceptor(config.token)],
-                         options=SERVER_OPTIONS,
-                         # Beyond this, a call is refused (RESOURCE_EXHAUSTED) instead of
-                         # waiting for a thread that a long-lived stream holds.
-                         maximum_concurrent_rpcs=config.workers)
-    rpc.add_GatewayServicer_to_server(GatewayServicer(gateway), server)
+                         interceptors=[TokenAuthInterceptor(credentials)],
+                         options=SERVER_OPTIONS, maximum_concurrent_rpcs=config.workers)
+    rpc.add_GatewayServicer_to_server(GatewayServicer(gateway, credentials), server)
     if config.tls.enabled:
         port = server.add_secure_port(config.listen, server_credentials(config.tls))
     else:
@@ -150,8 +230,10 @@ def create_server(config: GatewayConfig, ledger: RedisLedger | None = None,
         gateway.stop()
         raise TokenGateError(f"cannot listen on {config.listen}")
     server.start()
+    if config.metrics_port is not None:
+        serve_metrics(gateway, config.metrics_port)
     logger.info("gateway listening on %s (port %d), redis %s", config.listen, port,
-                _redacted(config.redis_url))
+                redacted(config.redis_url))
     return server, port, gateway
 
 
@@ -160,7 +242,7 @@ def stop_server(server: grpc.Server, gateway: Gateway, grace: float = 2.0) -> No
     server.stop(grace).wait(grace + 1)
 
 
-def _redacted(url: str) -> str:
+def redacted(url: str) -> str:
     head, sep, tail = url.rpartition("@")
     return f"{head.split('//')[0]}//***@{tail}" if sep else url
 
@@ -170,6 +252,8 @@ def serve_forever(config: GatewayConfig, stop: threading.Event, on_ready: Any = 
     if on_ready is not None:
         on_ready(port)
     try:
-        stop.wait()
+        while not stop.wait(0.5):
+            if gateway.lost_lease.is_set():
+                raise TokenGateError("another gateway took this gateway's Redis prefix")
     finally:
         stop_server(server, gateway)

@@ -1,18 +1,26 @@
-"""The agent's gRPC link: register, grant credits, take dispatched batches, send results back.
+"""The agent's gRPC link: register, report capacity, take dispatched batches, report back.
 
 Threads and what each owns:
 
-- the *link* thread opens the stream (hello first), reads dispatch frames, turns each item
-  into a :class:`TaskToken` resolved only through :mod:`shared.registry`, and hands it to the
-  local scheduler's ``submit`` (so every embedded rule applies: weights, pinning, tiers,
-  guards); it reconnects with backoff when the gateway goes away;
-- gRPC's request thread of the current stream runs :meth:`AgentLink._frames`, the sender: it
-  coalesces finished tokens into one frame per wake-up (one credit back per finished token),
-  heartbeats when idle, and after a reconnect first resends what was not acknowledged. The
-  sender state (sequence, unacknowledged frames) is guarded by ``_send_lock`` and tied to a
-  stream generation, so a dying stream's thread hands back what it took.
+- the *link* thread opens the stream (hello first), reads dispatch frames and acts on them
+  without ever blocking: revocations first, then the work lease, kills, and tasks, each turned
+  into a :class:`TaskToken` resolved only through :mod:`tokengate.shared.registry` and handed
+  to the scheduler's non-blocking ``enqueue`` (so every embedded rule applies: weights,
+  pinning, tiers, guards); commands go to a thread of their own. It owns ``_received`` (tasks
+  received on the current stream) and reconnects with backoff when the gateway goes away;
+- the sender, on gRPC's request thread of the current stream, drains the outbox into frames
+  (:mod:`.outbox`); its state is guarded by ``_send_lock`` and tied to a stream generation,
+  so a dying stream's thread hands back what it took;
+- workers only put their token's outcome (and, through the start observer, its start) on the
+  outbox.
 
-Workers only encode their token's result and put it on the outbox.
+``_held`` maps each token id given to this agent to its :class:`Held` record until the
+gateway has stored its outcome (or revoked it); single dict operations only, from any thread.
+
+The work lease: the agent may start tokens only until ``lease`` seconds after it sent the
+newest frame the gateway has acknowledged seeing. An agent cut off from the gateway (a
+partition, a SIGSTOP) thus stops starting work before the gateway gives that work to
+another agent; when it is back, the gateway's welcome revokes what was taken from it.
 """
 
 from __future__ import annotations
@@ -25,29 +33,72 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import grpc
 import msgpack
+from tokengate.node_agent import outbox as box
 from tokengate.node_agent.link_config import LinkConfig
-from tokengate.shared import codec, framing
+from tokengate.shared import codec, framing, wire
 from tokengate.shared.auth import call_metadata
 from tokengate.shared.channel import open_channel
-from tokengate.shared.errors import ConfigurationError, TokenGateError
+from tokengate.shared.errors import AgentLost, ConfigurationError, TokenGateError
 from tokengate.shared.lifecycle import TokenState
-from tokengate.shared.registry import lookup, registered_names
+from tokengate.shared.registry import TaskSpec, lookup, registered_names
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
+from tokengate.shared.tags import Weight
 from tokengate.shared.token import TaskToken
 
 logger = logging.getLogger(__name__)
 
-MAX_FRAME_RESULTS = 1000
-SNAPSHOT_EVERY = 1.0
-_FINAL_CODES = {TokenState.COMPLETED: pb.COMPLETED, TokenState.FAILED: pb.FAILED,
-                TokenState.KILLED: pb.KILLED}
+
+class SchedulerPort(Protocol):
+    """What the link needs of the local scheduler."""
+
+    def enqueue(self, token: TaskToken) -> None: ...
+    def kill(self, token_id: str) -> bool: ...
+    def free_capacity(self) -> Mapping[Weight, int]: ...
+    def wait_idle(self, timeout: float | None = None) -> bool: ...
+    def add_observer(self, observer: Any) -> None: ...
+    def set_start_gate(self, gate: Any) -> None: ...
+
+
+class CommandHandler(Protocol):
+    def __call__(self, command: pb.Command) -> pb.CommandReply: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    token: TaskToken
+    weight: Weight
+    codec: int
+    owner: str     # the client owed the result (the gateway routes by it)
+    attempt: int   # the gateway's attempt number: fences our reports
+
+
+class WorkLease:
+    """Whether this agent may start tokens now (see the module docstring). ``_changed``
+    guards ``_until``; ``is_open`` reads it without the lock (one float)."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._changed = threading.Condition()
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self._until
+
+    def renew(self, until: float) -> None:
+        with self._changed:
+            if until > self._until:
+                self._until = until
+                self._changed.notify_all()
+
+    def wait_open(self, timeout: float | None = None) -> bool:
+        with self._changed:
+            return self._changed.wait_for(self.is_open, timeout)
 
 
 def import_includes(modules: tuple[str, ...]) -> list[str]:
@@ -60,36 +111,62 @@ def import_includes(modules: tuple[str, ...]) -> list[str]:
     return registered_names()
 
 
+def task_info(spec: TaskSpec) -> pb.TaskInfo:
+    return pb.TaskInfo(name=spec.name, weight=spec.tags.weight.value,
+                       idempotent=spec.tags.idempotent, operation_type=spec.operation_type,
+                       time_limit=float(getattr(spec.tags, "time_limit", None) or 0.0))
+
+
+class _StartReporter:
+    """Scheduler observer: puts a token's start on the outbox (the sender reports it only if
+    the token still runs a few milliseconds later)."""
+
+    def __init__(self, link: AgentLink) -> None:
+        self._link = link
+
+    def on_start(self, token: TaskToken) -> None:
+        held = self._link._held.get(token.token_id)
+        if held is not None and held.token is token:
+            self._link._outbox.put(box.Began(token, pb.Started(
+                token_id=token.token_id, attempt=held.attempt, core=token.core_id or 0,
+                worker=token.worker_id or "", started_at=time.time())))
+
+
 class AgentLink:
     """Connects one local scheduler to the gateway."""
 
-    def __init__(self, config: LinkConfig, scheduler: Any,
-                 status: Callable[[], dict[str, Any]] | None = None) -> None:
-        """``status`` gives the plain-data status sent to the gateway every second (the
-        scheduler's snapshot by default; the agent passes its coordinator's, guards included).
-        """
+    def __init__(self, config: LinkConfig, scheduler: SchedulerPort,
+                 status: Callable[[], dict[str, Any]],
+                 commands: CommandHandler | None = None) -> None:
         self.config = config
         self.scheduler = scheduler
-        self.status = status or scheduler.snapshot
+        self.status = status
+        self.commands = commands
         self.incarnation = uuid.uuid4().hex
         self.registered = threading.Event()
+        self.fatal = threading.Event()  # the gateway refused us for good (wrong token)
+        self.fatal_reason = ""
+        self.lease = WorkLease()
+        self._lease_seconds = 0.0
         self._stop = threading.Event()
-        # id -> token, weight, codec, session; until the gateway acks the token's result
-        self._held: dict[str, tuple[TaskToken, str, int, str]] = {}
-        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()  # the sender's input
+        self._held: dict[str, Held] = {}
+        self._outbox: queue.SimpleQueue[box.Message] = queue.SimpleQueue()
         self._send_lock = threading.Lock()  # guards _sender and _generation
-        self._sender = _Sender(self)
+        self._sender = box.Sender(self._capacity, status, snapshot_every=1.0)
         self._generation = 0
+        self._received = 0
         self._call: Any = None
         self._threads: list[threading.Thread] = []
         self.tasks: list[str] = []
 
-    # -- lifecycle -----------------------------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> AgentLink:
         self.tasks = import_includes(self.config.includes)
         if not self.tasks:
             logger.warning("no tasks registered: include the modules that define them")
+        self.scheduler.add_observer(_StartReporter(self))
+        self.scheduler.set_start_gate(self.lease)
         thread = threading.Thread(target=self._link_loop, name="tg-agent-link", daemon=True)
         self._threads.append(thread)
         thread.start()
@@ -100,20 +177,20 @@ class AgentLink:
         sends nothing more) and give admitted work up to ``drain`` seconds to finish and its
         results to be stored; the gateway hands whatever is left to other agents at once."""
         if drain > 0 and self.registered.is_set():
-            self._outbox.put(("leaving", None))
+            self._outbox.put(box.Leaving())
             deadline = time.monotonic() + drain
             self.scheduler.wait_idle(drain)
             while self._held and time.monotonic() < deadline and self.registered.is_set():
-                self._stop.wait(0.02)  # results in flight: their acks empty _held
+                self._stop.wait(0.02)  # outcomes in flight: their acks empty _held
         self._stop.set()
-        self._outbox.put(("stop", None))
+        self._outbox.put(box.Wake())
         call = self._call
         if call is not None:
             call.cancel()
         for thread in self._threads:
             thread.join(timeout)
 
-    # -- link thread ---------------------------------------------------------------------
+    # -- the link thread ----------------------------------------------------------------------
 
     def _link_loop(self) -> None:
         backoff = 0.1
@@ -123,9 +200,11 @@ class AgentLink:
             with self._send_lock:
                 self._generation += 1
                 generation = self._generation
+                self._received = 0
+                first = self._sender.open(self._hello())
             try:
                 self._call = rpc.GatewayStub(channel).AgentLink(
-                    self._frames(generation, self._hello()), metadata=metadata)
+                    self._frames(generation, first), metadata=metadata)
                 for frame in self._call:
                     if not self.registered.is_set():
                         self.registered.set()
@@ -134,199 +213,197 @@ class AgentLink:
                         backoff = 0.1
                     self._on_frame(frame)
             except grpc.RpcError as exc:
-                self._log_rpc_error(exc)
+                if self._refused(exc):
+                    return
             finally:
                 self.registered.clear()
                 with self._send_lock:
                     self._generation += 1  # the old stream's sender stops and hands back
-                self._outbox.put(("wake", None))
+                self._outbox.put(box.Wake())
                 channel.close()
             self._stop.wait(backoff)
             backoff = min(self.config.max_backoff, backoff * 2)
 
-    def _log_rpc_error(self, exc: grpc.RpcError) -> None:
+    def _refused(self, exc: grpc.RpcError) -> bool:
+        """Log a failed stream; True when retrying cannot help (a wrong token)."""
         if self._stop.is_set():
-            return
+            return True
         code = exc.code() if hasattr(exc, "code") else None
+        details = exc.details() if hasattr(exc, "details") else str(exc)
         if code == grpc.StatusCode.UNAUTHENTICATED:
-            logger.error("the gateway refused this agent's token; check TOKENGATE_TOKEN")
-        elif code == grpc.StatusCode.ALREADY_EXISTS:
-            logger.error("the gateway refused the name %s: %s", self.config.name, exc.details())
+            self.fatal_reason = (f"the gateway {self.config.gateway} refused this agent's "
+                                 "token; check TOKENGATE_TOKEN / --token-file")
+            logger.error(self.fatal_reason)
+            self.fatal.set()
+            return True
+        if code == grpc.StatusCode.ALREADY_EXISTS:
+            logger.error("the gateway refused the name %s: %s", self.config.name, details)
         else:
             logger.warning("link to gateway %s lost (%s); reconnecting", self.config.gateway,
                            code)
+        return False
 
-    def _hello(self) -> pb.AgentFrame:
-        free = self.scheduler.free_capacity()
-        snapshot = self.scheduler.snapshot()
+    def _hello(self) -> pb.Hello:
+        snapshot = self.status()
         topology = {"topology": snapshot.get("topology", {}), "workers": snapshot.get("workers"),
                     "workers_per_core": snapshot.get("workers_per_core"),
                     "mailbox_capacity": snapshot.get("mailbox_capacity"),
                     "policy": snapshot.get("policy", {})}
-        hello = pb.Hello(name=self.config.name, incarnation=self.incarnation,
-                         host=socket.gethostname(), pid=os.getpid(),
-                         topology=msgpack.packb(topology, default=str),
-                         tasks=self.tasks, held=list(self._held))
-        return pb.AgentFrame(hello=hello, credits=[
-            pb.Credit(weight=getattr(w, "value", str(w)), count=max(0, int(n)))
-            for w, n in free.items()])
+        return pb.Hello(name=self.config.name, incarnation=self.incarnation,
+                        host=socket.gethostname(), pid=os.getpid(),
+                        topology=msgpack.packb(topology, default=str), tasks=self.tasks,
+                        task_info=[task_info(lookup(name)) for name in self.tasks],
+                        held=list(self._held))
+
+    def _capacity(self) -> tuple[int, dict[Weight, int]]:
+        received = self._received  # first: the free figure then reflects at least these
+        return received, dict(self.scheduler.free_capacity())
 
     def _on_frame(self, frame: pb.DispatchFrame) -> None:
+        for token_id in frame.revoke:
+            self._revoke(token_id)
+        if frame.lease:
+            self._lease_seconds = frame.lease
+        if frame.seen_seq or frame.ack_seq:
+            self._renew(max(frame.seen_seq, frame.ack_seq))
         if frame.ack_seq:
-            self._outbox.put(("ack", frame.ack_seq))
+            self._outbox.put(box.Acked(frame.ack_seq))
         for token_id in frame.kill:
             self._kill(token_id)
-        submit = self.scheduler.submit
-        for item in frame.tasks:
-            token = self._token_for(item)
-            if token is None:
-                continue
-            try:
-                submit(token, timeout=None)  # backpressure waits here, bounded by our credits
-            except TokenGateError as exc:  # refused at admission (guards, stopped)
-                token.set_error(exc, "")
+        if frame.tasks:
+            self._take(frame.tasks)
+        for command in frame.commands:
+            threading.Thread(target=self._run_command, args=(command,),
+                             name="tg-agent-command", daemon=True).start()
 
-    def _token_for(self, item: pb.TaskItem) -> TaskToken | None:
-        if item.token_id in self._held:
-            return None  # resent after a reconnect while we still hold it
-        weight = item.weight or "medium"
-        try:
-            spec = lookup(item.task)
-            args, kwargs = codec.decode_call(item.payload, item.codec,
-                                             allow_pickle=self.config.allow_pickle)
-        except TokenGateError as exc:
-            self._outbox.put((weight, pb.ResultItem(
-                token_id=item.token_id, state=pb.FAILED, error_type=type(exc).__name__,
-                error_message=str(exc), attempt=item.attempt, node=self.config.name,
-                finished_at=time.time(), session=item.session)))
-            return None
-        token: TaskToken = TaskToken(spec.func, args, kwargs, operation_type=spec.operation_type,
-                                     tags=spec.tags, token_id=item.token_id,
-                                     attempt=item.attempt or 1)
-        self._held[item.token_id] = (token, weight, item.codec, item.session)
-        token.add_done_callback(self._on_done)
-        return token
+    def _renew(self, seq: int) -> None:
+        with self._send_lock:
+            sent = self._sender.sent_at.get(seq)
+        if sent is not None and self._lease_seconds:
+            self.lease.renew(sent + self._lease_seconds)
+
+    def _revoke(self, token_id: str) -> None:
+        """No longer ours: drop it unstarted if we can, and report nothing for it."""
+        held = self._held.pop(token_id, None)
+        if held is not None:
+            self.scheduler.kill(token_id) or held.token.kill()
+            logger.info("token %s was revoked (given to another agent while we were away)",
+                        token_id)
 
     def _kill(self, token_id: str) -> None:
         if self.scheduler.kill(token_id):
             return
         held = self._held.get(token_id)
         if held is not None:
-            held[0].kill()  # not yet in the scheduler: it is skipped at submit
+            held.token.kill()  # not in the scheduler yet
 
-    # -- worker threads ------------------------------------------------------------------
+    def _take(self, items: Any) -> None:
+        for item in items:
+            token = self._token_for(item)
+            if token is not None:
+                self.scheduler.enqueue(token)
+        self._received += len(items)
+        with self._send_lock:
+            view = self._sender.reported.view(self._received)
+        free = self.scheduler.free_capacity()
+        if any(free.get(w, 0) > n for w, n in view.items()):
+            self._outbox.put(box.CreditsDue())
+
+    def _token_for(self, item: pb.TaskItem) -> TaskToken | None:
+        if item.token_id in self._held:
+            return None  # resent after a reconnect while we still hold it
+        weight = wire.weight_of(item.weight)
+        try:
+            spec = lookup(item.task)
+            if item.attempt > 1 and not spec.tags.idempotent:
+                raise AgentLost(f"{item.task} must never run twice, and attempt "
+                                f"{item.attempt - 1} may have run on an agent that was lost")
+            args, kwargs = codec.decode_call(item.payload, item.codec,
+                                             allow_pickle=self.config.allow_pickle)
+        except TokenGateError as exc:
+            self._outbox.put(box.Finished(weight, pb.ResultItem(
+                token_id=item.token_id, state=pb.FAILED, error_type=wire.error_name(exc),
+                error_message=str(exc), attempt=item.attempt, node=self.config.name,
+                finished_at=time.time(), session=item.session,
+                operation_type=item.operation_type)))
+            return None
+        token: TaskToken = TaskToken(spec.func, args, kwargs, operation_type=spec.operation_type,
+                                     tags=spec.tags, token_id=item.token_id,
+                                     attempt=item.attempt or 1)
+        self._held[item.token_id] = Held(token, weight, item.codec, item.session,
+                                         item.attempt or 1)
+        token.add_done_callback(self._on_done)
+        return token
+
+    def _run_command(self, command: pb.Command) -> None:
+        if self.commands is None:
+            reply = pb.CommandReply(id=command.id, ok=False, message="no command handler")
+        else:
+            try:
+                reply = self.commands(command)
+            except TokenGateError as exc:
+                reply = pb.CommandReply(ok=False, message=f"{wire.error_name(exc)}: {exc}")
+            reply.id = command.id
+        self._outbox.put(box.Replied(reply))
+
+    # -- worker threads ---------------------------------------------------------------------
 
     def _on_done(self, token: TaskToken) -> None:
         held = self._held.get(token.token_id)
-        weight, code, session = (held[1], held[2], held[3]) if held else (
-            token.tags.weight.value, codec.MSGPACK, "")
+        if held is None or held.token is not token:
+            return  # revoked: not ours to report
         state = token.state
         item = pb.ResultItem(
-            token_id=token.token_id, state=_FINAL_CODES.get(state, pb.FAILED),
-            attempt=token.attempt, node=self.config.name, core=token.core_id or 0,
-            worker=token.worker_id or "", codec=code, session=session,
-            operation_type=token.operation_type,
+            token_id=token.token_id, state=wire.final_code(state), attempt=held.attempt,
+            node=self.config.name, core=token.core_id or 0, worker=token.worker_id or "",
+            codec=held.codec, session=held.owner, operation_type=token.operation_type,
             started_at=token.timestamps.get(TokenState.EXECUTING, 0.0),
             finished_at=token.timestamps.get(state, time.time()))
         if state is TokenState.COMPLETED:
             try:
-                item.payload = codec.encode_result(token.result, code,
+                item.payload = codec.encode_result(token.result, held.codec,
                                                    self.config.max_result_bytes)
             except TokenGateError as exc:
                 item.state = pb.FAILED
-                item.error_type, item.error_message = type(exc).__name__, str(exc)
+                item.error_type, item.error_message = wire.error_name(exc), str(exc)
         else:
-            item.error_type = token.error_type or "TaskFailed"
+            item.error_type = token.error_type or wire.TASK_FAILED
             item.error_message = token.error_message
             item.traceback = token.traceback_text
-        self._outbox.put((weight, item))
+        self._outbox.put(box.Finished(held.weight, item))
 
-    # -- sender: runs on the current stream's gRPC request thread ---------------------
+    def _acked(self, results: list[pb.ResultItem]) -> None:
+        """The gateway stored these outcomes: they are no longer ours to keep."""
+        for item in results:
+            held = self._held.get(item.token_id)
+            if held is not None and held.attempt == item.attempt:
+                self._held.pop(item.token_id, None)
 
-    def _frames(self, generation: int, hello: pb.AgentFrame) -> Iterator[pb.AgentFrame]:
-        yield hello
-        with self._send_lock:
-            resend = self._sender.resend() if generation == self._generation else None
-        if resend is None:
-            return
-        yield from resend
-        outbox, interval = self._outbox, self.config.heartbeat_interval
+    # -- the sender: on the current stream's gRPC request thread ------------------------------
+
+    def _frames(self, generation: int, first: list[pb.AgentFrame]) -> Iterator[pb.AgentFrame]:
+        yield from first
+        outbox, heartbeat = self._outbox, self.config.heartbeat_interval
         while True:
             try:
-                entries = [outbox.get(timeout=interval)]
+                messages: list[box.Message] = [
+                    outbox.get(timeout=self._sender.wait_time(heartbeat))]
             except queue.Empty:
-                entries = []
-            size = sum(_entry_bytes(entry) for entry in entries)
-            while len(entries) < MAX_FRAME_RESULTS and size < framing.FRAME_SOFT_LIMIT:
+                messages = []
+            size = sum(box.message_bytes(m) for m in messages)
+            while len(messages) < box.MAX_FRAME_RESULTS and size < framing.FRAME_SOFT_LIMIT:
                 try:
-                    entry = outbox.get_nowait()
+                    message = outbox.get_nowait()
                 except queue.Empty:
                     break
-                entries.append(entry)
-                size += _entry_bytes(entry)
+                messages.append(message)
+                size += box.message_bytes(message)
             with self._send_lock:
                 if generation != self._generation or self._stop.is_set():
-                    for entry in entries:  # not ours any more: the next stream sends them
-                        if entry[0] not in ("wake", "stop"):
-                            outbox.put(entry)
+                    for message in messages:  # not ours any more: the next stream sends them
+                        if not isinstance(message, box.Wake):
+                            outbox.put(message)
                     return
-                frame = self._sender.frame(entries)
+                frame = self._sender.frame(messages, self._acked)
             if frame is not None:
                 yield frame
-
-
-def _entry_bytes(entry: tuple[str, Any]) -> int:
-    value = entry[1]
-    return framing.result_bytes(value) if isinstance(value, pb.ResultItem) else 0
-
-
-class _Sender:
-    """The sender's state: frame sequence and the frames the gateway has not stored yet."""
-
-    def __init__(self, link: AgentLink) -> None:
-        self.link = link
-        self.unacked: dict[int, list[pb.ResultItem]] = {}
-        self.seq = 0
-        self.last_snapshot = 0.0
-        self.leaving = False
-
-    def resend(self) -> list[pb.AgentFrame]:
-        frames = [pb.AgentFrame(results=items, seq=seq) for seq, items in self.unacked.items()]
-        if self.leaving:
-            frames.append(pb.AgentFrame(leaving=True))
-        return frames
-
-    def frame(self, entries: list[tuple[str, Any]]) -> pb.AgentFrame | None:
-        """Turn one batch of outbox entries into at most one frame."""
-        results: list[pb.ResultItem] = []
-        credits: Counter[str] = Counter()
-        leaving = False
-        for kind, value in entries:
-            if kind == "ack":
-                self._ack(value)
-            elif kind == "leaving":
-                leaving = self.leaving = True
-            elif kind not in ("wake", "stop"):
-                results.append(value)
-                credits[kind] += 1
-        frame = pb.AgentFrame(credits=[pb.Credit(weight=w, count=n) for w, n in credits.items()],
-                              leaving=leaving)
-        if results:
-            self.seq += 1
-            frame.results.extend(results)
-            frame.seq = self.seq
-            self.unacked[self.seq] = results
-        now = time.monotonic()
-        if now - self.last_snapshot >= SNAPSHOT_EVERY:
-            self.last_snapshot = now
-            frame.snapshot = msgpack.packb(self.link.status(), default=str)
-        # An empty frame after an idle wait is the heartbeat.
-        if results or credits or leaving or not entries or frame.snapshot:
-            return frame
-        return None
-
-    def _ack(self, upto: int) -> None:
-        held = self.link._held
-        for seq in [s for s in self.unacked if s <= upto]:
-            for item in self.unacked.pop(seq):
-                held.pop(item.token_id, None)

@@ -4,8 +4,12 @@ Owner of all its mutable state; other code acts on it only through the public me
 
 - ``_admission`` (a Condition) guards the drain flag, the held queue (submissions during a
   drain), the priority lane (retries and requeues, placed ahead of new submissions), the
-  count of delayed retries and the count of submitters waiting for room.
+  backlog (tokens ``enqueue`` could not place at once, placed after the priority lane and
+  before held and new submissions), the count of delayed retries and the count of submitters
+  waiting for room.
 - Each mailbox guards its own queue (see :mod:`node_agent.mailbox`).
+- The crew (:class:`node_agent.workers.Crew`) owns the worker threads, and the watchdog
+  (:mod:`node_agent.watchdog`) the time limits of running thread-mode calls.
 - ``_idle`` (a Condition) wakes callers of :meth:`wait_idle`.
 - ``_stats_lock`` guards the outcome counters.
 - ``_live`` maps token id to unfinished token (single dict operations only).
@@ -26,11 +30,18 @@ from tokengate.node_agent import topology as topo
 from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.delayline import DelayLine
 from tokengate.node_agent.mailbox import Mailbox
+from tokengate.node_agent.nowait import no_waiting
 from tokengate.node_agent.policy import build_policy, choose_route
 from tokengate.node_agent.procpool import CoreProcesses
 from tokengate.node_agent.throttle import StorageThrottle
-from tokengate.node_agent.workers import Hooks, TaskRunner, Worker
-from tokengate.shared.errors import AdmissionTimeout, InvalidTransition, SchedulerStopped
+from tokengate.node_agent.watchdog import Watch, Watchdog
+from tokengate.node_agent.workers import Crew, Hooks, StartGate, TaskRunner, Worker
+from tokengate.shared.errors import (
+    AdmissionTimeout,
+    InvalidTransition,
+    SchedulerStopped,
+    TokenGateError,
+)
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import ExecutionMode, Weight
 from tokengate.shared.token import TaskToken, inline_runner
@@ -71,16 +82,24 @@ class LocalScheduler:
         self.throttle = StorageThrottle()
         self.processes = CoreProcesses(topology.cpu_for_core, self.config.processes_per_core)
         self._hooks = Hooks()
-        self._runner = TaskRunner(self.throttle, self.processes, self._hooks, self._retry_later)
-        self._workers: list[Worker] = []
+        self._watchdog = Watchdog(f"tokengate-time-limits-{self.config.node_name}",
+                                  self._on_time_limit)
+        self._runner = TaskRunner(self.throttle, self.processes, self._hooks, self._retry_later,
+                                  self._watchdog)
+        self._crew = Crew(self._all_boxes, topology.cpu_for_core, self._runner, self._watchdog,
+                          pin=self.config.pin_threads, after_take=self._after_take,
+                          after_finish=self._after_finish)
         self._admission = threading.Condition()
         self._held: deque[TaskToken] = deque()
         self._priority: deque[TaskToken] = deque()
+        self._backlog: deque[TaskToken] = deque()
         self._draining = False
         self.drain_reason = ""
         self._delays = DelayLine(f"tokengate-retries-{self.config.node_name}")
         self._space_waiters = 0
         self._hold_capacity = self.config.hold_capacity or len(self._all_boxes) * capacity
+        backlog = self.config.backlog_capacity
+        self._backlog_capacity = len(self._all_boxes) * capacity if backlog is None else backlog
         self._low_water = capacity // 2
         self._idle = threading.Condition()
         self._idle_waiters = 0
@@ -96,15 +115,7 @@ class LocalScheduler:
     def start(self) -> LocalScheduler:
         if self._running or self._stopped:
             raise SchedulerStopped("a scheduler starts once; create a new one to restart")
-        for position, box in enumerate(self._all_boxes):
-            worker = Worker(
-                box, f"worker_{position}_core_{box.core_id}",
-                self.topology.cpu_for_core(box.core_id), self._runner,
-                pin=self.config.pin_threads, after_take=self._after_take,
-                after_finish=self._after_finish,
-            )
-            self._workers.append(worker)
-            worker.start()
+        self._crew.start()
         self._running = True
         self.started_at = time.time()
         logger.info("scheduler %s started: %d cores x %d workers, mailbox capacity %d",
@@ -115,8 +126,9 @@ class LocalScheduler:
     def stop(self, timeout: float | None = None) -> None:
         """Stop admitting, let admitted work finish (up to ``timeout``), then stop workers.
 
-        Tokens not started by then (queued, held, or waiting to retry) fail with
-        ``SchedulerStopped``; a task still running is left to finish on its daemon thread.
+        Tokens not started by then (queued, held, backlogged, or waiting to retry) fail with
+        ``SchedulerStopped``; a task still running is left to finish on its daemon thread
+        (its time limit, if it has one, still fails it at the deadline).
         """
         with self._admission:
             if not self._running:
@@ -129,18 +141,21 @@ class LocalScheduler:
                            self.config.node_name, wait)
         with self._admission:
             self._stopped = True
-            leftovers = [*self._priority, *self._held, *self._delays.stop()]
+            leftovers = [*self._priority, *self._backlog, *self._held, *self._delays.stop()]
             self._priority.clear()
+            self._backlog.clear()
             self._held.clear()
+        workers = self._crew.close()
         for box in self._all_boxes:
             leftovers.extend(box.drain_nowait())
             box.post_stop()
         deadline = time.monotonic() + max(0.1, min(wait, 5.0))
-        for worker in self._workers:
+        for worker in workers:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
         for token in leftovers:
             self._fail_stopped(token)
         self.processes.shutdown()
+        self._watchdog.close()
         logger.info("scheduler %s stopped", self.config.node_name)
 
     def _fail_stopped(self, token: TaskToken) -> None:
@@ -151,6 +166,14 @@ class LocalScheduler:
     @property
     def running(self) -> bool:
         return self._running
+
+    def workers(self) -> list[Worker]:
+        """The worker thread serving each mailbox now (abandoned ones are in ``snapshot``)."""
+        return self._crew.workers()
+
+    def set_start_gate(self, gate: StartGate | None) -> None:
+        """Tokens start only while ``gate`` is open (an agent's work lease); None: always."""
+        self._runner.start_gate = gate
 
     def add_observer(self, observer: Any) -> None:
         """Add execution hooks (see :class:`node_agent.workers.Observer`)."""
@@ -177,7 +200,8 @@ class LocalScheduler:
                 return  # an observer finished it at admission (quarantined): nothing to queue
         self._live[token.token_id] = token
         self._count("submitted")
-        if not (self._draining or self._held or self._priority) and self._place(token):
+        if not (self._draining or self._held or self._priority or self._backlog) and self._place(
+                token):
             return
         try:
             self._admit_waiting(token, self.config.submit_timeout if timeout is _UNSET else timeout)
@@ -188,7 +212,7 @@ class LocalScheduler:
 
     def try_submit(self, token: TaskToken) -> bool:
         """Admit a CREATED token only if there is room now; never waits, never holds."""
-        if not self._running or self._draining or self._held or self._priority:
+        if not self._running or self._draining or self._held or self._priority or self._backlog:
             return False
         self._live[token.token_id] = token
         if self._place(token):
@@ -196,6 +220,82 @@ class LocalScheduler:
             return True
         self._live.pop(token.token_id, None)
         return False
+
+    def enqueue(self, token: TaskToken) -> None:
+        """Admit a CREATED token without ever blocking the caller (the agent's link).
+
+        The token goes into a mailbox at once if there is room (the routing of ``submit``);
+        otherwise to the end of the backlog, a FIFO placed in order as room frees (after the
+        priority lane of retries, before held and new submissions). During a drain it is held
+        (WAITING), like a submission, and admitted on resume.
+
+        Observers' ``on_admit`` hooks run as in ``submit``, but may not wait
+        (:mod:`tokengate.node_agent.nowait`: the overflow guard reserves at once). What
+        ``submit`` would raise finishes the token instead, and ``enqueue``
+        returns normally: a hook's refusal (that error), a stopped scheduler
+        (``SchedulerStopped``), a full backlog or a full drain hold (``AdmissionTimeout``). A
+        token killed before it got here is left as it is. A token admitted before raises
+        ``InvalidTransition``: that is a bug in the caller.
+        """
+        if token.state is not TokenState.CREATED:
+            if token.state is TokenState.KILLED:
+                return
+            raise InvalidTransition(f"enqueue takes a new token; {token} was submitted before")
+        if not self._running:
+            token.set_error(SchedulerStopped(
+                f"scheduler {self.config.node_name} is not running"), "")
+            return
+        if self._hooks.on_admit and not self._admit_hooks_allow(token):
+            return
+        self._live[token.token_id] = token
+        self._count("submitted")
+        if not (self._draining or self._priority or self._backlog) and self._place(token):
+            return
+        with self._admission:
+            refusal = self._enqueue_waiting(token)
+        if refusal is not None:
+            self._live.pop(token.token_id, None)
+            if token.set_error(refusal, ""):
+                self._count("failed")
+
+    def _admit_hooks_allow(self, token: TaskToken) -> bool:
+        """Run the on_admit hooks for ``enqueue``; False once the token is final."""
+        try:
+            with no_waiting():
+                for hook in self._hooks.on_admit:
+                    hook(token)  # may refuse the call with a TokenGateError
+        except Exception as exc:
+            if not isinstance(exc, TokenGateError):
+                logger.exception("an on_admit hook failed on %s", token.token_id)
+            token.set_error(exc, "")
+        return not token.done()
+
+    def _enqueue_waiting(self, token: TaskToken) -> BaseException | None:
+        """Hold or backlog a token ``enqueue`` could not place; the refusal, if any. Holds
+        ``_admission``."""
+        if not self._running:
+            return SchedulerStopped(f"scheduler {self.config.node_name} stopped")
+        if self._draining:
+            if len(self._held) >= self._hold_capacity:
+                return AdmissionTimeout(
+                    f"{token.operation_type}: agent over capacity: the scheduler is draining "
+                    f"and its hold of {self._hold_capacity} tokens is full")
+            if token.advance(TokenState.WAITING, expected=_CREATED_ONLY):
+                self._held.append(token)
+            return None  # or killed meanwhile: final already
+        if not (self._priority or self._backlog) and self._place(token):
+            return None
+        if len(self._backlog) >= self._backlog_capacity:
+            return AdmissionTimeout(
+                f"{token.operation_type}: agent over capacity: every mailbox allowed for weight "
+                f"{token.tags.weight.value} is full and the backlog holds its limit of "
+                f"{self._backlog_capacity} tokens")
+        if token.advance(TokenState.WAITING, expected=_CREATED_ONLY):
+            self._backlog.append(token)
+            # Place again after the append: a worker that took a token after our failed offer
+            # may have looked at the backlog before the append, and will not pump it.
+            self._pump()
+        return None
 
     def resubmit(self, token: TaskToken) -> None:
         """Re-enter a WAITING token (a retry or a requeue) ahead of new submissions."""
@@ -218,7 +318,7 @@ class LocalScheduler:
                         token.advance(TokenState.WAITING, expected=_CREATED_ONLY)
                         self._held.append(token)
                         return
-                elif not self._priority and self._place(token):
+                elif not (self._priority or self._backlog) and self._place(token):
                     return
                 if inline_runner() is not None:
                     break  # a worker thread: run it here rather than wait on ourselves
@@ -264,22 +364,23 @@ class LocalScheduler:
         return choose_route(chain, active, self._slots[mode], self.config.mailbox_capacity)
 
     def _pump(self) -> None:
-        """Place backlog into freed mailbox room: priority lane first. Holds ``_admission``."""
-        for backlog in (self._priority, self._held):
-            if backlog is self._held and self._draining:
+        """Place waiting tokens into freed mailbox room: the priority lane, then the backlog,
+        then held submissions (these two not while draining). Holds ``_admission``."""
+        for lane in (self._priority, self._backlog, self._held):
+            if lane is not self._priority and self._draining:
                 break
-            while backlog:
-                if not self._place(backlog[0]):
+            while lane:
+                if not self._place(lane[0]):
                     break
-                backlog.popleft()
+                lane.popleft()
         if self._space_waiters:
             self._admission.notify_all()
 
     def _after_take(self, box: Mailbox) -> None:
         # Blocked submitters are woken once a mailbox is down to its low-water mark, not on
         # every take: one wake-up then refills many slots instead of one slot per wake-up.
-        if (self._space_waiters and box.depth() <= self._low_water) or self._priority or (
-                self._held and not self._draining):
+        if self._priority or ((self._backlog or self._held) and not self._draining) or (
+                self._space_waiters and box.depth() <= self._low_water):
             with self._admission:
                 self._pump()
 
@@ -290,6 +391,9 @@ class LocalScheduler:
         if self._idle_waiters:
             with self._idle:
                 self._idle.notify_all()
+
+    def _on_time_limit(self, watch: Watch, abandon: bool, close_outer: bool) -> None:
+        self._crew.on_time_limit(watch, abandon, close_outer)
 
     def _retry_later(self, token: TaskToken, delay: float) -> None:
         self._count("retried")
@@ -323,12 +427,17 @@ class LocalScheduler:
         return self._draining
 
     def kill(self, token_id: str) -> bool:
-        """Kill a queued token (it is skipped at dequeue); a running one is untouched."""
+        """Kill a queued, held or backlogged token (it never runs); a running one is untouched."""
         token = self._live.get(token_id)
         if token is None or not token.kill():
             return False
         self._live.pop(token_id, None)
         self._count("killed")
+        if self._backlog or self._held:
+            with self._admission:  # free its place at once (a mailbox skips it at dequeue)
+                for lane in (self._backlog, self._held):
+                    if token in lane:
+                        lane.remove(token)
         logger.info("killed queued token %s", token_id)
         if self._idle_waiters:
             with self._idle:
@@ -359,8 +468,8 @@ class LocalScheduler:
 
     def in_flight(self) -> int:
         """Admitted tokens not yet finished, plus retries waiting to re-enter."""
-        finished = sum(box.finished for box in self._all_boxes)  # read before enqueued
-        enqueued = sum(box.enqueued for box in self._all_boxes)
+        finished = sum(box.finished for box in self._all_boxes) + self._crew.late_finished
+        enqueued = sum(box.enqueued for box in self._all_boxes)  # read after finished
         return enqueued - finished + len(self._priority) + len(self._delays)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -379,12 +488,15 @@ class LocalScheduler:
         return True
 
     def free_capacity(self) -> dict[Weight, int]:
-        """Free mailbox slots each weight class may use now (cores overlap between classes)."""
-        capacity, active = self.config.mailbox_capacity, self._active_boxes
-        return {
-            weight: sum(max(0, capacity - box.depth()) for core in chain for box in active[core])
-            for weight, chain in self._chains.items()
-        }
+        """Tokens each weight class could place now: free slots of its cores' active mailboxes
+        (cores overlap between classes) less the whole backlog (a backlogged token may take any
+        class's slot), never below 0."""
+        capacity = self.config.mailbox_capacity
+        free = {core: sum(capacity - box.depth() for box in boxes)
+                for core, boxes in self._active_boxes.items()}
+        backlog = len(self._backlog)
+        return {weight: max(0, sum(free[core] for core in chain) - backlog)
+                for weight, chain in self._chains.items()}
 
     def state_name(self) -> str:
         if not self._running:
@@ -397,13 +509,25 @@ class LocalScheduler:
         with self._stats_lock:
             counts = dict(self._counts)
         queued = sum(box.depth() for box in self._all_boxes)
-        counts["executing"] = sum(box.busy for box in self._all_boxes)
-        counts["waiting"] = queued + len(self._held) + len(self._priority) + len(self._delays)
+        backlog = len(self._backlog)
+        # An abandoned worker's token is FAILED; its outermost one may still run (owed).
+        counts["executing"] = sum(box.busy for box in self._all_boxes) + self._watchdog.owed()
+        counts["waiting"] = (queued + len(self._held) + len(self._priority) + len(self._delays)
+                             + backlog)
         counts["held"] = len(self._held)
+        counts["backlog"] = backlog
         return counts
 
     def snapshot(self) -> dict[str, Any]:
-        """Plain data for status panels: state, counts, per-core mailboxes and routing."""
+        """Plain data for status panels: state, counts, per-core mailboxes and routing.
+
+        ``stuck`` counts worker threads abandoned to a call past its time limit that are still
+        running (per core: per mailbox); fresh workers serve their mailboxes meanwhile.
+        """
+        stuck = self._crew.stuck()
+        stuck_by_box = {id(box): 0 for box in self._all_boxes}
+        for worker in stuck:
+            stuck_by_box[id(worker.mailbox)] += 1
         cores = []
         for core, boxes in self.mailboxes.items():
             routed = {weight.value: sum(box.routed[weight] for box in boxes) for weight in Weight}
@@ -413,6 +537,7 @@ class LocalScheduler:
                 "active_mailboxes": self.core_patterns[core],
                 "depths": [box.depth() for box in boxes],
                 "busy": [box.busy for box in boxes],
+                "stuck": [stuck_by_box[id(box)] for box in boxes],
                 "peak_depths": [box.peak for box in boxes],
                 "routed": routed,
             })
@@ -423,6 +548,7 @@ class LocalScheduler:
             "uptime": 0.0 if self.started_at is None else time.time() - self.started_at,
             "topology": self.topology.describe(),
             "workers": len(self._all_boxes),
+            "stuck": len(stuck),
             "workers_per_core": self.config.workers_per_core,
             "mailbox_capacity": self.config.mailbox_capacity,
             "policy": {w.value: list(p.allowed_cores) for w, p in self.policy.items()},

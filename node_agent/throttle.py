@@ -25,16 +25,25 @@ class StorageThrottle:
 
     @contextmanager
     def slot(self, tier: StorageTier) -> Iterator[None]:
-        self._slots[tier].acquire()
-        with self._stats_lock:
-            self._active[tier] += 1
-            self._peak[tier] = max(self._peak[tier], self._active[tier])
+        self.acquire(tier)
         try:
             yield
         finally:
-            with self._stats_lock:
-                self._active[tier] -= 1
-            self._slots[tier].release()
+            self.release(tier)
+
+    def acquire(self, tier: StorageTier, timeout: float | None = None) -> bool:
+        """Take a writer slot of ``tier``; False if none freed within ``timeout`` seconds."""
+        if not self._slots[tier].acquire(timeout=timeout):
+            return False
+        with self._stats_lock:
+            self._active[tier] += 1
+            self._peak[tier] = max(self._peak[tier], self._active[tier])
+        return True
+
+    def release(self, tier: StorageTier) -> None:
+        with self._stats_lock:
+            self._active[tier] -= 1
+        self._slots[tier].release()
 
     def stats(self) -> dict[str, dict[str, int]]:
         with self._stats_lock:

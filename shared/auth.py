@@ -39,8 +39,9 @@ def read_token(token: str | None = None, token_file: str | None = None) -> str:
     return os.environ.get(TOKEN_ENV, "").strip()
 
 
-def call_metadata(token: str) -> tuple[tuple[str, str], ...]:
-    return ((METADATA_KEY, f"Bearer {token}"),)
+def call_metadata(token: str, client_id: str = "") -> tuple[tuple[str, str], ...]:
+    bearer = (METADATA_KEY, f"Bearer {token}")
+    return (bearer, ("tokengate-client", client_id)) if client_id else (bearer,)
 
 
 def token_matches(expected: str, metadata: Any) -> bool:
@@ -77,19 +78,52 @@ def _abort_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(deny)
 
 
-class TokenAuthInterceptor(grpc.ServerInterceptor):
-    """Refuse every call whose bearer token is missing or wrong."""
+class Credentials:
+    """The gateway's two tokens: the cluster's, and the operator's (optional).
 
-    def __init__(self, token: str) -> None:
+    Without an operator token, the cluster token carries operator rights too.
+    """
+
+    def __init__(self, token: str, operator_token: str = "") -> None:
         if not token:
             raise ConfigurationError("the gateway needs a shared token (TOKENGATE_TOKEN)")
-        self._token = token
+        self.token = token
+        self.operator_token = operator_token
+
+    def admits(self, metadata: Any) -> bool:
+        return token_matches(self.token, metadata) or (bool(self.operator_token) and \
+            token_matches(self.operator_token, metadata))
+
+    def is_operator(self, metadata: Any) -> bool:
+        return token_matches(self.operator_token or self.token, metadata)
+
+
+class TokenAuthInterceptor(grpc.ServerInterceptor):
+    """Refuse every call whose bearer token is missing or wrong, before any servicer runs."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(handler_call_details)
-        if handler is None or token_matches(self._token, handler_call_details.invocation_metadata):
+        if handler is None or self._credentials.admits(handler_call_details.invocation_metadata):
             return handler
         return _abort_handler(handler)
+
+
+CLIENT_ID_KEY = "tokengate-client"
+MAX_CLIENT_ID = 128
+
+
+def client_id_of(metadata: Any) -> str:
+    """The client id a session names itself with (empty if none, or not a plain id)."""
+    for key, value in metadata or ():
+        if key == CLIENT_ID_KEY:
+            text = str(value)
+            if 0 < len(text) <= MAX_CLIENT_ID and text.replace("-", "").replace("_", "").isalnum():
+                return text
+            return ""
+    return ""

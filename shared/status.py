@@ -1,27 +1,44 @@
-"""The cluster status as plain data and as text (for the CLI and the dashboard)."""
+"""The cluster status as plain data and as text (for the CLI, ``tokengate top`` and the
+dashboard)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import msgpack
+from tokengate.shared import wire
 from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.tags import Weight
+
+COUNTER_NAMES = ("submitted", "completed", "failed", "killed", "requeued", "lost")
+
+
+def _unpack(blob: bytes) -> dict[str, Any]:
+    return msgpack.unpackb(blob, raw=False, strict_map_key=False) if blob else {}
+
+
+def describe_node(n: pb.NodeStatus) -> dict[str, Any]:
+    return {
+        "name": n.name, "state": n.state, "reason": n.reason, "host": n.host, "pid": n.pid,
+        "inflight": n.inflight, "executing": n.executing, "stuck": n.stuck,
+        "credits": {c.weight: c.count for c in n.credits}, "last_seen": n.last_seen,
+        "tasks": [{"name": t.name, "weight": t.weight, "idempotent": t.idempotent,
+                   "time_limit": t.time_limit or None} for t in n.tasks],
+        "topology": _unpack(n.topology), "snapshot": _unpack(n.snapshot),
+    }
 
 
 def describe(reply: pb.StatusReply) -> dict[str, Any]:
     return {
         "state": reply.state, "reason": reply.reason, "uptime": round(reply.uptime, 1),
-        "inflight": reply.inflight, "counts": dict(reply.counts), "pending": dict(reply.pending),
-        "nodes": [{
-            "name": n.name, "state": n.state, "reason": n.reason, "host": n.host,
-            "inflight": n.inflight, "credits": {c.weight: c.count for c in n.credits},
-            "last_seen": n.last_seen,
-            "topology": msgpack.unpackb(n.topology, strict_map_key=False) if n.topology else {},
-            "snapshot": msgpack.unpackb(n.snapshot, strict_map_key=False) if n.snapshot else {},
-        } for n in reply.nodes],
+        "drain_since": reply.drain_since, "inflight": reply.inflight,
+        "executing": reply.executing, "held": reply.held, "counts": dict(reply.counts),
+        "pending": dict(reply.pending), "redis": {"ok": reply.redis_ok,
+                                                  "memory": reply.redis_memory},
+        "nodes": [describe_node(n) for n in reply.nodes],
         "recent": [{
             "token_id": r.token_id, "operation_type": r.operation_type,
-            "state": pb.FinalState.Name(r.state).lower(), "node": r.node, "core": r.core,
+            "state": wire.final_state(r.state).value, "node": r.node, "core": r.core,
             "worker": r.worker, "attempt": r.attempt, "error_type": r.error_type,
             "duration": round(r.finished_at - r.started_at, 6) if r.started_at else None,
             "finished_at": r.finished_at,
@@ -31,21 +48,25 @@ def describe(reply: pb.StatusReply) -> dict[str, Any]:
 
 def format_status(info: dict[str, Any]) -> str:
     counts = info["counts"]
+    waiting = "held" if info["state"] != "RUNNING" else "waiting"
     lines = [
         f"cluster {info['state']}" + (f" ({info['reason']})" if info["reason"] else "")
-        + f"  uptime {info['uptime']}s  in flight {info['inflight']}",
-        "tokens  " + "  ".join(f"{k} {counts.get(k, 0)}" for k in
-                               ("submitted", "completed", "failed", "killed", "requeued", "lost")),
-        "waiting " + "  ".join(f"{w} {n}" for w, n in sorted(info["pending"].items())),
-        f"{'node':<16} {'state':<12} {'inflight':>8}  credits (heavy/medium/light)  workers",
+        + f"  uptime {info['uptime']}s  in flight {info['inflight']}"
+        f"  executing {info.get('executing', 0)}"
+        + ("" if info.get("redis", {}).get("ok", True) else "  REDIS UNREACHABLE"),
+        "tokens  " + "  ".join(f"{k} {counts.get(k, 0)}" for k in COUNTER_NAMES),
+        f"{waiting:<8}" + "  ".join(f"{w} {n}" for w, n in sorted(info["pending"].items())),
+        f"{'node':<16} {'state':<12} {'inflight':>8} {'running':>7}  "
+        f"credits ({'/'.join(w.value for w in Weight)})  workers",
     ]
     for node in info["nodes"]:
         credits = node["credits"]
         workers = node["topology"].get("workers", "?")
         lines.append(
-            f"{node['name']:<16} {node['state']:<12} {node['inflight']:>8}  "
-            f"{credits.get('heavy', 0)}/{credits.get('medium', 0)}/{credits.get('light', 0):<20}"
-            f"  {workers}" + (f"  ({node['reason']})" if node["reason"] else ""))
+            f"{node['name']:<16} {node['state']:<12} {node['inflight']:>8} "
+            f"{node.get('executing', 0):>7}  "
+            f"{'/'.join(str(credits.get(w.value, 0)) for w in Weight):<28}  {workers}"
+            + (f"  ({node['reason']})" if node["reason"] else ""))
     if not info["nodes"]:
         lines.append("(no agents connected)")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ naming the valid values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -64,6 +65,8 @@ KNOWN_TAGS: dict[str, str] = {
     "storage_speed": "SLOW | MODERATE | FAST | INSANE: caps concurrent writers at 10/25/50/70",
     "execution": "thread | process (default thread): process runs CPU-bound code in parallel",
     "idempotent": "true | false (default true): may the cluster re-run it after losing an agent",
+    "timeout": "seconds > 0 (default none): fail the call with TaskTimeLimit once it has run "
+               "this long",
 }
 
 
@@ -75,6 +78,7 @@ class TaskTags:
     storage: StorageTier | None = None
     execution: ExecutionMode = ExecutionMode.THREAD
     idempotent: bool = True
+    time_limit: float | None = None  # seconds a call may execute; None: no limit
 
     def to_wire(self) -> dict[str, Any]:
         """Plain-data form, the inverse of :func:`parse_tags`."""
@@ -83,6 +87,8 @@ class TaskTags:
             wire["storage_speed"] = self.storage.value
         if not self.idempotent:
             wire["idempotent"] = False
+        if self.time_limit is not None:
+            wire["timeout"] = self.time_limit
         return wire
 
 
@@ -105,11 +111,26 @@ def _bool_value(key: str, raw: Any) -> bool:
     raise InvalidTags(f"tag {key!r} must be true or false (got {raw!r})")
 
 
+def _seconds_value(key: str, raw: Any) -> float:
+    """A finite number of seconds > 0, from an int, a float or a numeric string."""
+    valid = "a number of seconds > 0 (an int, a float or a numeric string, e.g. 30 or 0.5)"
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise InvalidTags(f"tag {key!r} must be {valid} (got {raw!r})")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise InvalidTags(f"tag {key!r} must be {valid} (got {raw!r})") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidTags(f"tag {key!r} must be {valid} (got {raw!r})")
+    return seconds
+
+
 def parse_tags(tags: Mapping[str, Any] | None) -> TaskTags:
     """Validate a decorator's ``tags`` and return them parsed.
 
     Weight and execution mode are case-insensitive; storage tiers too
-    (``"fast"`` and ``"FAST"`` are the same tier).
+    (``"fast"`` and ``"FAST"`` are the same tier). ``timeout`` is a finite number of seconds
+    above zero (``30``, ``0.5`` or ``"2.5"``); ``None`` or no key means no time limit.
     """
     if tags is None:
         return TaskTags()
@@ -129,4 +150,8 @@ def parse_tags(tags: Mapping[str, Any] | None) -> TaskTags:
     if "execution" in tags:
         execution = _enum_value(ExecutionMode, "execution", tags["execution"], upper=False)
     idempotent = _bool_value("idempotent", tags["idempotent"]) if "idempotent" in tags else True
-    return TaskTags(weight=weight, storage=storage, execution=execution, idempotent=idempotent)
+    time_limit = None
+    if tags.get("timeout") is not None:
+        time_limit = _seconds_value("timeout", tags["timeout"])
+    return TaskTags(weight=weight, storage=storage, execution=execution, idempotent=idempotent,
+                    time_limit=time_limit)

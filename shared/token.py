@@ -174,6 +174,30 @@ class TaskToken(Generic[R]):
         self._notify()
         return True
 
+    def settle_remote(self, state: TokenState, *, value: Any = None,
+                      error: BaseException | None = None, traceback_text: str = "",
+                      attempt: int = 0, node: str | None = None, core: int | None = None,
+                      worker: str | None = None, started_at: float = 0.0) -> bool:
+        """Finish this token with the outcome of its run elsewhere (an agent of the cluster):
+        where and when it ran, then its result or error, through the lifecycle's own steps
+        (a completed run passes through EXECUTING). False if it was already final."""
+        with self._lock:
+            if self.state in FINAL_STATES:
+                return False
+            self.attempt = attempt or self.attempt
+            self.node, self.core_id, self.worker_id = node, core, worker
+            if state is TokenState.COMPLETED and self.state is not TokenState.EXECUTING:
+                check_transition(self.state, TokenState.EXECUTING)
+                self.state = TokenState.EXECUTING
+                self.timestamps[TokenState.EXECUTING] = started_at or time.time()
+            elif started_at:
+                self.timestamps[TokenState.EXECUTING] = started_at
+            if state is TokenState.KILLED and error is None:
+                error = TokenKilled(f"token {self.token_id} was killed before it started")
+            self._finish_locked(state, value, error, traceback_text)
+        self._notify()
+        return True
+
     def _finish_locked(
         self, target: TokenState, value: Any, error: BaseException | None, text: str
     ) -> None:

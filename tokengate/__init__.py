@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tokengate.chain import chain
 from tokengate.coordinator import OperationsCoordinator
 from tokengate.decorator import task_token_guard
-from tokengate.node_agent.guards.retry import RetryableError, RetryPolicy
+from tokengate.node_agent.guards.retry import RetryPolicy
 from tokengate.node_agent.guards.settings import GuardsConfig
 from tokengate.shared.errors import (
     AdmissionTimeout,
@@ -31,11 +31,18 @@ from tokengate.shared.errors import (
     GatewayBusy,
     GatewayUnavailable,
     InvalidTags,
+    InvalidTransition,
     MethodBlockedException,
     NoBackend,
+    NotReplayable,
     PayloadTooLarge,
+    PermissionDenied,
+    QuarantineRecordNotFound,
     RedisUnavailable,
+    RetryableError,
     SchedulerStopped,
+    TaskFailed,
+    TaskTimeLimit,
     TokenGateError,
     TokenKilled,
     TokenQuarantined,
@@ -85,16 +92,22 @@ __all__ = [
     "GatewayUnavailable",
     "GuardsConfig",
     "InvalidTags",
+    "InvalidTransition",
     "MethodBlockedException",
     "NoBackend",
+    "NotReplayable",
     "OperationsCoordinator",
     "PayloadTooLarge",
+    "PermissionDenied",
+    "QuarantineRecordNotFound",
     "RedisUnavailable",
     "RetryPolicy",
     "RetryableError",
     "SchedulerStopped",
     "StorageTier",
+    "TaskFailed",
     "TaskTags",
+    "TaskTimeLimit",
     "TaskToken",
     "TokenGateError",
     "TokenKilled",

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
-
-from tokengate.shared.errors import TokenGateError
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -53,21 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
-    """Parse, set up logging, run the chosen command; a TokenGateError exits 2, clearly."""
-    args = parser.parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.handler(args) or 0)
-    except TokenGateError as exc:
-        print(f"tokengate: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    from tokengate.cli_run import run
+
     return run(build_parser(), argv)
 
 

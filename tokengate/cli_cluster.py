@@ -50,9 +50,12 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from tokengate.gateway.server import serve_forever
 
     config = GatewayConfig.from_env(
-        listen=args.listen, redis_url=args.redis, token=read_token(None, args.token_file) or None,
+        listen=args.listen, redis_url=args.redis, token=_token(args),
+        operator_token=read_token(None, args.operator_token_file) or None
+        if args.operator_token_file else None,
         heartbeat_timeout=args.heartbeat_timeout, max_attempts=args.max_attempts,
         max_pending=args.max_pending, result_ttl=args.result_ttl, workers=args.workers,
+        session_outbox_bytes=args.session_outbox_bytes, metrics_port=args.metrics_port,
         allow_pickle=True if args.allow_pickle else None, tls=_tls(args))
     stop = stop_event_on_signals()
 
@@ -64,10 +67,15 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> str | None:
+    return read_token(None, args.token_file) or None if args.token_file else None
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
-    from tokengate.coordinator import OperationsCoordinator
+    from tokengate import _backend
+    from tokengate.node_agent.agent import AgentConfig, NodeAgent
     from tokengate.node_agent.config import SchedulerConfig
-    from tokengate.node_agent.link import AgentLink
+    from tokengate.node_agent.guards.settings import GuardsConfig
     from tokengate.node_agent.link_config import LinkConfig
 
     if args.path:
@@ -75,24 +83,28 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if args.cpus:
         os.sched_setaffinity(0, parse_cpus(args.cpus))  # before the topology is detected
     includes = tuple(m.strip() for spec in args.include or () for m in spec.split(",") if m)
-    link_config = LinkConfig.from_env(
-        gateway=args.gateway, token=read_token(None, args.token_file) or None, name=args.name,
-        includes=includes or None, heartbeat_interval=args.heartbeat,
-        allow_pickle=True if args.allow_pickle else None, tls=_tls(args))
-    overrides = {k: v for k, v in (("workers_per_core", args.workers_per_core),
-                                   ("mailbox_capacity", args.mailbox_capacity),
-                                   ("cores", args.cores)) if v is not None}
-    sched_config = SchedulerConfig.from_env(node_name=link_config.name, **overrides)
+    link = LinkConfig.from_env(
+        gateway=args.gateway, token=_token(args), name=args.name, includes=includes or None,
+        heartbeat_interval=args.heartbeat, allow_pickle=True if args.allow_pickle else None,
+        tls=_tls(args))
+    scheduler = SchedulerConfig.from_env(node_name=link.name, **{
+        k: v for k, v in (("workers_per_core", args.workers_per_core),
+                          ("mailbox_capacity", args.mailbox_capacity), ("cores", args.cores))
+        if v is not None})
+    agent = NodeAgent(AgentConfig(link=link, scheduler=scheduler,
+                                  guards=GuardsConfig.from_env()))
     stop = stop_event_on_signals()
-    coordinator = OperationsCoordinator(sched_config).start()
-    link = AgentLink(link_config, coordinator.scheduler, status=coordinator.status).start()
-    print(f"tokengate agent {link_config.name} -> {link_config.gateway} "
-          f"({len(link.tasks)} tasks)", flush=True)
+    agent.start()
+    _backend.install(agent.runtime)  # tasks that submit tasks run them on this host
+    print(f"tokengate agent {link.name} -> {link.gateway} ({len(agent.link.tasks)} tasks)",
+          flush=True)
     try:
-        stop.wait()
+        refused = agent.wait(stop)
     finally:
-        link.stop(drain=args.stop_grace)
-        coordinator.stop(timeout=1)
+        _backend.uninstall(agent.runtime)
+        agent.stop(grace=args.stop_grace)
+    if refused:
+        raise ConfigurationError(refused)
     return 0
 
 
@@ -108,8 +120,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> Any:
     from tokengate.shared.client import open_client
 
-    return open_client(args.gateway, token=read_token(None, args.token_file) or None,
-                       connect_timeout=args.timeout)
+    return open_client(args.gateway, token=_token(args), connect_timeout=args.timeout)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -196,6 +207,12 @@ def _add_gateway(commands: Any) -> None:
     gw.add_argument("--result-ttl", type=int, help="seconds finished tokens stay in Redis "
                     "(default 600; ~1.2 KB each)")
     gw.add_argument("--allow-pickle", action="store_true", help="accept pickle-coded calls")
+    gw.add_argument("--operator-token-file", help="file holding the operator token (controls "
+                    "and watching any client's tokens need it; default: the cluster token)")
+    gw.add_argument("--session-outbox-bytes", type=int, help="results waiting for a slow "
+                    "client before its session is cut off (default 8 MiB)")
+    gw.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this "
+                    "loopback port (0: any)")
     _common(gw)
     gw.set_defaults(handler=cmd_gateway)
 
@@ -264,7 +281,7 @@ def _add_operator_commands(commands: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The cluster roles alone (``python -m tokengate.cli_cluster``), as ``up`` runs them."""
-    from tokengate.cli import run
+    from tokengate.cli_run import run
 
     die_with_parent()  # children of ``tokengate up`` (and of the tests) stop with it
     parser = argparse.ArgumentParser(prog="tokengate", description=__doc__)

@@ -1,4 +1,4 @@
-"""Embedded mode: the local scheduler in this process, behind ``OperationsCoordinator``."""
+"""Embedded mode: the local runtime in this process, behind ``OperationsCoordinator``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from typing import Any
 
 from tokengate import _backend
 from tokengate.node_agent.config import SchedulerConfig
-from tokengate.node_agent.guards.observer import Guards, name_of
 from tokengate.node_agent.guards.settings import GuardsConfig
-from tokengate.node_agent.guards.status import build_status
-from tokengate.node_agent.scheduler import LocalScheduler
+from tokengate.node_agent.runtime import LocalRuntime
 from tokengate.shared.registry import TaskSpec
 from tokengate.shared.token import TaskToken
 
@@ -39,21 +37,21 @@ class OperationsCoordinator:
             raise TypeError("pass either config= or keyword options, not both")
         if guards is not None and guard_options:
             raise TypeError("pass either guards= or guard keyword options, not both")
-        self.config = config or SchedulerConfig.from_env(**options)
-        self.scheduler = LocalScheduler(self.config)
-        self.guards = Guards(guards or GuardsConfig.from_env(**guard_options))
+        self.runtime = LocalRuntime(config or SchedulerConfig.from_env(**options),
+                                    guards or GuardsConfig.from_env(**guard_options))
+        self.config = self.runtime.config
+        self.scheduler = self.runtime.scheduler
+        self.guards = self.runtime.guards
 
     def start(self) -> OperationsCoordinator:
-        self.scheduler.start()
-        self.guards.attach(self.scheduler)
+        self.runtime.start()
         _backend.install(self)
         return self
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop taking calls, let admitted work finish (up to ``timeout``), stop workers."""
         _backend.uninstall(self)
-        self.scheduler.stop(timeout)
-        self.guards.close()
+        self.runtime.stop(timeout)
 
     def __enter__(self) -> OperationsCoordinator:
         return self.start()
@@ -61,13 +59,9 @@ class OperationsCoordinator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    # Backend: where decorated calls arrive.
     def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-        token: TaskToken = TaskToken(
-            spec.func, args, kwargs, operation_type=spec.operation_type, tags=spec.tags
-        )
-        self.scheduler.submit(token)
-        return token
+        """Backend: where decorated calls arrive."""
+        return self.runtime.submit(spec, args, kwargs)
 
     # Control and observation, delegated to the scheduler that owns the state.
     def drain(self, reason: str = "") -> None:
@@ -87,21 +81,20 @@ class OperationsCoordinator:
 
     # Guards: status, operator actions, quarantine and history.
     def status(self) -> dict[str, Any]:
-        """Every status panel in one plain dict (see :mod:`node_agent.guards.status`)."""
-        return build_status(self.scheduler.snapshot())  # carries the guards' panels
+        """Every status panel in one plain dict (see :mod:`tokengate.node_agent.guards.status`)."""
+        return self.runtime.status()
 
     def reenable(self, function: Any) -> bool:
         """Unblock a function the Guard House blocked (by task name or the function)."""
-        return self.guards.guard_house.reenable(
-            function if isinstance(function, str) else name_of(function))
+        return self.runtime.reenable(function)
 
     def replay_quarantined(self, quarantine_id: str, *, drop: bool = True) -> TaskToken:
         """Run a quarantined call again (skipping the spike check); drop it once it succeeds."""
-        return self.guards.replay(quarantine_id, self.scheduler.submit, drop=drop)
+        return self.runtime.replay(quarantine_id, drop=drop)
 
     def dump_history(self, path: str | None = None) -> str:
         """Write the execution history ring buffer to JSON (``dumps/`` by default)."""
-        return str(self.guards.history.dump(path, self.guards.config.dump_dir))
+        return self.runtime.dump_history(path)
 
     @property
     def metrics_port(self) -> int | None:

@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tokengate.decorator import task_token_guard
+from tokengate.shared import envconfig
+from tokengate.shared.envconfig import setting
 
-OUTPUT_DIR = Path(os.environ.get("TOKENGATE_DEMO_DIR", tempfile.gettempdir())) / "tokengate-demo"
+
+@dataclass(frozen=True, kw_only=True)
+class DemoSettings:
+    """Where the demo workload's storage tasks write."""
+
+    demo_dir: str = setting(factory=tempfile.gettempdir, doc="folder the demo's storage tasks "
+                            "write into (a tokengate-demo folder inside it)")
+
+
+OUTPUT_DIR = Path(envconfig.from_env(DemoSettings).demo_dir) / "tokengate-demo"
 
 
 @task_token_guard(operation_type="trivial_operation", tags={"weight": "light"})

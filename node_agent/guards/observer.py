@@ -45,6 +45,7 @@ from tokengate.node_agent.guards.retry import NO_RETRY, RetryPolicy, policy_for,
 from tokengate.node_agent.guards.settings import GuardsConfig
 from tokengate.node_agent.guards.spikes import SpikeDetector, SpikePolicy
 from tokengate.node_agent.guards.status import guard_panels
+from tokengate.node_agent.nowait import may_wait
 from tokengate.shared.errors import TokenQuarantined
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.registry import lookup, task_name
@@ -202,8 +203,9 @@ class Guards:
         size = estimate_bytes(token.args, token.kwargs)
         if size <= SMALL_TOKEN_BYTES:
             return  # bounded by the mailboxes already: capacity x SMALL_TOKEN_BYTES
-        # A worker thread (a nested submit) never waits: it could be waiting on itself.
-        on_worker = inline_runner() is not None
+        # A worker thread (a nested submit) never waits: it could be waiting on itself; nor
+        # does the agent's link (enqueue), which must stay free for kills and revocations.
+        on_worker = inline_runner() is not None or not may_wait()
         timeout = getattr(getattr(self._scheduler, "config", None), "submit_timeout", None)
         self.overflow.reserve(token.token_id, size, timeout, force=on_worker)
         token.add_done_callback(self._release)

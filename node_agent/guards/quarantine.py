@@ -23,20 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from tokengate.node_agent.guards import codec
-from tokengate.shared.errors import TokenGateError
+from tokengate.shared.errors import NotReplayable, QuarantineRecordNotFound
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DIR = "quarantine"
 FORMAT_VERSION = 1
-
-
-class QuarantineRecordNotFound(TokenGateError):
-    """No quarantined call with this id is in the quarantine directory."""
-
-
-class NotReplayable(TokenGateError):
-    """The quarantined call's arguments could not be stored, so it cannot be replayed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,12 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tokengate.node_agent.guards.inspector import ComplexityLevel
-from tokengate.shared.errors import ConfigurationError, TokenGateError
-
-
-class RetryableError(Exception):
-    """Raise it (or a subclass) from a task to ask for a retry whatever the exception type."""
-
+from tokengate.shared.errors import ConfigurationError, RetryableError, TokenGateError
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, RetryableError)
 

@@ -6,63 +6,47 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tokengate.shared import envconfig
+from tokengate.shared.envconfig import setting
 from tokengate.shared.errors import ConfigurationError
 
 
 @dataclass(frozen=True, kw_only=True)
 class GuardsConfig:
-    """What the guards do. Read from ``TOKENGATE_<FIELD>`` by :meth:`from_env`.
+    """What the guards do (``docs/configuration.md`` lists the variables, ``docs/guards.md``
+    explains each guard).
 
-    Guard House
-    - ``auto_block`` (False): passive by default - observe and report, never refuse. When True,
-      a function whose failure rate reaches ``failure_threshold`` (0.5) after ``min_attempts``
-      (10) finished attempts is refused at submit until an operator re-enables it.
-
-    Spike detector and quarantine
-    - ``spike_detection`` (False): judge each call's predicted cost against its function's
-      history; a call more than ``spike_threshold`` (3.0 = 300 %) above the mean, after
-      ``spike_warmup`` (20) calls, is quarantined to ``quarantine_dir`` ("quarantine") instead
-      of running. Off by default: a call is never held back unless you ask for it.
-
-    Retries
-    - ``retries`` (True): failed attempts of idempotent functions whose error is transient
-      (``OSError``, ``RetryableError``) are retried with the policy of the function's complexity
-      level (see :mod:`node_agent.guards.retry`) or its own ``retries=`` option.
-
-    Overflow guard
-    - ``memory_budget_bytes`` (75 MB, the seed's): bytes that queued tokens and their arguments
-      may hold; over it, submission waits. 0 turns the guard off.
-
-    Convergence
-    - ``convergence`` (False): adjust each core's active mailboxes every
-      ``convergence_interval`` (1.0 s) between ``convergence_min_active`` (1) and the workers
-      per core. Off by default: narrowing a core's pattern costs burst throughput until the next
-      look widens it again; turn it on where pressure changes slowly.
-
-    Observability
-    - ``history_size`` (1000): execution records kept in the ring buffer.
-    - ``dump_dir`` ("dumps"): where history dumps go.
-    - ``metrics_port`` (None): serve Prometheus ``/metrics`` on this port (0 picks a free one);
-      None serves nothing (the metrics are still kept and readable in-process).
-    - ``metrics_addr`` ("127.0.0.1"): address the metrics server binds.
+    The Guard House is passive by default: it observes and reports and never refuses; with
+    ``auto_block`` a function whose failure rate reaches ``failure_threshold`` after
+    ``min_attempts`` finished attempts is refused at submit until an operator re-enables it.
+    Spike detection and convergence are off unless asked for: a call is never held back, and
+    a core's pattern never narrowed, by default.
     """
 
-    auto_block: bool = False
-    failure_threshold: float = 0.5
-    min_attempts: int = 10
-    spike_detection: bool = False
-    spike_threshold: float = 3.0
-    spike_warmup: int = 20
-    quarantine_dir: str = "quarantine"
-    retries: bool = True
-    memory_budget_bytes: int = 75 * 1024 * 1024
-    convergence: bool = False
-    convergence_interval: float = 1.0
-    convergence_min_active: int = 1
-    history_size: int = 1000
-    dump_dir: str = "dumps"
-    metrics_port: int | None = None
-    metrics_addr: str = "127.0.0.1"
+    auto_block: bool = setting(False, doc="Guard House: refuse a function over its failure "
+                               "threshold until re-enabled (default: observe only)")
+    failure_threshold: float = setting(0.5, doc="Guard House: failure rate that blocks, in "
+                                       "(0, 1]")
+    min_attempts: int = setting(10, doc="Guard House: finished attempts before it may block")
+    spike_detection: bool = setting(False, doc="quarantine calls whose predicted cost is far "
+                                    "above their function's history")
+    spike_threshold: float = setting(3.0, doc="spike: deviation above the mean that "
+                                     "quarantines (3.0 = 300 %)")
+    spike_warmup: int = setting(20, doc="spike: calls of a function before it is judged")
+    quarantine_dir: str = setting("quarantine", doc="where quarantined calls are kept")
+    retries: bool = setting(True, doc="retry transient errors (OSError, RetryableError) of "
+                            "idempotent functions by their complexity level's policy")
+    memory_budget_bytes: int = setting(75 * 1024 * 1024, doc="overflow guard: bytes queued "
+                                       "tokens' arguments may hold (the seed's 75 MB; 0: off)")
+    convergence: bool = setting(False, doc="adjust each core's active mailboxes to its "
+                                "pressure")
+    convergence_interval: float = setting(1.0, doc="convergence: seconds between looks")
+    convergence_min_active: int = setting(1, doc="convergence: fewest active mailboxes a core "
+                                          "keeps")
+    history_size: int = setting(1000, doc="execution records kept in the ring buffer")
+    dump_dir: str = setting("dumps", doc="where history dumps go")
+    metrics_port: int | None = setting(None, doc="serve the scheduler's Prometheus /metrics "
+                                       "here (0: any free port; none: not served)")
+    metrics_addr: str = setting("127.0.0.1", doc="address the metrics server binds")
 
     def __post_init__(self) -> None:
         if not 0.0 < self.failure_threshold <= 1.0:

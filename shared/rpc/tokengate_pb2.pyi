@@ -182,14 +182,16 @@ class Command(_message.Message):
     def __init__(self, id: _Optional[int] = ..., kind: _Optional[str] = ..., target: _Optional[str] = ...) -> None: ...
 
 class CommandReply(_message.Message):
-    __slots__ = ("id", "ok", "message")
+    __slots__ = ("id", "ok", "message", "data")
     ID_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
     id: int
     ok: bool
     message: str
-    def __init__(self, id: _Optional[int] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+    data: bytes
+    def __init__(self, id: _Optional[int] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class AgentFrame(_message.Message):
     __slots__ = ("hello", "credits", "results", "seq", "snapshot", "leaving", "received", "started", "replies", "stuck")
@@ -216,20 +218,24 @@ class AgentFrame(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[ResultItem, _Mapping]]] = ..., seq: _Optional[int] = ..., snapshot: _Optional[bytes] = ..., leaving: _Optional[bool] = ..., received: _Optional[int] = ..., started: _Optional[_Iterable[_Union[Started, _Mapping]]] = ..., replies: _Optional[_Iterable[_Union[CommandReply, _Mapping]]] = ..., stuck: _Optional[int] = ...) -> None: ...
 
 class DispatchFrame(_message.Message):
-    __slots__ = ("tasks", "kill", "ack_seq", "drain_reason", "revoke", "commands")
+    __slots__ = ("tasks", "kill", "ack_seq", "drain_reason", "revoke", "commands", "seen_seq", "lease")
     TASKS_FIELD_NUMBER: _ClassVar[int]
     KILL_FIELD_NUMBER: _ClassVar[int]
     ACK_SEQ_FIELD_NUMBER: _ClassVar[int]
     DRAIN_REASON_FIELD_NUMBER: _ClassVar[int]
     REVOKE_FIELD_NUMBER: _ClassVar[int]
     COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    SEEN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[TaskItem]
     kill: _containers.RepeatedScalarFieldContainer[str]
     ack_seq: int
     drain_reason: str
     revoke: _containers.RepeatedScalarFieldContainer[str]
     commands: _containers.RepeatedCompositeFieldContainer[Command]
-    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskItem, _Mapping]]] = ..., kill: _Optional[_Iterable[str]] = ..., ack_seq: _Optional[int] = ..., drain_reason: _Optional[str] = ..., revoke: _Optional[_Iterable[str]] = ..., commands: _Optional[_Iterable[_Union[Command, _Mapping]]] = ...) -> None: ...
+    seen_seq: int
+    lease: float
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskItem, _Mapping]]] = ..., kill: _Optional[_Iterable[str]] = ..., ack_seq: _Optional[int] = ..., drain_reason: _Optional[str] = ..., revoke: _Optional[_Iterable[str]] = ..., commands: _Optional[_Iterable[_Union[Command, _Mapping]]] = ..., seen_seq: _Optional[int] = ..., lease: _Optional[float] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()

@@ -48,7 +48,7 @@ def test_workers_are_pinned_to_their_core():
         # 2 cores: medium and light never run on core 1.
         assert {t.core_id for t in runs["medium"] + runs["light"]} == {2}
         assert {t.core_id for t in runs["heavy"]} <= {1, 2}
-        assert all(worker.pinned for worker in coord.scheduler._workers)
+        assert all(worker.pinned for worker in coord.scheduler.workers())
 
 
 def test_storage_tier_caps_concurrent_writers():
@@ -243,3 +243,29 @@ def test_a_task_calling_exit_fails_its_token_and_the_worker_lives_on():
         with pytest.raises(SystemExit):
             tasks.quitter().get(timeout=5)
         assert tasks.record("after").get(timeout=5) == "after"
+
+
+class StartRecorder:
+    """Records each on_start call: which token, in which state, on which thread."""
+
+    def __init__(self):
+        self.starts = []
+
+    def on_start(self, token):
+        self.starts.append((token.token_id, token.state, token.worker_id,
+                            threading.current_thread().name))
+
+
+def test_on_start_runs_once_per_execution_on_the_worker_right_after_the_claim():
+    # One worker: the parent's three children run inline on it while the parent waits.
+    with coordinator(cores=1, workers_per_core=1) as coord:
+        recorder = StartRecorder()
+        coord.scheduler.add_observer(recorder)
+        parent = tasks.parent(10, 3)
+        assert parent.get(timeout=10) == 11 + 12 + 13
+        assert tasks.record("alone").get(timeout=10) == "alone"
+    ids = [start[0] for start in recorder.starts]
+    assert len(ids) == 5 and len(set(ids)) == 5 and ids[0] == parent.token_id
+    for _, state, worker_id, thread in recorder.starts:
+        assert state is TokenState.EXECUTING
+        assert worker_id == thread == "worker_0_core_1"

@@ -150,17 +150,24 @@ def test_overflow_admits_a_lone_oversized_token():
     assert guard.used == 10_000
 
 
-def test_estimates_stay_bounded_and_close_on_huge_arguments():
+def test_estimates_stay_bounded_and_close_on_huge_arguments(monkeypatch):
+    """Bounded walks, not millions of visits: counted, not timed."""
     import sys
-    import time
 
     from tokengate.node_agent.guards import spikes
 
     big = list(range(2_000_000))
-    began = time.perf_counter()
+    sizes = []
+    real_getsizeof = sys.getsizeof
+    monkeypatch.setattr(overflow.sys, "getsizeof", lambda v: sizes.append(1) or real_getsizeof(v))
     estimate = overflow.estimate_bytes((big,), {})
+    monkeypatch.undo()
+    assert len(sizes) <= 2 * overflow.MAX_WALK, "a walk of 2 million items stays bounded"
+    scalars = []
+    real_scalar = spikes._scalar
+    monkeypatch.setattr(spikes, "_scalar", lambda v: scalars.append(1) or real_scalar(v))
     nested = [[list(range(1000)) for _ in range(1000)] for _ in range(5)]
     spikes.magnitude(nested)
-    assert time.perf_counter() - began < 1.0           # bounded walks, not 5 million visits
-    real = sys.getsizeof(big) + sum(sys.getsizeof(i) for i in big[:1000]) * 2000
+    assert len(scalars) <= 2 * spikes.MAX_VISITS
+    real = real_getsizeof(big) + sum(real_getsizeof(i) for i in big[:1000]) * 2000
     assert abs(estimate - real) / real < 0.1

@@ -44,8 +44,30 @@ def test_non_dict_tags_refused():
 
 def test_wire_round_trip():
     tags = parse_tags({"weight": "heavy", "storage_speed": "slow", "execution": "process",
-                       "idempotent": False})
+                       "idempotent": False, "timeout": "2.5"})
+    assert tags.to_wire()["timeout"] == 2.5
     assert parse_tags(tags.to_wire()) == tags
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [
+    (30, 30.0), (0.25, 0.25), ("2.5", 2.5), (" 10 ", 10.0), ("1e-3", 0.001), (None, None),
+])
+def test_timeout_tag_accepts_seconds_above_zero(raw, seconds):
+    assert parse_tags({"timeout": raw}).time_limit == seconds
+
+
+@pytest.mark.parametrize("raw", [
+    0, 0.0, -1, "-0.5", "0", True, False, "soon", "", "nan", float("inf"), "inf", [5], {"s": 1},
+])
+def test_timeout_tag_refuses_what_is_not_a_positive_number(raw):
+    with pytest.raises(InvalidTags, match=r"tag 'timeout' must be a number of seconds > 0"):
+        parse_tags({"timeout": raw})
+
+
+def test_no_timeout_tag_means_no_limit_and_is_left_off_the_wire():
+    tags = parse_tags({"weight": "light"})
+    assert tags.time_limit is None
+    assert "timeout" not in tags.to_wire()
 
 
 @pytest.mark.parametrize(
@@ -90,3 +112,10 @@ def test_config_rejects_bad_values():
         SchedulerConfig.from_env({"TOKENGATE_MAILBOX_CAPACITY": "lots"})
     with pytest.raises(ConfigurationError, match="workers_per_core"):
         SchedulerConfig(workers_per_core=0)
+    with pytest.raises(ConfigurationError, match="backlog_capacity"):
+        SchedulerConfig(backlog_capacity=-1)
+
+
+def test_backlog_capacity_from_env():
+    assert SchedulerConfig.from_env({"TOKENGATE_BACKLOG_CAPACITY": "7"}).backlog_capacity == 7
+    assert SchedulerConfig.from_env({}).backlog_capacity is None

@@ -47,6 +47,15 @@ def boom(message: str) -> None:
     raise ValueError(message)
 
 
+class ShapeError(Exception):
+    """An exception type only the agents know: clients get it as TaskFailed, name kept."""
+
+
+@task_token_guard(operation_type="custom_boom", tags={"weight": "light"})
+def custom_boom(message: str) -> None:
+    raise ShapeError(message)
+
+
 @task_token_guard(operation_type="spin", tags={"weight": "heavy"})
 def spin(n: int) -> int:
     """CPU-bound pure Python."""
@@ -83,3 +92,100 @@ def mark_and_sleep_once(path: str, seconds: float) -> str:
 @task_token_guard(operation_type="size_of", tags={"weight": "light"})
 def size_of(data: bytes) -> int:
     return len(data)
+
+
+# -- side effects and gates ------------------------------------------------------------------
+# A run is counted by its side effect, never by what a client saw: each run appends one line
+# (its pid) to ``dirpath/key`` (O_APPEND, one write: lines never interleave). A gated task
+# records its run first, then waits until the test creates the ``gate`` file, so a test holds
+# work for exactly as long as it chooses (the cap only stops a forgotten gate).
+
+GATE_POLL = 0.005
+GATE_CAP = 60.0
+
+
+def _record_run(dirpath: str, key: str) -> None:
+    fd = os.open(os.path.join(dirpath, key), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def _wait_for_gate(gate: str, cap: float) -> None:
+    deadline = time.monotonic() + cap
+    while not os.path.exists(gate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {gate} stayed closed for {cap}s")
+        time.sleep(GATE_POLL)
+
+
+@task_token_guard(operation_type="record", tags={"weight": "medium"})
+def record(dirpath: str, key: str, seconds: float = 0.0) -> str:
+    _record_run(dirpath, key)
+    if seconds:
+        time.sleep(seconds)
+    return key
+
+
+@task_token_guard(operation_type="record_once", tags={"weight": "medium", "idempotent": False})
+def record_once(dirpath: str, key: str, seconds: float = 0.0) -> str:
+    """Like record, but must never run twice."""
+    _record_run(dirpath, key)
+    if seconds:
+        time.sleep(seconds)
+    return key
+
+
+@task_token_guard(operation_type="record_heavy", tags={"weight": "heavy"})
+def record_heavy(dirpath: str, key: str, seconds: float = 0.0) -> str:
+    _record_run(dirpath, key)
+    if seconds:
+        time.sleep(seconds)
+    return key
+
+
+@task_token_guard(operation_type="record_light", tags={"weight": "light"})
+def record_light(dirpath: str, key: str, seconds: float = 0.0) -> str:
+    _record_run(dirpath, key)
+    if seconds:
+        time.sleep(seconds)
+    return key
+
+
+@task_token_guard(operation_type="gated", tags={"weight": "medium"})
+def gated(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str:
+    """Record the run, then hold the worker until ``gate`` exists."""
+    _record_run(dirpath, key)
+    _wait_for_gate(gate, cap)
+    return key
+
+
+@task_token_guard(operation_type="gated_once", tags={"weight": "medium", "idempotent": False})
+def gated_once(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str:
+    """Like gated, but must never run twice."""
+    _record_run(dirpath, key)
+    _wait_for_gate(gate, cap)
+    return key
+
+
+@task_token_guard(operation_type="gated_heavy_once",
+                  tags={"weight": "heavy", "idempotent": False})
+def gated_heavy_once(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str:
+    _record_run(dirpath, key)
+    _wait_for_gate(gate, cap)
+    return key
+
+
+@task_token_guard(operation_type="gated_heavy", tags={"weight": "heavy"})
+def gated_heavy(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str:
+    _record_run(dirpath, key)
+    _wait_for_gate(gate, cap)
+    return key
+
+
+@task_token_guard(operation_type="gated_light", tags={"weight": "light"})
+def gated_light(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str:
+    _record_run(dirpath, key)
+    _wait_for_gate(gate, cap)
+    return key

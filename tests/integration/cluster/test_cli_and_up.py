@@ -16,7 +16,9 @@ from conftest import HERE, ROOT, TOKEN, Cluster, wait_until
 from tokengate.shared.client import ClusterClient
 from tokengate.shared.client_config import ClientConfig
 from tokengate.shared.errors import RedisUnavailable
-from tokengate.shared.redis_server import RedisServer, free_port
+from tokengate.shared.redis_server import RedisServer, child_env, free_port
+
+from tokengate.cli_up import role_command
 
 
 def cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,7 +36,7 @@ def test_status_drain_resume_and_kill_from_the_command_line(shared_cluster):
     wait_until(lambda: all(n["snapshot"] for n in shared_cluster.status()["nodes"]),
                what="agent status snapshots")
     node = shared_cluster.status()["nodes"][0]
-    assert {"system_status", "core_affinity", "guard_house"} <= set(node["snapshot"])
+    assert {"tokens", "cores", "guard_house", "process"} <= set(node["snapshot"])
     text = cli(shared_cluster, "status").stdout
     assert "cluster RUNNING" in text and re.search(r"^a1\s+UP", text, re.M)
 
@@ -134,7 +136,26 @@ def test_tokengate_up_starts_a_working_cluster_and_stops_it(tmp_path):
 
 
 def test_token_is_shared_by_every_role(shared_cluster):
-    assert shared_cluster.env["TOKENGATE_TOKEN"] == TOKEN
+    """The agents joined with the token this client presents; an agent with another token is
+    refused and never joins."""
+    client = ClusterClient(ClientConfig(address=shared_cluster.address, token=TOKEN))
+    try:
+        assert {n.name for n in client.status().nodes} == {"a1", "a2"}
+    finally:
+        client.close()
+    env = child_env(dict(shared_cluster.env, TOKENGATE_TOKEN="not-the-cluster-token-0000"))
+    log = shared_cluster.tmp / "intruder.log"
+    with open(log, "wb") as out:
+        intruder = subprocess.Popen(role_command(
+            "agent", "--gateway", shared_cluster.address, "--name", "intruder", "--include",
+            "cluster_tasks", "--cores", "2"), env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=str(ROOT))
+    try:
+        wait_until(lambda: re.search(r"refused|unauthenticated", log.read_text(), re.I),
+                   timeout=30, what="the intruder saying its token was refused")
+        assert "intruder" not in {n["name"] for n in shared_cluster.status()["nodes"]}
+    finally:
+        shared_cluster.kill(intruder, signal.SIGKILL)
 
 
 def test_gateway_without_redis_exits_with_a_clear_error():

@@ -76,9 +76,11 @@ def test_unknown_task_wrong_arguments_and_unencodable_result(shared_cluster):
 
 
 def test_task_failure_of_unknown_type_keeps_its_name(shared_cluster):
-    from tokengate.shared.wire_errors import rebuild_exception
-    error = rebuild_exception("CustomError", "it broke", "Traceback ...")
-    assert isinstance(error, TaskFailed) and error.error_type == "CustomError"
+    client = shared_cluster.client()
+    with pytest.raises(TaskFailed, match="it broke") as info:
+        client.submit_by_name("cluster_tasks:custom_boom", ("it broke",)).get(timeout=10)
+    assert info.value.error_type == "ShapeError"
+    assert "raise ShapeError(message)" in "".join(getattr(info.value, "__notes__", []))
 
 
 def test_many_threads_share_one_client_and_large_payloads_cross(shared_cluster):
@@ -109,13 +111,17 @@ def test_a_burst_of_large_calls_is_split_into_frames_under_the_grpc_limit(shared
 
 
 def test_results_a_client_received_leave_redis_at_once(shared_cluster):
-    import redis
-
     client = shared_cluster.client()
-    tokens = [client.submit_by_name("cluster_tasks:add", (i, i)) for i in range(100)]
+    store = shared_cluster.redis.client
+    before = shared_cluster.status()["counts"]["completed"]
+    client.drain(reason="look at the keys first")
+    try:
+        tokens = [client.submit_by_name("cluster_tasks:add", (i, i)) for i in range(100)]
+        keys = [f"{shared_cluster.prefix}t:{t.token_id}" for t in tokens]
+        wait_until(lambda: store.exists(*keys) == 100, what="the 100 tokens stored")
+    finally:
+        client.resume()
     assert [t.get(timeout=20) for t in tokens] == [2 * i for i in range(100)]
-    store = redis.Redis.from_url(shared_cluster.redis_url)
-    keys = [f"{shared_cluster.prefix}t:{t.token_id}" for t in tokens]
     wait_until(lambda: store.exists(*keys) == 0, what="received results deleted")
-    assert shared_cluster.status()["counts"]["completed"] >= 100, "counted before deleted"
-    store.close()
+    assert shared_cluster.status()["counts"]["completed"] - before == 100, \
+        "counted before deleted"

@@ -9,17 +9,20 @@ from tokengate.shared.errors import TokenKilled
 from tokengate.shared.lifecycle import TokenState
 
 
-def test_cluster_drain_holds_submissions_and_resume_runs_them(shared_cluster):
+def test_cluster_drain_holds_submissions_and_resume_runs_them(shared_cluster, effects, gates):
     client = shared_cluster.client()
-    first = [client.submit_by_name("cluster_tasks:sleepy", (0.2, i)) for i in range(6)]
-    wait_until(lambda: shared_cluster.status()["inflight"] + sum(t.done() for t in first) >= 6,
-               what="first tokens dispatched")
+    gate = gates("admitted")
+    keys = [f"first{i}" for i in range(6)]
+    first = [client.submit_by_name("cluster_tasks:gated", (str(effects), key, str(gate)))
+             for key in keys]
+    wait_until(lambda: shared_cluster.status()["inflight"] == 6, what="first tokens dispatched")
     try:
         assert "draining" in client.drain(reason="maintenance")
         info = shared_cluster.status()
-        assert info["state"] in ("DRAINING", "DRAINED") and info["reason"] == "maintenance"
+        assert info["state"] == "DRAINING" and info["reason"] == "maintenance", "work is held"
         held = [client.submit_by_name("cluster_tasks:add", (i, 1)) for i in range(50)]
-        assert [t.get(timeout=10) for t in first] == list(range(6)), "admitted work finishes"
+        gate.open()
+        assert [t.get(timeout=10) for t in first] == keys, "admitted work finishes"
         info = wait_until(lambda: (s := shared_cluster.status())["state"] == "DRAINED"
                           and s["pending"]["light"] == 50 and s, what="DRAINED with 50 held")
         assert info["inflight"] == 0 and info["counts"]["failed"] == 0
@@ -63,14 +66,17 @@ def test_kill_a_token_waiting_at_the_gateway(shared_cluster):
     assert client.kill(victim).outcome == "finished"
 
 
-def test_kill_reaches_agents_queued_token_but_not_a_running_one(shared_cluster, tmp_path):
+def test_kill_reaches_agents_queued_token_but_not_a_running_one(shared_cluster, effects,
+                                                                gates):
     client = shared_cluster.client()
+    gate = gates("blockers")
     # Each agent has 2 medium workers (core 2, 2 workers per core): 4 blockers fill them.
-    blockers = [client.submit_by_name("cluster_tasks:mark_and_sleep",
-                                      (str(tmp_path / f"b{i}"), 1.5)) for i in range(4)]
-    wait_until(lambda: all((tmp_path / f"b{i}").exists() for i in range(4)), what="blockers")
-    queued = [client.submit_by_name("cluster_tasks:sleepy", (0.0, i)) for i in range(2)]
-    wait_until(lambda: shared_cluster.status()["inflight"] >= 6, what="dispatched")
+    blockers = [client.submit_by_name("cluster_tasks:gated", (str(effects), f"b{i}", str(gate)))
+                for i in range(4)]
+    wait_until(lambda: all(effects.count(f"b{i}") for i in range(4)), what="blockers running")
+    queued = [client.submit_by_name("cluster_tasks:record", (str(effects), f"q{i}"))
+              for i in range(2)]
+    wait_until(lambda: shared_cluster.status()["inflight"] == 6, what="dispatched")
     outcomes = [client.kill(t) for t in queued]
     assert {o.outcome for o in outcomes} == {"forwarded"}
     for token in queued:
@@ -78,8 +84,9 @@ def test_kill_reaches_agents_queued_token_but_not_a_running_one(shared_cluster, 
             token.get(timeout=10)
     running = client.kill(blockers[0])
     assert running.outcome == "forwarded"
-    assert [t.get(timeout=10) for t in blockers] == [str(tmp_path / f"b{i}") for i in range(4)]
-    assert "unknown" not in {o.outcome for o in outcomes}
+    gate.open()
+    assert [t.get(timeout=10) for t in blockers] == [f"b{i}" for i in range(4)]
+    assert [effects.count(f"q{i}") for i in range(2)] == [0, 0], "killed before they ran"
 
 
 def test_unknown_token_kill_and_unknown_node_drain_are_clear(shared_cluster):

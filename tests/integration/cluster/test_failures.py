@@ -22,21 +22,24 @@ def _outcomes(tokens, timeout=60.0):
     return done
 
 
-def test_sigkill_an_agent_under_load_requeues_its_tokens(make_cluster, tmp_path):
+def test_sigkill_an_agent_under_load_requeues_its_tokens(make_cluster, effects, gates):
     cluster = make_cluster(agent_options=("--workers-per-core", "2", "--mailbox-capacity", "10"))
     client = cluster.client()
-    # 2 medium workers per agent: the 4 non-idempotent calls occupy all of them, then
-    # 300 more queue behind them on both agents.
-    once = [client.submit_by_name("cluster_tasks:mark_and_sleep_once",
-                                  (str(tmp_path / f"once{i}"), 2.0)) for i in range(4)]
-    wait_until(lambda: sum((tmp_path / f"once{i}").exists() for i in range(4)) == 4,
+    gate = gates("blockers")
+    # 2 medium workers per agent: the 4 non-idempotent calls occupy all of them (until the
+    # gate opens), then 300 more queue behind them on both agents and in Redis.
+    once = [client.submit_by_name("cluster_tasks:gated_once", (str(effects), f"once{i}",
+                                                               str(gate))) for i in range(4)]
+    wait_until(lambda: all(effects.count(f"once{i}") for i in range(4)),
                what="non-idempotent tokens running")
-    tokens = [client.submit_by_name("cluster_tasks:sleepy", (0.01, i)) for i in range(300)]
-    wait_until(lambda: {n["name"]: n["inflight"] for n in cluster.status()["nodes"]}
-               .get("a1", 0) > 2, what="a1 holding queued work")
+    tokens = [client.submit_by_name("cluster_tasks:record", (str(effects), f"t{i}"))
+              for i in range(300)]
+    wait_until(lambda: len(cluster.redis.inflight("a1")) > 2, what="a1 holding queued work")
     cluster.kill(cluster.agents["a1"], signal.SIGKILL)
+    gate.open()
     results = _outcomes(tokens)
-    assert sorted(v for kind, v in results.values()) == list(range(300)), "every token completes"
+    assert sorted(v for kind, v in results.values()) == sorted(f"t{i}" for i in range(300)), \
+        "every token completes"
     requeued = [t for t in tokens if t.attempt > 1]
     assert requeued and all(t.attempt == 2 and t.node == "a2" for t in requeued)
     lost = []
@@ -47,6 +50,7 @@ def test_sigkill_an_agent_under_load_requeues_its_tokens(make_cluster, tmp_path)
             assert "a1" in str(exc)
             lost.append(token)
     assert len(lost) == 2, "the non-idempotent calls on a1 failed instead of running again"
+    assert [effects.count(f"once{i}") for i in range(4)] == [1] * 4
     info = cluster.wait_nodes(lambda n: "a1" not in n, "a1 declared lost")
     assert info["counts"]["requeued"] == len(requeued)
     assert info["counts"]["lost"] == len(lost)
@@ -59,6 +63,10 @@ def test_sigkill_and_restart_the_gateway_under_load(make_cluster):
     tokens = [client.submit_by_name("cluster_tasks:sleepy", (0.002, i)) for i in range(3000)]
     wait_until(lambda: cluster.status()["counts"]["completed"] > 200, what="work under way")
     cluster.kill(cluster.gateway, signal.SIGKILL)
+    waiting = sum(cluster.redis.client.llen(f"{cluster.prefix}q:{w}")
+                  for w in ("heavy", "medium", "light"))
+    assert waiting + len(cluster.redis.inflight("a1")) + len(cluster.redis.inflight("a2")), \
+        "the crash came while work was still under way"
     more = [client.submit_by_name("cluster_tasks:add", (i, 1)) for i in range(200)]
     cluster.start_gateway()
     assert [t.get(timeout=90) for t in tokens] == list(range(3000)), "no token lost"
@@ -68,15 +76,15 @@ def test_sigkill_and_restart_the_gateway_under_load(make_cluster):
     assert info["inflight"] == 0 and sum(info["pending"].values()) == 0
 
 
-def test_restarted_agent_reruns_its_work_then_attempts_run_out(make_cluster, tmp_path):
+def test_restarted_agent_reruns_its_work_then_attempts_run_out(make_cluster, effects, gates):
     cluster = make_cluster(agents=("a1",), gateway_options=("--max-attempts", "2"))
     client = cluster.client()
-    token = client.submit_by_name("cluster_tasks:mark_and_sleep", (str(tmp_path / "m"), 30.0))
-    wait_until((tmp_path / "m").exists, what="running on a1")
+    never = gates("never")  # the task holds its worker until its agent dies
+    token = client.submit_by_name("cluster_tasks:gated", (str(effects), "m", str(never)))
+    wait_until(lambda: effects.count("m") == 1, what="running on a1")
     cluster.kill(cluster.agents["a1"], signal.SIGKILL)
-    (tmp_path / "m").unlink()
     cluster.start_agent("a1", wait=False)  # same name, new process: its old work comes back
-    wait_until((tmp_path / "m").exists, timeout=30, what="attempt 2 running on the new a1")
+    wait_until(lambda: effects.count("m") == 2, timeout=30, what="attempt 2 on the new a1")
     cluster.kill(cluster.agents["a1"], signal.SIGKILL)
     with pytest.raises(AgentLost, match="a1"):
         token.get(timeout=30)
@@ -84,17 +92,31 @@ def test_restarted_agent_reruns_its_work_then_attempts_run_out(make_cluster, tmp
     assert cluster.status()["counts"]["lost"] == 1
 
 
-def test_sigterm_an_agent_finishes_what_it_can_and_hands_back_the_rest(make_cluster):
+def test_sigterm_an_agent_finishes_what_it_can_and_hands_back_the_rest(make_cluster, effects,
+                                                                       gates):
     cluster = make_cluster(agent_options=("--workers-per-core", "2", "--mailbox-capacity", "10",
-                                          "--stop-grace", "0.5"))
+                                          "--stop-grace", "1.5"))
     client = cluster.client()
-    tokens = [client.submit_by_name("cluster_tasks:sleepy", (0.1, i)) for i in range(60)]
-    wait_until(lambda: {n["name"]: n["inflight"] for n in cluster.status()["nodes"]}
-               .get("a1", 0) > 5, what="a1 holding queued work")
-    cluster.kill(cluster.agents["a1"], signal.SIGTERM)
-    assert cluster.agents["a1"].returncode == 0
+    keys = [f"k{i}" for i in range(60)]
+    gate = {key: gates(key) for key in keys}  # one gate per token
+    tokens = [client.submit_by_name("cluster_tasks:gated", (str(effects), key, str(gate[key])))
+              for key in keys]
+    key_of = {t.token_id: key for t, key in zip(tokens, keys, strict=True)}
+    # 20 medium slots per agent: each holds 20, the other 20 wait in Redis.
+    wait_until(lambda: cluster.status()["inflight"] == 40, what="both agents full")
+    held = cluster.redis.inflight("a1")
+    wait_until(lambda: sum(effects.count(key_of[i]) for i in held) == 2, what="a1 running 2")
+    running = [key_of[i] for i in held if effects.count(key_of[i])]
+    a1 = cluster.agents["a1"]
+    a1.send_signal(signal.SIGTERM)  # it stops taking work and finishes what it can ...
+    for key in running:
+        gate[key].open()  # ... which is these two: the rest stays gated through its grace
+    assert a1.wait(15) == 0
     cluster.wait_nodes(lambda n: "a1" not in n, "a1 gone at once", timeout=HEARTBEAT_TIMEOUT)
-    assert sorted(t.get(timeout=30) for t in tokens) == list(range(60)), "nothing fails"
+    for key in keys:
+        gate[key].open()
+    assert [t.get(timeout=30) for t in tokens] == keys, "nothing fails"
     info = cluster.status()
     assert info["counts"]["failed"] == 0 and info["counts"]["requeued"] > 0
+    assert {t.node for t in tokens if key_of[t.token_id] in running} == {"a1"}
     assert {t.node for t in tokens} == {"a1", "a2"}

@@ -1,15 +1,33 @@
-"""The ledger's contract, batch by batch: the Lua scripts on a real redis-server, and the
-in-memory ledger that mirrors them (the same tests run against both)."""
+"""The ledger's contract, step by step: the Lua scripts on a real redis-server, and the
+in-memory ledger that mirrors them. Every test runs against both, and a table test checks
+that every step moves tokens only along gateway/ledger/transitions.py."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
-from tokengate.gateway.ledger import DISPATCHED, DUPLICATE, QUEUED, RedisLedger
-from tokengate.gateway.memory_ledger import MemoryLedger
+from tokengate.gateway.ledger import (
+    AuditEntry,
+    KillOutcome,
+    LossPolicy,
+    MemoryLedger,
+    NewToken,
+    Outcome,
+    RedisLedger,
+    StartReport,
+    SubmitStatus,
+    TaskRule,
+)
+from tokengate.gateway.ledger.transitions import STEPS, allowed, lifecycle_consistent
 from tokengate.shared.errors import RedisUnavailable
+from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.redis_server import RedisServer, free_port
+from tokengate.shared.tags import Weight
+
+S = TokenState
+LIGHT, HEAVY = Weight.LIGHT, Weight.HEAVY
+LOST = LossPolicy(max_attempts=3, message="agent gone", ttl=60)
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -20,73 +38,214 @@ def ledger(request, redis_url):
                                 result_ttl=60)
 
 
-def test_submit_stores_dispatches_queues_and_ignores_duplicates(ledger):
-    rows = [("t1", "light", 1, b"item1", "a1", "s"), ("t2", "light", 1, b"item2", "", "s"),
-            ("t3", "heavy", 0, b"item3", "", "s")]
-    assert ledger.submit(rows) == [DISPATCHED, QUEUED, QUEUED]
-    assert ledger.submit([("t2", "light", 1, b"other", "", "s")]) == [DUPLICATE]
-    assert ledger.queue_lengths(["light", "heavy", "medium"]) == {"light": 1, "heavy": 1,
-                                                                   "medium": 0}
-    assert ledger.inflight_ids("a1") == {"t1"}
-    assert ledger.counts()["submitted"] == 3
-    finish = ledger.submit_begin([("t4", "medium", 1, b"item4", "a2", "s")])
-    assert finish() == [DISPATCHED]
+def tok(token_id: str, agent: str = "", weight: Weight = LIGHT, idempotent: bool = True,
+        task: str = "m:f") -> NewToken:
+    return NewToken(token_id, task, weight, idempotent, f"item-{token_id}".encode(), agent, "c1",
+                    "s1")
 
 
-def test_claim_takes_waiting_tokens_in_order_and_skips_killed(ledger):
-    ledger.submit([(f"t{i}", "medium", 1, f"item{i}".encode(), "", "s") for i in range(5)])
-    assert ledger.kill("t1", "killed") == ("killed", "")
-    claimed = ledger.claim("medium", 3, "a1")
-    assert claimed == [("t0", 1, b"item0"), ("t2", 1, b"item2"), ("t3", 1, b"item3")]
-    assert ledger.kill("t0", "x") == ("forwarded", "a1")
-    assert ledger.kill("nope", "x") == ("unknown", "")
-    ledger.submit([("t5", "medium", 1, b"item5", "", "s")])
-    assert [c[0] for c in ledger.claim("medium", 10, "a2", budget=1)] == ["t4"]
-    assert [c[0] for c in ledger.claim("medium", 10, "a2")] == ["t5"]
-    assert ledger.claim("medium", 10, "a2") == []
+def register(ledger, *agents: str, rules: tuple[TaskRule, ...] = ()) -> None:
+    for agent in agents:
+        ledger.join(agent, f"{agent}-inc", [], {"host": "h"}, list(rules), LOST)
 
 
-def test_complete_first_final_outcome_wins(ledger):
-    ledger.submit([("t1", "light", 1, b"i", "a1", "s")])
-    assert ledger.complete([("t1", "completed", b"r1")]) == [1]
-    assert ledger.complete([("t1", "failed", b"r2"), ("ghost", "completed", b"")]) == [0, 0]
-    record = ledger.token_records(["t1"])[0]
-    assert record["s"] == b"completed" and record["r"] == b"r1" and "d" not in record
-    assert ledger.inflight_ids("a1") == set()
-    assert ledger.kill("t1", "x") == ("finished", "")
+def state(ledger, token_id: str) -> TokenState | None:
+    record = ledger.records([token_id])[0]
+    return None if record is None else record.state
+
+
+def outcome(token_id: str, attempt: int = 1, st: TokenState = S.COMPLETED) -> Outcome:
+    return Outcome(token_id, st, attempt, b"result")
+
+
+def test_the_state_table_is_the_lifecycles():
+    assert all(lifecycle_consistent(step) for step in STEPS)
+
+
+def test_submit_admits_queues_and_ignores_repeats(ledger):
+    register(ledger, "a1")
+    statuses = ledger.submit([tok("t1", "a1"), tok("t2"), tok("t3", weight=HEAVY),
+                              tok("t1", "a1"), tok("t4", "unregistered")])
+    assert statuses == [SubmitStatus.DISPATCHED, SubmitStatus.QUEUED, SubmitStatus.QUEUED,
+                        SubmitStatus.DUPLICATE, SubmitStatus.QUEUED]
+    assert ledger.submit([tok("t2")]) == [SubmitStatus.DUPLICATE]
+    assert ledger.queue_lengths() == {Weight.HEAVY: 1, Weight.MEDIUM: 0, Weight.LIGHT: 2}
+    assert ledger.inflight_ids("a1") == {"t1"} and ledger.counts()["submitted"] == 4
+    record = ledger.records(["t1"])[0]
+    assert (record.state, record.agent, record.owner, record.session, record.task) == (
+        S.ADMITTED, "a1", "c1", "s1", "m:f")
+    assert ledger.submit_begin([tok("t5", "a1")])() == [SubmitStatus.DISPATCHED]
+
+
+def test_a_large_batch_is_stored_whole(ledger):
+    register(ledger, "a1")
+    batch = [tok(f"b{i}", "a1" if i % 2 else "") for i in range(20_000)]
+    statuses = ledger.submit(batch)
+    assert statuses.count(SubmitStatus.DISPATCHED) == 10_000
+    assert statuses.count(SubmitStatus.QUEUED) == 10_000
+    assert len(ledger.inflight_ids("a1")) == 10_000
+    assert ledger.queue_lengths()[LIGHT] == 10_000
+
+
+def test_claim_takes_waiting_tokens_in_order_for_registered_agents_only(ledger):
+    register(ledger, "a1", "a2")
+    ledger.submit([tok(f"t{i}", weight=Weight.MEDIUM) for i in range(5)])
+    assert ledger.kill("t1", "killed") == (KillOutcome.KILLED, "")
+    claimed = ledger.claim(Weight.MEDIUM, 3, "a1", 1 << 20)
+    assert [(c.token_id, c.attempt, c.item) for c in claimed] == [
+        ("t0", 1, b"item-t0"), ("t2", 1, b"item-t2"), ("t3", 1, b"item-t3")]
+    assert ledger.claim(Weight.MEDIUM, 9, "ghost", 1 << 20) == [], "not registered"
+    assert [c.token_id for c in ledger.claim(Weight.MEDIUM, 10, "a2", 1)] == ["t4"], "budget"
+    assert ledger.claim(Weight.MEDIUM, 10, "a2", 1 << 20) == []
+
+
+def test_reports_are_fenced_by_agent_and_attempt(ledger):
+    register(ledger, "a1", "a2")
+    ledger.submit([tok("t1", "a1"), tok("t2", "a1")])
+    assert ledger.start("a2", [StartReport("t1", 1, 5.0)]) == 0, "not its token"
+    assert ledger.start("a1", [StartReport("t1", 2, 5.0)]) == 0, "not this attempt"
+    assert ledger.start("a1", [StartReport("t1", 1, 5.0)]) == 1
+    assert ledger.executing() == 1 and state(ledger, "t1") is S.EXECUTING
+    assert [a.applied for a in ledger.complete("a1", [outcome("t1", st=S.KILLED)])] == [False]
+    applied = ledger.complete("a1", [outcome("t1"), outcome("t1"), outcome("t2", 7),
+                                     outcome("ghost")])
+    assert [a.applied for a in applied] == [True, False, False, False]
+    assert applied[0].created > 0
+    record = ledger.records(["t1"])[0]
+    assert record.state is S.COMPLETED and record.result == b"result" and not record.item
+    assert ledger.inflight_ids("a1") == {"t2"} and ledger.executing() == 0
+    assert ledger.counts()["completed"] == 1
     if isinstance(ledger, RedisLedger):
-        assert ledger.redis.ttl(ledger.key("t:", "t1")) > 0
+        assert 0 < ledger.redis.ttl(ledger.key("t:", "t1")) <= 60
 
 
-def test_requeue_gives_attempt_plus_one_or_agent_lost(ledger):
-    ledger.submit([("idem", "heavy", 1, b"a", "a1", "s"), ("once", "heavy", 0, b"b", "a1", "s")])
-    lost, requeued = ledger.requeue("a1", 3, "a1 lost")
-    assert lost == [("once", 1)] and requeued == {"heavy": 1}
-    claimed = ledger.claim("heavy", 5, "a2")
-    assert [(i, a) for i, a, _ in claimed] == [("idem", 2)]
-    lost, _ = ledger.requeue("a2", 2, "a2 lost")
-    assert lost == [("idem", 2)], "attempts ran out"
+def test_loss_requeues_with_attempt_plus_one_or_fails_what_may_not_run_again(ledger):
+    register(ledger, "a1", "a2", rules=(TaskRule("m:never", False),))
+    ledger.submit([tok("idem", "a1", HEAVY), tok("once", "a1", HEAVY, idempotent=False),
+                   tok("rule", "a1", HEAVY, task="m:never")])
+    ledger.start("a1", [StartReport("idem", 1, 1.0)])
+    back = ledger.lose("a1", LOST)
+    assert sorted((t.token_id, t.attempt, t.session) for t in back.failed) == [
+        ("once", 1, "s1"), ("rule", 1, "s1")], "the client's flag or the task's rule"
+    assert back.requeued == {HEAVY: 1} and ledger.executing() == 0
+    assert "a1" not in ledger.agents() and ledger.claim(HEAVY, 5, "a1", 1 << 20) == []
+    assert ledger.records(["once"])[0].error_type == "AgentLost"
+    assert [(c.token_id, c.attempt) for c in ledger.claim(HEAVY, 5, "a2", 1 << 20)] == [
+        ("idem", 2)]
+    assert ledger.complete("a1", [outcome("idem", 1)])[0].applied is False, "a1 is fenced out"
+    back = ledger.lose("a2", LossPolicy(max_attempts=2, message="x", ttl=60))
+    assert [t.token_id for t in back.failed] == ["idem"], "attempts ran out"
     counts = ledger.counts()
-    assert (counts["requeued"], counts["lost"], counts["failed"]) == (1, 2, 2)
+    assert (counts["requeued"], counts["lost"], counts["failed"]) == (1, 3, 3)
 
 
-def test_requeue_in_transit_keeps_attempt_and_idempotency(ledger):
-    ledger.submit([("once", "light", 0, b"b", "a1", "s")])
-    lost, requeued = ledger.requeue("a1", 1, "x", ["once"], transit=True)
-    assert lost == [] and requeued == {"light": 1}
-    assert ledger.claim("light", 1, "a1")[0][:2] == ("once", 1)
+def test_giving_back_what_never_arrived_keeps_attempt_and_idempotency(ledger):
+    register(ledger, "a1")
+    ledger.submit([tok("once", "a1", idempotent=False)])
+    back = ledger.give_back("a1", ["once"], LOST)
+    assert back.failed == [] and back.requeued == {LIGHT: 1}
+    assert [(c.token_id, c.attempt) for c in ledger.claim(LIGHT, 1, "a1", 1 << 20)] == [
+        ("once", 1)]
 
 
-def test_agents_and_drain_flags(ledger):
-    ledger.register_agent("a1", {"host": "h"})
-    assert ledger.agents() == {"a1": {"host": "h"}} and "a1" in ledger.last_seen()
+def test_join_reconciles_holdings_before_anything_is_given(ledger):
+    register(ledger, "a1")
+    ledger.submit([tok("kept", "a1"), tok("missing", "a1"), tok("elsewhere")])
+    register(ledger, "a2")
+    ledger.claim(LIGHT, 1, "a2", 1 << 20)
+    adoption = ledger.join("a1", "a1-inc", ["kept", "elsewhere", "gone"], {"host": "h"}, [],
+                           LOST)
+    assert sorted(adoption.revoked) == ["elsewhere", "gone"] and not adoption.restarted
+    assert adoption.requeue.requeued == {LIGHT: 1} and ledger.inflight_ids("a1") == {"kept"}
+    record = ledger.records(["missing"])[0]
+    assert record.state is S.WAITING and record.attempt == 1
+    restarted = ledger.join("a1", "new-process", [], {"host": "h"}, [], LOST)
+    assert restarted.restarted and restarted.requeue.requeued == {LIGHT: 1}
+    assert ledger.records(["kept"])[0].attempt == 2, "its predecessor may have run it"
+    assert ledger.agents()["a1"]["incarnation"] == "new-process"
+
+
+def test_kill_waiting_forwarded_finished_unknown(ledger):
+    register(ledger, "a1")
+    ledger.submit([tok("wait"), tok("held", "a1")])
+    assert ledger.kill("wait", "k") == (KillOutcome.KILLED, "")
+    assert ledger.queue_lengths()[LIGHT] == 0, "a killed token leaves its queue"
+    assert ledger.kill("held", "k") == (KillOutcome.FORWARDED, "a1")
+    ledger.complete("a1", [outcome("held")])
+    assert ledger.kill("held", "k") == (KillOutcome.FINISHED, "")
+    assert ledger.kill("nope", "k") == (KillOutcome.UNKNOWN, "")
+    assert ledger.counts()["killed"] == 1
+
+
+def test_forget_deletes_final_tokens_only(ledger):
+    register(ledger, "a1")
+    ledger.submit([tok("done", "a1"), tok("live", "a1")])
+    ledger.complete("a1", [outcome("done")])
+    assert ledger.records(["done"])[0] is not None, "stored before it is forgotten"
+    assert ledger.forget(["done", "live", "ghost"]) == 1
+    assert ledger.records(["done", "live"])[0] is None
+    assert ledger.records(["live"])[0].state is S.ADMITTED
+
+
+def test_agents_drain_audit_and_lease(ledger):
+    register(ledger, "a1")
+    assert ledger.agents()["a1"]["host"] == "h" and "a1" in ledger.last_seen()
+    ledger.touch_agents({"a1": 123.0, "ghost": 5.0})
+    assert ledger.last_seen() == {"a1": 123.0}, "a deregistered name does not come back"
     ledger.set_drain("", "maint")
     ledger.set_drain("a1", "disk")
-    assert ledger.drain_state() == ("maint", {"a1": "disk"})
+    drain = ledger.drain_state()
+    assert (drain.cluster, drain.nodes) == ("maint", {"a1": "disk"}) and drain.since > 0
     ledger.clear_drain("")
     ledger.clear_drain("a1")
-    ledger.forget_agent("a1")
-    assert ledger.drain_state() == (None, {}) and ledger.agents() == {}
+    assert ledger.drain_state().cluster is None and ledger.drain_state().nodes == {}
+    for i in range(3):
+        ledger.audit(AuditEntry(float(i), "ops", "drain", "cluster", True, f"r{i}"))
+    assert [e.result for e in ledger.audit_log(2)] == ["r1", "r2"], "newest last"
+    assert ledger.lease("acquire", b"one", 3) == (True, b"")
+    assert ledger.lease("acquire", b"two", 3) == (False, b"one")
+    assert ledger.lease("takeover", b"two", 3, b"one") == (True, b"")
+    assert ledger.lease("renew", b"one", 3) == (False, b"two")
+    ledger.lease("release", b"two", 3)
+    assert ledger.lease("acquire", b"one", 3) == (True, b"")
+
+
+# -- the table: every step, from every state, moves only along transitions.py ----------------
+
+def _token_in(ledger, token_id: str, wanted: TokenState) -> None:
+    """Put a new token into ``wanted`` with the ledger's own steps (agent a1)."""
+    ledger.submit([tok(token_id, "" if wanted is S.WAITING else "a1")])
+    if wanted is S.EXECUTING:
+        ledger.start("a1", [StartReport(token_id, 1, 1.0)])
+    elif wanted is S.KILLED:
+        ledger.give_back("a1", [token_id], LOST)
+        ledger.kill(token_id, "k")
+    elif wanted.is_final:
+        ledger.complete("a1", [outcome(token_id, st=wanted)])
+
+
+STEP_CALLS = {
+    "claim": lambda ledger, t: ledger.claim(LIGHT, 1000, "a1", 1 << 30),
+    "start": lambda ledger, t: ledger.start("a1", [StartReport(t, 1, 2.0)]),
+    "complete": lambda ledger, t: ledger.complete("a1", [outcome(t)]),
+    "requeue": lambda ledger, t: ledger.lose("a1", LOST),
+    "join": lambda ledger, t: ledger.join("a1", "a1-inc", [], {}, [], LOST),
+    "kill": lambda ledger, t: ledger.kill(t, "k"),
+    "forget": lambda ledger, t: ledger.forget([t]),
+}
+
+
+@pytest.mark.parametrize("script", sorted(STEP_CALLS))
+@pytest.mark.parametrize("before", [S.WAITING, S.ADMITTED, S.EXECUTING, S.COMPLETED, S.FAILED,
+                                    S.KILLED])
+def test_every_step_moves_tokens_only_along_the_table(ledger, script, before):
+    register(ledger, "a1")
+    token_id = f"{script}-{before.value}"
+    _token_in(ledger, token_id, before)
+    assert state(ledger, token_id) is before
+    STEP_CALLS[script](ledger, token_id)
+    after = state(ledger, token_id)
+    assert after is before or allowed(script, before, after), (script, before, after)
 
 
 def test_unreachable_redis_is_redis_unavailable():
@@ -94,7 +253,7 @@ def test_unreachable_redis_is_redis_unavailable():
     with pytest.raises(RedisUnavailable):
         ledger.ping()
     with pytest.raises(RedisUnavailable):
-        ledger.submit([("t", "light", 1, b"", "", "s")])
+        ledger.submit([tok("t")])
 
 
 def test_password_protected_redis():
@@ -104,11 +263,10 @@ def test_password_protected_redis():
             RedisLedger.from_url(server.url.replace("pw-123", "wrong")).ping()
 
 
-def test_forget_drops_received_results_in_either_order(ledger):
-    ledger.submit([("done", "light", 1, b"i", "a1", "s"), ("early", "light", 1, b"i", "a1", "s")])
-    ledger.complete([("done", "completed", b"r")])
-    assert ledger.forget(["done", "early", "ghost"]) == 1
-    assert ledger.token_records(["done"]) == [{}]
-    assert ledger.complete([("early", "completed", b"r")]) == [1], "counted, then dropped"
-    assert ledger.token_records(["early"]) == [{}] and ledger.inflight_ids("a1") == set()
-    assert ledger.counts()["completed"] == 2
+def test_scripts_come_back_after_a_redis_restart(tmp_path):
+    with RedisServer(directory=str(tmp_path), appendonly=True) as server:
+        ledger = RedisLedger.from_url(server.url)
+        ledger.submit([tok("t1")])
+        ledger.redis.script_flush()
+        assert ledger.submit_begin([tok("t2")])() == [SubmitStatus.QUEUED]
+        assert ledger.queue_lengths()[LIGHT] == 2

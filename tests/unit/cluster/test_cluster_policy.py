@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from tokengate.gateway import credits as policy
+from tokengate.gateway import placement
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.items import check_item, result_from_record
+from tokengate.gateway.ledger import TokenRecord
+from tokengate.gateway.ledger.schema import Field
 from tokengate.shared import codec
 from tokengate.shared.auth import call_metadata, is_loopback, token_matches
 from tokengate.shared.errors import (
@@ -18,11 +20,21 @@ from tokengate.shared.errors import (
     Unauthenticated,
 )
 from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.tags import Weight
 from tokengate.shared.wire_errors import rebuild_exception, status_for
 
 
-def book(**agents: dict[str, int]) -> dict[str, dict[str, int]]:
-    return {name: dict(c) for name, c in agents.items()}
+def book(**agents: dict[str, int]) -> placement.Book:
+    out = {}
+    for name, free in agents.items():
+        credit = placement.AgentCredit()
+        credit.report({Weight(w): n for w, n in free.items()}, 0)
+        out[name] = credit
+    return out
+
+
+def free(credits: placement.Book) -> dict[str, dict[str, int]]:
+    return {name: {w.value: n for w, n in c.snapshot().items()} for name, c in credits.items()}
 
 
 @pytest.mark.parametrize("credits, weights, expected", [
@@ -33,31 +45,51 @@ def book(**agents: dict[str, int]) -> dict[str, dict[str, int]]:
     ({}, ["medium"], [""]),
 ])
 def test_assign_follows_free_credit_and_never_overspends(credits, weights, expected):
-    before = {a: sum(c.values()) for a, c in credits.items()}
-    assert policy.assign(weights, credits, list(credits)) == expected
-    spent = sum(before[a] - sum(c.values()) for a, c in credits.items())
-    assert spent == sum(1 for t in expected if t)
-    assert all(n >= 0 for c in credits.values() for n in c.values())
+    ledger = book(**credits)
+    assert placement.assign([Weight(w) for w in weights], ledger, list(credits)) == expected
+    for name, credit in ledger.items():
+        sent = expected.count(name)
+        assert credit.sent == sent and credit.in_transit() == sent
+        assert all(n >= 0 for n in credit.snapshot().values())
+
+
+def test_a_token_in_transit_counts_against_every_weight_the_agent_shares():
+    """Weights share cores (heavy may use any): whatever was sent may fill any slot."""
+    credits = book(a={"heavy": 20, "medium": 10, "light": 10})
+    assert placement.assign([Weight.MEDIUM] * 10, credits, ["a"]) == ["a"] * 10
+    assert free(credits)["a"] == {"heavy": 10, "medium": 0, "light": 0}
+    credits["a"].report({Weight.HEAVY: 10, Weight.MEDIUM: 0, Weight.LIGHT: 0}, 10)
+    assert free(credits)["a"] == {"heavy": 10, "medium": 0, "light": 0}
+    credits["a"].report({Weight.HEAVY: 20, Weight.MEDIUM: 10, Weight.LIGHT: 10}, 9)
+    assert credits["a"].received == 10, "an older measurement is ignored"
 
 
 def test_eight_cpu_tasks_spread_over_two_agents_not_one():
     credits = book(a={"heavy": 960}, b={"heavy": 960})
-    assert policy.split(8, "heavy", credits, ["a", "b"]) == {"a": 4, "b": 4}
+    assert placement.split(8, Weight.HEAVY, credits, ["a", "b"]) == {"a": 4, "b": 4}
 
 
 def test_ineligible_agents_get_nothing_and_refund_restores():
     credits = book(a={"medium": 3}, b={"medium": 3})
-    assert policy.assign(["medium"] * 2, credits, ["b"]) == ["b", "b"]
-    policy.refund(credits, "b", "medium", 2)
-    assert credits["b"]["medium"] == 3
-    assert policy.total(credits, "medium", ["a", "b"]) == 6
+    assert placement.assign([Weight.MEDIUM] * 2, credits, ["b"]) == ["b", "b"]
+    placement.refund(credits, "b", 2)
+    assert credits["b"].available(Weight.MEDIUM) == 3 and credits["a"].sent == 0
 
 
-@pytest.mark.parametrize("free, want, ready", [(480, 10, True), (5, 10, False), (10, 10, True),
-                                               (120, 5000, True), (119, 5000, False)])
-def test_ready_sends_at_once_when_idle_and_coalesces_under_load(free, want, ready):
-    credits, grants = book(a={"light": free}), book(a={"light": 480})
-    assert (policy.ready(want, "light", credits, ["a"], grants) == ["a"]) is ready
+@pytest.mark.parametrize("available, want, ready", [(480, 10, True), (5, 10, False),
+                                                    (10, 10, True), (120, 5000, True),
+                                                    (119, 5000, False)])
+def test_ready_sends_at_once_when_idle_and_coalesces_under_load(available, want, ready):
+    credits = book(a={"light": 480})
+    credits["a"].report({Weight.LIGHT: available}, 0)
+    assert (placement.ready(want, Weight.LIGHT, credits, ["a"]) == ["a"]) is ready
+
+
+def test_saturated_means_no_credit_for_any_weight():
+    credits = book(a={"heavy": 1, "medium": 0, "light": 0})
+    assert not placement.saturated(credits["a"])
+    placement.assign([Weight.HEAVY], credits, ["a"])
+    assert placement.saturated(credits["a"])
 
 
 def _item(**fields):
@@ -83,12 +115,19 @@ def test_admission_checks(fields, error):
     assert (type(found).__name__ if found else None) == error
 
 
+def _record(**fields: bytes) -> TokenRecord:
+    return TokenRecord.parse("t", {Field.CREATED: b"1.0", **fields})
+
+
 def test_records_give_back_final_results_only():
-    assert result_from_record("t", {"s": b"admitted"}) is None
-    lost = result_from_record("t", {"s": b"failed", "e": b"AgentLost", "m": b"gone", "a": b"2"})
+    assert result_from_record(_record(s=b"admitted")) is None
+    lost = result_from_record(_record(s=b"failed", e=b"AgentLost", m=b"gone", a=b"2", n=b"s1"))
     assert lost.error_type == "AgentLost" and lost.attempt == 2 and lost.state == pb.FAILED
+    assert lost.session == "s1", "a decided outcome is routed to the session owed it"
+    killed = result_from_record(_record(s=b"killed"))
+    assert killed.error_type == "TokenKilled" and killed.state == pb.KILLED
     stored = pb.ResultItem(token_id="t", state=pb.COMPLETED, payload=b"\x01")
-    assert result_from_record("t", {"s": b"completed", "r": stored.SerializeToString()}) == stored
+    assert result_from_record(_record(s=b"completed", r=stored.SerializeToString())) == stored
 
 
 def test_codec_round_trips_and_refuses_clearly():

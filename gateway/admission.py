@@ -1,0 +1,205 @@
+"""Admission: screen a client's frame, place its calls, store them, dispatch, answer.
+
+Stateless between frames (it owns no mutable state; everything it changes belongs to the
+ledger, dispatch or results). One :class:`Row` per call carries it through the steps, in
+batches of at most ``ADMIT_BATCH`` (a frame of any size becomes several script calls, so no
+script grows past what Redis runs comfortably, and every id gets an answer):
+
+1. screen: malformed items, unknown tasks and repeated ids are answered here; the weight and
+   whether a call may run twice follow the task's own registration when agents know it;
+2. place: dispatch spends credit for calls an agent can take now; the rest will wait;
+3. refuse: calls that would wait beyond ``max_pending`` are refused with GatewayBusy;
+4. store: ``submit.lua``. New calls of idempotent tasks are dispatched while that write is in
+   flight; resent frames and calls that must never run twice are stored first;
+5. answer: acks; a repeated id (a resubmission) is watched instead, so its client gets the
+   stored outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from tokengate.gateway import items as checks
+from tokengate.gateway.config import GatewayConfig
+from tokengate.gateway.conns import AgentConn, ClientConn
+from tokengate.gateway.dispatch import Dispatch
+from tokengate.gateway.ledger import NewToken, SubmitStatus, TokenLedger
+from tokengate.gateway.registry import Registry
+from tokengate.gateway.results import Results
+from tokengate.gateway.series import Series
+from tokengate.shared import wire
+from tokengate.shared.errors import GatewayBusy, RedisUnavailable, UnknownTask
+from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.tags import Weight
+
+logger = logging.getLogger(__name__)
+
+ADMIT_BATCH = 1000
+
+
+@dataclass(slots=True)
+class Row:
+    """One call on its way through admission."""
+
+    item: pb.TaskItem
+    weight: Weight
+    idempotent: bool
+    target: AgentConn | None = None
+    status: SubmitStatus | None = None
+
+    def token(self, conn: ClientConn) -> NewToken:
+        return NewToken(self.item.token_id, self.item.task, self.weight, self.idempotent,
+                        self.item.SerializeToString(), self.target.name if self.target else "",
+                        conn.client_id, conn.session)
+
+
+@dataclass(slots=True)
+class Screened:
+    rows: list[Row]
+    rejected: list[pb.Rejected]
+    copies: list[str]  # ids repeated within the frame, answered like their first copy
+
+
+class Admission:
+    def __init__(self, config: GatewayConfig, ledger: TokenLedger, dispatch: Dispatch,
+                 results: Results, registry: Registry, series: Series) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.dispatch = dispatch
+        self.results = results
+        self.registry = registry
+        self.series = series
+
+    def submit(self, conn: ClientConn, items: Sequence[pb.TaskItem], resubmit: bool) -> None:
+        screened = self.screen(conn, items)
+        if screened.rejected:
+            conn.send(rejected=screened.rejected)
+        refused: set[str] = {r.token_id for r in screened.rejected}
+        for batch in _batches(screened.rows, ADMIT_BATCH):
+            refused |= self._admit(conn, batch, resubmit)
+        if screened.copies:
+            conn.send(accepted=[i for i in screened.copies if i not in refused])
+
+    # -- 1. screen -----------------------------------------------------------------------------
+
+    def screen(self, conn: ClientConn, items: Sequence[pb.TaskItem]) -> Screened:
+        cfg = self.config
+        tasks = self.registry.tasks
+        out = Screened([], [], [])
+        seen: set[str] = set()
+        for item in items:
+            if item.token_id in seen:
+                out.copies.append(item.token_id)
+                continue
+            error = checks.check_item(item, max_payload=cfg.max_payload,
+                                      allow_pickle=cfg.allow_pickle)
+            info = tasks.get(item.task)
+            if error is None and tasks and info is None:
+                error = UnknownTask(f"no agent runs a task named {item.task!r}; agents include "
+                                    "only the modules named with --include")
+            if error is not None:
+                out.rejected.append(checks.rejection(item.token_id, error))
+                continue
+            seen.add(item.token_id)
+            weight = wire.weight_of(info.weight if info and info.weight else item.weight)
+            idempotent = not item.not_idempotent and (info is None or info.idempotent)
+            item.weight, item.not_idempotent = weight.value, not idempotent
+            item.attempt, item.session = 1, conn.session
+            out.rows.append(Row(item, weight, idempotent))
+        return out
+
+    # -- 2-5 -----------------------------------------------------------------------------------
+
+    def _admit(self, conn: ClientConn, rows: list[Row], resubmit: bool) -> set[str]:
+        """Admit one batch; the ids refused."""
+        targets = self.dispatch.place([row.weight for row in rows])
+        for row, target in zip(rows, targets, strict=True):
+            row.target = target
+        rows, busy = self._refuse_busy(rows, resubmit)
+        if busy:
+            conn.send(rejected=busy)
+        if not rows:
+            return {r.token_id for r in busy}
+        conn.expect(len(rows))
+        early = not resubmit and all(row.idempotent for row in rows)
+        sent = False
+        try:
+            finish = self.ledger.submit_begin([row.token(conn) for row in rows])
+            try:
+                if early:
+                    self._send(rows)
+                    sent = True
+            finally:
+                statuses = finish()
+        except RedisUnavailable as exc:
+            if not sent:
+                self.dispatch.refund(row.target for row in rows)
+            logger.error("submission of %d calls refused: %s", len(rows), exc)
+            conn.send(rejected=[checks.rejection(row.item.token_id, exc) for row in rows])
+            return {r.token_id for r in busy} | {row.item.token_id for row in rows}
+        for row, status in zip(rows, statuses, strict=True):
+            row.status = status
+        self._after_store(conn, rows, sent)
+        return {r.token_id for r in busy}
+
+    def _refuse_busy(self, rows: list[Row], resubmit: bool) -> tuple[list[Row],
+                                                                     list[pb.Rejected]]:
+        """``max_pending`` tokens wait already: refuse what can neither go to an agent now
+        nor fit in the room left (resent frames are not refused: mostly repeats)."""
+        room = self.dispatch.waiting_room()
+        if resubmit or sum(row.target is None for row in rows) <= room:
+            return rows, []
+        keep, refused = [], []
+        error = GatewayBusy(f"the gateway holds {self.config.max_pending} waiting tokens; "
+                            "offer them again later")
+        for row in rows:
+            if row.target is not None or room > 0:
+                keep.append(row)
+                room -= row.target is None
+            else:
+                refused.append(checks.rejection(row.item.token_id, error))
+        return keep, refused
+
+    def _send(self, rows: Sequence[Row]) -> None:
+        by_agent: dict[AgentConn, list[pb.TaskItem]] = defaultdict(list)
+        for row in rows:
+            if row.target is not None:
+                by_agent[row.target].append(row.item)
+        for conn, batch in by_agent.items():
+            self.dispatch.send(conn, batch)
+            self.dispatch.stats["direct_frames"] += 1
+            self.dispatch.stats["direct"] += len(batch)
+
+    def _after_store(self, conn: ClientConn, rows: list[Row], sent: bool) -> None:
+        queued: dict[Weight, int] = defaultdict(int)
+        duplicates: list[str] = []
+        unsent: list[AgentConn | None] = []
+        dispatch_now: list[Row] = []
+        for row in rows:
+            if row.status is SubmitStatus.QUEUED:
+                queued[row.weight] += 1
+                if not sent:
+                    unsent.append(row.target)  # placed, but its agent was lost meanwhile
+            elif row.status is SubmitStatus.DUPLICATE:
+                duplicates.append(row.item.token_id)
+                if not sent:
+                    unsent.append(row.target)
+            elif not sent:
+                dispatch_now.append(row)
+        self.dispatch.refund(unsent)
+        if dispatch_now:
+            self._send(dispatch_now)
+        self.dispatch.queued(queued)
+        self.series.submitted(len(rows) - len(duplicates))
+        conn.send(accepted=[row.item.token_id for row in rows])
+        if duplicates:
+            conn.expect(-len(duplicates))  # the watch counts them again
+            self.results.watch(conn, duplicates)
+
+
+def _batches(rows: list[Row], size: int) -> Iterator[list[Row]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]

@@ -1,0 +1,260 @@
+"""Dispatch: the credit book, the mirror of what waits in Redis, drains, the dispatcher.
+
+Owns, under ``_lock``: the agents that may be given work (their connections, added by the
+registry once an agent's registration and adoption are done, removed when it leaves), each
+agent's credit (:class:`~tokengate.gateway.placement.AgentCredit`), the number of tokens
+waiting in Redis per weight (a mirror: synced from Redis every second, so it may only lag)
+and the drain flags. The dispatcher thread claims waiting tokens for agents with credit.
+
+Admission hands placed tokens here (:meth:`place`, then :meth:`send`); the registry tells it
+about agents and their credit reports; control sets drains. Sending goes through each
+agent's connection; a send that cannot go out gives the tokens back at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+from tokengate.gateway import placement
+from tokengate.gateway.config import GatewayConfig
+from tokengate.gateway.conns import AgentConn
+from tokengate.gateway.ledger import DrainState, LossPolicy, TokenLedger
+from tokengate.shared import framing
+from tokengate.shared.errors import RedisUnavailable, TokenGateError
+from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.tags import Weight
+
+logger = logging.getLogger(__name__)
+
+SYNC_EVERY = 1.0  # seconds between re-reads of the queue lengths in Redis
+
+
+class Dispatch:
+    """Which agent gets which token, and the thread that hands waiting tokens out."""
+
+    def __init__(self, config: GatewayConfig, ledger: TokenLedger) -> None:
+        self.config = config
+        self.ledger = ledger
+        self._lock = threading.Lock()
+        self._conns: dict[str, AgentConn] = {}
+        self._book: placement.Book = {}
+        self._waiting: dict[Weight, int] = dict.fromkeys(placement.WEIGHTS, 0)
+        self._drain = DrainState()
+        self._kick = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stats: dict[str, int] = defaultdict(int)  # frames and items (approximate)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self, drain: DrainState) -> None:
+        with self._lock:
+            self._drain = drain
+        self.sync()
+        self._thread = threading.Thread(target=self._loop, name="tg-dispatch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._kick.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # -- agents (the registry calls these) -----------------------------------------------------
+
+    def agent_joined(self, conn: AgentConn, free: Mapping[Weight, int]) -> None:
+        """Registration and adoption are done: the agent may be given work from now on."""
+        with self._lock:
+            credit = placement.AgentCredit()
+            credit.report(free, 0)
+            self._conns[conn.name] = conn
+            self._book[conn.name] = credit
+        self._kick.set()
+
+    def agent_left(self, conn: AgentConn) -> None:
+        with self._lock:
+            if self._conns.get(conn.name) is conn:
+                del self._conns[conn.name]
+                del self._book[conn.name]
+
+    def credits(self, conn: AgentConn, free: Mapping[Weight, int], received: int) -> None:
+        with self._lock:
+            if self._conns.get(conn.name) is not conn:
+                return
+            self._book[conn.name].report(free, received)
+            waiting = any(n > 0 for n in self._waiting.values())
+        if waiting:
+            self._kick.set()
+
+    def credit_of(self, name: str) -> dict[Weight, int]:
+        with self._lock:
+            credit = self._book.get(name)
+            return credit.snapshot() if credit is not None else {}
+
+    def saturated(self, name: str) -> bool:
+        with self._lock:
+            credit = self._book.get(name)
+            return credit is not None and placement.saturated(credit)
+
+    # -- drains (control calls these) ----------------------------------------------------------
+
+    def set_drain(self, node: str, reason: str) -> None:
+        with self._lock:
+            d = self._drain
+            if node:
+                self._drain = DrainState(d.cluster, d.since, {**d.nodes, node: reason})
+            else:
+                self._drain = DrainState(reason, time.time(), d.nodes)
+
+    def clear_drain(self, node: str) -> None:
+        with self._lock:
+            d = self._drain
+            if node:
+                self._drain = DrainState(d.cluster, d.since,
+                                         {k: v for k, v in d.nodes.items() if k != node})
+            else:
+                self._drain = DrainState(None, 0.0, d.nodes)
+        self._kick.set()
+
+    def drain_state(self) -> DrainState:
+        with self._lock:
+            return self._drain
+
+    def _eligible(self) -> list[str]:
+        """Agents that may be given work now; holds ``_lock``."""
+        if self._drain.cluster is not None:
+            return []
+        return [name for name, conn in self._conns.items()
+                if conn.connected and not conn.leaving and name not in self._drain.nodes]
+
+    # -- admission hands placed tokens here ----------------------------------------------------
+
+    def place(self, weights: Sequence[Weight]) -> list[AgentConn | None]:
+        """An agent per token with credit for it now, or None (it waits in Redis).
+
+        A weight with tokens waiting queues behind them; spends the credit.
+        """
+        out: list[AgentConn | None] = [None] * len(weights)
+        with self._lock:
+            eligible = self._eligible()
+            direct = [i for i, w in enumerate(weights) if self._waiting[w] <= 0]
+            if not (eligible and direct):
+                return out
+            chosen = placement.assign([weights[i] for i in direct], self._book, eligible)
+            for i, name in zip(direct, chosen, strict=True):
+                out[i] = self._conns[name] if name else None
+        return out
+
+    def refund(self, targets: Iterable[AgentConn | None]) -> None:
+        """Placed tokens that will not be sent after all (duplicates, a failed write)."""
+        counts: dict[str, int] = defaultdict(int)
+        for conn in targets:
+            if conn is not None:
+                counts[conn.name] += 1
+        with self._lock:
+            for name, n in counts.items():
+                placement.refund(self._book, name, n)
+
+    def waiting_room(self) -> int:
+        """How many more tokens may wait in Redis before new calls are refused."""
+        with self._lock:
+            return self.config.max_pending - sum(self._waiting.values())
+
+    def queued(self, counts: Mapping[Weight, int]) -> None:
+        """Tokens now wait in Redis (stored as waiting, or given back)."""
+        if not any(counts.values()):
+            return
+        with self._lock:
+            for weight, n in counts.items():
+                self._waiting[weight] += n
+        self._kick.set()
+
+    def waiting(self) -> dict[Weight, int]:
+        with self._lock:
+            return dict(self._waiting)
+
+    def send(self, conn: AgentConn, items: list[pb.TaskItem], *, split: bool = False) -> None:
+        """Hand tokens placed on ``conn`` to its link; if it closed, give them back at once.
+
+        ``split`` cuts a claimed batch (which may hold many large calls) into frame-sized
+        pieces; a client's batch is one already.
+        """
+        chunks = framing.split(items, count=len(items)) if split else (items,)
+        for chunk in chunks:
+            if not conn.send_tasks(chunk):
+                self.give_back(conn.name, [item.token_id for item in chunk])
+
+    def give_back(self, agent: str, ids: list[str]) -> None:
+        """Tokens placed on ``agent`` that never reached it: they wait again, same attempt."""
+        policy = LossPolicy(self.config.max_attempts, "", self.config.result_ttl)
+        try:
+            back = self.ledger.give_back(agent, ids, policy)
+        except RedisUnavailable as exc:  # the agent's next registration reconciles them
+            logger.error("cannot give back %d tokens of %s now: %s", len(ids), agent, exc)
+            return
+        self.queued(back.requeued)
+
+    # -- the dispatcher thread -----------------------------------------------------------------
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    def sync(self) -> None:
+        lengths = self.ledger.queue_lengths()
+        with self._lock:
+            self._waiting.update(lengths)
+
+    def _loop(self) -> None:
+        last_sync = 0.0
+        while not self._stopping.is_set():
+            self._kick.wait(timeout=SYNC_EVERY)
+            self._kick.clear()
+            try:
+                if time.monotonic() - last_sync > SYNC_EVERY:
+                    self.sync()
+                    last_sync = time.monotonic()
+                while self._round() and not self._stopping.is_set():
+                    pass
+            except RedisUnavailable as exc:
+                logger.error("dispatch paused: %s", exc)
+                self._stopping.wait(0.5)
+            except TokenGateError:
+                logger.exception("dispatch round failed")
+
+    def _round(self) -> bool:
+        progress = False
+        for weight in placement.WEIGHTS:
+            with self._lock:
+                want = min(self._waiting[weight], self.config.dispatch_batch)
+                if want <= 0:
+                    continue
+                eligible = self._eligible()
+                ready = placement.ready(want, weight, self._book, eligible)
+                plan = placement.split(want, weight, self._book, ready)
+                conns = {name: self._conns[name] for name in plan}
+                self._waiting[weight] -= sum(plan.values())
+            for name, count in plan.items():
+                progress = self._claim_for(conns[name], weight, count) or progress
+        return progress
+
+    def _claim_for(self, conn: AgentConn, weight: Weight, count: int) -> bool:
+        claimed = self.ledger.claim(weight, count, conn.name, framing.FRAME_SOFT_LIMIT)
+        self.stats["claims"] += 1
+        self.stats["claimed"] += len(claimed)
+        if len(claimed) < count:
+            with self._lock:
+                placement.refund(self._book, conn.name, count - len(claimed))
+            self.sync()
+        if not claimed:
+            return False
+        items = []
+        for row in claimed:
+            item = pb.TaskItem.FromString(row.item)
+            item.attempt = row.attempt
+            items.append(item)
+        self.send(conn, items, split=True)
+        return True

@@ -1,0 +1,120 @@
+"""The gateway, composed: its owners, wired once, and the entry points the servicers call.
+
+No base class and no state of its own beyond its owners: admission (screen, place, store,
+answer), dispatch (credit book, waiting mirror, the dispatcher), results (store, push,
+sessions, watches), registry (join, heartbeats, loss), control (drain, resume, kill,
+commands to agents, audit), views (status, Guard House, token detail), the lease on the Redis
+prefix and the per-second series. Each seam has one direction: admission hands placed tokens
+to dispatch; dispatch hands frames to the connections; results own the push; the registry
+tells dispatch about agents and credit; control and views read and steer the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from tokengate.gateway.admission import Admission
+from tokengate.gateway.config import GatewayConfig
+from tokengate.gateway.conns import AgentConn, ClientConn
+from tokengate.gateway.control import Control
+from tokengate.gateway.dispatch import Dispatch
+from tokengate.gateway.lease import GatewayLease
+from tokengate.gateway.ledger import StartReport, TokenLedger
+from tokengate.gateway.registry import Registry
+from tokengate.gateway.results import Results
+from tokengate.gateway.series import Series
+from tokengate.gateway.views import Views
+from tokengate.shared import wire
+from tokengate.shared.rpc import tokengate_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+
+class Gateway:
+    """The whole gateway minus gRPC: start it, hand it frames, stop it."""
+
+    def __init__(self, config: GatewayConfig, ledger: TokenLedger) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.series = Series()
+        self.lease = GatewayLease(ledger, on_lost=self._lease_lost)
+        self.dispatch = Dispatch(config, ledger)
+        self.results = Results(ledger, self.series)
+        self.registry = Registry(config, ledger, self.dispatch, self.results)
+        self.admission = Admission(config, ledger, self.dispatch, self.results, self.registry,
+                                   self.series)
+        self.control = Control(ledger, self.dispatch, self.registry, self.results)
+        self.views = Views(ledger, self.dispatch, self.registry, self.results, self.series)
+        self.lost_lease = threading.Event()  # set when another gateway took the prefix
+
+    def start(self, lease_wait: float | None = None) -> Gateway:
+        self.ledger.ping()
+        self.lease.acquire(lease_wait)
+        drain = self.ledger.drain_state()
+        self.dispatch.start(drain)
+        self.registry.start()
+        self.lease.start()
+        logger.info("gateway started on prefix %r; waiting %s; drain %r", self.ledger.prefix,
+                    {w.value: n for w, n in self.dispatch.waiting().items()}, drain.cluster)
+        return self
+
+    def stop(self) -> None:
+        self.registry.stop()
+        self.dispatch.stop()
+        self.lease.release()
+
+    def _lease_lost(self, message: str) -> None:
+        self.lost_lease.set()
+
+    # -- client sessions -----------------------------------------------------------------------
+
+    def open_session(self, conn: ClientConn) -> None:
+        self.results.attach(conn)
+
+    def on_client_frame(self, conn: ClientConn, frame: pb.ClientFrame) -> None:
+        stats = self.dispatch.stats
+        stats["client_frames"] += 1
+        stats["client_items"] += len(frame.submit)
+        if frame.submit:
+            self.admission.submit(conn, frame.submit, frame.resubmit)
+        if frame.watch:
+            self.results.watch(conn, list(frame.watch), any_owner=frame.watch_any)
+        if frame.received:
+            self.results.received(frame.received)
+
+    def close_session(self, conn: ClientConn) -> None:
+        conn.close(discard=True)
+        self.results.detach(conn)
+
+    # -- agent links ---------------------------------------------------------------------------
+
+    def join(self, first: pb.AgentFrame) -> AgentConn:
+        conn = self.registry.join(first.hello, list(first.credits))
+        if first.seq:
+            conn.send_seen(first.seq)
+        return conn
+
+    def on_agent_frame(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
+        """One frame of an agent: results first (someone waits for them), then the rest."""
+        self.registry.heard(conn, frame)
+        stats = self.dispatch.stats
+        stats["agent_frames"] += 1
+        finished: set[str] = set()
+        if frame.results:
+            stats["agent_results"] += len(frame.results)
+            self.results.report(conn, frame.results)  # RedisUnavailable: the link drops
+            conn.send_ack(frame.seq)
+            finished = {r.token_id for r in frame.results}
+        if frame.credits:
+            self.dispatch.credits(conn, wire.credits_of(frame.credits), frame.received)
+        if frame.started:
+            starts = [StartReport(s.token_id, s.attempt, s.started_at) for s in frame.started
+                      if s.token_id not in finished]
+            if starts:
+                self.ledger.start(conn.name, starts)
+        if frame.replies:
+            self.control.on_replies(list(frame.replies))
+
+    def agent_left(self, conn: AgentConn) -> None:
+        self.registry.disconnected(conn)

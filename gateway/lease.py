@@ -1,0 +1,116 @@
+"""The gateway's lease on its Redis prefix: one gateway serves a prefix at a time.
+
+Several gateways on one Redis and prefix would each dispatch and push for agents and
+sessions the others hold, and lose deliveries. So a gateway takes a lease (a key with a TTL
+holding its id, host and pid) before it serves, and renews it from its own thread. A second
+gateway waits up to one TTL for it and then refuses to start; a gateway restarted on the same
+host after its predecessor died takes the lease over at once. Owner of nothing but its thread;
+the record is fixed for the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import msgpack
+from tokengate.gateway.ledger import TokenLedger
+from tokengate.shared.errors import ConfigurationError, RedisUnavailable
+
+logger = logging.getLogger(__name__)
+
+TTL = 3.0
+
+
+class AnotherGateway(ConfigurationError):
+    """Another live gateway serves this Redis and key prefix."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class GatewayLease:
+    def __init__(self, ledger: TokenLedger, *, ttl: float = TTL,
+                 on_lost: Callable[[str], None] | None = None) -> None:
+        self.ledger = ledger
+        self.ttl = ttl
+        self.on_lost = on_lost
+        self.host = socket.gethostname()
+        self.record = msgpack.packb({"id": uuid.uuid4().hex, "host": self.host,
+                                     "pid": os.getpid(), "started": time.time()})
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, wait: float | None = None) -> None:
+        """Take the lease, waiting up to ``wait`` seconds (default: one TTL and a bit)."""
+        deadline = time.monotonic() + (self.ttl + 1.0 if wait is None else wait)
+        while True:
+            ok, holder = self.ledger.lease("acquire", self.record, self.ttl)
+            if ok:
+                return
+            if self._dead_here(holder):
+                ok, holder = self.ledger.lease("takeover", self.record, self.ttl, holder)
+                if ok:
+                    logger.info("took over the lease of a gateway that died on this host")
+                    return
+            if time.monotonic() > deadline:
+                raise AnotherGateway(
+                    f"another gateway holds prefix {self.ledger.prefix!r} on this Redis "
+                    f"({_describe(holder)}); only one gateway may serve a prefix: stop it, or "
+                    "give this one another --key-prefix")
+            time.sleep(0.2)
+
+    def _dead_here(self, holder: bytes) -> bool:
+        try:
+            info = msgpack.unpackb(holder)
+        except (ValueError, msgpack.UnpackException):
+            return False
+        return info.get("host") == self.host and not _pid_alive(int(info.get("pid", 0)))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._renew, name="tg-lease", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stopping.wait(self.ttl / 3):
+            try:
+                ok, holder = self.ledger.lease("renew", self.record, self.ttl)
+            except RedisUnavailable as exc:
+                logger.error("cannot renew the gateway lease: %s", exc)
+                continue
+            if not ok:
+                message = (f"the gateway lease on {self.ledger.prefix!r} was taken by "
+                           f"{_describe(holder)}; this gateway stops")
+                logger.critical(message)
+                if self.on_lost is not None:
+                    self.on_lost(message)
+                return
+
+    def release(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        try:
+            self.ledger.lease("release", self.record, self.ttl)
+        except RedisUnavailable:
+            pass
+
+
+def _describe(holder: bytes) -> str:
+    try:
+        info = msgpack.unpackb(holder)
+        return f"host {info.get('host')}, pid {info.get('pid')}"
+    except (ValueError, msgpack.UnpackException):
+        return "an unknown holder"

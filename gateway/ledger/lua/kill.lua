@@ -1,0 +1,22 @@
+-- kill.lua: kill one token wherever it is. WAITING -> KILLED here; a held one is forwarded.
+--
+-- Keys: $K_TOKEN<id>, $K_QUEUE<weight>, $K_COUNTS (lib.lua).
+-- ARGV[1] prefix, ARGV[2] token id, ARGV[3] ttl seconds, ARGV[4] message, ARGV[5] now.
+-- A killed waiting token leaves its queue at once, so queue lengths count live tokens only.
+-- Returns {outcome, agent}: 'killed'; 'forwarded' with the agent holding it; 'finished'; or
+-- 'unknown'.
+local p, id, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local key = tkey(p, id)
+local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_WEIGHT')
+if not t[1] then return {'unknown', ''} end
+if t[1] == '$WAITING' then
+  redis.call('HSET', key, '$F_STATE', '$KILLED', '$F_ERROR_TYPE', 'TokenKilled',
+             '$F_ERROR_MESSAGE', ARGV[4], '$F_FINISHED_AT', ARGV[5])
+  redis.call('HDEL', key, '$F_ITEM')
+  redis.call('EXPIRE', key, ttl)
+  redis.call('LREM', p .. '$K_QUEUE' .. t[3], 1, id)
+  redis.call('HINCRBY', p .. '$K_COUNTS', 'killed', 1)
+  return {'killed', ''}
+end
+if t[1] == '$ADMITTED' or t[1] == '$EXECUTING' then return {'forwarded', t[2] or ''} end
+return {'finished', ''}

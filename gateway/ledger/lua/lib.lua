@@ -1,0 +1,86 @@
+-- lib.lua: what every script shares; it is put in front of each script when loaded.
+--
+-- The scripts are templates: $$NAME stands for a key, a field or a state name of
+-- tokengate/gateway/ledger/schema.py (filled in once, at load). Keys, after the prefix p:
+--   $K_TOKEN<id>        hash per token: $F_STATE state, $F_ATTEMPT attempt, $F_WEIGHT weight,
+--                       $F_IDEMPOTENT "1"/"0", $F_TASK task name, $F_ITEM submitted TaskItem,
+--                       $F_AGENT agent holding it, $F_OWNER client id, $F_SESSION the
+--                       session owed its outcome, $F_CREATED /
+--                       $F_ADMITTED_AT / $F_STARTED_AT / $F_FINISHED_AT times, $F_RESULT the
+--                       final ResultItem, $F_ERROR_TYPE / $F_ERROR_MESSAGE (gateway outcomes)
+--   $K_QUEUE<weight>    list of waiting ids, FIFO; requeued ids go to the front
+--   $K_INFLIGHT<agent>  set of ids the agent holds ($ADMITTED or $EXECUTING)
+--   $K_AGENTS           hash agent -> msgpack record; only registered agents get tokens
+--   $K_SEEN             zset agent -> last heartbeat
+--   $K_COUNTS           hash of counters; $K_GAUGES hash with the $EXECUTING count, in all
+--                       and per agent ($EXECUTING@<agent>)
+--   $K_TASKS            hash task name -> "1" may run again after an agent loss, "0" never
+-- No script stops half way: inputs are checked by the gateway, and nothing here can fail
+-- on a large batch (no unpack of a batch into one command).
+
+local function tkey(p, id) return p .. '$K_TOKEN' .. id end
+
+local function executing_changed(p, agent, n)
+  redis.call('HINCRBY', p .. '$K_GAUGES', '$EXECUTING', n)
+  redis.call('HINCRBY', p .. '$K_GAUGES', '$EXECUTING@' .. agent, n)
+end
+
+local function held_by(state, holder, agent)
+  return (state == '$ADMITTED' or state == '$EXECUTING') and holder == agent
+end
+
+-- Give back one token that `agent` holds. mode 'transit': it never reached the agent, so it
+-- returns to the front of its queue with the same attempt. mode 'lost': the agent may have
+-- run it, so it returns with attempt + 1, unless it may not run again (not idempotent by the
+-- task's rule or the submitted flag, or out of attempts): then it is FAILED with AgentLost.
+-- Returns 'requeued', weight; or 'failed', attempt, session; or nil if agent does not hold it.
+local function give_back(p, id, agent, mode, maxa, ttl, message, now)
+  local key = tkey(p, id)
+  local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_IDEMPOTENT',
+                       '$F_WEIGHT', '$F_TASK', '$F_SESSION')
+  if not held_by(t[1], t[2], agent) then return nil end
+  if t[1] == '$EXECUTING' then executing_changed(p, agent, -1) end
+  local attempt = tonumber(t[3]) or 1
+  if mode == 'lost' then
+    local rule = t[6] and redis.call('HGET', p .. '$K_TASKS', t[6])
+    if t[4] == '0' or rule == '0' or attempt >= maxa then
+      redis.call('HSET', key, '$F_STATE', '$FAILED', '$F_ERROR_TYPE', 'AgentLost',
+                 '$F_ERROR_MESSAGE', message, '$F_FINISHED_AT', now)
+      redis.call('HDEL', key, '$F_ITEM', '$F_AGENT')
+      redis.call('EXPIRE', key, ttl)
+      return 'failed', attempt, t[7] or ''
+    end
+    attempt = attempt + 1
+  end
+  redis.call('HSET', key, '$F_STATE', '$WAITING', '$F_ATTEMPT', attempt)
+  redis.call('HDEL', key, '$F_AGENT', '$F_ADMITTED_AT', '$F_STARTED_AT')
+  redis.call('LPUSH', p .. '$K_QUEUE' .. t[5], id)
+  return 'requeued', t[5]
+end
+
+-- Accumulates give_back's answers: failed = flat {id, attempt, session, ...}, perw = weight -> n.
+local function tally(acc, id, kind, a, b)
+  if kind == 'failed' then
+    acc.failed[#acc.failed + 1] = id
+    acc.failed[#acc.failed + 1] = a
+    acc.failed[#acc.failed + 1] = b
+  elseif kind == 'requeued' then
+    acc.perw[a] = (acc.perw[a] or 0) + 1
+    acc.n = acc.n + 1
+  end
+end
+
+local function new_tally() return {failed = {}, perw = {}, n = 0} end
+
+-- Counters for a tally, and its reply: {failed flat, {weight, n, ...}}.
+local function finish_tally(p, acc)
+  local nfailed = #acc.failed / 3
+  if acc.n > 0 then redis.call('HINCRBY', p .. '$K_COUNTS', 'requeued', acc.n) end
+  if nfailed > 0 then
+    redis.call('HINCRBY', p .. '$K_COUNTS', 'failed', nfailed)
+    redis.call('HINCRBY', p .. '$K_COUNTS', 'lost', nfailed)
+  end
+  local perw = {}
+  for w, n in pairs(acc.perw) do perw[#perw + 1] = w; perw[#perw + 1] = n end
+  return {acc.failed, perw}
+end

@@ -1,0 +1,353 @@
+"""The ledger in dicts, with RedisLedger's exact contract, for unit tests of the gateway.
+
+It keeps token hashes under the same field names (:class:`.schema.Field`) and moves them
+along the same table (:mod:`.transitions`) as the Lua scripts; the parametrized ledger tests
+run against both. One lock, ``_lock``, guards every field (it stands in for Redis's single
+thread). Results do not expire; the lease is honoured but never lapses by itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tokengate.gateway.ledger import schema
+from tokengate.gateway.ledger.base import AUDIT_KEEP, DrainState, LossPolicy
+from tokengate.gateway.ledger.rows import (
+    Adoption,
+    Applied,
+    AuditEntry,
+    Claimed,
+    KillOutcome,
+    LostToken,
+    NewToken,
+    Outcome,
+    Requeued,
+    StartReport,
+    SubmitStatus,
+    TaskRule,
+    TokenRecord,
+)
+from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.tags import Weight
+
+F = schema.Field
+_HELD = {s.value.encode() for s in schema.HELD_STATES}
+_FINAL = {s.value.encode() for s in schema.FINAL_STATES}
+S = {state: state.value.encode() for state in TokenState}
+
+
+def _b(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+class MemoryLedger:
+    """Token, queue, agent, drain and audit state in dicts."""
+
+    def __init__(self, *, prefix: str = schema.DEFAULT_PREFIX, result_ttl: int = 600) -> None:
+        self.prefix = prefix
+        self.result_ttl = result_ttl
+        self._lock = threading.Lock()
+        self._tokens: dict[str, dict[str, bytes]] = {}
+        self._queues: dict[Weight, deque[str]] = {w: deque() for w in schema.WEIGHTS}
+        self._inflight: dict[str, set[str]] = {}
+        self._counts = dict.fromkeys(schema.COUNTERS, 0)
+        self._executing: dict[str, int] = {}  # agent -> tokens it runs
+        self._agents: dict[str, dict[str, Any]] = {}
+        self._seen: dict[str, float] = {}
+        self._rules: dict[str, bool] = {}
+        self._drain = DrainState()
+        self._audit: deque[AuditEntry] = deque(maxlen=AUDIT_KEEP)
+        self._lease: bytes | None = None
+
+    def ping(self) -> bool:
+        return True
+
+    def lease(self, mode: str, record: bytes, ttl: float,
+              replaces: bytes = b"") -> tuple[bool, bytes]:
+        with self._lock:
+            current = self._lease
+            if mode == "release":
+                if current == record:
+                    self._lease = None
+                return True, b""
+            if current is not None and current != record and not (
+                    mode == "takeover" and current == replaces):
+                return False, current
+            self._lease = record
+            return True, b""
+
+    # -- hot path -------------------------------------------------------------------------
+
+    def submit(self, tokens: Sequence[NewToken]) -> list[SubmitStatus]:
+        now = _b(time.time())
+        out = []
+        with self._lock:
+            for t in tokens:
+                if t.token_id in self._tokens:
+                    out.append(SubmitStatus.DUPLICATE)
+                    continue
+                self._counts["submitted"] += 1
+                record = {F.ATTEMPT: b"1", F.WEIGHT: _b(t.weight.value), F.TASK: _b(t.task),
+                          F.IDEMPOTENT: b"1" if t.idempotent else b"0", F.ITEM: t.item,
+                          F.OWNER: _b(t.owner), F.SESSION: _b(t.session), F.CREATED: now}
+                self._tokens[t.token_id] = record
+                if t.agent and t.agent in self._agents:
+                    record.update({F.STATE: S[TokenState.ADMITTED], F.AGENT: _b(t.agent),
+                                   F.ADMITTED_AT: now})
+                    self._inflight.setdefault(t.agent, set()).add(t.token_id)
+                    out.append(SubmitStatus.DISPATCHED)
+                else:
+                    record[F.STATE] = S[TokenState.WAITING]
+                    self._queues[t.weight].append(t.token_id)
+                    out.append(SubmitStatus.QUEUED)
+        return out
+
+    def submit_begin(self, tokens: Sequence[NewToken]) -> Callable[[], list[SubmitStatus]]:
+        statuses = self.submit(tokens)
+        return lambda: statuses
+
+    def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:
+        out: list[Claimed] = []
+        size = 0
+        now = _b(time.time())
+        with self._lock:
+            if agent not in self._agents:
+                return out
+            queue = self._queues[weight]
+            while queue and len(out) < count and size < budget:
+                token_id = queue.popleft()
+                record = self._tokens.get(token_id)
+                if record is None or record[F.STATE] != S[TokenState.WAITING]:
+                    continue
+                record.update({F.STATE: S[TokenState.ADMITTED], F.AGENT: _b(agent),
+                               F.ADMITTED_AT: now})
+                self._inflight.setdefault(agent, set()).add(token_id)
+                out.append(Claimed(token_id, int(record[F.ATTEMPT]), record[F.ITEM]))
+                size += len(record[F.ITEM])
+        return out
+
+    def _held(self, token_id: str, agent: str, attempt: int | None = None,
+              ) -> dict[str, bytes] | None:
+        record = self._tokens.get(token_id)
+        if record is None or record[F.STATE] not in _HELD or record.get(F.AGENT) != _b(agent):
+            return None
+        if attempt is not None and int(record[F.ATTEMPT]) != attempt:
+            return None
+        return record
+
+    def start(self, agent: str, reports: Sequence[StartReport]) -> int:
+        applied = 0
+        with self._lock:
+            for r in reports:
+                record = self._held(r.token_id, agent, r.attempt)
+                if record is not None and record[F.STATE] == S[TokenState.ADMITTED]:
+                    record.update({F.STATE: S[TokenState.EXECUTING], F.STARTED_AT: _b(r.at)})
+                    applied += 1
+            self._executing[agent] = self._executing.get(agent, 0) + applied
+        return applied
+
+    def complete(self, agent: str, outcomes: Sequence[Outcome]) -> list[Applied]:
+        out = []
+        now = _b(time.time())
+        with self._lock:
+            for o in outcomes:
+                record = self._held(o.token_id, agent, o.attempt)
+                if record is not None and o.state is TokenState.KILLED \
+                        and record[F.STATE] != S[TokenState.ADMITTED]:
+                    record = None
+                if record is None:
+                    out.append(Applied(o.token_id, False))
+                    continue
+                if record[F.STATE] == S[TokenState.EXECUTING]:
+                    self._executing[agent] -= 1
+                record.update({F.STATE: S[o.state], F.RESULT: o.result, F.FINISHED_AT: now})
+                record.pop(F.ITEM, None)
+                record.pop(F.AGENT, None)
+                self._inflight.get(agent, set()).discard(o.token_id)
+                self._counts[o.state.value] += 1
+                out.append(Applied(o.token_id, True, float(record[F.CREATED])))
+        return out
+
+    def _give_back(self, token_id: str, agent: str, mode: str, policy: LossPolicy,
+                   into: Requeued) -> None:
+        """lib.lua's give_back, under ``_lock``."""
+        record = self._held(token_id, agent)
+        if record is None:
+            return
+        if record[F.STATE] == S[TokenState.EXECUTING]:
+            self._executing[agent] -= 1
+        attempt = int(record[F.ATTEMPT])
+        if mode == "lost":
+            rule = self._rules.get(record[F.TASK].decode(), True)
+            if record[F.IDEMPOTENT] == b"0" or not rule or attempt >= policy.max_attempts:
+                record.update({F.STATE: S[TokenState.FAILED], F.ERROR_TYPE: b"AgentLost",
+                               F.ERROR_MESSAGE: _b(policy.message),
+                               F.FINISHED_AT: _b(time.time())})
+                record.pop(F.ITEM, None)
+                record.pop(F.AGENT, None)
+                into.failed.append(LostToken(token_id, attempt, record[F.SESSION].decode()))
+                return
+            attempt += 1
+        record.update({F.STATE: S[TokenState.WAITING], F.ATTEMPT: _b(attempt)})
+        for name in (F.AGENT, F.ADMITTED_AT, F.STARTED_AT):
+            record.pop(name, None)
+        weight = Weight(record[F.WEIGHT].decode())
+        self._queues[weight].appendleft(token_id)
+        into.requeued[weight] = into.requeued.get(weight, 0) + 1
+
+    def _tally(self, result: Requeued) -> Requeued:
+        self._counts["requeued"] += sum(result.requeued.values())
+        self._counts["failed"] += len(result.failed)
+        self._counts["lost"] += len(result.failed)
+        return result
+
+    def give_back(self, agent: str, ids: Sequence[str], policy: LossPolicy) -> Requeued:
+        result = Requeued()
+        with self._lock:
+            held = self._inflight.setdefault(agent, set())
+            for token_id in ids:
+                self._give_back(token_id, agent, "transit", policy, result)
+                held.discard(token_id)
+            return self._tally(result)
+
+    def lose(self, agent: str, policy: LossPolicy) -> Requeued:
+        result = Requeued()
+        with self._lock:
+            for token_id in sorted(self._inflight.pop(agent, set())):
+                self._give_back(token_id, agent, "lost", policy, result)
+            self._agents.pop(agent, None)
+            self._seen.pop(agent, None)
+            return self._tally(result)
+
+    def join(self, agent: str, incarnation: str, held: Sequence[str], record: dict[str, Any],
+             rules: Sequence[TaskRule], policy: LossPolicy) -> Adoption:
+        adoption = Adoption()
+        with self._lock:
+            previous = self._agents.get(agent)
+            adoption.restarted = previous is not None and \
+                previous.get("incarnation") != incarnation
+            holding = self._inflight.setdefault(agent, set())
+            keep = set(held)
+            for token_id in sorted(holding):
+                if adoption.restarted or token_id not in keep:
+                    mode = "lost" if adoption.restarted else "transit"
+                    self._give_back(token_id, agent, mode, policy, adoption.requeue)
+                    holding.discard(token_id)
+            adoption.revoked = [token_id for token_id in dict.fromkeys(held)
+                                if adoption.restarted or self._held(token_id, agent) is None]
+            self._agents[agent] = {**record, "incarnation": incarnation}
+            self._seen[agent] = time.time()
+            self._rules.update({rule.name: rule.idempotent for rule in rules})
+            self._tally(adoption.requeue)
+        return adoption
+
+    def kill(self, token_id: str, message: str) -> tuple[KillOutcome, str]:
+        with self._lock:
+            record = self._tokens.get(token_id)
+            if record is None:
+                return KillOutcome.UNKNOWN, ""
+            if record[F.STATE] == S[TokenState.WAITING]:
+                record.update({F.STATE: S[TokenState.KILLED], F.ERROR_TYPE: b"TokenKilled",
+                               F.ERROR_MESSAGE: _b(message), F.FINISHED_AT: _b(time.time())})
+                record.pop(F.ITEM, None)
+                queue = self._queues[Weight(record[F.WEIGHT].decode())]
+                queue.remove(token_id)
+                self._counts["killed"] += 1
+                return KillOutcome.KILLED, ""
+            if record[F.STATE] in _HELD:
+                return KillOutcome.FORWARDED, record.get(F.AGENT, b"").decode()
+            return KillOutcome.FINISHED, ""
+
+    def forget(self, ids: Sequence[str]) -> int:
+        deleted = 0
+        with self._lock:
+            for token_id in ids:
+                record = self._tokens.get(token_id)
+                if record is not None and record[F.STATE] in _FINAL:
+                    del self._tokens[token_id]
+                    deleted += 1
+        return deleted
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def records(self, ids: Sequence[str]) -> list[TokenRecord | None]:
+        with self._lock:
+            return [TokenRecord.parse(i, dict(self._tokens.get(i, {}))) for i in ids]
+
+    def queue_lengths(self) -> dict[Weight, int]:
+        with self._lock:
+            return {w: len(q) for w, q in self._queues.items()}
+
+    def inflight_ids(self, agent: str) -> set[str]:
+        with self._lock:
+            return set(self._inflight.get(agent, ()))
+
+    def inflight_counts(self, agents: Sequence[str]) -> dict[str, int]:
+        with self._lock:
+            return {a: len(self._inflight.get(a, ())) for a in agents}
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def executing(self) -> int:
+        with self._lock:
+            return sum(self._executing.values())
+
+    def executing_counts(self, agents: Sequence[str]) -> dict[str, int]:
+        with self._lock:
+            return {a: self._executing.get(a, 0) for a in agents}
+
+    def memory_bytes(self) -> int:
+        return 0
+
+    # -- agents, tasks, drain, audit --------------------------------------------------------
+
+    def agents(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._agents.items()}
+
+    def touch_agents(self, seen: dict[str, float]) -> None:
+        with self._lock:
+            self._seen.update({k: v for k, v in seen.items() if k in self._seen})
+
+    def last_seen(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._seen)
+
+    def task_rules(self) -> dict[str, bool]:
+        with self._lock:
+            return dict(self._rules)
+
+    def set_drain(self, node: str, reason: str) -> None:
+        with self._lock:
+            d = self._drain
+            if node:
+                self._drain = DrainState(d.cluster, d.since, {**d.nodes, node: reason})
+            else:
+                self._drain = DrainState(reason, time.time(), d.nodes)
+
+    def clear_drain(self, node: str) -> None:
+        with self._lock:
+            d = self._drain
+            if node:
+                self._drain = DrainState(d.cluster, d.since,
+                                         {k: v for k, v in d.nodes.items() if k != node})
+            else:
+                self._drain = DrainState(None, 0.0, d.nodes)
+
+    def drain_state(self) -> DrainState:
+        with self._lock:
+            return self._drain
+
+    def audit(self, entry: AuditEntry) -> None:
+        with self._lock:
+            self._audit.appendleft(entry)
+
+    def audit_log(self, limit: int) -> list[AuditEntry]:
+        with self._lock:
+            return list(reversed(list(self._audit)[:limit]))

@@ -1,0 +1,379 @@
+"""The ledger in Redis: one Lua script call per batch on the hot path.
+
+The scripts (``lua/*.lua``, each with a header documenting its keys and arguments) share
+``lua/lib.lua`` and are templates over :mod:`.schema`'s names, filled in when they are
+loaded. Redis connection errors become :class:`RedisUnavailable` here.
+
+Ordering: ``submit_begin`` lets the gateway dispatch new calls while their ``submit`` script
+is in flight. An agent's report on those calls could then, on another connection, reach Redis
+first and find no token. So every report (``start``, ``complete``) first waits until each
+submission sent before it has been answered: ``_Tickets`` is that barrier (it guards only the
+set of open tickets, under its own condition).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from importlib import resources
+from string import Template
+from typing import Any, TypeVar
+
+import msgpack
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from tokengate.gateway.ledger import schema
+from tokengate.gateway.ledger.base import AUDIT_KEEP, DrainState, LossPolicy
+from tokengate.gateway.ledger.rows import (
+    Adoption,
+    Applied,
+    AuditEntry,
+    Claimed,
+    KillOutcome,
+    LostToken,
+    NewToken,
+    Outcome,
+    Requeued,
+    StartReport,
+    SubmitStatus,
+    TaskRule,
+    TokenRecord,
+)
+from tokengate.shared.errors import RedisUnavailable
+from tokengate.shared.tags import Weight
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SCRIPTS = ("submit", "claim", "start", "complete", "requeue", "join", "kill", "forget")
+
+
+def script_text(name: str) -> str:
+    """A script as Redis runs it: lib.lua, then the script, with the names filled in."""
+    folder = resources.files("tokengate.gateway.ledger").joinpath("lua")
+    body = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    if name != "lease":
+        body = folder.joinpath("lib.lua").read_text(encoding="utf-8") + "\n" + body
+    return Template(body).substitute(schema.lua_names())
+
+
+def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return method(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            _count_error(args)
+            raise RedisUnavailable(f"Redis unreachable: {exc}") from None
+        except redis.ResponseError as exc:
+            if "LOADING" in str(exc) or "MISCONF" in str(exc):
+                _count_error(args)
+                raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
+            raise
+    return wrapper
+
+
+def _count_error(args: tuple[Any, ...]) -> None:
+    if args and isinstance(args[0], RedisLedger):
+        args[0].errors += 1
+
+
+def _pack(value: Any) -> bytes:
+    # Lua's cmsgpack reads raw strings, not the bin type.
+    return msgpack.packb(value, use_bin_type=False)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _requeued(reply: list[Any]) -> Requeued:
+    failed, perw = reply[0], reply[1]
+    return Requeued(
+        failed=[LostToken(_text(failed[i]), int(failed[i + 1]), _text(failed[i + 2]))
+                for i in range(0, len(failed), 3)],
+        requeued={Weight(_text(perw[i])): int(perw[i + 1]) for i in range(0, len(perw), 2)})
+
+
+class _Tickets:
+    """Submissions sent and not yet answered; reports wait for those sent before them."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._open: set[int] = set()
+        self._next = 0
+
+    def take(self) -> int:
+        with self._changed:
+            self._next += 1
+            self._open.add(self._next)
+            return self._next
+
+    def done(self, ticket: int) -> None:
+        with self._changed:
+            self._open.discard(ticket)
+            self._changed.notify_all()
+
+    def wait_prior(self, timeout: float = 10.0) -> None:
+        with self._changed:
+            if not self._open:
+                return
+            horizon = self._next
+            self._changed.wait_for(lambda: not self._open or min(self._open) > horizon,
+                                   timeout)
+
+
+class RedisLedger:
+    """Token, queue, agent, drain and audit state in one Redis database."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str = schema.DEFAULT_PREFIX,
+                 result_ttl: int = 600) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self.result_ttl = result_ttl
+        self._scripts = {name: client.register_script(script_text(name)) for name in SCRIPTS}
+        self._lease = client.register_script(script_text("lease"))
+        self._tickets = _Tickets()
+        self.errors = 0  # Redis calls that failed (approximate: not under a lock)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisLedger:
+        # A short retry budget: an outage is answered with RedisUnavailable within a second.
+        client = redis.Redis.from_url(
+            url, socket_timeout=10, socket_connect_timeout=2, health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.25, base=0.02), retries=3))
+        return cls(client, **kwargs)
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + "".join(parts)
+
+    def _run(self, name: str, *args: Any) -> Any:
+        return self._scripts[name](args=[self.prefix, *args])
+
+    @_redis_errors
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+    @_redis_errors
+    def lease(self, mode: str, record: bytes, ttl: float,
+              replaces: bytes = b"") -> tuple[bool, bytes]:
+        ok, current = self._lease(args=[self.key(schema.LEASE), mode, record, int(ttl * 1000),
+                                        replaces])
+        return bool(ok), current if isinstance(current, bytes) else b""
+
+    # -- hot path -------------------------------------------------------------------------
+
+    @staticmethod
+    def _rows(tokens: Sequence[NewToken]) -> bytes:
+        return _pack([[t.token_id, t.task, t.weight.value, 1 if t.idempotent else 0, t.item,
+                       t.agent, t.owner, t.session] for t in tokens])
+
+    @_redis_errors
+    def submit(self, tokens: Sequence[NewToken]) -> list[SubmitStatus]:
+        return [SubmitStatus(s) for s in self._run("submit", time.time(), self._rows(tokens))]
+
+    @_redis_errors
+    def submit_begin(self, tokens: Sequence[NewToken]) -> Callable[[], list[SubmitStatus]]:
+        """Send the submit script now; the returned function reads its reply.
+
+        What the caller does in between (dispatching) overlaps the Redis round trip. Reports
+        on these tokens wait (``_Tickets``) until the reply has been read.
+        """
+        script = self._scripts["submit"]
+        args = [self.prefix, time.time(), self._rows(tokens)]
+        pool = self.redis.connection_pool
+        conn = pool.get_connection()
+        ticket = self._tickets.take()
+        try:
+            conn.send_command("EVALSHA", script.sha, 0, *args)
+        except BaseException:
+            self._tickets.done(ticket)
+            pool.release(conn)
+            raise
+
+        @_redis_errors
+        def finish() -> list[SubmitStatus]:
+            try:
+                reply = conn.read_response()
+            except redis.exceptions.NoScriptError:  # Redis restarted: load it and run again
+                reply = script(args=args)
+            finally:
+                pool.release(conn)
+                self._tickets.done(ticket)
+            return [SubmitStatus(s) for s in reply]
+        return finish
+
+    @_redis_errors
+    def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:
+        flat = self._run("claim", weight.value, count, agent, budget, time.time())
+        return [Claimed(_text(flat[i]), int(flat[i + 1]), flat[i + 2])
+                for i in range(0, len(flat), 3)]
+
+    @_redis_errors
+    def start(self, agent: str, reports: Sequence[StartReport]) -> int:
+        self._tickets.wait_prior()
+        return int(self._run("start", agent,
+                             _pack([[r.token_id, r.attempt, r.at] for r in reports])))
+
+    @_redis_errors
+    def complete(self, agent: str, outcomes: Sequence[Outcome]) -> list[Applied]:
+        self._tickets.wait_prior()
+        reply = self._run("complete", agent, self.result_ttl, time.time(), _pack(
+            [[o.token_id, o.state.value, o.attempt, o.result] for o in outcomes]))
+        return [Applied(o.token_id, value != 0, float(value) if value != 0 else 0.0)
+                for o, value in zip(outcomes, reply, strict=True)]
+
+    @_redis_errors
+    def give_back(self, agent: str, ids: Sequence[str], policy: LossPolicy) -> Requeued:
+        """Tokens placed on ``agent`` that never reached it: back with the same attempt."""
+        if not ids:
+            return Requeued()
+        return _requeued(self._run("requeue", agent, "transit", policy.max_attempts,
+                                   policy.ttl, policy.message, time.time(),
+                                   _pack(list(ids)), "0"))
+
+    @_redis_errors
+    def lose(self, agent: str, policy: LossPolicy) -> Requeued:
+        """``agent`` is lost: deregister it and give back all it held, as after a loss."""
+        return _requeued(self._run("requeue", agent, "lost", policy.max_attempts, policy.ttl,
+                                   policy.message, time.time(), "", "1"))
+
+    @_redis_errors
+    def join(self, agent: str, incarnation: str, held: Sequence[str], record: dict[str, Any],
+             rules: Sequence[TaskRule], policy: LossPolicy) -> Adoption:
+        revoked, failed, perw, restarted = self._run(
+            "join", agent, incarnation, _pack(list(held)),
+            _pack({**record, "incarnation": incarnation}), time.time(), policy.max_attempts,
+            policy.ttl, policy.message, _pack([[r.name, "1" if r.idempotent else "0"]
+                                               for r in rules]))
+        return Adoption(revoked=[_text(i) for i in revoked],
+                        requeue=_requeued([failed, perw]), restarted=bool(restarted))
+
+    @_redis_errors
+    def kill(self, token_id: str, message: str) -> tuple[KillOutcome, str]:
+        outcome, agent = self._run("kill", token_id, self.result_ttl, message, time.time())
+        return KillOutcome(_text(outcome)), _text(agent)
+
+    @_redis_errors
+    def forget(self, ids: Sequence[str]) -> int:
+        return int(self._run("forget", _pack(list(ids))))
+
+    # -- reads ----------------------------------------------------------------------------
+
+    @_redis_errors
+    def records(self, ids: Sequence[str]) -> list[TokenRecord | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for token_id in ids:
+            pipe.hgetall(self.key(schema.TOKEN, token_id))
+        return [TokenRecord.parse(token_id, {k.decode(): v for k, v in raw.items()})
+                for token_id, raw in zip(ids, pipe.execute(), strict=True)]
+
+    @_redis_errors
+    def queue_lengths(self) -> dict[Weight, int]:
+        pipe = self.redis.pipeline(transaction=False)
+        for weight in schema.WEIGHTS:
+            pipe.llen(self.key(schema.QUEUE, weight.value))
+        return dict(zip(schema.WEIGHTS, pipe.execute(), strict=True))
+
+    @_redis_errors
+    def inflight_ids(self, agent: str) -> set[str]:
+        return {m.decode() for m in self.redis.smembers(self.key(schema.INFLIGHT, agent))}
+
+    @_redis_errors
+    def inflight_counts(self, agents: Sequence[str]) -> dict[str, int]:
+        pipe = self.redis.pipeline(transaction=False)
+        for agent in agents:
+            pipe.scard(self.key(schema.INFLIGHT, agent))
+        return dict(zip(agents, pipe.execute(), strict=True))
+
+    @_redis_errors
+    def counts(self) -> dict[str, int]:
+        raw = self.redis.hgetall(self.key(schema.COUNTS))
+        out = dict.fromkeys(schema.COUNTERS, 0)
+        out.update({k.decode(): int(v) for k, v in raw.items()})
+        return out
+
+    @_redis_errors
+    def executing(self) -> int:
+        value = self.redis.hget(self.key(schema.GAUGES), "executing")
+        return max(0, int(value or 0))
+
+    @_redis_errors
+    def executing_counts(self, agents: Sequence[str]) -> dict[str, int]:
+        if not agents:
+            return {}
+        values = self.redis.hmget(self.key(schema.GAUGES), [f"executing@{a}" for a in agents])
+        return {a: max(0, int(v or 0)) for a, v in zip(agents, values, strict=True)}
+
+    @_redis_errors
+    def memory_bytes(self) -> int:
+        return int(self.redis.info("memory").get("used_memory", 0))
+
+    # -- agents, tasks ---------------------------------------------------------------------
+
+    @_redis_errors
+    def agents(self) -> dict[str, dict[str, Any]]:
+        raw = self.redis.hgetall(self.key(schema.AGENTS))
+        return {k.decode(): msgpack.unpackb(v, raw=False) for k, v in raw.items()}
+
+    @_redis_errors
+    def touch_agents(self, seen: dict[str, float]) -> None:
+        """Heartbeats of registered agents (a name deregistered meanwhile stays out)."""
+        if seen:
+            self.redis.zadd(self.key(schema.SEEN), seen, xx=True)
+
+    @_redis_errors
+    def last_seen(self) -> dict[str, float]:
+        return {k.decode(): v for k, v in self.redis.zrange(self.key(schema.SEEN), 0, -1,
+                                                            withscores=True)}
+
+    @_redis_errors
+    def task_rules(self) -> dict[str, bool]:
+        raw = self.redis.hgetall(self.key(schema.TASKS))
+        return {k.decode(): v == b"1" for k, v in raw.items()}
+
+    # -- drain, audit ----------------------------------------------------------------------
+
+    @_redis_errors
+    def set_drain(self, node: str, reason: str) -> None:
+        if node:
+            self.redis.hset(self.key(schema.NODE_DRAIN), node, reason)
+        else:
+            self.redis.hset(self.key(schema.DRAIN), mapping={"reason": reason,
+                                                             "since": time.time()})
+
+    @_redis_errors
+    def clear_drain(self, node: str) -> None:
+        if node:
+            self.redis.hdel(self.key(schema.NODE_DRAIN), node)
+        else:
+            self.redis.delete(self.key(schema.DRAIN))
+
+    @_redis_errors
+    def drain_state(self) -> DrainState:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.key(schema.DRAIN))
+        pipe.hgetall(self.key(schema.NODE_DRAIN))
+        cluster, nodes = pipe.execute()
+        return DrainState(
+            cluster=cluster[b"reason"].decode() if b"reason" in cluster else None,
+            since=float(cluster.get(b"since", 0.0)),
+            nodes={k.decode(): v.decode() for k, v in nodes.items()})
+
+    @_redis_errors
+    def audit(self, entry: AuditEntry) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.lpush(self.key(schema.AUDIT), msgpack.packb(
+            [entry.at, entry.actor, entry.action, entry.target, entry.ok, entry.result]))
+        pipe.ltrim(self.key(schema.AUDIT), 0, AUDIT_KEEP - 1)
+        pipe.execute()
+
+    @_redis_errors
+    def audit_log(self, limit: int) -> list[AuditEntry]:
+        raw = self.redis.lrange(self.key(schema.AUDIT), 0, max(0, limit - 1))
+        return [AuditEntry(*msgpack.unpackb(blob, raw=False)) for blob in reversed(raw)]

@@ -1,0 +1,87 @@
+"""Which ledger step moves a token from which state to which: the cluster's state table.
+
+Every Lua script (and its twin in :class:`MemoryLedger`) moves tokens only along these rows,
+in :mod:`tokengate.shared.lifecycle`'s names; ``docs/cluster.md`` shows the same table and a
+test checks both ledgers against it. A report from an agent (start, complete) is applied only
+when the token is still held by that agent at that attempt: the fence that keeps a lost
+agent's late reports, or a resent frame, from changing anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokengate.shared.lifecycle import TokenState, can_transition
+
+W, A, E = TokenState.WAITING, TokenState.ADMITTED, TokenState.EXECUTING
+C, F, K = TokenState.COMPLETED, TokenState.FAILED, TokenState.KILLED
+
+
+Move = tuple[TokenState | None, TokenState | None]  # (None, x): new; (x, None): deleted
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One ledger step and every move it may make."""
+
+    script: str
+    moves: tuple[Move, ...]
+    what: str
+
+    @property
+    def sources(self) -> tuple[TokenState, ...]:
+        return tuple(dict.fromkeys(s for s, _ in self.moves if s is not None))
+
+
+STEPS: tuple[Step, ...] = (
+    Step("submit", ((None, W), (None, A)),
+         "a new token waits, or goes straight to an agent with credit"),
+    Step("claim", ((W, A),), "the dispatcher gives waiting tokens to an agent"),
+    Step("start", ((A, E),), "the holding agent reports that this attempt began"),
+    Step("complete", ((A, C), (A, F), (A, K), (E, C), (E, F)),
+         "the holding agent reports the outcome of this attempt (KILLED: it never started)"),
+    Step("requeue", ((A, W), (E, W), (A, F), (E, F)),
+         "the holding agent was lost, or the tokens never reached it: back to the front of "
+         "the queue (attempt + 1 after a loss), or FAILED (AgentLost) if they may not run "
+         "again"),
+    Step("join", ((A, W), (E, W), (A, F), (E, F)),
+         "an agent registers: what it should hold but does not is requeued, and a new process "
+         "under its name inherits nothing (its predecessor's tokens are requeued as lost)"),
+    Step("kill", ((W, K),), "an operator kills a waiting token (a held one is forwarded)"),
+    Step("forget", ((C, None), (F, None), (K, None)),
+         "the client has the result: the token is deleted"),
+)
+
+BY_SCRIPT = {step.script: step for step in STEPS}
+
+
+def allowed(script: str, source: TokenState | None, target: TokenState | None) -> bool:
+    """Whether ``script`` may move a token from ``source`` (None: new) to ``target``
+    (None: deleted)."""
+    return (source, target) in BY_SCRIPT[script].moves
+
+
+def lifecycle_consistent(step: Step) -> bool:
+    """Every move of ``step`` is a lifecycle transition, or two when an outcome arrives
+    before its start was reported (ADMITTED -> EXECUTING -> COMPLETED)."""
+    for source, target in step.moves:
+        if source is None or target is None:
+            continue
+        direct = can_transition(source, target)
+        via_start = can_transition(source, E) and can_transition(E, target)
+        if not (direct or via_start):
+            return False
+    return True
+
+
+def table_markdown() -> str:
+    """The table as ``docs/cluster.md`` shows it: one row per move."""
+    lines = ["| step (script) | from | to | when |", "|---|---|---|---|"]
+    for step in STEPS:
+        moves = {}
+        for source, target in step.moves:
+            moves.setdefault(source, []).append("(deleted)" if target is None else target.name)
+        for source, targets in moves.items():
+            lines.append(f"| `{step.script}.lua` | {'(new)' if source is None else source.name}"
+                         f" | {', '.join(targets)} | {step.what} |")
+    return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""The agent registry: joins, heartbeats, losses; the monitor thread.
+
+Owns, under ``_lock``: the connected agents by name (:class:`AgentConn`) and the tasks they
+registered (a mapping replaced whole on every change, read without the lock).
+
+An agent joins in one step: ``join.lua`` reconciles what it holds with what the ledger says
+it holds (and revokes what is no longer its own) before dispatch may give it anything. An
+agent is declared lost when no frame came from it for ``heartbeat_timeout`` seconds (its
+link broken or silent): ``lose`` deregisters it in Redis (it can be given nothing more) and
+requeues what it held with attempt + 1, or fails it with ``AgentLost``. A drain never looks
+like loss: agents keep heartbeating while drained. After a gateway restart, agents
+registered in Redis get a full timeout to reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from tokengate.gateway.config import GatewayConfig
+from tokengate.gateway.conns import AgentConn
+from tokengate.gateway.dispatch import Dispatch
+from tokengate.gateway.ledger import LossPolicy, TaskRule, TokenLedger
+from tokengate.gateway.results import Results
+from tokengate.shared import wire
+from tokengate.shared.errors import AgentRejected, RedisUnavailable
+from tokengate.shared.rpc import tokengate_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+MAX_NAME = 128
+LEASE_FRACTION = 0.5  # an agent's work lease, as a part of the heartbeat timeout
+
+
+class Registry:
+    def __init__(self, config: GatewayConfig, ledger: TokenLedger, dispatch: Dispatch,
+                 results: Results) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.dispatch = dispatch
+        self.results = results
+        self.started = time.time()
+        self._lock = threading.Lock()
+        self._agents: dict[str, AgentConn] = {}
+        self.tasks: Mapping[str, pb.TaskInfo] = MappingProxyType({})
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _policy(self, message: str) -> LossPolicy:
+        return LossPolicy(self.config.max_attempts, message, self.config.result_ttl)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._monitor, name="tg-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for conn in self.connected():
+            conn.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def connected(self) -> list[AgentConn]:
+        with self._lock:
+            return list(self._agents.values())
+
+    def get(self, name: str) -> AgentConn | None:
+        with self._lock:
+            return self._agents.get(name)
+
+    # -- joining -------------------------------------------------------------------------------
+
+    def join(self, hello: pb.Hello, credits: list[pb.Credit]) -> AgentConn:
+        """Register an agent and adopt what it holds, as one step; then it may get work."""
+        self._check_hello(hello)
+        conn = AgentConn(hello)
+        with self._lock:
+            previous = self._agents.get(hello.name)
+            if previous is not None and previous.incarnation != hello.incarnation \
+                    and previous.connected and not self._silent(previous):
+                raise AgentRejected(f"agent name {hello.name!r} is taken by a live agent "
+                                    f"on {previous.host} (pid {previous.pid})")
+        if previous is not None:
+            self._retire(previous)
+        record = {"host": conn.host, "pid": conn.pid, "registered": time.time()}
+        rules = [TaskRule(i.name, i.idempotent) for i in conn.tasks.values()]
+        message = f"agent {conn.name} restarted while holding the token"
+        adoption = self.ledger.join(conn.name, conn.incarnation, list(hello.held), record,
+                                    rules, self._policy(message))
+        if adoption.requeue.failed:
+            self.results.push_lost(adoption.requeue.failed, message)
+        self.dispatch.queued(adoption.requeue.requeued)
+        with self._lock:
+            self._agents[conn.name] = conn
+            self._refresh_tasks()
+        conn.welcome(adoption.revoked, self.config.heartbeat_timeout * LEASE_FRACTION)
+        self.dispatch.agent_joined(conn, wire.credits_of(credits))
+        logger.info("agent %s joined from %s (pid %d): %d held, %d revoked, %s requeued%s",
+                    conn.name, conn.host, conn.pid, len(hello.held), len(adoption.revoked),
+                    dict(adoption.requeue.requeued),
+                    " (a new process: its predecessor's tokens requeued)"
+                    if adoption.restarted else "")
+        return conn
+
+    def _check_hello(self, hello: pb.Hello) -> None:
+        if not hello.name or not hello.incarnation:
+            raise AgentRejected("an agent's hello needs a name and an incarnation")
+        if len(hello.name) > MAX_NAME or len(hello.incarnation) > MAX_NAME:
+            raise AgentRejected(f"agent names and incarnations are at most {MAX_NAME} "
+                                "characters")
+
+    def _silent(self, conn: AgentConn) -> bool:
+        return time.monotonic() - conn.last_seen > self.config.heartbeat_timeout
+
+    def _refresh_tasks(self) -> None:
+        """Rebuild the task table from the connected agents; holds ``_lock``."""
+        tasks: dict[str, pb.TaskInfo] = {}
+        for conn in self._agents.values():
+            tasks.update(conn.tasks)
+        self.tasks = MappingProxyType(tasks)
+
+    def _retire(self, conn: AgentConn) -> None:
+        """Close a connection that is no longer the agent's; what it had not sent goes back."""
+        self.dispatch.agent_left(conn)
+        unsent = conn.close()
+        if unsent:
+            self.dispatch.give_back(conn.name, [item.token_id for item in unsent])
+
+    # -- frames and departures -----------------------------------------------------------------
+
+    def heard(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
+        """Any frame is a heartbeat; its seq renews the agent's work lease."""
+        conn.touch()
+        if frame.seq:
+            conn.send_seen(frame.seq)
+        if frame.snapshot:
+            conn.snapshot = bytes(frame.snapshot)
+        conn.stuck = frame.stuck
+        if frame.leaving and not conn.leaving:
+            conn.leaving = True
+            logger.info("agent %s is stopping: no more dispatch to it", conn.name)
+
+    def disconnected(self, conn: AgentConn) -> None:
+        """The link broke: no more dispatch; the monitor decides whether it is lost.
+
+        An agent that said it was leaving is gone for good: what it still holds is handed to
+        other agents at once.
+        """
+        self._retire(conn)
+        with self._lock:
+            current = self._agents.get(conn.name) is conn
+        logger.info("agent %s disconnected", conn.name)
+        if current and conn.leaving and not self._stopping.is_set():
+            self.declare_lost(conn.name, reason="it stopped")
+
+    # -- loss ----------------------------------------------------------------------------------
+
+    def _monitor(self) -> None:
+        interval = min(1.0, self.config.heartbeat_timeout / 4)
+        while not self._stopping.wait(interval):
+            try:
+                self._check_heartbeats()
+            except RedisUnavailable as exc:
+                logger.error("heartbeat bookkeeping paused: %s", exc)
+
+    def _check_heartbeats(self) -> None:
+        live = {c.name: c.last_seen_wall for c in self.connected() if c.connected}
+        self.ledger.touch_agents(live)
+        deadline = time.time() - self.config.heartbeat_timeout
+        seen_at = self.ledger.last_seen()
+        for name, seen in seen_at.items():
+            conn = self.get(name)
+            if conn is not None:
+                seen = max(seen, conn.last_seen_wall)
+            if max(seen, self.started) < deadline:
+                self.declare_lost(name)
+
+    def declare_lost(self, name: str, reason: str = "") -> None:
+        reason = reason or f"no heartbeat for {self.config.heartbeat_timeout:.1f}s"
+        logger.warning("agent %s declared lost: %s", name, reason)
+        with self._lock:
+            conn = self._agents.pop(name, None)
+            self._refresh_tasks()
+        if conn is not None:
+            self._retire(conn)
+        message = f"agent {name} was lost ({reason}) while holding the token"
+        back = self.ledger.lose(name, self._policy(message))
+        if back.failed:
+            logger.warning("%d tokens of agent %s failed with %s", len(back.failed), name,
+                           wire.AGENT_LOST)
+            self.results.push_lost(back.failed, message)
+        if back.requeued:
+            logger.info("requeued %s tokens of agent %s", dict(back.requeued), name)
+        self.dispatch.queued(back.requeued)
+

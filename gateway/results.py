@@ -1,0 +1,224 @@
+"""Results: store what agents report, then push it to the session owed it; watches.
+
+Owns, under ``_lock``: the live client sessions by session id (a token carries the id of the
+session that submitted it to the agent and back, so a result finds its session with no
+per-token state here), the watches (token id -> the session that asked for it after a
+reconnect, or an operator's), the ids being stored right now, and the feed of outcomes.
+
+A result reaches its client once, with the outcome Redis stored: an agent's outcomes are
+written first (``complete.lua``, fenced by attempt and owner) and only those applied are
+pushed; the agent is acked once Redis holds them, so it resends a frame the gateway did not
+store. A watch reads the token: one stored earlier is sent by the watch; one not stored yet,
+or being stored right now (``_storing``), is left to the push, which takes the watch. A
+session never watches what it submitted itself (its push comes anyway). So each outcome goes
+out on one path only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+
+from tokengate.gateway import items
+from tokengate.gateway.conns import AgentConn, ClientConn
+from tokengate.gateway.ledger import LostToken, Outcome, TokenLedger, TokenRecord
+from tokengate.gateway.series import Series
+from tokengate.shared.errors import PermissionDenied, RedisUnavailable, UnknownToken
+from tokengate.shared.rpc import tokengate_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+RECENT = 200  # outcomes kept for the executions feed
+FEED_TEXT_LIMIT = 512  # characters of an error message the feed keeps
+
+
+class Results:
+    def __init__(self, ledger: TokenLedger, series: Series) -> None:
+        self.ledger = ledger
+        self.series = series
+        self._lock = threading.Lock()
+        self._sessions: dict[str, ClientConn] = {}
+        self._watches: dict[str, ClientConn] = {}
+        self._storing: Counter[str] = Counter()
+        self._recent: deque[pb.ResultItem] = deque(maxlen=RECENT)
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def attach(self, conn: ClientConn) -> None:
+        """A session opened: the outcomes of what it submits are pushed to it."""
+        with self._lock:
+            self._sessions[conn.session] = conn
+
+    def detach(self, conn: ClientConn) -> None:
+        """A session closed: its tokens stay in Redis; the client watches them again."""
+        with self._lock:
+            self._sessions.pop(conn.session, None)
+            for token_id in [t for t, c in self._watches.items() if c is conn]:
+                del self._watches[token_id]
+
+    def session_count(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    # -- agents' outcomes ----------------------------------------------------------------------
+
+    def report(self, agent: AgentConn, results: Sequence[pb.ResultItem]) -> int:
+        """Store an agent's outcomes (fenced), push those applied; the number applied.
+
+        Raises RedisUnavailable when they could not be stored: the link drops and the agent
+        resends them after it reconnects.
+        """
+        outcomes = [Outcome(r.token_id, items.final_state(r.state), r.attempt,
+                            r.SerializeToString()) for r in results]
+        ids = [o.token_id for o in outcomes]
+        with self._lock:
+            self._storing.update(ids)
+        try:
+            applied = self.ledger.complete(agent.name, outcomes)
+            stored = [r for r, a in zip(results, applied, strict=True) if a.applied]
+            if stored:
+                self._push(stored)
+        finally:
+            with self._lock:
+                self._storing.subtract(ids)
+                for token_id in ids:
+                    if self._storing[token_id] <= 0:
+                        del self._storing[token_id]
+        if len(stored) < len(results):
+            logger.info("agent %s: %d stale outcomes ignored (not its tokens, or not this "
+                        "attempt, any more)", agent.name, len(results) - len(stored))
+        if stored:
+            now = time.time()
+            self.series.finished(
+                ((r.state == pb.COMPLETED, now - a.created if a.created else 0.0)
+                 for r, a in zip(results, applied, strict=True) if a.applied), now)
+            self._remember(stored)
+        return len(stored)
+
+    def push_decided(self, results: Iterable[pb.ResultItem]) -> None:
+        """Outcomes the gateway decided and stored itself (AgentLost, TokenKilled)."""
+        results = list(results)
+        if results:
+            self._push(results)
+            self.series.finished((False, 0.0) for _ in results)
+            self._remember(results)
+
+    def push_lost(self, lost: Sequence[LostToken], message: str) -> None:
+        self.push_decided(pb.ResultItem(token_id=t.token_id, state=pb.FAILED,
+                                        error_type="AgentLost", error_message=message,
+                                        attempt=t.attempt, session=t.session) for t in lost)
+
+    def _push(self, results: Iterable[pb.ResultItem]) -> None:
+        """Send each stored result to the session that submitted it and to the one watching
+        it (once to each); a result nobody takes stays in Redis for its client to fetch."""
+        batches: dict[ClientConn, list[pb.ResultItem]] = {}
+        with self._lock:
+            watches, sessions = self._watches, self._sessions
+            for result in results:
+                owed = sessions.get(result.session)
+                if owed is not None:
+                    batches.setdefault(owed, []).append(result)
+                watcher = watches.pop(result.token_id, None) if watches else None
+                if watcher is not None and watcher is not owed:
+                    batches.setdefault(watcher, []).append(result)
+        for conn, batch in batches.items():
+            conn.send(results=batch)  # from one agent frame: frame-sized already
+
+    def _remember(self, results: Sequence[pb.ResultItem]) -> None:
+        """Feed the executions list, without payloads or tracebacks."""
+        briefs = []
+        for result in results[-RECENT:]:
+            brief = pb.ResultItem()
+            brief.CopyFrom(result)
+            brief.ClearField("payload")
+            brief.ClearField("traceback")
+            brief.ClearField("session")
+            brief.error_message = brief.error_message[:FEED_TEXT_LIMIT]
+            briefs.append(brief)
+        with self._lock:
+            self._recent.extend(briefs)
+
+    def recent(self) -> list[pb.ResultItem]:
+        with self._lock:
+            return list(self._recent)
+
+    # -- watches -------------------------------------------------------------------------------
+
+    def watch(self, conn: ClientConn, ids: list[str], *, any_owner: bool = False) -> None:
+        """Send the outcomes of ``ids`` to ``conn``: now for those stored, later for the rest.
+
+        A session may watch only its client's tokens; an operator session may watch any
+        (``any_owner``). The rest are answered PermissionDenied.
+        """
+        if any_owner and not conn.operator:
+            conn.send(rejected=[items.rejection(i, PermissionDenied(
+                "watching other clients' tokens needs the operator token")) for i in ids])
+            return
+        try:
+            records = self.ledger.records(ids)
+        except RedisUnavailable as exc:
+            logger.error("cannot look up watched tokens: %s", exc)
+            return
+        rejected, ready, pending = self._sort_watch(conn, ids, records, any_owner)
+        conn.expect(len(ready) + len(pending))
+        if pending:  # watched now; a push from here on takes the watch
+            with self._lock:
+                for token_id in pending:
+                    self._watches[token_id] = conn
+            try:  # stored between the first read and the watch: nobody will push those
+                again = self.ledger.records(pending)
+            except RedisUnavailable:
+                again = []
+            ready += self._claim_stored(conn, again)
+        if ready or rejected:
+            conn.send(results=ready or None, rejected=rejected or None)
+
+    def _sort_watch(self, conn: ClientConn, ids: list[str], records: list[TokenRecord | None],
+                    any_owner: bool) -> tuple[list[pb.Rejected], list[pb.ResultItem], list[str]]:
+        """Rejections, outcomes to send now, and ids to watch for their push."""
+        rejected, ready, pending = [], [], []
+        with self._lock:
+            storing = set(self._storing)
+        for token_id, record in zip(ids, records, strict=True):
+            if record is None:
+                rejected.append(items.rejection(token_id, UnknownToken(
+                    f"no token {token_id} (never submitted, or expired)")))
+            elif not any_owner and record.owner != conn.client_id:
+                rejected.append(items.rejection(token_id, PermissionDenied(
+                    f"token {token_id} belongs to another client")))
+            elif record.session == conn.session:
+                continue  # this session submitted it: its push comes (or came) here anyway
+            elif record.state.is_final and token_id not in storing:
+                result = items.result_from_record(record)
+                if result is not None:
+                    ready.append(result)
+            else:
+                pending.append(token_id)
+        return rejected, ready, pending
+
+    def _claim_stored(self, conn: ClientConn, records: list[TokenRecord | None],
+                      ) -> list[pb.ResultItem]:
+        out = []
+        for record in records:
+            if record is None or not record.state.is_final:
+                continue
+            with self._lock:
+                if record.token_id in self._storing or \
+                        self._watches.get(record.token_id) is not conn:
+                    continue  # the push has it
+                del self._watches[record.token_id]
+            result = items.result_from_record(record)
+            if result is not None:
+                out.append(result)
+        return out
+
+    def received(self, ids: Sequence[str]) -> None:
+        """The client has these results: delete them from Redis now."""
+        try:
+            self.ledger.forget(ids)
+        except RedisUnavailable as exc:  # they expire at their TTL instead
+            logger.warning("cannot drop received results now: %s", exc)
+

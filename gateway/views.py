@@ -1,0 +1,232 @@
+"""What the gateway shows: status, the cluster-wide Guard House, token detail, series, audit.
+
+Read-only over the owners (it owns nothing). Status keeps answering when Redis does not:
+``redis_ok`` is false then and the figures Redis holds are left at zero. Aggregating the
+guards reads the scheduler snapshots agents send every second, so it costs the agents
+nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import msgpack
+from tokengate.gateway.conns import AgentConn
+from tokengate.gateway.dispatch import Dispatch
+from tokengate.gateway.ledger import TokenLedger, TokenRecord
+from tokengate.gateway.registry import Registry
+from tokengate.gateway.results import Results
+from tokengate.gateway.series import Series
+from tokengate.shared import wire
+from tokengate.shared.errors import RedisUnavailable, UnknownToken
+from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.rpc import tokengate_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+VERSION = "0.2.0"
+HEALTH_ORDER = ("unknown", "excellent", "good", "fair", "poor")  # worst last
+SUMMARY_LIMIT = 400
+QUARANTINE_LIMIT = 200
+
+
+def _snapshot(conn: AgentConn) -> dict[str, Any]:
+    if not conn.snapshot:
+        return {}
+    try:
+        return msgpack.unpackb(conn.snapshot, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException):
+        return {}
+
+
+class Views:
+    def __init__(self, ledger: TokenLedger, dispatch: Dispatch, registry: Registry,
+                 results: Results, series: Series) -> None:
+        self.ledger = ledger
+        self.dispatch = dispatch
+        self.registry = registry
+        self.results = results
+        self.series = series
+        self.started = time.time()
+
+    # -- status --------------------------------------------------------------------------------
+
+    def status(self) -> pb.StatusReply:
+        conns = self.registry.connected()
+        drain = self.dispatch.drain_state()
+        reply = pb.StatusReply(uptime=time.time() - self.started, redis_ok=True)
+        inflight: dict[str, int] = {}
+        executing: dict[str, int] = {}
+        try:
+            inflight = self.ledger.inflight_counts([c.name for c in conns])
+            executing = self.ledger.executing_counts([c.name for c in conns])
+            reply.counts.update(self.ledger.counts())
+            lengths = self.ledger.queue_lengths()
+            reply.pending.update({w.value: n for w, n in lengths.items()})
+            reply.executing = self.ledger.executing()
+            reply.redis_memory = self.ledger.memory_bytes()
+        except RedisUnavailable as exc:
+            logger.warning("status without Redis: %s", exc)
+            reply.redis_ok = False
+            lengths = self.dispatch.waiting()
+            reply.pending.update({w.value: n for w, n in lengths.items()})
+        reply.counts.update({f"gateway_{k}": v for k, v in self.dispatch.stats.items()})
+        reply.inflight = sum(inflight.values())
+        for conn in conns:
+            reply.nodes.append(self._node(conn, inflight.get(conn.name, 0),
+                                          executing.get(conn.name, 0),
+                                          drain.nodes.get(conn.name, drain.cluster)))
+        reply.recent.extend(self.results.recent()[-100:])
+        if drain.cluster is None:
+            reply.state = "RUNNING"
+        else:
+            reply.state = "DRAINING" if reply.inflight else "DRAINED"
+            reply.reason, reply.drain_since = drain.cluster, drain.since
+            reply.held = sum(reply.pending.values())
+        return reply
+
+    def _node(self, conn: AgentConn, inflight: int, executing: int,
+              drain: str | None) -> pb.NodeStatus:
+        if not conn.connected:
+            state = "DISCONNECTED"
+        elif drain is not None:
+            state = "DRAINING" if inflight else "DRAINED"
+        elif conn.stuck:
+            state = "STUCK"
+        elif self.dispatch.saturated(conn.name):
+            state = "SATURATED"
+        else:
+            state = "UP"
+        return pb.NodeStatus(
+            name=conn.name, state=state, reason=drain or "", host=conn.host, pid=conn.pid,
+            inflight=inflight, executing=executing, stuck=conn.stuck,
+            credits=wire.credit_messages(self.dispatch.credit_of(conn.name)),
+            last_seen=conn.last_seen_wall, topology=conn.topology, snapshot=conn.snapshot,
+            tasks=list(conn.tasks.values()))
+
+    # -- Guard House and quarantine, cluster-wide ----------------------------------------------
+
+    def guards(self) -> pb.GuardsReply:
+        functions: dict[str, dict[str, Any]] = {}
+        quarantined: list[pb.QuarantinedCall] = []
+        for conn in self.registry.connected():
+            snapshot = _snapshot(conn)
+            methods = snapshot.get("guard_house", {}).get("methods", {})
+            for name, rep in methods.items():
+                _merge(functions.setdefault(name, {"blocked_on": []}), conn.name, rep)
+            for rec in snapshot.get("quarantine", {}).get("recent", []):
+                quarantined.append(_quarantined(conn.name, rec))
+        reply = pb.GuardsReply()
+        for name in sorted(functions):
+            f = functions[name]
+            reply.functions.append(pb.FunctionHealth(
+                name=name, attempts=f["attempts"], successes=f["successes"],
+                failures=f["failures"], mean_time=f["time"] / f["attempts"] if f["attempts"]
+                else 0.0, health=f["health"], blocked_on=sorted(f["blocked_on"])))
+        quarantined.sort(key=lambda q: q.at, reverse=True)
+        reply.quarantine.extend(quarantined[:QUARANTINE_LIMIT])
+        return reply
+
+    # -- one token -----------------------------------------------------------------------------
+
+    def token(self, token_id: str) -> pb.TokenDetail:
+        record = self.ledger.records([token_id[:300]])[0]
+        if record is None:
+            raise UnknownToken(f"no token {token_id[:300]!r} (never submitted, or expired)")
+        return token_detail(record)
+
+    def series_points(self, seconds: int, since: float) -> pb.SeriesReply:
+        points = self.series.points(min(max(seconds, 1), 600), since)
+        return pb.SeriesReply(points=[pb.SeriesPoint(t=p.t, completed=p.completed,
+                                                     failed=p.failed, submitted=p.submitted,
+                                                     p50=p.p50, p95=p.p95) for p in points])
+
+    def audit(self, limit: int) -> pb.AuditReply:
+        entries = self.ledger.audit_log(min(max(limit, 1), 1000))
+        return pb.AuditReply(entries=[pb.AuditEntry(at=e.at, actor=e.actor, action=e.action,
+                                                    target=e.target, ok=e.ok, result=e.result)
+                                      for e in entries])
+
+    def ping(self) -> pb.PingReply:
+        return pb.PingReply(version=VERSION, time=time.time())
+
+
+def _merge(into: dict[str, Any], node: str, rep: dict[str, Any]) -> None:
+    attempts = int(rep.get("attempts", 0))
+    into["attempts"] = into.get("attempts", 0) + attempts
+    into["successes"] = into.get("successes", 0) + int(rep.get("successes", 0))
+    into["failures"] = into.get("failures", 0) + int(rep.get("failures", 0))
+    into["time"] = into.get("time", 0.0) + float(rep.get("mean_time", 0.0)) * attempts
+    health = str(rep.get("health", "unknown"))
+    current = into.get("health", "unknown")
+    rank = HEALTH_ORDER.index
+    if health in HEALTH_ORDER and rank(health) > rank(current if current in HEALTH_ORDER
+                                                      else "unknown"):
+        into["health"] = health
+    into.setdefault("health", "unknown")
+    if rep.get("blocked"):
+        into["blocked_on"].append(node)
+
+
+def _quarantined(node: str, rec: dict[str, Any]) -> pb.QuarantinedCall:
+    summary = rec.get("args_summary", "")
+    if not isinstance(summary, str):
+        summary = ", ".join(map(str, summary))
+    return pb.QuarantinedCall(
+        id=str(rec.get("id", "")), node=node, task=str(rec.get("task", "")),
+        operation_type=str(rec.get("operation_type", "")),
+        deviation=float(rec.get("deviation_percent", 0.0)), reason=str(rec.get("reason", "")),
+        args_summary=summary[:SUMMARY_LIMIT], at=float(rec.get("timestamp", 0.0)),
+        replayable=bool(rec.get("replayable", False)))
+
+
+def token_detail(record: TokenRecord) -> pb.TokenDetail:
+    detail = pb.TokenDetail(token_id=record.token_id, state=record.state.value,
+                            task=record.task, weight=record.weight, attempt=record.attempt,
+                            idempotent=record.idempotent, error_type=record.error_type,
+                            error_message=record.error_message)
+    for state, at in sorted(record.times.items(), key=lambda pair: pair[1]):
+        detail.times.append(pb.StateTime(state=state.value, at=at))
+    detail.node = record.agent
+    if record.item:
+        item = pb.TaskItem.FromString(record.item)
+        detail.operation_type = item.operation_type
+        detail.args_bytes = len(item.payload)
+        detail.args_summary = summarize_payload(item.payload, item.codec)
+    if record.result:
+        _add_result(detail, pb.ResultItem.FromString(record.result))
+    return detail
+
+
+def _add_result(detail: pb.TokenDetail, result: pb.ResultItem) -> None:
+    detail.node, detail.core, detail.worker = result.node, result.core, result.worker
+    detail.operation_type = detail.operation_type or result.operation_type
+    if result.error_type:
+        detail.error_type, detail.error_message = result.error_type, result.error_message
+        detail.traceback = result.traceback[-8000:]
+    if result.started_at and TokenState.EXECUTING.value not in {t.state for t in detail.times}:
+        detail.times.append(pb.StateTime(state=TokenState.EXECUTING.value, at=result.started_at))
+    detail.times.sort(key=lambda t: t.at)
+
+
+def summarize_payload(payload: bytes, codec: int) -> str:
+    """A bounded description of a call's arguments: types and sizes, never values."""
+    if codec == pb.PICKLE:
+        return f"pickle, {len(payload)} bytes (not decoded by the gateway)"
+    try:
+        args, kwargs = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return f"{len(payload)} bytes, not a msgpack [args, kwargs] pair"
+    parts = [_shape(value) for value in (args if isinstance(args, list) else [args])]
+    if isinstance(kwargs, dict):
+        parts += [f"{key}={_shape(value)}" for key, value in kwargs.items()]
+    return f"({', '.join(parts)})"[:SUMMARY_LIMIT]
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, str | bytes | list | dict):
+        return f"{type(value).__name__}[{len(value)}]"
+    return type(value).__name__
+

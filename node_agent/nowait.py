@@ -1,0 +1,29 @@
+"""Admission that must not wait: a thread-local flag the scheduler's ``enqueue`` sets.
+
+Observers' ``on_admit`` hooks may wait for room (the overflow guard waits for its memory
+budget). The agent's link thread must never wait: it also carries kills and revocations. So
+``enqueue`` runs the hooks inside :func:`no_waiting`, and a hook that would wait asks
+:func:`may_wait` first (the link's credits already bound what an agent is sent).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_local = threading.local()
+
+
+@contextmanager
+def no_waiting() -> Iterator[None]:
+    previous = getattr(_local, "no_wait", False)
+    _local.no_wait = True
+    try:
+        yield
+    finally:
+        _local.no_wait = previous
+
+
+def may_wait() -> bool:
+    return not getattr(_local, "no_wait", False)

@@ -1,0 +1,210 @@
+"""What the agent's link sends up, as typed messages, and the sender that frames them.
+
+Any thread puts messages on the link's outbox (a ``SimpleQueue``): workers put
+:class:`Finished` and :class:`Began`, the link thread :class:`Acked` and
+:class:`CreditsDue`, the command thread :class:`Replied`. The sender, which runs on the
+current stream's gRPC request thread, turns each batch it drains into at most one frame.
+
+:class:`Sender` is the sender's state (sequence numbers, the frames with results the gateway
+has not stored yet, when each frame left, starts not yet reported); it is guarded by the
+link's ``_send_lock`` and belongs to one stream generation at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+from tokengate.shared import framing, wire
+from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.tags import Weight
+
+# A start is reported only if the token still runs this long after it began: a short task
+# is reported by its result alone, and costs no frame and no Redis write for its start.
+START_LINGER = 0.02
+MAX_FRAME_RESULTS = 1000
+SENT_TIMES_KEPT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    weight: Weight
+    item: pb.ResultItem
+
+
+@dataclass(frozen=True, slots=True)
+class Began:
+    token: Any  # the TaskToken, to tell later whether it still runs
+    report: pb.Started
+
+
+@dataclass(frozen=True, slots=True)
+class Replied:
+    reply: pb.CommandReply
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    seq: int      # the gateway stored every frame up to this one
+
+
+@dataclass(frozen=True, slots=True)
+class CreditsDue:
+    """The gateway's view of our capacity is lower than the truth: report it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leaving:
+    """We are stopping: the gateway should send nothing more."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Nothing to send: wake the sender (a stream ended, or we stop)."""
+
+
+Message = Finished | Began | Replied | Acked | CreditsDue | Leaving | Wake
+
+
+def message_bytes(message: Message) -> int:
+    return framing.result_bytes(message.item) if isinstance(message, Finished) else 0
+
+
+@dataclass(slots=True)
+class Capacity:
+    """What we last told the gateway we can take: per weight, after receiving this many."""
+
+    free: dict[Weight, int] = field(default_factory=dict)
+    received: int = 0
+
+    def view(self, received_now: int) -> dict[Weight, int]:
+        """The gateway's conservative view now: the report minus what arrived since."""
+        arrived = received_now - self.received
+        return {w: n - arrived for w, n in self.free.items()}
+
+
+class Sender:
+    """The state of the frames going up one stream (see the module docstring)."""
+
+    def __init__(self, capacity: Callable[[], tuple[int, dict[Weight, int]]],
+                 status: Callable[[], dict[str, Any]], snapshot_every: float = 1.0) -> None:
+        self._capacity = capacity   # () -> (received, free per weight), read in that order
+        self._status = status
+        self._snapshot_every = snapshot_every
+        self.unacked: dict[int, list[pb.ResultItem]] = {}
+        self.sent_at: dict[int, float] = {}
+        self.seq = 0
+        self.last_snapshot = 0.0
+        self.stuck = 0
+        self.leaving = False
+        self.reported = Capacity()
+        self._starts: list[Began] = []
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        self.sent_at[self.seq] = time.monotonic()
+        if len(self.sent_at) > SENT_TIMES_KEPT:
+            for old in sorted(self.sent_at)[:len(self.sent_at) - SENT_TIMES_KEPT]:
+                del self.sent_at[old]
+        return self.seq
+
+    def open(self, hello: pb.Hello) -> list[pb.AgentFrame]:
+        """A new stream: the hello (with our capacity now), then, renumbered, what the
+        gateway has not stored yet."""
+        pending = [self.unacked[s] for s in sorted(self.unacked)]
+        self.unacked.clear()
+        self.sent_at.clear()
+        self.seq = 0
+        self._starts.clear()
+        self.reported = self._measure()
+        frames = [pb.AgentFrame(hello=hello, seq=self.next_seq(),
+                                credits=wire.credit_messages(self.reported.free))]
+        for results in pending:
+            seq = self.next_seq()
+            self.unacked[seq] = results
+            frames.append(pb.AgentFrame(results=results, seq=seq))
+        if self.leaving:
+            frames.append(pb.AgentFrame(leaving=True, seq=self.next_seq()))
+        return frames
+
+    def _measure(self) -> Capacity:
+        received, free = self._capacity()
+        return Capacity(dict(free), received)
+
+    def wait_time(self, heartbeat: float) -> float:
+        """How long the sender may sleep: until a start is due, or the next heartbeat."""
+        if not self._starts:
+            return heartbeat
+        due = self._starts[0].report.started_at + START_LINGER - time.time()
+        return max(0.0, min(heartbeat, due))
+
+    def frame(self, messages: list[Message], acked: Callable[[list[pb.ResultItem]], None],
+              ) -> pb.AgentFrame | None:
+        """Turn one batch of outbox messages into at most one frame."""
+        frame = pb.AgentFrame()
+        results: list[pb.ResultItem] = []
+        freed: Counter[Weight] = Counter()
+        credits_due = False
+        for message in messages:
+            if isinstance(message, Finished):
+                results.append(message.item)
+                freed[message.weight] += 1
+            elif isinstance(message, Began):
+                self._starts.append(message)
+            elif isinstance(message, Replied):
+                frame.replies.append(message.reply)
+            elif isinstance(message, Acked):
+                self._ack(message.seq, acked)
+            elif isinstance(message, CreditsDue):
+                credits_due = True
+            elif isinstance(message, Leaving):
+                frame.leaving = self.leaving = True
+        self._add_starts(frame, {r.token_id for r in results})
+        if results or credits_due:
+            self.reported = self._measure()
+            frame.credits.extend(wire.credit_messages(self.reported.free))
+            frame.received = self.reported.received
+        if results:
+            frame.results.extend(results)
+        snapshot = self._add_snapshot(frame)
+        content = bool(results or credits_due or frame.replies or frame.started
+                       or frame.leaving or snapshot)
+        if messages and not content:
+            return None  # only acks or starts not yet due: nothing to say
+        frame.stuck = self.stuck
+        frame.seq = self.next_seq()  # an empty batch after an idle wait is the heartbeat
+        if results:
+            self.unacked[frame.seq] = results
+        return frame
+
+    def _add_starts(self, frame: pb.AgentFrame, finishing: set[str]) -> None:
+        if not self._starts:
+            return
+        now, keep = time.time(), []
+        for began in self._starts:
+            if began.token.done() or began.report.token_id in finishing:
+                continue
+            if began.report.started_at + START_LINGER <= now:
+                frame.started.append(began.report)
+            else:
+                keep.append(began)
+        self._starts = keep
+
+    def _add_snapshot(self, frame: pb.AgentFrame) -> bool:
+        """Once a second, the status snapshot rides along; True if it did."""
+        now = time.monotonic()
+        if now - self.last_snapshot < self._snapshot_every:
+            return False
+        self.last_snapshot = now
+        status = self._status()
+        self.stuck = int(status.get("stuck", 0) or 0)
+        frame.snapshot = msgpack.packb(status, default=str)
+        return True
+
+    def _ack(self, upto: int, acked: Callable[[list[pb.ResultItem]], None]) -> None:
+        for seq in [s for s in self.unacked if s <= upto]:
+            acked(self.unacked.pop(seq))

@@ -1,0 +1,72 @@
+"""The wire's vocabulary, in one place: protobuf codes <-> TokenGate's own enums.
+
+Every component converts through here, so a weight, a final state or an error name has one
+spelling: :class:`~tokengate.shared.tags.Weight` and
+:class:`~tokengate.shared.lifecycle.TokenState` values, and exception class names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from tokengate.shared import errors
+from tokengate.shared.errors import BadRequest
+from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.tags import DEFAULT_WEIGHT, Weight
+
+FINAL_CODES: dict[TokenState, int] = {
+    TokenState.COMPLETED: pb.COMPLETED,
+    TokenState.FAILED: pb.FAILED,
+    TokenState.KILLED: pb.KILLED,
+}
+STATE_OF_CODE: dict[int, TokenState] = {code: state for state, code in FINAL_CODES.items()}
+
+
+def final_code(state: TokenState) -> int:
+    """The ResultItem state code of a final token (FAILED for anything unexpected)."""
+    return FINAL_CODES.get(state, pb.FAILED)
+
+
+def final_state(code: int) -> TokenState:
+    """The TokenState of a ResultItem state code (FAILED for an unknown code)."""
+    return STATE_OF_CODE.get(code, TokenState.FAILED)
+
+
+def weight_of(text: str) -> Weight:
+    """A weight as it travels ("" is the default); BadRequest for an unknown one."""
+    name = text.strip().lower()
+    if not name:
+        return DEFAULT_WEIGHT
+    try:
+        return Weight(name)
+    except ValueError:
+        valid = ", ".join(w.value for w in Weight)
+        raise BadRequest(f"unknown weight {text!r}; valid values: {valid}") from None
+
+
+def credits_of(credits: Iterable[pb.Credit]) -> dict[Weight, int]:
+    """Free capacity per weight from Credit messages (unknown weights are left out)."""
+    free: dict[Weight, int] = {}
+    for credit in credits:
+        try:
+            free[weight_of(credit.weight)] = max(0, credit.count)
+        except BadRequest:
+            continue
+    return free
+
+
+def credit_messages(free: Mapping[Weight, int]) -> list[pb.Credit]:
+    return [pb.Credit(weight=w.value, count=max(0, int(n))) for w, n in free.items()]
+
+
+def error_name(error: type[BaseException] | BaseException) -> str:
+    """The name an error travels under: its class name."""
+    cls = error if isinstance(error, type) else type(error)
+    return cls.__name__
+
+
+AGENT_LOST = error_name(errors.AgentLost)
+TOKEN_KILLED = error_name(errors.TokenKilled)
+GATEWAY_BUSY = error_name(errors.GatewayBusy)
+TASK_FAILED = error_name(errors.TaskFailed)
