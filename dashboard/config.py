@@ -1,80 +1,69 @@
 """Dashboard settings: one keyword-only dataclass, every default documented here.
 
-``DashboardConfig.from_env()`` reads ``TOKENGATE_DASHBOARD_*`` variables (and the client's
-``TOKENGATE_GATEWAY`` / ``TOKENGATE_TOKEN``); the CLI overrides them from flags.
+Read from ``TOKENGATE_*`` through :mod:`tokengate.shared.envconfig` (the table of all
+variables: ``docs/configuration.md``); the CLI's flags win. Secrets (the cluster token, the
+operator token, the password) may come from a file named by the variable plus ``_FILE``.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tokengate.shared import envconfig
-from tokengate.shared.auth import is_loopback, read_token
+from tokengate.shared.auth import is_loopback
 from tokengate.shared.channel import TlsConfig
 from tokengate.shared.client_config import DEFAULT_GATEWAY
+from tokengate.shared.envconfig import setting
 from tokengate.shared.errors import ConfigurationError
 
 PASSWORD_ENV = "TOKENGATE_DASHBOARD_PASSWORD"
-OPERATOR_TOKEN_ENV = "TOKENGATE_OPERATOR_TOKEN"
-OPERATOR_TOKEN_FILE_ENV = "TOKENGATE_OPERATOR_TOKEN_FILE"
 MIN_REMOTE_PASSWORD = 12  # characters, when the dashboard listens beyond loopback
 
 
 @dataclass(frozen=True, kw_only=True)
 class DashboardConfig:
-    """How the dashboard listens, reaches the gateway and guards its door.
+    """How the dashboard listens, reaches the gateway and guards its door."""
 
-    - ``listen`` ("127.0.0.1:8080"): HTTP address; port 0 picks a free one. Beyond loopback
-      the password must have at least 12 characters (TOKENGATE_DASHBOARD_LISTEN).
-    - ``gateway`` / ``token``: the gateway's address and the cluster token, as for any client
-      (reads and launches). ``operator_token`` (TOKENGATE_OPERATOR_TOKEN[_FILE]), when the
-      gateway has one: the controls are sent with it.
-    - ``password``: the operators' password (TOKENGATE_DASHBOARD_PASSWORD or a file).
-    - ``show_payloads`` (False): show task argument summaries and launch results.
-    - ``poll_interval`` (1.0 s): how often the poller reads the gateway while a page is open.
-    - ``session_idle`` (1800 s) / ``session_max`` (28800 s): a login expires after this long
-      without a request or an open page, and after this long in any case.
-    - ``login_backoff`` (1.0 s) / ``login_backoff_max`` (60 s): after the n-th failed login
-      from one address, it waits ``login_backoff * 2**(n-1)`` (capped) before it may try again.
-    - ``allowed_hosts``: Host names the page may be reached by, besides the listen host and
-      loopback names (a wildcard listen accepts any Host unless some are listed).
-    - ``feed_per_push`` (25): most executions one push adds to the feed (failures first).
-    """
-
-    listen: str = "127.0.0.1:8080"
-    gateway: str = DEFAULT_GATEWAY
-    token: str = ""
-    operator_token: str = ""
-    password: str = ""
-    show_payloads: bool = False
-    poll_interval: float = 1.0
-    session_idle: float = 1800.0
-    session_max: float = 8 * 3600.0
-    login_backoff: float = 1.0
-    login_backoff_max: float = 60.0
-    allowed_hosts: tuple[str, ...] = ()
-    feed_per_push: int = 25
+    listen: str = setting("127.0.0.1:8080", env="TOKENGATE_DASHBOARD_LISTEN",
+                          doc="HTTP and WebSocket address (port 0: any free one); beyond "
+                              "loopback the password needs 12 characters or more")
+    gateway: str = setting(DEFAULT_GATEWAY, env="TOKENGATE_GATEWAY",
+                           doc="HOST:PORT of the gateway the dashboard reads")
+    token: str = setting("", secret=True, doc="the cluster's shared token (reads, launches)")
+    operator_token: str = setting("", secret=True, doc="the gateway's operator token, when it "
+                                  "has one: the dashboard's controls are sent with it")
+    password: str = setting("", env=PASSWORD_ENV, secret=True,
+                            doc="the operators' password (required)")
+    show_payloads: bool = setting(False, env="TOKENGATE_DASHBOARD_SHOW_PAYLOADS",
+                                  doc="show argument summaries and launch results")
+    poll_interval: float = setting(1.0, env="TOKENGATE_DASHBOARD_POLL_INTERVAL",
+                                   doc="seconds between reads of the gateway while a page "
+                                       "is open (none are made while no page is)")
+    session_idle: float = setting(1800.0, env="TOKENGATE_DASHBOARD_SESSION_IDLE",
+                                  doc="seconds a login lives unused (an open page counts as "
+                                      "use)")
+    session_max: float = setting(8 * 3600.0, env="TOKENGATE_DASHBOARD_SESSION_MAX",
+                                 doc="seconds a login lives at most")
+    login_backoff: float = setting(1.0, env="TOKENGATE_DASHBOARD_LOGIN_BACKOFF",
+                                   doc="after the n-th failed login from an address, it waits "
+                                       "this * 2**(n-1) seconds before its next try")
+    login_backoff_max: float = setting(60.0, env="TOKENGATE_DASHBOARD_LOGIN_BACKOFF_MAX",
+                                       doc="the longest wait after failed logins")
+    allowed_hosts: tuple[str, ...] = setting((), env="TOKENGATE_DASHBOARD_ALLOWED_HOSTS",
+                                             doc="Host names the page may be reached by, "
+                                                 "besides the listen host and loopback (a "
+                                                 "wildcard listen accepts any unless set)")
+    feed_per_push: int = setting(25, env="TOKENGATE_DASHBOARD_FEED_PER_PUSH",
+                                 doc="most executions one push adds to the feed (failures "
+                                     "first)")
     tls: TlsConfig = field(default_factory=TlsConfig)
 
     @classmethod
-    def from_env(cls, **overrides: object) -> DashboardConfig:
+    def from_env(cls, **overrides: Any) -> DashboardConfig:
         """Settings from the environment, then the ``overrides`` that are not None."""
-        env = os.environ
-        values: dict[str, object] = {
-            "token": read_token(), "tls": TlsConfig.from_env(),
-            "password": env.get(PASSWORD_ENV, ""), "operator_token": read_operator_token()}
-        if env.get("TOKENGATE_GATEWAY"):
-            values["gateway"] = env["TOKENGATE_GATEWAY"]
-        for name, kind in (("listen", "str"), ("show_payloads", "bool"),
-                           ("poll_interval", "float"), ("session_idle", "float"),
-                           ("session_max", "float")):
-            raw = env.get(f"TOKENGATE_DASHBOARD_{name.upper()}")
-            if raw is not None:
-                values[name] = envconfig.convert(f"DASHBOARD_{name.upper()}", kind, raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        return envconfig.from_env(cls, **envconfig.given(**overrides))
 
     @property
     def listen_host(self) -> str:
@@ -113,14 +102,3 @@ def read_password_file(path: str) -> str:
         return Path(path).read_text(encoding="utf-8").strip().splitlines()[0].strip()
     except (OSError, IndexError) as exc:
         raise ConfigurationError(f"cannot read a password from {path}: {exc}") from None
-
-
-def read_operator_token(path: str | None = None) -> str:
-    """The operator token from ``path``, TOKENGATE_OPERATOR_TOKEN or its _FILE variable."""
-    path = path or os.environ.get(OPERATOR_TOKEN_FILE_ENV, "")
-    if path:
-        try:
-            return Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read the operator token {path}: {exc}") from None
-    return os.environ.get(OPERATOR_TOKEN_ENV, "").strip()

@@ -25,13 +25,9 @@ def sig(value: float, digits: int = 3) -> float:
 
 
 def redis_panel(status: dict[str, Any]) -> dict[str, Any]:
-    memory = int(status.get("redis_memory", 0))
-    if status.get("redis_ok"):
-        return {"ok": True, "memory": memory, "note": ""}
-    if memory == 0 and status.get("counts"):
-        # This gateway reads Redis (it has counts) but does not report Redis' health.
-        return {"ok": None, "memory": 0, "note": "not reported by this gateway"}
-    return {"ok": False, "memory": memory, "note": "unreachable"}
+    redis = status.get("redis") or {}
+    ok = bool(redis.get("ok"))
+    return {"ok": ok, "memory": int(redis.get("memory", 0)), "note": "" if ok else "unreachable"}
 
 
 def held(status: dict[str, Any]) -> int:
@@ -87,18 +83,18 @@ def pool_point(status: dict[str, Any], at: float) -> dict[str, Any]:
 
 
 def _core_cells(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per core: active pattern, mailbox depths and busy workers (when the agent reports
-    them per mailbox), queued and executing totals, routed tokens per weight."""
-    per_mailbox = {c["core"]: c for c in snapshot.get("cores", []) if isinstance(c, dict)}
+    """Per core: active pattern, each mailbox's depth, busy and stuck workers, the totals,
+    and the tokens routed there per weight."""
     cells = []
-    for core in snapshot.get("core_affinity", {}).get("cores", []):
-        boxes = per_mailbox.get(core["core"], {})
+    for core in snapshot.get("cores", []):
+        depths, busy = list(core.get("depths", [])), list(core.get("busy", []))
+        routed = core.get("routed", {})
         cells.append({
             "core": core["core"], "cpu": core.get("cpu"),
-            "active": core.get("active_mailboxes", 0),
-            "depths": boxes.get("depths"), "busy": boxes.get("busy"),
-            "queued": core.get("queued", 0), "executing": core.get("executing", 0),
-            "routed": {w: core.get("routed", {}).get(w, 0) for w in WEIGHTS},
+            "active": core.get("active_mailboxes", len(depths)),
+            "depths": depths, "busy": busy, "stuck": list(core.get("stuck", [])),
+            "queued": sum(depths), "executing": sum(busy),
+            "routed": {w: routed.get(w, 0) for w in WEIGHTS},
         })
     return cells
 
@@ -119,8 +115,7 @@ def heartbeat_age(last_seen: float, at: float) -> int:
 
 def node_card(node: dict[str, Any], at: float) -> dict[str, Any]:
     snapshot = node.get("snapshot") or {}
-    system = snapshot.get("system_status", {})
-    pool = snapshot.get("token_pool", {})
+    pool = snapshot.get("tokens", {})
     topology = node.get("topology") or {}
     cpu, rss = _process(snapshot)
     tasks = sorted(t["name"] for t in node.get("tasks", []))
@@ -132,8 +127,8 @@ def node_card(node: dict[str, Any], at: float) -> dict[str, Any]:
         "stuck": node.get("stuck", 0),
         "credits": {w: node.get("credits", {}).get(w, 0) for w in WEIGHTS},
         "cpu": cpu, "rss": rss, "tasks": tasks,
-        "workers": system.get("workers", topology.get("workers")),
-        "wpc": system.get("workers_per_core", topology.get("workers_per_core")),
+        "workers": snapshot.get("workers", topology.get("workers")),
+        "wpc": snapshot.get("workers_per_core", topology.get("workers_per_core")),
         "capacity": topology.get("mailbox_capacity"),
         "completed": pool.get("completed", 0), "failed": pool.get("failed", 0),
         "cores": _core_cells(snapshot),

@@ -71,22 +71,8 @@ def _audit(reply: pb.AuditReply) -> list[dict[str, Any]]:
              "result": e.result} for e in reply.entries]
 
 
-def _tasks(reply: pb.StatusReply) -> dict[str, list[dict[str, Any]]]:
-    return {n.name: [{"name": t.name, "weight": t.weight, "idempotent": t.idempotent,
-                      "time_limit": t.time_limit} for t in n.tasks] for n in reply.nodes}
-
-
 def status_data(reply: pb.StatusReply) -> dict[str, Any]:
-    """``shared.status.describe`` plus the fields it leaves out, by node name."""
-    info = describe(reply)
-    tasks = _tasks(reply)
-    extra = {n.name: {"executing": n.executing, "stuck": n.stuck, "pid": n.pid}
-             for n in reply.nodes}
-    for node in info["nodes"]:
-        node.update(extra[node["name"]], tasks=tasks[node["name"]])
-    info.update(executing=reply.executing, held=reply.held, redis_ok=reply.redis_ok,
-                redis_memory=reply.redis_memory, drain_since=reply.drain_since)
-    return info
+    return describe(reply)
 
 
 def token_data(detail: pb.TokenDetail) -> dict[str, Any]:

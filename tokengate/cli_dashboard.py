@@ -40,15 +40,11 @@ def _options(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace, **extra: Any) -> Any:
-    from tokengate.dashboard.config import (
-        DashboardConfig,
-        read_operator_token,
-        read_password_file,
-    )
+    from tokengate.dashboard.config import DashboardConfig, read_password_file
 
     password = read_password_file(args.password_file) if getattr(
         args, "password_file", None) else None
-    operator = read_operator_token(args.operator_token_file) if args.operator_token_file \
+    operator = read_token(None, args.operator_token_file) if args.operator_token_file \
         else None
     values: dict[str, Any] = {"gateway": args.gateway, "password": password,
                               "token": read_token(None, args.token_file) or None,

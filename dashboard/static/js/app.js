@@ -16,7 +16,7 @@ const csrf = document.querySelector('meta[name="tg-csrf"]').content;
 const socket = io({ transports: ["websocket"], auth: { csrf } });
 const controls = new Controls(socket);
 const nodes = new NodesPanel(controls);
-const feed = new FeedPanel((id) => controls.openToken(id));
+const feed = new FeedPanel((id, item) => controls.openToken(id, item));
 let charts = makeCharts();
 let view = emptyView();
 let version = null;

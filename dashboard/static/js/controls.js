@@ -83,21 +83,34 @@ export class Controls {
     }
   }
 
-  async openToken(tokenId) {
+  // known: what the feed knows of the token, shown when the gateway no longer keeps it (a
+  // finished token's record goes once its client has the result).
+  async openToken(tokenId, known = null) {
     const reply = await this.send("token", { token_id: tokenId });
-    if (!reply.ok) {
+    if (!reply.ok && !known) {
       toast(reply.message, false);
       return;
     }
-    const token = reply.token;
+    const token = reply.ok ? reply.token : fromFeed(known);
+    const note = reply.ok ? null : el("p", { class: "muted small", id: "token-note",
+      text: `From the executions feed: the gateway keeps no record of it now (${reply.message}).` });
     $("#token-title").textContent = token.token_id;
-    $("#token-body").replaceChildren(...renderTokenDetail(token).filter(Boolean));
+    $("#token-body").replaceChildren(...[note, ...renderTokenDetail(token)].filter(Boolean));
     const final = ["completed", "failed", "killed"].includes(token.state);
     const kill = $("#token-kill");
     kill.hidden = final;
     kill.onclick = () => { $("#token-dialog").close(); this.kill(token.token_id); };
     $("#token-dialog").showModal();
   }
+}
+
+function fromFeed(item) {
+  return {
+    token_id: item.token_id, state: item.state, task: item.op, weight: "", attempt: item.attempt,
+    node: item.node, core: item.core, worker: item.worker, args_summary: null, args_bytes: null,
+    times: [{ state: item.state, at: item.at }], error_type: item.error_type,
+    error_message: "", traceback: "",
+  };
 }
 
 export function showLaunched(outcome) {

@@ -25,7 +25,7 @@ export class FeedPanel {
   row(item) {
     return el("tr", {
       class: `feed-row ${item.state === "completed" ? "" : "bad"}`,
-      dataset: { token: item.token_id }, onclick: () => this.openToken(item.token_id),
+      dataset: { token: item.token_id }, onclick: () => this.openToken(item.token_id, item),
     },
     el("td", { text: clock(item.at) }),
     el("td", { class: "mono small", text: item.token_id }),

@@ -17,12 +17,15 @@ function coreRow(core, card) {
     const active = i < core.active;
     const depth = core.depths ? core.depths[i] : null;
     const busy = core.busy ? core.busy[i] : null;
+    const stuck = core.stuck ? core.stuck[i] : null;
     const classes = ["cell", active ? "active" : "inactive",
-      depth === null ? "" : depthClass(depth, card.capacity), busy ? "busy" : ""];
+      depth === null ? "" : depthClass(depth, card.capacity), busy ? "busy" : "",
+      stuck ? "stuck" : ""];
     cells.push(el("span", {
       class: classes.filter(Boolean).join(" "),
       title: `core ${core.core} mailbox ${i}${active ? "" : " (inactive)"}` +
-        (depth === null ? "" : `: ${depth} queued${busy ? ", running" : ""}`),
+        (depth === null ? "" : `: ${depth} queued${busy ? ", running" : ""}`) +
+        (stuck ? ", past its time limit" : ""),
       text: depth === null ? "" : String(depth),
     }));
   }

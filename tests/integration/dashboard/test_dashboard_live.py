@@ -245,8 +245,8 @@ def test_reenable_a_blocked_function(page, http, cluster):
     assert view["panels"]["sources"]["guards"] == ""
     answer = _control(page, http, "reenable", function="cluster_tasks:boom")
     assert answer["ok"] is True, answer["message"]
-    page.wait(lambda v: not v["keyed"]["functions"]["cluster_tasks:boom"]["blocked_on"],
-              "boom re-enabled on every node")
+    page.wait(lambda v: not v["keyed"]["functions"].get("cluster_tasks:boom", {})
+              .get("blocked_on"), "boom re-enabled on every node")
 
 
 def test_replay_a_quarantined_call(page, http, cluster):

@@ -9,7 +9,7 @@ from view_factories import NOW, node, outcome, reading, status
 
 
 def test_node_card_carries_every_field_of_the_issue():
-    card = model.node_card(node("n1", depths=True, process=True), NOW)
+    card = model.node_card(node("n1"), NOW)
     assert card["host"] == "h1" and card["state"] == "UP" and card["pid"] == 42
     assert card["credits"] == {"heavy": 3, "medium": 4, "light": 5}
     assert card["cpu"] == 12 and card["rss"] == 80
@@ -20,10 +20,11 @@ def test_node_card_carries_every_field_of_the_issue():
     assert core["routed"] == {"heavy": 5, "medium": 0, "light": 0}
 
 
-def test_node_card_without_process_figures_or_mailbox_depths_says_none():
-    card = model.node_card(node("n1"), NOW)
+def test_node_card_without_process_figures_says_none():
+    card = model.node_card(node("n1", process=False), NOW)
     assert card["cpu"] is None and card["rss"] is None
-    assert card["cores"][0]["depths"] is None and card["cores"][0]["queued"] == 1
+    assert card["cores"][0]["queued"] == 1 and card["cores"][0]["executing"] == 1
+    assert card["completed"] == 10 and card["failed"] == 1 and card["workers"] == 8
 
 
 @pytest.mark.parametrize(("age", "shown"), [(0.3, 0), (1.9, 0), (2.0, 2), (7.8, 7)])
@@ -38,10 +39,9 @@ def test_cluster_panel_is_stable_between_two_polls_a_second_apart():
     assert first["node_states"] == {"UP": 2} and first["redis"]["ok"] is True
 
 
-def test_redis_state_not_reported_differs_from_unreachable():
-    old_gateway = dict(status(), redis_ok=False, redis_memory=0)
-    assert model.redis_panel(old_gateway)["ok"] is None
-    down = dict(status(), redis_ok=False, redis_memory=0, counts={})
+def test_redis_reachability_and_memory():
+    assert model.redis_panel(status()) == {"ok": True, "memory": 2**20, "note": ""}
+    down = dict(status(), redis={"ok": False, "memory": 0})
     assert model.redis_panel(down) == {"ok": False, "memory": 0, "note": "unreachable"}
 
 

@@ -9,21 +9,18 @@ from tokengate.dashboard.source import Reading
 NOW = 1_800_000_000.0
 
 
-def snapshot(*, depths: bool = False, process: bool = False, routed: int = 5) -> dict[str, Any]:
-    cores = [{"core": c, "cpu": c - 1, "routed": {"heavy": routed * (c == 1), "medium": 0,
-                                                   "light": routed * (c == 2)},
-              "total": routed, "queued": 1, "executing": 1, "active_mailboxes": 4}
+def snapshot(*, process: bool = True, routed: int = 5) -> dict[str, Any]:
+    """An agent's snapshot as the agent sends it (the scheduler's, with its process)."""
+    cores = [{"core": c, "cpu": c - 1, "active_mailboxes": 4, "depths": [1, 0, 0, 0],
+              "busy": [1, 0, 0, 0], "stuck": [0, 0, 0, 0], "peak_depths": [3, 0, 0, 0],
+              "routed": {"heavy": routed * (c == 1), "medium": 0, "light": routed * (c == 2)}}
              for c in (1, 2)]
-    snap: dict[str, Any] = {
-        "system_status": {"workers": 8, "workers_per_core": 4, "uptime": 12.5},
-        "token_pool": {"completed": 10, "failed": 1},
-        "core_affinity": {"cores": cores},
-    }
-    if depths:
-        snap["cores"] = [{"core": c, "depths": [1, 0, 0, 0], "busy": [1, 0, 0, 0]}
-                         for c in (1, 2)]
+    snap: dict[str, Any] = {"node": "n", "state": "running", "uptime": 12.5, "workers": 8,
+                            "workers_per_core": 4, "mailbox_capacity": 120,
+                            "tokens": {"completed": 10, "failed": 1}, "cores": cores}
     if process:
-        snap["process"] = {"cpu_percent": 12.4, "rss_bytes": 80 * 2**20 + 5}
+        snap["process"] = {"pid": 42, "cpu_percent": 12.4, "rss_bytes": 80 * 2**20 + 5,
+                           "threads": 19, "time": 0.0}
     return snap
 
 
@@ -54,8 +51,8 @@ def status(*, nodes: list[dict[str, Any]] | None = None, state: str = "RUNNING",
                        "requeued": 0, "lost": 0},
             "pending": {"heavy": 0, "medium": pending, "light": 0},
             "nodes": nodes if nodes is not None else [node("n1"), node("n2", host="h2")],
-            "recent": recent or [], "executing": 1, "held": 0, "redis_ok": True,
-            "redis_memory": 2**20, "drain_since": 0.0}
+            "recent": recent or [], "executing": 1, "held": 0,
+            "redis": {"ok": True, "memory": 2**20}, "drain_since": 0.0}
 
 
 def reading(at: float = NOW, **parts: Any) -> Reading:
