@@ -124,6 +124,24 @@ def browser_window(cluster: BenchCluster, seconds: float) -> None:
         browser.close()
 
 
+def read_costs(cluster: BenchCluster, calls: int = 40) -> None:
+    """The gateway's CPU per read the poller makes, one kind at a time, and reply sizes."""
+    gateway = cluster.process("gateway")
+    client = cluster.client
+    reads = {"Status": client.status, "Guards": client.guards,
+             "Series (last 3 s)": lambda: client.series(600, time.time() - 3),
+             "Audit": lambda: client.audit(100)}
+    parts = []
+    for name, read in reads.items():
+        before = cpu_seconds(gateway)
+        size = 0
+        for _ in range(calls):
+            size = read().ByteSize()
+        parts.append(f"{name} {(cpu_seconds(gateway) - before) / calls * 1000:.1f} ms "
+                     f"({size / 1000:.1f} KB)")
+    print("  gateway CPU per read (and reply size): " + ", ".join(parts))
+
+
 def phase_simulated(cluster: BenchCluster, args: argparse.Namespace) -> dict[str, float]:
     snapshot = cluster.real_snapshot()
     sims = [SimAgent(cluster.address, f"sim{i:02d}", f"sim-host-{i % 5}", snapshot,
@@ -134,6 +152,7 @@ def phase_simulated(cluster: BenchCluster, args: argparse.Namespace) -> dict[str
         figures = report(f"{2 + args.simulated} agents ({args.simulated} simulated, their "
                          "snapshots changing every second), full throughput",
                          alternate(cluster, args.pages, args.rounds, args.window))
+        read_costs(cluster)
         if args.browser:
             browser_window(cluster, args.window)
         return figures
@@ -173,6 +192,7 @@ def main() -> None:
               "windows each way, one push a second")
         idle = report("2 agents, idle cluster",
                       alternate(cluster, args.pages, args.rounds, args.window))
+        read_costs(cluster)
         load = load_generator(cluster.address)
         time.sleep(4.0)
         report("2 agents, full throughput", alternate(cluster, args.pages, args.rounds,

@@ -151,14 +151,17 @@ class SimAgent:
 
     def _snapshot(self) -> bytes:
         snap = self.base
-        if self.busy:
+        if self.busy:  # what a busy agent's snapshot changes from one second to the next
             snap = json.loads(json.dumps(self.base))
-            pool = snap.setdefault("token_pool", {})
-            pool["completed"] = pool.get("completed", 0) + self.beats * 37
-            for core in snap.get("core_affinity", {}).get("cores", []):
-                core["queued"] = random.randint(0, 40)
-                core["executing"] = random.randint(0, 4)
+            tokens = snap.setdefault("tokens", {})
+            tokens["completed"] = tokens.get("completed", 0) + self.beats * 37
+            for core in snap.get("cores", []):
+                core["depths"] = [random.randint(0, 40) for _ in core.get("depths", [])]
+                core["busy"] = [random.randint(0, 1) for _ in core.get("busy", [])]
                 core["routed"]["light"] = core["routed"].get("light", 0) + self.beats * 19
+            process = snap.setdefault("process", {})
+            process["cpu_percent"] = random.uniform(20, 90)
+            process["rss_bytes"] = random.randint(60, 90) * 2**20
         return msgpack.packb(snap)
 
     def _frames(self) -> Any:

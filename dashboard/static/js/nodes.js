@@ -1,4 +1,4 @@
-// Node cards, grouped by host and filtered by state; a card is rebuilt only when it changed.
+// Node cards, grouped by host and filtered by state; a card changes only where its node did.
 
 import { $, el, fill, num, stateClass } from "./dom.js";
 
@@ -10,67 +10,114 @@ function depthClass(depth, capacity) {
   return share < 0.25 ? "d1" : share < 0.5 ? "d2" : share < 0.9 ? "d3" : "d4";
 }
 
-function coreRow(core, card) {
-  const wpc = card.wpc || (core.depths ? core.depths.length : core.active) || 0;
-  const cells = [];
-  for (let i = 0; i < wpc; i += 1) {
-    const active = i < core.active;
-    const depth = core.depths ? core.depths[i] : null;
-    const busy = core.busy ? core.busy[i] : null;
-    const stuck = core.stuck ? core.stuck[i] : null;
-    const classes = ["cell", active ? "active" : "inactive",
-      depth === null ? "" : depthClass(depth, card.capacity), busy ? "busy" : "",
-      stuck ? "stuck" : ""];
-    cells.push(el("span", {
-      class: classes.filter(Boolean).join(" "),
-      title: `core ${core.core} mailbox ${i}${active ? "" : " (inactive)"}` +
-        (depth === null ? "" : `: ${depth} queued${busy ? ", running" : ""}`) +
-        (stuck ? ", past its time limit" : ""),
-      text: depth === null ? "" : String(depth),
-    }));
-  }
-  return el("div", { class: "core" },
-    el("span", { class: "core-label", text: `c${core.core}` }),
-    el("span", { class: "cells" }, cells),
-    el("span", { class: "muted small",
-      text: `${core.active}/${wpc} active · ${num(core.queued)} queued · ` +
-        `${num(core.executing)} running` }));
+function put(node, text) {
+  if (node.textContent !== text) node.textContent = text;
 }
 
-function card(name, c, actions) {
-  const credits = c.credits || {};
-  const cpu = c.cpu === null || c.cpu === undefined ? "n/a" : `${c.cpu}%`;
-  const rss = c.rss === null || c.rss === undefined ? "n/a" : `${c.rss} MiB`;
-  const age = c.age ? `${c.age}s ago` : "< 2s";
-  return el("article", { class: "node", dataset: { node: name, state: c.state } },
-    el("header", {},
-      el("strong", { class: "mono", text: name }),
-      el("span", { class: stateClass(c.state), text: c.state }),
-      c.reason ? el("span", { class: "muted small", text: c.reason }) : null),
-    el("div", { class: "node-facts small" },
-      el("span", { text: `host ${c.host}${c.pid ? ` · pid ${c.pid}` : ""}` }),
-      el("span", { class: c.age ? "warn" : "", text: `heartbeat ${age}` }),
-      el("span", { text: `credits ${num(credits.heavy)}/${num(credits.medium)}/` +
-        `${num(credits.light)}` }),
-      el("span", { text: `in flight ${num(c.inflight)} · executing ${num(c.executing)}` +
-        (c.stuck ? ` · stuck ${c.stuck}` : "") }),
-      el("span", { text: `cpu ${cpu} · memory ${rss}` }),
-      el("span", { text: `done ${num(c.completed)} · failed ${num(c.failed)}` })),
-    el("details", { class: "small" },
-      el("summary", { text: `${(c.tasks || []).length} tasks registered` }),
-      el("ul", { class: "mono" }, (c.tasks || []).map((t) => el("li", { text: t })))),
-    el("div", { class: "cores" }, (c.cores || []).map((core) => coreRow(core, c))),
-    el("div", { class: "actions" },
-      el("button", { type: "button", class: "drain-node", text: "Drain",
-        onclick: () => actions.drain(name) }),
-      el("button", { type: "button", class: "resume-node", text: "Resume",
-        onclick: () => actions.resume(name) })));
+function putClass(node, name) {
+  if (node.className !== name) node.className = name;
+}
+
+function cellLook(core, i, capacity) {
+  const active = i < core.active;
+  const depth = core.depths ? core.depths[i] : null;
+  const busy = core.busy ? core.busy[i] : 0;
+  const stuck = core.stuck ? core.stuck[i] : 0;
+  const name = ["cell", active ? "active" : "inactive",
+    depth === null ? "" : depthClass(depth, capacity), busy ? "busy" : "",
+    stuck ? "stuck" : ""].filter(Boolean).join(" ");
+  const title = `core ${core.core} mailbox ${i}${active ? "" : " (inactive)"}` +
+    (depth === null ? "" : `: ${depth} queued${busy ? ", running" : ""}`) +
+    (stuck ? ", past its time limit" : "");
+  return { name, title, text: depth === null ? "" : String(depth) };
+}
+
+// One agent's card: built once, then only the texts and classes that changed are set.
+class NodeCard {
+  constructor(name, actions) {
+    this.state = el("span");
+    this.reason = el("span", { class: "muted small" });
+    this.facts = Array.from({ length: 6 }, () => el("span"));
+    this.summary = el("summary");
+    this.tasks = el("ul", { class: "mono" });
+    this.details = el("details", { class: "small" }, this.summary, this.tasks);
+    this.cores = el("div", { class: "cores" });
+    this.shape = "";
+    this.rows = [];
+    this.taskList = null;
+    this.element = el("article", { class: "node", dataset: { node: name } },
+      el("header", {}, el("strong", { class: "mono", text: name }), this.state, this.reason),
+      el("div", { class: "node-facts small" }, this.facts),
+      this.details, this.cores,
+      el("div", { class: "actions" },
+        el("button", { type: "button", class: "drain-node", text: "Drain",
+          onclick: () => actions.drain(name) }),
+        el("button", { type: "button", class: "resume-node", text: "Resume",
+          onclick: () => actions.resume(name) })));
+  }
+
+  update(c) {
+    this.element.dataset.state = c.state;
+    putClass(this.state, stateClass(c.state));
+    put(this.state, c.state);
+    put(this.reason, c.reason || "");
+    const credits = c.credits || {};
+    const cpu = c.cpu === null || c.cpu === undefined ? "n/a" : `${c.cpu}%`;
+    const rss = c.rss === null || c.rss === undefined ? "n/a" : `${c.rss} MiB`;
+    const texts = [
+      `host ${c.host}${c.pid ? ` · pid ${c.pid}` : ""}`,
+      `heartbeat ${c.age ? `${c.age}s ago` : "< 2s"}`,
+      `credits ${num(credits.heavy)}/${num(credits.medium)}/${num(credits.light)}`,
+      `in flight ${num(c.inflight)} · executing ${num(c.executing)}` +
+        (c.stuck ? ` · stuck ${c.stuck}` : ""),
+      `cpu ${cpu} · memory ${rss}`,
+      `done ${num(c.completed)} · failed ${num(c.failed)}`];
+    texts.forEach((text, i) => put(this.facts[i], text));
+    putClass(this.facts[1], c.age ? "warn" : "");
+    this.updateTasks(c.tasks || []);
+    this.updateCores(c);
+  }
+
+  updateTasks(tasks) {
+    const joined = tasks.join("\n");
+    if (joined === this.taskList) return;
+    this.taskList = joined;
+    put(this.summary, `${tasks.length} tasks registered`);
+    fill(this.tasks, tasks.map((t) => el("li", { text: t })));
+  }
+
+  updateCores(c) {
+    const cores = c.cores || [];
+    const wpc = (core) => c.wpc || (core.depths ? core.depths.length : core.active) || 0;
+    const shape = cores.map((core) => `${core.core}:${wpc(core)}`).join(",");
+    if (shape !== this.shape) {
+      this.shape = shape;
+      this.rows = cores.map((core) => ({
+        cells: Array.from({ length: wpc(core) }, () => el("span")),
+        text: el("span", { class: "muted small" }),
+      }));
+      fill(this.cores, cores.map((core, i) => el("div", { class: "core" },
+        el("span", { class: "core-label", text: `c${core.core}` }),
+        el("span", { class: "cells" }, this.rows[i].cells), this.rows[i].text)));
+    }
+    cores.forEach((core, i) => {
+      const row = this.rows[i];
+      row.cells.forEach((cell, j) => {
+        const look = cellLook(core, j, c.capacity);
+        putClass(cell, look.name);
+        put(cell, look.text);
+        if (cell.title !== look.title) cell.title = look.title;
+      });
+      put(row.text, `${core.active}/${row.cells.length} active · ${num(core.queued)} queued · ` +
+        `${num(core.executing)} running`);
+    });
+  }
 }
 
 export class NodesPanel {
   constructor(actions) {
     this.actions = actions;
-    this.cards = new Map();      // name -> element
+    this.cards = new Map();      // name -> NodeCard
     this.filter = $("#node-state");
     this.group = $("#node-group");
     for (const state of STATES) this.filter.append(el("option", { value: state, text: state }));
@@ -86,12 +133,10 @@ export class NodesPanel {
       if (!Object.hasOwn(nodes, name)) this.cards.delete(name);
     }
     for (const [name, c] of Object.entries(nodes)) {
-      if (changed === null || changed.has(name) || !this.cards.has(name)) {
-        const fresh = card(name, c, this.actions);
-        const old = this.cards.get(name);
-        if (old && old.querySelector("details").open) fresh.querySelector("details").open = true;
-        if (old && old.isConnected) old.replaceWith(fresh);
-        this.cards.set(name, fresh);
+      if (!this.cards.has(name)) this.cards.set(name, new NodeCard(name, this.actions));
+      if (changed === null || changed.has(name) || !this.cards.get(name).shown) {
+        this.cards.get(name).update(c);
+        this.cards.get(name).shown = true;
       }
     }
     const signature = Object.keys(nodes).sort()
@@ -108,14 +153,15 @@ export class NodesPanel {
       .filter((name) => !state || nodes[name].state === state);
     $("#node-count").textContent = `${names.length} of ${Object.keys(nodes).length} nodes`;
     if (!this.group.checked) {
-      fill($("#nodes"), el("div", { class: "cards" }, names.map((n) => this.cards.get(n))));
+      fill($("#nodes"), el("div", { class: "cards" },
+        names.map((n) => this.cards.get(n).element)));
       return;
     }
     const hosts = new Map();
     for (const name of names) {
       const host = nodes[name].host || "?";
       if (!hosts.has(host)) hosts.set(host, []);
-      hosts.get(host).push(this.cards.get(name));
+      hosts.get(host).push(this.cards.get(name).element);
     }
     fill($("#nodes"), [...hosts.entries()].sort(([a], [b]) => a.localeCompare(b))
       .map(([host, cards]) => el("div", { class: "host" },
