@@ -6,7 +6,8 @@
 Starts a whole cluster with ``tokengate up --demo`` (in a temporary state directory), adds a
 load of its own (no-op calls as fast as they go, and a function that fails now and then so
 the Guard House has something to say), logs in with Debian's chromium driven by Playwright
-(never a browser Playwright downloads), waits for the charts to fill and saves the page.
+(never a browser Playwright downloads), drains one node from the page halfway, waits for the
+charts to fill and saves the page.
 """
 
 from __future__ import annotations
@@ -75,7 +76,12 @@ def shoot(info: dict[str, str], out: Path, seconds: float, theme: str) -> None:
         page.fill("#password", info["password"])
         page.click("#login-submit")
         page.wait_for_selector("#live.on", timeout=30_000)
-        time.sleep(seconds)
+        time.sleep(seconds / 2)
+        drain = "article.node:last-of-type button.drain-node"  # one node, from the page
+        page.click(drain)
+        page.fill("#confirm-reason", "kernel update")
+        page.click("#confirm-ok")
+        time.sleep(seconds / 2)
         page.screenshot(path=str(out), full_page=True)
         browser.close()
 
