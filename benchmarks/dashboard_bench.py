@@ -1,10 +1,11 @@
 """Dashboard benchmark: what an open dashboard costs the gateway, and what it pushes.
 
-    python benchmarks/dashboard_bench.py [--pages 2] [--window 8] [--rounds 3] [--quick]
+    python benchmarks/dashboard_bench.py [--pages 2] [--window 8] [--rounds 4] [--quick]
                                          [--no-browser]
 
 A real cluster on this machine (redis-server, gateway, two agents, the dashboard process).
-Windows alternate, in the same run, between no page open (the dashboard then reads nothing)
+Windows alternate (off-on, on-off, ...), in the same run, between no page open (the
+dashboard then reads nothing)
 and ``--pages`` pages open (Socket.IO clients over WebSocket; the dashboard reads the gateway
 once a second and pushes what changed). For each phase it prints the gateway's CPU in both
 kinds of window and the difference (the dashboard's cost), the dashboard process's CPU, the
@@ -64,17 +65,29 @@ def measure(cluster: BenchCluster, pages: list[Page], seconds: float) -> dict[st
     }
 
 
-def alternate(cluster: BenchCluster, pages: int, rounds: int, seconds: float) -> dict[str, Any]:
-    """Windows with no page, then with ``pages`` pages, ``rounds`` times."""
-    off, on = [], []
-    for _ in range(rounds):
-        off.append(measure(cluster, [], seconds))
-        opened = [Page(cluster.url).open() for _ in range(pages)]
-        time.sleep(1.5)  # the full view, then patches
-        on.append(measure(cluster, opened, seconds))
+def _with_pages(cluster: BenchCluster, pages: int, seconds: float) -> dict[str, float]:
+    opened = [Page(cluster.url).open() for _ in range(pages)]
+    time.sleep(1.5)  # the full view, then patches
+    try:
+        return measure(cluster, opened, seconds)
+    finally:
         for page in opened:
             page.close()
         time.sleep(1.5)  # no page: the poller goes quiet
+
+
+def alternate(cluster: BenchCluster, pages: int, rounds: int, seconds: float) -> dict[str, Any]:
+    """Windows with no page and with ``pages`` pages, in the order off-on, on-off, off-on...:
+    a cluster whose throughput drifts during the run (Redis filling with results, other
+    work on the machine) then weighs on both kinds alike."""
+    off, on = [], []
+    for round_ in range(rounds):
+        if round_ % 2 == 0:
+            off.append(measure(cluster, [], seconds))
+            on.append(_with_pages(cluster, pages, seconds))
+        else:
+            on.append(_with_pages(cluster, pages, seconds))
+            off.append(measure(cluster, [], seconds))
     return {"off": off, "on": on}
 
 
@@ -178,7 +191,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=2, help="pages open in 'on' windows")
     parser.add_argument("--window", type=float, default=8.0, help="seconds per window")
-    parser.add_argument("--rounds", type=int, default=3, help="off/on pairs per phase")
+    parser.add_argument("--rounds", type=int, default=4, help="off/on pairs per phase")
     parser.add_argument("--simulated", type=int, default=50, help="simulated agents")
     parser.add_argument("--no-browser", dest="browser", action="store_false")
     parser.add_argument("--quick", action="store_true", help="short windows, one round")
