@@ -5,9 +5,8 @@
 
 A real cluster on this machine (redis-server, gateway, two agents, the dashboard process).
 Windows alternate (off-on, on-off, ...), in the same run, between no page open (the
-dashboard then reads nothing)
-and ``--pages`` pages open (Socket.IO clients over WebSocket; the dashboard reads the gateway
-once a second and pushes what changed). For each phase it prints the gateway's CPU in both
+dashboard then reads nothing) and ``--pages`` pages open (Socket.IO clients over WebSocket;
+the dashboard reads the gateway once a second and pushes what changed). For each phase it prints the gateway's CPU in both
 kinds of window and the difference (the dashboard's cost), the dashboard process's CPU, the
 bytes per second pushed to each page and the largest single push, and the cluster's
 throughput. Phases: two agents idle; two agents at full throughput (a separate process
