@@ -13,6 +13,7 @@ proto:
 	bash scripts/gen_proto.sh
 
 bench:
+	python3 -m benchmarks
 	python3 -m benchmarks.embedded_bench
 	python3 -m benchmarks.seed_suites all
 	python3 benchmarks/cluster_bench.py

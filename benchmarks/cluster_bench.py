@@ -10,10 +10,7 @@ per task; one-at-a-time round-trip latency p50/p99; true speedup (serial time / 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,64 +22,24 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
 import cluster_bench_tasks as bench_tasks  # noqa: E402
-from tokengate.shared.client import ClusterClient  # noqa: E402
-from tokengate.shared.client_config import ClientConfig  # noqa: E402
-from tokengate.shared.redis_server import RedisServer, child_env, free_port  # noqa: E402
 from tokengate.shared.status import describe  # noqa: E402
 
-from tokengate import _backend  # noqa: E402
-from tokengate.cli_up import role_command, split_cpus  # noqa: E402
-
-TOKEN = "bench-token-0123456789abcdef"
+from benchmarks.local_cluster import LocalCluster  # noqa: E402
 
 
-class Cluster:
+class Cluster(LocalCluster):
+    """The cluster of this benchmark: its own Redis, agents that include
+    ``cluster_bench_tasks`` (found on PYTHONPATH as a top-level module, as imported here)."""
+
     def __init__(self, agents: int) -> None:
-        self.redis = RedisServer().start()
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.logdir = Path(tempfile.mkdtemp(prefix="tokengate-bench-"))
-        env = dict(os.environ, TOKENGATE_TOKEN=TOKEN,
-                   PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]))
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.procs["gateway"] = self._spawn("gateway", env, "--listen", self.address,
-                                            "--redis", self.redis.url)
-        self.client = ClusterClient(ClientConfig(address=self.address, token=TOKEN))
-        self.client.ping(timeout=30)
-        cpu_sets = split_cpus(sorted(os.sched_getaffinity(0)), agents)
-        for i in range(1, agents + 1):
-            pin = ["--cpus", cpu_sets[i - 1]] if cpu_sets else []
-            self.procs[f"agent{i}"] = self._spawn("agent", env, "--gateway", self.address,
-                                                  "--name", f"bench{i}", "--include",
-                                                  "cluster_bench_tasks", *pin,
-                                                  name=f"agent{i}")
-        deadline = time.monotonic() + 30
-        while len(describe(self.client.status())["nodes"]) < agents:
-            if time.monotonic() > deadline:
-                raise SystemExit("agents did not register; logs in " + str(self.logdir))
-            time.sleep(0.05)
-        self.client.connect()
-        _backend.install(self.client)
-
-    def _spawn(self, role: str, env: dict[str, str], *args: str,
-               name: str | None = None) -> subprocess.Popen[bytes]:
-        with open(self.logdir / f"{name or role}.log", "wb") as log:
-            return subprocess.Popen(role_command(role, *args), env=child_env(env), stdout=log,
-                                    stderr=subprocess.STDOUT)
+        super().__init__(agents=agents, includes=("cluster_bench_tasks",),
+                         pythonpath=(str(HERE),))
+        self.start()
 
     def processes(self) -> dict[str, psutil.Process]:
-        procs = {name: psutil.Process(p.pid) for name, p in self.procs.items()}
-        procs["redis"] = psutil.Process(self.redis.process.pid)  # type: ignore[union-attr]
+        procs = {name: psutil.Process(pid) for name, pid in self.pids().items()}
         procs["client"] = psutil.Process()
         return procs
-
-    def close(self) -> None:
-        self.client.close()
-        for proc in self.procs.values():
-            proc.terminate()
-        for proc in self.procs.values():
-            proc.wait(10)
-        self.redis.stop()
 
 
 def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:

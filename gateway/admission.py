@@ -31,7 +31,7 @@ from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
 from tokengate.gateway.series import Series
 from tokengate.shared import wire
-from tokengate.shared.errors import GatewayBusy, RedisUnavailable, UnknownTask
+from tokengate.shared.errors import BadRequest, GatewayBusy, RedisUnavailable, UnknownTask
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.tags import Weight
 
@@ -100,11 +100,16 @@ class Admission:
             if error is None and tasks and info is None:
                 error = UnknownTask(f"no agent runs a task named {item.task!r}; agents include "
                                     "only the modules named with --include")
+            try:
+                weight = wire.weight_of(item.weight)  # a bad one is refused, task or not
+                if info is not None and info.weight:
+                    weight = wire.weight_of(info.weight)  # the task's own tags win
+            except BadRequest as exc:
+                error = error or exc
             if error is not None:
                 out.rejected.append(checks.rejection(item.token_id, error))
                 continue
             seen.add(item.token_id)
-            weight = wire.weight_of(info.weight if info and info.weight else item.weight)
             idempotent = not item.not_idempotent and (info is None or info.idempotent)
             item.weight, item.not_idempotent = weight.value, not idempotent
             item.attempt, item.session = 1, conn.session

@@ -19,6 +19,7 @@ from tokengate.gateway.dispatch import Dispatch
 from tokengate.gateway.ledger import AuditEntry, KillOutcome, TokenLedger
 from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
+from tokengate.gateway.views import Views
 from tokengate.shared import wire
 from tokengate.shared.errors import BadRequest, RedisUnavailable, UnknownToken
 from tokengate.shared.rpc import tokengate_pb2 as pb
@@ -45,8 +46,9 @@ class _Waiter:
 
 class Control:
     def __init__(self, ledger: TokenLedger, dispatch: Dispatch, registry: Registry,
-                 results: Results) -> None:
+                 results: Results, views: Views) -> None:
         self.ledger = ledger
+        self.views = views
         self.dispatch = dispatch
         self.registry = registry
         self.results = results
@@ -142,6 +144,14 @@ class Control:
             waiter.done.wait(max(0.0, deadline - time.monotonic()))
         return {name: waiter.reply for name, waiter in waiters.items()}
 
+    def _holder(self, quarantine_id: str) -> str:
+        """The node whose quarantine lists this call (agents report theirs every second)."""
+        for call in self.views.guards().quarantine:
+            if call.id == quarantine_id:
+                return call.node
+        raise BadRequest(f"no connected agent lists a quarantined call {quarantine_id!r}; "
+                         "name its node")
+
     def reenable(self, function: str, actor: str = "") -> pb.ControlReply:
         bounded("the function name", function, MAX_TARGET)
         bounded("the actor", actor, MAX_ACTOR)
@@ -162,9 +172,11 @@ class Control:
         bounded("the actor", actor, MAX_ACTOR)
         if action not in ("replay", "drop"):
             raise BadRequest(f"quarantine action {action[:40]!r}: use replay or drop")
-        conns = [c for c in self.registry.connected() if not node or c.name == node]
-        if node and not conns:
-            raise BadRequest(f"no agent named {node[:MAX_TARGET]!r}; see tokengate status")
+        node = node or self._holder(quarantine_id)
+        conns = [c for c in self.registry.connected() if c.name == node]
+        if not conns:
+            raise BadRequest(f"no agent named {node[:MAX_TARGET]!r} is connected; see "
+                             "tokengate status")
         replies = self._ask(conns, f"quarantine_{action}", quarantine_id)
         done = [(name, r) for name, r in replies.items() if r is not None and r.ok]
         if done:

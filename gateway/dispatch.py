@@ -96,9 +96,10 @@ class Dispatch:
             return credit.snapshot() if credit is not None else {}
 
     def saturated(self, name: str) -> bool:
+        """The agent can take none of what waits (or nothing at all, when nothing waits)."""
         with self._lock:
             credit = self._book.get(name)
-            return credit is not None and placement.saturated(credit)
+            return credit is not None and placement.saturated(credit, self._waiting)
 
     # -- drains (control calls these) ----------------------------------------------------------
 
@@ -211,13 +212,15 @@ class Dispatch:
     def _loop(self) -> None:
         last_sync = 0.0
         while not self._stopping.is_set():
-            self._kick.wait(timeout=SYNC_EVERY)
+            kicked = self._kick.wait(timeout=SYNC_EVERY)
             self._kick.clear()
             try:
                 if time.monotonic() - last_sync > SYNC_EVERY:
                     self.sync()
                     last_sync = time.monotonic()
-                while self._round() and not self._stopping.is_set():
+                # A quiet second: any credit counts, so an agent whose capacity no longer
+                # grows (every worker stuck) still gets its last free slots filled.
+                while self._round(eager=not kicked) and not self._stopping.is_set():
                     pass
             except RedisUnavailable as exc:
                 logger.error("dispatch paused: %s", exc)
@@ -225,7 +228,7 @@ class Dispatch:
             except TokenGateError:
                 logger.exception("dispatch round failed")
 
-    def _round(self) -> bool:
+    def _round(self, eager: bool = False) -> bool:
         progress = False
         for weight in placement.WEIGHTS:
             with self._lock:
@@ -233,7 +236,7 @@ class Dispatch:
                 if want <= 0:
                     continue
                 eligible = self._eligible()
-                ready = placement.ready(want, weight, self._book, eligible)
+                ready = placement.ready(1 if eager else want, weight, self._book, eligible)
                 plan = placement.split(want, weight, self._book, ready)
                 conns = {name: self._conns[name] for name in plan}
                 self._waiting[weight] -= sum(plan.values())

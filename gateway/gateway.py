@@ -44,8 +44,8 @@ class Gateway:
         self.registry = Registry(config, ledger, self.dispatch, self.results)
         self.admission = Admission(config, ledger, self.dispatch, self.results, self.registry,
                                    self.series)
-        self.control = Control(ledger, self.dispatch, self.registry, self.results)
         self.views = Views(ledger, self.dispatch, self.registry, self.results, self.series)
+        self.control = Control(ledger, self.dispatch, self.registry, self.results, self.views)
         self.lost_lease = threading.Event()  # set when another gateway took the prefix
 
     def start(self, lease_wait: float | None = None) -> Gateway:

@@ -18,7 +18,8 @@ final_state = wire.final_state
 
 
 def check_item(item: pb.TaskItem, *, max_payload: int, allow_pickle: bool) -> TokenGateError | None:
-    """The error to answer a submitted item with, or None when it may be admitted."""
+    """The error to answer a submitted item with, or None when it may be admitted (its
+    weight is checked by :func:`tokengate.shared.wire.weight_of`, which screening calls)."""
     if not item.token_id or len(item.token_id) > MAX_ID_LENGTH:
         return BadRequest(f"token_id must be 1-{MAX_ID_LENGTH} characters")
     module, _, qualname = item.task.partition(":")
@@ -27,10 +28,6 @@ def check_item(item: pb.TaskItem, *, max_payload: int, allow_pickle: bool) -> To
                           f"'module:qualname' of at most {MAX_NAME_LENGTH} characters")
     if len(item.operation_type) > MAX_NAME_LENGTH:
         return BadRequest(f"operation_type is longer than {MAX_NAME_LENGTH} characters")
-    try:
-        wire.weight_of(item.weight)
-    except BadRequest as exc:
-        return exc
     if item.codec == pb.PICKLE and not allow_pickle:
         return BadArguments("pickle-coded calls are refused: the gateway did not allow pickle")
     if item.codec not in (pb.MSGPACK, pb.PICKLE):

@@ -108,6 +108,8 @@ def ready(want: int, weight: Weight, book: Book, eligible: Iterable[str]) -> lis
     return out
 
 
-def saturated(credit: AgentCredit) -> bool:
-    """No credit left for any weight."""
-    return all(credit.available(w) == 0 for w in WEIGHTS)
+def saturated(credit: AgentCredit, waiting: Mapping[Weight, int] | None = None) -> bool:
+    """No credit for any weight that has tokens waiting; with none waiting (or ``waiting``
+    not given), no credit for any weight at all."""
+    wanted = [w for w in WEIGHTS if waiting and waiting.get(w, 0) > 0] or list(WEIGHTS)
+    return all(credit.available(w) == 0 for w in wanted)

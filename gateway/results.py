@@ -16,10 +16,11 @@ out on one path only.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Sequence
 
 from tokengate.gateway import items
@@ -32,7 +33,19 @@ from tokengate.shared.rpc import tokengate_pb2 as pb
 logger = logging.getLogger(__name__)
 
 RECENT = 200  # outcomes kept for the executions feed
-FEED_TEXT_LIMIT = 512  # characters of an error message the feed keeps
+FEED_TEXT_LIMIT = 512  # characters of an error message the feed shows
+FEED_KEEP_BYTES = 4096  # larger outcomes are kept in the feed without their payload
+
+
+def brief(result: pb.ResultItem) -> pb.ResultItem:
+    """An outcome as the feed shows it: no payload, traceback or session id."""
+    out = pb.ResultItem()
+    out.CopyFrom(result)
+    out.ClearField("payload")
+    out.ClearField("traceback")
+    out.ClearField("session")
+    out.error_message = out.error_message[:FEED_TEXT_LIMIT]
+    return out
 
 
 class Results:
@@ -42,7 +55,8 @@ class Results:
         self._lock = threading.Lock()
         self._sessions: dict[str, ClientConn] = {}
         self._watches: dict[str, ClientConn] = {}
-        self._storing: Counter[str] = Counter()
+        self._storing: dict[int, frozenset[str]] = {}  # frame -> ids being stored now
+        self._frames = itertools.count()
         self._recent: deque[pb.ResultItem] = deque(maxlen=RECENT)
 
     # -- sessions ------------------------------------------------------------------------------
@@ -73,9 +87,9 @@ class Results:
         """
         outcomes = [Outcome(r.token_id, items.final_state(r.state), r.attempt,
                             r.SerializeToString()) for r in results]
-        ids = [o.token_id for o in outcomes]
+        frame = next(self._frames)
         with self._lock:
-            self._storing.update(ids)
+            self._storing[frame] = frozenset(o.token_id for o in outcomes)
         try:
             applied = self.ledger.complete(agent.name, outcomes)
             stored = [r for r, a in zip(results, applied, strict=True) if a.applied]
@@ -83,10 +97,7 @@ class Results:
                 self._push(stored)
         finally:
             with self._lock:
-                self._storing.subtract(ids)
-                for token_id in ids:
-                    if self._storing[token_id] <= 0:
-                        del self._storing[token_id]
+                del self._storing[frame]
         if len(stored) < len(results):
             logger.info("agent %s: %d stale outcomes ignored (not its tokens, or not this "
                         "attempt, any more)", agent.name, len(results) - len(stored))
@@ -128,22 +139,21 @@ class Results:
             conn.send(results=batch)  # from one agent frame: frame-sized already
 
     def _remember(self, results: Sequence[pb.ResultItem]) -> None:
-        """Feed the executions list, without payloads or tracebacks."""
-        briefs = []
+        """Feed the executions list; a large outcome is kept without its payload (the views
+        strip the rest when they show it)."""
+        kept = []
         for result in results[-RECENT:]:
-            brief = pb.ResultItem()
-            brief.CopyFrom(result)
-            brief.ClearField("payload")
-            brief.ClearField("traceback")
-            brief.ClearField("session")
-            brief.error_message = brief.error_message[:FEED_TEXT_LIMIT]
-            briefs.append(brief)
+            if len(result.payload) + len(result.traceback) > FEED_KEEP_BYTES:
+                result = brief(result)
+            kept.append(result)
         with self._lock:
-            self._recent.extend(briefs)
+            self._recent.extend(kept)
 
-    def recent(self) -> list[pb.ResultItem]:
+    def recent(self, limit: int = RECENT) -> list[pb.ResultItem]:
+        """The newest outcomes (oldest first), without payloads, tracebacks or session ids."""
         with self._lock:
-            return list(self._recent)
+            kept = list(self._recent)[-limit:]
+        return [brief(result) for result in kept]
 
     # -- watches -------------------------------------------------------------------------------
 
@@ -181,7 +191,7 @@ class Results:
         """Rejections, outcomes to send now, and ids to watch for their push."""
         rejected, ready, pending = [], [], []
         with self._lock:
-            storing = set(self._storing)
+            storing = frozenset().union(*self._storing.values())
         for token_id, record in zip(ids, records, strict=True):
             if record is None:
                 rejected.append(items.rejection(token_id, UnknownToken(
@@ -206,8 +216,8 @@ class Results:
             if record is None or not record.state.is_final:
                 continue
             with self._lock:
-                if record.token_id in self._storing or \
-                        self._watches.get(record.token_id) is not conn:
+                storing = any(record.token_id in ids for ids in self._storing.values())
+                if storing or self._watches.get(record.token_id) is not conn:
                     continue  # the push has it
                 del self._watches[record.token_id]
             result = items.result_from_record(record)

@@ -78,7 +78,7 @@ class Views:
             reply.nodes.append(self._node(conn, inflight.get(conn.name, 0),
                                           executing.get(conn.name, 0),
                                           drain.nodes.get(conn.name, drain.cluster)))
-        reply.recent.extend(self.results.recent()[-100:])
+        reply.recent.extend(self.results.recent(100))
         if drain.cluster is None:
             reply.state = "RUNNING"
         else:
@@ -93,8 +93,6 @@ class Views:
             state = "DISCONNECTED"
         elif drain is not None:
             state = "DRAINING" if inflight else "DRAINED"
-        elif conn.stuck:
-            state = "STUCK"
         elif self.dispatch.saturated(conn.name):
             state = "SATURATED"
         else:

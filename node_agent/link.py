@@ -118,18 +118,19 @@ def task_info(spec: TaskSpec) -> pb.TaskInfo:
 
 
 class _StartReporter:
-    """Scheduler observer: puts a token's start on the outbox (the sender reports it only if
-    the token still runs a few milliseconds later)."""
+    """Scheduler observer: records a token's start for the sender, which reports it if the
+    token still runs a few milliseconds later (no wake-up: the next frame carries it)."""
 
     def __init__(self, link: AgentLink) -> None:
-        self._link = link
+        self._held = link._held
+        self._starts = link._starts
 
     def on_start(self, token: TaskToken) -> None:
-        held = self._link._held.get(token.token_id)
+        held = self._held.get(token.token_id)
         if held is not None and held.token is token:
-            self._link._outbox.put(box.Began(token, pb.Started(
+            self._starts[token.token_id] = (token, pb.Started(
                 token_id=token.token_id, attempt=held.attempt, core=token.core_id or 0,
-                worker=token.worker_id or "", started_at=time.time())))
+                worker=token.worker_id or "", started_at=time.time()))
 
 
 class AgentLink:
@@ -150,9 +151,10 @@ class AgentLink:
         self._lease_seconds = 0.0
         self._stop = threading.Event()
         self._held: dict[str, Held] = {}
+        self._starts: box.Starts = {}
         self._outbox: queue.SimpleQueue[box.Message] = queue.SimpleQueue()
         self._send_lock = threading.Lock()  # guards _sender and _generation
-        self._sender = box.Sender(self._capacity, status, snapshot_every=1.0)
+        self._sender = box.Sender(self._capacity, status, self._starts, snapshot_every=1.0)
         self._generation = 0
         self._received = 0
         self._call: Any = None
@@ -386,8 +388,7 @@ class AgentLink:
         outbox, heartbeat = self._outbox, self.config.heartbeat_interval
         while True:
             try:
-                messages: list[box.Message] = [
-                    outbox.get(timeout=self._sender.wait_time(heartbeat))]
+                messages: list[box.Message] = [outbox.get(timeout=heartbeat)]
             except queue.Empty:
                 messages = []
             size = sum(box.message_bytes(m) for m in messages)

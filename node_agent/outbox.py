@@ -1,13 +1,16 @@
 """What the agent's link sends up, as typed messages, and the sender that frames them.
 
 Any thread puts messages on the link's outbox (a ``SimpleQueue``): workers put
-:class:`Finished` and :class:`Began`, the link thread :class:`Acked` and
-:class:`CreditsDue`, the command thread :class:`Replied`. The sender, which runs on the
-current stream's gRPC request thread, turns each batch it drains into at most one frame.
+:class:`Finished`, the link thread :class:`Acked` and :class:`CreditsDue`, the command
+thread :class:`Replied`. The sender, which runs on the current stream's gRPC request thread,
+turns each batch it drains into at most one frame. Starts are not messages: a worker records
+its token's start in the link's ``starts`` map (no wake-up), and the sender reports those
+still running ``START_LINGER`` after they began, with whatever frame it sends next (at the
+latest the next heartbeat).
 
 :class:`Sender` is the sender's state (sequence numbers, the frames with results the gateway
-has not stored yet, when each frame left, starts not yet reported); it is guarded by the
-link's ``_send_lock`` and belongs to one stream generation at a time.
+has not stored yet, when each frame left); it is guarded by the link's ``_send_lock`` and
+belongs to one stream generation at a time.
 """
 
 from __future__ import annotations
@@ -37,12 +40,6 @@ class Finished:
 
 
 @dataclass(frozen=True, slots=True)
-class Began:
-    token: Any  # the TaskToken, to tell later whether it still runs
-    report: pb.Started
-
-
-@dataclass(frozen=True, slots=True)
 class Replied:
     reply: pb.CommandReply
 
@@ -67,7 +64,8 @@ class Wake:
     """Nothing to send: wake the sender (a stream ended, or we stop)."""
 
 
-Message = Finished | Began | Replied | Acked | CreditsDue | Leaving | Wake
+Message = Finished | Replied | Acked | CreditsDue | Leaving | Wake
+Starts = dict[str, tuple[Any, pb.Started]]  # token id -> (the TaskToken, its start)
 
 
 def message_bytes(message: Message) -> int:
@@ -91,9 +89,11 @@ class Sender:
     """The state of the frames going up one stream (see the module docstring)."""
 
     def __init__(self, capacity: Callable[[], tuple[int, dict[Weight, int]]],
-                 status: Callable[[], dict[str, Any]], snapshot_every: float = 1.0) -> None:
+                 status: Callable[[], dict[str, Any]], starts: Starts,
+                 snapshot_every: float = 1.0) -> None:
         self._capacity = capacity   # () -> (received, free per weight), read in that order
         self._status = status
+        self._starts = starts       # written by workers, taken here (single dict operations)
         self._snapshot_every = snapshot_every
         self.unacked: dict[int, list[pb.ResultItem]] = {}
         self.sent_at: dict[int, float] = {}
@@ -102,7 +102,6 @@ class Sender:
         self.stuck = 0
         self.leaving = False
         self.reported = Capacity()
-        self._starts: list[Began] = []
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -119,7 +118,6 @@ class Sender:
         self.unacked.clear()
         self.sent_at.clear()
         self.seq = 0
-        self._starts.clear()
         self.reported = self._measure()
         frames = [pb.AgentFrame(hello=hello, seq=self.next_seq(),
                                 credits=wire.credit_messages(self.reported.free))]
@@ -135,13 +133,6 @@ class Sender:
         received, free = self._capacity()
         return Capacity(dict(free), received)
 
-    def wait_time(self, heartbeat: float) -> float:
-        """How long the sender may sleep: until a start is due, or the next heartbeat."""
-        if not self._starts:
-            return heartbeat
-        due = self._starts[0].report.started_at + START_LINGER - time.time()
-        return max(0.0, min(heartbeat, due))
-
     def frame(self, messages: list[Message], acked: Callable[[list[pb.ResultItem]], None],
               ) -> pb.AgentFrame | None:
         """Turn one batch of outbox messages into at most one frame."""
@@ -153,8 +144,6 @@ class Sender:
             if isinstance(message, Finished):
                 results.append(message.item)
                 freed[message.weight] += 1
-            elif isinstance(message, Began):
-                self._starts.append(message)
             elif isinstance(message, Replied):
                 frame.replies.append(message.reply)
             elif isinstance(message, Acked):
@@ -182,17 +171,16 @@ class Sender:
         return frame
 
     def _add_starts(self, frame: pb.AgentFrame, finishing: set[str]) -> None:
+        """Report the starts of tokens still running START_LINGER after they began."""
         if not self._starts:
             return
-        now, keep = time.time(), []
-        for began in self._starts:
-            if began.token.done() or began.report.token_id in finishing:
-                continue
-            if began.report.started_at + START_LINGER <= now:
-                frame.started.append(began.report)
-            else:
-                keep.append(began)
-        self._starts = keep
+        due = time.time() - START_LINGER
+        for token_id, (token, report) in list(self._starts.items()):
+            if token.done() or token_id in finishing:
+                self._starts.pop(token_id, None)
+            elif report.started_at <= due:
+                frame.started.append(report)
+                self._starts.pop(token_id, None)
 
     def _add_snapshot(self, frame: pb.AgentFrame) -> bool:
         """Once a second, the status snapshot rides along; True if it did."""

@@ -322,13 +322,21 @@ class ClusterClient:
 def _frames(stream: queue.SimpleQueue[Any],
             take_received: Callable[[], list[str]]) -> Iterator[pb.ClientFrame]:
     """The request side of a session: whatever is queued becomes one frame, with the ids of
-    the results received so far (those wait up to RECEIVED_LINGER for a call to ride with)."""
+    the results received so far (those wait up to RECEIVED_LINGER for a call to ride with).
+
+    A receipt marker is never a call: two replies can queue two markers back to back (the
+    first one's receipts already left with a frame of calls), and handing the second to
+    ``_fill`` as a TaskItem made protobuf raise inside gRPC's request iterator, which ended
+    the session ("Exception iterating requests!") and resent every unfinished call.
+    """
     while True:
         first = stream.get()
         if first is _RECEIVED:
             try:
                 first = stream.get(timeout=RECEIVED_LINGER)
             except queue.Empty:
+                first = _RECEIVED
+            if first is _RECEIVED:  # nothing to ride with (or another marker): send them now
                 received = take_received()
                 if received:
                     yield pb.ClientFrame(received=received)

@@ -15,6 +15,7 @@ from tokengate.shared import errors
 
 STATUS_OF: dict[type[errors.TokenGateError], grpc.StatusCode] = {
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
     errors.BadArguments: grpc.StatusCode.INVALID_ARGUMENT,
     errors.UnknownTask: grpc.StatusCode.NOT_FOUND,

@@ -30,6 +30,56 @@ def _cmd_topology(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark harness of the source checkout this package was installed from."""
+    harness = _find_harness()
+    argv = [flag for flag, on in (("--quick", args.quick), ("--smoke", args.smoke),
+                                  ("--no-report", args.no_report)) if on]
+    for flag, value in (("--only", args.only), ("--workloads", args.workloads),
+                        ("--json", args.json), ("--report", args.report)):
+        if value:
+            argv += [flag, value]
+    return int(harness.main(argv))
+
+
+def _find_harness():  # -> the benchmarks.harness module
+    """``benchmarks/`` is not installed with the package: it is found beside the
+    ``tokengate`` package of a source checkout (an editable install), or not at all."""
+    import importlib
+    from pathlib import Path
+
+    from tokengate.shared.errors import ConfigurationError
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "benchmarks" / "harness.py").is_file():
+        raise ConfigurationError(
+            f"tokengate bench needs the benchmarks/ folder of a source checkout beside the "
+            f"package (looked in {root}); clone the repository, pip install -e '.[bench]', "
+            f"and run it there (or python -m benchmarks)")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    harness = importlib.import_module("benchmarks.harness")
+    if Path(harness.__file__).resolve().parent != root / "benchmarks":
+        raise ConfigurationError(f"another 'benchmarks' package shadows TokenGate's: "
+                                 f"{harness.__file__}")
+    return harness
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="benchmarks against the peers installed, one "
+                                "run (a source checkout's benchmarks/; python -m benchmarks)")
+    size = bench.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller sizes (under 3 minutes)")
+    size.add_argument("--smoke", action="store_true", help="tiny sizes (figures meaningless)")
+    bench.add_argument("--only", help="systems, comma-separated (python -m benchmarks --help "
+                       "lists them)")
+    bench.add_argument("--workloads", help="W1..W6, comma-separated")
+    bench.add_argument("--json", help="results file (default benchmarks/results/latest.json)")
+    bench.add_argument("--report", help="Markdown report (default docs/benchmarks.md)")
+    bench.add_argument("--no-report", action="store_true", help="no report or charts")
+    bench.set_defaults(handler=_cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokengate", description=__doc__)
     parser.add_argument("-v", "--verbose", action="count", default=0,
@@ -47,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tokengate.cli_cluster import add_cluster_commands
 
     add_cluster_commands(commands)
+    _add_bench(commands)
     return parser
 
 

@@ -165,7 +165,8 @@ class MemoryLedger:
                 if record[F.STATE] == S[TokenState.EXECUTING]:
                     self._executing[agent] -= 1
                 record.update({F.STATE: S[o.state], F.RESULT: o.result, F.FINISHED_AT: now})
-                record.pop(F.ITEM, None)
+                if o.state is not TokenState.FAILED:
+                    record.pop(F.ITEM, None)  # a failed call's arguments stay, for its detail
                 record.pop(F.AGENT, None)
                 self._inflight.get(agent, set()).discard(o.token_id)
                 self._counts[o.state.value] += 1
@@ -187,7 +188,6 @@ class MemoryLedger:
                 record.update({F.STATE: S[TokenState.FAILED], F.ERROR_TYPE: b"AgentLost",
                                F.ERROR_MESSAGE: _b(policy.message),
                                F.FINISHED_AT: _b(time.time())})
-                record.pop(F.ITEM, None)
                 record.pop(F.AGENT, None)
                 into.failed.append(LostToken(token_id, attempt, record[F.SESSION].decode()))
                 return

@@ -167,8 +167,11 @@ class QuarantineStore:
             "saved_this_run": self.saved,
             "on_disk": len(paths),
             "recent": [
-                {"id": rec.quarantine_id, "task": rec.task,
-                 "deviation_percent": rec.deviation_percent, "replayable": rec.replayable}
+                {"id": rec.quarantine_id, "task": rec.task, "operation_type": rec.operation_type,
+                 "deviation_percent": rec.deviation_percent, "replayable": rec.replayable,
+                 "reason": rec.reason, "timestamp": rec.timestamp,
+                 "args_summary": ", ".join([*rec.args_summary,
+                                            *(f"{k}={v}" for k, v in rec.kwargs_summary.items())])}
                 for rec in self._read(newest)
             ],
         }

@@ -73,7 +73,7 @@ def guard_panels(guards: Any, recent: int = RECENT_EXECUTIONS) -> dict[str, Any]
         "recent_executions": [record.to_dict() for record in guards.history.recent(recent)],
         "history": {"capacity": guards.history.capacity, "recorded": guards.history.total},
         "quarantine": {"enabled": guards.config.spike_detection,
-                       **guards.quarantine.snapshot(), **guards.spikes.snapshot()},
+                       **guards.quarantine.snapshot(recent=25), **guards.spikes.snapshot()},
         "overflow": guards.overflow.snapshot() if guards.overflow else {"enabled": False},
         "convergence": (guards.convergence.snapshot() if guards.convergence
                         else {"enabled": False}),

@@ -1,7 +1,8 @@
 -- complete.lua: the final outcome of one attempt each, reported by the agent that held them.
 -- ADMITTED or EXECUTING -> COMPLETED | FAILED; ADMITTED -> KILLED (killed before it started).
 --
--- Keys: $K_TOKEN<id> (gains $F_RESULT, loses $F_ITEM), $K_INFLIGHT<agent>, $K_COUNTS,
+-- Keys: $K_TOKEN<id> (gains $F_RESULT; loses $F_ITEM unless FAILED: a failed call's
+-- arguments stay, for its detail), $K_INFLIGHT<agent>, $K_COUNTS,
 -- $K_GAUGES (lib.lua).
 -- ARGV[1] prefix, ARGV[2] agent, ARGV[3] result ttl seconds, ARGV[4] now,
 -- ARGV[5] msgpack array of [id, state, attempt, result bytes].
@@ -18,7 +19,8 @@ for i, it in ipairs(cmsgpack.unpack(ARGV[5])) do
   if ok and state == '$KILLED' and t[1] ~= '$ADMITTED' then ok = false end
   if ok then
     redis.call('HSET', key, '$F_STATE', state, '$F_RESULT', result, '$F_FINISHED_AT', now)
-    redis.call('HDEL', key, '$F_ITEM', '$F_AGENT')
+    redis.call('HDEL', key, '$F_AGENT')
+    if state ~= '$FAILED' then redis.call('HDEL', key, '$F_ITEM') end
     redis.call('EXPIRE', key, ttl)
     redis.call('SREM', p .. '$K_INFLIGHT' .. agent, id)
     if t[1] == '$EXECUTING' then wasexec = wasexec + 1 end

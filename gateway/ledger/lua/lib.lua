@@ -46,7 +46,7 @@ local function give_back(p, id, agent, mode, maxa, ttl, message, now)
     if t[4] == '0' or rule == '0' or attempt >= maxa then
       redis.call('HSET', key, '$F_STATE', '$FAILED', '$F_ERROR_TYPE', 'AgentLost',
                  '$F_ERROR_MESSAGE', message, '$F_FINISHED_AT', now)
-      redis.call('HDEL', key, '$F_ITEM', '$F_AGENT')
+      redis.call('HDEL', key, '$F_AGENT')
       redis.call('EXPIRE', key, ttl)
       return 'failed', attempt, t[7] or ''
     end

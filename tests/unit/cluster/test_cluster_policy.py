@@ -9,11 +9,12 @@ from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.items import check_item, result_from_record
 from tokengate.gateway.ledger import TokenRecord
 from tokengate.gateway.ledger.schema import Field
-from tokengate.shared import codec
+from tokengate.shared import codec, wire
 from tokengate.shared.auth import call_metadata, is_loopback, token_matches
 from tokengate.shared.errors import (
     AgentLost,
     BadArguments,
+    BadRequest,
     ConfigurationError,
     PayloadTooLarge,
     TaskFailed,
@@ -85,9 +86,11 @@ def test_ready_sends_at_once_when_idle_and_coalesces_under_load(available, want,
     assert (placement.ready(want, Weight.LIGHT, credits, ["a"]) == ["a"]) is ready
 
 
-def test_saturated_means_no_credit_for_any_weight():
+def test_saturated_means_it_can_take_none_of_what_waits():
     credits = book(a={"heavy": 1, "medium": 0, "light": 0})
     assert not placement.saturated(credits["a"])
+    assert placement.saturated(credits["a"], {Weight.LIGHT: 5}), "only light waits"
+    assert not placement.saturated(credits["a"], {Weight.HEAVY: 1, Weight.LIGHT: 5})
     placement.assign([Weight.HEAVY], credits, ["a"])
     assert placement.saturated(credits["a"])
 
@@ -102,7 +105,6 @@ def _item(**fields):
     ({}, None),
     ({"weight": ""}, None),
     ({"weight": "HEAVY"}, None),
-    ({"weight": "huge"}, "BadRequest"),
     ({"token_id": ""}, "BadRequest"),
     ({"token_id": "x" * 201}, "BadRequest"),
     ({"task": "nocolon"}, "BadRequest"),
@@ -113,6 +115,17 @@ def _item(**fields):
 def test_admission_checks(fields, error):
     found = check_item(_item(**fields), max_payload=100, allow_pickle=False)
     assert (type(found).__name__ if found else None) == error
+
+
+@pytest.mark.parametrize("text, weight", [("", Weight.MEDIUM), ("HEAVY", Weight.HEAVY),
+                                          (" light ", Weight.LIGHT)])
+def test_weights_have_one_spelling_on_the_wire(text, weight):
+    assert wire.weight_of(text) is weight
+
+
+def test_an_unknown_weight_names_the_valid_ones():
+    with pytest.raises(BadRequest, match="heavy, medium, light"):
+        wire.weight_of("huge")
 
 
 def _record(**fields: bytes) -> TokenRecord:
