@@ -6,13 +6,14 @@
 A real cluster on this machine (redis-server, gateway, two agents, the dashboard process).
 Windows alternate (off-on, on-off, ...), in the same run, between no page open (the
 dashboard then reads nothing) and ``--pages`` pages open (Socket.IO clients over WebSocket;
-the dashboard reads the gateway once a second and pushes what changed). For each phase it prints the gateway's CPU in both
-kinds of window and the difference (the dashboard's cost), the dashboard process's CPU, the
-bytes per second pushed to each page and the largest single push, and the cluster's
-throughput. Phases: two agents idle; two agents at full throughput (a separate process
-submitting no-op tasks without pause); then 50 simulated agents more (AgentLink streams with
-a real agent's snapshot that changes every second: the worst case) at full throughput, with
-one real chromium page whose CPU and drawing time are measured too.
+the dashboard reads the gateway once a second and pushes what changed). For each phase it
+prints the gateway's CPU in both kinds of window and the difference (the dashboard's cost),
+the dashboard process's CPU, the bytes per second pushed to each page and the largest
+single push, and the cluster's throughput; then the gateway's CPU per read, one kind at a
+time. Phases: two agents idle; two agents at full throughput (a separate process submitting
+no-op tasks without pause); then 50 simulated agents more (AgentLink streams with a real
+agent's snapshot that changes every second: the worst case) at full throughput, with one
+real chromium page whose CPU and drawing time are measured too.
 
 Targets (issue 9): under 2 % of a core on the gateway at one push a second with two agents;
 a bounded payload per push with 50 agents (here: under 64 KiB, and under 100 KB/s per page;
