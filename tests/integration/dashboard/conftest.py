@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-CLUSTER_DIR = HERE.parent / "cluster"
-ROOT_DIR = HERE.parents[2]
+DASH_DIR = Path(__file__).resolve().parent
+CLUSTER_DIR = DASH_DIR.parent / "cluster"
+ROOT_DIR = DASH_DIR.parents[2]
 
 
 def _load_cluster_helpers() -> Any:
@@ -32,6 +32,11 @@ def _load_cluster_helpers() -> Any:
 
 
 cluster_fixtures = _load_cluster_helpers()
+# Whichever conftest pytest imported last is the module ``conftest``; the cluster tests'
+# helpers import names from it while they run, so this one offers the cluster's names too
+# (the cluster's fixtures included: redis_url, make_cluster, shared_cluster).
+globals().update({name: value for name, value in vars(cluster_fixtures).items()
+                  if not name.startswith(("_", "pytest_")) and name not in globals()})
 redis_url = cluster_fixtures.redis_url  # the session's redis-server fixture
 Cluster = cluster_fixtures.Cluster
 TOKEN = cluster_fixtures.TOKEN
@@ -120,7 +125,7 @@ def open_page(dashboard: Any, http: Any, **options: Any) -> Any:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if HERE in Path(str(item.fspath)).parents:
+        if DASH_DIR in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
 
 
