@@ -17,6 +17,7 @@ bench:
 	python3 -m benchmarks.embedded_bench
 	python3 -m benchmarks.seed_suites all
 	python3 benchmarks/cluster_bench.py
+	python3 benchmarks/dashboard_bench.py
 
 demo:
 	tokengate demo

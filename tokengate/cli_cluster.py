@@ -1,4 +1,4 @@
-"""``tokengate gateway|agent|up|status|drain|resume|kill``: the cluster's commands.
+"""``tokengate gateway|agent|up|status|drain|resume|kill|dashboard|top``: the cluster's commands.
 
 ``add_cluster_commands(subparsers)`` plugs them into ``tokengate``'s parser; this module also
 runs alone (``python -m tokengate.cli_cluster ...``), which is how ``tokengate up`` starts
@@ -182,11 +182,15 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_cluster_commands(commands: Any) -> None:
-    """Add gateway, agent, up, status, drain, resume and kill to ``tokengate``'s parser."""
+    """Add gateway, agent, up, status, drain, resume, kill, dashboard and top to
+    ``tokengate``'s parser."""
+    from tokengate.cli_dashboard import add_dashboard_commands
+
     _add_gateway(commands)
     _add_agent(commands)
     _add_up(commands)
     _add_operator_commands(commands)
+    add_dashboard_commands(commands)
 
 
 def _add_gateway(commands: Any) -> None:
@@ -234,7 +238,8 @@ def _add_agent(commands: Any) -> None:
 
 
 def _add_up(commands: Any) -> None:
-    up = commands.add_parser("up", help="one machine: embedded Redis, gateway and agents")
+    up = commands.add_parser("up", help="one machine: embedded Redis, gateway, agents and "
+                             "the dashboard")
     up.add_argument("--agents", type=int, default=2, help="agent processes (default 2)")
     up.add_argument("--port", type=int, default=50051, help="gateway port (0: any free port)")
     up.add_argument("--redis", help="use this Redis instead of starting one")
@@ -244,6 +249,10 @@ def _add_up(commands: Any) -> None:
                     "(default ./.tokengate)")
     up.add_argument("--heartbeat-timeout", type=float, default=5.0)
     up.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
+    up.add_argument("--dashboard-port", type=int, default=8080, help="the dashboard's port on "
+                    "127.0.0.1 (default 8080, or any free one if taken; 0: any)")
+    up.add_argument("--demo", action="store_true", help="keep a mixed workload running (the "
+                    "seed's operations, tokengate.workloads) so every panel moves")
     up.set_defaults(handler=cmd_up)
 
 

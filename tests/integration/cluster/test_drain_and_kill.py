@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cluster_tasks  # noqa: F401 - registers the tasks
 import pytest
-from conftest import wait_until
+from conftest import HEARTBEAT_TIMEOUT, wait_until
 from tokengate.shared.errors import TokenKilled
 from tokengate.shared.lifecycle import TokenState
 
@@ -115,7 +115,6 @@ def test_a_full_gateway_pushes_back_and_nothing_is_lost(make_cluster):
 def test_a_long_drain_never_looks_like_agent_loss(shared_cluster):
     import time
 
-    from conftest import HEARTBEAT_TIMEOUT
     client = shared_cluster.client()
     client.drain(reason="long")
     try:

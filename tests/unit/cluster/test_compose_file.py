@@ -60,5 +60,18 @@ def test_agents_reach_the_gateway_service_and_the_gateway_has_credentials(compos
 def test_dockerfile_runs_the_tokengate_entry_point():
     text = (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["tokengate"]' in text
-    for package in ("shared", "gateway", "node_agent", "tokengate"):
+    for package in ("shared", "gateway", "node_agent", "dashboard", "tokengate"):
         assert f"COPY {package} ./{package}" in text
+        assert (ROOT / package / "__init__.py").exists()
+
+
+def test_the_dashboard_service_reads_the_gateway_and_is_published_on_loopback(compose):
+    service = compose["services"]["dashboard"]
+    args = build_parser().parse_args(service["command"])
+    assert args.gateway == "gateway:50051" and args.listen.startswith("0.0.0.0:")
+    port = args.listen.rpartition(":")[2]
+    assert service["ports"] == [f"127.0.0.1:{port}:{port}"]
+    env = service["environment"]
+    assert env["TOKENGATE_DASHBOARD_PASSWORD"] and env["TOKENGATE_TOKEN"]
+    raw = (ROOT / "docker-compose.yml").read_text()
+    assert "TOKENGATE_DASHBOARD_PASSWORD: ${TOKENGATE_DASHBOARD_PASSWORD:?" in raw

@@ -1,0 +1,210 @@
+"""The view model: plain data of every panel, built from what the gateway said. Pure.
+
+Each builder turns one part of a :class:`~tokengate.dashboard.source.Reading` into the small,
+stable dict a panel shows. Stable matters: the diff sends a field only when it changed, so
+values that tick every second without meaning (uptime, heartbeat times, float noise) are
+turned into ones that do not (a start time, an age that is 0 while heartbeats are fresh,
+rounded figures). Arguments and results appear only when ``show_payloads`` is on.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+WEIGHTS = ("heavy", "medium", "light")
+FRESH_HEARTBEAT = 2.0  # seconds: a younger heartbeat shows as age 0 (no churn)
+HIDDEN = None  # what a payload field holds when payloads are not shown
+
+
+def sig(value: float, digits: int = 3) -> float:
+    """``value`` rounded to ``digits`` significant digits (0 stays 0)."""
+    if not value or not math.isfinite(value):
+        return 0.0
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def redis_panel(status: dict[str, Any]) -> dict[str, Any]:
+    redis = status.get("redis") or {}
+    ok = bool(redis.get("ok"))
+    return {"ok": ok, "memory": int(redis.get("memory", 0)), "note": "" if ok else "unreachable"}
+
+
+def held(status: dict[str, Any]) -> int:
+    """Waiting tokens a cluster drain holds. While the cluster drains nothing is dispatched,
+    so every waiting token is held (a gateway that does not report ``held`` still says so)."""
+    if status.get("held"):
+        return int(status["held"])
+    if status.get("state") in ("DRAINING", "DRAINED"):
+        return sum(status.get("pending", {}).values())
+    return 0
+
+
+def waiting(status: dict[str, Any]) -> dict[str, int]:
+    """Waiting tokens per weight, not counting those a drain holds."""
+    pending = {w: int(status.get("pending", {}).get(w, 0)) for w in WEIGHTS}
+    if held(status) >= sum(pending.values()):
+        return dict.fromkeys(WEIGHTS, 0)
+    return pending
+
+
+def cluster_panel(status: dict[str, Any], at: float) -> dict[str, Any]:
+    states: dict[str, int] = {}
+    for node in status.get("nodes", []):
+        states[node["state"]] = states.get(node["state"], 0) + 1
+    return {
+        "state": status.get("state", ""), "reason": status.get("reason", ""),
+        "drain_since": round(status.get("drain_since", 0.0)),
+        "started": round(at - float(status.get("uptime", 0.0))),
+        "inflight": status.get("inflight", 0), "executing": status.get("executing", 0),
+        "held": held(status), "waiting": sum(waiting(status).values()),
+        "redis": redis_panel(status), "agents": len(status.get("nodes", [])),
+        "node_states": dict(sorted(states.items())),
+    }
+
+
+def pool_panel(status: dict[str, Any]) -> dict[str, Any]:
+    counts = status.get("counts", {})
+    inflight = status.get("inflight", 0)
+    executing = status.get("executing", 0)
+    return {
+        "created": counts.get("submitted", 0), "waiting": waiting(status),
+        "held": held(status), "admitted": max(0, inflight - executing),
+        "executing": executing, "inflight": inflight,
+        **{k: counts.get(k, 0) for k in ("completed", "failed", "killed", "requeued", "lost")},
+    }
+
+
+def pool_point(status: dict[str, Any], at: float) -> dict[str, Any]:
+    """One point of the token pool chart."""
+    return {"t": int(at), "waiting": sum(waiting(status).values()),
+            "held": held(status), "executing": status.get("executing", 0),
+            "inflight": status.get("inflight", 0)}
+
+
+def _core_cells(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per core: active pattern, each mailbox's depth, busy and stuck workers, the totals,
+    and the tokens routed there per weight."""
+    cells = []
+    for core in snapshot.get("cores", []):
+        depths, busy = list(core.get("depths", [])), list(core.get("busy", []))
+        routed = core.get("routed", {})
+        cells.append({
+            "core": core["core"], "cpu": core.get("cpu"),
+            "active": core.get("active_mailboxes", len(depths)),
+            "depths": depths, "busy": busy, "stuck": list(core.get("stuck", [])),
+            "queued": sum(depths), "executing": sum(busy),
+            "routed": {w: routed.get(w, 0) for w in WEIGHTS},
+        })
+    return cells
+
+
+def _process(snapshot: dict[str, Any]) -> tuple[float | None, int | None]:
+    """The agent process's CPU percent and resident memory (MiB), when it reports them."""
+    process = snapshot.get("process") or {}
+    cpu = process.get("cpu_percent")
+    rss = process.get("rss_bytes")
+    return (None if cpu is None else round(float(cpu)),
+            None if rss is None else round(int(rss) / 2**20))
+
+
+def heartbeat_age(last_seen: float, at: float) -> int:
+    age = at - last_seen if last_seen else 0.0
+    return 0 if age < FRESH_HEARTBEAT else int(age)
+
+
+def node_card(node: dict[str, Any], at: float) -> dict[str, Any]:
+    snapshot = node.get("snapshot") or {}
+    pool = snapshot.get("tokens", {})
+    topology = node.get("topology") or {}
+    cpu, rss = _process(snapshot)
+    tasks = sorted(t["name"] for t in node.get("tasks", []))
+    return {
+        "name": node["name"], "host": node.get("host", ""), "state": node.get("state", ""),
+        "reason": node.get("reason", ""), "pid": node.get("pid", 0),
+        "age": heartbeat_age(node.get("last_seen", 0.0), at),
+        "inflight": node.get("inflight", 0), "executing": node.get("executing", 0),
+        "stuck": node.get("stuck", 0),
+        "credits": {w: node.get("credits", {}).get(w, 0) for w in WEIGHTS},
+        "cpu": cpu, "rss": rss, "tasks": tasks,
+        "workers": snapshot.get("workers", topology.get("workers")),
+        "wpc": snapshot.get("workers_per_core", topology.get("workers_per_core")),
+        "capacity": topology.get("mailbox_capacity"),
+        "completed": pool.get("completed", 0), "failed": pool.get("failed", 0),
+        "cores": _core_cells(snapshot),
+    }
+
+
+def task_choices(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every task some agent registered (name and weight), for the launch form."""
+    seen: dict[str, dict[str, Any]] = {}
+    for node in status.get("nodes", []):
+        for task in node.get("tasks", []):
+            seen.setdefault(task["name"], {"name": task["name"], "weight": task["weight"]})
+    return [seen[name] for name in sorted(seen)]
+
+
+def function_rows(guards: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    rows = {}
+    for fn in guards.get("functions", []):
+        attempts = fn["attempts"]
+        rows[fn["name"]] = {
+            "attempts": attempts, "successes": fn["successes"], "failures": fn["failures"],
+            "success_rate": round(100.0 * fn["successes"] / attempts, 1) if attempts else None,
+            "mean_ms": sig(fn["mean_time"] * 1000.0), "health": fn["health"],
+            "blocked_on": list(fn["blocked_on"]),
+        }
+    return rows
+
+
+def quarantine_rows(guards: dict[str, Any], show_payloads: bool) -> dict[str, dict[str, Any]]:
+    return {q["id"]: {
+        "node": q["node"], "task": q["task"], "operation_type": q["operation_type"],
+        "deviation": round(q["deviation"], 1), "reason": q["reason"],
+        "args": q["args_summary"] if show_payloads else HIDDEN, "at": round(q["at"], 3),
+        "replayable": q["replayable"]} for q in guards.get("quarantine", [])}
+
+
+def feed_item(outcome: dict[str, Any]) -> dict[str, Any]:
+    duration = outcome.get("duration")
+    return {
+        "key": f"{outcome['token_id']}/{outcome.get('attempt', 0)}",
+        "token_id": outcome["token_id"], "op": outcome.get("operation_type", ""),
+        "node": outcome.get("node", ""), "core": outcome.get("core", 0),
+        "worker": outcome.get("worker", ""), "attempt": outcome.get("attempt", 0),
+        "state": outcome.get("state", ""), "error_type": outcome.get("error_type", ""),
+        "ms": None if duration is None else sig(duration * 1000.0),
+        "at": round(outcome.get("finished_at", 0.0), 3),
+    }
+
+
+def sample_feed(items: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """At most ``limit`` items, failures and kills first, then the newest; oldest first."""
+    if len(items) <= limit:
+        return items
+    bad = [i for i in items if i["state"] != "completed"]
+    if len(bad) >= limit:
+        return bad[-limit:]
+    good = [i for i in items if i["state"] == "completed"]
+    return sorted(bad + good[len(bad) - limit:], key=lambda i: i["at"])
+
+
+def series_point(point: dict[str, Any]) -> dict[str, Any]:
+    return {"t": int(point["t"]), "completed": point["completed"], "failed": point["failed"],
+            "submitted": point["submitted"], "p50": sig(point["p50"] * 1000.0),
+            "p95": sig(point["p95"] * 1000.0)}
+
+
+def audit_item(entry: dict[str, Any], source: str = "gateway") -> dict[str, Any]:
+    return {"key": f"{entry['at']:.6f}|{entry['actor']}|{entry['action']}|{entry['target']}",
+            "at": round(entry["at"], 3), "actor": entry["actor"], "action": entry["action"],
+            "target": entry["target"], "ok": entry["ok"], "result": entry["result"][:300],
+            "source": source}
+
+
+def token_view(detail: dict[str, Any], show_payloads: bool) -> dict[str, Any]:
+    """A token's detail for the page: the argument summary only when payloads are shown."""
+    view = dict(detail)
+    if not show_payloads:
+        view["args_summary"] = HIDDEN
+    return view
