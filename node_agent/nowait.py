@@ -9,20 +9,17 @@ budget). The agent's link thread must never wait: it also carries kills and revo
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 _local = threading.local()
 
 
-@contextmanager
-def no_waiting() -> Iterator[None]:
+def no_waiting(on: bool = True) -> bool:
+    """Set whether this thread may wait in admission hooks; returns the previous setting
+    (restore it with ``no_waiting(previous)``). A plain call, not a context manager: it runs
+    once per dispatched token."""
     previous = getattr(_local, "no_wait", False)
-    _local.no_wait = True
-    try:
-        yield
-    finally:
-        _local.no_wait = previous
+    _local.no_wait = on
+    return previous
 
 
 def may_wait() -> bool:

@@ -156,7 +156,8 @@ class Sender:
                 credits_due = True
             elif isinstance(message, Leaving):
                 frame.leaving = self.leaving = True
-        self._add_starts(frame, {r.token_id for r in results})
+        if self._starts:
+            self._add_starts(frame, {r.token_id for r in results})
         if results or credits_due:
             self.reported = self._measure()
             frame.credits.extend(wire.credit_messages(self.reported.free))

@@ -260,14 +260,16 @@ class LocalScheduler:
 
     def _admit_hooks_allow(self, token: TaskToken) -> bool:
         """Run the on_admit hooks for ``enqueue``; False once the token is final."""
+        previous = no_waiting(True)
         try:
-            with no_waiting():
-                for hook in self._hooks.on_admit:
-                    hook(token)  # may refuse the call with a TokenGateError
+            for hook in self._hooks.on_admit:
+                hook(token)  # may refuse the call with a TokenGateError
         except Exception as exc:
             if not isinstance(exc, TokenGateError):
                 logger.exception("an on_admit hook failed on %s", token.token_id)
             token.set_error(exc, "")
+        finally:
+            no_waiting(previous)
         return not token.done()
 
     def _enqueue_waiting(self, token: TaskToken) -> BaseException | None:
