@@ -138,7 +138,7 @@ class Registry:
     def heard(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
         """Any frame is a heartbeat; its seq renews the agent's work lease."""
         conn.touch()
-        if frame.seq:
+        if frame.seq and not frame.results:  # a frame with results is acked once stored
             conn.send_seen(frame.seq)
         if frame.snapshot:
             conn.snapshot = bytes(frame.snapshot)

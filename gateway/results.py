@@ -92,7 +92,7 @@ class Results:
             self._storing[frame] = frozenset(o.token_id for o in outcomes)
         try:
             applied = self.ledger.complete(agent.name, outcomes)
-            stored = [r for r, a in zip(results, applied, strict=True) if a.applied]
+            stored = [r for r, a in zip(results, applied, strict=True) if a.stored]
             if stored:
                 self._push(stored)
         finally:
@@ -101,12 +101,14 @@ class Results:
         if len(stored) < len(results):
             logger.info("agent %s: %d stale outcomes ignored (not its tokens, or not this "
                         "attempt, any more)", agent.name, len(results) - len(stored))
-        if stored:
+        new = [r for r, a in zip(results, applied, strict=True) if a.applied]
+        if new:
             now = time.time()
-            completed = sum(1 for r in stored if r.state == pb.COMPLETED)
-            self.series.finished(completed, len(stored) - completed,
-                                 [now - a.created for a in applied if a.created], now)
-            self._remember(stored)
+            completed = sum(1 for r in new if r.state == pb.COMPLETED)
+            self.series.finished(completed, len(new) - completed,
+                                 [now - a.created for a in applied if a.applied and a.created],
+                                 now)
+            self._remember(new)
         return len(stored)
 
     def push_decided(self, results: Iterable[pb.ResultItem]) -> None:

@@ -303,9 +303,12 @@ class AgentLink:
         self._received += len(items)
         with self._send_lock:
             view = self._sender.reported.view(self._received)
-        free = self.scheduler.free_capacity()
-        if any(free.get(w, 0) > n for w, n in view.items()):
-            self._outbox.put(box.CreditsDue())
+        # Report at once only when the gateway believes a weight full that is not: otherwise
+        # the next frame with results carries the new figures anyway.
+        if any(n <= 0 for n in view.values()):
+            free = self.scheduler.free_capacity()
+            if any(n <= 0 < free.get(w, 0) for w, n in view.items()):
+                self._outbox.put(box.CreditsDue())
 
     def _token_for(self, item: pb.TaskItem) -> TaskToken | None:
         if item.token_id in self._held:

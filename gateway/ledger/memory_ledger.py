@@ -159,18 +159,25 @@ class MemoryLedger:
                         and record[F.STATE] != S[TokenState.ADMITTED]:
                     record = None
                 if record is None:
-                    out.append(Applied(o.token_id, False))
+                    out.append(self._stored_before(o, agent))
                     continue
                 if record[F.STATE] == S[TokenState.EXECUTING]:
                     self._executing[agent] -= 1
                 record.update({F.STATE: S[o.state], F.RESULT: o.result})
                 if o.state is not TokenState.FAILED:
                     record.pop(F.ITEM, None)  # a failed call's arguments stay, for its detail
-                record.pop(F.AGENT, None)
                 self._inflight.get(agent, set()).discard(o.token_id)
                 self._counts[o.state.value] += 1
                 out.append(Applied(o.token_id, True, float(record[F.CREATED])))
         return out
+
+    def _stored_before(self, o: Outcome, agent: str) -> Applied:
+        """complete.lua's second case: this agent's report of this attempt, stored before."""
+        record = self._tokens.get(o.token_id)
+        if record is not None and record.get(F.AGENT) == _b(agent) \
+                and int(record[F.ATTEMPT]) == o.attempt and record[F.STATE] == S[o.state]:
+            return Applied(o.token_id, False, float(record[F.CREATED]), True)
+        return Applied(o.token_id, False)
 
     def _give_back(self, token_id: str, agent: str, mode: str, policy: LossPolicy,
                    into: Requeued) -> None:

@@ -4,6 +4,10 @@ The scripts (``lua/*.lua``, each with a header documenting its keys and argument
 ``lua/lib.lua`` and are templates over :mod:`.schema`'s names, filled in when they are
 loaded. Redis connection errors become :class:`RedisUnavailable` here.
 
+Scripts go out on a connection of the calling thread's own (``_ThreadConns``): no pool
+check-out per call, one reconnection and resend if that connection turns out dead (a Redis
+restart), as the pooled client's retry did.
+
 Ordering: ``submit_begin`` lets the gateway dispatch new calls while their ``submit`` script
 is in flight. An agent's report on those calls could then, on another connection, reach Redis
 first and find no token. So every report (``start``, ``complete``) first waits until each
@@ -121,6 +125,30 @@ def _requeued(reply: list[Any]) -> Requeued:
         requeued={Weight(_text(perw[i])): int(perw[i + 1]) for i in range(0, len(perw), 2)})
 
 
+class _ThreadConns:
+    """Redis connections of the calling thread, made with the client's settings but not
+    checked out of its pool: they live as long as their thread (and close with it). Two
+    slots: ``run`` for scripts that answer at once, ``submit`` for a submission whose reply
+    is read later (what the thread runs in between must not read it as its own)."""
+
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self._pool = pool
+        self._local = threading.local()
+
+    def get(self, slot: str = "run") -> Any:
+        conn = getattr(self._local, slot, None)
+        if conn is None:
+            conn = self._pool.make_connection()
+            setattr(self._local, slot, conn)
+        return conn
+
+    def drop(self, slot: str = "run") -> None:
+        conn = getattr(self._local, slot, None)
+        setattr(self._local, slot, None)
+        if conn is not None:
+            conn.disconnect()
+
+
 class _Tickets:
     """Submissions sent and not yet answered; reports wait for those sent before them."""
 
@@ -160,6 +188,7 @@ class RedisLedger:
         self._scripts = {name: client.register_script(script_text(name)) for name in SCRIPTS}
         self._lease = client.register_script(script_text("lease"))
         self._tickets = _Tickets()
+        self._conns = _ThreadConns(client.connection_pool)
         self.errors = 0  # Redis calls that failed (approximate: not under a lock)
 
     @classmethod
@@ -174,7 +203,21 @@ class RedisLedger:
         return self.prefix + "".join(parts)
 
     def _run(self, name: str, *args: Any) -> Any:
-        return self._scripts[name](args=[self.prefix, *args])
+        """Run a script on this thread's connection; once more on a new one if it was dead."""
+        script = self._scripts[name]
+        full = [self.prefix, *args]
+        for last in (False, True):
+            try:
+                self._send(script, full)
+                return _read_script_reply(self._conns.get(), script, full)
+            except (redis.ConnectionError, redis.TimeoutError):
+                self._conns.drop()
+                if last:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _send(self, script: Any, args: list[Any], slot: str = "run") -> None:
+        self._conns.get(slot).send_command("EVALSHA", script.sha, 0, *args)
 
     @_redis_errors
     def ping(self) -> bool:
@@ -211,26 +254,31 @@ class RedisLedger:
         submit, drop = self._scripts["submit"], self._scripts["forget"]
         args = [self.prefix, time.time(), self._rows(tokens)]
         drop_args = [self.prefix, _pack(list(forget))] if forget else None
-        pool = self.redis.connection_pool
-        conn = pool.get_connection()
         ticket = self._tickets.take()
         try:
-            conn.send_command("EVALSHA", submit.sha, 0, *args)
+            try:
+                self._send(submit, args, "submit")
+            except (redis.ConnectionError, redis.TimeoutError):
+                self._conns.drop("submit")  # dead (a Redis restart): once more, a new one
+                self._send(submit, args, "submit")
             if drop_args is not None:
-                conn.send_command("EVALSHA", drop.sha, 0, *drop_args)
+                self._send(drop, drop_args, "submit")
         except BaseException:
+            self._conns.drop("submit")
             self._tickets.done(ticket)
-            pool.release(conn)
             raise
 
         @_redis_errors
         def finish() -> list[SubmitStatus]:
+            conn = self._conns.get("submit")
             try:
                 reply = _read_script_reply(conn, submit, args)
                 if drop_args is not None:
                     _read_script_reply(conn, drop, drop_args)
+            except (redis.ConnectionError, redis.TimeoutError):
+                self._conns.drop("submit")
+                raise
             finally:
-                pool.release(conn)
                 self._tickets.done(ticket)
             return _statuses(reply)
         return finish
@@ -252,7 +300,8 @@ class RedisLedger:
         self._tickets.wait_prior()
         reply = self._run("complete", agent, self.result_ttl, _pack(
             [[o.token_id, o.state, o.attempt, o.result] for o in outcomes]))
-        return [Applied(o.token_id, value != 0, float(value) if value != 0 else 0.0)
+        return [Applied(o.token_id, False) if value == 0 else
+                Applied(o.token_id, value[0] == 1, float(value[1]), value[0] == 2)
                 for o, value in zip(outcomes, _unpack(reply), strict=True)]
 
     @_redis_errors

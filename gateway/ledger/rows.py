@@ -70,11 +70,17 @@ class Outcome:
 
 @dataclass(slots=True)
 class Applied:
-    """Whether an outcome was stored; when it was, the token's creation time (latency)."""
+    """Whether an outcome was stored now (``applied``), or by this same report before
+    (``again``: a resent frame); with the token's creation time (latency)."""
 
     token_id: str
     applied: bool
     created: float = 0.0
+    again: bool = False
+
+    @property
+    def stored(self) -> bool:
+        return self.applied or self.again
 
 
 @dataclass(frozen=True, slots=True)

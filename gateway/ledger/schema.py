@@ -36,7 +36,8 @@ class Field:
     IDEMPOTENT = "i"      # "1" may run again after an agent loss, "0" never
     TASK = "k"            # registered task name
     ITEM = "d"            # the TaskItem as submitted (protobuf bytes), until final
-    AGENT = "g"           # the agent holding it while admitted or executing
+    AGENT = "g"           # the agent holding it while admitted or executing (once final by
+                          # an agent's report: the agent that ran it)
     OWNER = "o"           # the client id that submitted it (only it may watch it)
     SESSION = "n"         # the session that submitted it (its outcome is pushed there)
     CREATED = "c"         # unix seconds: created, started (as the agent reported it),

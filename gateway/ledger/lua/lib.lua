@@ -4,7 +4,8 @@
 -- tokengate/gateway/ledger/schema.py (filled in once, at load). Keys, after the prefix p:
 --   $K_TOKEN<id>        hash per token: $F_STATE state, $F_ATTEMPT attempt, $F_WEIGHT weight,
 --                       $F_IDEMPOTENT "1"/"0", $F_TASK task name, $F_ITEM submitted TaskItem,
---                       $F_AGENT agent holding it, $F_OWNER client id, $F_SESSION the
+--                       $F_AGENT agent holding it (once final, the one that ran it),
+--                       $F_OWNER client id, $F_SESSION the
 --                       session owed its outcome, $F_CREATED / $F_STARTED_AT /
 --                       $F_FINISHED_AT (outcomes the gateway decided) times, $F_RESULT the
 --                       final ResultItem, $F_ERROR_TYPE / $F_ERROR_MESSAGE (gateway outcomes)

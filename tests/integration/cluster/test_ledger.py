@@ -110,7 +110,10 @@ def test_reports_are_fenced_by_agent_and_attempt(ledger):
     applied = ledger.complete("a1", [outcome("t1"), outcome("t1"), outcome("t2", 7),
                                      outcome("ghost")])
     assert [a.applied for a in applied] == [True, False, False, False]
+    assert [a.again for a in applied] == [False, True, False, False], \
+        "a report this agent made before is told apart from a stale one"
     assert applied[0].created > 0
+    assert [a.stored for a in ledger.complete("a2", [outcome("t1")])] == [False]
     record = ledger.records(["t1"])[0]
     assert record.state is S.COMPLETED and record.result == b"result" and not record.item
     assert ledger.inflight_ids("a1") == {"t2"} and ledger.executing() == 0
