@@ -166,12 +166,13 @@ def _memory(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-PROFILE = "docs/profile-before.md"
+PROFILE = "docs/cluster.md, Where a token's time goes"
 WHY = {  # what is known of why a target falls short, from the profile of the same code
     "Cluster W2 p50 at most Ray's threaded actor's":
         f"a sequential round trip costs ~2.4 ms of CPU over the 4 processes (16 thread "
-        f"wake-ups, 4 gRPC messages, 3 Redis scripts), more than its wall time on 2 CPUs: it "
-        f"is CPU-bound, the gateway half of it ({PROFILE})",
+        f"wake-ups, 4 gRPC messages, 3 Redis scripts in 2 round trips, the outcome stored "
+        f"before it is pushed), more than its wall time on 2 CPUs: it is CPU-bound, the "
+        f"gateway half of it ({PROFILE})",
     "Cluster W2 p50 at most 3 bare gRPC echoes":
         f"a token crosses 4 links (2 echoes' worth); the rest is work and hand-offs inside "
         f"the processes ({PROFILE})",
@@ -179,10 +180,10 @@ WHY = {  # what is known of why a target falls short, from the profile of the sa
         "the round trip's CPU competes with the machine's other load for 2 CPUs; "
         f"see {PROFILE}",
     "Cluster W1 at least 8x the best distributed peer's tasks/s":
-        f"throughput is ~2 CPUs / CPU per task; ~100 us per task today, a quarter of it in "
-        f"redis-server (9 commands per token inside the scripts; {PROFILE})",
+        f"throughput is ~2 CPUs / CPU per task; ~90-100 us per task today, a quarter of it "
+        f"in redis-server (~10 commands per token inside the scripts; {PROFILE})",
     "Cluster W1 CPU per task under 0.1x that peer's":
-        f"~100 us per task: client, gateway, each agent and redis-server ~17-22 us each "
+        f"~90-100 us per task: client, gateway, each agent and redis-server ~17-24 us each "
         f"({PROFILE})",
     "Embedded W1 at least 0.8x ThreadPoolExecutor's":
         "not profiled in this work: per no-op the embedded path spends ~20 us of CPU "
