@@ -74,20 +74,20 @@ class Admission:
         self.series = series
 
     def submit(self, conn: ClientConn, items: Sequence[pb.TaskItem], resubmit: bool,
-               received: Sequence[str] = ()) -> bool:
+               received: Sequence[str] = ()) -> None:
         """Admit a frame's calls; ``received`` (results the client has) are dropped from
-        Redis in the same round trip as the first batch. False if nothing was admitted (the
-        caller then drops ``received`` itself)."""
+        Redis in the same round trip as the first batch (or alone, when no batch goes)."""
         screened = self.screen(conn, items)
         if screened.rejected:
-            conn.send(rejected=screened.rejected)
+            conn.send(rejected=screened.rejected, counted=False)
         refused: set[str] = {r.token_id for r in screened.rejected}
         batches = list(_batches(screened.rows, ADMIT_BATCH))
+        if not batches and received:
+            self.results.received(conn, received)
         for i, batch in enumerate(batches):
             refused |= self._admit(conn, batch, resubmit, received if i == 0 else ())
         if screened.copies:
             conn.send(accepted=[i for i in screened.copies if i not in refused])
-        return bool(batches)
 
     # -- 1. screen -----------------------------------------------------------------------------
 
@@ -137,8 +137,10 @@ class Admission:
             row.target = target
         rows, busy = self._refuse_busy(rows, resubmit)
         if busy:
-            conn.send(rejected=busy)
+            conn.send(rejected=busy, counted=False)
         if not rows:
+            if received:
+                self.results.received(conn, received)
             return {r.token_id for r in busy}
         conn.expect(len(rows))
         early = not resubmit and all(row.idempotent for row in rows)
@@ -153,10 +155,14 @@ class Admission:
                     sent = True
             finally:
                 statuses = finish()
-        except RedisUnavailable as exc:
+        except Exception as exc:  # Redis down, or a bug: the calls are refused, visibly
             if not sent:
                 self.dispatch.refund(row.target for row in rows)
-            logger.error("submission of %d calls refused: %s", len(rows), exc)
+            if isinstance(exc, RedisUnavailable):
+                logger.error("submission of %d calls refused: %s", len(rows), exc)
+            else:
+                logger.exception("submission of %d calls failed", len(rows))
+                exc = RedisUnavailable(f"the calls could not be stored: {exc}")
             conn.send(rejected=[checks.rejection(row.item.token_id, exc) for row in rows])
             return {r.token_id for r in busy} | {row.item.token_id for row in rows}
         for row, status in zip(rows, statuses, strict=True):
@@ -167,7 +173,8 @@ class Admission:
     def _refuse_busy(self, rows: list[Row], resubmit: bool) -> tuple[list[Row],
                                                                      list[pb.Rejected]]:
         """``max_pending`` tokens wait already: refuse what can neither go to an agent now
-        nor fit in the room left (resent frames are not refused: mostly repeats)."""
+        nor fit in the room left. A resent frame is let through: mostly repeats of tokens
+        stored already, whose outcomes its client is waiting for."""
         room = self.dispatch.waiting_room()
         if resubmit or sum(row.target is None for row in rows) <= room:
             return rows, []

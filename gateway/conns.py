@@ -30,6 +30,7 @@ MAX_FRAME_ITEMS = 2000
 # (a dispatch, a result): acks bound memory, not latency, so they need no frame alone. A
 # client's acks free its submit window, so they wait less than an agent's.
 ACK_LINGER = 0.003
+ID_BYTES = 64  # what an acknowledged or refused id costs in a session's outbox, roughly
 AGENT_ACK_LINGER = 0.05
 
 
@@ -186,19 +187,24 @@ class ClientConn:
             self._owed += count
 
     def send(self, accepted: list[str] | None = None, rejected: list[pb.Rejected] | None = None,
-             results: list[pb.ResultItem] | None = None) -> bool:
-        """Queue a reply; False if the session is closed (or just overflowed and closed)."""
+             results: list[pb.ResultItem] | None = None, *, counted: bool = True) -> bool:
+        """Queue a reply; False if the session is closed (or just overflowed and closed).
+
+        Results, and rejections of calls it was owed (``counted``), settle what the session
+        is owed; rejections of calls never admitted (bad items, GatewayBusy) do not.
+        """
         size = sum(framing.result_bytes(r) for r in results) if results else 0
+        size += ID_BYTES * (len(accepted or ()) + len(rejected or ()))
         close = False
         with self._lock:
             if not self.open:
                 return False
-            if results and self._queued + size > self.max_bytes:
+            if self._queued + size > self.max_bytes:
                 self.too_slow = close = True
             else:
                 self._queued += size
                 self._outbox.put((accepted, rejected, results, size))
-                self._owed -= len(results or ()) + len(rejected or ())
+                self._owed -= len(results or ()) + (len(rejected or ()) if counted else 0)
                 close = self._half_closed and self._owed <= 0
         if close:
             self.close(discard=self.too_slow)

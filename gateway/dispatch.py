@@ -31,6 +31,8 @@ from tokengate.shared.tags import Weight
 logger = logging.getLogger(__name__)
 
 SYNC_EVERY = 1.0  # seconds between re-reads of the queue lengths in Redis
+STATS = ("client_frames", "client_items", "agent_frames", "agent_results", "direct_frames",
+         "direct", "claims", "claimed")
 
 
 class Dispatch:
@@ -47,7 +49,9 @@ class Dispatch:
         self._kick = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.stats: dict[str, int] = defaultdict(int)  # frames and items (approximate)
+        # Frames and items seen (approximate: bumped without a lock; every key exists from
+        # the start, so a reader iterating it never sees the dict grow).
+        self.stats: dict[str, int] = dict.fromkeys(STATS, 0)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -240,8 +244,14 @@ class Dispatch:
                 plan = placement.split(want, weight, self._book, ready)
                 conns = {name: self._conns[name] for name in plan}
                 self._waiting[weight] -= sum(plan.values())
-            for name, count in plan.items():
-                progress = self._claim_for(conns[name], weight, count) or progress
+            for i, (name, count) in enumerate(plan.items()):
+                try:
+                    progress = self._claim_for(conns[name], weight, count) or progress
+                except BaseException:  # the credit spent on the plan was not used: give it back
+                    with self._lock:
+                        for unclaimed, n in list(plan.items())[i:]:
+                            placement.refund(self._book, unclaimed, n)
+                    raise
         return progress
 
     def _claim_for(self, conn: AgentConn, weight: Weight, count: int) -> bool:

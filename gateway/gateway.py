@@ -41,7 +41,8 @@ class Gateway:
         self.lease = GatewayLease(ledger, on_lost=self._lease_lost)
         self.dispatch = Dispatch(config, ledger)
         self.results = Results(ledger, self.series)
-        self.registry = Registry(config, ledger, self.dispatch, self.results)
+        self.registry = Registry(config, ledger, self.dispatch, self.results,
+                                 serving=self.lease.renew)
         self.admission = Admission(config, ledger, self.dispatch, self.results, self.registry,
                                    self.series)
         self.views = Views(ledger, self.dispatch, self.registry, self.results, self.series)
@@ -76,13 +77,12 @@ class Gateway:
         stats = self.dispatch.stats
         stats["client_frames"] += 1
         stats["client_items"] += len(frame.submit)
-        dropped = False
         if frame.submit:
-            dropped = self.admission.submit(conn, frame.submit, frame.resubmit, frame.received)
+            self.admission.submit(conn, frame.submit, frame.resubmit, frame.received)
+        elif frame.received:
+            self.results.received(conn, frame.received)
         if frame.watch:
             self.results.watch(conn, list(frame.watch), any_owner=frame.watch_any)
-        if frame.received and not dropped:
-            self.results.received(frame.received)
 
     def close_session(self, conn: ClientConn) -> None:
         conn.close(discard=True)

@@ -83,20 +83,24 @@ class GatewayLease:
         self._thread = threading.Thread(target=self._renew, name="tg-lease", daemon=True)
         self._thread.start()
 
+    def renew(self) -> bool:
+        """Renew the lease now; False (and ``on_lost``) if another gateway holds it."""
+        ok, holder = self.ledger.lease("renew", self.record, self.ttl)
+        if not ok:
+            message = (f"the gateway lease on {self.ledger.prefix!r} was taken by "
+                       f"{_describe(holder)}; this gateway stops")
+            logger.critical(message)
+            if self.on_lost is not None:
+                self.on_lost(message)
+        return ok
+
     def _renew(self) -> None:
         while not self._stopping.wait(self.ttl / 3):
             try:
-                ok, holder = self.ledger.lease("renew", self.record, self.ttl)
+                if not self.renew():
+                    return
             except RedisUnavailable as exc:
                 logger.error("cannot renew the gateway lease: %s", exc)
-                continue
-            if not ok:
-                message = (f"the gateway lease on {self.ledger.prefix!r} was taken by "
-                           f"{_describe(holder)}; this gateway stops")
-                logger.critical(message)
-                if self.on_lost is not None:
-                    self.on_lost(message)
-                return
 
     def release(self) -> None:
         self._stopping.set()

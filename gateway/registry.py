@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn
@@ -32,16 +33,18 @@ from tokengate.shared.rpc import tokengate_pb2 as pb
 logger = logging.getLogger(__name__)
 
 MAX_NAME = 128
+ANY = object()  # declare_lost: whichever connection the agent has
 LEASE_FRACTION = 0.5  # an agent's work lease, as a part of the heartbeat timeout
 
 
 class Registry:
     def __init__(self, config: GatewayConfig, ledger: TokenLedger, dispatch: Dispatch,
-                 results: Results) -> None:
+                 results: Results, serving: Callable[[], bool] = lambda: True) -> None:
         self.config = config
         self.ledger = ledger
         self.dispatch = dispatch
         self.results = results
+        self.serving = serving  # does this gateway still hold its lease (asked of Redis)?
         self.started = time.time()
         self._lock = threading.Lock()
         self._agents: dict[str, AgentConn] = {}
@@ -158,7 +161,7 @@ class Registry:
             current = self._agents.get(conn.name) is conn
         logger.info("agent %s disconnected", conn.name)
         if current and conn.leaving and not self._stopping.is_set():
-            self.declare_lost(conn.name, reason="it stopped")
+            self.declare_lost(conn.name, reason="it stopped", expected=conn)
 
     # -- loss ----------------------------------------------------------------------------------
 
@@ -166,7 +169,8 @@ class Registry:
         interval = min(1.0, self.config.heartbeat_timeout / 4)
         while not self._stopping.wait(interval):
             try:
-                self._check_heartbeats()
+                if self.serving():  # a gateway paused past its lease must not judge others
+                    self._check_heartbeats()
             except RedisUnavailable as exc:
                 logger.error("heartbeat bookkeeping paused: %s", exc)
 
@@ -180,14 +184,18 @@ class Registry:
             if conn is not None:
                 seen = max(seen, conn.last_seen_wall)
             if max(seen, self.started) < deadline:
-                self.declare_lost(name)
+                self.declare_lost(name, expected=conn)
 
-    def declare_lost(self, name: str, reason: str = "") -> None:
+    def declare_lost(self, name: str, reason: str = "", expected: Any = ANY) -> None:
+        """``name`` is lost. Given ``expected`` (the connection judged, or None), only if
+        that is still its connection: an agent that joined again meanwhile is left alone."""
         reason = reason or f"no heartbeat for {self.config.heartbeat_timeout:.1f}s"
-        logger.warning("agent %s declared lost: %s", name, reason)
         with self._lock:
+            if expected is not ANY and self._agents.get(name) is not expected:
+                return
             conn = self._agents.pop(name, None)
             self._refresh_tasks()
+        logger.warning("agent %s declared lost: %s", name, reason)
         if conn is not None:
             self._retire(conn)
         message = f"agent {name} was lost ({reason}) while holding the token"

@@ -54,7 +54,7 @@ class Results:
         self.series = series
         self._lock = threading.Lock()
         self._sessions: dict[str, ClientConn] = {}
-        self._watches: dict[str, ClientConn] = {}
+        self._watches: dict[str, list[ClientConn]] = {}  # token id -> sessions watching it
         self._storing: dict[int, frozenset[str]] = {}  # frame -> ids being stored now
         self._frames = itertools.count()
         self._recent: deque[pb.ResultItem] = deque(maxlen=RECENT)
@@ -70,8 +70,11 @@ class Results:
         """A session closed: its tokens stay in Redis; the client watches them again."""
         with self._lock:
             self._sessions.pop(conn.session, None)
-            for token_id in [t for t, c in self._watches.items() if c is conn]:
-                del self._watches[token_id]
+            for token_id, conns in list(self._watches.items()):
+                if conn in conns:
+                    conns.remove(conn)
+                    if not conns:
+                        del self._watches[token_id]
 
     def session_count(self) -> int:
         with self._lock:
@@ -93,11 +96,10 @@ class Results:
         try:
             applied = self.ledger.complete(agent.name, outcomes)
             stored = [r for r, a in zip(results, applied, strict=True) if a.stored]
-            if stored:
-                self._push(stored)
+            self._push(stored, frame)
         finally:
             with self._lock:
-                del self._storing[frame]
+                self._storing.pop(frame, None)
         if len(stored) < len(results):
             logger.info("agent %s: %d stale outcomes ignored (not its tokens, or not this "
                         "attempt, any more)", agent.name, len(results) - len(stored))
@@ -124,9 +126,11 @@ class Results:
                                         error_type="AgentLost", error_message=message,
                                         attempt=t.attempt, session=t.session) for t in lost)
 
-    def _push(self, results: Iterable[pb.ResultItem]) -> None:
-        """Send each stored result to the session that submitted it and to the one watching
-        it (once to each); a result nobody takes stays in Redis for its client to fetch."""
+    def _push(self, results: Iterable[pb.ResultItem], frame: int | None = None) -> None:
+        """Send each stored result to the session that submitted it and to those watching
+        it (once to each); a result nobody takes stays in Redis for its client to fetch.
+        The frame's ids stop counting as being stored in the same locked step that takes
+        their watches, so a watch registered after it reads them as stored."""
         batches: dict[ClientConn, list[pb.ResultItem]] = {}
         with self._lock:
             watches, sessions = self._watches, self._sessions
@@ -134,9 +138,11 @@ class Results:
                 owed = sessions.get(result.session)
                 if owed is not None:
                     batches.setdefault(owed, []).append(result)
-                watcher = watches.pop(result.token_id, None) if watches else None
-                if watcher is not None and watcher is not owed:
-                    batches.setdefault(watcher, []).append(result)
+                for watcher in watches.pop(result.token_id, ()) if watches else ():
+                    if watcher is not owed:
+                        batches.setdefault(watcher, []).append(result)
+            if frame is not None:
+                self._storing.pop(frame, None)
         for conn, batch in batches.items():
             conn.send(results=batch)  # from one agent frame: frame-sized already
 
@@ -167,8 +173,10 @@ class Results:
         """
         if any_owner and not conn.operator:
             conn.send(rejected=[items.rejection(i, PermissionDenied(
-                "watching other clients' tokens needs the operator token")) for i in ids])
+                "watching other clients' tokens needs the operator token")) for i in ids],
+                counted=False)
             return
+        ids = list(dict.fromkeys(ids))  # each id once
         try:
             records = self.ledger.records(ids)
         except RedisUnavailable as exc:
@@ -179,14 +187,18 @@ class Results:
         if pending:  # watched now; a push from here on takes the watch
             with self._lock:
                 for token_id in pending:
-                    self._watches[token_id] = conn
+                    watching = self._watches.setdefault(token_id, [])
+                    if conn not in watching:
+                        watching.append(conn)
             try:  # stored between the first read and the watch: nobody will push those
                 again = self.ledger.records(pending)
             except RedisUnavailable:
                 again = []
             ready += self._claim_stored(conn, again)
-        if ready or rejected:
-            conn.send(results=ready or None, rejected=rejected or None)
+        if rejected:
+            conn.send(rejected=rejected, counted=False)
+        if ready:
+            conn.send(results=ready)
 
     def _sort_watch(self, conn: ClientConn, ids: list[str], records: list[TokenRecord | None],
                     any_owner: bool) -> tuple[list[pb.Rejected], list[pb.ResultItem], list[str]]:
@@ -219,18 +231,21 @@ class Results:
                 continue
             with self._lock:
                 storing = any(record.token_id in ids for ids in self._storing.values())
-                if storing or self._watches.get(record.token_id) is not conn:
+                watching = self._watches.get(record.token_id, [])
+                if storing or conn not in watching:
                     continue  # the push has it
-                del self._watches[record.token_id]
+                watching.remove(conn)
+                if not watching:
+                    del self._watches[record.token_id]
             result = items.result_from_record(record)
             if result is not None:
                 out.append(result)
         return out
 
-    def received(self, ids: Sequence[str]) -> None:
-        """The client has these results: delete them from Redis now."""
+    def received(self, conn: ClientConn, ids: Sequence[str]) -> None:
+        """The client has these results: delete them from Redis now (its own only)."""
         try:
-            self.ledger.forget(ids)
+            self.ledger.forget(ids, conn.client_id)
         except RedisUnavailable as exc:  # they expire at their TTL instead
             logger.warning("cannot drop received results now: %s", exc)
 

@@ -109,7 +109,7 @@ class MemoryLedger:
                      ) -> Callable[[], list[SubmitStatus]]:
         statuses = self.submit(tokens)
         if forget:
-            self.forget(forget)
+            self.forget(forget, tokens[0].owner if tokens else "")
         return lambda: statuses
 
     def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:
@@ -268,12 +268,13 @@ class MemoryLedger:
                 return KillOutcome.FORWARDED, record.get(F.AGENT, b"").decode()
             return KillOutcome.FINISHED, ""
 
-    def forget(self, ids: Sequence[str]) -> int:
+    def forget(self, ids: Sequence[str], owner: str) -> int:
         deleted = 0
         with self._lock:
             for token_id in ids:
                 record = self._tokens.get(token_id)
-                if record is not None and record[F.STATE] in _FINAL:
+                if record is not None and record[F.STATE] in _FINAL \
+                        and record.get(F.OWNER) == _b(owner):
                     del self._tokens[token_id]
                     deleted += 1
         return deleted

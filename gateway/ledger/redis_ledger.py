@@ -55,6 +55,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCRIPTS = ("submit", "claim", "start", "complete", "requeue", "join", "kill", "forget")
+UNAVAILABLE_REPLIES = frozenset({"LOADING", "MISCONF", "OOM", "READONLY", "BUSY", "MASTERDOWN"})
+NOT_TWICE = frozenset({"claim", "kill"})  # a second run of these would not be a no-op
 
 
 def script_text(name: str) -> str:
@@ -75,7 +77,7 @@ def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
             _count_error(args)
             raise RedisUnavailable(f"Redis unreachable: {exc}") from None
         except redis.ResponseError as exc:
-            if "LOADING" in str(exc) or "MISCONF" in str(exc):
+            if str(exc).split(" ", 1)[0] in UNAVAILABLE_REPLIES:
                 _count_error(args)
                 raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
             raise
@@ -203,16 +205,22 @@ class RedisLedger:
         return self.prefix + "".join(parts)
 
     def _run(self, name: str, *args: Any) -> Any:
-        """Run a script on this thread's connection; once more on a new one if it was dead."""
+        """Run a script on this thread's connection; once more on a new one if it was dead
+        (a Redis restart). A script that may have run before its reply was lost is sent
+        again only if running it twice changes nothing (not ``claim``, not ``kill``)."""
         script = self._scripts[name]
         full = [self.prefix, *args]
         for last in (False, True):
+            sent = False
             try:
                 self._send(script, full)
+                sent = True
                 return _read_script_reply(self._conns.get(), script, full)
-            except (redis.ConnectionError, redis.TimeoutError):
-                self._conns.drop()
-                if last:
+            except BaseException as exc:
+                self._conns.drop()  # it may hold a reply not read: never reuse it
+                retry = isinstance(exc, redis.ConnectionError | redis.TimeoutError) and \
+                    (not sent or name not in NOT_TWICE)
+                if last or not retry:
                     raise
         raise AssertionError("unreachable")
 
@@ -253,7 +261,8 @@ class RedisLedger:
         """
         submit, drop = self._scripts["submit"], self._scripts["forget"]
         args = [self.prefix, time.time(), self._rows(tokens)]
-        drop_args = [self.prefix, _pack(list(forget))] if forget else None
+        owner = tokens[0].owner if tokens else ""
+        drop_args = [self.prefix, _pack(list(forget)), owner] if forget else None
         ticket = self._tickets.take()
         try:
             try:
@@ -273,11 +282,16 @@ class RedisLedger:
             conn = self._conns.get("submit")
             try:
                 reply = _read_script_reply(conn, submit, args)
+            except BaseException:  # the connection may hold a reply not read: never reuse it
+                self._conns.drop("submit")
+                self._tickets.done(ticket)
+                raise
+            try:
                 if drop_args is not None:
                     _read_script_reply(conn, drop, drop_args)
-            except (redis.ConnectionError, redis.TimeoutError):
+            except (redis.RedisError, OSError) as exc:  # the receipts expire at their TTL
                 self._conns.drop("submit")
-                raise
+                logger.warning("received results not dropped now: %s", exc)
             finally:
                 self._tickets.done(ticket)
             return _statuses(reply)
@@ -309,6 +323,7 @@ class RedisLedger:
         """Tokens placed on ``agent`` that never reached it: back with the same attempt."""
         if not ids:
             return Requeued()
+        self._tickets.wait_prior()
         return _requeued(self._run("requeue", agent, "transit", policy.max_attempts,
                                    policy.ttl, policy.message, time.time(),
                                    _pack(list(ids)), "0"))
@@ -316,12 +331,14 @@ class RedisLedger:
     @_redis_errors
     def lose(self, agent: str, policy: LossPolicy) -> Requeued:
         """``agent`` is lost: deregister it and give back all it held, as after a loss."""
+        self._tickets.wait_prior()
         return _requeued(self._run("requeue", agent, "lost", policy.max_attempts, policy.ttl,
                                    policy.message, time.time(), "", "1"))
 
     @_redis_errors
     def join(self, agent: str, incarnation: str, held: Sequence[str], record: dict[str, Any],
              rules: Sequence[TaskRule], policy: LossPolicy) -> Adoption:
+        self._tickets.wait_prior()
         revoked, failed, perw, restarted = self._run(
             "join", agent, incarnation, _pack(list(held)),
             _pack({**record, "incarnation": incarnation}), time.time(), policy.max_attempts,
@@ -336,8 +353,9 @@ class RedisLedger:
         return KillOutcome(_text(outcome)), _text(agent)
 
     @_redis_errors
-    def forget(self, ids: Sequence[str]) -> int:
-        return int(self._run("forget", _pack(list(ids))))
+    def forget(self, ids: Sequence[str], owner: str) -> int:
+        """Delete the final tokens among ``ids`` that ``owner`` submitted."""
+        return int(self._run("forget", _pack(list(ids)), owner))
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -2,15 +2,17 @@
 -- COMPLETED | FAILED | KILLED -> (deleted).
 --
 -- Keys: $K_TOKEN<id> (lib.lua).
--- ARGV[1] prefix, ARGV[2] msgpack array of token ids.
--- A token not final is left alone (results reach clients only once stored).
+-- ARGV[1] prefix, ARGV[2] msgpack array of token ids, ARGV[3] the client id that has them.
+-- A token not final is left alone (results reach clients only once stored), and so is one
+-- another client owns.
 -- Returns the number deleted.
-local p = ARGV[1]
+local p, owner = ARGV[1], ARGV[3]
 local deleted = 0
 for _, id in ipairs(cmsgpack.unpack(ARGV[2])) do
   local key = tkey(p, id)
-  local s = redis.call('HGET', key, '$F_STATE')
-  if s == '$COMPLETED' or s == '$FAILED' or s == '$KILLED' then
+  local t = redis.call('HMGET', key, '$F_STATE', '$F_OWNER')
+  local s = t[1]
+  if t[2] == owner and (s == '$COMPLETED' or s == '$FAILED' or s == '$KILLED') then
     redis.call('DEL', key)
     deleted = deleted + 1
   end

@@ -185,7 +185,8 @@ def test_forget_deletes_final_tokens_only(ledger):
     ledger.submit([tok("done", "a1"), tok("live", "a1")])
     ledger.complete("a1", [outcome("done")])
     assert ledger.records(["done"])[0] is not None, "stored before it is forgotten"
-    assert ledger.forget(["done", "live", "ghost"]) == 1
+    assert ledger.forget(["done"], "another-client") == 0, "only its owner drops a result"
+    assert ledger.forget(["done", "live", "ghost"], "c1") == 1
     assert ledger.records(["done", "live"])[0] is None
     assert ledger.records(["live"])[0].state is S.ADMITTED
 
@@ -243,7 +244,7 @@ STEP_CALLS = {
     "requeue": lambda ledger, t: ledger.lose("a1", LOST),
     "join": lambda ledger, t: ledger.join("a1", "a1-inc", [], {}, [], LOST),
     "kill": lambda ledger, t: ledger.kill(t, "k"),
-    "forget": lambda ledger, t: ledger.forget([t]),
+    "forget": lambda ledger, t: ledger.forget([t], "c1"),
 }
 
 

@@ -239,3 +239,29 @@ def test_20000_calls_from_4_threads_are_sent_once(f2_cluster, caplog):
     assert _lost_sessions(caplog) == [], "no session lost"
     assert _items(cluster) - before == 20_000, "the gateway counts each call once"
 
+
+
+def test_two_operator_sessions_watching_one_token_both_get_it(f2_cluster, tmp_path):
+    """A second watch on a token adds a watcher; it used to replace the first one's."""
+    cluster = f2_cluster(env={"TOKENGATE_OPERATOR_TOKEN": OPERATOR_TOKEN})
+    runs = Runs(tmp_path)
+    owner = cluster.client()
+    watchers: list[RawSession] = []
+    try:
+        tokens = _submit_gated(owner, runs, 5)
+        ids = [t.token_id for t in tokens]
+        wait_until(lambda: cluster.status()["counts"].get("submitted", 0) >= 5, what="stored")
+        for n in range(2):
+            watcher = RawSession(cluster.address, token=OPERATOR_TOKEN, client_id=f"op-{n}")
+            watchers.append(watcher)
+            watcher.send(pb.ClientFrame(watch=ids + ids[:1], watch_any=True))  # one id twice
+    finally:
+        runs.open_gate()
+    for watcher in watchers:
+        seen = results(watcher.collect(lambda got: len(results(got)) >= len(ids), timeout=10))
+        assert watcher.error is None, f"watch refused: {watcher.error}"
+        assert sorted(r.token_id for r in seen) == sorted(ids), "each watcher sees each result"
+        late = results(watcher.collect(lambda got: False, timeout=0.3))
+        assert late == [], "a result reaches a watcher once, though it named the id twice"
+        watcher.close()
+    assert [t.get(timeout=10) for t in tokens] == [f"w{i}" for i in range(5)]
