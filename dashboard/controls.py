@@ -129,7 +129,7 @@ class Controls:
 
     def _token(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:
         token_id = _text(payload, "token_id", MAX_NAME)
-        detail = token_data(self.source.client.token_detail(token_id))
+        detail = token_data(self.source.operator.token_detail(token_id))  # unredacted
         return {"ok": True, "message": "", "token": model.token_view(detail, self.show_payloads)}
 
     def _launch(self, session: Session, payload: dict[str, Any]) -> dict[str, Any]:

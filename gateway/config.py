@@ -33,6 +33,9 @@ class GatewayConfig:
     operator_token: str = setting(
         "", secret=True, doc="token with operator rights (drain, resume, kill, re-enable, "
         "quarantine, watching any client's tokens); unset: the cluster token has them")
+    agent_token: str = setting(
+        "", secret=True, doc="token agents join with; set, the cluster token cannot join as "
+        "an agent (so a client cannot ask for other clients' calls); unset: the cluster token")
     key_prefix: str = setting(DEFAULT_PREFIX, doc="prefix of every Redis key")
     heartbeat_timeout: float = setting(5.0, doc="seconds without a frame before an agent is "
                                        "declared lost (agents stop starting work after half)")

@@ -124,6 +124,9 @@ class GatewayServicer(rpc.GatewayServicer):
     def AgentLink(self, request_iterator: Iterator[pb.AgentFrame],
                   context: grpc.ServicerContext) -> Iterator[pb.DispatchFrame]:
         self._enter(context, "agent")
+        if not self.credentials.may_join(context.invocation_metadata()):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, abort_details(AgentRejected(
+                "this gateway takes agents with its agent token only")))
         gateway = self.gateway
         try:
             first = next(request_iterator)
@@ -157,7 +160,9 @@ class GatewayServicer(rpc.GatewayServicer):
         return _unary(context, self.gateway.views.status)
 
     def Token(self, request: pb.TokenRequest, context: grpc.ServicerContext) -> pb.TokenDetail:
-        return _unary(context, lambda: self.gateway.views.token(request.token_id))
+        metadata = context.invocation_metadata()
+        viewer = None if self.credentials.is_operator(metadata) else client_id_of(metadata)
+        return _unary(context, lambda: self.gateway.views.token(request.token_id, viewer))
 
     def Guards(self, request: pb.GuardsRequest, context: grpc.ServicerContext,
                ) -> pb.GuardsReply:
@@ -216,7 +221,7 @@ def create_server(config: GatewayConfig, ledger: TokenLedger | None = None,
     ledger = ledger or RedisLedger.from_url(config.redis_url, prefix=config.key_prefix,
                                             result_ttl=config.result_ttl)
     gateway = Gateway(config, ledger).start(lease_wait)
-    credentials = Credentials(config.token, config.operator_token)
+    credentials = Credentials(config.token, config.operator_token, config.agent_token)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers,
                                                     thread_name_prefix="tg-grpc"),
                          interceptors=[TokenAuthInterceptor(credentials)],

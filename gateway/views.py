@@ -20,7 +20,7 @@ from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
 from tokengate.gateway.series import Series
 from tokengate.shared import wire
-from tokengate.shared.errors import RedisUnavailable, UnknownToken
+from tokengate.shared.errors import BadRequest, RedisUnavailable, UnknownToken
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.rpc import tokengate_pb2 as pb
 
@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 VERSION = "0.2.0"
 HEALTH_ORDER = ("unknown", "excellent", "good", "fair", "poor")  # worst last
 SUMMARY_LIMIT = 400
+MAX_TOKEN_ID = 300
 QUARANTINE_LIMIT = 200
 
 
@@ -129,11 +130,20 @@ class Views:
 
     # -- one token -----------------------------------------------------------------------------
 
-    def token(self, token_id: str) -> pb.TokenDetail:
-        record = self.ledger.records([token_id[:300]])[0]
+    def token(self, token_id: str, viewer: str | None = None) -> pb.TokenDetail:
+        """One token's detail. ``viewer`` is the client id asking (``None``: an operator);
+        another client's token shows its states and times but not its arguments, error
+        message or traceback."""
+        if not token_id or len(token_id) > MAX_TOKEN_ID:
+            raise BadRequest(f"a token id has 1 to {MAX_TOKEN_ID} characters")
+        record = self.ledger.records([token_id])[0]
         if record is None:
-            raise UnknownToken(f"no token {token_id[:300]!r} (never submitted, or expired)")
-        return token_detail(record)
+            raise UnknownToken(f"no token {token_id!r} (never submitted, or expired)")
+        detail = token_detail(record)
+        if viewer is not None and (not viewer or viewer != record.owner):
+            detail.args_summary = detail.error_message = detail.traceback = ""
+            detail.redacted = True
+        return detail
 
     def series_points(self, seconds: int, since: float) -> pb.SeriesReply:
         points = self.series.points(min(max(seconds, 1), 600), since)

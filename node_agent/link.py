@@ -230,7 +230,7 @@ class AgentLink:
         details = exc.details() if hasattr(exc, "details") else str(exc)
         if code == grpc.StatusCode.UNAUTHENTICATED:
             self.fatal_reason = (f"the gateway {self.config.gateway} refused this agent's "
-                                 "token; check TOKENGATE_TOKEN / --token-file")
+                                 f"token ({details}); check TOKENGATE_TOKEN / --token-file")
             logger.error(self.fatal_reason)
             self.fatal.set()
             return True

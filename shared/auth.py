@@ -20,6 +20,7 @@ from tokengate.shared.errors import ConfigurationError
 METADATA_KEY = "authorization"
 TOKEN_ENV = "TOKENGATE_TOKEN"
 TOKEN_FILE_ENV = "TOKENGATE_TOKEN_FILE"
+AGENT_METHOD = "/AgentLink"  # the one method the agent token opens
 
 
 def new_token() -> str:
@@ -79,23 +80,34 @@ def _abort_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
 
 class Credentials:
-    """The gateway's two tokens: the cluster's, and the operator's (optional).
+    """The gateway's tokens: the cluster's, the operator's and the agents' (both optional).
 
-    Without an operator token, the cluster token carries operator rights too.
+    Without an operator token, the cluster token carries operator rights too. Without an
+    agent token, the cluster token lets an agent join; with one, only the agent token does,
+    and it opens nothing but the agent link (so a client holding the cluster token cannot
+    join as an agent and be sent other clients' calls).
     """
 
-    def __init__(self, token: str, operator_token: str = "") -> None:
+    def __init__(self, token: str, operator_token: str = "", agent_token: str = "") -> None:
         if not token:
             raise ConfigurationError("the gateway needs a shared token (TOKENGATE_TOKEN)")
         self.token = token
         self.operator_token = operator_token
+        self.agent_token = agent_token
 
-    def admits(self, metadata: Any) -> bool:
-        return token_matches(self.token, metadata) or (bool(self.operator_token) and \
-            token_matches(self.operator_token, metadata))
+    def admits(self, metadata: Any, method: str = "") -> bool:
+        if token_matches(self.token, metadata):
+            return True
+        if self.operator_token and token_matches(self.operator_token, metadata):
+            return True
+        return bool(self.agent_token) and method.endswith(AGENT_METHOD) and \
+            token_matches(self.agent_token, metadata)
 
     def is_operator(self, metadata: Any) -> bool:
         return token_matches(self.operator_token or self.token, metadata)
+
+    def may_join(self, metadata: Any) -> bool:
+        return token_matches(self.agent_token or self.token, metadata)
 
 
 class TokenAuthInterceptor(grpc.ServerInterceptor):
@@ -109,7 +121,8 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(handler_call_details)
-        if handler is None or self._credentials.admits(handler_call_details.invocation_metadata):
+        if handler is None or self._credentials.admits(
+                handler_call_details.invocation_metadata, handler_call_details.method):
             return handler
         return _abort_handler(handler)
 

@@ -53,6 +53,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         listen=args.listen, redis_url=args.redis, token=_token(args),
         operator_token=read_token(None, args.operator_token_file) or None
         if args.operator_token_file else None,
+        agent_token=read_token(None, args.agent_token_file) or None
+        if args.agent_token_file else None,
         heartbeat_timeout=args.heartbeat_timeout, max_attempts=args.max_attempts,
         max_pending=args.max_pending, result_ttl=args.result_ttl, workers=args.workers,
         session_outbox_bytes=args.session_outbox_bytes, metrics_port=args.metrics_port,
@@ -209,6 +211,9 @@ def _add_gateway(commands: Any) -> None:
     gw.add_argument("--allow-pickle", action="store_true", help="accept pickle-coded calls")
     gw.add_argument("--operator-token-file", help="file holding the operator token (controls "
                     "and watching any client's tokens need it; default: the cluster token)")
+    gw.add_argument("--agent-token-file", help="file holding the token agents join with "
+                    "(set, the cluster token cannot join as an agent; default: the cluster "
+                    "token)")
     gw.add_argument("--session-outbox-bytes", type=int, help="results waiting for a slow "
                     "client before its session is cut off (default 8 MiB)")
     gw.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this "

@@ -348,7 +348,7 @@ class StateTime(_message.Message):
     def __init__(self, state: _Optional[str] = ..., at: _Optional[float] = ...) -> None: ...
 
 class TokenDetail(_message.Message):
-    __slots__ = ("token_id", "state", "task", "operation_type", "weight", "attempt", "idempotent", "node", "core", "worker", "times", "args_summary", "args_bytes", "error_type", "error_message", "traceback")
+    __slots__ = ("token_id", "state", "task", "operation_type", "weight", "attempt", "idempotent", "node", "core", "worker", "times", "args_summary", "args_bytes", "error_type", "error_message", "traceback", "redacted")
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -365,6 +365,7 @@ class TokenDetail(_message.Message):
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    REDACTED_FIELD_NUMBER: _ClassVar[int]
     token_id: str
     state: str
     task: str
@@ -381,7 +382,8 @@ class TokenDetail(_message.Message):
     error_type: str
     error_message: str
     traceback: str
-    def __init__(self, token_id: _Optional[str] = ..., state: _Optional[str] = ..., task: _Optional[str] = ..., operation_type: _Optional[str] = ..., weight: _Optional[str] = ..., attempt: _Optional[int] = ..., idempotent: _Optional[bool] = ..., node: _Optional[str] = ..., core: _Optional[int] = ..., worker: _Optional[str] = ..., times: _Optional[_Iterable[_Union[StateTime, _Mapping]]] = ..., args_summary: _Optional[str] = ..., args_bytes: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ...) -> None: ...
+    redacted: bool
+    def __init__(self, token_id: _Optional[str] = ..., state: _Optional[str] = ..., task: _Optional[str] = ..., operation_type: _Optional[str] = ..., weight: _Optional[str] = ..., attempt: _Optional[int] = ..., idempotent: _Optional[bool] = ..., node: _Optional[str] = ..., core: _Optional[int] = ..., worker: _Optional[str] = ..., times: _Optional[_Iterable[_Union[StateTime, _Mapping]]] = ..., args_summary: _Optional[str] = ..., args_bytes: _Optional[int] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ..., traceback: _Optional[str] = ..., redacted: _Optional[bool] = ...) -> None: ...
 
 class GuardsRequest(_message.Message):
     __slots__ = ()

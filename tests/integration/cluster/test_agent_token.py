@@ -1,0 +1,98 @@
+"""Who may join as an agent, and what one client may read of another's tokens.
+
+- With an agent token set (``--agent-token-file``), an agent holding only the cluster token
+  is refused (exit 2, says why) and so cannot be sent other clients' calls; an agent with the
+  agent token joins and runs work; the agent token opens nothing but the agent link.
+- ``Token`` shows a client the arguments, error message and traceback of its own tokens
+  only; another client sees states and times (``redacted``); an operator sees everything.
+"""
+
+from __future__ import annotations
+
+import faults2_tasks  # noqa: F401 - registers the tasks (their weights) in this process
+import grpc
+import pytest
+from _faults2 import TASKS, TOKEN, Runs, f2_clusters, metadata, wait_exit, wait_until
+from tokengate.shared.channel import CHANNEL_OPTIONS
+from tokengate.shared.errors import UnknownToken
+from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
+
+from tokengate.cli_up import role_command
+
+AGENT_TOKEN = "agent-token-for-the-join-tests-0123456"
+OPERATOR_TOKEN = "operator-token-for-the-view-tests-0123"
+
+
+@pytest.fixture
+def f2_cluster(redis_url, tmp_path):
+    yield from f2_clusters(redis_url, tmp_path)
+
+
+def _agent(cluster, name: str, token: str):
+    return cluster.spawn(name, role_command(
+        "agent", "--gateway", cluster.address, "--name", name, "--include", TASKS),
+        env=dict(cluster.env, TOKENGATE_TOKEN=token))
+
+
+def test_with_an_agent_token_the_cluster_token_cannot_join(f2_cluster, tmp_path):
+    token_file = tmp_path / "agent-token"
+    token_file.write_text(AGENT_TOKEN)
+    cluster = f2_cluster({}, gateway_options=("--agent-token-file", str(token_file)))
+
+    intruder = _agent(cluster, "intruder", TOKEN)
+    code = wait_exit(intruder, 10.0)
+    output = cluster.log("intruder")
+    assert code == 2, f"an agent with the cluster token still retries (exit {code})"
+    assert "agent token" in output, output[-2000:]
+
+    _agent(cluster, "trusted", AGENT_TOKEN)
+    cluster.wait_nodes(lambda nodes: nodes.get("trusted") == "UP", "the agent-token agent up")
+    assert "intruder" not in {n["name"] for n in cluster.status()["nodes"]}
+    runs = Runs(tmp_path)
+    client = cluster.client()
+    assert client.submit_by_name(f"{TASKS}:record", (str(runs.log), "ran")).get(timeout=10) == "ran"
+    assert runs.total() == 1
+
+    with grpc.insecure_channel(cluster.address, options=CHANNEL_OPTIONS) as channel:
+        stub = rpc.GatewayStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Status(pb.StatusRequest(), metadata=metadata(AGENT_TOKEN), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, \
+            "the agent token opens the agent link only"
+        stub.Status(pb.StatusRequest(), metadata=metadata(TOKEN), timeout=5)
+
+
+def _state(client, token_id: str) -> str:
+    try:
+        return client.token_detail(token_id).state
+    except UnknownToken:  # submitted a moment ago: not stored yet
+        return ""
+
+
+def test_another_clients_token_detail_is_redacted(f2_cluster, tmp_path):
+    cluster = f2_cluster(env={"TOKENGATE_OPERATOR_TOKEN": OPERATOR_TOKEN})
+    runs = Runs(tmp_path)
+    owner = cluster.client()
+    token = owner.submit_by_name(f"{TASKS}:gated_light", runs.args("secret-tag"))
+    try:  # held at its gate: the arguments are still in the ledger
+        wait_until(lambda: _state(owner, token.token_id) == "executing", what="executing")
+        mine = owner.token_detail(token.token_id)
+        assert mine.args_summary and not mine.redacted, "the owner sees its own arguments"
+        other = cluster.client().token_detail(token.token_id)
+        assert other.state == "executing" and other.times, "another client sees the states"
+        assert other.redacted and other.args_summary == ""
+        operator = cluster.client(token=OPERATOR_TOKEN).token_detail(token.token_id)
+        assert operator.args_summary == mine.args_summary and not operator.redacted
+        with grpc.insecure_channel(cluster.address, options=CHANNEL_OPTIONS) as channel:
+            stub = rpc.GatewayStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Token(pb.TokenRequest(token_id="x" * 301), metadata=metadata(TOKEN), timeout=5)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            anonymous = stub.Token(pb.TokenRequest(token_id=token.token_id),
+                                   metadata=metadata(TOKEN), timeout=5)
+            assert anonymous.redacted, "a caller naming no client id is nobody's owner"
+    finally:
+        runs.open_gate()
+    assert token.get(timeout=10) == "secret-tag"
+
