@@ -133,6 +133,7 @@ class ClusterClient:
                 kwargs: dict[str, Any], func: Any) -> TaskToken:
         payload = codec.encode_call(args, kwargs, self._codec, self.config.max_payload)
         token: TaskToken = TaskToken(func, args, kwargs, operation_type=operation_type, tags=tags)
+        token.remote = True  # an agent runs it; a worker thread waiting on it must not
         item = pb.TaskItem(token_id=token.token_id, task=name, payload=payload, codec=self._codec,
                            weight=tags.weight.value, not_idempotent=not tags.idempotent,
                            operation_type=operation_type)

@@ -55,8 +55,8 @@ class TaskToken(Generic[R]):
 
     __slots__ = (
         "_callbacks", "_lock", "_noted", "_waiter", "args", "attempt", "core_id", "error",
-        "error_message", "error_type", "func", "kwargs", "node", "operation_type", "result",
-        "state", "tags", "timestamps", "token_id", "traceback_text", "worker_id",
+        "error_message", "error_type", "func", "kwargs", "node", "operation_type", "remote",
+        "result", "state", "tags", "timestamps", "token_id", "traceback_text", "worker_id",
     )
 
     def __init__(
@@ -91,6 +91,7 @@ class TaskToken(Generic[R]):
         self._waiter: threading.Event | None = None
         self._callbacks: list[Callable[[TaskToken[R]], None]] | None = None
         self._noted = False
+        self.remote = False  # runs elsewhere (a cluster client's): never claimed or run here
 
     def __repr__(self) -> str:
         return f"<TaskToken {self.token_id} {self.state.value} attempt={self.attempt}>"
@@ -132,7 +133,7 @@ class TaskToken(Generic[R]):
         """Take a queued token for execution; False if it was killed or claimed already."""
         now = time.time()
         with self._lock:
-            if self.state not in _CLAIMABLE:
+            if self.state not in _CLAIMABLE or self.remote:
                 return False
             self.state = TokenState.EXECUTING
             self.timestamps[TokenState.EXECUTING] = now
@@ -242,7 +243,7 @@ class TaskToken(Generic[R]):
         """Block until the token is final; True if it is."""
         if self.state in FINAL_STATES:
             return True
-        runner = inline_runner()
+        runner = None if self.remote else inline_runner()
         if runner is not None and self.state in _CLAIMABLE and runner(self):
             return True
         with self._lock:

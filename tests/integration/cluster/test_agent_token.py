@@ -1,10 +1,13 @@
-"""Who may join as an agent, and what one client may read of another's tokens.
+"""Who may join as an agent, what one client may read of another's tokens, and who runs a
+cluster token.
 
 - With an agent token set (``--agent-token-file``), an agent holding only the cluster token
   is refused (exit 2, says why) and so cannot be sent other clients' calls; an agent with the
   agent token joins and runs work; the agent token opens nothing but the agent link.
 - ``Token`` shows a client the arguments, error message and traceback of its own tokens
   only; another client sees states and times (``redacted``); an operator sees everything.
+- A token submitted through the gateway runs on an agent only, even when a local worker
+  thread waits on it.
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ import pytest
 from _faults2 import TASKS, TOKEN, Runs, f2_clusters, metadata, wait_exit, wait_until
 from tokengate.shared.channel import CHANNEL_OPTIONS
 from tokengate.shared.errors import UnknownToken
+from tokengate.shared.registry import TaskSpec, lookup
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
+from tokengate.shared.tags import parse_tags
+from tokengate.shared.token import TaskToken
 
 from tokengate.cli_up import role_command
+from tokengate.coordinator import OperationsCoordinator
 
 AGENT_TOKEN = "agent-token-for-the-join-tests-0123456"
 OPERATOR_TOKEN = "operator-token-for-the-view-tests-0123"
@@ -96,3 +103,26 @@ def test_another_clients_token_detail_is_redacted(f2_cluster, tmp_path):
         runs.open_gate()
     assert token.get(timeout=10) == "secret-tag"
 
+
+
+def test_a_worker_waiting_on_a_cluster_token_does_not_run_it_itself(f2_cluster, tmp_path):
+    """An embedded worker that calls ``get`` on a token submitted through the gateway waits
+    for the agent's result: it used to claim the token (state WAITING) and run it inline too,
+    so the call ran twice (once here, once on the agent)."""
+    cluster = f2_cluster()
+    runs = Runs(tmp_path)
+    client = cluster.client()
+    spec = lookup(f"{TASKS}:record")
+    child: list[TaskToken] = []
+
+    def parent() -> str:
+        child.append(client.submit(spec, (str(runs.log), "once"), {}))
+        return child[0].get(timeout=10)
+
+    parent_spec = TaskSpec(name="test:parent", func=parent, operation_type="parent",
+                           tags=parse_tags({"weight": "light"}))
+    with OperationsCoordinator(cores=1, workers_per_core=1) as coord:
+        assert coord.submit(parent_spec, (), {}).get(timeout=15) == "once"
+    assert child[0].node == "a1", f"ran on {child[0].node or 'this process'}, not the agent"
+    wait_until(lambda: client.outstanding() == 0 and runs.total() >= 1, what="settled")
+    assert runs.counts() == {"once": 1}, "the call ran on the agent only"
