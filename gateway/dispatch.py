@@ -193,11 +193,12 @@ class Dispatch:
             if not conn.send_tasks(chunk):
                 self.give_back(conn.name, [item.token_id for item in chunk])
 
-    def give_back(self, agent: str, ids: list[str]) -> None:
-        """Tokens placed on ``agent`` that never reached it: they wait again, same attempt."""
+    def give_back(self, agent: str, ids: list[str], *, returned: bool = False) -> None:
+        """Tokens placed on ``agent`` that never reached it (``returned``: that it gave back
+        unstarted as it left): they wait again, same attempt."""
         policy = LossPolicy(self.config.max_attempts, "", self.config.result_ttl)
         try:
-            back = self.ledger.give_back(agent, ids, policy)
+            back = self.ledger.give_back(agent, ids, policy, returned)
         except RedisUnavailable as exc:  # the agent's next registration reconciles them
             logger.error("cannot give back %d tokens of %s now: %s", len(ids), agent, exc)
             return

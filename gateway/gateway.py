@@ -19,6 +19,7 @@ from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.control import Control
 from tokengate.gateway.dispatch import Dispatch
+from tokengate.gateway.items import MAX_ID_LENGTH
 from tokengate.gateway.lease import GatewayLease
 from tokengate.gateway.ledger import StartReport, TokenLedger
 from tokengate.gateway.registry import Registry
@@ -116,6 +117,10 @@ class Gateway:
                 self.ledger.start(conn.name, starts)
         if frame.replies:
             self.control.on_replies(list(frame.replies))
+        if frame.returned:  # it is leaving: what it never started goes to the others now
+            ids = list(dict.fromkeys(i for i in frame.returned if 0 < len(i) <= MAX_ID_LENGTH))
+            logger.info("agent %s gave back %d tokens it never started", conn.name, len(ids))
+            self.dispatch.give_back(conn.name, ids, returned=True)
 
     def agent_left(self, conn: AgentConn) -> None:
         self.registry.disconnected(conn)

@@ -15,6 +15,7 @@ from typing import Any
 import msgpack
 from tokengate.gateway.conns import AgentConn
 from tokengate.gateway.dispatch import Dispatch
+from tokengate.gateway.items import MAX_ID_LENGTH
 from tokengate.gateway.ledger import TokenLedger, TokenRecord
 from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
@@ -29,7 +30,6 @@ logger = logging.getLogger(__name__)
 VERSION = "0.2.0"
 HEALTH_ORDER = ("unknown", "excellent", "good", "fair", "poor")  # worst last
 SUMMARY_LIMIT = 400
-MAX_TOKEN_ID = 300
 QUARANTINE_LIMIT = 200
 
 
@@ -134,8 +134,8 @@ class Views:
         """One token's detail. ``viewer`` is the client id asking (``None``: an operator);
         another client's token shows its states and times but not its arguments, error
         message or traceback."""
-        if not token_id or len(token_id) > MAX_TOKEN_ID:
-            raise BadRequest(f"a token id has 1 to {MAX_TOKEN_ID} characters")
+        if not token_id or len(token_id) > MAX_ID_LENGTH:
+            raise BadRequest(f"a token id has 1 to {MAX_ID_LENGTH} characters")
         record = self.ledger.records([token_id])[0]
         if record is None:
             raise UnknownToken(f"no token {token_id!r} (never submitted, or expired)")

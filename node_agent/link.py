@@ -54,6 +54,8 @@ from tokengate.shared.token import TaskToken
 
 logger = logging.getLogger(__name__)
 
+RETURN_WAIT = 2.0  # seconds a leaving agent waits for the gateway to read what it gave back
+
 
 class SchedulerPort(Protocol):
     """What the link needs of the local scheduler."""
@@ -81,10 +83,11 @@ class Held:
 
 class WorkLease:
     """Whether this agent may start tokens now (see the module docstring). ``_changed``
-    guards ``_until``; ``is_open`` reads it without the lock (one float)."""
+    guards ``_until`` and ``_closed``; ``is_open`` reads ``_until`` without the lock."""
 
     def __init__(self) -> None:
         self._until = 0.0
+        self._closed = False
         self._changed = threading.Condition()
 
     def is_open(self) -> bool:
@@ -92,13 +95,40 @@ class WorkLease:
 
     def renew(self, until: float) -> None:
         with self._changed:
-            if until > self._until:
+            if until > self._until and not self._closed:
                 self._until = until
                 self._changed.notify_all()
+
+    def close(self) -> None:
+        """For good (the agent leaves): nothing starts from now on."""
+        with self._changed:
+            self._closed = True
+            self._until = 0.0
 
     def wait_open(self, timeout: float | None = None) -> bool:
         with self._changed:
             return self._changed.wait_for(self.is_open, timeout)
+
+
+class _StartGate:
+    """The scheduler's start gate on an agent: the work lease is open, and the token was not
+    revoked after a worker claimed it (``revoked``: the link's, see ``AgentLink._revoke``)."""
+
+    def __init__(self, lease: WorkLease, revoked: dict[str, TaskToken]) -> None:
+        self.is_open, self.wait_open = lease.is_open, lease.wait_open
+        self._revoked = revoked
+
+    def admits(self, token: TaskToken) -> bool:
+        return self._revoked.get(token.token_id) is not token
+
+
+def _clean(text: str) -> str:
+    """``text`` as valid UTF-8: what cannot be encoded (a lone surrogate) becomes ``?``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def import_includes(modules: tuple[str, ...]) -> list[str]:
@@ -146,13 +176,17 @@ class AgentLink:
         self._lease_seconds = 0.0
         self._stop = threading.Event()
         self._held: dict[str, Held] = {}
+        self._revoked: dict[str, TaskToken] = {}  # revoked once claimed, until they end
         self._starts: box.Starts = {}
         self._outbox: queue.SimpleQueue[box.Message] = queue.SimpleQueue()
-        self._send_lock = threading.Lock()  # guards _sender and _generation
+        self._send_lock = threading.Lock()  # guards _sender, _generation and _seen
+        self._seen_changed = threading.Condition(self._send_lock)
+        self._seen = 0  # the newest of our frames (this stream) the gateway saw
         self._sender = box.Sender(self._capacity, status, self._starts, self._started,
                                   snapshot_every=1.0)
         self._generation = 0
         self._received = 0
+        self._backoff = 0.1  # the link thread's: seconds before the next reconnection
         self._call: Any = None
         self._threads: list[threading.Thread] = []
         self.tasks: list[str] = []
@@ -164,7 +198,7 @@ class AgentLink:
         if not self.tasks:
             logger.warning("no tasks registered: include the modules that define them")
         self.scheduler.add_observer(_StartReporter(self))
-        self.scheduler.set_start_gate(self.lease)
+        self.scheduler.set_start_gate(_StartGate(self.lease, self._revoked))
         thread = threading.Thread(target=self._link_loop, name="tg-agent-link", daemon=True)
         self._threads.append(thread)
         thread.start()
@@ -180,6 +214,13 @@ class AgentLink:
             self.scheduler.wait_idle(drain)
             while self._held and time.monotonic() < deadline and self.registered.is_set():
                 self._stop.wait(0.02)  # outcomes in flight: their acks empty _held
+        # Nothing starts from here on: what we hold and did not begin is the gateway's to
+        # give to another agent, not ours to run unreported. We tell it which those are, so
+        # never-twice calls among them run elsewhere instead of failing AgentLost.
+        self.lease.close()
+        returned = [token_id for token_id in list(self._held) if self._give_up(token_id)]
+        if returned and self.registered.is_set():
+            self._return(tuple(returned))
         self._stop.set()
         self._outbox.put(box.Wake())
         call = self._call
@@ -191,36 +232,53 @@ class AgentLink:
     # -- the link thread ----------------------------------------------------------------------
 
     def _link_loop(self) -> None:
-        backoff = 0.1
         metadata = call_metadata(self.config.token)
         while not self._stop.is_set():
-            channel = open_channel(self.config.gateway, self.config.tls)
+            try:
+                self._stream(metadata)
+            except grpc.RpcError as exc:
+                if self._refused(exc):
+                    return
+            except ConfigurationError as exc:  # retrying cannot help (TLS files, ...)
+                self._fail(str(exc))
+                return
+            except Exception:  # a bug must not end the link for good: log it, reconnect
+                logger.exception("the link to gateway %s failed; reconnecting",
+                                 self.config.gateway)
+            self._stop.wait(self._backoff)
+            self._backoff = min(self.config.max_backoff, self._backoff * 2)
+
+    def _stream(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        """One stream, from its hello to its end (an exception, or the gateway closing it)."""
+        channel = open_channel(self.config.gateway, self.config.tls)
+        try:
             with self._send_lock:
                 self._generation += 1
                 generation = self._generation
                 self._received = 0
+                self._seen = 0
                 first = self._sender.open(self._hello())
-            try:
-                self._call = rpc.GatewayStub(channel).AgentLink(
-                    self._frames(generation, first), metadata=metadata)
-                for frame in self._call:
-                    if not self.registered.is_set():
-                        self.registered.set()
-                        logger.info("registered with gateway %s as %s", self.config.gateway,
-                                    self.config.name)
-                        backoff = 0.1
-                    self._on_frame(frame)
-            except grpc.RpcError as exc:
-                if self._refused(exc):
-                    return
-            finally:
-                self.registered.clear()
-                with self._send_lock:
-                    self._generation += 1  # the old stream's sender stops and hands back
-                self._outbox.put(box.Wake())
-                channel.close()
-            self._stop.wait(backoff)
-            backoff = min(self.config.max_backoff, backoff * 2)
+            self._call = rpc.GatewayStub(channel).AgentLink(
+                self._frames(generation, first), metadata=metadata)
+            for frame in self._call:
+                if not self.registered.is_set():
+                    self.registered.set()
+                    logger.info("registered with gateway %s as %s", self.config.gateway,
+                                self.config.name)
+                    self._backoff = 0.1
+                self._on_frame(frame, generation)
+        finally:
+            self.registered.clear()
+            with self._send_lock:
+                self._generation += 1  # the old stream's sender stops and hands back
+            self._outbox.put(box.Wake())
+            channel.close()
+
+    def _fail(self, reason: str) -> None:
+        """Stop for good: the agent process exits with ``reason`` (code 2)."""
+        self.fatal_reason = reason
+        logger.error(reason)
+        self.fatal.set()
 
     def _refused(self, exc: grpc.RpcError) -> bool:
         """Log a failed stream; True when retrying cannot help (a wrong token)."""
@@ -229,10 +287,8 @@ class AgentLink:
         code = exc.code() if hasattr(exc, "code") else None
         details = exc.details() if hasattr(exc, "details") else str(exc)
         if code == grpc.StatusCode.UNAUTHENTICATED:
-            self.fatal_reason = (f"the gateway {self.config.gateway} refused this agent's "
-                                 f"token ({details}); check TOKENGATE_TOKEN / --token-file")
-            logger.error(self.fatal_reason)
-            self.fatal.set()
+            self._fail(f"the gateway {self.config.gateway} refused this agent's token "
+                       f"({details}); check TOKENGATE_TOKEN / --token-file")
             return True
         if code == grpc.StatusCode.ALREADY_EXISTS:
             logger.error("the gateway refused the name %s: %s", self.config.name, details)
@@ -257,36 +313,67 @@ class AgentLink:
         received = self._received  # first: the free figure then reflects at least these
         return received, dict(self.scheduler.free_capacity())
 
-    def _on_frame(self, frame: pb.DispatchFrame) -> None:
+    def _on_frame(self, frame: pb.DispatchFrame, generation: int) -> None:
+        """Revocations first, then the lease and acks, then new tasks, then kills (a kill
+        may name a token of this very frame)."""
         for token_id in frame.revoke:
             self._revoke(token_id)
         if frame.lease:
             self._lease_seconds = frame.lease
         if frame.seen_seq or frame.ack_seq:
-            self._renew(max(frame.seen_seq, frame.ack_seq))
-        if frame.ack_seq:
-            self._outbox.put(box.Acked(frame.ack_seq))
-        for token_id in frame.kill:
-            self._kill(token_id)
+            self._renew(max(frame.seen_seq, frame.ack_seq), generation)
         if frame.tasks:
             self._take(frame.tasks)
+        for token_id in frame.kill:
+            self._kill(token_id)
         for command in frame.commands:
             threading.Thread(target=self._run_command, args=(command,),
                              name="tg-agent-command", daemon=True).start()
 
-    def _renew(self, seq: int) -> None:
+    def _renew(self, seq: int, generation: int) -> None:
+        """The gateway saw (and stored) our frames up to ``seq`` of stream ``generation``.
+        Sequence numbers start again on each stream, so an ack read from a stream that has
+        since been replaced names other frames: it is dropped, not applied."""
         with self._send_lock:
+            if generation != self._generation:
+                return
             sent = self._sender.sent_at.get(seq)
+            self._sender.ack(seq, self._acked)
+            if seq > self._seen:
+                self._seen = seq
+                self._seen_changed.notify_all()
         if sent is not None and self._lease_seconds:
             self.lease.renew(sent + self._lease_seconds)
 
     def _revoke(self, token_id: str) -> None:
         """No longer ours: drop it unstarted if we can, and report nothing for it."""
-        held = self._held.pop(token_id, None)
-        if held is not None:
-            self.scheduler.kill(token_id) or held.token.kill()
+        if self._give_up(token_id) is not None:
             logger.info("token %s was revoked (given to another agent while we were away)",
                         token_id)
+
+    def _give_up(self, token_id: str) -> bool | None:
+        """Stop holding ``token_id``: kill it if it is queued (True: it never started); if a
+        worker claimed it, it must not begin its call (the start gate asks; False). None if
+        we did not hold it."""
+        held = self._held.pop(token_id, None)
+        if held is None:
+            return None
+        token = held.token
+        if self.scheduler.kill(token_id) or token.kill():
+            return True
+        self._revoked[token_id] = token
+        token.add_done_callback(lambda t: self._revoked.pop(t.token_id, None))
+        return False
+
+    def _return(self, ids: tuple[str, ...]) -> None:
+        """Send ``ids`` as returned, and wait (a little) until the gateway has read them."""
+        self._outbox.put(box.Returned(ids))
+        with self._seen_changed:
+            read = self._seen_changed.wait_for(
+                lambda: 0 < self._sender.returned_seq <= self._seen, RETURN_WAIT)
+        if not read:
+            logger.warning("the gateway did not confirm the %d tokens given back; it will "
+                           "treat them as lost", len(ids))
 
     def _kill(self, token_id: str) -> None:
         if self.scheduler.kill(token_id):
@@ -344,6 +431,10 @@ class AgentLink:
                 reply = self.commands(command)
             except TokenGateError as exc:
                 reply = pb.CommandReply(ok=False, message=f"{wire.error_name(exc)}: {exc}")
+            except Exception as exc:  # a failed command is answered, never left unanswered
+                logger.exception("command %s failed", command.id)
+                reply = pb.CommandReply(ok=False, message=_clean(f"{type(exc).__name__}: "
+                                                                 f"{exc}"))
             reply.id = command.id
         self._outbox.put(box.Replied(reply))
 
@@ -353,11 +444,23 @@ class AgentLink:
         held = self._held.get(token.token_id)
         if held is None or held.token is not token:
             return  # revoked: not ours to report
+        try:
+            item = self._result_item(token, held)
+        except Exception as exc:  # whatever it was, the client hears of it
+            logger.exception("the outcome of %s cannot be reported as it is", token.token_id)
+            item = pb.ResultItem(
+                token_id=token.token_id, state=pb.FAILED, attempt=held.attempt,
+                node=self.config.name, session=held.owner, finished_at=time.time(),
+                error_type="ResultNotReportable",
+                error_message=_clean(f"its outcome could not be reported: {exc!r}"))
+        self._outbox.put(box.Finished(held.weight, item))
+
+    def _result_item(self, token: TaskToken, held: Held) -> pb.ResultItem:
         state = token.state
         item = pb.ResultItem(
             token_id=token.token_id, state=wire.final_code(state), attempt=held.attempt,
             node=self.config.name, core=token.core_id or 0, worker=token.worker_id or "",
-            codec=held.codec, session=held.owner, operation_type=token.operation_type,
+            codec=held.codec, session=held.owner, operation_type=_clean(token.operation_type),
             started_at=token.timestamps.get(TokenState.EXECUTING, 0.0),
             finished_at=token.timestamps.get(state, time.time()))
         if state is TokenState.COMPLETED:
@@ -366,12 +469,12 @@ class AgentLink:
                                                    self.config.max_result_bytes)
             except TokenGateError as exc:
                 item.state = pb.FAILED
-                item.error_type, item.error_message = wire.error_name(exc), str(exc)
-        else:
-            item.error_type = token.error_type or wire.TASK_FAILED
-            item.error_message = token.error_message
-            item.traceback = token.traceback_text
-        self._outbox.put(box.Finished(held.weight, item))
+                item.error_type, item.error_message = wire.error_name(exc), _clean(str(exc))
+        else:  # texts from user code: made valid UTF-8 (protobuf refuses lone surrogates)
+            item.error_type = _clean(token.error_type) or wire.TASK_FAILED
+            item.error_message = _clean(token.error_message)
+            item.traceback = _clean(token.traceback_text)
+        return item
 
     def _started(self, token: TaskToken) -> pb.Started | None:
         """The start report of a token of ours (None if it is no longer ours)."""
@@ -413,6 +516,6 @@ class AgentLink:
                         if not isinstance(message, box.Wake):
                             outbox.put(message)
                     return
-                frame = self._sender.frame(messages, self._acked)
+                frame = self._sender.frame(messages)
             if frame is not None:
                 yield frame

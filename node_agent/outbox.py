@@ -1,7 +1,7 @@
 """What the agent's link sends up, as typed messages, and the sender that frames them.
 
 Any thread puts messages on the link's outbox (a ``SimpleQueue``): workers put
-:class:`Finished`, the link thread :class:`Acked` and :class:`CreditsDue`, the command
+:class:`Finished`, the link thread :class:`CreditsDue`, the command
 thread :class:`Replied`. The sender, which runs on the current stream's gRPC request thread,
 turns each batch it drains into at most one frame. Starts are not messages: a worker records
 its token's start in the link's ``starts`` map (no wake-up), and the sender reports those
@@ -47,13 +47,15 @@ class Replied:
 
 
 @dataclass(frozen=True, slots=True)
-class Acked:
-    seq: int      # the gateway stored every frame up to this one
+class CreditsDue:
+    """The gateway's view of our capacity is lower than the truth: report it."""
 
 
 @dataclass(frozen=True, slots=True)
-class CreditsDue:
-    """The gateway's view of our capacity is lower than the truth: report it."""
+class Returned:
+    """We are leaving and never started these: the gateway may give them to others."""
+
+    ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ class Wake:
     """Nothing to send: wake the sender (a stream ended, or we stop)."""
 
 
-Message = Finished | Replied | Acked | CreditsDue | Leaving | Wake
+Message = Finished | Replied | CreditsDue | Returned | Leaving | Wake
 Starts = dict[str, Any]  # token id -> the TaskToken that started (reported if still running)
 
 
@@ -105,14 +107,14 @@ class Sender:
         self.last_snapshot = 0.0
         self.stuck = 0
         self.leaving = False
+        self.returned_seq = 0  # the frame that carried our Returned ids (0: none yet)
         self.reported = Capacity()
 
     def next_seq(self) -> int:
         self.seq += 1
         self.sent_at[self.seq] = time.monotonic()
-        if len(self.sent_at) > SENT_TIMES_KEPT:
-            for old in sorted(self.sent_at)[:len(self.sent_at) - SENT_TIMES_KEPT]:
-                del self.sent_at[old]
+        if len(self.sent_at) > SENT_TIMES_KEPT:  # insertion order is sequence order
+            del self.sent_at[next(iter(self.sent_at))]
         return self.seq
 
     def open(self, hello: pb.Hello) -> list[pb.AgentFrame]:
@@ -122,6 +124,7 @@ class Sender:
         self.unacked.clear()
         self.sent_at.clear()
         self.seq = 0
+        self.returned_seq = 0
         self.reported = self._measure()
         frames = [pb.AgentFrame(hello=hello, seq=self.next_seq(),
                                 credits=wire.credit_messages(self.reported.free))]
@@ -137,8 +140,7 @@ class Sender:
         received, free = self._capacity()
         return Capacity(dict(free), received)
 
-    def frame(self, messages: list[Message], acked: Callable[[list[pb.ResultItem]], None],
-              ) -> pb.AgentFrame | None:
+    def frame(self, messages: list[Message]) -> pb.AgentFrame | None:
         """Turn one batch of outbox messages into at most one frame."""
         frame = pb.AgentFrame()
         results: list[pb.ResultItem] = []
@@ -150,10 +152,10 @@ class Sender:
                 freed[message.weight] += 1
             elif isinstance(message, Replied):
                 frame.replies.append(message.reply)
-            elif isinstance(message, Acked):
-                self._ack(message.seq, acked)
             elif isinstance(message, CreditsDue):
                 credits_due = True
+            elif isinstance(message, Returned):
+                frame.returned.extend(message.ids)
             elif isinstance(message, Leaving):
                 frame.leaving = self.leaving = True
         if self._starts:
@@ -166,13 +168,15 @@ class Sender:
             frame.results.extend(results)
         snapshot = self._add_snapshot(frame)
         content = bool(results or credits_due or frame.replies or frame.started
-                       or frame.leaving or snapshot)
+                       or frame.leaving or frame.returned or snapshot)
         if messages and not content:
-            return None  # only acks or starts not yet due: nothing to say
+            return None  # only wake-ups or starts not yet due: nothing to say
         frame.stuck = self.stuck
         frame.seq = self.next_seq()  # an empty batch after an idle wait is the heartbeat
         if results:
             self.unacked[frame.seq] = results
+        if frame.returned:
+            self.returned_seq = frame.seq
         return frame
 
     def _add_starts(self, frame: pb.AgentFrame, finishing: set[str]) -> None:
@@ -200,6 +204,7 @@ class Sender:
         frame.snapshot = msgpack.packb(status, default=str)
         return True
 
-    def _ack(self, upto: int, acked: Callable[[list[pb.ResultItem]], None]) -> None:
+    def ack(self, upto: int, acked: Callable[[list[pb.ResultItem]], None]) -> None:
+        """The gateway stored every frame of this stream up to ``upto``."""
         for seq in [s for s in self.unacked if s <= upto]:
             acked(self.unacked.pop(seq))

@@ -29,7 +29,7 @@ from tokengate.node_agent.mailbox import STOP, Mailbox
 from tokengate.node_agent.procpool import CoreProcesses
 from tokengate.node_agent.throttle import StorageThrottle
 from tokengate.node_agent.watchdog import Watch, Watchdog
-from tokengate.shared.errors import TaskTimeLimit
+from tokengate.shared.errors import TaskTimeLimit, TokenKilled
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import ExecutionMode
 from tokengate.shared.token import TaskToken, format_exception_text, set_inline_runner
@@ -93,11 +93,18 @@ class _Discarded(BaseException):
     """A call returned after its time limit expired: its token is final; drop the outcome."""
 
 
+class _Revoked(BaseException):
+    """The gate no longer admits a claimed token (taken from this agent): do not call it."""
+
+
 class StartGate(Protocol):
-    """Whether tokens may start now; workers wait for it to open before claiming one."""
+    """Whether tokens may start now; workers wait for it to open before claiming one, and
+    ask again right before the call (after any wait for a storage slot): ``admits`` says
+    whether that token may still run here."""
 
     def is_open(self) -> bool: ...
     def wait_open(self, timeout: float | None = None) -> bool: ...
+    def admits(self, token: TaskToken) -> bool: ...
 
 
 class TaskRunner:
@@ -136,6 +143,10 @@ class TaskRunner:
             result = self._call(token, worker)
         except _Discarded:
             return None
+        except _Revoked:
+            token.set_error(TokenKilled(f"token {token.token_id} was taken from this agent "
+                                        "before its call began"))
+            return TokenState.FAILED
         except BaseException as exc:  # the task's own failure (even SystemExit) becomes data
             error = exc
         seconds = time.perf_counter() - started
@@ -177,7 +188,19 @@ class TaskRunner:
         with self._throttle.slot(tier):
             return self._call_in_mode(token, func)
 
+    def _still_admitted(self, token: TaskToken) -> None:
+        """Right before the call: the gate may have closed while the token waited for its
+        storage slot (or its hooks); wait for it, and skip a token no longer ours."""
+        gate = self.start_gate
+        if gate is None:
+            return
+        if not gate.is_open():
+            gate.wait_open()
+        if not gate.admits(token):
+            raise _Revoked
+
     def _call_in_mode(self, token: TaskToken, func: Callable[..., Any]) -> Any:
+        self._still_admitted(token)
         if token.tags.execution is ExecutionMode.PROCESS:
             return self._processes.call(token.core_id or 1, func, token.args, token.kwargs)
         return func(*token.args, **token.kwargs)
@@ -198,6 +221,7 @@ class TaskRunner:
 
     def _limited_in_mode(self, token: TaskToken, func: Callable[..., Any], worker: Worker,
                          limit: float, deadline: float) -> Any:
+        self._still_admitted(token)
         if token.tags.execution is ExecutionMode.PROCESS:
             try:
                 return self._processes.call(token.core_id or 1, func, token.args,

@@ -177,6 +177,8 @@ class ClusterClient:
                     return
                 if not self._closed.is_set():
                     logger.warning("gateway session lost (%s); reconnecting", error)
+            except Exception:  # a bug must not strand every waiter: log it, reconnect
+                logger.exception("gateway session failed; reconnecting")
             finally:
                 self.connected.clear()
             self._closed.wait(backoff)
@@ -236,19 +238,26 @@ class ClusterClient:
         def again() -> None:
             with self._lock:
                 live = [item for item in items if item.token_id in self._outstanding]
-                if live and not self._closed.is_set():
-                    self._stream.put(pb.ClientFrame(submit=live))
+                if live and not self._closed.is_set():  # resubmit: a reconnection may have
+                    self._stream.put(pb.ClientFrame(submit=live, resubmit=True))  # sent them
         timer = threading.Timer(BUSY_RETRY, again)
         timer.daemon = True
         timer.start()
 
     def _resolve(self, token: TaskToken, result: pb.ResultItem) -> None:
+        try:
+            self._settle(token, result)
+        except Exception as exc:  # whatever the reply held, its waiter hears of it
+            logger.exception("the result of %s could not be read", token.token_id)
+            token.set_error(exc, "")
+
+    def _settle(self, token: TaskToken, result: pb.ResultItem) -> None:
         state, value, error = wire.final_state(result.state), None, None
         if state is TokenState.COMPLETED:
             try:
                 value = codec.decode_result(result.payload, result.codec,
                                             allow_pickle=self._codec == codec.PICKLE)
-            except (TokenGateError, ValueError) as exc:
+            except Exception as exc:  # not what it claims to be: the call failed to return
                 state, error = TokenState.FAILED, exc
         elif state is TokenState.FAILED:
             error = rebuild_exception(result.error_type, result.error_message, result.traceback)

@@ -44,6 +44,9 @@ def _b(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
+KEPT = "kept"  # give_back left a returned token that had started where it was
+
+
 class MemoryLedger:
     """Token, queue, agent, drain and audit state in dicts."""
 
@@ -180,11 +183,14 @@ class MemoryLedger:
         return Applied(o.token_id, False)
 
     def _give_back(self, token_id: str, agent: str, mode: str, policy: LossPolicy,
-                   into: Requeued) -> None:
-        """lib.lua's give_back, under ``_lock``."""
+                   into: Requeued) -> str | None:
+        """lib.lua's give_back, under ``_lock``: what it did (KEPT: a returned token that
+        started stays where it is)."""
         record = self._held(token_id, agent)
         if record is None:
-            return
+            return None
+        if mode == "returned" and record[F.STATE] == S[TokenState.EXECUTING]:
+            return KEPT
         if record[F.STATE] == S[TokenState.EXECUTING]:
             self._executing[agent] -= 1
         attempt = int(record[F.ATTEMPT])
@@ -196,7 +202,7 @@ class MemoryLedger:
                                F.FINISHED_AT: _b(time.time())})
                 record.pop(F.AGENT, None)
                 into.failed.append(LostToken(token_id, attempt, record[F.SESSION].decode()))
-                return
+                return "failed"
             attempt += 1
         record.update({F.STATE: S[TokenState.WAITING], F.ATTEMPT: _b(attempt)})
         for name in (F.AGENT, F.STARTED_AT):
@@ -204,6 +210,7 @@ class MemoryLedger:
         weight = Weight(record[F.WEIGHT].decode())
         self._queues[weight].appendleft(token_id)
         into.requeued[weight] = into.requeued.get(weight, 0) + 1
+        return "requeued"
 
     def _tally(self, result: Requeued) -> Requeued:
         self._counts["requeued"] += sum(result.requeued.values())
@@ -211,13 +218,15 @@ class MemoryLedger:
         self._counts["lost"] += len(result.failed)
         return result
 
-    def give_back(self, agent: str, ids: Sequence[str], policy: LossPolicy) -> Requeued:
+    def give_back(self, agent: str, ids: Sequence[str], policy: LossPolicy,
+                  returned: bool = False) -> Requeued:
         result = Requeued()
+        mode = "returned" if returned else "transit"
         with self._lock:
             held = self._inflight.setdefault(agent, set())
             for token_id in ids:
-                self._give_back(token_id, agent, "transit", policy, result)
-                held.discard(token_id)
+                if self._give_back(token_id, agent, mode, policy, result) is not KEPT:
+                    held.discard(token_id)
             return self._tally(result)
 
     def lose(self, agent: str, policy: LossPolicy) -> Requeued:

@@ -319,12 +319,15 @@ class RedisLedger:
                 for o, value in zip(outcomes, _unpack(reply), strict=True)]
 
     @_redis_errors
-    def give_back(self, agent: str, ids: Sequence[str], policy: LossPolicy) -> Requeued:
-        """Tokens placed on ``agent`` that never reached it: back with the same attempt."""
+    def give_back(self, agent: str, ids: Sequence[str], policy: LossPolicy,
+                  returned: bool = False) -> Requeued:
+        """Tokens placed on ``agent`` that never reached it (or, ``returned``, that it never
+        started and gave back as it left): back with the same attempt."""
         if not ids:
             return Requeued()
         self._tickets.wait_prior()
-        return _requeued(self._run("requeue", agent, "transit", policy.max_attempts,
+        mode = "returned" if returned else "transit"
+        return _requeued(self._run("requeue", agent, mode, policy.max_attempts,
                                    policy.ttl, policy.message, time.time(),
                                    _pack(list(ids)), "0"))
 

@@ -194,7 +194,7 @@ class CommandReply(_message.Message):
     def __init__(self, id: _Optional[int] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class AgentFrame(_message.Message):
-    __slots__ = ("hello", "credits", "results", "seq", "snapshot", "leaving", "received", "started", "replies", "stuck")
+    __slots__ = ("hello", "credits", "results", "seq", "snapshot", "leaving", "received", "started", "replies", "stuck", "returned")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +205,7 @@ class AgentFrame(_message.Message):
     STARTED_FIELD_NUMBER: _ClassVar[int]
     REPLIES_FIELD_NUMBER: _ClassVar[int]
     STUCK_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     credits: _containers.RepeatedCompositeFieldContainer[Credit]
     results: _containers.RepeatedCompositeFieldContainer[ResultItem]
@@ -215,7 +216,8 @@ class AgentFrame(_message.Message):
     started: _containers.RepeatedCompositeFieldContainer[Started]
     replies: _containers.RepeatedCompositeFieldContainer[CommandReply]
     stuck: int
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[ResultItem, _Mapping]]] = ..., seq: _Optional[int] = ..., snapshot: _Optional[bytes] = ..., leaving: _Optional[bool] = ..., received: _Optional[int] = ..., started: _Optional[_Iterable[_Union[Started, _Mapping]]] = ..., replies: _Optional[_Iterable[_Union[CommandReply, _Mapping]]] = ..., stuck: _Optional[int] = ...) -> None: ...
+    returned: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[ResultItem, _Mapping]]] = ..., seq: _Optional[int] = ..., snapshot: _Optional[bytes] = ..., leaving: _Optional[bool] = ..., received: _Optional[int] = ..., started: _Optional[_Iterable[_Union[Started, _Mapping]]] = ..., replies: _Optional[_Iterable[_Union[CommandReply, _Mapping]]] = ..., stuck: _Optional[int] = ..., returned: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DispatchFrame(_message.Message):
     __slots__ = ("tasks", "kill", "ack_seq", "drain_reason", "revoke", "commands", "seen_seq", "lease")

@@ -38,15 +38,19 @@ local function held_by(state, holder, agent)
 end
 
 -- Give back one token that `agent` holds. mode 'transit': it never reached the agent, so it
--- returns to the front of its queue with the same attempt. mode 'lost': the agent may have
+-- returns to the front of its queue with the same attempt. mode 'returned': the agent says
+-- it never started it (it is leaving): the same, unless a start was reported (then left to
+-- the loss that follows). mode 'lost': the agent may have
 -- run it, so it returns with attempt + 1, unless it may not run again (not idempotent by the
 -- task's rule or the submitted flag, or out of attempts): then it is FAILED with AgentLost.
--- Returns 'requeued', weight; or 'failed', attempt, session; or nil if agent does not hold it.
+-- Returns 'requeued', weight; or 'failed', attempt, session; 'kept' (a returned token that
+-- started); or nil if agent does not hold it.
 local function give_back(p, id, agent, mode, maxa, ttl, message, now)
   local key = tkey(p, id)
   local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_IDEMPOTENT',
                        '$F_WEIGHT', '$F_TASK', '$F_SESSION')
   if not held_by(t[1], t[2], agent) then return nil end
+  if mode == 'returned' and t[1] == '$EXECUTING' then return 'kept' end
   if t[1] == '$EXECUTING' then executing_changed(p, agent, -1) end
   local attempt = tonumber(t[3]) or 1
   if mode == 'lost' then

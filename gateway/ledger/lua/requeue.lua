@@ -5,7 +5,8 @@
 -- Keys: $K_INFLIGHT<agent>, $K_TOKEN<id>, $K_QUEUE<weight>, $K_TASKS, $K_COUNTS, $K_GAUGES,
 -- $K_AGENTS, $K_SEEN (lib.lua).
 -- ARGV[1] prefix, ARGV[2] agent, ARGV[3] mode: 'transit' (they never reached the agent: same
--- attempt) or 'lost' (attempt + 1, or AgentLost), ARGV[4] max attempts, ARGV[5] ttl seconds,
+-- attempt), 'returned' (the agent never started them: same attempt, if no start was
+-- reported) or 'lost' (attempt + 1, or AgentLost), ARGV[4] max attempts, ARGV[5] ttl seconds,
 -- ARGV[6] the AgentLost message, ARGV[7] now,
 -- ARGV[8] msgpack array of ids, or "" for every token the agent holds,
 -- ARGV[9] "1" to also deregister the agent (declared lost: it gets no more tokens).
@@ -18,8 +19,9 @@ local ids
 if ARGV[8] == '' then ids = redis.call('SMEMBERS', setkey) else ids = cmsgpack.unpack(ARGV[8]) end
 local acc = new_tally()
 for _, id in ipairs(ids) do
-  tally(acc, id, give_back(p, id, agent, mode, maxa, ttl, message, now))
-  redis.call('SREM', setkey, id)
+  local kind, a, b = give_back(p, id, agent, mode, maxa, ttl, message, now)
+  tally(acc, id, kind, a, b)
+  if kind ~= 'kept' then redis.call('SREM', setkey, id) end
 end
 if ARGV[9] == '1' then
   redis.call('HDEL', p .. '$K_AGENTS', agent)

@@ -189,3 +189,25 @@ def gated_light(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str
     _record_run(dirpath, key)
     _wait_for_gate(gate, cap)
     return key
+
+
+# SLOW storage: at most 10 of these write at once on an agent; an eleventh waits for a slot.
+@task_token_guard(operation_type="slow_gated_once",
+                  tags={"weight": "medium", "storage_speed": "SLOW", "idempotent": False})
+def slow_gated_once(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str:
+    _record_run(dirpath, key)
+    _wait_for_gate(gate, cap)
+    return key
+
+
+@task_token_guard(operation_type="slow_record", tags={"weight": "medium", "storage_speed": "SLOW"})
+def slow_record(dirpath: str, key: str) -> str:
+    _record_run(dirpath, key)
+    return key
+
+
+@task_token_guard(operation_type="surrogate_boom", tags={"weight": "light"})
+def surrogate_boom() -> None:
+    """Fails with a message protobuf cannot carry as it is (a lone surrogate, as from
+    ``os.fsdecode`` of a file name that is not UTF-8)."""
+    raise ValueError("cannot open b\udcffd.txt")

@@ -83,6 +83,15 @@ def test_task_failure_of_unknown_type_keeps_its_name(shared_cluster):
     assert "raise ShapeError(message)" in "".join(getattr(info.value, "__notes__", []))
 
 
+
+def test_a_failure_whose_text_is_not_valid_utf8_still_reaches_its_client(shared_cluster):
+    """The agent makes the text valid (it used to fail building the report, and the
+    client waited forever)."""
+    client = shared_cluster.client()
+    with pytest.raises(ValueError, match=r"cannot open b\?d\.txt"):
+        client.submit_by_name("cluster_tasks:surrogate_boom").get(timeout=10)
+    assert client.submit_by_name("cluster_tasks:add", (1, 2)).get(timeout=10) == 3
+
 def test_many_threads_share_one_client_and_large_payloads_cross(shared_cluster):
     client = shared_cluster.client()
     spec = lookup("cluster_tasks:add")

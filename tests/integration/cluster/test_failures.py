@@ -57,6 +57,36 @@ def test_sigkill_an_agent_under_load_requeues_its_tokens(make_cluster, effects, 
     assert info["inflight"] == 0 and sum(info["pending"].values()) == 0, "nothing stuck"
 
 
+
+def test_an_agent_leaving_starts_nothing_once_its_link_is_gone(make_cluster, effects, gates):
+    """SIGTERM with a short grace: the call running past it holds a1's one medium worker;
+    ten never-twice calls wait behind it. Once a1's link is gone the gateway gives the ten
+    to a2; the worker freed on a1 then must not start them too (it did: the work lease
+    stayed open while the scheduler stopped, and they ran on both agents)."""
+    cluster = make_cluster(agents=("a1",), agent_options=(
+        "--workers-per-core", "1", "--mailbox-capacity", "20", "--stop-grace", "0.3"))
+    client = cluster.client()
+    gate = gates("holder")
+    holder = client.submit_by_name("cluster_tasks:gated_once",
+                                   (str(effects), "holder", str(gate)))
+    wait_until(lambda: effects.count("holder") == 1, what="a1 running the holder")
+    keys = [f"q{i}" for i in range(10)]
+    queued = [client.submit_by_name("cluster_tasks:record_once", (str(effects), key))
+              for key in keys]
+    wait_until(lambda: len(cluster.redis.inflight("a1")) == 11, what="a1 holding all eleven")
+    cluster.start_agent("a2")
+    a1 = cluster.agents["a1"]
+    a1.send_signal(signal.SIGTERM)
+    cluster.wait_nodes(lambda n: "a1" not in n, "a1's link gone", timeout=HEARTBEAT_TIMEOUT)
+    gate.open()  # a1's worker is free again while its scheduler stops
+    assert [t.get(timeout=30) for t in queued] == keys
+    assert {t.node for t in queued} == {"a2"}
+    assert a1.wait(15) == 0
+    twice = {key: effects.pids(key) for key in keys if effects.count(key) != 1}
+    assert not twice, f"never-twice calls run on both agents (pids): {twice}"
+    with pytest.raises(AgentLost):
+        holder.get(timeout=10)
+
 def test_sigkill_and_restart_the_gateway_under_load(make_cluster):
     cluster = make_cluster()
     client = cluster.client()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 
 import cluster_tasks  # noqa: F401 - registers the tasks
+from _faults2 import snapshot_of
 from conftest import Cluster, wait_until
 from faultkit import Gate, RawSession, SideEffects, call
 from tokengate.shared.rpc import tokengate_pb2 as pb
@@ -138,3 +139,42 @@ def test_whether_a_call_may_run_again_follows_the_task_not_the_client(make_clust
     told = [(pb.FinalState.Name(r.state), r.error_type) for r in session.outcomes()["once"]]
     assert told == [("FAILED", "AgentLost")]
     assert cluster.redis.state("once") == "failed"
+
+
+def test_a_token_waiting_for_a_storage_slot_when_taken_from_its_agent_never_runs_there(
+        make_cluster, effects, gates):
+    """A worker claimed ``victim`` (its start was reported), then waited for one of the SLOW
+    tier's 10 writer slots. a1 is frozen past the heartbeat timeout, the gateway gives the
+    victim to a2 (where it runs), and a1's welcome back revokes it. When a1's slots free up,
+    its worker must not call the victim: the gate is asked again after the slot wait (it used
+    to be asked only before the claim, so the victim ran twice)."""
+    cluster = make_cluster(agents=("a1",), agent_options=("--workers-per-core", "12"))
+    gate = gates("slow")
+    session = cluster.raw_session()
+    holders = [f"hold-{i}" for i in range(10)]
+    session.submit([call(key, "cluster_tasks:slow_gated_once", str(effects), key, str(gate),
+                         not_idempotent=True) for key in holders])
+    wait_until(lambda: all(effects.count(key) for key in holders), what="10 SLOW writers")
+    session.submit([call("victim", "cluster_tasks:slow_record", str(effects), "victim")])
+    wait_until(lambda: cluster.redis.state("victim") == "executing",
+               what="the victim claimed on a1, its start reported")
+    assert effects.count("victim") == 0, "it waits for a SLOW slot"
+    cluster.start_agent("a2")
+
+    cluster.freeze("a1")
+    cluster.wait_nodes(lambda nodes: "a1" not in nodes, "a1 declared lost", timeout=30)
+    session.wait_results(["victim"], timeout=30)
+    assert session.outcomes()["victim"][-1].node == "a2"
+    a2 = cluster.agents["a2"].pid
+    assert effects.pids("victim") == [a2]
+    cluster.thaw("a1")  # its welcome back revokes all eleven
+    cluster.wait_nodes(lambda nodes: nodes.get("a1") == "UP", "a1 back", timeout=30)
+    gate.open()  # the holders end; a slot frees; the victim's worker on a1 goes on
+
+    def a1_finished() -> int:
+        node = next((n for n in cluster.status_reply().nodes if n.name == "a1"), None)
+        counts = snapshot_of(node).get("tokens", {})
+        return counts.get("completed", 0) + counts.get("failed", 0)
+
+    wait_until(lambda: a1_finished() >= 11, what="a1's worker past the victim", timeout=30)
+    assert effects.pids("victim") == [a2], "the victim ran on a1 after it was taken from it"
