@@ -129,19 +129,21 @@ class Control:
              timeout: float = COMMAND_TIMEOUT) -> dict[str, pb.CommandReply | None]:
         """Send one command to each agent and wait for their replies (None: no answer)."""
         waiters: dict[str, _Waiter] = {}
+        asked: list[int] = []
         for conn in conns:
             command_id = next(self._ids)
             waiter = _Waiter()
             with self._lock:
                 self._waiting[command_id] = waiter
+            asked.append(command_id)
             if conn.send_command(pb.Command(id=command_id, kind=kind, target=target)):
                 waiters[conn.name] = waiter
-            else:
-                with self._lock:
-                    self._waiting.pop(command_id, None)
         deadline = time.monotonic() + timeout
         for waiter in waiters.values():
             waiter.done.wait(max(0.0, deadline - time.monotonic()))
+        with self._lock:  # unanswered (or never sent): a late reply finds nobody waiting
+            for command_id in asked:
+                self._waiting.pop(command_id, None)
         return {name: waiter.reply for name, waiter in waiters.items()}
 
     def _holder(self, quarantine_id: str) -> str:

@@ -491,12 +491,12 @@ class LocalScheduler:
 
     def free_capacity(self) -> dict[Weight, int]:
         """Tokens each weight class could place now: free slots of its cores' active mailboxes
-        (cores overlap between classes) less the whole backlog (a backlogged token may take any
-        class's slot), never below 0."""
+        (cores overlap between classes) less the whole backlog and the retries due back (a
+        token of either may take any class's slot), never below 0."""
         capacity = self.config.mailbox_capacity
         free = {core: sum(capacity - box.depth() for box in boxes)
                 for core, boxes in self._active_boxes.items()}
-        backlog = len(self._backlog)
+        backlog = len(self._backlog) + len(self._priority)
         return {weight: max(0, sum(free[core] for core in chain) - backlog)
                 for weight, chain in self._chains.items()}
 

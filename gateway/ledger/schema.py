@@ -47,7 +47,6 @@ class Field:
     RESULT = "r"          # the final ResultItem (protobuf bytes)
     ERROR_TYPE = "e"      # for outcomes the gateway decided (AgentLost, TokenKilled)
     ERROR_MESSAGE = "m"
-    RECEIVED = "x"        # "1": its client has the result; delete it once final
 
 
 COUNTERS = ("submitted", "completed", "failed", "killed", "requeued", "lost")
