@@ -3,11 +3,13 @@
 Threads and what each owns:
 
 - the *link* thread opens the stream (hello first), reads dispatch frames and acts on them
-  without ever blocking: revocations first, then the work lease, kills, and tasks, each turned
-  into a :class:`TaskToken` resolved only through :mod:`tokengate.shared.registry` and handed
-  to the scheduler's non-blocking ``enqueue`` (so every embedded rule applies: weights,
-  pinning, tiers, guards); commands go to a thread of their own. It owns ``_received`` (tasks
-  received on the current stream) and reconnects with backoff when the gateway goes away;
+  without ever blocking: revocations first, then the work lease and acks (applied only to
+  the stream they came from: frame numbers start again on each), tasks, each turned into a
+  :class:`TaskToken` resolved only through :mod:`tokengate.shared.registry` and handed to
+  the scheduler's non-blocking ``enqueue`` (so every embedded rule applies: weights,
+  pinning, tiers, guards), then kills; commands go to a thread of their own. It owns
+  ``_received`` (tasks received on the current stream) and reconnects with backoff when the
+  gateway goes away;
 - the sender, on gRPC's request thread of the current stream, drains the outbox into frames
   (:mod:`.outbox`); its state is guarded by ``_send_lock`` and tied to a stream generation,
   so a dying stream's thread hands back what it took;
@@ -15,12 +17,16 @@ Threads and what each owns:
   outbox.
 
 ``_held`` maps each token id given to this agent to its :class:`Held` record until the
-gateway has stored its outcome (or revoked it); single dict operations only, from any thread.
+gateway has stored its outcome (or revoked it); ``_revoked`` holds the revoked tokens a worker
+had already claimed, until they end, so the start gate can stop one still waiting for its
+storage slot. Single dict operations only, from any thread.
 
 The work lease: the agent may start tokens only until ``lease`` seconds after it sent the
 newest frame the gateway has acknowledged seeing. An agent cut off from the gateway (a
 partition, a SIGSTOP) thus stops starting work before the gateway gives that work to
 another agent; when it is back, the gateway's welcome revokes what was taken from it.
+Leaving (``stop``), the agent closes its lease for good, kills what it holds unstarted and
+returns those ids, so the gateway can give them to others with the same attempt.
 """
 
 from __future__ import annotations
