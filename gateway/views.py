@@ -62,11 +62,10 @@ class Views:
         executing: dict[str, int] = {}
         try:
             inflight = self.ledger.inflight_counts([c.name for c in conns])
-            executing = self.ledger.executing_counts([c.name for c in conns])
+            reply.executing, executing = self.ledger.executing_counts([c.name for c in conns])
             reply.counts.update(self.ledger.counts())
             lengths = self.ledger.queue_lengths()
             reply.pending.update({w.value: n for w, n in lengths.items()})
-            reply.executing = self.ledger.executing()
             reply.redis_memory = self.ledger.memory_bytes()
         except RedisUnavailable as exc:
             logger.warning("status without Redis: %s", exc)

@@ -314,9 +314,10 @@ class MemoryLedger:
         with self._lock:
             return sum(self._executing.values())
 
-    def executing_counts(self, agents: Sequence[str]) -> dict[str, int]:
+    def executing_counts(self, agents: Sequence[str]) -> tuple[int, dict[str, int]]:
         with self._lock:
-            return {a: self._executing.get(a, 0) for a in agents}
+            return (sum(self._executing.values()),
+                    {a: self._executing.get(a, 0) for a in agents})
 
     def memory_bytes(self) -> int:
         return 0

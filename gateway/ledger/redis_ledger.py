@@ -401,11 +401,11 @@ class RedisLedger:
         return max(0, int(value or 0))
 
     @_redis_errors
-    def executing_counts(self, agents: Sequence[str]) -> dict[str, int]:
-        if not agents:
-            return {}
-        values = self.redis.hmget(self.key(schema.GAUGES), [f"executing@{a}" for a in agents])
-        return {a: max(0, int(v or 0)) for a, v in zip(agents, values, strict=True)}
+    def executing_counts(self, agents: Sequence[str]) -> tuple[int, dict[str, int]]:
+        fields = ["executing", *(f"executing@{a}" for a in agents)]
+        total, *values = (max(0, int(v or 0)) for v in
+                          self.redis.hmget(self.key(schema.GAUGES), fields))
+        return total, dict(zip(agents, values, strict=True))
 
     @_redis_errors
     def memory_bytes(self) -> int:
