@@ -23,6 +23,10 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1_000),
     ("grpc.enable_retries", 0),  # streams are resent by TokenGate itself; no retry buffering
+    # Each client its own connection: gRPC shares one connection between every channel of a
+    # process to the same address by default, so a new client's first call could ride on a
+    # connection another client still holds to a gateway that just died ("Stream removed").
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 

@@ -6,6 +6,7 @@ import signal
 import time
 
 import cluster_tasks  # noqa: F401 - registers the tasks
+import psutil
 import pytest
 from conftest import HEARTBEAT_TIMEOUT, wait_until
 from tokengate.shared.errors import AgentLost
@@ -150,3 +151,23 @@ def test_sigterm_an_agent_finishes_what_it_can_and_hands_back_the_rest(make_clus
     assert info["counts"]["failed"] == 0 and info["counts"]["requeued"] > 0
     assert {t.node for t in tokens if key_of[t.token_id] in running} == {"a1"}
     assert {t.node for t in tokens} == {"a1", "a2"}
+
+
+def _connections_to(port: int) -> int:
+    return sum(1 for c in psutil.Process().net_connections(kind="tcp")
+               if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+
+
+def test_a_new_client_after_a_gateway_crash_is_answered_at_once(make_cluster):
+    """gRPC shares one connection between every channel of a process to one address, unless
+    told not to: a client made just after the gateway died sent its first call on the
+    connection an older client still held to the dead gateway, and got "Stream removed"."""
+    cluster = make_cluster(agents=())
+    before = _connections_to(cluster.port)
+    first, second = cluster.client(), cluster.client()
+    assert first.ping() and second.ping()
+    assert _connections_to(cluster.port) - before == 2, "each client a connection of its own"
+    for _ in range(5):
+        cluster.restart_gateway()  # SIGKILL, start, and one ping from a client made now
+        cluster.client(connect=False).ping(timeout=5)
+    assert first.ping(timeout=10) and second.ping(timeout=10)
