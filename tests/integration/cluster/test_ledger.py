@@ -106,6 +106,8 @@ def test_reports_are_fenced_by_agent_and_attempt(ledger):
     assert ledger.start("a1", [StartReport("t1", 2, 5.0)]) == 0, "not this attempt"
     assert ledger.start("a1", [StartReport("t1", 1, 5.0)]) == 1
     assert ledger.executing() == 1 and state(ledger, "t1") is S.EXECUTING
+    assert ledger.executing_counts(["a1", "a2"]) == (1, {"a1": 1, "a2": 0})
+    assert ledger.executing_counts([]) == (1, {})
     assert [a.applied for a in ledger.complete("a1", [outcome("t1", st=S.KILLED)])] == [False]
     applied = ledger.complete("a1", [outcome("t1"), outcome("t1"), outcome("t2", 7),
                                      outcome("ghost")])
