@@ -109,20 +109,11 @@ class Dispatch:
 
     def set_drain(self, node: str, reason: str) -> None:
         with self._lock:
-            d = self._drain
-            if node:
-                self._drain = DrainState(d.cluster, d.since, {**d.nodes, node: reason})
-            else:
-                self._drain = DrainState(reason, time.time(), d.nodes)
+            self._drain = self._drain.drained(node, reason, time.time())
 
     def clear_drain(self, node: str) -> None:
         with self._lock:
-            d = self._drain
-            if node:
-                self._drain = DrainState(d.cluster, d.since,
-                                         {k: v for k, v in d.nodes.items() if k != node})
-            else:
-                self._drain = DrainState(None, 0.0, d.nodes)
+            self._drain = self._drain.resumed(node)
         self._kick.set()
 
     def drain_state(self) -> DrainState:

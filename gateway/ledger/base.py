@@ -36,6 +36,19 @@ class DrainState:
     since: float = 0.0
     nodes: dict[str, str] = field(default_factory=dict)  # node -> reason
 
+    def drained(self, node: str, reason: str, now: float) -> DrainState:
+        """This state with ``node`` (or the cluster, when ``node`` is empty) drained."""
+        if node:
+            return DrainState(self.cluster, self.since, {**self.nodes, node: reason})
+        return DrainState(reason, now, self.nodes)
+
+    def resumed(self, node: str) -> DrainState:
+        """This state with ``node`` (or the cluster, when ``node`` is empty) running again."""
+        if node:
+            return DrainState(self.cluster, self.since,
+                              {k: v for k, v in self.nodes.items() if k != node})
+        return DrainState(None, 0.0, self.nodes)
+
 
 @dataclass(frozen=True, slots=True)
 class LossPolicy:
@@ -78,7 +91,6 @@ class TokenLedger(Protocol):
     def inflight_ids(self, agent: str) -> set[str]: ...
     def inflight_counts(self, agents: Sequence[str]) -> dict[str, int]: ...
     def counts(self) -> dict[str, int]: ...
-    def executing(self) -> int: ...
     def executing_counts(self, agents: Sequence[str]) -> tuple[int, dict[str, int]]:
         """The cluster's executing total and each agent's, read at one instant."""
     def memory_bytes(self) -> int: ...

@@ -310,10 +310,6 @@ class MemoryLedger:
         with self._lock:
             return dict(self._counts)
 
-    def executing(self) -> int:
-        with self._lock:
-            return sum(self._executing.values())
-
     def executing_counts(self, agents: Sequence[str]) -> tuple[int, dict[str, int]]:
         with self._lock:
             return (sum(self._executing.values()),
@@ -342,20 +338,11 @@ class MemoryLedger:
 
     def set_drain(self, node: str, reason: str) -> None:
         with self._lock:
-            d = self._drain
-            if node:
-                self._drain = DrainState(d.cluster, d.since, {**d.nodes, node: reason})
-            else:
-                self._drain = DrainState(reason, time.time(), d.nodes)
+            self._drain = self._drain.drained(node, reason, time.time())
 
     def clear_drain(self, node: str) -> None:
         with self._lock:
-            d = self._drain
-            if node:
-                self._drain = DrainState(d.cluster, d.since,
-                                         {k: v for k, v in d.nodes.items() if k != node})
-            else:
-                self._drain = DrainState(None, 0.0, d.nodes)
+            self._drain = self._drain.resumed(node)
 
     def drain_state(self) -> DrainState:
         with self._lock:

@@ -48,6 +48,7 @@ from tokengate.gateway.ledger.rows import (
     TokenRecord,
 )
 from tokengate.shared.errors import RedisUnavailable
+from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import Weight
 
 logger = logging.getLogger(__name__)
@@ -396,13 +397,9 @@ class RedisLedger:
         return out
 
     @_redis_errors
-    def executing(self) -> int:
-        value = self.redis.hget(self.key(schema.GAUGES), "executing")
-        return max(0, int(value or 0))
-
-    @_redis_errors
     def executing_counts(self, agents: Sequence[str]) -> tuple[int, dict[str, int]]:
-        fields = ["executing", *(f"executing@{a}" for a in agents)]
+        gauge = TokenState.EXECUTING.value  # the field lib.lua's executing_changed keeps
+        fields = [gauge, *(f"{gauge}@{a}" for a in agents)]
         total, *values = (max(0, int(v or 0)) for v in
                           self.redis.hmget(self.key(schema.GAUGES), fields))
         return total, dict(zip(agents, values, strict=True))
