@@ -120,84 +120,75 @@ def _wait_for_gate(gate: str, cap: float) -> None:
         time.sleep(GATE_POLL)
 
 
-@task_token_guard(operation_type="record", tags={"weight": "medium"})
-def record(dirpath: str, key: str, seconds: float = 0.0) -> str:
+def _recorded(dirpath: str, key: str, seconds: float) -> str:
+    """Record the run, then take ``seconds``; the task's result is its key."""
     _record_run(dirpath, key)
     if seconds:
         time.sleep(seconds)
     return key
+
+
+def _held(dirpath: str, key: str, gate: str, cap: float) -> str:
+    """Record the run, then hold the worker until ``gate`` exists; the result is the key."""
+    _record_run(dirpath, key)
+    _wait_for_gate(gate, cap)
+    return key
+
+
+@task_token_guard(operation_type="record", tags={"weight": "medium"})
+def record(dirpath: str, key: str, seconds: float = 0.0) -> str:
+    return _recorded(dirpath, key, seconds)
 
 
 @task_token_guard(operation_type="record_once", tags={"weight": "medium", "idempotent": False})
 def record_once(dirpath: str, key: str, seconds: float = 0.0) -> str:
     """Like record, but must never run twice."""
-    _record_run(dirpath, key)
-    if seconds:
-        time.sleep(seconds)
-    return key
+    return _recorded(dirpath, key, seconds)
 
 
 @task_token_guard(operation_type="record_heavy", tags={"weight": "heavy"})
 def record_heavy(dirpath: str, key: str, seconds: float = 0.0) -> str:
-    _record_run(dirpath, key)
-    if seconds:
-        time.sleep(seconds)
-    return key
+    return _recorded(dirpath, key, seconds)
 
 
 @task_token_guard(operation_type="record_light", tags={"weight": "light"})
 def record_light(dirpath: str, key: str, seconds: float = 0.0) -> str:
-    _record_run(dirpath, key)
-    if seconds:
-        time.sleep(seconds)
-    return key
+    return _recorded(dirpath, key, seconds)
 
 
 @task_token_guard(operation_type="gated", tags={"weight": "medium"})
 def gated(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str:
     """Record the run, then hold the worker until ``gate`` exists."""
-    _record_run(dirpath, key)
-    _wait_for_gate(gate, cap)
-    return key
+    return _held(dirpath, key, gate, cap)
 
 
 @task_token_guard(operation_type="gated_once", tags={"weight": "medium", "idempotent": False})
 def gated_once(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str:
     """Like gated, but must never run twice."""
-    _record_run(dirpath, key)
-    _wait_for_gate(gate, cap)
-    return key
+    return _held(dirpath, key, gate, cap)
 
 
 @task_token_guard(operation_type="gated_heavy_once",
                   tags={"weight": "heavy", "idempotent": False})
 def gated_heavy_once(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str:
-    _record_run(dirpath, key)
-    _wait_for_gate(gate, cap)
-    return key
+    return _held(dirpath, key, gate, cap)
 
 
 @task_token_guard(operation_type="gated_heavy", tags={"weight": "heavy"})
 def gated_heavy(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str:
-    _record_run(dirpath, key)
-    _wait_for_gate(gate, cap)
-    return key
+    return _held(dirpath, key, gate, cap)
 
 
 @task_token_guard(operation_type="gated_light", tags={"weight": "light"})
 def gated_light(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str:
-    _record_run(dirpath, key)
-    _wait_for_gate(gate, cap)
-    return key
+    return _held(dirpath, key, gate, cap)
 
 
 # SLOW storage: at most 10 of these write at once on an agent; an eleventh waits for a slot.
 @task_token_guard(operation_type="slow_gated_once",
                   tags={"weight": "medium", "storage_speed": "SLOW", "idempotent": False})
 def slow_gated_once(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> str:
-    _record_run(dirpath, key)
-    _wait_for_gate(gate, cap)
-    return key
+    return _held(dirpath, key, gate, cap)
 
 
 @task_token_guard(operation_type="slow_record", tags={"weight": "medium", "storage_speed": "SLOW"})
