@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from flask_socketio import SocketIO
 from tokengate.dashboard import security
-from tokengate.dashboard.auth import LoginThrottle, SessionStore
+from tokengate.dashboard.auth import Clock, LoginThrottle, SessionStore
 from tokengate.dashboard.config import DashboardConfig
 from tokengate.dashboard.controls import Controls
 from tokengate.dashboard.events import LiveEvents
@@ -54,9 +55,11 @@ def client_config(config: DashboardConfig, token: str | None = None) -> ClientCo
 
 
 class Dashboard:
-    """Every part of one dashboard process."""
+    """Every part of one dashboard process. ``clock`` (seconds, ``time.time`` unless a test
+    passes its own) is what sessions expire and failed logins back off by."""
 
-    def __init__(self, config: DashboardConfig, source: ClusterSource | None = None) -> None:
+    def __init__(self, config: DashboardConfig, source: ClusterSource | None = None, *,
+                 clock: Clock = time.time) -> None:
         self.config = config.validate()
         self.metrics = DashboardMetrics()
         operator = client_config(config, config.operator_token) if config.operator_token \
@@ -79,11 +82,11 @@ class Dashboard:
         self.controls = Controls(self.source, self.poller, self.metrics,
                                  show_payloads=config.show_payloads)
         self.events = LiveEvents(self.socketio, config, self.store, self.poller,
-                                 self.controls, self.metrics)
+                                 self.controls, self.metrics, clock)
         self.controls.on_outcome = self.events.send_outcome
-        security.install(self.app, config, self.store)
+        security.install(self.app, config, self.store, clock)
         self.app.register_blueprint(Routes(config, self.store, self.throttle, self.metrics,
-                                           self.events.disconnect_session).blueprint())
+                                           self.events.disconnect_session, clock).blueprint())
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 

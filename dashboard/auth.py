@@ -1,6 +1,7 @@
 """Logins: the password check, the failed-login backoff and the server-side sessions.
 
-Nothing here touches Flask: the clock is passed in (``now``), so each rule is tested alone.
+Nothing here touches Flask: the clock is passed in (``now``), so each rule is tested alone;
+the dashboard reads its :data:`Clock` once per request and hands the time in.
 
 - :func:`password_matches` compares in constant time (digests of equal length).
 - :class:`LoginThrottle` owns, per client address, the failures since its last success;
@@ -19,11 +20,13 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MAX_TRACKED_ADDRESSES = 10_000
 MAX_SESSIONS = 1_000
 MAX_USER = 32
+Clock = Callable[[], float]  # seconds: time.time, or a test's own clock
 
 
 def password_matches(presented: str, expected: str) -> bool:

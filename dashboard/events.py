@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from flask import request
 from flask_socketio import SocketIO, join_room
 from tokengate.dashboard import security
-from tokengate.dashboard.auth import Session, SessionStore, csrf_matches
+from tokengate.dashboard.auth import Clock, Session, SessionStore, csrf_matches
 from tokengate.dashboard.config import DashboardConfig
 from tokengate.dashboard.controls import ACTIONS, Controls
 from tokengate.dashboard.metrics import DashboardMetrics
@@ -63,13 +62,16 @@ class Pages:
 
 
 class LiveEvents:
-    """Registers the connect, disconnect, resync and control handlers on ``socketio``."""
+    """Registers the connect, disconnect, resync and control handlers on ``socketio``;
+    ``clock`` is the time sessions are judged by."""
 
     def __init__(self, socketio: SocketIO, config: DashboardConfig, store: SessionStore,
-                 poller: Poller, controls: Controls, metrics: DashboardMetrics) -> None:
+                 poller: Poller, controls: Controls, metrics: DashboardMetrics,
+                 clock: Clock) -> None:
         self.socketio = socketio
         self.config = config
         self.store = store
+        self.clock = clock
         self.poller = poller
         self.controls = controls
         self.metrics = metrics
@@ -83,7 +85,7 @@ class LiveEvents:
     # -- connection --------------------------------------------------------------------
 
     def on_connect(self, auth: Any = None) -> bool:
-        session = security.current_session(self.store)
+        session = security.current_session(self.store, self.clock())
         csrf = auth.get("csrf") if isinstance(auth, dict) else None
         if not security.request_allowed(request, self.config, needs_origin=True) \
                 or session is None or not csrf_matches(csrf, session):
@@ -109,7 +111,7 @@ class LiveEvents:
     def _session(self) -> Session | None:
         """The live session of the page sending this event; a dead one is disconnected."""
         sid = request.sid  # type: ignore[attr-defined]
-        session = self.store.get(self.pages.session_of(sid), time.time())
+        session = self.store.get(self.pages.session_of(sid), self.clock())
         if session is None:
             self.socketio.emit("expired", {}, to=sid)
             self.socketio.server.disconnect(sid)
@@ -132,7 +134,7 @@ class LiveEvents:
 
     def sweep(self) -> None:
         """Disconnect pages whose session ended; keep the others' sessions in use."""
-        now = time.time()
+        now = self.clock()
         alive: set[str] = set()
         for sid, session_sid in self.pages.items():
             if self.store.get(session_sid, now, touch=False) is None:

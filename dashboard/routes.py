@@ -9,12 +9,11 @@ form is protected like any form (a CSRF token bound to a login cookie, checked b
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
 
 from flask import Blueprint, Response, make_response, redirect, render_template, request
 from tokengate.dashboard import security
-from tokengate.dashboard.auth import LoginThrottle, SessionStore, password_matches
+from tokengate.dashboard.auth import Clock, LoginThrottle, SessionStore, password_matches
 from tokengate.dashboard.config import DashboardConfig
 from tokengate.dashboard.metrics import CONTENT_TYPE, DashboardMetrics
 
@@ -23,15 +22,18 @@ LOGIN_COOKIE_AGE = 3600
 
 
 class Routes:
-    """The HTTP views; ``end_session(sid)`` disconnects a session's pages at logout."""
+    """The HTTP views; ``end_session(sid)`` disconnects a session's pages at logout;
+    ``clock`` is the time sessions and the login backoff are judged by."""
 
     def __init__(self, config: DashboardConfig, store: SessionStore, throttle: LoginThrottle,
-                 metrics: DashboardMetrics, end_session: Callable[[str], None]) -> None:
+                 metrics: DashboardMetrics, end_session: Callable[[str], None],
+                 clock: Clock) -> None:
         self.config = config
         self.store = store
         self.throttle = throttle
         self.metrics = metrics
         self.end_session = end_session
+        self.clock = clock
 
     def blueprint(self) -> Blueprint:
         routes = Blueprint("dashboard", __name__)
@@ -52,20 +54,20 @@ class Routes:
         return response
 
     def index(self) -> Response:
-        session = security.current_session(self.store)
+        session = security.current_session(self.store, self.clock())
         if session is None:
             return redirect("/login", 303)
         return make_response(render_template("index.html", csrf=session.csrf,
                                              actor=session.actor))
 
     def login_form(self) -> Response:
-        if security.current_session(self.store) is not None:
+        if security.current_session(self.store, self.clock()) is not None:
             return redirect("/", 303)
         return self._login_page()
 
     def login(self) -> Response:
         address = request.remote_addr or "?"
-        now = time.time()
+        now = self.clock()
         wait = self.throttle.wait_for(address, now)
         if wait > 0:
             self.metrics.logins.labels("throttled").inc()
@@ -88,7 +90,7 @@ class Routes:
         return response
 
     def logout(self) -> Response:
-        session = security.current_session(self.store, touch=False)
+        session = security.current_session(self.store, self.clock(), touch=False)
         if session is not None:
             self.store.remove(session.sid)
             self.end_session(session.sid)

@@ -12,11 +12,10 @@ page's own origin (no inline script), and no framing.
 from __future__ import annotations
 
 import hmac
-import time
 from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, abort, request
-from tokengate.dashboard.auth import Session, SessionStore, csrf_matches
+from tokengate.dashboard.auth import Clock, Session, SessionStore, csrf_matches
 from tokengate.dashboard.config import DashboardConfig
 
 SESSION_COOKIE = "tg_session"
@@ -79,19 +78,19 @@ def request_allowed(req: Request, config: DashboardConfig, *, needs_origin: bool
     return origin == own_origin(req)
 
 
-def current_session(store: SessionStore, *, touch: bool = True) -> Session | None:
-    return store.get(request.cookies.get(SESSION_COOKIE), time.time(), touch=touch)
+def current_session(store: SessionStore, now: float, *, touch: bool = True) -> Session | None:
+    return store.get(request.cookies.get(SESSION_COOKIE), now, touch=touch)
 
 
-def _csrf_ok(store: SessionStore) -> bool:
+def _csrf_ok(store: SessionStore, now: float) -> bool:
     presented = request.headers.get(CSRF_HEADER) or request.form.get("csrf", "")
     if request.path == "/login":
         expected = request.cookies.get(LOGIN_COOKIE, "")
         return bool(expected) and hmac.compare_digest(presented.encode(), expected.encode())
-    return csrf_matches(presented, current_session(store, touch=False))
+    return csrf_matches(presented, current_session(store, now, touch=False))
 
 
-def install(app: Flask, config: DashboardConfig, store: SessionStore) -> None:
+def install(app: Flask, config: DashboardConfig, store: SessionStore, clock: Clock) -> None:
     """Check every request before it reaches a view; add the headers to every response."""
 
     @app.before_request
@@ -99,7 +98,7 @@ def install(app: Flask, config: DashboardConfig, store: SessionStore) -> None:
         unsafe = request.method not in SAFE_METHODS
         if not request_allowed(request, config, needs_origin=unsafe):
             abort(403, "Host or Origin not allowed")
-        if unsafe and not _csrf_ok(store):
+        if unsafe and not _csrf_ok(store, clock()):
             abort(403, "missing or wrong CSRF token")
 
     @app.after_request

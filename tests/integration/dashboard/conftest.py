@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +79,28 @@ def cluster(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     made.stop()
 
 
-def make_dashboard(cluster: Cluster, **options: Any) -> Any:
+class ManualClock:
+    """A clock the test moves by hand: a dashboard made with it judges session expiry and
+    the login backoff by this time, never by the wall clock."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_dashboard(cluster: Cluster, *, clock: Callable[[], float] = time.time,
+                   **options: Any) -> Any:
     from tokengate.dashboard import Dashboard, DashboardConfig
 
     settings = {"listen": "127.0.0.1:0", "gateway": cluster.address, "token": TOKEN,
                 "password": PASSWORD, "poll_interval": 0.2, "login_backoff": 0.3,
                 "login_backoff_max": 2.0, **options}
-    return Dashboard(DashboardConfig(**settings))
+    return Dashboard(DashboardConfig(**settings), clock=clock)
 
 
 @pytest.fixture(scope="module")

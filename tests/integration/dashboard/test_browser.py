@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import PASSWORD, make_dashboard, start_cluster, wait_until
+from conftest import PASSWORD, ManualClock, make_dashboard, start_cluster, wait_until
 from tokengate.shared.errors import TokenKilled, TokenQuarantined
 
 CHROMIUM = "/usr/bin/chromium"
@@ -63,9 +63,18 @@ class Load:
 
 
 @pytest.fixture(scope="module")
-def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def clock() -> ManualClock:
+    """The dashboard's clock (sessions, login backoff): it moves only when a test moves it."""
+    return ManualClock()
+
+
+@pytest.fixture(scope="module")
+def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+         clock: ManualClock) -> Iterator[Any]:
     cluster = start_cluster(redis_url, tmp_path_factory.mktemp("browser-cluster"))
-    dashboard = make_dashboard(cluster, poll_interval=0.5).start()
+    # Payloads shown: a launched task's result value reaches the page.
+    dashboard = make_dashboard(cluster, clock=clock, poll_interval=0.5, show_payloads=True,
+                               login_backoff=1.0).start()
     yield cluster, dashboard
     dashboard.stop()
     cluster.stop()
@@ -81,7 +90,8 @@ def page(live: Any, shots: Path) -> Iterator[Any]:
     errors: list[str] = []
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        # A light system theme, so the page starts light (no theme saved yet).
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000}, color_scheme="light")
         tab.on("pageerror", lambda exc: errors.append(str(exc)))
         tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         tab.errors = errors
@@ -108,14 +118,14 @@ def _redis(cluster: Any) -> redis.Redis:
     return redis.Redis.from_url(cluster.redis_url, decode_responses=True)
 
 
-def test_log_in(page, live, shots):
+def test_log_in(page, live, shots, clock):
     _, dashboard = live
     page.goto(dashboard.url)
     assert page.url.endswith("/login")
     page.fill("#password", "wrong password")
     page.click("#login-submit")
     assert "Wrong password" in page.text_content("#login-error")
-    page.wait_for_timeout(400)  # the backoff after one failure (0.3 s in these tests)
+    clock.advance(1.0)  # the backoff after one failure
     page.fill("#user", "browser")
     page.fill("#password", PASSWORD)
     page.click("#login-submit")
@@ -204,7 +214,7 @@ def test_launch_a_task_by_name(page, live, shots):
     page.fill("#launch-args", "[40, 2]")
     page.click("#launch")
     _confirm(page)
-    _wait_text(page, "#launched", "completed")
+    _wait_text(page, "#launched li:first-child", ": completed = 42$")  # 40 + 2, its result
     page.screenshot(path=str(shots / "05-launched.png"), full_page=True)
 
 
@@ -213,10 +223,14 @@ def test_nodes_filter_by_state_and_dark_theme(page, live, shots):
     _wait_text(page, "#node-count", "^0 of 2 nodes$")
     page.select_option("#node-state", "")
     _wait_text(page, "#node-count", "^2 of 2 nodes$")
+    theme = "document.documentElement.dataset.theme"
+    assert page.evaluate(theme) == "light"
     page.click("#theme")
-    assert page.evaluate("document.documentElement.dataset.theme") in ("dark", "light")
+    assert page.evaluate(theme) == "dark"
+    assert page.evaluate("localStorage.getItem('tg-theme')") == "dark", "the choice is kept"
     page.screenshot(path=str(shots / "06-theme.png"), full_page=True)
     page.click("#theme")
+    assert page.evaluate(theme) == "light"
     assert page.errors == []
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from conftest import ORIGIN, PASSWORD, csrf_of, login, make_dashboard, page_csrf
+from conftest import ORIGIN, PASSWORD, ManualClock, csrf_of, login, make_dashboard, page_csrf
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -39,29 +37,37 @@ def test_a_good_login_makes_a_server_side_session(http):
     assert "dashboard:tester@" in page.get_data(as_text=True)
 
 
+# The backoff and expiry tests move the dashboard's clock by hand (ManualClock): each
+# boundary is checked on both sides, never raced against the wall clock.
+
+
 def test_a_wrong_password_is_refused_and_the_next_try_must_wait(cluster):
-    dashboard = make_dashboard(cluster, login_backoff=0.5)
+    clock = ManualClock()
+    dashboard = make_dashboard(cluster, clock=clock, login_backoff=2.0, login_backoff_max=8.0)
     http = dashboard.app.test_client()
     wrong = login(http, password="not-" + PASSWORD)
     assert wrong.status_code == 401 and "tg_session" not in wrong.headers.get("Set-Cookie", "")
     assert "Wrong password" in wrong.get_data(as_text=True)
     hurried = login(http)  # even the right password is not looked at during the backoff
-    assert hurried.status_code == 429 and int(hurried.headers["Retry-After"]) >= 1
+    assert hurried.status_code == 429 and hurried.headers["Retry-After"] == "2"
     assert http.get("/").status_code == 303
-    time.sleep(0.55)
+    clock.advance(1.5)
+    assert login(http).status_code == 429, "still inside the 2 s backoff"
+    clock.advance(0.5)
     assert login(http).status_code == 303
     assert http.get("/").status_code == 200
 
 
 def test_the_backoff_doubles_with_each_failure(cluster):
-    dashboard = make_dashboard(cluster, login_backoff=0.2)
+    clock = ManualClock()
+    dashboard = make_dashboard(cluster, clock=clock, login_backoff=1.0, login_backoff_max=8.0)
     http = dashboard.app.test_client()
-    assert login(http, password="x").status_code == 401
-    time.sleep(0.25)
-    assert login(http, password="x").status_code == 401  # second failure: 0.4 s now
-    time.sleep(0.25)
-    assert login(http).status_code == 429
-    time.sleep(0.2)
+    assert login(http, password="x").status_code == 401  # first failure: 1 s
+    clock.advance(1.0)
+    assert login(http, password="x").status_code == 401  # second failure: 2 s now
+    clock.advance(1.5)
+    assert login(http).status_code == 429, "1 s would be over; 2 s is not"
+    clock.advance(0.5)
     assert login(http).status_code == 303
 
 
@@ -113,22 +119,29 @@ def test_logout_ends_the_session(http):
 
 
 def test_a_session_expires_when_idle(cluster):
-    dashboard = make_dashboard(cluster, session_idle=0.3)
+    clock = ManualClock()
+    dashboard = make_dashboard(cluster, clock=clock, session_idle=10.0)
     http = dashboard.app.test_client()
     login(http)
-    assert http.get("/").status_code == 200
-    time.sleep(0.4)
+    clock.advance(9.0)
+    assert http.get("/").status_code == 200  # used: its idle time starts again
+    clock.advance(10.0)
+    assert http.get("/").status_code == 200, "idle exactly 10 s: not past it"
+    clock.advance(10.5)
     assert http.get("/").status_code == 303
 
 
 def test_a_session_expires_at_its_maximum_age_however_busy(cluster):
-    dashboard = make_dashboard(cluster, session_max=0.5)
+    clock = ManualClock()
+    dashboard = make_dashboard(cluster, clock=clock, session_idle=10.0, session_max=30.0)
     http = dashboard.app.test_client()
     login(http)
     for _ in range(3):
-        assert http.get("/").status_code == 200
-        time.sleep(0.1)
-    time.sleep(0.3)
+        clock.advance(9.0)
+        assert http.get("/").status_code == 200  # never idle for 10 s
+    clock.advance(3.0)
+    assert http.get("/").status_code == 200, "30 s old: not past its maximum age"
+    clock.advance(1.0)
     assert http.get("/").status_code == 303
 
 
