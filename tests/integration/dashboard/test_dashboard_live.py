@@ -7,6 +7,7 @@ a real cluster, and checked three ways: the event's answer, the page's view, and
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -217,13 +218,28 @@ def test_token_detail_of_a_finished_token(page, http, cluster):
     assert detail["args_summary"] is None  # hidden unless --show-payloads
 
 
-def test_the_audit_log_shows_who_drained(page, http):
-    _control(page, http, "drain", reason="audited")
-    _control(page, http, "resume")
-    view = page.wait(lambda v: any(e["action"] == "drain" and e["source"] == "gateway"
-                                   for e in v["streams"]["audit"]), "the gateway's audit entry")
-    entry = next(e for e in view["streams"]["audit"] if e["action"] == "drain")
-    assert entry["actor"].startswith("dashboard:tester@") and entry["ok"] is True
+def _actor(http) -> str:
+    """The audit log's name of this session, as its page shows it."""
+    found = re.search(r'id="actor">([^<]+)<', http.get("/").get_data(as_text=True))
+    assert found, "no actor on the page"
+    return found.group(1)
+
+
+def test_the_audit_log_shows_exactly_this_sessions_drain_and_resume(page, http):
+    actor = _actor(http)
+    since = time.time() - 0.001  # the entries of earlier tests are older (shown to the ms)
+    assert _control(page, http, "drain", reason="audited") == {
+        "ok": True, "message": "cluster draining: audited"}
+    assert _control(page, http, "resume") == {"ok": True, "message": "cluster resumed"}
+
+    def entries(view: dict) -> list[tuple]:
+        return [(e["actor"], e["action"], e["target"], e["ok"], e["result"], e["source"])
+                for e in view["streams"]["audit"] if e["at"] >= since]
+
+    view = page.wait(lambda v: len(entries(v)) >= 2, "the audit entries of this test")
+    assert entries(view) == [
+        (actor, "drain", "cluster", True, "cluster draining: audited", "gateway"),
+        (actor, "resume", "cluster", True, "cluster resumed", "gateway")]
 
 
 def test_throughput_chart_points_arrive(page, cluster):
