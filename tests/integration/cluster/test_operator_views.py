@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TOKEN, Cluster, wait_until
+from conftest import ROOT, Cluster, wait_until
 from tokengate.shared.errors import BadRequest, PermissionDenied, UnknownToken
 
 GUARDED = {"TOKENGATE_AUTO_BLOCK": "1", "TOKENGATE_MIN_ATTEMPTS": "4",
@@ -122,5 +122,8 @@ def test_controls_need_the_operator_token_when_the_gateway_has_one(make_cluster,
     operator = cluster.client(token="operator-secret-0123456789")
     assert "draining" in operator.drain(reason="allowed")
     assert operator.status().state in ("DRAINING", "DRAINED")
-    operator.resume()
-    assert TOKEN != "operator-secret-0123456789"
+    with pytest.raises(PermissionDenied):
+        plain.resume()
+    assert plain.status().state in ("DRAINING", "DRAINED"), "the refused resume changed nothing"
+    assert operator.resume() == "cluster resumed"
+    assert plain.status().state == "RUNNING"
