@@ -164,14 +164,20 @@ def test_control_calls_and_agents_get_through_when_sessions_hold_every_worker(f2
     cluster = f2_cluster(gateway_options=("--workers", str(workers)))
     sessions: list[RawSession] = []
     try:
-        for i in range(workers):  # as many live sessions as there are gRPC workers
+        for i in range(workers):  # sessions, each served, until the gateway refuses one
             session = RawSession(cluster.address, client_id=f"holder{i}")
             sessions.append(session)
             session.send(pb.ClientFrame(submit=[task_item("noop", ())]))
             got = session.collect(lambda got: len(results(got)) >= 1, timeout=5)
-            if session.error is not None or not results(got):
-                break  # refused: every worker the gateway gives sessions is taken
-        open_sessions = sum(s.error is None for s in sessions)
+            if session.error is not None:
+                break
+            assert results(got), f"session {i} was neither served nor refused in 5 s"
+        else:
+            raise AssertionError(f"the gateway took {workers} sessions on {workers} workers")
+        refused = sessions[-1].error
+        assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused
+        assert refused.details().startswith("GatewayBusy"), refused.details()
+        open_sessions = len(sessions) - 1  # every worker the gateway gives sessions is taken
         admin = cluster.client(connect=False)
         start = time.monotonic()
         assert admin.ping(timeout=5).version, "Ping answers"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections import Counter
 
@@ -48,6 +47,21 @@ def _submit_gated(client, runs: Runs, n: int) -> list:
     return [client.submit_by_name(f"{TASKS}:gated_light", runs.args(f"w{i}")) for i in range(n)]
 
 
+def _until_own_call_returns(session: RawSession) -> list[pb.ResultItem]:
+    """Every result ``session`` is sent up to the one of a call it submits now.
+
+    The synchronisation point of a check that something is never sent: a session's replies
+    come in the order the gateway queued them, and a result is queued when it is stored. A
+    result pushed to this session before now comes before the result of this new call."""
+    marker = uuid.uuid4().hex
+    session.send(pb.ClientFrame(submit=[task_item("noop", (), marker)]))
+    got = results(session.collect(
+        lambda got: any(r.token_id == marker for r in results(got)), timeout=15))
+    assert any(r.token_id == marker for r in got), \
+        f"the session's own call never came back (error: {session.error})"
+    return [r for r in got if r.token_id != marker]
+
+
 def test_another_client_cannot_watch_my_tokens(f2_cluster, tmp_path):
     cluster = f2_cluster()
     runs = Runs(tmp_path)
@@ -68,7 +82,7 @@ def test_another_client_cannot_watch_my_tokens(f2_cluster, tmp_path):
     assert [t.get(timeout=10) for t in tokens] == [f"w{i}" for i in range(20)], \
         "the owner gets its results"
     assert thief is not None
-    stolen = results(thief.collect(lambda got: False, timeout=0.5))
+    stolen = _until_own_call_returns(thief)  # each of the 20 was stored before that call
     assert stolen == [], "the other session got none of them"
     thief.close()
 
@@ -192,19 +206,25 @@ def test_session_survives_receipts_racing_a_slow_callback(f2_cluster, tmp_path, 
         more: list = []
         callback_done = threading.Event()
 
-        def slow_callback(_token, client=client, more=more, done=callback_done, before=before):
+        unreached: list[AssertionError] = []
+
+        def slow_callback(_token, client=client, more=more, done=callback_done, before=before,
+                          unreached=unreached):
             more.extend(client.submit_by_name(f"{TASKS}:noop") for _ in range(300))
-            deadline = time.monotonic() + 10
-            while admin.status().counts.get("gateway_client_items", 0) < before + 301:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.01)  # the gateway has the 300: their frame took the receipts
-            done.set()
+            try:  # the gateway has the 300: their frame took the receipts
+                wait_until(lambda: admin.status().counts.get("gateway_client_items", 0)
+                           >= before + 301, timeout=10,
+                           what="the gateway to count the 300 calls the callback sent")
+            except AssertionError as exc:  # raised here, the client would only log it
+                unreached.append(exc)
+            finally:
+                done.set()
 
         blocker.add_done_callback(slow_callback)  # before it can finish: it waits for the gate
         runs.open_gate()
         assert blocker.get(timeout=10) == f"b{round_}"
-        assert callback_done.wait(15)
+        assert callback_done.wait(15), "the slow callback never finished"
+        assert not unreached, f"round {round_}: {unreached[0]}"
         assert [t.get(timeout=15) for t in more] == [None] * 300
         counted += _items(cluster) - before
         calls += 1 + len(more)
@@ -261,7 +281,7 @@ def test_two_operator_sessions_watching_one_token_both_get_it(f2_cluster, tmp_pa
         seen = results(watcher.collect(lambda got: len(results(got)) >= len(ids), timeout=10))
         assert watcher.error is None, f"watch refused: {watcher.error}"
         assert sorted(r.token_id for r in seen) == sorted(ids), "each watcher sees each result"
-        late = results(watcher.collect(lambda got: False, timeout=0.3))
+        late = _until_own_call_returns(watcher)  # each of the 5 was stored before that call
         assert late == [], "a result reaches a watcher once, though it named the id twice"
         watcher.close()
     assert [t.get(timeout=10) for t in tokens] == [f"w{i}" for i in range(5)]
