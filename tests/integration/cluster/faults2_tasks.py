@@ -4,7 +4,8 @@
 Every task that matters to a count leaves a side effect: it appends one line (its tag) to a
 file the caller names, once per execution, so a test counts runs on disk rather than trusting
 what a client was told. Held work waits for a gate file the test creates (``gate``): no
-sleep decides when it ends.
+sleep decides when it ends, and a gate that never opens fails the task (``GateTimeout``), so
+no test whose gate stayed closed can pass on the task's result.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from tokengate.shared.errors import InvalidTags
 
 from tokengate.decorator import task_token_guard
 
-GATE_LIMIT = 60.0  # a gated task gives up after this long, so no test can leave one behind
+GATE_LIMIT = 60.0  # a gated task fails after this long, so no test can leave one behind
 GATE_POLL = 0.01
+
+
+class GateTimeout(TimeoutError):
+    """The test never opened the gate a task waited for."""
 
 
 def record_run(log: str, tag: object) -> None:
@@ -30,15 +35,15 @@ def record_run(log: str, tag: object) -> None:
         os.close(fd)
 
 
-def wait_gate(gate: str) -> bool:
-    """Hold the worker until the file ``gate`` exists (the test creates it)."""
-    deadline = time.monotonic() + GATE_LIMIT
+def wait_gate(gate: str, limit: float = GATE_LIMIT) -> None:
+    """Hold the worker until the file ``gate`` exists (the test creates it); raise
+    :class:`GateTimeout` if it does not within ``limit`` seconds."""
+    deadline = time.monotonic() + limit
     path = Path(gate)
     while not path.exists():
         if time.monotonic() > deadline:
-            return False
+            raise GateTimeout(f"gate {gate} stayed closed for {limit:g} s")
         time.sleep(GATE_POLL)
-    return True
 
 
 def _hold(gate: str, log: str, tag: object) -> object:
