@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from tokengate.gateway import items as checks
@@ -144,31 +144,52 @@ class Admission:
             return {r.token_id for r in busy}
         conn.expect(len(rows))
         early = not resubmit and all(row.idempotent for row in rows)
-        sent = False
+        refused = {r.token_id for r in busy}
+        owner, session = conn.client_id, conn.session
         try:
-            owner, session = conn.client_id, conn.session
             finish = self.ledger.submit_begin([row.token(owner, session) for row in rows],
                                               received)
-            try:
-                if early:
-                    self._send(rows)
-                    sent = True
-            finally:
-                statuses = finish()
-        except Exception as exc:  # Redis down, or a bug: the calls are refused, visibly
-            if not sent:
-                self.dispatch.refund(row.target for row in rows)
-            if isinstance(exc, RedisUnavailable):
-                logger.error("submission of %d calls refused: %s", len(rows), exc)
-            else:
-                logger.exception("submission of %d calls failed", len(rows))
-                exc = RedisUnavailable(f"the calls could not be stored: {exc}")
-            conn.send(rejected=[checks.rejection(row.item.token_id, exc) for row in rows])
-            return {r.token_id for r in busy} | {row.item.token_id for row in rows}
-        for row, status in zip(rows, statuses, strict=True):
+        except Exception as exc:  # nothing went out, so nothing was stored
+            self.dispatch.refund(row.target for row in rows)
+            return refused | self._refuse(conn, rows, exc)
+        sent = False
+        try:
+            if early:
+                self._send(rows)
+                sent = True
+        finally:
+            answer = _answer(finish)
+        if isinstance(answer, Exception):
+            self._in_doubt(rows, sent)
+            return refused | self._refuse(conn, rows, answer)
+        for row, status in zip(rows, answer, strict=True):
             row.status = status
         self._after_store(conn, rows, sent)
-        return {r.token_id for r in busy}
+        return refused
+
+    def _refuse(self, conn: ClientConn, rows: list[Row], exc: Exception) -> set[str]:
+        """Refuse a batch that could not be stored (Redis away, or a bug), visibly."""
+        if isinstance(exc, RedisUnavailable):
+            logger.error("submission of %d calls refused: %s", len(rows), exc)
+        else:
+            logger.error("submission of %d calls failed", len(rows), exc_info=exc)
+            exc = RedisUnavailable(f"the calls could not be stored: {exc}")
+        conn.send(rejected=[checks.rejection(row.item.token_id, exc) for row in rows])
+        return {row.item.token_id for row in rows}
+
+    def _in_doubt(self, rows: list[Row], sent: bool) -> None:
+        """The batch went to Redis and no answer came back, even after running it again for
+        a minute: it may be stored, placed on its agents. Calls sent to them early run there
+        (their client, refused, offers them again and is answered by id). Calls not sent
+        never reached their agents: those links are closed, so each agent registers again
+        and ``join`` gives back what it was placed on but does not hold."""
+        if sent:
+            return
+        self.dispatch.refund(row.target for row in rows)
+        for target in {row.target for row in rows if row.target is not None}:
+            logger.warning("agent %s may have been given calls it never got: it registers "
+                           "again", target.name)
+            self.registry.reconnect(target)
 
     def _refuse_busy(self, rows: list[Row], resubmit: bool) -> tuple[list[Row],
                                                                      list[pb.Rejected]]:
@@ -224,6 +245,14 @@ class Admission:
         if duplicates:
             conn.expect(-len(duplicates))  # the watch counts them again
             self.results.watch(conn, duplicates)
+
+
+def _answer(finish: Callable[[], list[SubmitStatus]]) -> list[SubmitStatus] | Exception:
+    """The statuses a submission's reply gives, or why there is no reply."""
+    try:
+        return finish()
+    except Exception as exc:
+        return exc
 
 
 def _batches(rows: list[Row], size: int) -> Iterator[list[Row]]:

@@ -8,8 +8,13 @@ it holds (and revokes what is no longer its own) before dispatch may give it any
 agent is declared lost when no frame came from it for ``heartbeat_timeout`` seconds (its
 link broken or silent): ``lose`` deregisters it in Redis (it can be given nothing more) and
 requeues what it held with attempt + 1, or fails it with ``AgentLost``. A drain never looks
-like loss: agents keep heartbeating while drained. After a gateway restart, agents
-registered in Redis get a full timeout to reconnect.
+like loss: agents keep heartbeating while drained.
+
+Loss is judged only on heartbeats the gateway was able to record. Every agent gets a full
+timeout afresh (``_grace_from``) after the gateway starts (registered agents reconnect),
+after Redis failed or stalled a call (``TokenLedger.trouble_at``: while Redis is away or
+SIGSTOPped, links drop or their readers wait on it, and their frames go unread), and after
+the monitor itself was held up (the gateway process paused).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ logger = logging.getLogger(__name__)
 MAX_NAME = 128
 ANY = object()  # declare_lost: whichever connection the agent has
 LEASE_FRACTION = 0.5  # an agent's work lease, as a part of the heartbeat timeout
+STALL_SECONDS = 1.0  # the monitor woke this much later than it asked: the process was paused
 
 
 class Registry:
@@ -45,7 +51,7 @@ class Registry:
         self.dispatch = dispatch
         self.results = results
         self.serving = serving  # does this gateway still hold its lease (asked of Redis)?
-        self.started = time.time()
+        self._grace_from = time.time()  # no agent is judged on silence before this (wall)
         self._lock = threading.Lock()
         self._agents: dict[str, AgentConn] = {}
         self.tasks: Mapping[str, TaskRule] = MappingProxyType({})
@@ -136,6 +142,11 @@ class Registry:
         if unsent:
             self.dispatch.give_back(conn.name, [item.token_id for item in unsent])
 
+    def reconnect(self, conn: AgentConn) -> None:
+        """End ``conn``'s link: the agent registers again, and ``join`` reconciles what it
+        holds with what the ledger placed on it."""
+        self._retire(conn)
+
     # -- frames and departures -----------------------------------------------------------------
 
     def heard(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
@@ -145,7 +156,7 @@ class Registry:
             conn.send_seen(frame.seq)
         if frame.snapshot:
             conn.snapshot = bytes(frame.snapshot)
-        conn.stuck = frame.stuck
+        conn.stuck, conn.blocked = frame.stuck, frame.blocked
         if frame.leaving and not conn.leaving:
             conn.leaving = True
             logger.info("agent %s is stopping: no more dispatch to it", conn.name)
@@ -167,7 +178,12 @@ class Registry:
 
     def _monitor(self) -> None:
         interval = min(1.0, self.config.heartbeat_timeout / 4)
+        last = time.monotonic()
         while not self._stopping.wait(interval):
+            now = time.monotonic()
+            if now - last > interval + STALL_SECONDS:  # this process was held up
+                self._grace_from = max(self._grace_from, time.time())
+            last = now
             try:
                 if self.serving():  # a gateway paused past its lease must not judge others
                     self._check_heartbeats()
@@ -177,13 +193,14 @@ class Registry:
     def _check_heartbeats(self) -> None:
         live = {c.name: c.last_seen_wall for c in self.connected() if c.connected}
         self.ledger.touch_agents(live)
-        deadline = time.time() - self.config.heartbeat_timeout
         seen_at = self.ledger.last_seen()
+        deadline = time.time() - self.config.heartbeat_timeout
+        grace = max(self._grace_from, self.ledger.trouble_at)  # read after the calls above
         for name, seen in seen_at.items():
             conn = self.get(name)
             if conn is not None:
                 seen = max(seen, conn.last_seen_wall)
-            if max(seen, self.started) < deadline:
+            if max(seen, grace) < deadline:
                 self.declare_lost(name, expected=conn)
 
     def declare_lost(self, name: str, reason: str = "", expected: Any = ANY) -> None:

@@ -12,6 +12,12 @@ store. A watch reads the token: one stored earlier is sent by the watch; one not
 or being stored right now (``_storing``), is left to the push, which takes the watch. A
 session never watches what it submitted itself (its push comes anyway). So each outcome goes
 out on one path only.
+
+An agent resends a frame the gateway stored but did not ack (its link dropped in between);
+``complete.lua`` tells such a report apart (``Applied.again``). Its outcome is pushed only if
+this process has not pushed it before (``_pushed``: the newest ``PUSHED_KEEP`` token ids and
+attempts), so a client is told once; after a gateway restart it is pushed (the process that
+stored it may have died before pushing).
 """
 
 from __future__ import annotations
@@ -20,12 +26,12 @@ import itertools
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 
 from tokengate.gateway import items
 from tokengate.gateway.conns import AgentConn, ClientConn
-from tokengate.gateway.ledger import LostToken, Outcome, TokenLedger, TokenRecord
+from tokengate.gateway.ledger import Applied, LostToken, Outcome, TokenLedger, TokenRecord
 from tokengate.gateway.series import Series
 from tokengate.shared.errors import PermissionDenied, RedisUnavailable, UnknownToken
 from tokengate.shared.rpc import tokengate_pb2 as pb
@@ -33,6 +39,7 @@ from tokengate.shared.rpc import tokengate_pb2 as pb
 logger = logging.getLogger(__name__)
 
 RECENT = 200  # outcomes kept for the executions feed
+PUSHED_KEEP = 100_000  # outcomes remembered as pushed, against an agent's resent frame
 FEED_TEXT_LIMIT = 512  # characters of an error message the feed shows
 FEED_KEEP_BYTES = 4096  # larger outcomes are kept in the feed without their payload
 
@@ -58,6 +65,7 @@ class Results:
         self._storing: dict[int, frozenset[str]] = {}  # frame -> ids being stored now
         self._frames = itertools.count()
         self._recent: deque[pb.ResultItem] = deque(maxlen=RECENT)
+        self._pushed: OrderedDict[str, int] = OrderedDict()  # token id -> attempt pushed
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -96,7 +104,7 @@ class Results:
         try:
             applied = self.ledger.complete(agent.name, outcomes)
             stored = [r for r, a in zip(results, applied, strict=True) if a.stored]
-            self._push(stored, frame)
+            self._push(self._first_pushes(stored, applied), frame)
         finally:
             with self._lock:
                 self._storing.pop(frame, None)
@@ -112,6 +120,23 @@ class Results:
                                  now)
             self._remember(new)
         return len(stored)
+
+    def _first_pushes(self, stored: list[pb.ResultItem], applied: Sequence[Applied],
+                      ) -> list[pb.ResultItem]:
+        """The stored outcomes this process has not pushed yet; remembers them as pushed."""
+        again = {a.token_id for a in applied if a.again}
+        out = []
+        with self._lock:
+            pushed = self._pushed
+            for result in stored:
+                key = result.token_id
+                if key in again and pushed.get(key) == result.attempt:
+                    continue  # a resent frame: its client was told already
+                out.append(result)
+                pushed[key] = result.attempt
+            while len(pushed) > PUSHED_KEEP:
+                pushed.popitem(last=False)
+        return out
 
     def push_decided(self, results: Iterable[pb.ResultItem]) -> None:
         """Outcomes the gateway decided and stored itself (AgentLost, TokenKilled)."""

@@ -8,7 +8,14 @@ Threads: callers of ``submit`` encode their call and put it on the current strea
 the gRPC request thread turns whatever is queued into one frame (sent at once when idle,
 coalesced under load); one session thread reads acks and results and resolves tokens, and
 reconnects (resubmitting every unfinished call: the gateway ignores duplicates) when the
-gateway goes away. ``_lock`` guards ``_outstanding``, ``_unacked`` and ``_stream``.
+gateway goes away. ``_lock`` guards ``_outstanding``, ``_unacked``, ``_offered_until`` and
+``_stream``.
+
+A call the gateway refuses because it could not store it (``RedisUnavailable``: Redis is
+restarting, or stalled) was not stored, so offering it again is safe and its id makes it the
+same call if it was stored after all. Like a call refused with ``GatewayBusy``, it keeps its
+window slot (backpressure) and is offered again, until ``submit_timeout`` seconds after its
+first refusal (``UNAVAILABLE_LIMIT`` when there is none); only then does it fail.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import grpc
@@ -47,6 +55,8 @@ RECEIVED_LINGER = 0.05  # receipts wait this long for a call to ride with before
 _RECEIVED = object()  # stream marker: there are receipts to send
 _CLOSED = pb.ClientFrame()  # what _fill returns when the stream closed
 BUSY_RETRY = 0.1  # seconds before calls refused with GatewayBusy are offered again
+UNAVAILABLE_RETRY = 0.25  # seconds before calls refused while Redis is away are offered again
+UNAVAILABLE_LIMIT = 60.0  # how long those are offered again when submit_timeout is none
 
 
 class ClusterClient:
@@ -61,6 +71,7 @@ class ClusterClient:
         self._lock = threading.Lock()
         self._outstanding: dict[str, tuple[TaskToken, pb.TaskItem]] = {}
         self._unacked: set[str] = set()
+        self._offered_until: dict[str, float] = {}  # refused as unavailable: retried until
         self._window = threading.Semaphore(config.window)
         self._stream: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = threading.Event()
@@ -185,20 +196,11 @@ class ClusterClient:
             backoff = min(1.0, backoff * 2)
 
     def _on_reply(self, reply: pb.ClientReply) -> None:
-        busy: list[pb.TaskItem] = []
-        rejected: list[tuple[TaskToken, pb.Rejected]] = []
         finished: list[tuple[TaskToken, pb.ResultItem]] = []
         with self._lock:
             released = sum(self._ack(token_id) for token_id in reply.accepted)
-            for rej in reply.rejected:
-                entry = self._outstanding.get(rej.token_id)
-                if entry is not None and rej.error_type == wire.GATEWAY_BUSY:
-                    busy.append(entry[1])  # backpressure: offered again, keeps its slot
-                    continue
-                self._outstanding.pop(rej.token_id, None)
-                released += self._ack(rej.token_id)
-                if entry is not None:
-                    rejected.append((entry[0], rej))
+            busy, unstored, rejected, freed = self._sort_rejections(reply.rejected)
+            released += freed
             for result in reply.results:
                 entry = self._outstanding.pop(result.token_id, None)
                 if entry is not None:
@@ -212,13 +214,55 @@ class ClusterClient:
         for token, result in finished:
             self._resolve(token, result)
         for token, rej in rejected:
-            token.set_error(rebuild_exception(rej.error_type, rej.error_message), "")
+            message = rej.error_message
+            if rej.error_type == wire.REDIS_UNAVAILABLE:
+                message += f" (offered again for {self._unavailable_limit():.0f}s)"
+            token.set_error(rebuild_exception(rej.error_type, message), "")
         for _ in range(released):
             self._window.release()
         if busy:
-            self._retry_later(busy)
+            self._retry_later(busy, BUSY_RETRY)
+        if unstored:
+            self._retry_later(unstored, UNAVAILABLE_RETRY)
         if receipt_due:
             stream.put(_RECEIVED)
+
+    def _sort_rejections(self, rejections: Iterable[pb.Rejected]) -> tuple[
+            list[pb.TaskItem], list[pb.TaskItem], list[tuple[TaskToken, pb.Rejected]], int]:
+        """Calls to offer again (GatewayBusy; not stored), calls refused for good, and the
+        window slots those free; holds _lock."""
+        busy: list[pb.TaskItem] = []
+        unstored: list[pb.TaskItem] = []
+        rejected: list[tuple[TaskToken, pb.Rejected]] = []
+        released = 0
+        now = time.monotonic()
+        for rej in rejections:
+            entry = self._outstanding.get(rej.token_id)
+            if entry is not None and rej.error_type == wire.GATEWAY_BUSY:
+                busy.append(entry[1])  # backpressure: offered again, keeps its slot
+                continue
+            if entry is not None and rej.error_type == wire.REDIS_UNAVAILABLE and \
+                    self._offer_again(rej.token_id, now):
+                unstored.append(entry[1])  # not stored: offered again, keeps its slot
+                continue
+            self._outstanding.pop(rej.token_id, None)
+            released += self._ack(rej.token_id)
+            if entry is not None:
+                rejected.append((entry[0], rej))
+        return busy, unstored, rejected, released
+
+    def _offer_again(self, token_id: str, now: float) -> bool:
+        """Whether a call refused as unstored is offered again (not past its limit, counted
+        from its first refusal); holds _lock."""
+        until = self._offered_until.setdefault(token_id, now + self._unavailable_limit())
+        if now < until:
+            return True
+        del self._offered_until[token_id]
+        return False
+
+    def _unavailable_limit(self) -> float:
+        limit = self.config.submit_timeout
+        return UNAVAILABLE_LIMIT if limit is None else limit
 
     def _take_received(self) -> list[str]:
         with self._lock:
@@ -227,20 +271,23 @@ class ClusterClient:
 
     def _ack(self, token_id: str) -> int:
         """1 if this frees a window slot (first ack of an unacknowledged id); holds _lock."""
+        if self._offered_until:
+            self._offered_until.pop(token_id, None)
         if token_id in self._unacked:
             self._unacked.discard(token_id)
             return 1
         return 0
 
-    def _retry_later(self, items: list[pb.TaskItem]) -> None:
-        """The gateway is full: offer these again shortly. They keep their window slots, so
-        ``submit`` waits (backpressure) instead of memory growing anywhere."""
+    def _retry_later(self, items: list[pb.TaskItem], delay: float) -> None:
+        """The gateway is full, or could not store these: offer them again shortly. They keep
+        their window slots, so ``submit`` waits (backpressure) instead of memory growing
+        anywhere."""
         def again() -> None:
             with self._lock:
                 live = [item for item in items if item.token_id in self._outstanding]
                 if live and not self._closed.is_set():  # resubmit: a reconnection may have
                     self._stream.put(pb.ClientFrame(submit=live, resubmit=True))  # sent them
-        timer = threading.Timer(BUSY_RETRY, again)
+        timer = threading.Timer(delay, again)
         timer.daemon = True
         timer.start()
 

@@ -36,9 +36,11 @@ class ClientConfig:
                          "and agents must allow it too)")
     window: int = setting(20_000, env="TOKENGATE_CLIENT_WINDOW",
                           doc="calls the gateway has not acknowledged before submit waits")
-    submit_timeout: float | None = setting(None, env="TOKENGATE_CLIENT_SUBMIT_TIMEOUT",
-                                           doc="seconds submit may wait for the window "
-                                               "(none: as long as it takes)")
+    submit_timeout: float | None = setting(
+        None, env="TOKENGATE_CLIENT_SUBMIT_TIMEOUT",
+        doc="seconds submit may wait for the window (none: as long as it takes), and seconds "
+            "a call the gateway could not store (RedisUnavailable: Redis restarting or "
+            "stalled) is offered again before it fails (none: 60)")
     connect_timeout: float = setting(5.0, doc="seconds connect waits for the gateway")
     max_payload: int = setting(DEFAULT_MAX_PAYLOAD, doc="largest encoded arguments of one "
                                "call, in bytes")

@@ -75,4 +75,5 @@ def error_name(error: type[BaseException] | BaseException) -> str:
 AGENT_LOST = error_name(errors.AgentLost)
 TOKEN_KILLED = error_name(errors.TokenKilled)
 GATEWAY_BUSY = error_name(errors.GatewayBusy)
+REDIS_UNAVAILABLE = error_name(errors.RedisUnavailable)
 TASK_FAILED = error_name(errors.TaskFailed)

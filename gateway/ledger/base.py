@@ -63,6 +63,7 @@ class TokenLedger(Protocol):
     """What the gateway needs of its store. Batches in, typed rows out."""
 
     prefix: str
+    trouble_at: float  # wall time the store last failed or stalled a call (0: never)
 
     def ping(self) -> bool: ...
 

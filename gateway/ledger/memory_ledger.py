@@ -65,6 +65,7 @@ class MemoryLedger:
         self._drain = DrainState()
         self._audit: deque[AuditEntry] = deque(maxlen=AUDIT_KEEP)
         self._lease: bytes | None = None
+        self.trouble_at = 0.0  # dicts never fail or stall
 
     def ping(self) -> bool:
         return True
@@ -88,11 +89,14 @@ class MemoryLedger:
     def submit(self, tokens: Sequence[NewToken]) -> list[SubmitStatus]:
         now = _b(time.time())
         out = []
+        made: set[str] = set()
         with self._lock:
             for t in tokens:
                 if t.token_id in self._tokens:
-                    out.append(SubmitStatus.DUPLICATE)
+                    out.append(SubmitStatus.DUPLICATE if t.token_id in made else
+                               self._replayed(self._tokens[t.token_id], t))
                     continue
+                made.add(t.token_id)
                 self._counts["submitted"] += 1
                 record = {F.ATTEMPT: b"1", F.WEIGHT: _b(t.weight.value), F.TASK: _b(t.task),
                           F.IDEMPOTENT: b"1" if t.idempotent else b"0", F.ITEM: t.item,
@@ -107,6 +111,17 @@ class MemoryLedger:
                     self._queues[t.weight].append(t.token_id)
                     out.append(SubmitStatus.QUEUED)
         return out
+
+    @staticmethod
+    def _replayed(record: dict[str, bytes], t: NewToken) -> SubmitStatus:
+        """An existing id: what a first run of this same call answered (submit.lua)."""
+        if record.get(F.SESSION) == _b(t.session):
+            if record[F.STATE] == S[TokenState.WAITING]:
+                return SubmitStatus.QUEUED
+            if record[F.STATE] == S[TokenState.ADMITTED] and t.agent and \
+                    record.get(F.AGENT) == _b(t.agent):
+                return SubmitStatus.DISPATCHED
+        return SubmitStatus.DUPLICATE
 
     def submit_begin(self, tokens: Sequence[NewToken], forget: Sequence[str] = (),
                      ) -> Callable[[], list[SubmitStatus]]:

@@ -13,6 +13,17 @@ is in flight. An agent's report on those calls could then, on another connection
 first and find no token. So every report (``start``, ``complete``) first waits until each
 submission sent before it has been answered: ``_Tickets`` is that barrier (it guards only the
 set of open tickets, under its own condition).
+
+A submission whose reply is lost (Redis restarted or stalled past the socket timeout) may or
+may not have been stored, and its calls may be on their way to agents already. Its script is
+run again, on a new connection, until Redis answers (for up to ``STORE_RETRY`` seconds), with
+its ticket held: ``submit.lua`` answers a call it stored on the first run as it did then, so
+the gateway learns what happened to each. Reports wait meanwhile, as they wait for any
+submission sent before them.
+
+``trouble_at`` is when Redis last failed a call or kept one waiting longer than
+``STALL_SECONDS`` (wall time, written by any thread as a single float store): the registry
+judges no agent lost on heartbeats it could not record meanwhile.
 """
 
 from __future__ import annotations
@@ -58,6 +69,10 @@ T = TypeVar("T")
 SCRIPTS = ("submit", "claim", "start", "complete", "requeue", "join", "kill", "forget")
 UNAVAILABLE_REPLIES = frozenset({"LOADING", "MISCONF", "OOM", "READONLY", "BUSY", "MASTERDOWN"})
 NOT_TWICE = frozenset({"claim", "kill"})  # a second run of these would not be a no-op
+STALL_SECONDS = 1.0  # a Redis call that takes longer is a stall (SIGSTOP, a long fork)
+STORE_RETRY = 60.0  # seconds a submission whose reply was lost is run again
+RETRY_PAUSE = (0.05, 0.5)  # first and longest pause between those runs
+TICKET_WAIT = STORE_RETRY + 30.0  # a report waits this long for prior submissions at most
 
 
 def script_text(name: str) -> str:
@@ -69,25 +84,32 @@ def script_text(name: str) -> str:
     return Template(body).substitute(schema.lua_names())
 
 
+def _unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says Redis cannot serve now (down, restarting, loading, stalled)."""
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return True
+    return isinstance(exc, redis.ResponseError) and \
+        str(exc).split(" ", 1)[0] in UNAVAILABLE_REPLIES
+
+
 def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """A RedisLedger method: Redis's unavailability becomes RedisUnavailable, and failures
+    and stalls are noted in ``trouble_at``."""
     @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
+    def wrapper(self: RedisLedger, *args: Any, **kwargs: Any) -> T:
+        began = time.monotonic()
         try:
-            return method(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            _count_error(args)
-            raise RedisUnavailable(f"Redis unreachable: {exc}") from None
-        except redis.ResponseError as exc:
-            if str(exc).split(" ", 1)[0] in UNAVAILABLE_REPLIES:
-                _count_error(args)
-                raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
-            raise
+            return method(self, *args, **kwargs)
+        except redis.RedisError as exc:
+            if not _unavailable(exc):
+                raise
+            self.errors += 1
+            self.trouble_at = time.time()
+            raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
+        finally:
+            if time.monotonic() - began > STALL_SECONDS:
+                self.trouble_at = time.time()
     return wrapper
-
-
-def _count_error(args: tuple[Any, ...]) -> None:
-    if args and isinstance(args[0], RedisLedger):
-        args[0].errors += 1
 
 
 def _pack(value: Any) -> bytes:
@@ -129,21 +151,40 @@ def _requeued(reply: list[Any]) -> Requeued:
 
 
 class _ThreadConns:
-    """Redis connections of the calling thread, made with the client's settings but not
-    checked out of its pool: they live as long as their thread (and close with it). Two
+    """Redis connections of the calling thread, made with the client's settings but outside
+    its pool: they live as long as their thread (and close with it), and a dead one is
+    dropped and made anew. Not ``pool.make_connection()``: the pool counts what it makes
+    against ``max_connections`` and only a release gives the count back, so every thread
+    that ended (a client session's reader) and every connection dropped in a Redis restart
+    used up one of its hundred slots until it refused all ("Too many connections"). Two
     slots: ``run`` for scripts that answer at once, ``submit`` for a submission whose reply
     is read later (what the thread runs in between must not read it as its own)."""
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
-        self._pool = pool
+        self._make = functools.partial(pool.connection_class, **pool.connection_kwargs)
         self._local = threading.local()
 
     def get(self, slot: str = "run") -> Any:
         conn = getattr(self._local, slot, None)
         if conn is None:
-            conn = self._pool.make_connection()
+            conn = self._make()
             setattr(self._local, slot, conn)
         return conn
+
+    def fresh(self, slot: str = "run") -> Any:
+        """The slot's connection for a new command: one the server closed meanwhile (it
+        restarted), or that holds a reply nobody asked for, is replaced first. A command
+        written to a dead connection may or may not have run; this way one sent while Redis
+        is down is refused at once, and only one in flight when it dies is in doubt."""
+        conn = getattr(self._local, slot, None)
+        if conn is not None and conn.is_connected:
+            try:
+                stale = conn.can_read(0)
+            except redis.ConnectionError:
+                stale = True
+            if stale:
+                self.drop(slot)
+        return self.get(slot)
 
     def drop(self, slot: str = "run") -> None:
         conn = getattr(self._local, slot, None)
@@ -171,13 +212,17 @@ class _Tickets:
             self._open.discard(ticket)
             self._changed.notify_all()
 
-    def wait_prior(self, timeout: float = 10.0) -> None:
+    def wait_prior(self, timeout: float = TICKET_WAIT) -> None:
+        """Wait until every submission taken before now is answered. Each is answered or
+        given up within STORE_RETRY; past ``timeout`` a bug left one open: say so."""
         with self._changed:
             if not self._open:
                 return
             horizon = self._next
-            self._changed.wait_for(lambda: not self._open or min(self._open) > horizon,
-                                   timeout)
+            if not self._changed.wait_for(lambda: not self._open or min(self._open) > horizon,
+                                          timeout):
+                logger.error("a report went ahead of submissions still unanswered after "
+                             "%.0fs (tickets %s)", timeout, sorted(self._open)[:5])
 
 
 class RedisLedger:
@@ -193,6 +238,7 @@ class RedisLedger:
         self._tickets = _Tickets()
         self._conns = _ThreadConns(client.connection_pool)
         self.errors = 0  # Redis calls that failed (approximate: not under a lock)
+        self.trouble_at = 0.0  # when Redis last failed or stalled a call (module docstring)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLedger:
@@ -225,8 +271,12 @@ class RedisLedger:
                     raise
         raise AssertionError("unreachable")
 
-    def _send(self, script: Any, args: list[Any], slot: str = "run") -> None:
-        self._conns.get(slot).send_command("EVALSHA", script.sha, 0, *args)
+    def _send(self, script: Any, args: list[Any], slot: str = "run", *,
+              behind: bool = False) -> None:
+        """Send a script; ``behind`` one sent just before on the slot (its reply may be in
+        already: the connection is not checked, which would read it as stale)."""
+        conn = self._conns.get(slot) if behind else self._conns.fresh(slot)
+        conn.send_command("EVALSHA", script.sha, 0, *args)
 
     @_redis_errors
     def ping(self) -> bool:
@@ -272,31 +322,53 @@ class RedisLedger:
                 self._conns.drop("submit")  # dead (a Redis restart): once more, a new one
                 self._send(submit, args, "submit")
             if drop_args is not None:
-                self._send(drop, drop_args, "submit")
+                self._send(drop, drop_args, "submit", behind=True)
         except BaseException:
             self._conns.drop("submit")
             self._tickets.done(ticket)
             raise
 
-        @_redis_errors
-        def finish() -> list[SubmitStatus]:
-            conn = self._conns.get("submit")
+        return functools.partial(self._finish_submit, ticket, args, drop_args)
+
+    @_redis_errors
+    def _finish_submit(self, ticket: int, args: list[Any], drop_args: list[Any] | None,
+                       ) -> list[SubmitStatus]:
+        """Read what ``submit_begin`` sent; if the reply is lost, run the script again."""
+        submit, drop = self._scripts["submit"], self._scripts["forget"]
+        conn = self._conns.get("submit")
+        try:
             try:
                 reply = _read_script_reply(conn, submit, args)
-            except BaseException:  # the connection may hold a reply not read: never reuse it
+            except BaseException as exc:  # it may hold a reply not read: never reuse it
                 self._conns.drop("submit")
-                self._tickets.done(ticket)
-                raise
+                if not _unavailable(exc):
+                    raise
+                logger.warning("the reply to a submission was lost (%s): running it again",
+                               exc)
+                return _statuses(self._submit_again(args))
             try:
                 if drop_args is not None:
                     _read_script_reply(conn, drop, drop_args)
             except (redis.RedisError, OSError) as exc:  # the receipts expire at their TTL
                 self._conns.drop("submit")
                 logger.warning("received results not dropped now: %s", exc)
-            finally:
-                self._tickets.done(ticket)
             return _statuses(reply)
-        return finish
+        finally:
+            self._tickets.done(ticket)
+
+    def _submit_again(self, args: list[Any]) -> Any:
+        """Run a submission again until Redis answers, for up to STORE_RETRY seconds."""
+        deadline = time.monotonic() + STORE_RETRY
+        pause, longest = RETRY_PAUSE
+        while True:
+            try:
+                return self._run("submit", *args[1:])
+            except redis.RedisError as exc:
+                if not _unavailable(exc) or time.monotonic() + pause > deadline:
+                    raise
+                self.trouble_at = time.time()
+            time.sleep(pause)  # Redis is away: nothing to wait on but time
+            pause = min(longest, pause * 2)
 
     @_redis_errors
     def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:

@@ -8,17 +8,28 @@
 -- Returns, msgpack-packed (one string to parse, not one reply per item), one integer per
 -- item: 1 admitted to its agent, 0 waiting, -1 duplicate id (a token with this id exists,
 -- also earlier in the same batch: nothing changed).
+-- A run whose reply was lost (Redis restarted, the connection broke) is run again by the
+-- gateway: a token this same session stored, still where this item would put it (ADMITTED
+-- to the same agent, or WAITING), is answered as that first run answered it (1 or 0) and
+-- changes nothing, so the gateway still sends it to its agent. Any other existing id (one
+-- stored earlier in this same batch too) is -1.
 local p, now = ARGV[1], ARGV[2]
 local items = cmsgpack.unpack(ARGV[3])
-local out, new, live, held, waiting = {}, 0, {}, {}, {}
+local out, new, live, held, waiting, made = {}, 0, {}, {}, {}, {}
 for i, it in ipairs(items) do
   local id, task, w, idem, blob, agent, owner = it[1], it[2], it[3], it[4], it[5], it[6], it[7]
   local session = it[8]
   local key = tkey(p, id)
-  if redis.call('EXISTS', key) == 1 then
+  local was = redis.call('HMGET', key, '$F_STATE', '$F_SESSION', '$F_AGENT')
+  if was[1] then
     out[i] = -1
+    if was[2] == session and not made[id] then
+      if was[1] == '$WAITING' then out[i] = 0
+      elseif was[1] == '$ADMITTED' and agent ~= '' and was[3] == agent then out[i] = 1 end
+    end
   else
     new = new + 1
+    made[id] = true
     if agent ~= '' then
       if live[agent] == nil then
         live[agent] = redis.call('HEXISTS', p .. '$K_AGENTS', agent) == 1

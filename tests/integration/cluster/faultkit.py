@@ -10,16 +10,18 @@
 - :class:`Gate` is a file gated tasks wait for; the test opens it when it chooses.
 - :class:`RedisView` reads one cluster's keys (under its prefix), and finds token hashes that
   are neither final nor in a queue nor in an inflight set, atomically (one Lua call).
-- :class:`DurableRedis` is a redis-server with an AOF fsynced on every write, so a SIGKILL of
-  it loses nothing it acknowledged.
+- :class:`DurableRedis` is a redis-server on its append-only file as ``tokengate up`` and
+  ``docker-compose.yml`` ship it (``appendfsync everysec``), with a crash and restart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import signal
 import threading
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -208,10 +210,11 @@ class RecordingClient(ClusterClient):
                 name = STATE_NAMES.get(result.state, "?")
                 self.seen[result.token_id].append(
                     name if not result.error_type else f"{name}:{result.error_type}")
-            for rejected in reply.rejected:
-                if rejected.error_type != "GatewayBusy":  # busy: offered again, not an outcome
-                    self.seen[rejected.token_id].append(f"rejected:{rejected.error_type}")
         super()._on_reply(reply)
+        with self._seen_lock, self._lock:  # a rejected call still outstanding is offered again
+            for rejected in reply.rejected:
+                if rejected.token_id not in self._outstanding:
+                    self.seen[rejected.token_id].append(f"rejected:{rejected.error_type}")
 
     def outcomes(self) -> dict[str, list[str]]:
         with self._seen_lock:
@@ -276,24 +279,165 @@ class RedisView:
 
 
 class DurableRedis(RedisServer):
-    """A redis-server whose AOF is fsynced before each reply: a SIGKILL loses nothing acked."""
+    """A redis-server on its AOF with the shipped setting, ``appendfsync everysec``: each write
+    reaches the kernel before its reply, so a SIGKILL of the process loses nothing it
+    acknowledged (a machine crash could lose up to about the last second: docs/cluster.md)."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         super().__init__(directory=str(directory), appendonly=True)
 
-    def _command(self) -> list[str]:
-        return [*super()._command(), "--appendfsync", "always"]
-
     def crash_and_restart(self) -> None:
         """SIGKILL redis-server, then start it again on the same port from its AOF."""
+        self.crash()
+        self.restart()
+
+    def crash(self) -> None:
+        """SIGKILL redis-server; it stays down until :meth:`restart`."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
         if self.process.stderr is not None:
             self.process.stderr.close()
         self.process = None
+
+    def restart(self) -> None:
+        """Start redis-server again on its port, from its AOF."""
         port = self.port
         self.start()  # redis binds with SO_REUSEADDR: the dead server's port is free at once
         if self.port != port:
             raise AssertionError(f"redis-server came back on port {self.port}, not {port}")
+
+    def freeze(self) -> None:
+        """SIGSTOP redis-server: calls to it block (no error) until :meth:`thaw`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+
+class SteadyLoad:
+    """Calls of ``cluster_tasks.record`` from one client at about ``rate`` a second, from a
+    thread of its own, until :meth:`stop`; each call's key is its result, and each run leaves
+    a line in ``effects``. ``submitted`` (under ``_lock``) lets a test wait for progress."""
+
+    def __init__(self, client: ClusterClient, effects: SideEffects, *, rate: float = 150.0,
+                 task: str = "cluster_tasks:record") -> None:
+        self.client = client
+        self.effects = effects
+        self.rate = rate
+        self.task = task
+        self.tokens: dict[str, Any] = {}  # key -> TaskToken
+        self.errors: list[BaseException] = []
+        self._lock = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="steady-load", daemon=True)
+
+    def start(self) -> SteadyLoad:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.wait(1.0 / self.rate):
+            key = f"call-{n}"
+            try:
+                token = self.client.submit_by_name(self.task, (str(self.effects.folder), key))
+            except Exception as exc:  # a refused submission is a finding, not a crash
+                self.errors.append(exc)
+                continue
+            with self._lock:
+                self.tokens[key] = token
+                self._lock.notify_all()
+            n += 1
+
+    def wait_submitted(self, more: int, timeout: float = 30.0) -> None:
+        """Wait until ``more`` calls beyond those submitted so far have gone out."""
+        with self._lock:
+            target = len(self.tokens) + more
+            if not self._lock.wait_for(lambda: len(self.tokens) >= target, timeout):
+                raise AssertionError(f"the load submitted only {len(self.tokens)} of {target} "
+                                     f"calls in {timeout}s; errors {self.errors[:3]}")
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(10)
+        with self._lock:
+            return dict(self.tokens)
+
+
+class WireAgent:
+    """An agent link spoken by hand on the wire: the test decides every frame it sends (and
+    may resend one on a new stream, as an agent does after a reconnect); every dispatch frame
+    it reads is logged under ``_lock`` (a Condition), per stream."""
+
+    def __init__(self, address: str, token: str, name: str, tasks: list[str], *,
+                 credits: dict[str, int] | None = None) -> None:
+        self.address = address
+        self.token = token
+        self.name = name
+        self.tasks = tasks
+        self.credits = credits or {"heavy": 10, "medium": 10, "light": 10}
+        self.incarnation = uuid.uuid4().hex
+        self._lock = threading.Condition()
+        self.frames: list[pb.DispatchFrame] = []  # read on the current stream
+        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._requests: queue.SimpleQueue[pb.AgentFrame | None] | None = None
+        self._call: Any = None
+
+    def connect(self, held: Iterable[str] = ()) -> WireAgent:
+        """Open a new stream (closing the last one) with a hello naming ``held``."""
+        self.close_stream()
+        hello = pb.Hello(name=self.name, incarnation=self.incarnation, host="wire-agent",
+                         pid=os.getpid(), tasks=self.tasks, held=list(held),
+                         topology=msgpack.packb({"workers": 1, "mailbox_capacity": 10}),
+                         task_info=[pb.TaskInfo(name=t, idempotent=True) for t in self.tasks])
+        requests: queue.SimpleQueue[pb.AgentFrame | None] = queue.SimpleQueue()
+        requests.put(pb.AgentFrame(hello=hello, credits=[
+            pb.Credit(weight=w, count=n) for w, n in self.credits.items()]))
+        with self._lock:
+            self.frames = []
+        self._requests = requests
+        self._call = rpc.GatewayStub(self._channel).AgentLink(
+            iter(requests.get, None), metadata=call_metadata(self.token))
+        threading.Thread(target=self._read, args=(self._call,), daemon=True).start()
+        return self
+
+    def _read(self, call: Any) -> None:
+        with contextlib.suppress(grpc.RpcError):
+            for frame in call:
+                with self._lock:
+                    if call is self._call:
+                        self.frames.append(frame)
+                        self._lock.notify_all()
+
+    def send(self, frame: pb.AgentFrame) -> None:
+        assert self._requests is not None
+        self._requests.put(frame)
+
+    def wait(self, predicate: Callable[[list[pb.DispatchFrame]], Any], timeout: float,
+             what: str) -> Any:
+        with self._lock:
+            if not self._lock.wait_for(lambda: predicate(self.frames), timeout):
+                raise AssertionError(f"wire agent {self.name}: no {what} in {timeout}s")
+            return predicate(self.frames)
+
+    def wait_tasks(self, count: int, timeout: float = 15.0) -> list[pb.TaskItem]:
+        return self.wait(lambda fs: [t for f in fs for t in f.tasks][:count]
+                         if sum(len(f.tasks) for f in fs) >= count else None, timeout,
+                         f"{count} tasks")
+
+    def wait_ack(self, seq: int, timeout: float = 15.0) -> None:
+        self.wait(lambda fs: any(f.ack_seq >= seq for f in fs), timeout, f"ack of frame {seq}")
+
+    def close_stream(self) -> None:
+        if self._requests is not None:
+            self._requests.put(None)
+            self._call.cancel()
+            self._requests = self._call = None
+
+    def close(self) -> None:
+        self.close_stream()
+        self._channel.close()

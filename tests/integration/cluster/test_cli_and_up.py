@@ -13,10 +13,11 @@ import cluster_tasks  # noqa: F401 - registers the tasks
 import psutil
 import pytest
 from conftest import HERE, ROOT, TOKEN, Cluster, wait_until
+from faultkit import DurableRedis
 from tokengate.shared.client import ClusterClient
 from tokengate.shared.client_config import ClientConfig
 from tokengate.shared.errors import RedisUnavailable
-from tokengate.shared.redis_server import RedisServer, child_env, free_port
+from tokengate.shared.redis_server import child_env, free_port
 
 from tokengate.cli_up import role_command
 
@@ -74,34 +75,33 @@ def test_gateway_refuses_an_open_bind_with_a_weak_token(tmp_path):
     assert out.returncode == 2 and "loopback" in out.stderr
 
 
-def test_redis_outage_is_answered_clearly_and_nothing_accepted_is_lost(tmp_path):
-    server = RedisServer(appendonly=True, directory=str(tmp_path)).start()
-    cluster = Cluster(server.url, tmp_path)
+def test_redis_crash_is_answered_clearly_and_nothing_accepted_is_lost(tmp_path, effects):
+    """Redis as ``tokengate up`` runs it (on its AOF), SIGKILLed while accepted calls run and
+    wait: a call made while it is down fails with RedisUnavailable once the client's
+    submit_timeout has passed, the gateway keeps running, and once Redis is back every call
+    accepted before the crash completes, each run once."""
+    server = DurableRedis(tmp_path / "redis").start()
+    cluster = Cluster(server.url, tmp_path, agent_options=("--workers-per-core", "2"))
     try:
         cluster.start_gateway()
         cluster.start_agent("a1")
-        client = cluster.client()
-        accepted = [client.submit_by_name("cluster_tasks:add", (i, 0)) for i in range(20)]
-        assert [t.get(timeout=20) for t in accepted] == list(range(20))
-        port = server.port
-        server.stop()
+        client = cluster.client(submit_timeout=2.0)
+        folder = str(effects.folder)
+        accepted = [client.submit_by_name("cluster_tasks:record", (folder, f"k{i}", 0.2))
+                    for i in range(30)]  # 4 workers: most of them wait behind the first
+        wait_until(lambda: effects.counts(), what="the first calls running")
+        server.crash()
         refused = client.submit_by_name("cluster_tasks:add", (1, 1))
-        with pytest.raises(RedisUnavailable):
-            refused.get(timeout=20)
+        with pytest.raises(RedisUnavailable, match="offered again"):
+            refused.get(timeout=30)
         assert cluster.gateway.poll() is None, "the gateway keeps running"
-        server = RedisServer(port=port, appendonly=True, directory=str(tmp_path)).start()
-        again = wait_until(lambda: _try_add(client), timeout=30, what="service back")
-        assert again == 5
+        server.restart()
+        assert [t.get(timeout=60) for t in accepted] == [f"k{i}" for i in range(30)]
+        assert effects.counts() == {f"k{i}": 1 for i in range(30)}
+        assert client.submit_by_name("cluster_tasks:add", (2, 3)).get(timeout=30) == 5
     finally:
         cluster.stop()
         server.stop()
-
-
-def _try_add(client: ClusterClient) -> int | None:
-    try:
-        return client.submit_by_name("cluster_tasks:add", (2, 3)).get(timeout=10)
-    except RedisUnavailable:
-        return None
 
 
 def test_tokengate_up_starts_a_working_cluster_and_stops_it(tmp_path):

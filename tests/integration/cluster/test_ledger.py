@@ -91,7 +91,7 @@ def test_submit_run_again_answers_as_its_first_run_did(ledger):
     batch = [tok("t1", "a1"), tok("t2"), tok("t3", "a2")]
     first = ledger.submit(batch)
     ledger.start("a2", [StartReport("t3", 1, 1.0)])  # t3 began: not where it was put
-    assert ledger.submit(batch) == first[:2] + [SubmitStatus.DUPLICATE]
+    assert ledger.submit(batch) == [*first[:2], SubmitStatus.DUPLICATE]
     assert ledger.submit([tok("t1", "a2")]) == [SubmitStatus.DUPLICATE]
     assert ledger.submit([tok("t1", "a1", session="s2")]) == [SubmitStatus.DUPLICATE]
     assert ledger.counts()["submitted"] == 3
