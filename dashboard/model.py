@@ -83,7 +83,7 @@ def pool_point(status: dict[str, Any], at: float) -> dict[str, Any]:
 
 
 def _core_cells(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per core: active pattern, each mailbox's depth, busy and stuck workers, the totals,
+    """Per core: active pattern, each mailbox's depth, busy, stuck and blocked workers, the totals,
     and the tokens routed there per weight."""
     cells = []
     for core in snapshot.get("cores", []):
@@ -93,6 +93,7 @@ def _core_cells(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
             "core": core["core"], "cpu": core.get("cpu"),
             "active": core.get("active_mailboxes", len(depths)),
             "depths": depths, "busy": busy, "stuck": list(core.get("stuck", [])),
+            "blocked": list(core.get("blocked", [])),
             "queued": sum(depths), "executing": sum(busy),
             "routed": {w: routed.get(w, 0) for w in WEIGHTS},
         })
@@ -124,7 +125,7 @@ def node_card(node: dict[str, Any], at: float) -> dict[str, Any]:
         "reason": node.get("reason", ""), "pid": node.get("pid", 0),
         "age": heartbeat_age(node.get("last_seen", 0.0), at),
         "inflight": node.get("inflight", 0), "executing": node.get("executing", 0),
-        "stuck": node.get("stuck", 0),
+        "stuck": node.get("stuck", 0), "blocked": node.get("blocked", 0),
         "credits": {w: node.get("credits", {}).get(w, 0) for w in WEIGHTS},
         "cpu": cpu, "rss": rss, "tasks": tasks,
         "workers": snapshot.get("workers", topology.get("workers")),

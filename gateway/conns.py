@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import msgpack
 from tokengate.shared import framing
 from tokengate.shared.rpc import tokengate_pb2 as pb
 
@@ -63,11 +64,13 @@ class AgentConn:
         self.host = hello.host
         self.pid = hello.pid
         self.topology = bytes(hello.topology)
+        self.workers = _workers(self.topology)
         self.tasks: dict[str, pb.TaskInfo] = {info.name: info for info in hello.task_info}
         for name in hello.tasks:
             self.tasks.setdefault(name, pb.TaskInfo(name=name, idempotent=True))
         self.snapshot = b""
-        self.stuck = 0
+        self.stuck = 0     # workers abandoned to a call past its time limit
+        self.blocked = 0   # workers running a call past the agent's stuck_after
         self.last_seen = time.monotonic()
         self.last_seen_wall = time.time()
         self.connected = True
@@ -149,6 +152,15 @@ class AgentConn:
                     yield frame
                     return
             yield frame
+
+
+def _workers(topology: bytes) -> int:
+    """The worker count an agent's hello reports (0 if it does not say)."""
+    try:
+        workers = msgpack.unpackb(topology).get("workers") if topology else 0
+    except (ValueError, AttributeError, msgpack.UnpackException):
+        return 0
+    return workers if isinstance(workers, int) and workers > 0 else 0
 
 
 def _add_control(frame: pb.DispatchFrame, entry: _Control) -> None:

@@ -117,7 +117,8 @@ class Gateway:
                 self.ledger.start(conn.name, starts)
         if frame.replies:
             self.control.on_replies(list(frame.replies))
-        if frame.returned:  # it is leaving: what it never started goes to the others now
+        if frame.returned:  # never started (it is leaving, or they waited behind blocked
+            # workers): they go to the others now, same attempt
             ids = list(dict.fromkeys(i for i in frame.returned if 0 < len(i) <= MAX_ID_LENGTH))
             logger.info("agent %s gave back %d tokens it never started", conn.name, len(ids))
             self.dispatch.give_back(conn.name, ids, returned=True)

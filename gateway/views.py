@@ -93,13 +93,16 @@ class Views:
             state = "DISCONNECTED"
         elif drain is not None:
             state = "DRAINING" if inflight else "DRAINED"
+        elif conn.workers and conn.blocked >= conn.workers:
+            state = "STUCK"
         elif self.dispatch.saturated(conn.name):
             state = "SATURATED"
         else:
             state = "UP"
         return pb.NodeStatus(
             name=conn.name, state=state, reason=drain or "", host=conn.host, pid=conn.pid,
-            inflight=inflight, executing=executing, stuck=conn.stuck,
+            inflight=inflight, executing=executing, stuck=conn.stuck, blocked=conn.blocked,
+            workers=conn.workers,
             credits=wire.credit_messages(self.dispatch.credit_of(conn.name)),
             last_seen=conn.last_seen_wall, topology=conn.topology, snapshot=conn.snapshot,
             tasks=list(conn.tasks.values()))

@@ -31,6 +31,10 @@ class SchedulerConfig:
     pin_threads: bool = setting(True, doc="pin each worker thread to its core's CPU (Linux)")
     stop_timeout: float = setting(30.0, doc="seconds stop() waits for admitted work before "
                                   "failing what is left")
+    stuck_after: float = setting(
+        10.0, doc="seconds one call may hold a worker before its mailbox counts as blocked: "
+        "an agent routes nothing more there, hands what waits behind it back to the gateway "
+        "(never started: it runs elsewhere), and shows STUCK once every worker is blocked")
     node_name: str = setting(factory=socket.gethostname, env="TOKENGATE_NODE_NAME",
                              doc="this node's name, unique in the cluster (default: host name)")
 
@@ -45,6 +49,8 @@ class SchedulerConfig:
                                      f"{self.backlog_capacity}")
         if self.submit_timeout is not None and self.submit_timeout < 0:
             raise ConfigurationError("submit_timeout must be >= 0 or None")
+        if self.stuck_after <= 0:
+            raise ConfigurationError(f"stuck_after must be > 0, got {self.stuck_after}")
 
     @classmethod
     def from_env(

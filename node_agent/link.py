@@ -12,7 +12,10 @@ Threads and what each owns:
   gateway goes away;
 - the sender, on gRPC's request thread of the current stream, drains the outbox into frames
   (:mod:`.outbox`); its state is guarded by ``_send_lock`` and tied to a stream generation,
-  so a dying stream's thread hands back what it took;
+  so a dying stream's thread hands back what it took. About once a heartbeat it also asks
+  the scheduler to reclaim what waits behind blocked workers (a call running past
+  ``stuck_after``) and returns those tokens to the gateway, which runs them elsewhere: work
+  stealing, with the scheduler's word that none of them started;
 - workers only put their token's outcome (and, through the start observer, its start) on the
   outbox.
 
@@ -50,7 +53,12 @@ from tokengate.node_agent.link_config import LinkConfig
 from tokengate.shared import codec, framing, wire
 from tokengate.shared.auth import call_metadata
 from tokengate.shared.channel import open_channel
-from tokengate.shared.errors import AgentLost, ConfigurationError, TokenGateError
+from tokengate.shared.errors import (
+    AdmissionTimeout,
+    AgentLost,
+    ConfigurationError,
+    TokenGateError,
+)
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.registry import TaskSpec, lookup, registered_names
 from tokengate.shared.rpc import tokengate_pb2 as pb
@@ -72,6 +80,7 @@ class SchedulerPort(Protocol):
     def wait_idle(self, timeout: float | None = None) -> bool: ...
     def add_observer(self, observer: Any) -> None: ...
     def set_start_gate(self, gate: Any) -> None: ...
+    def reclaim_blocked(self) -> list[TaskToken]: ...
 
 
 class CommandHandler(Protocol):
@@ -193,6 +202,7 @@ class AgentLink:
         self._generation = 0
         self._received = 0
         self._backoff = 0.1  # the link thread's: seconds before the next reconnection
+        self._next_reclaim = 0.0  # the sender's: when it next asks the scheduler to reclaim
         self._call: Any = None
         self._threads: list[threading.Thread] = []
         self.tasks: list[str] = []
@@ -381,6 +391,27 @@ class AgentLink:
             logger.warning("the gateway did not confirm the %d tokens given back; it will "
                            "treat them as lost", len(ids))
 
+    def _reclaim(self) -> None:
+        """Give the gateway back what waits behind blocked workers (sender thread, about once
+        a heartbeat). Each was taken out of the scheduler unstarted; a token that is not the
+        gateway's (a quarantine replay started here) fails instead, visibly."""
+        now = time.monotonic()
+        if now < self._next_reclaim:
+            return
+        self._next_reclaim = now + self.config.heartbeat_interval
+        returned = []
+        for token in self.scheduler.reclaim_blocked():
+            if self._give_up(token.token_id):
+                returned.append(token.token_id)
+            elif not token.done():
+                token.set_error(AdmissionTimeout(
+                    f"{token.token_id} waited behind a worker blocked on a long call"), "")
+        if returned:
+            logger.warning("%d tokens waiting behind blocked workers go back to the gateway",
+                           len(returned))
+            self._outbox.put(box.Returned(tuple(returned)))
+            self._outbox.put(box.CreditsDue())
+
     def _kill(self, token_id: str) -> None:
         if self.scheduler.kill(token_id):
             return
@@ -508,6 +539,7 @@ class AgentLink:
                 messages: list[box.Message] = [outbox.get(timeout=heartbeat)]
             except queue.Empty:
                 messages = []
+            self._reclaim()  # what it returns joins this frame
             size = sum(box.message_bytes(m) for m in messages)
             while len(messages) < box.MAX_FRAME_RESULTS and size < framing.FRAME_SOFT_LIMIT:
                 try:

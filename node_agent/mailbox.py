@@ -2,8 +2,15 @@
 
 Producers ``offer`` under the mailbox's put lock, so the bound is exact however many threads
 submit at once; the single consumer (its worker thread) blocks in ``take`` without the lock.
-Counters have one writer each: ``enqueued``/``routed`` under the put lock, ``finished`` and
-``busy`` by the worker alone; readers may read them at any time.
+Counters have one writer each: ``enqueued``/``routed`` under the put lock, ``finished``,
+``busy`` and ``started_at`` by the worker alone (the watchdog, once it abandoned that
+worker), ``blocked_call`` and ``reclaimed`` by the scheduler's reclaim (under its admission
+lock); readers may read them at any time.
+
+A mailbox is *blocked* while its worker runs the call the scheduler judged too long
+(``blocked_call`` is that call's ``started_at``): routing passes it by, its room is not free
+capacity, and what was queued behind that call was reclaimed. It unblocks by itself when the
+call ends (``started_at`` changes), with no write by the scheduler.
 """
 
 from __future__ import annotations
@@ -19,8 +26,8 @@ STOP = object()  # sentinel a worker stops on
 
 class Mailbox:
     __slots__ = (
-        "_put_lock", "_queue", "busy", "capacity", "core_id", "depth", "enqueued", "finished",
-        "index", "peak", "routed",
+        "_put_lock", "_queue", "blocked_call", "busy", "capacity", "core_id", "depth",
+        "enqueued", "finished", "index", "peak", "reclaimed", "routed", "started_at",
     )
 
     def __init__(self, core_id: int, index: int, capacity: int) -> None:
@@ -35,6 +42,14 @@ class Mailbox:
         self.busy = 0
         self.peak = 0
         self.routed: dict[Weight, int] = dict.fromkeys(Weight, 0)
+        self.started_at = 0.0    # monotonic start of the worker's current call; 0.0: none
+        self.blocked_call = 0.0  # the started_at of the call judged too long
+        self.reclaimed = 0       # tokens taken back out of the queue (never started)
+
+    @property
+    def blocked(self) -> bool:
+        """Its worker still runs the call judged too long."""
+        return self.blocked_call != 0.0 and self.blocked_call == self.started_at
 
     def offer(self, token: Any, weight: Weight) -> bool:
         """Admit and append ``token`` unless the mailbox is full; never blocks on space.

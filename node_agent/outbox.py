@@ -106,6 +106,7 @@ class Sender:
         self.seq = 0
         self.last_snapshot = 0.0
         self.stuck = 0
+        self.blocked = 0
         self.leaving = False
         self.returned_seq = 0  # the frame that carried our Returned ids (0: none yet)
         self.reported = Capacity()
@@ -171,7 +172,7 @@ class Sender:
                        or frame.leaving or frame.returned or snapshot)
         if messages and not content:
             return None  # only wake-ups or starts not yet due: nothing to say
-        frame.stuck = self.stuck
+        frame.stuck, frame.blocked = self.stuck, self.blocked
         frame.seq = self.next_seq()  # an empty batch after an idle wait is the heartbeat
         if results:
             self.unacked[frame.seq] = results
@@ -201,6 +202,7 @@ class Sender:
         self.last_snapshot = now
         status = self._status()
         self.stuck = int(status.get("stuck", 0) or 0)
+        self.blocked = int(status.get("blocked", 0) or 0)
         frame.snapshot = msgpack.packb(status, default=str)
         return True
 

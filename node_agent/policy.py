@@ -49,12 +49,16 @@ def build_policy(num_cores: int) -> dict[Weight, CorePreference]:
 
 
 class MailboxView(Protocol):
-    """What routing reads of a mailbox: tokens queued now, and 1 while its worker is busy.
+    """What routing reads of a mailbox: tokens queued now, 1 while its worker is busy, and
+    whether that worker is blocked (its call judged too long: nothing is routed there).
 
     The scheduler passes its live mailboxes; tests pass plain values (see ``StaticLoad``).
     """
 
     busy: int
+
+    @property
+    def blocked(self) -> bool: ...
 
     def depth(self) -> int: ...
 
@@ -65,6 +69,7 @@ class StaticLoad:
 
     queued: int
     busy: int = 0
+    blocked: bool = False
 
     def depth(self) -> int:
         return self.queued
@@ -96,8 +101,8 @@ def choose_route(
     """Pick ``(core, mailbox index)`` for one token, or None when every option is full.
 
     ``cores`` maps each core of the chain to its *active* mailboxes; ``slots`` maps it to
-    how many tasks it executes at once in this token's execution mode. One pass over the
-    mailboxes: this runs on every submission.
+    how many tasks it executes at once in this token's execution mode. A blocked mailbox
+    counts as full. One pass over the mailboxes: this runs on every submission.
     """
     best: tuple[int, int] | None = None
     best_ratio = 0.0
@@ -108,7 +113,7 @@ def choose_route(
             depth = box.depth()
             load = depth + box.busy
             total += load
-            if depth < capacity and (pick is None or load < pick_load):
+            if depth < capacity and (pick is None or load < pick_load) and not box.blocked:
                 pick, pick_load = index, load
         if pick is None:
             continue

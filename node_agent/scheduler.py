@@ -16,6 +16,12 @@ Owner of all its mutable state; other code acts on it only through the public me
 
 The fast path of :meth:`submit` takes no scheduler lock: it routes with the pure policy and
 offers the token to one mailbox under that mailbox's lock.
+
+A worker whose call has run longer than ``stuck_after`` blocks its mailbox (see
+:mod:`node_agent.mailbox`): :meth:`reclaim_blocked`, which an agent's link calls about once a
+heartbeat, marks it so, takes back what waits behind it (and the backlog that no unblocked
+mailbox could take) and returns those tokens, none of them started, for the link to hand
+back to the gateway. Routing and free capacity pass blocked mailboxes by.
 """
 
 from __future__ import annotations
@@ -104,7 +110,8 @@ class LocalScheduler:
         self._idle = threading.Condition()
         self._idle_waiters = 0
         self._stats_lock = threading.Lock()
-        self._counts = {"submitted": 0, "completed": 0, "failed": 0, "killed": 0, "retried": 0}
+        self._counts = {"submitted": 0, "completed": 0, "failed": 0, "killed": 0, "retried": 0,
+                        "reclaimed": 0}
         self._live: dict[str, TaskToken] = {}
         self._running = False
         self._stopped = False
@@ -406,6 +413,10 @@ class LocalScheduler:
         with self._stats_lock:
             self._counts[key] += 1
 
+    def _counts_add(self, key: str, n: int) -> None:
+        with self._stats_lock:
+            self._counts[key] += n
+
     # -- control -------------------------------------------------------------------------
 
     def drain(self, reason: str = "") -> None:
@@ -449,6 +460,52 @@ class LocalScheduler:
     def token(self, token_id: str) -> TaskToken | None:
         return self._live.get(token_id)
 
+    def reclaim_blocked(self) -> list[TaskToken]:
+        """Block the mailboxes whose worker has run one call for longer than ``stuck_after``
+        and take back every token waiting behind them, and the backlogged tokens of weights
+        that no unblocked mailbox serves. None of them has started (a worker claims a token
+        only after taking it from its mailbox); they leave this scheduler, for the caller to
+        give to someone else."""
+        taken: list[TaskToken] = []
+        with self._admission:
+            if not self._running:
+                return taken
+            limit = time.monotonic() - self.config.stuck_after
+            for box in self._all_boxes:
+                began = box.started_at
+                if began and began < limit and box.blocked_call != began:
+                    box.blocked_call = began
+                    logger.warning("scheduler %s: worker %d/%d has run one call for over %.0fs;"
+                                   " nothing more goes to its mailbox", self.config.node_name,
+                                   box.core_id, box.index, self.config.stuck_after)
+                if box.blocked and box.depth():
+                    queued = box.drain_nowait()
+                    box.reclaimed += len(queued)
+                    taken.extend(queued)
+            taken.extend(self._reclaim_backlog())
+            for token in taken:
+                self._live.pop(token.token_id, None)
+            self._counts_add("reclaimed", len(taken))
+        return taken
+
+    def _reclaim_backlog(self) -> list[TaskToken]:
+        """Backlogged tokens of weights whose every active mailbox is blocked; holds
+        ``_admission``."""
+        if not self._backlog:
+            return []
+        active = self._active_boxes
+        stuck = {weight for weight, chain in self._chains.items()
+                 if all(box.blocked for core in chain for box in active[core])}
+        if not stuck:
+            return []
+        taken = [t for t in self._backlog if t.tags.weight in stuck]
+        self._backlog = deque(t for t in self._backlog if t.tags.weight not in stuck)
+        return taken
+
+    def blocked(self) -> int:
+        """Workers blocked now (their call judged too long)."""
+        return sum(1 for box in self._all_boxes if box.blocked)
+
     def set_core_pattern(self, core_id: int, active: int) -> int:
         """Set how many of a core's mailboxes take new tokens (1..workers_per_core)."""
         active = max(1, min(self.config.workers_per_core, int(active)))
@@ -470,7 +527,8 @@ class LocalScheduler:
 
     def in_flight(self) -> int:
         """Admitted tokens not yet finished, plus retries waiting to re-enter."""
-        finished = sum(box.finished for box in self._all_boxes) + self._crew.late_finished
+        finished = sum(box.finished + box.reclaimed for box in self._all_boxes) + \
+            self._crew.late_finished
         enqueued = sum(box.enqueued for box in self._all_boxes)  # read after finished
         return enqueued - finished + len(self._priority) + len(self._delays)
 
@@ -490,11 +548,11 @@ class LocalScheduler:
         return True
 
     def free_capacity(self) -> dict[Weight, int]:
-        """Tokens each weight class could place now: free slots of its cores' active mailboxes
-        (cores overlap between classes) less the whole backlog and the retries due back (a
-        token of either may take any class's slot), never below 0."""
+        """Tokens each weight class could place now: free slots of its cores' active, unblocked
+        mailboxes (cores overlap between classes) less the whole backlog and the retries due
+        back (a token of either may take any class's slot), never below 0."""
         capacity = self.config.mailbox_capacity
-        free = {core: sum(capacity - box.depth() for box in boxes)
+        free = {core: sum(capacity - box.depth() for box in boxes if not box.blocked)
                 for core, boxes in self._active_boxes.items()}
         backlog = len(self._backlog) + len(self._priority)
         return {weight: max(0, sum(free[core] for core in chain) - backlog)
@@ -525,6 +583,8 @@ class LocalScheduler:
 
         ``stuck`` counts worker threads abandoned to a call past its time limit that are still
         running (per core: per mailbox); fresh workers serve their mailboxes meanwhile.
+        ``blocked`` counts workers whose call has run past ``stuck_after`` (see
+        :meth:`reclaim_blocked`; per core: per mailbox).
         """
         stuck = self._crew.stuck()
         stuck_by_box = {id(box): 0 for box in self._all_boxes}
@@ -540,6 +600,7 @@ class LocalScheduler:
                 "depths": [box.depth() for box in boxes],
                 "busy": [box.busy for box in boxes],
                 "stuck": [stuck_by_box[id(box)] for box in boxes],
+                "blocked": [int(box.blocked) for box in boxes],
                 "peak_depths": [box.peak for box in boxes],
                 "routed": routed,
             })
@@ -551,6 +612,7 @@ class LocalScheduler:
             "topology": self.topology.describe(),
             "workers": len(self._all_boxes),
             "stuck": len(stuck),
+            "blocked": self.blocked(),
             "workers_per_core": self.config.workers_per_core,
             "mailbox_capacity": self.config.mailbox_capacity,
             "policy": {w.value: list(p.allowed_cores) for w, p in self.policy.items()},

@@ -315,10 +315,12 @@ class Worker(threading.Thread):
                     gate.wait_open()
                 # Not claimable: killed while queued, or already run inline by a waiting parent.
                 if token.claim(core_id, worker_id):
+                    mailbox.started_at = time.monotonic()
                     outcome = self._run_claimed(token)
                     if self.abandoned:  # a fresh worker serves the mailbox now
                         self._on_abandoned(self, token, outcome)
                         break
+                    mailbox.started_at = 0.0
                 mailbox.busy = 0
                 mailbox.finished += 1
                 self._after_finish(token, outcome)
@@ -428,6 +430,7 @@ class Crew:
         if abandon:
             box = worker.mailbox
             box.busy = 0
+            box.started_at = 0.0
             if close_outer:
                 box.finished += 1
             with self._lock:

@@ -21,6 +21,7 @@ def describe_node(n: pb.NodeStatus) -> dict[str, Any]:
     return {
         "name": n.name, "state": n.state, "reason": n.reason, "host": n.host, "pid": n.pid,
         "inflight": n.inflight, "executing": n.executing, "stuck": n.stuck,
+        "blocked": n.blocked, "workers": n.workers,
         "credits": {c.weight: c.count for c in n.credits}, "last_seen": n.last_seen,
         "tasks": [{"name": t.name, "weight": t.weight, "idempotent": t.idempotent,
                    "time_limit": t.time_limit or None} for t in n.tasks],
@@ -62,6 +63,8 @@ def format_status(info: dict[str, Any]) -> str:
     for node in info["nodes"]:
         credits = node["credits"]
         workers = node["topology"].get("workers", "?")
+        if node.get("blocked"):
+            workers = f"{workers} ({node['blocked']} blocked)"
         lines.append(
             f"{node['name']:<16} {node['state']:<12} {node['inflight']:>8} "
             f"{node.get('executing', 0):>7}  "

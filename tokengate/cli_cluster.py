@@ -91,7 +91,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         tls=_tls(args))
     scheduler = SchedulerConfig.from_env(node_name=link.name, **{
         k: v for k, v in (("workers_per_core", args.workers_per_core),
-                          ("mailbox_capacity", args.mailbox_capacity), ("cores", args.cores))
+                          ("mailbox_capacity", args.mailbox_capacity), ("cores", args.cores),
+                          ("stuck_after", args.stuck_after))
         if v is not None})
     agent = NodeAgent(AgentConfig(link=link, scheduler=scheduler,
                                   guards=GuardsConfig.from_env()))
@@ -233,6 +234,8 @@ def _add_agent(commands: Any) -> None:
     ag.add_argument("--workers-per-core", type=int)
     ag.add_argument("--mailbox-capacity", type=int)
     ag.add_argument("--cores", type=int, help="scheduler cores (default: detected)")
+    ag.add_argument("--stuck-after", type=float, help="seconds one call may hold a worker "
+                    "before what waits behind it goes back to the gateway (default 10)")
     ag.add_argument("--cpus", help="run on these CPUs only, e.g. 0-1 (several agents on one "
                     "host each get their own cores)")
     ag.add_argument("--allow-pickle", action="store_true", help="accept pickle-coded calls")

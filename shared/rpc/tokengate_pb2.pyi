@@ -194,7 +194,7 @@ class CommandReply(_message.Message):
     def __init__(self, id: _Optional[int] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class AgentFrame(_message.Message):
-    __slots__ = ("hello", "credits", "results", "seq", "snapshot", "leaving", "received", "started", "replies", "stuck", "returned")
+    __slots__ = ("hello", "credits", "results", "seq", "snapshot", "leaving", "received", "started", "replies", "stuck", "returned", "blocked")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
@@ -206,6 +206,7 @@ class AgentFrame(_message.Message):
     REPLIES_FIELD_NUMBER: _ClassVar[int]
     STUCK_FIELD_NUMBER: _ClassVar[int]
     RETURNED_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     credits: _containers.RepeatedCompositeFieldContainer[Credit]
     results: _containers.RepeatedCompositeFieldContainer[ResultItem]
@@ -217,7 +218,8 @@ class AgentFrame(_message.Message):
     replies: _containers.RepeatedCompositeFieldContainer[CommandReply]
     stuck: int
     returned: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[ResultItem, _Mapping]]] = ..., seq: _Optional[int] = ..., snapshot: _Optional[bytes] = ..., leaving: _Optional[bool] = ..., received: _Optional[int] = ..., started: _Optional[_Iterable[_Union[Started, _Mapping]]] = ..., replies: _Optional[_Iterable[_Union[CommandReply, _Mapping]]] = ..., stuck: _Optional[int] = ..., returned: _Optional[_Iterable[str]] = ...) -> None: ...
+    blocked: int
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[ResultItem, _Mapping]]] = ..., seq: _Optional[int] = ..., snapshot: _Optional[bytes] = ..., leaving: _Optional[bool] = ..., received: _Optional[int] = ..., started: _Optional[_Iterable[_Union[Started, _Mapping]]] = ..., replies: _Optional[_Iterable[_Union[CommandReply, _Mapping]]] = ..., stuck: _Optional[int] = ..., returned: _Optional[_Iterable[str]] = ..., blocked: _Optional[int] = ...) -> None: ...
 
 class DispatchFrame(_message.Message):
     __slots__ = ("tasks", "kill", "ack_seq", "drain_reason", "revoke", "commands", "seen_seq", "lease")
@@ -244,7 +246,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("name", "state", "reason", "host", "inflight", "credits", "last_seen", "topology", "snapshot", "executing", "stuck", "tasks", "pid")
+    __slots__ = ("name", "state", "reason", "host", "inflight", "credits", "last_seen", "topology", "snapshot", "executing", "stuck", "tasks", "pid", "blocked", "workers")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +260,8 @@ class NodeStatus(_message.Message):
     STUCK_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: str
     reason: str
@@ -271,7 +275,9 @@ class NodeStatus(_message.Message):
     stuck: int
     tasks: _containers.RepeatedCompositeFieldContainer[TaskInfo]
     pid: int
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., host: _Optional[str] = ..., inflight: _Optional[int] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., last_seen: _Optional[float] = ..., topology: _Optional[bytes] = ..., snapshot: _Optional[bytes] = ..., executing: _Optional[int] = ..., stuck: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., pid: _Optional[int] = ...) -> None: ...
+    blocked: int
+    workers: int
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., host: _Optional[str] = ..., inflight: _Optional[int] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., last_seen: _Optional[float] = ..., topology: _Optional[bytes] = ..., snapshot: _Optional[bytes] = ..., executing: _Optional[int] = ..., stuck: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., pid: _Optional[int] = ..., blocked: _Optional[int] = ..., workers: _Optional[int] = ...) -> None: ...
 
 class StatusReply(_message.Message):
     __slots__ = ("state", "reason", "nodes", "counts", "pending", "inflight", "uptime", "recent", "executing", "redis_ok", "redis_memory", "drain_since", "held")

@@ -71,6 +71,17 @@ def test_route_ties_go_to_the_earlier_core():
     assert choose_route((1, 2), cores, {1: 1, 2: 1}, 120) == (1, 0)
 
 
+def test_route_passes_a_blocked_mailbox_by_even_when_it_is_empty():
+    # Core 1's first mailbox is the least loaded, but blocked (its worker's call was judged
+    # too long): the token goes behind core 1's other one; with that full, nowhere.
+    cores = {1: [StaticLoad(0, 1, blocked=True), StaticLoad(2, 1)],
+             2: [StaticLoad(3, 1), StaticLoad(3, 1)]}
+    assert choose_route((1, 2), cores, {1: 2, 2: 2}, 120) == (1, 1)
+    cores[1][1] = StaticLoad(120, 1)
+    cores[2] = [StaticLoad(0, 1, blocked=True)]
+    assert choose_route((1, 2), cores, {1: 2, 2: 1}, 120) is None
+
+
 def test_process_mode_alternates_cores_with_one_process_each():
     # One execution slot per core: the second task goes to core 2, not behind the first.
     cores = _loads({1: [(1, 0), (0, 0)], 2: [(0, 0), (0, 0)]})

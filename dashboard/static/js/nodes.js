@@ -23,12 +23,14 @@ function cellLook(core, i, capacity) {
   const depth = core.depths ? core.depths[i] : null;
   const busy = core.busy ? core.busy[i] : 0;
   const stuck = core.stuck ? core.stuck[i] : 0;
+  const blocked = core.blocked ? core.blocked[i] : 0;
   const name = ["cell", active ? "active" : "inactive",
     depth === null ? "" : depthClass(depth, capacity), busy ? "busy" : "",
-    stuck ? "stuck" : ""].filter(Boolean).join(" ");
+    stuck || blocked ? "stuck" : ""].filter(Boolean).join(" ");
   const title = `core ${core.core} mailbox ${i}${active ? "" : " (inactive)"}` +
     (depth === null ? "" : `: ${depth} queued${busy ? ", running" : ""}`) +
-    (stuck ? ", past its time limit" : "");
+    (stuck ? ", past its time limit" : "") +
+    (blocked ? ", blocked on a long call (what waited went to other nodes)" : "");
   return { name, title, text: depth === null ? "" : String(depth) };
 }
 
@@ -69,7 +71,8 @@ class NodeCard {
       `heartbeat ${c.age ? `${c.age}s ago` : "< 2s"}`,
       `credits ${num(credits.heavy)}/${num(credits.medium)}/${num(credits.light)}`,
       `in flight ${num(c.inflight)} · executing ${num(c.executing)}` +
-        (c.stuck ? ` · stuck ${c.stuck}` : ""),
+        (c.stuck ? ` · stuck ${c.stuck}` : "") +
+        (c.blocked ? ` · blocked ${c.blocked}/${num(c.workers)}` : ""),
       `cpu ${cpu} · memory ${rss}`,
       `done ${num(c.completed)} · failed ${num(c.failed)}`];
     texts.forEach((text, i) => put(this.facts[i], text));

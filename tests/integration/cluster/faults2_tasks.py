@@ -101,6 +101,13 @@ def record(log: str, tag: object = 0) -> object:
     return tag
 
 
+@task_token_guard(operation_type="f2_record_once", tags={"weight": "light", "idempotent": False})
+def record_once(log: str, tag: object = 0) -> object:
+    """Like record, but must never run twice."""
+    record_run(log, tag)
+    return tag
+
+
 @task_token_guard(operation_type="f2_noop", tags={"weight": "light"})
 def noop() -> None:
     return None

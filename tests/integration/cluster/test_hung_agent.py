@@ -1,8 +1,10 @@
-"""Defect 7 (issue 8): an agent whose every worker is stuck.
+"""Defect 7 (issue 8) and defect 4 (issue 13): an agent whose every worker is stuck.
 
 It must receive no more calls than it can hold (the rest wait at the gateway), obey a kill of
 a token it holds queued, show SATURATED while stuck, and a task time limit must free it. The
-gateway must never wait on an agent that stops reading its link.
+gateway must never wait on an agent that stops reading its link. Once its workers have run
+one call each past ``--stuck-after``, it shows STUCK and what waits behind them runs on other
+agents (work stealing), never-twice calls included, none of them twice.
 
 The hung agent has 2 cores x 2 workers with mailboxes of 5: it can hold
 workers x (mailbox + 1) = 24 calls (one running per worker, five queued behind each); heavy,
@@ -168,3 +170,37 @@ def test_gateway_never_waits_on_an_agent_that_stops_reading(f2_cluster, tmp_path
     assert sorted(t.get(timeout=20) for t in tokens) == list(range(300))
     runs = Counter(log.read_text().split())
     assert len(runs) == 300 and set(runs.values()) == {1}, "each ran exactly once"
+
+
+def test_work_queued_behind_hung_workers_runs_on_another_agent(f2_cluster, tmp_path):
+    """Every worker of "hung" runs a call that never returns (no time limit) and quick calls
+    queue behind them, sent while "hung" was the only agent. A second agent joins: the quick
+    calls run there, each once (never-twice ones too), while the hung calls still run, and
+    "hung" shows STUCK until they return."""
+    cluster = f2_cluster({"hung": (*HUNG, "--stuck-after", "2")})
+    held = Runs(tmp_path, "held")
+    quick = Runs(tmp_path, "quick")
+    client = cluster.client()
+    try:
+        workers, _ = _capacity(cluster, "hung")
+        hung = [client.submit_by_name(f"{TASKS}:gated_heavy", held.args(f"h{i}"))
+                for i in range(workers)]
+        wait_until(lambda: held.total() >= workers, what=f"all {workers} workers held")
+        tags = [f"q{i}" for i in range(40)]
+        tokens = [client.submit_by_name(f"{TASKS}:record_once" if i % 2 else f"{TASKS}:record",
+                                        (str(quick.log), tag)) for i, tag in enumerate(tags)]
+        node = wait_until(lambda: (n := cluster.node("hung")) is not None
+                          and n.state == "STUCK" and n, what="the hung agent STUCK")
+        assert node.blocked == workers
+        cluster.add_agent("spare", "--cores", "2")
+        assert [t.get(timeout=30) for t in tokens] == tags, "they ran while hung still hangs"
+        assert {t.node for t in tokens} == {"spare"}
+        assert quick.counts() == Counter(tags), "each ran exactly once"
+        assert held.counts() == Counter(f"h{i}" for i in range(workers))
+        assert not any(t.done() for t in hung)
+        assert "go back to the gateway" in cluster.log("hung"), "some had been sent to hung"
+    finally:
+        held.open_gate()
+    assert [t.get(timeout=20) for t in hung] == [f"h{i}" for i in range(workers)]
+    wait_until(lambda: (n := cluster.node("hung")) is not None and n.state == "UP",
+               what="the hung agent UP again once its calls returned")
