@@ -1,0 +1,224 @@
+"""The chaos soak (issue 13): a steady mixed load while processes are killed, frozen and
+restarted at random; then every promise of docs/cluster.md is checked against the record.
+
+    python -m benchmarks.chaos --minutes 30 [--seed N] [--faults agent-kill,gateway-kill,...]
+                               [--rate 150] [--settle 120] [--workdir DIR]
+
+Redis (append-only file, ``appendfsync everysec`` as ``tokengate up`` runs it), a gateway
+(``--heartbeat-timeout 3``, a result TTL longer than the run) and three agents run as real
+processes (:mod:`benchmarks.chaos_rig`). A load thread submits ``--rate`` calls a second of
+every weight, idempotent and never-twice, through the ordinary Python client
+(:mod:`benchmarks.chaos_load`; tasks in :mod:`benchmarks.chaos_tasks`, each run leaving a
+line on disk). A chaos thread does one fault every 4-10 s (:mod:`benchmarks.chaos_faults`).
+A sampler records each process's memory. At the end the load stops, the chaos stops (what it
+froze is continued, what it killed restarted, what it drained resumed), the soak waits up to
+``--settle`` seconds for every call, then judges the record (:mod:`benchmarks.chaos_checks`,
+whose docstring states each criterion, memory included) and prints the table
+(:mod:`benchmarks.chaos_report`). Exit status 1 if a check failed.
+
+Nothing here retries a call or leaves out a fault to make a check pass: a failure is the
+system's. Logs of every process, ``chaos.log`` (each event, timestamped) and ``runs.log`` (each
+execution) stay in the work directory, printed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from tokengate.shared.client_config import ClientConfig
+from tokengate.shared.errors import TokenGateError
+from tokengate.shared.rpc import tokengate_pb2 as pb
+
+from benchmarks.chaos_checks import Check, Final, Soak, Stored, run_checks
+from benchmarks.chaos_faults import FAULTS, Chaos
+from benchmarks.chaos_load import ChaosClient, Load, told_name
+from benchmarks.chaos_report import parse_losses, parse_runs, render
+from benchmarks.chaos_rig import ChaosRig, MemorySampler
+from benchmarks.faults2_rig import TOKEN
+
+logger = logging.getLogger(__name__)
+
+SUBMIT_TIMEOUT = 5.0     # a submit waits this long for the client's window, then is refused
+FINAL_UP_WAIT = 30.0     # seconds the end waits for every agent to be UP in status
+RESULT_TTL_MARGIN = 3600  # the gateway keeps unreceived results this much past the run
+
+
+@dataclass(frozen=True)
+class SoakResult:
+    ok: bool
+    report: str
+    checks: list[Check]
+    soak: Soak
+    workdir: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    minutes: float
+    seed: int = 1
+    faults: tuple[str, ...] = FAULTS
+    rate: float = 150.0
+    settle: float = 120.0
+    heartbeat_timeout: float = 3.0
+    sample_rate: float = 0.05
+    workdir: Path | None = None
+
+
+def run(settings: Settings) -> SoakResult:
+    """One soak, start to verdict; the processes are stopped whatever happens."""
+    workdir = settings.workdir or Path(tempfile.mkdtemp(prefix="tokengate-chaos-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    logger.info("chaos soak: %.1f min, seed %d, faults %s; files in %s", settings.minutes,
+                settings.seed, ",".join(settings.faults), workdir)
+    duration = settings.minutes * 60
+    rig = ChaosRig(workdir, heartbeat_timeout=settings.heartbeat_timeout,
+                   result_ttl=int(duration + settings.settle + RESULT_TTL_MARGIN))
+    client: ChaosClient | None = None
+    try:
+        rig.start()
+        client = ChaosClient(ClientConfig(address=rig.address, token=TOKEN,
+                                          submit_timeout=SUBMIT_TIMEOUT),
+                             sample_rate=settings.sample_rate, salt=str(settings.seed))
+        client.connect()
+        soak = _soak(settings, rig, client, workdir, duration)
+    finally:
+        if client is not None:
+            client.close()
+        rig.close()
+    checks = run_checks(soak)
+    title = (f"chaos soak: {settings.minutes:g} min at {settings.rate:g} calls/s, seed "
+             f"{settings.seed}, faults {','.join(settings.faults)}; files in {workdir}")
+    return SoakResult(all(c.ok for c in checks), render(soak, checks, title), checks, soak,
+                      workdir)
+
+
+def _soak(settings: Settings, rig: ChaosRig, client: ChaosClient, workdir: Path,
+          duration: float) -> Soak:
+    runs_log = workdir / "runs.log"
+    load = Load(client, runs_log, rate=settings.rate, seed=settings.seed)
+    sampler = MemorySampler(rig)
+    started = time.time()
+    chaos = Chaos(rig, workdir / "chaos.log", rng=random.Random(settings.seed + 1),
+                  faults=settings.faults, started=started)
+    client.withholding.set()
+    sampler.start()
+    load.start()
+    chaos.start()
+    _sleep_until(started + duration * 2 / 3)
+    client.withholding.clear()
+    _sleep_until(started + duration)
+    load.stop()
+    load_stopped = time.time()
+    samples = sampler.stop()
+    logger.info("load stopped: %d calls, %d outstanding; stopping the chaos",
+                len(load.calls()), load.outstanding())
+    chaos.stop()
+    left = load.wait_all(settings.settle)
+    logger.info("settled: %d calls without an outcome after %.0fs", left, settings.settle)
+    final = _final(rig)
+    accepted, withheld = client.kept()
+    return Soak(
+        started=started, load_stopped=load_stopped,
+        heartbeat_timeout=settings.heartbeat_timeout, agents=rig.agents,
+        calls=load.calls(),
+        told={i: tuple(seen) for i, seen in client.outcomes().items()},
+        accepted=accepted,
+        runs=tuple(parse_runs(runs_log.read_text() if runs_log.exists() else "")),
+        events=tuple(chaos.events),
+        losses=tuple(parse_losses(rig.log("gateway"))),
+        incarnations=tuple(rig.incarnations()),
+        samples=tuple(samples),
+        stored=tuple(_stored(rig, withheld)),
+        final=final)
+
+
+def _sleep_until(when: float) -> None:
+    while (left := when - time.time()) > 0:
+        time.sleep(min(left, 1.0))
+
+
+def _final(rig: ChaosRig) -> Final:
+    """Which processes run, and each agent's state in ``status`` (waiting, bounded, for all
+    of them to be UP)."""
+    rig.wait_nodes(lambda nodes: all(nodes.get(a, ("",))[0] == "UP" for a in rig.agents),
+                   FINAL_UP_WAIT)
+    try:
+        nodes = {n.name: n.state for n in rig.admin.status().nodes}
+        error = ""
+    except TokenGateError as exc:
+        nodes, error = {}, str(exc)
+    return Final(alive=rig.alive(), nodes=nodes, error=error)
+
+
+def _stored(rig: ChaosRig, withheld: dict[str, tuple[str, bytes]]) -> list[Stored]:
+    """Redis's record of each token whose receipt was withheld, beside what was told."""
+    ids = sorted(withheld)
+    store = redis.Redis.from_url(rig.redis.url, socket_timeout=30)
+    try:
+        pipe = store.pipeline(transaction=False)
+        for token_id in ids:
+            pipe.hmget(f"{rig.prefix}t:{token_id}", "s", "e", "r")
+        rows = pipe.execute()
+    except redis.RedisError as exc:
+        return [Stored(i, withheld[i][0], withheld[i][1], None, "", b"",
+                       f"Redis unreadable: {exc}") for i in ids]
+    finally:
+        store.close()
+    out = []
+    for token_id, (state, error, result) in zip(ids, rows, strict=True):
+        told, payload = withheld[token_id]
+        stored_error, stored_payload = (error or b"").decode(), b""
+        if result:
+            item = pb.ResultItem.FromString(result)
+            told_item = told_name(item)
+            stored_error = told_item.partition(":")[2]
+            stored_payload = bytes(item.payload)
+        out.append(Stored(token_id, told, payload, state.decode() if state else None,
+                          stored_error, stored_payload))
+    return out
+
+
+def _faults(text: str) -> tuple[str, ...]:
+    faults = tuple(f.strip() for f in text.split(",") if f.strip())
+    unknown = sorted(set(faults) - set(FAULTS))
+    if unknown or not faults:
+        raise argparse.ArgumentTypeError(f"unknown faults {unknown}; choose from "
+                                         f"{','.join(FAULTS)}")
+    return faults
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.chaos", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=30.0, help="load duration (default 30)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of every random choice")
+    parser.add_argument("--faults", type=_faults, default=FAULTS,
+                        help=f"comma-separated subset of {','.join(FAULTS)} (default all)")
+    parser.add_argument("--rate", type=float, default=150.0, help="calls a second")
+    parser.add_argument("--settle", type=float, default=120.0,
+                        help="seconds to wait for outstanding calls at the end")
+    parser.add_argument("--workdir", type=Path, help="where logs go (default: a new temp dir)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("benchmarks.chaos_faults").setLevel(logging.INFO)
+        logging.getLogger(__name__).setLevel(logging.INFO)
+        logging.getLogger("tokengate.shared.client").setLevel(logging.ERROR)  # reconnects
+    result = run(Settings(minutes=args.minutes, seed=args.seed, faults=args.faults,
+                          rate=args.rate, settle=args.settle, workdir=args.workdir))
+    print(result.report)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
