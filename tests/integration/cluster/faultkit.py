@@ -319,16 +319,17 @@ class DurableRedis(RedisServer):
 
 
 class SteadyLoad:
-    """Calls of ``cluster_tasks.record`` from one client at about ``rate`` a second, from a
-    thread of its own, until :meth:`stop`; each call's key is its result, and each run leaves
-    a line in ``effects``. ``submitted`` (under ``_lock``) lets a test wait for progress."""
+    """Calls of ``cluster_tasks.record`` (each taking ``seconds``) from one client at about
+    ``rate`` a second, from a thread of its own, until :meth:`stop`; each call's key is its
+    result, and each run leaves a line in ``effects``. ``submitted`` (under ``_lock``) lets a test wait for progress."""
 
     def __init__(self, client: ClusterClient, effects: SideEffects, *, rate: float = 150.0,
-                 task: str = "cluster_tasks:record") -> None:
+                 task: str = "cluster_tasks:record", seconds: float = 0.0) -> None:
         self.client = client
         self.effects = effects
         self.rate = rate
         self.task = task
+        self.seconds = seconds  # how long each call takes
         self.tokens: dict[str, Any] = {}  # key -> TaskToken
         self.errors: list[BaseException] = []
         self._lock = threading.Condition()
@@ -344,7 +345,8 @@ class SteadyLoad:
         while not self._stop.wait(1.0 / self.rate):
             key = f"call-{n}"
             try:
-                token = self.client.submit_by_name(self.task, (str(self.effects.folder), key))
+                token = self.client.submit_by_name(
+                    self.task, (str(self.effects.folder), key, self.seconds))
             except Exception as exc:  # a refused submission is a finding, not a crash
                 self.errors.append(exc)
                 continue

@@ -123,15 +123,16 @@ def test_a_short_redis_outage_delays_calls_instead_of_failing_them(make_cluster,
 
 def test_a_redis_stall_is_not_taken_for_a_dead_agent(make_cluster, durable_redis,
                                                      effects: SideEffects):
-    """SIGSTOP redis-server for longer than the heartbeat timeout while calls wait, then
+    """SIGSTOP redis-server for twice the heartbeat timeout while calls run and wait, then
     SIGCONT: the agents' links stayed up, so none is declared lost, nothing runs twice and
-    every outcome is told once."""
+    every outcome is told once. (The calls take 50 ms, so both agents have outcomes on their
+    way when Redis stops: their links' readers wait on it, and read no heartbeat meanwhile.)"""
     cluster = make_cluster(("a1", "a2"), redis=durable_redis.url)
-    load = SteadyLoad(cluster.client(recording=True), effects, rate=150).start()
+    load = SteadyLoad(cluster.client(recording=True), effects, rate=150, seconds=0.05).start()
     try:
         load.wait_submitted(300)
         durable_redis.freeze()
-        load.wait_submitted(int(150 * (HEARTBEAT_TIMEOUT + 1.5)))  # calls pile up meanwhile
+        load.wait_submitted(int(150 * HEARTBEAT_TIMEOUT * 2))  # calls pile up meanwhile
         durable_redis.thaw()
         wait_until(lambda: cluster.status()["nodes"], what="the gateway answering status")
         load.wait_submitted(300)
