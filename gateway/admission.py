@@ -153,12 +153,14 @@ class Admission:
             self.dispatch.refund(row.target for row in rows)
             return refused | self._refuse(conn, rows, exc)
         sent = False
+        unsent: dict[str, list[str]] = {}
         try:
             if early:
-                self._send(rows)
+                unsent = self._send(rows)
                 sent = True
         finally:
             answer = _answer(finish)
+        self._give_back(unsent)  # now: a give-back waits for the submissions before it
         if isinstance(answer, Exception):
             self._in_doubt(rows, sent)
             return refused | self._refuse(conn, rows, answer)
@@ -210,15 +212,24 @@ class Admission:
                 refused.append(checks.rejection(row.item.token_id, error))
         return keep, refused
 
-    def _send(self, rows: Sequence[Row]) -> None:
+    def _send(self, rows: Sequence[Row]) -> dict[str, list[str]]:
+        """Send placed rows to their agents; the ids an agent's closed link refused."""
         by_agent: dict[AgentConn, list[pb.TaskItem]] = defaultdict(list)
         for row in rows:
             if row.target is not None:
                 by_agent[row.target].append(row.item)
+        unsent: dict[str, list[str]] = {}
         for conn, batch in by_agent.items():
-            self.dispatch.send(conn, batch)
+            refused = self.dispatch.send(conn, batch)
+            if refused:
+                unsent[conn.name] = refused
             self.dispatch.stats["direct_frames"] += 1
             self.dispatch.stats["direct"] += len(batch)
+        return unsent
+
+    def _give_back(self, unsent: dict[str, list[str]]) -> None:
+        for agent, ids in unsent.items():
+            self.dispatch.give_back(agent, ids)
 
     def _after_store(self, conn: ClientConn, rows: list[Row], sent: bool) -> None:
         queued: dict[Weight, int] = defaultdict(int)
@@ -238,7 +249,7 @@ class Admission:
                 dispatch_now.append(row)
         self.dispatch.refund(unsent)
         if dispatch_now:
-            self._send(dispatch_now)
+            self._give_back(self._send(dispatch_now))
         self.dispatch.queued(queued)
         self.series.submitted(len(rows) - len(duplicates))
         conn.send(accepted=[row.item.token_id for row in rows])

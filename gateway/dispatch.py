@@ -173,16 +173,20 @@ class Dispatch:
         with self._lock:
             return dict(self._waiting)
 
-    def send(self, conn: AgentConn, items: list[pb.TaskItem], *, split: bool = False) -> None:
-        """Hand tokens placed on ``conn`` to its link; if it closed, give them back at once.
+    def send(self, conn: AgentConn, items: list[pb.TaskItem], *, split: bool = False,
+             ) -> list[str]:
+        """Hand tokens placed on ``conn`` to its link; the ids it could not take (it closed),
+        which the caller gives back (:meth:`give_back`) once their submission is stored.
 
         ``split`` cuts a claimed batch (which may hold many large calls) into frame-sized
         pieces; a client's batch is one already.
         """
+        unsent: list[str] = []
         chunks = framing.split(items, count=len(items)) if split else (items,)
         for chunk in chunks:
             if not conn.send_tasks(chunk):
-                self.give_back(conn.name, [item.token_id for item in chunk])
+                unsent.extend(item.token_id for item in chunk)
+        return unsent
 
     def give_back(self, agent: str, ids: list[str], *, returned: bool = False) -> None:
         """Tokens placed on ``agent`` that never reached it (``returned``: that it gave back
@@ -261,5 +265,7 @@ class Dispatch:
             item = pb.TaskItem.FromString(row.item)
             item.attempt = row.attempt
             items.append(item)
-        self.send(conn, items, split=True)
+        unsent = self.send(conn, items, split=True)
+        if unsent:
+            self.give_back(conn.name, unsent)
         return True

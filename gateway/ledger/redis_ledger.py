@@ -194,35 +194,43 @@ class _ThreadConns:
 
 
 class _Tickets:
-    """Submissions sent and not yet answered; reports wait for those sent before them."""
+    """Submissions sent and not yet answered (ticket -> the thread that reads the answer);
+    reports wait for those sent before them by other threads. A thread never waits for its
+    own: it reads that answer only after what it does now (a give-back of calls its agent's
+    closed link refused, in the middle of an early dispatch, waited on itself)."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._open: set[int] = set()
+        self._open: dict[int, int] = {}
         self._next = 0
 
     def take(self) -> int:
         with self._changed:
             self._next += 1
-            self._open.add(self._next)
+            self._open[self._next] = threading.get_ident()
             return self._next
 
     def done(self, ticket: int) -> None:
         with self._changed:
-            self._open.discard(ticket)
+            self._open.pop(ticket, None)
             self._changed.notify_all()
 
-    def wait_prior(self, timeout: float = TICKET_WAIT) -> None:
-        """Wait until every submission taken before now is answered. Each is answered or
-        given up within STORE_RETRY; past ``timeout`` a bug left one open: say so."""
+    def wait_prior(self, timeout: float = TICKET_WAIT) -> bool:
+        """Wait until every submission other threads sent before now is answered (True).
+        Each is answered or given up within STORE_RETRY; past ``timeout`` a bug left one
+        open: say so, and go on (False)."""
         with self._changed:
             if not self._open:
-                return
-            horizon = self._next
-            if not self._changed.wait_for(lambda: not self._open or min(self._open) > horizon,
-                                          timeout):
-                logger.error("a report went ahead of submissions still unanswered after "
-                             "%.0fs (tickets %s)", timeout, sorted(self._open)[:5])
+                return True
+            horizon, me = self._next, threading.get_ident()
+
+            def clear() -> bool:
+                return all(t > horizon or owner == me for t, owner in self._open.items())
+            if self._changed.wait_for(clear, timeout):
+                return True
+            logger.error("a report went ahead of submissions still unanswered after %.0fs "
+                         "(tickets %s)", timeout, sorted(self._open)[:5])
+            return False
 
 
 class RedisLedger:
