@@ -46,7 +46,9 @@ from benchmarks.faults2_rig import TOKEN
 
 logger = logging.getLogger(__name__)
 
-SUBMIT_TIMEOUT = 5.0     # a submit waits this long for the client's window, then is refused
+# The client's submit_timeout: a submit waits this long for the client's window, and a call
+# refused while Redis is away (restarting, loading its AOF) is offered again this long.
+SUBMIT_TIMEOUT = 60.0
 FINAL_UP_WAIT = 30.0     # seconds the end waits for every agent to be UP in status
 RESULT_TTL_MARGIN = 3600  # the gateway keeps unreceived results this much past the run
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import signal
 import subprocess
@@ -316,8 +317,9 @@ class ChaosRig:
 
 
 class MemorySampler:
-    """Every ``interval`` seconds, the RSS of each role's current process (and Redis's
-    ``INFO used_memory``). The sampler thread is the only writer of ``_samples``."""
+    """Every ``interval`` seconds, the RSS of each role's current process, of this process (the
+    client: role ``client``) and Redis's ``INFO used_memory``. The sampler thread is the only
+    writer of ``_samples``."""
 
     def __init__(self, rig: ChaosRig, interval: float = 2.0) -> None:
         self.rig = rig
@@ -343,8 +345,8 @@ class MemorySampler:
 
     def _sample(self) -> None:
         now = time.time()
-        for role in self.rig.roles:
-            pid = self.rig.pid(role)
+        for role in (*self.rig.roles, "client"):
+            pid = os.getpid() if role == "client" else self.rig.pid(role)
             if not pid:
                 continue
             try:

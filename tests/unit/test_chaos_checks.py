@@ -25,7 +25,7 @@ from benchmarks.chaos_report import parse_losses, parse_runs, render
 
 T0 = 1_000_000.0
 AGENTS = ("a1", "a2", "a3")
-PIDS = {"redis": 10, "gateway": 20, "a1": 31, "a2": 32, "a3": 33}
+PIDS = {"redis": 10, "gateway": 20, "a1": 31, "a2": 32, "a3": 33, "client": 40}
 MIB = 2**20
 
 
@@ -53,10 +53,11 @@ def _soak(**changes: object) -> Soak:
         runs=tuple(Run(c.seq, PIDS["a1"], T0 + c.seq + 0.1) for c in calls),
         events=(), losses=(),
         incarnations=tuple(Incarnation(role, pid, T0 - 5, None, "")
-                           for role, pid in PIDS.items()),
+                           for role, pid in PIDS.items() if role != "client"),
         samples=tuple(samples),
         stored=(Stored("id1", "completed", b"\x01", "completed", "", b"\x01"),),
-        final=Final(alive={role: True for role in PIDS}, nodes={a: "UP" for a in AGENTS}))
+        final=Final(alive={role: True for role in PIDS if role != "client"},
+                    nodes={a: "UP" for a in AGENTS}))
     return dataclasses.replace(soak, **changes)
 
 
@@ -185,16 +186,41 @@ def test_memory_growth_over_the_last_third(start: int, end: int, ok: bool) -> No
     assert _verdicts(dataclasses.replace(soak, samples=tuple(samples)))["memory flat"] is ok
 
 
-def test_a_process_restarted_in_the_last_third_is_not_judged() -> None:
-    soak = _soak()
+def _restarted_gateway(soak: Soak, first: int, later: int) -> Soak:
+    """The gateway SIGKILLed at +80 s (in the last third) and started again as pid 21: pid 20
+    sampled at ``first`` until then, pid 21 at ``later`` after."""
     samples = [s for s in soak.samples if s.role != "gateway"]
-    samples += _samples("gateway", PIDS["gateway"], 50 * MIB, 500 * MIB)
+    samples += [Sample(T0 + at, "gateway", PIDS["gateway"], first, 0) for at in range(0, 80, 2)]
+    samples += [Sample(T0 + at, "gateway", 21, later, 0) for at in range(80, 91, 2)]
     incarnations = [i for i in soak.incarnations if i.role != "gateway"]
     incarnations.append(Incarnation("gateway", PIDS["gateway"], T0 - 5, T0 + 80, "chaos SIGKILL"))
     incarnations.append(Incarnation("gateway", 21, T0 + 80, None, ""))
-    soak = dataclasses.replace(soak, samples=tuple(samples), incarnations=tuple(incarnations))
-    assert _verdicts(soak)["memory flat"]
-    assert "not judged: restarted" in render(soak, run_checks(soak), "t")
+    return dataclasses.replace(soak, samples=tuple(samples), incarnations=tuple(incarnations))
+
+
+def test_a_role_restarted_in_the_last_third_is_judged_by_its_peaks() -> None:
+    flat = _restarted_gateway(_soak(), 60 * MIB, 40 * MIB)  # a fresh process is smaller
+    assert _verdicts(flat)["memory flat"]
+    assert "ok (restarted: peaks)" in render(flat, run_checks(flat), "t")
+    grew = _restarted_gateway(_soak(), 60 * MIB, 60 * MIB + MEMORY_FLOOR + MIB)
+    assert not _verdicts(grew)["memory flat"]
+
+
+def test_redis_is_judged_by_its_dataset_across_a_restart() -> None:
+    soak = _soak()
+    samples = [s for s in soak.samples if s.role != "redis"]
+    samples += [Sample(T0 + at, "redis", 10 if at < 80 else 11, 8 * MIB, 50 * MIB)
+                for at in range(0, 80, 2)]
+    samples += [Sample(T0 + at, "redis", 11, 8 * MIB, 50 * MIB + MEMORY_FLOOR + MIB)
+                for at in range(80, 91, 2)]
+    assert not _verdicts(dataclasses.replace(soak, samples=tuple(samples)))["memory flat"]
+
+
+def test_the_client_is_judged_too() -> None:
+    soak = _soak()
+    samples = [s for s in soak.samples if s.role != "client"]
+    samples += _samples("client", PIDS["client"], 50 * MIB, 50 * MIB + MEMORY_FLOOR + MIB)
+    assert not _verdicts(dataclasses.replace(soak, samples=tuple(samples)))["memory flat"]
 
 
 def test_parse_runs_skips_torn_lines() -> None:
