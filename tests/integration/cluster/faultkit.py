@@ -321,7 +321,8 @@ class DurableRedis(RedisServer):
 class SteadyLoad:
     """Calls of ``cluster_tasks.record`` (each taking ``seconds``) from one client at about
     ``rate`` a second, from a thread of its own, until :meth:`stop`; each call's key is its
-    result, and each run leaves a line in ``effects``. ``submitted`` (under ``_lock``) lets a test wait for progress."""
+    result, and each run leaves a line in ``effects``. ``tokens`` (under ``_lock``, a
+    Condition) lets a test wait for progress (:meth:`wait_submitted`)."""
 
     def __init__(self, client: ClusterClient, effects: SideEffects, *, rate: float = 150.0,
                  task: str = "cluster_tasks:record", seconds: float = 0.0) -> None:
