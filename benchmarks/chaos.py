@@ -39,7 +39,7 @@ from tokengate.shared.rpc import tokengate_pb2 as pb
 
 from benchmarks.chaos_checks import Check, Final, Soak, Stored, run_checks
 from benchmarks.chaos_faults import FAULTS, Chaos
-from benchmarks.chaos_load import ChaosClient, Load, told_name
+from benchmarks.chaos_load import ChaosClient, Load, Record, told_name
 from benchmarks.chaos_report import parse_losses, parse_runs, render
 from benchmarks.chaos_rig import ChaosRig, MemorySampler
 from benchmarks.faults2_rig import TOKEN
@@ -84,17 +84,20 @@ def run(settings: Settings) -> SoakResult:
     rig = ChaosRig(workdir, heartbeat_timeout=settings.heartbeat_timeout,
                    result_ttl=int(duration + settings.settle + RESULT_TTL_MARGIN))
     client: ChaosClient | None = None
+    record = Record(workdir)
     try:
         rig.start()
         client = ChaosClient(ClientConfig(address=rig.address, token=TOKEN,
                                           submit_timeout=SUBMIT_TIMEOUT),
-                             sample_rate=settings.sample_rate, salt=str(settings.seed))
+                             record=record, sample_rate=settings.sample_rate,
+                             salt=str(settings.seed))
         client.connect()
         soak = _soak(settings, rig, client, workdir, duration)
     finally:
         if client is not None:
             client.close()
         rig.close()
+        record.close()
     checks = run_checks(soak)
     title = (f"chaos soak: {settings.minutes:g} min at {settings.rate:g} calls/s, seed "
              f"{settings.seed}, faults {','.join(settings.faults)}; files in {workdir}")
@@ -121,17 +124,18 @@ def _soak(settings: Settings, rig: ChaosRig, client: ChaosClient, workdir: Path,
     load_stopped = time.time()
     samples = sampler.stop()
     logger.info("load stopped: %d calls, %d outstanding; stopping the chaos",
-                len(load.calls()), load.outstanding())
+                load.made(), load.outstanding())
     chaos.stop()
     left = load.wait_all(settings.settle)
     logger.info("settled: %d calls without an outcome after %.0fs", left, settings.settle)
     final = _final(rig)
-    accepted, withheld = client.kept()
+    withheld = client.kept()
+    ended, told, accepted = client.record.read()
     return Soak(
         started=started, load_stopped=load_stopped,
         heartbeat_timeout=settings.heartbeat_timeout, agents=rig.agents,
-        calls=load.calls(),
-        told={i: tuple(seen) for i, seen in client.outcomes().items()},
+        calls=tuple(sorted([*ended, *load.unfinished()], key=lambda c: c.seq)),
+        told=told,
         accepted=accepted,
         runs=tuple(parse_runs(runs_log.read_text() if runs_log.exists() else "")),
         events=tuple(chaos.events),

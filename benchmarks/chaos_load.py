@@ -1,21 +1,28 @@
 """The chaos soak's load: a steady mix of decorated calls through the ordinary Python client.
 
-:class:`ChaosClient` is faultkit's :class:`RecordingClient` (every outcome the gateway pushed,
-per token id, before the client's own dedup) that also records the ids the gateway
-acknowledged and withholds the receipts of a sample of results: a receipt makes the gateway
-delete the token, so only a token nobody acknowledged receiving can be compared with what
-Redis stored. Sampling is a hash of the id (``sample_rate`` of them) while ``withholding`` is
-set; the first result pushed for a sampled id is kept (state, error type, payload).
+:class:`Record` keeps the soak's record on disk as it happens (every call as it ended, every
+outcome the gateway pushed per token id, every id it acknowledged), not in memory: the load
+runs in the soak's own process beside the client, and that process's memory must measure the
+client, not a record that grows with every call (in memory it grew 43 MiB over a 30-minute
+soak's last third). :meth:`Record.read` loads it back once the load has stopped.
+
+:class:`ChaosClient` is the ordinary Python client logging every outcome the gateway pushed,
+per token id, before the client's own dedup (as faultkit's ``RecordingClient`` does), and the
+ids the gateway acknowledged; it withholds the receipts of a sample of results: a receipt
+makes the gateway delete the token, so only a token nobody acknowledged receiving can be
+compared with what Redis stored. Sampling is a hash of the id (``sample_rate`` of them) while
+``withholding`` is set (the first two thirds); the first result pushed for a sampled id is
+kept in memory (state, error type, payload).
 
 :class:`Load` is one thread that submits ``rate`` calls a second (every weight, idempotent and
 never-twice) by calling the decorated tasks of :mod:`benchmarks.chaos_tasks` with the client
-installed as the backend. Each call's end is recorded by a done callback on the client's
-session thread. The load never stops for an error: a submit that raises is recorded as a
+installed as the backend. Each call's end is recorded by a done callback (on the client's
+session thread). The load never stops for an error: a submit that raises is recorded as a
 refused call.
 
-Ownership: the load thread appends to ``_calls`` and writes each slot's identity; the callback
-writes its ``outcome`` and ``value_ok`` once. ``_pending_lock`` guards ``_pending`` (tokens not
-yet final). In the client, ``_kept_lock`` guards ``accepted`` and ``withheld``.
+Ownership: the load thread creates each call's slot and the callback finishes it, once;
+``_pending_lock`` guards ``_pending`` (slots and tokens not yet final). ``Record._lock`` guards
+its files; in the client, ``_kept_lock`` guards ``withheld``.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tokengate.shared.client import ClusterClient
 from tokengate.shared.errors import TokenGateError
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.rpc import tokengate_pb2 as pb
@@ -39,7 +47,7 @@ from benchmarks.chaos_checks import Call
 from benchmarks.faults2_rig import TASKS_DIR  # noqa: F401 - puts faultkit on sys.path
 from tokengate import _backend
 
-from faultkit import STATE_NAMES, RecordingClient  # isort: skip
+from faultkit import STATE_NAMES  # isort: skip
 
 logger = logging.getLogger(__name__)
 
@@ -57,39 +65,94 @@ def told_name(result: pb.ResultItem) -> str:
     return f"{name}:{result.error_type}" if result.error_type else name
 
 
-class ChaosClient(RecordingClient):
+class Record:
+    """The soak's record, appended to files in ``folder`` as it happens (see the module)."""
+
+    NAMES = ("calls", "told", "accepted")
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._files = {name: open(folder / f"{name}.log", "a", encoding="utf-8")
+                       for name in self.NAMES}
+
+    def write(self, name: str, lines: list[str]) -> None:
+        if lines:
+            with self._lock:
+                self._files[name].writelines(lines)
+
+    def close(self) -> None:
+        with self._lock:
+            for handle in self._files.values():
+                handle.close()
+
+    def read(self) -> tuple[list[Call], dict[str, tuple[str, ...]], frozenset[str]]:
+        """Calls that ended, outcomes told per id, acknowledged ids, as written so far."""
+        with self._lock:
+            for handle in self._files.values():
+                handle.flush()
+        calls = [_call(line) for line in self._lines("calls")]
+        told: dict[str, list[str]] = {}
+        for line in self._lines("told"):
+            token_id, _, outcome = line.partition("\t")
+            told.setdefault(token_id, []).append(outcome)
+        return calls, {i: tuple(o) for i, o in told.items()}, frozenset(self._lines("accepted"))
+
+    def _lines(self, name: str) -> list[str]:
+        return (self.folder / f"{name}.log").read_text(encoding="utf-8").splitlines()
+
+
+def _call(line: str) -> Call:
+    seq, task, idempotent, token_id, submitted, outcome, value_ok = line.split("\t")
+    return Call(int(seq), task, idempotent == "1", token_id, float(submitted), outcome,
+                value_ok == "1")
+
+
+def _call_line(call: Call) -> str:
+    return (f"{call.seq}\t{call.task}\t{int(call.idempotent)}\t{call.token_id}\t"
+            f"{call.submitted:.6f}\t{call.outcome}\t{int(call.value_ok)}\n")
+
+
+class ChaosClient(ClusterClient):
     """The Python client, recording acks and pushed outcomes, withholding sampled receipts."""
 
-    def __init__(self, *args: Any, sample_rate: float, salt: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, record: Record, sample_rate: float, salt: str,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.record = record
         self._threshold = int(sample_rate * 10_000)
         self._salt = salt
         self.withholding = threading.Event()
         self._kept_lock = threading.Lock()
-        self.accepted: set[str] = set()
         self.withheld: dict[str, tuple[str, bytes]] = {}  # id -> (told, payload)
 
     def sampled(self, token_id: str) -> bool:
         return zlib.crc32(f"{self._salt}:{token_id}".encode()) % 10_000 < self._threshold
 
     def _on_reply(self, reply: pb.ClientReply) -> None:
-        with self._kept_lock:
-            self.accepted.update(reply.accepted)
-            if self.withholding.is_set():
+        record = self.record
+        record.write("accepted", [f"{token_id}\n" for token_id in reply.accepted])
+        record.write("told", [f"{r.token_id}\t{told_name(r)}\n" for r in reply.results])
+        if self.withholding.is_set():
+            with self._kept_lock:
                 for result in reply.results:
                     if result.token_id not in self.withheld and self.sampled(result.token_id):
                         self.withheld[result.token_id] = (told_name(result),
                                                           bytes(result.payload))
         super()._on_reply(reply)
+        with self._lock:  # a rejected call still outstanding is offered again: no outcome
+            told = [f"{rej.token_id}\trejected:{rej.error_type}\n" for rej in reply.rejected
+                    if rej.token_id not in self._outstanding]
+        record.write("told", told)
 
     def _take_received(self) -> list[str]:
         received = super()._take_received()
         with self._kept_lock:
             return [token_id for token_id in received if token_id not in self.withheld]
 
-    def kept(self) -> tuple[frozenset[str], dict[str, tuple[str, bytes]]]:
+    def kept(self) -> dict[str, tuple[str, bytes]]:
         with self._kept_lock:
-            return frozenset(self.accepted), dict(self.withheld)
+            return dict(self.withheld)
 
 
 @dataclass(slots=True)
@@ -105,16 +168,18 @@ class _Slot:
 
 
 class Load:
-    """Submits ``rate`` calls a second until :meth:`stop`; ``calls()`` is the record."""
+    """Submits ``rate`` calls a second until :meth:`stop`; each call's end goes to the
+    record."""
 
     def __init__(self, client: ChaosClient, runs_log: Path, *, rate: float, seed: int) -> None:
         self.client = client
+        self.record = client.record
         self.runs_log = str(runs_log)
         self.rate = rate
         self._rng = random.Random(seed)
-        self._calls: list[_Slot] = []
+        self._made = 0
         self._pending_lock = threading.Lock()
-        self._pending: dict[str, TaskToken] = {}
+        self._pending: dict[int, tuple[_Slot, TaskToken | None]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="chaos-load", daemon=True)
         self.refused = 0
@@ -128,36 +193,39 @@ class Load:
         self._thread.join(60)
         _backend.uninstall(self.client)
 
+    def made(self) -> int:
+        return self._made
+
     def _loop(self) -> None:
-        began, made = time.monotonic(), 0
+        began, due_so_far = time.monotonic(), 0
         while not self._stop.wait(TICK):
-            due = int((time.monotonic() - began) * self.rate) - made
+            due = int((time.monotonic() - began) * self.rate) - due_so_far
             for _ in range(min(due, MAX_BATCH)):
                 self._one()
-            made += due  # a stall's backlog is skipped past MAX_BATCH, not replayed
+            due_so_far += due  # a stall's backlog is skipped past MAX_BATCH, not replayed
 
     def _one(self) -> None:
         rng = self._rng
         task = rng.choices([t for t, _ in MIX], [w for _, w in MIX])[0]
         func, weight, idempotent = chaos_tasks.TASKS[task]
-        seq, x = len(self._calls), rng.randrange(1_000_000)
+        seq, x = self._made, rng.randrange(1_000_000)
+        self._made += 1
         ms = round(rng.uniform(*WORK_MS[weight]), 2)
         slot = _Slot(seq, task, idempotent, chaos_tasks.expected(weight, seq, x), time.time())
-        self._calls.append(slot)
+        with self._pending_lock:
+            self._pending[seq] = (slot, None)
         try:
             token = func(self.runs_log, seq, x, ms)
-        except TokenGateError as exc:
-            slot.outcome = f"refused:{type(exc).__name__}"
-            self.refused += 1
-            return
         except Exception as exc:  # the load must go on; the call is recorded as refused
-            logger.exception("submitting call %d failed", seq)
+            if not isinstance(exc, TokenGateError):
+                logger.exception("submitting call %d failed", seq)
             slot.outcome = f"refused:{type(exc).__name__}"
             self.refused += 1
+            self._finish(slot)
             return
         slot.token_id = token.token_id
         with self._pending_lock:
-            self._pending[token.token_id] = token
+            self._pending[seq] = (slot, token)
         token.add_done_callback(lambda t, s=slot: self._ended(t, s))
 
     def _ended(self, token: TaskToken, slot: _Slot) -> None:
@@ -166,8 +234,12 @@ class Load:
             slot.outcome = "completed"
         else:
             slot.outcome = f"{token.state.value}:{token.error_type or '?'}"
+        self._finish(slot)
+
+    def _finish(self, slot: _Slot) -> None:
         with self._pending_lock:
-            self._pending.pop(token.token_id, None)
+            self._pending.pop(slot.seq, None)
+        self.record.write("calls", [_call_line(_as_call(slot))])
 
     def outstanding(self) -> int:
         with self._pending_lock:
@@ -177,11 +249,17 @@ class Load:
         """Wait up to ``timeout`` seconds for every submitted call to end; how many have not."""
         deadline = time.monotonic() + timeout
         with self._pending_lock:
-            tokens = list(self._pending.values())
+            tokens = [token for _, token in self._pending.values() if token is not None]
         for token in tokens:
             token.wait(max(0.0, deadline - time.monotonic()))
         return self.outstanding()
 
-    def calls(self) -> tuple[Call, ...]:
-        return tuple(Call(s.seq, s.task, s.idempotent, s.token_id, s.submitted, s.outcome,
-                          s.value_ok) for s in list(self._calls))
+    def unfinished(self) -> list[Call]:
+        """The calls with no outcome (yet): in the record with an empty outcome."""
+        with self._pending_lock:
+            return [_as_call(slot) for slot, _ in self._pending.values()]
+
+
+def _as_call(slot: _Slot) -> Call:
+    return Call(slot.seq, slot.task, slot.idempotent, slot.token_id, slot.submitted,
+                slot.outcome, slot.value_ok)

@@ -21,6 +21,7 @@ from benchmarks.chaos_checks import (
     reruns,
     run_checks,
 )
+from benchmarks.chaos_load import Record, _call_line
 from benchmarks.chaos_report import parse_losses, parse_runs, render
 
 T0 = 1_000_000.0
@@ -247,3 +248,16 @@ def test_render_names_every_check_and_task() -> None:
     text = render(soak, run_checks(soak), "title")
     assert "all checks passed" in text
     assert "light" in text and "medium_once" in text and "memory flat" in text
+
+
+def test_the_record_reads_back_what_the_load_and_client_wrote(tmp_path) -> None:
+    record = Record(tmp_path)
+    ended = Call(3, "heavy_once", False, "id3", T0 + 0.5, "failed:AgentLost", False)
+    record.write("calls", [_call_line(ended)])
+    record.write("told", ["id3\tfailed:AgentLost\n", "id3\tcompleted\n", "id4\tcompleted\n"])
+    record.write("accepted", ["id3\n", "id4\n"])
+    calls, told, accepted = record.read()
+    record.close()
+    assert calls == [ended]
+    assert told == {"id3": ("failed:AgentLost", "completed"), "id4": ("completed",)}
+    assert accepted == frozenset({"id3", "id4"})
