@@ -66,8 +66,7 @@ class BenchCluster:
         self.env = dict(os.environ, TOKENGATE_TOKEN=TOKEN, TOKENGATE_DASHBOARD_PASSWORD=PASSWORD,
                         PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._spawn("gateway", "gateway", "--listen", self.address, "--redis", self.redis.url,
-                    "--workers", "160")
+        self._spawn("gateway", "gateway", "--listen", self.address, "--redis", self.redis.url)
         self.client = ClusterClient(ClientConfig(address=self.address, token=TOKEN))
         self.client.ping(timeout=30)
         cpu_sets = split_cpus(sorted(os.sched_getaffinity(0)), agents)

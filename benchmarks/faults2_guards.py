@@ -80,10 +80,10 @@ def bounds() -> None:
         for chars in (22 * 2**20, 600):
             _drain_reason(rig, chars)
         _wrong_token(rig)
-    with Rig() as rig:  # one agent: the sessions then hold every worker a session may have
-        rig.gateway("gateway", "--workers", "6")
+    with Rig() as rig:  # one agent; the sessions then fill every place a session may have
+        rig.gateway("gateway", "--max-sessions", "6")
         rig.agent("a1", "--cores", "2")
-        _workers_held(rig, 6)
+        _sessions_held(rig, 6)
     _tls_hint()
 
 
@@ -107,9 +107,9 @@ def _drain_reason(rig: Rig, chars: int) -> None:
           f"[{verdict(not drain.startswith('INVALID_ARGUMENT'))}]; Status then: {state}")
 
 
-def _workers_held(rig: Rig, workers: int) -> None:
+def _sessions_held(rig: Rig, limit: int) -> None:
     sessions, opened = [], 0
-    for i in range(workers):
+    for i in range(limit + 1):
         session = RawSession(rig.address, client_id=f"holder{i}")
         sessions.append(session)
         session.send(pb.ClientFrame(submit=[task_item("noop", ())]))
@@ -130,8 +130,11 @@ def _workers_held(rig: Rig, workers: int) -> None:
     for session in sessions:
         session.close()
     said = ", ".join(answers)
-    print(f"  --workers {workers}: {opened} sessions open beside the agents; {said}; a new "
-          f"agent registered: {joined} [{verdict(not joined or 'FAILS' in said)}]")
+    refused = sessions[-1].error
+    busy = refused is not None and refused.details().startswith("GatewayBusy")
+    print(f"  --max-sessions {limit}: {opened} sessions open, the next refused with "
+          f"GatewayBusy: {busy}; {said}; a new agent registered: {joined} "
+          f"[{verdict(not joined or 'FAILS' in said or opened != limit or not busy)}]")
 
 
 def _state_or_error(rig: Rig, name: str) -> str:

@@ -1,16 +1,18 @@
 """Admission: screen a client's frame, place its calls, store them, dispatch, answer.
 
 Stateless between frames (it owns no mutable state; everything it changes belongs to the
-ledger, dispatch or results). One :class:`Row` per call carries it through the steps, in
-batches of at most ``ADMIT_BATCH`` (a frame of any size becomes several script calls, so no
-script grows past what Redis runs comfortably, and every id gets an answer):
+ledger, dispatch or results); it runs on the event loop, one frame of a session at a time.
+One :class:`Row` per call carries it through the steps, in batches of at most
+``ADMIT_BATCH`` (a frame of any size becomes several script calls, so no script grows past
+what Redis runs comfortably, and every id gets an answer):
 
 1. screen: malformed items, unknown tasks and repeated ids are answered here; the weight and
    whether a call may run twice follow the task's own registration when agents know it;
 2. place: dispatch spends credit for calls an agent can take now; the rest will wait;
 3. refuse: calls that would wait beyond ``max_pending`` are refused with GatewayBusy;
-4. store: ``submit.lua``. New calls of idempotent tasks are dispatched while that write is in
-   flight; resent frames and calls that must never run twice are stored first;
+4. store: ``submit.lua``, on the store's write lane. New calls of idempotent tasks are
+   dispatched while that write is in flight (the lane runs their agents' reports after it);
+   resent frames and calls that must never run twice are stored first;
 5. answer: acks; a repeated id (a resubmission) is watched instead, so its client gets the
    stored outcome.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from tokengate.gateway import items as checks
@@ -30,6 +32,7 @@ from tokengate.gateway.ledger import NewToken, SubmitStatus, TokenLedger
 from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
 from tokengate.gateway.series import Series
+from tokengate.gateway.store import Store
 from tokengate.shared import wire
 from tokengate.shared.errors import BadRequest, GatewayBusy, RedisUnavailable, UnknownTask
 from tokengate.shared.rpc import tokengate_pb2 as pb
@@ -64,28 +67,30 @@ class Screened:
 
 
 class Admission:
-    def __init__(self, config: GatewayConfig, ledger: TokenLedger, dispatch: Dispatch,
-                 results: Results, registry: Registry, series: Series) -> None:
+    def __init__(self, config: GatewayConfig, ledger: TokenLedger, store: Store,
+                 dispatch: Dispatch, results: Results, registry: Registry,
+                 series: Series) -> None:
         self.config = config
         self.ledger = ledger
+        self.store = store
         self.dispatch = dispatch
         self.results = results
         self.registry = registry
         self.series = series
 
-    def submit(self, conn: ClientConn, items: Sequence[pb.TaskItem], resubmit: bool,
-               received: Sequence[str] = ()) -> None:
+    async def submit(self, conn: ClientConn, items: Sequence[pb.TaskItem], resubmit: bool,
+                     received: Sequence[str] = ()) -> None:
         """Admit a frame's calls; ``received`` (results the client has) are dropped from
         Redis in the same round trip as the first batch (or alone, when no batch goes)."""
         screened = self.screen(conn, items)
         if screened.rejected:
-            conn.send(rejected=screened.rejected, counted=False)
+            conn.send(rejected=screened.rejected)
         refused: set[str] = {r.token_id for r in screened.rejected}
         batches = list(_batches(screened.rows, ADMIT_BATCH))
         if not batches and received:
-            self.results.received(conn, received)
+            await self.results.received(conn, received)
         for i, batch in enumerate(batches):
-            refused |= self._admit(conn, batch, resubmit, received if i == 0 else ())
+            refused |= await self._admit(conn, batch, resubmit, received if i == 0 else ())
         if screened.copies:
             conn.send(accepted=[i for i in screened.copies if i not in refused])
 
@@ -129,44 +134,45 @@ class Admission:
 
     # -- 2-5 -----------------------------------------------------------------------------------
 
-    def _admit(self, conn: ClientConn, rows: list[Row], resubmit: bool,
-               received: Sequence[str]) -> set[str]:
+    async def _admit(self, conn: ClientConn, rows: list[Row], resubmit: bool,
+                     received: Sequence[str]) -> set[str]:
         """Admit one batch; the ids refused."""
         targets = self.dispatch.place([row.weight for row in rows])
         for row, target in zip(rows, targets, strict=True):
             row.target = target
         rows, busy = self._refuse_busy(rows, resubmit)
         if busy:
-            conn.send(rejected=busy, counted=False)
+            conn.send(rejected=busy)
         if not rows:
             if received:
-                self.results.received(conn, received)
+                await self.results.received(conn, received)
             return {r.token_id for r in busy}
-        conn.expect(len(rows))
+        conn.expect(row.item.token_id for row in rows)
         early = not resubmit and all(row.idempotent for row in rows)
         refused = {r.token_id for r in busy}
         owner, session = conn.client_id, conn.session
+        went, stored = self.store.submit([row.token(owner, session) for row in rows],
+                                         list(received))
+        # Sent early only once the script is on its way: one that Redis refused outright
+        # (it is down) stored nothing, and its calls must not run. Whatever the agents
+        # report on them goes out on the same write lane, after it.
+        sent = early and await went
+        unsent = self._send(rows) if sent else {}
         try:
-            finish = self.ledger.submit_begin([row.token(owner, session) for row in rows],
-                                              received)
-        except Exception as exc:  # nothing went out, so nothing was stored
-            self.dispatch.refund(row.target for row in rows)
-            return refused | self._refuse(conn, rows, exc)
-        sent = False
-        unsent: dict[str, list[str]] = {}
-        try:
-            if early:
-                unsent = self._send(rows)
-                sent = True
-        finally:
-            answer = _answer(finish)
-        self._give_back(unsent)  # now: a give-back waits for the submissions before it
+            answer: list[SubmitStatus] | Exception = await stored
+        except Exception as exc:
+            answer = exc
+        if unsent:
+            await self._give_back(unsent)
         if isinstance(answer, Exception):
-            self._in_doubt(rows, sent)
+            if await went:
+                self._in_doubt(rows, sent)
+            else:  # nothing went out, so nothing was stored
+                self.dispatch.refund(row.target for row in rows)
             return refused | self._refuse(conn, rows, answer)
         for row, status in zip(rows, answer, strict=True):
             row.status = status
-        self._after_store(conn, rows, sent)
+        await self._after_store(conn, rows, sent)
         return refused
 
     def _refuse(self, conn: ClientConn, rows: list[Row], exc: Exception) -> set[str]:
@@ -227,11 +233,11 @@ class Admission:
             self.dispatch.stats["direct"] += len(batch)
         return unsent
 
-    def _give_back(self, unsent: dict[str, list[str]]) -> None:
+    async def _give_back(self, unsent: dict[str, list[str]]) -> None:
         for agent, ids in unsent.items():
-            self.dispatch.give_back(agent, ids)
+            await self.dispatch.give_back(agent, ids)
 
-    def _after_store(self, conn: ClientConn, rows: list[Row], sent: bool) -> None:
+    async def _after_store(self, conn: ClientConn, rows: list[Row], sent: bool) -> None:
         queued: dict[Weight, int] = defaultdict(int)
         duplicates: list[str] = []
         unsent: list[AgentConn | None] = []
@@ -248,22 +254,15 @@ class Admission:
             elif not sent:
                 dispatch_now.append(row)
         self.dispatch.refund(unsent)
-        if dispatch_now:
-            self._give_back(self._send(dispatch_now))
         self.dispatch.queued(queued)
         self.series.submitted(len(rows) - len(duplicates))
         conn.send(accepted=[row.item.token_id for row in rows])
+        if dispatch_now:
+            unsent = self._send(dispatch_now)
+            if unsent:
+                await self._give_back(unsent)
         if duplicates:
-            conn.expect(-len(duplicates))  # the watch counts them again
-            self.results.watch(conn, duplicates)
-
-
-def _answer(finish: Callable[[], list[SubmitStatus]]) -> list[SubmitStatus] | Exception:
-    """The statuses a submission's reply gives, or why there is no reply."""
-    try:
-        return finish()
-    except Exception as exc:
-        return exc
+            await self.results.watch(conn, duplicates)
 
 
 def _batches(rows: list[Row], size: int) -> Iterator[list[Row]]:

@@ -18,8 +18,6 @@ from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD
 from tokengate.shared.envconfig import setting
 from tokengate.shared.errors import ConfigurationError
 
-MIN_WORKERS = 6
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GatewayConfig:
@@ -49,8 +47,11 @@ class GatewayConfig:
                                "get GatewayBusy (clients wait and offer them again)")
     dispatch_batch: int = setting(1000, doc="most tokens in one dispatch frame")
     allow_pickle: bool = setting(False, doc="accept pickle-coded calls (authenticated clients)")
-    workers: int = setting(64, env="TOKENGATE_GATEWAY_WORKERS",
-                           doc="gRPC server threads; each session and agent link holds one")
+    max_sessions: int = setting(
+        10_000, doc="client sessions served at once; past it a new session gets GatewayBusy "
+        "(each open session costs the gateway about SESSION_KIB KiB)")
+    max_agents: int = setting(1_000, doc="agent links served at once; past it a new agent "
+                              "gets GatewayBusy")
     session_outbox_bytes: int = setting(
         8 * 1024 * 1024, doc="results waiting for a slow client before its session is cut "
         "off (SessionTooSlow; the results stay in Redis)")
@@ -61,17 +62,6 @@ class GatewayConfig:
     @classmethod
     def from_env(cls, **overrides: Any) -> GatewayConfig:
         return envconfig.from_env(cls, **envconfig.given(**overrides))
-
-    @property
-    def session_cap(self) -> int:
-        """Client sessions allowed at once: a quarter of the threads stay for agents and
-        control calls, so Ping, Status and a new agent always get through."""
-        return self.workers - max(4, self.workers // 4)
-
-    @property
-    def stream_cap(self) -> int:
-        """Sessions plus agent links allowed at once: two threads stay for unary calls."""
-        return self.workers - 2
 
     def validate(self) -> GatewayConfig:
         host = self.listen.rpartition(":")[0]
@@ -85,8 +75,8 @@ class GatewayConfig:
                 "no TLS: use a token of at least 16 characters, and TLS on untrusted networks")
         if self.max_attempts < 1 or self.heartbeat_timeout <= 0:
             raise ConfigurationError("max_attempts must be >= 1 and heartbeat_timeout > 0")
-        if self.workers < MIN_WORKERS:
-            raise ConfigurationError(f"workers must be at least {MIN_WORKERS}")
+        if self.max_sessions < 1 or self.max_agents < 1:
+            raise ConfigurationError("max_sessions and max_agents must be at least 1")
         if self.session_outbox_bytes < 64 * 1024:
             raise ConfigurationError("session_outbox_bytes must be at least 65536")
         return self

@@ -1,28 +1,31 @@
 """The gateway's live streams: one object per connected agent and per client session.
 
-Each stream has one outbox filled by any gateway thread and drained by the stream's response
-generator (on its gRPC thread), which coalesces what waits into one frame: sent at once when
-idle, batched under load. A closed connection refuses new items, so a caller learns at once
-that a dispatch did not go out, and drops what it still held unsent.
+Owned by the event loop: everything here is read and written from loop callbacks and
+coroutines only, so nothing takes a lock. Each stream has one outbox, filled by the gateway's
+owners and drained by the stream's writer coroutine (:meth:`AgentConn.frames`,
+:meth:`ClientConn.frames`), which coalesces what waits into one frame: sent at once when the
+writer is idle, batched while it writes (what the loop queued meanwhile rides together). A
+closed connection refuses new items, so a caller learns at once that a dispatch did not go
+out, and gets back what it still held unsent.
 
-A client session's outbox is bounded in bytes: a client that stops reading is cut off with
-``SessionTooSlow`` instead of growing the gateway; its results stay in Redis for it to fetch
-by watching them from a new session. ``_lock`` of each connection guards its open flag, its
-counters and the outbox's byte count against sends racing a close.
+A client session owns its delivery: the ids it is owed an answer for (:meth:`ClientConn.expect`,
+settled by each result or rejection sent for them, whoever sends it), so a session that
+half-closed ends once it has answered them all. Its outbox is bounded in bytes: a client that
+stops reading is cut off with ``SessionTooSlow`` instead of growing the gateway; its results
+stay in Redis for it to fetch by watching them from a new session.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import msgpack
+from tokengate.gateway.aio import Signal
 from tokengate.shared import framing
 from tokengate.shared.rpc import tokengate_pb2 as pb
 
@@ -55,6 +58,28 @@ class _Control:
 _CLOSE = object()
 
 
+class Outbox:
+    """Entries waiting for one stream's writer, in order."""
+
+    def __init__(self) -> None:
+        self.entries: deque[Any] = deque()
+        self._wake = Signal()
+
+    def put(self, entry: Any) -> None:
+        self.entries.append(entry)
+        self._wake.set()
+
+    async def ready(self) -> None:
+        """Until something waits."""
+        while not self.entries:
+            await self._wake.wait()
+
+    async def linger(self, seconds: float) -> None:
+        """Until something more waits, or ``seconds`` passed."""
+        if not self.entries:
+            await self._wake.wait(seconds)
+
+
 class AgentConn:
     """One agent's registration and link. Its credits live in the dispatch's book."""
 
@@ -75,18 +100,17 @@ class AgentConn:
         self.last_seen_wall = time.time()
         self.connected = True
         self.leaving = False  # the agent said it is stopping
-        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self.left = False     # its link ended, and the gateway was told (the server's flag)
+        self.outbox = Outbox()
 
     def touch(self) -> None:
         self.last_seen = time.monotonic()
         self.last_seen_wall = time.time()
 
     def _put(self, entry: Any) -> bool:
-        with self._lock:
-            if not self.connected:
-                return False
-            self._outbox.put(entry)
+        if not self.connected:
+            return False
+        self.outbox.put(entry)
         return True
 
     def send_tasks(self, items: list[pb.TaskItem]) -> bool:
@@ -110,48 +134,53 @@ class AgentConn:
 
     def close(self) -> list[pb.TaskItem]:
         """Refuse further sends; return the tasks that were queued here and never sent."""
-        with self._lock:
-            if not self.connected:
-                return []
-            self.connected = False
-            unsent: list[pb.TaskItem] = []
-            while True:
-                try:
-                    entry = self._outbox.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(entry, _Tasks):
-                    unsent.extend(entry.items)
-            self._outbox.put(_CLOSE)
+        if not self.connected:
+            return []
+        self.connected = False
+        entries = self.outbox.entries
+        unsent = [item for entry in entries if isinstance(entry, _Tasks) for item in entry.items]
+        entries.clear()
+        self.outbox.put(_CLOSE)
         return unsent
 
-    def frames(self) -> Iterator[pb.DispatchFrame]:
-        outbox = self._outbox
+    async def frames(self) -> AsyncIterator[pb.DispatchFrame]:
+        """The link's frames, until it closes."""
+        outbox = self.outbox
         while True:
-            entry = outbox.get()
-            if entry is _CLOSE:
-                return
+            await outbox.ready()
             frame = pb.DispatchFrame()
-            n = size = 0
-            while True:
-                if isinstance(entry, _Tasks):
-                    frame.tasks.extend(entry.items)
-                    n += len(entry.items)
-                    size += sum(len(task.payload) for task in entry.items)
-                else:
-                    _add_control(frame, entry)
-                if n >= MAX_FRAME_ITEMS or size >= framing.FRAME_SOFT_LIMIT:
-                    break
-                quiet = not (n or frame.kill or frame.revoke or frame.commands or frame.lease)
-                try:
-                    entry = outbox.get(timeout=AGENT_ACK_LINGER) if quiet \
-                        else outbox.get_nowait()
-                except queue.Empty:
-                    break
-                if entry is _CLOSE:
-                    yield frame
-                    return
-            yield frame
+            closed, full = self._fill(frame)
+            if not (closed or full) and _quiet(frame):
+                await outbox.linger(AGENT_ACK_LINGER)
+                closed, _ = self._fill(frame)
+            if not _quiet(frame) or frame.ack_seq or frame.seen_seq:
+                yield frame
+            if closed:
+                return
+
+    def _fill(self, frame: pb.DispatchFrame) -> tuple[bool, bool]:
+        """Move waiting entries into ``frame``; (closed, full)."""
+        entries = self.outbox.entries
+        n = len(frame.tasks)
+        size = 0
+        while entries:
+            entry = entries.popleft()
+            if entry is _CLOSE:
+                return True, False
+            if isinstance(entry, _Tasks):
+                frame.tasks.extend(entry.items)
+                n += len(entry.items)
+                size += sum(len(task.payload) for task in entry.items)
+            else:
+                _add_control(frame, entry)
+            if n >= MAX_FRAME_ITEMS or size >= framing.FRAME_SOFT_LIMIT:
+                return False, True
+        return False, False
+
+
+def _quiet(frame: pb.DispatchFrame) -> bool:
+    """Only acknowledgements: worth holding back a moment for something to ride with."""
+    return not (frame.tasks or frame.kill or frame.revoke or frame.commands or frame.lease)
 
 
 def _workers(topology: bytes) -> int:
@@ -188,105 +217,101 @@ class ClientConn:
         self.max_bytes = max_bytes
         self.open = True
         self.too_slow = False
-        self._owed = 0       # results this session still expects (accepted, not yet sent)
-        self._queued = 0     # bytes of results waiting in the outbox
+        self.on_too_slow: Callable[[], Any] | None = None  # the server ends the stream
+        self._owed: set[str] = set()  # ids this session still owes its client an answer for
+        self.watching: set[str] = set()  # ids it watches (the results owner keeps this)
+        self._queued = 0     # bytes of replies waiting in the outbox
         self._half_closed = False
-        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self.outbox = Outbox()
 
-    def expect(self, count: int) -> None:
-        with self._lock:
-            self._owed += count
+    @property
+    def owed(self) -> int:
+        return len(self._owed)
+
+    def expect(self, ids: Iterable[str]) -> None:
+        """The client will be answered for ``ids`` (a result, or a rejection) here."""
+        self._owed.update(ids)
 
     def send(self, accepted: list[str] | None = None, rejected: list[pb.Rejected] | None = None,
-             results: list[pb.ResultItem] | None = None, *, counted: bool = True) -> bool:
+             results: list[pb.ResultItem] | None = None) -> bool:
         """Queue a reply; False if the session is closed (or just overflowed and closed).
-
-        Results, and rejections of calls it was owed (``counted``), settle what the session
-        is owed; rejections of calls never admitted (bad items, GatewayBusy) do not.
-        """
+        Results and rejections settle what the session owes for their ids."""
+        if not self.open:
+            return False
         size = sum(framing.result_bytes(r) for r in results) if results else 0
         size += ID_BYTES * (len(accepted or ()) + len(rejected or ()))
-        close = False
-        with self._lock:
-            if not self.open:
-                return False
-            if self._queued + size > self.max_bytes:
-                self.too_slow = close = True
-            else:
-                self._queued += size
-                self._outbox.put((accepted, rejected, results, size))
-                self._owed -= len(results or ()) + (len(rejected or ()) if counted else 0)
-                close = self._half_closed and self._owed <= 0
-        if close:
-            self.close(discard=self.too_slow)
-        return not self.too_slow
+        if self._queued + size > self.max_bytes:
+            self.too_slow = True
+            self.close(discard=True)
+            if self.on_too_slow is not None:
+                self.on_too_slow()
+            return False
+        self._queued += size
+        self.outbox.put((accepted, rejected, results, size))
+        owed = self._owed
+        if owed:
+            for result in results or ():
+                owed.discard(result.token_id)
+            for rejection in rejected or ():
+                owed.discard(rejection.token_id)
+        if self._half_closed and not owed:
+            self.close()
+        return True
 
     def finish_requests(self) -> None:
         """The client half-closed: answer what it is still owed, then end the stream."""
-        with self._lock:
-            self._half_closed = True
-            done = self._owed <= 0
-        if done:
+        self._half_closed = True
+        if not self._owed:
             self.close()
 
     def close(self, *, discard: bool = False) -> None:
         """End the stream after what is queued; ``discard``: drop that too (the client is
         gone, or too slow to read it: its results stay in Redis)."""
-        with self._lock:
-            if not self.open:
-                return
-            self.open = False
-            while discard:
-                try:
-                    self._outbox.get_nowait()
-                except queue.Empty:
-                    break
-            if discard:
-                self._queued = 0
-            self._outbox.put(_CLOSE)
+        if not self.open:
+            return
+        self.open = False
+        if discard:
+            self.outbox.entries.clear()
+            self._queued = 0
+        self.outbox.put(_CLOSE)
 
-    def _taken(self, size: int) -> None:
-        with self._lock:
-            self._queued -= size
-
-    def frames(self, context: grpc.ServicerContext | None = None) -> Iterator[pb.ClientReply]:
-        outbox = self._outbox
+    async def frames(self) -> AsyncIterator[pb.ClientReply]:
+        """The session's replies, until it closes."""
+        outbox = self.outbox
         while True:
-            entry = outbox.get()
-            if entry is _CLOSE:
-                self._end(context)
-                return
+            await outbox.ready()
             reply = pb.ClientReply()
-            n = size = 0
-            while True:
-                accepted, rejected, results, nbytes = entry
-                self._taken(nbytes)
-                if accepted:
-                    reply.accepted.extend(accepted)
-                if rejected:
-                    reply.rejected.extend(rejected)
-                if results:
-                    reply.results.extend(results)
-                    n += len(results)
-                    size += nbytes
-                if n + len(reply.accepted) >= MAX_FRAME_ITEMS or size >= framing.FRAME_SOFT_LIMIT:
-                    break
-                quiet = not (n or reply.rejected)
-                try:
-                    entry = outbox.get(timeout=ACK_LINGER) if quiet else outbox.get_nowait()
-                except queue.Empty:
-                    break
-                if entry is _CLOSE:
-                    yield reply
-                    self._end(context)
-                    return
-            yield reply
+            closed, full = self._fill(reply)
+            if not (closed or full) and not (reply.results or reply.rejected):
+                await outbox.linger(ACK_LINGER)  # acks alone: let a result ride along
+                closed, _ = self._fill(reply)
+            if reply.accepted or reply.rejected or reply.results:
+                yield reply
+            if closed:
+                return
 
-    def _end(self, context: grpc.ServicerContext | None) -> None:
-        if self.too_slow and context is not None:
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          "SessionTooSlow: this session did not read its results fast enough "
-                          f"(more than {self.max_bytes} bytes waiting); they are kept in Redis: "
-                          "watch them again from a new session")
+    def _fill(self, reply: pb.ClientReply) -> tuple[bool, bool]:
+        entries = self.outbox.entries
+        n = size = 0
+        while entries:
+            entry = entries.popleft()
+            if entry is _CLOSE:
+                return True, False
+            accepted, rejected, results, nbytes = entry
+            self._queued -= nbytes
+            if accepted:
+                reply.accepted.extend(accepted)
+            if rejected:
+                reply.rejected.extend(rejected)
+            if results:
+                reply.results.extend(results)
+                n += len(results)
+                size += nbytes
+            if n + len(reply.accepted) >= MAX_FRAME_ITEMS or size >= framing.FRAME_SOFT_LIMIT:
+                return False, True
+        return False, False
 
+    def too_slow_message(self) -> str:
+        return ("SessionTooSlow: this session did not read its results fast enough (more than "
+                f"{self.max_bytes} bytes waiting); they are kept in Redis: watch them again "
+                "from a new session")

@@ -1,6 +1,7 @@
 """Operator controls: drain, resume, kill, re-enable, quarantine, and the audit log.
 
-Owns, under ``_lock``, the commands sent to agents and not yet answered (id -> waiter).
+Owned by the event loop (no locks): the commands sent to agents and not yet answered
+(id -> the future their reply settles). Its ledger writes go out on the store's write lane.
 Every control is bounded (free text is refused beyond its limit, never stored whole), checked
 (a node must exist) and recorded in the audit log with who asked and what came of it. Views
 (status, guards, token detail) are in :mod:`.views`.
@@ -8,17 +9,17 @@ Every control is bounded (free text is refused beyond its limit, never stored wh
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
-import threading
 import time
-from dataclasses import dataclass, field
 
 from tokengate.gateway.conns import AgentConn
 from tokengate.gateway.dispatch import Dispatch
 from tokengate.gateway.ledger import AuditEntry, KillOutcome, TokenLedger
 from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
+from tokengate.gateway.store import Store
 from tokengate.gateway.views import Views
 from tokengate.shared import wire
 from tokengate.shared.errors import BadRequest, RedisUnavailable, UnknownToken
@@ -38,63 +39,59 @@ def bounded(what: str, text: str, limit: int) -> str:
     return text
 
 
-@dataclass
-class _Waiter:
-    done: threading.Event = field(default_factory=threading.Event)
-    reply: pb.CommandReply | None = None
-
-
 class Control:
-    def __init__(self, ledger: TokenLedger, dispatch: Dispatch, registry: Registry,
-                 results: Results, views: Views) -> None:
+    def __init__(self, ledger: TokenLedger, store: Store, dispatch: Dispatch,
+                 registry: Registry, results: Results, views: Views) -> None:
         self.ledger = ledger
+        self.store = store
         self.views = views
         self.dispatch = dispatch
         self.registry = registry
         self.results = results
-        self._lock = threading.Lock()
-        self._waiting: dict[int, _Waiter] = {}
+        self._waiting: dict[int, asyncio.Future[pb.CommandReply]] = {}
         self._ids = itertools.count(1)
 
-    def _audit(self, actor: str, action: str, target: str, ok: bool, result: str) -> None:
+    async def _audit(self, actor: str, action: str, target: str, ok: bool,
+                     result: str) -> None:
         try:
-            self.ledger.audit(AuditEntry(time.time(), actor or "anonymous", action,
-                                         target[:MAX_TARGET], ok, result[:MAX_REASON]))
+            await self.store.write(self.ledger.audit, AuditEntry(
+                time.time(), actor or "anonymous", action, target[:MAX_TARGET], ok,
+                result[:MAX_REASON]))
         except RedisUnavailable as exc:
             logger.error("audit entry lost (%s %s by %s): %s", action, target, actor, exc)
         logger.info("control %s %s by %s: %s", action, target, actor or "anonymous", result)
 
     # -- drain, resume -------------------------------------------------------------------------
 
-    def drain(self, node: str, reason: str, actor: str = "") -> str:
+    async def drain(self, node: str, reason: str, actor: str = "") -> str:
         bounded("the drain reason", reason, MAX_REASON)
         bounded("the actor", actor, MAX_ACTOR)
         if node and self.registry.get(node) is None:
             raise BadRequest(f"no agent named {node[:MAX_TARGET]!r}; see tokengate status")
-        self.ledger.set_drain(node, reason)
+        await self.store.write(self.ledger.set_drain, node, reason)
         self.dispatch.set_drain(node, reason)
         message = f"{node or 'cluster'} draining" + (f": {reason}" if reason else "")
-        self._audit(actor, "drain", node or "cluster", True, message)
+        await self._audit(actor, "drain", node or "cluster", True, message)
         return message
 
-    def resume(self, node: str, actor: str = "") -> str:
+    async def resume(self, node: str, actor: str = "") -> str:
         bounded("the actor", actor, MAX_ACTOR)
         bounded("the node", node, MAX_TARGET)
-        self.ledger.clear_drain(node)
+        await self.store.write(self.ledger.clear_drain, node)
         self.dispatch.clear_drain(node)
         message = f"{node or 'cluster'} resumed"
-        self._audit(actor, "resume", node or "cluster", True, message)
+        await self._audit(actor, "resume", node or "cluster", True, message)
         return message
 
     # -- kill ----------------------------------------------------------------------------------
 
-    def kill(self, token_id: str, actor: str = "") -> tuple[str, str]:
+    async def kill(self, token_id: str, actor: str = "") -> tuple[str, str]:
         bounded("the token id", token_id, MAX_TARGET)
         bounded("the actor", actor, MAX_ACTOR)
         message = f"token {token_id} was killed before it started"
-        outcome, agent = self.ledger.kill(token_id, message)
+        outcome, agent = await self.store.write(self.ledger.kill, token_id, message)
         if outcome is KillOutcome.KILLED:
-            record = self.ledger.records([token_id])[0]
+            record = (await self.store.read(self.ledger.records, [token_id]))[0]
             self.results.push_decided([pb.ResultItem(
                 token_id=token_id, state=pb.KILLED, error_type=wire.TOKEN_KILLED,
                 error_message=message, session=record.session if record else "",
@@ -110,41 +107,38 @@ class Control:
         elif outcome is KillOutcome.FINISHED:
             result = (outcome.value, "already finished")
         else:
-            self._audit(actor, "kill", token_id, False, "unknown token")
+            await self._audit(actor, "kill", token_id, False, "unknown token")
             raise UnknownToken(f"no token {token_id!r} (never submitted, or expired)")
-        self._audit(actor, "kill", token_id, result[0] in ("killed", "forwarded"), result[1])
+        await self._audit(actor, "kill", token_id, result[0] in ("killed", "forwarded"),
+                          result[1])
         return result
 
     # -- commands forwarded to agents ----------------------------------------------------------
 
     def on_replies(self, replies: list[pb.CommandReply]) -> None:
         for reply in replies:
-            with self._lock:
-                waiter = self._waiting.pop(reply.id, None)
-            if waiter is not None:
-                waiter.reply = reply
-                waiter.done.set()
+            waiter = self._waiting.pop(reply.id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(reply)
 
-    def _ask(self, conns: list[AgentConn], kind: str, target: str,
-             timeout: float = COMMAND_TIMEOUT) -> dict[str, pb.CommandReply | None]:
+    async def _ask(self, conns: list[AgentConn], kind: str, target: str,
+                   timeout: float = COMMAND_TIMEOUT) -> dict[str, pb.CommandReply | None]:
         """Send one command to each agent and wait for their replies (None: no answer)."""
-        waiters: dict[str, _Waiter] = {}
+        loop = asyncio.get_running_loop()
+        waiters: dict[str, asyncio.Future[pb.CommandReply]] = {}
         asked: list[int] = []
         for conn in conns:
             command_id = next(self._ids)
-            waiter = _Waiter()
-            with self._lock:
-                self._waiting[command_id] = waiter
+            waiter = self._waiting[command_id] = loop.create_future()
             asked.append(command_id)
             if conn.send_command(pb.Command(id=command_id, kind=kind, target=target)):
                 waiters[conn.name] = waiter
-        deadline = time.monotonic() + timeout
-        for waiter in waiters.values():
-            waiter.done.wait(max(0.0, deadline - time.monotonic()))
-        with self._lock:  # unanswered (or never sent): a late reply finds nobody waiting
-            for command_id in asked:
-                self._waiting.pop(command_id, None)
-        return {name: waiter.reply for name, waiter in waiters.items()}
+        if waiters:
+            await asyncio.wait(waiters.values(), timeout=timeout)
+        for command_id in asked:  # unanswered (or never sent): a late reply finds nobody
+            self._waiting.pop(command_id, None)
+        return {name: waiter.result() if waiter.done() else None
+                for name, waiter in waiters.items()}
 
     def _holder(self, quarantine_id: str) -> str:
         """The node whose quarantine lists this call (agents report theirs every second)."""
@@ -154,22 +148,22 @@ class Control:
         raise BadRequest(f"no connected agent lists a quarantined call {quarantine_id!r}; "
                          "name its node")
 
-    def reenable(self, function: str, actor: str = "") -> pb.ControlReply:
+    async def reenable(self, function: str, actor: str = "") -> pb.ControlReply:
         bounded("the function name", function, MAX_TARGET)
         bounded("the actor", actor, MAX_ACTOR)
-        replies = self._ask(self.registry.connected(), "reenable", function)
+        replies = await self._ask(self.registry.connected(), "reenable", function)
         unblocked = sorted(name for name, r in replies.items() if r is not None and r.ok)
         silent = sorted(name for name, r in replies.items() if r is None)
         message = (f"{function} re-enabled on {', '.join(unblocked)}" if unblocked else
                    f"{function} was not blocked on any node")
         if silent:
             message += f"; no answer from {', '.join(silent)}"
-        self._audit(actor, "reenable", function, not silent, message)
+        await self._audit(actor, "reenable", function, not silent, message)
         return pb.ControlReply(ok=not silent, message=message,
                                outcome="reenabled" if unblocked else "not_blocked")
 
-    def quarantine(self, quarantine_id: str, action: str, node: str, actor: str = "",
-                   ) -> pb.ControlReply:
+    async def quarantine(self, quarantine_id: str, action: str, node: str, actor: str = "",
+                         ) -> pb.ControlReply:
         bounded("the quarantine id", quarantine_id, MAX_TARGET)
         bounded("the actor", actor, MAX_ACTOR)
         if action not in ("replay", "drop"):
@@ -179,7 +173,7 @@ class Control:
         if not conns:
             raise BadRequest(f"no agent named {node[:MAX_TARGET]!r} is connected; see "
                              "tokengate status")
-        replies = self._ask(conns, f"quarantine_{action}", quarantine_id)
+        replies = await self._ask(conns, f"quarantine_{action}", quarantine_id)
         done = [(name, r) for name, r in replies.items() if r is not None and r.ok]
         if done:
             name, reply = done[0]
@@ -188,5 +182,6 @@ class Control:
             why = "; ".join(f"{name}: {r.message}" if r is not None else f"{name}: no answer"
                             for name, r in replies.items()) or "no agent connected"
             result = pb.ControlReply(ok=False, outcome="not_found", message=why)
-        self._audit(actor, f"quarantine_{action}", quarantine_id, result.ok, result.message)
+        await self._audit(actor, f"quarantine_{action}", quarantine_id, result.ok,
+                          result.message)
         return result

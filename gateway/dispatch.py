@@ -1,10 +1,12 @@
 """Dispatch: the credit book, the mirror of what waits in Redis, drains, the dispatcher.
 
-Owns, under ``_lock``: the agents that may be given work (their connections, added by the
-registry once an agent's registration and adoption are done, removed when it leaves), each
-agent's credit (:class:`~tokengate.gateway.placement.AgentCredit`), the number of tokens
-waiting in Redis per weight (a mirror: synced from Redis every second, so it may only lag)
-and the drain flags. The dispatcher thread claims waiting tokens for agents with credit.
+Owned by the event loop (no locks): the agents that may be given work (their connections,
+added by the registry once an agent's registration and adoption are done, removed when it
+leaves), each agent's credit (:class:`~tokengate.gateway.placement.AgentCredit`), the number
+of tokens waiting in Redis per weight (a mirror: synced from Redis every second, so it may
+only lag) and the drain flags. The dispatcher task claims waiting tokens for agents with
+credit; its claims go out on the store's write lane, so they run in order with submissions
+and reports.
 
 Admission hands placed tokens here (:meth:`place`, then :meth:`send`); the registry tells it
 about agents and their credit reports; control sets drains. Sending goes through each
@@ -13,18 +15,20 @@ agent's connection; a send that cannot go out gives the tokens back at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 from tokengate.gateway import placement
+from tokengate.gateway.aio import Signal
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn
 from tokengate.gateway.ledger import DrainState, LossPolicy, TokenLedger
+from tokengate.gateway.store import Store
 from tokengate.shared import framing
-from tokengate.shared.errors import RedisUnavailable, TokenGateError
+from tokengate.shared.errors import RedisUnavailable
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.tags import Weight
 
@@ -36,92 +40,79 @@ STATS = ("client_frames", "client_items", "agent_frames", "agent_results", "dire
 
 
 class Dispatch:
-    """Which agent gets which token, and the thread that hands waiting tokens out."""
+    """Which agent gets which token, and the task that hands waiting tokens out."""
 
-    def __init__(self, config: GatewayConfig, ledger: TokenLedger) -> None:
+    def __init__(self, config: GatewayConfig, ledger: TokenLedger, store: Store) -> None:
         self.config = config
         self.ledger = ledger
-        self._lock = threading.Lock()
+        self.store = store
         self._conns: dict[str, AgentConn] = {}
         self._book: placement.Book = {}
         self._waiting: dict[Weight, int] = dict.fromkeys(placement.WEIGHTS, 0)
         self._drain = DrainState()
-        self._kick = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        # Frames and items seen (approximate: bumped without a lock; every key exists from
-        # the start, so a reader iterating it never sees the dict grow).
+        self._kick = Signal()
+        self._task: asyncio.Task[None] | None = None
+        # Frames and items seen (read by the metrics thread too: every key exists from the
+        # start, so a reader iterating it never sees the dict grow).
         self.stats: dict[str, int] = dict.fromkeys(STATS, 0)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self, drain: DrainState) -> None:
-        with self._lock:
-            self._drain = drain
-        self.sync()
-        self._thread = threading.Thread(target=self._loop, name="tg-dispatch", daemon=True)
-        self._thread.start()
+    async def start(self, drain: DrainState) -> None:
+        self._drain = drain
+        await self.sync()
+        self._task = asyncio.create_task(self._loop(), name="tg-dispatch")
 
-    def stop(self) -> None:
-        self._stopping.set()
-        self._kick.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     # -- agents (the registry calls these) -----------------------------------------------------
 
     def agent_joined(self, conn: AgentConn, free: Mapping[Weight, int]) -> None:
         """Registration and adoption are done: the agent may be given work from now on."""
-        with self._lock:
-            credit = placement.AgentCredit()
-            credit.report(free, 0)
-            self._conns[conn.name] = conn
-            self._book[conn.name] = credit
+        credit = placement.AgentCredit()
+        credit.report(free, 0)
+        self._conns[conn.name] = conn
+        self._book[conn.name] = credit
         self._kick.set()
 
     def agent_left(self, conn: AgentConn) -> None:
-        with self._lock:
-            if self._conns.get(conn.name) is conn:
-                del self._conns[conn.name]
-                del self._book[conn.name]
+        if self._conns.get(conn.name) is conn:
+            del self._conns[conn.name]
+            del self._book[conn.name]
 
     def credits(self, conn: AgentConn, free: Mapping[Weight, int], received: int) -> None:
-        with self._lock:
-            if self._conns.get(conn.name) is not conn:
-                return
-            self._book[conn.name].report(free, received)
-            waiting = any(n > 0 for n in self._waiting.values())
-        if waiting:
+        if self._conns.get(conn.name) is not conn:
+            return
+        self._book[conn.name].report(free, received)
+        if any(n > 0 for n in self._waiting.values()):
             self._kick.set()
 
     def credit_of(self, name: str) -> dict[Weight, int]:
-        with self._lock:
-            credit = self._book.get(name)
-            return credit.snapshot() if credit is not None else {}
+        credit = self._book.get(name)
+        return credit.snapshot() if credit is not None else {}
 
     def saturated(self, name: str) -> bool:
         """The agent can take none of what waits (or nothing at all, when nothing waits)."""
-        with self._lock:
-            credit = self._book.get(name)
-            return credit is not None and placement.saturated(credit, self._waiting)
+        credit = self._book.get(name)
+        return credit is not None and placement.saturated(credit, self._waiting)
 
     # -- drains (control calls these) ----------------------------------------------------------
 
     def set_drain(self, node: str, reason: str) -> None:
-        with self._lock:
-            self._drain = self._drain.drained(node, reason, time.time())
+        self._drain = self._drain.drained(node, reason, time.time())
 
     def clear_drain(self, node: str) -> None:
-        with self._lock:
-            self._drain = self._drain.resumed(node)
+        self._drain = self._drain.resumed(node)
         self._kick.set()
 
     def drain_state(self) -> DrainState:
-        with self._lock:
-            return self._drain
+        return self._drain
 
     def _eligible(self) -> list[str]:
-        """Agents that may be given work now; holds ``_lock``."""
+        """Agents that may be given work now."""
         if self._drain.cluster is not None:
             return []
         return [name for name, conn in self._conns.items()
@@ -135,14 +126,13 @@ class Dispatch:
         A weight with tokens waiting queues behind them; spends the credit.
         """
         out: list[AgentConn | None] = [None] * len(weights)
-        with self._lock:
-            eligible = self._eligible()
-            direct = [i for i, w in enumerate(weights) if self._waiting[w] <= 0]
-            if not (eligible and direct):
-                return out
-            chosen = placement.assign([weights[i] for i in direct], self._book, eligible)
-            for i, name in zip(direct, chosen, strict=True):
-                out[i] = self._conns[name] if name else None
+        eligible = self._eligible()
+        direct = [i for i, w in enumerate(weights) if self._waiting[w] <= 0]
+        if not (eligible and direct):
+            return out
+        chosen = placement.assign([weights[i] for i in direct], self._book, eligible)
+        for i, name in zip(direct, chosen, strict=True):
+            out[i] = self._conns[name] if name else None
         return out
 
     def refund(self, targets: Iterable[AgentConn | None]) -> None:
@@ -151,27 +141,23 @@ class Dispatch:
         for conn in targets:
             if conn is not None:
                 counts[conn.name] += 1
-        with self._lock:
-            for name, n in counts.items():
-                placement.refund(self._book, name, n)
+        for name, n in counts.items():
+            placement.refund(self._book, name, n)
 
     def waiting_room(self) -> int:
         """How many more tokens may wait in Redis before new calls are refused."""
-        with self._lock:
-            return self.config.max_pending - sum(self._waiting.values())
+        return self.config.max_pending - sum(self._waiting.values())
 
     def queued(self, counts: Mapping[Weight, int]) -> None:
         """Tokens now wait in Redis (stored as waiting, or given back)."""
         if not any(counts.values()):
             return
-        with self._lock:
-            for weight, n in counts.items():
-                self._waiting[weight] += n
+        for weight, n in counts.items():
+            self._waiting[weight] += n
         self._kick.set()
 
     def waiting(self) -> dict[Weight, int]:
-        with self._lock:
-            return dict(self._waiting)
+        return dict(self._waiting)
 
     def send(self, conn: AgentConn, items: list[pb.TaskItem], *, split: bool = False,
              ) -> list[str]:
@@ -188,76 +174,72 @@ class Dispatch:
                 unsent.extend(item.token_id for item in chunk)
         return unsent
 
-    def give_back(self, agent: str, ids: list[str], *, returned: bool = False) -> None:
+    async def give_back(self, agent: str, ids: list[str], *, returned: bool = False) -> None:
         """Tokens placed on ``agent`` that never reached it (``returned``: that it gave back
         unstarted as it left): they wait again, same attempt."""
         policy = LossPolicy(self.config.max_attempts, "", self.config.result_ttl)
         try:
-            back = self.ledger.give_back(agent, ids, policy, returned)
+            back = await self.store.write(self.ledger.give_back, agent, ids, policy, returned)
         except RedisUnavailable as exc:  # the agent's next registration reconciles them
             logger.error("cannot give back %d tokens of %s now: %s", len(ids), agent, exc)
             return
         self.queued(back.requeued)
 
-    # -- the dispatcher thread -----------------------------------------------------------------
+    # -- the dispatcher task -------------------------------------------------------------------
 
     def kick(self) -> None:
         self._kick.set()
 
-    def sync(self) -> None:
-        lengths = self.ledger.queue_lengths()
-        with self._lock:
-            self._waiting.update(lengths)
+    async def sync(self) -> None:
+        self._waiting.update(await self.store.read(self.ledger.queue_lengths))
 
-    def _loop(self) -> None:
+    async def _loop(self) -> None:
         last_sync = 0.0
-        while not self._stopping.is_set():
-            kicked = self._kick.wait(timeout=SYNC_EVERY)
-            self._kick.clear()
+        while True:
+            kicked = await self._kick.wait(SYNC_EVERY)
             try:
                 if time.monotonic() - last_sync > SYNC_EVERY:
-                    self.sync()
+                    await self.sync()
                     last_sync = time.monotonic()
                 # A quiet second: any credit counts, so an agent whose capacity no longer
                 # grows (every worker stuck) still gets its last free slots filled.
-                while self._round(eager=not kicked) and not self._stopping.is_set():
+                while await self._round(eager=not kicked):
                     pass
             except RedisUnavailable as exc:
                 logger.error("dispatch paused: %s", exc)
-                self._stopping.wait(0.5)
-            except TokenGateError:
+                await asyncio.sleep(0.5)
+            except Exception:  # a bug: say so, and keep dispatching
                 logger.exception("dispatch round failed")
+                await asyncio.sleep(0.5)
 
-    def _round(self, eager: bool = False) -> bool:
+    async def _round(self, eager: bool = False) -> bool:
         progress = False
         for weight in placement.WEIGHTS:
-            with self._lock:
-                want = min(self._waiting[weight], self.config.dispatch_batch)
-                if want <= 0:
-                    continue
-                eligible = self._eligible()
-                ready = placement.ready(1 if eager else want, weight, self._book, eligible)
-                plan = placement.split(want, weight, self._book, ready)
-                conns = {name: self._conns[name] for name in plan}
-                self._waiting[weight] -= sum(plan.values())
+            want = min(self._waiting[weight], self.config.dispatch_batch)
+            if want <= 0:
+                continue
+            eligible = self._eligible()
+            ready = placement.ready(1 if eager else want, weight, self._book, eligible)
+            plan = placement.split(want, weight, self._book, ready)
+            conns = {name: self._conns[name] for name in plan}
+            self._waiting[weight] -= sum(plan.values())
             for i, (name, count) in enumerate(plan.items()):
                 try:
-                    progress = self._claim_for(conns[name], weight, count) or progress
+                    progress = await self._claim_for(conns[name], weight, count) or progress
                 except BaseException:  # the credit spent on the plan was not used: give it back
-                    with self._lock:
-                        for unclaimed, n in list(plan.items())[i:]:
-                            placement.refund(self._book, unclaimed, n)
+                    for unclaimed, n in list(plan.items())[i:]:
+                        placement.refund(self._book, unclaimed, n)
                     raise
         return progress
 
-    def _claim_for(self, conn: AgentConn, weight: Weight, count: int) -> bool:
-        claimed = self.ledger.claim(weight, count, conn.name, framing.FRAME_SOFT_LIMIT)
+    async def _claim_for(self, conn: AgentConn, weight: Weight, count: int) -> bool:
+        claimed = await self.store.pipelined(self.ledger.claim_begin, weight, count,
+                                             conn.name, framing.FRAME_SOFT_LIMIT)
         self.stats["claims"] += 1
         self.stats["claimed"] += len(claimed)
         if len(claimed) < count:
-            with self._lock:
-                placement.refund(self._book, conn.name, count - len(claimed))
-            self.sync()
+            placement.refund(self._book, conn.name, count - len(claimed))
+            await self.sync()
         if not claimed:
             return False
         items = []
@@ -267,5 +249,5 @@ class Dispatch:
             items.append(item)
         unsent = self.send(conn, items, split=True)
         if unsent:
-            self.give_back(conn.name, unsent)
+            await self.give_back(conn.name, unsent)
         return True

@@ -7,14 +7,21 @@ commands to agents, audit), views (status, Guard House, token detail), the lease
 prefix and the per-second series. Each seam has one direction: admission hands placed tokens
 to dispatch; dispatch hands frames to the connections; results own the push; the registry
 tells dispatch about agents and credit; control and views read and steer the others.
+
+Everything here runs on one asyncio event loop (the one :mod:`.server` serves gRPC on), so
+the owners' state needs no locks: it changes only between awaits. Redis is reached through
+the :class:`~tokengate.gateway.store.Store`'s threads, never from the loop; the lease is
+renewed from a thread of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 
 from tokengate.gateway.admission import Admission
+from tokengate.gateway.aio import Background
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.control import Control
@@ -25,6 +32,7 @@ from tokengate.gateway.ledger import StartReport, TokenLedger
 from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
 from tokengate.gateway.series import Series
+from tokengate.gateway.store import Store
 from tokengate.gateway.views import Views
 from tokengate.shared import wire
 from tokengate.shared.rpc import tokengate_pb2 as pb
@@ -33,38 +41,50 @@ logger = logging.getLogger(__name__)
 
 
 class Gateway:
-    """The whole gateway minus gRPC: start it, hand it frames, stop it."""
+    """The whole gateway minus gRPC: start it, hand it frames, stop it. Made, used and
+    stopped on its event loop."""
 
     def __init__(self, config: GatewayConfig, ledger: TokenLedger) -> None:
         self.config = config
         self.ledger = ledger
+        self.loop = asyncio.get_running_loop()
+        self.store = store = Store(ledger, self.loop)
         self.series = Series()
         self.lease = GatewayLease(ledger, on_lost=self._lease_lost)
-        self.dispatch = Dispatch(config, ledger)
-        self.results = Results(ledger, self.series)
-        self.registry = Registry(config, ledger, self.dispatch, self.results,
+        self.dispatch = Dispatch(config, ledger, store)
+        self.results = Results(ledger, store, self.series)
+        self.registry = Registry(config, ledger, store, self.dispatch, self.results,
                                  serving=self.lease.renew)
-        self.admission = Admission(config, ledger, self.dispatch, self.results, self.registry,
-                                   self.series)
-        self.views = Views(ledger, self.dispatch, self.registry, self.results, self.series)
-        self.control = Control(ledger, self.dispatch, self.registry, self.results, self.views)
+        self.admission = Admission(config, ledger, store, self.dispatch, self.results,
+                                   self.registry, self.series)
+        self.views = Views(ledger, store, self.dispatch, self.registry, self.results,
+                           self.series)
+        self.control = Control(ledger, store, self.dispatch, self.registry, self.results,
+                               self.views)
         self.lost_lease = threading.Event()  # set when another gateway took the prefix
+        self.background = Background()  # tasks nobody awaits (a link's departure)
 
-    def start(self, lease_wait: float | None = None) -> Gateway:
-        self.ledger.ping()
-        self.lease.acquire(lease_wait)
-        drain = self.ledger.drain_state()
-        self.dispatch.start(drain)
+    async def start(self, lease_wait: float | None = None) -> Gateway:
+        try:
+            await self.store.write(self.ledger.ping)
+            await self.store.write(self.lease.acquire, lease_wait)
+            drain = await self.store.read(self.ledger.drain_state)
+            await self.dispatch.start(drain)
+        except BaseException:
+            self.store.stop()
+            raise
         self.registry.start()
         self.lease.start()
         logger.info("gateway started on prefix %r; waiting %s; drain %r", self.ledger.prefix,
                     {w.value: n for w, n in self.dispatch.waiting().items()}, drain.cluster)
         return self
 
-    def stop(self) -> None:
-        self.registry.stop()
-        self.dispatch.stop()
-        self.lease.release()
+    async def stop(self) -> None:
+        await self.background.stop()
+        await self.registry.stop()
+        await self.dispatch.stop()
+        await self.store.write(self.lease.release)
+        self.store.stop()
 
     def _lease_lost(self, message: str) -> None:
         self.lost_lease.set()
@@ -74,16 +94,16 @@ class Gateway:
     def open_session(self, conn: ClientConn) -> None:
         self.results.attach(conn)
 
-    def on_client_frame(self, conn: ClientConn, frame: pb.ClientFrame) -> None:
+    async def on_client_frame(self, conn: ClientConn, frame: pb.ClientFrame) -> None:
         stats = self.dispatch.stats
         stats["client_frames"] += 1
         stats["client_items"] += len(frame.submit)
         if frame.submit:
-            self.admission.submit(conn, frame.submit, frame.resubmit, frame.received)
+            await self.admission.submit(conn, frame.submit, frame.resubmit, frame.received)
         elif frame.received:
-            self.results.received(conn, frame.received)
+            await self.results.received(conn, frame.received)
         if frame.watch:
-            self.results.watch(conn, list(frame.watch), any_owner=frame.watch_any)
+            await self.results.watch(conn, list(frame.watch), any_owner=frame.watch_any)
 
     def close_session(self, conn: ClientConn) -> None:
         conn.close(discard=True)
@@ -91,13 +111,13 @@ class Gateway:
 
     # -- agent links ---------------------------------------------------------------------------
 
-    def join(self, first: pb.AgentFrame) -> AgentConn:
-        conn = self.registry.join(first.hello, list(first.credits))
+    async def join(self, first: pb.AgentFrame) -> AgentConn:
+        conn = await self.registry.join(first.hello, list(first.credits))
         if first.seq:
             conn.send_seen(first.seq)
         return conn
 
-    def on_agent_frame(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
+    async def on_agent_frame(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
         """One frame of an agent: results first (someone waits for them), then the rest."""
         self.registry.heard(conn, frame)
         stats = self.dispatch.stats
@@ -105,7 +125,7 @@ class Gateway:
         finished: set[str] = set()
         if frame.results:
             stats["agent_results"] += len(frame.results)
-            self.results.report(conn, frame.results)  # RedisUnavailable: the link drops
+            await self.results.report(conn, frame.results)  # RedisUnavailable: link drops
             conn.send_ack(frame.seq)
             finished = {r.token_id for r in frame.results}
         if frame.credits:
@@ -114,14 +134,14 @@ class Gateway:
             starts = [StartReport(s.token_id, s.attempt, s.started_at) for s in frame.started
                       if s.token_id not in finished]
             if starts:
-                self.ledger.start(conn.name, starts)
+                await self.store.pipelined(self.ledger.start_begin, conn.name, starts)
         if frame.replies:
             self.control.on_replies(list(frame.replies))
         if frame.returned:  # never started (it is leaving, or they waited behind blocked
             # workers): they go to the others now, same attempt
             ids = list(dict.fromkeys(i for i in frame.returned if 0 < len(i) <= MAX_ID_LENGTH))
             logger.info("agent %s gave back %d tokens it never started", conn.name, len(ids))
-            self.dispatch.give_back(conn.name, ids, returned=True)
+            await self.dispatch.give_back(conn.name, ids, returned=True)
 
-    def agent_left(self, conn: AgentConn) -> None:
-        self.registry.disconnected(conn)
+    async def agent_left(self, conn: AgentConn) -> None:
+        await self.registry.disconnected(conn)

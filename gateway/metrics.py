@@ -7,6 +7,7 @@ several gateways in one process (tests) never collide.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from tokengate.gateway.gateway import Gateway
 
 logger = logging.getLogger(__name__)
+
+STATUS_TIMEOUT = 10.0  # a scrape gives up on the Redis figures after this long
 
 
 class GatewayCollector(Collector):
@@ -51,9 +54,11 @@ class GatewayCollector(Collector):
         yield errors
 
     def _states(self) -> Iterator[Any]:
-        try:
-            status = self.gateway.views.status()
-        except RedisUnavailable:
+        gw = self.gateway
+        try:  # the views live on the gateway's loop; this runs on the HTTP server's thread
+            status = asyncio.run_coroutine_threadsafe(gw.views.status(), gw.loop).result(
+                STATUS_TIMEOUT)
+        except (RedisUnavailable, TimeoutError, RuntimeError):
             return
         tokens = GaugeMetricFamily("tokengate_gateway_tokens", "Tokens now, by state",
                                    labels=["state"])

@@ -1,7 +1,8 @@
-"""The agent registry: joins, heartbeats, losses; the monitor thread.
+"""The agent registry: joins, heartbeats, losses; the monitor task.
 
-Owns, under ``_lock``: the connected agents by name (:class:`AgentConn`) and the tasks they
-registered (a mapping replaced whole on every change, read without the lock).
+Owned by the event loop (no locks): the connected agents by name (:class:`AgentConn`) and
+the tasks they registered (a mapping replaced whole on every change). Its ledger calls go
+out on the store's write lane, in order with the submissions and reports around them.
 
 An agent joins in one step: ``join.lua`` reconciles what it holds with what the ledger says
 it holds (and revokes what is no longer its own) before dispatch may give it anything. An
@@ -14,23 +15,25 @@ Loss is judged only on heartbeats the gateway was able to record. Every agent ge
 timeout afresh (``_grace_from``) after the gateway starts (registered agents reconnect),
 after Redis failed or stalled a call (``TokenLedger.trouble_at``: while Redis is away or
 SIGSTOPped, links drop or their readers wait on it, and their frames go unread), and after
-the monitor itself was held up (the gateway process paused).
+the monitor itself was held up (the gateway process paused, or its loop blocked).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from tokengate.gateway.aio import Background
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn
 from tokengate.gateway.dispatch import Dispatch
 from tokengate.gateway.ledger import LossPolicy, TaskRule, TokenLedger
 from tokengate.gateway.results import Results
+from tokengate.gateway.store import Store
 from tokengate.shared import wire
 from tokengate.shared.errors import AgentRejected, RedisUnavailable
 from tokengate.shared.rpc import tokengate_pb2 as pb
@@ -44,19 +47,21 @@ STALL_SECONDS = 1.0  # the monitor woke this much later than it asked: the proce
 
 
 class Registry:
-    def __init__(self, config: GatewayConfig, ledger: TokenLedger, dispatch: Dispatch,
-                 results: Results, serving: Callable[[], bool] = lambda: True) -> None:
+    def __init__(self, config: GatewayConfig, ledger: TokenLedger, store: Store,
+                 dispatch: Dispatch, results: Results,
+                 serving: Callable[[], bool] = lambda: True) -> None:
         self.config = config
         self.ledger = ledger
+        self.store = store
         self.dispatch = dispatch
         self.results = results
         self.serving = serving  # does this gateway still hold its lease (asked of Redis)?
         self._grace_from = time.time()  # no agent is judged on silence before this (wall)
-        self._lock = threading.Lock()
         self._agents: dict[str, AgentConn] = {}
         self.tasks: Mapping[str, TaskRule] = MappingProxyType({})
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._background = Background()
 
     def _policy(self, message: str) -> LossPolicy:
         return LossPolicy(self.config.max_attempts, message, self.config.result_ttl)
@@ -64,49 +69,50 @@ class Registry:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._monitor, name="tg-monitor", daemon=True)
-        self._thread.start()
+        self._task = asyncio.get_running_loop().create_task(self._monitor(), name="tg-monitor")
 
-    def stop(self) -> None:
-        self._stopping.set()
+    async def stop(self) -> None:
+        self._stopping = True
         for conn in self.connected():
             conn.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._background.stop()
 
     def connected(self) -> list[AgentConn]:
-        with self._lock:
-            return list(self._agents.values())
+        return list(self._agents.values())
 
     def get(self, name: str) -> AgentConn | None:
-        with self._lock:
-            return self._agents.get(name)
+        return self._agents.get(name)
 
     # -- joining -------------------------------------------------------------------------------
 
-    def join(self, hello: pb.Hello, credits: list[pb.Credit]) -> AgentConn:
+    async def join(self, hello: pb.Hello, credits: list[pb.Credit]) -> AgentConn:
         """Register an agent and adopt what it holds, as one step; then it may get work."""
         self._check_hello(hello)
         conn = AgentConn(hello)
-        with self._lock:
-            previous = self._agents.get(hello.name)
-            if previous is not None and previous.incarnation != hello.incarnation \
-                    and previous.connected and not self._silent(previous):
-                raise AgentRejected(f"agent name {hello.name!r} is taken by a live agent "
-                                    f"on {previous.host} (pid {previous.pid})")
+        previous = self._agents.get(hello.name)
+        if previous is not None and previous.incarnation != hello.incarnation \
+                and previous.connected and not self._silent(previous):
+            raise AgentRejected(f"agent name {hello.name!r} is taken by a live agent "
+                                f"on {previous.host} (pid {previous.pid})")
         if previous is not None:
-            self._retire(previous)
+            await self._retire(previous)
         record = {"host": conn.host, "pid": conn.pid, "registered": time.time()}
         rules = [TaskRule(i.name, i.idempotent) for i in conn.tasks.values()]
         message = f"agent {conn.name} restarted while holding the token"
-        adoption = self.ledger.join(conn.name, conn.incarnation, list(hello.held), record,
-                                    rules, self._policy(message))
+        adoption = await self.store.write(self.ledger.join, conn.name, conn.incarnation,
+                                          list(hello.held), record, rules,
+                                          self._policy(message))
         if adoption.requeue.failed:
             self.results.push_lost(adoption.requeue.failed, message)
         self.dispatch.queued(adoption.requeue.requeued)
-        with self._lock:
-            self._agents[conn.name] = conn
-            self._refresh_tasks()
+        replaced = self._agents.get(conn.name)
+        if replaced is not None and replaced is not previous:  # joined twice at once
+            await self._retire(replaced)
+        self._agents[conn.name] = conn
+        self._refresh_tasks()
         conn.welcome(adoption.revoked, self.config.heartbeat_timeout * LEASE_FRACTION)
         self.dispatch.agent_joined(conn, wire.credits_of(credits))
         logger.info("agent %s joined from %s (pid %d): %d held, %d revoked, %s requeued%s",
@@ -127,7 +133,7 @@ class Registry:
         return time.monotonic() - conn.last_seen > self.config.heartbeat_timeout
 
     def _refresh_tasks(self) -> None:
-        """Rebuild the task table from the connected agents; holds ``_lock``."""
+        """Rebuild the task table from the connected agents."""
         tasks: dict[str, TaskRule] = {}
         for conn in self._agents.values():
             for name, info in conn.tasks.items():
@@ -135,17 +141,17 @@ class Registry:
                 tasks[name] = TaskRule(name, info.idempotent, weight)
         self.tasks = MappingProxyType(tasks)
 
-    def _retire(self, conn: AgentConn) -> None:
+    async def _retire(self, conn: AgentConn) -> None:
         """Close a connection that is no longer the agent's; what it had not sent goes back."""
         self.dispatch.agent_left(conn)
         unsent = conn.close()
         if unsent:
-            self.dispatch.give_back(conn.name, [item.token_id for item in unsent])
+            await self.dispatch.give_back(conn.name, [item.token_id for item in unsent])
 
     def reconnect(self, conn: AgentConn) -> None:
         """End ``conn``'s link: the agent registers again, and ``join`` reconciles what it
         holds with what the ledger placed on it."""
-        self._retire(conn)
+        self._background.spawn(self._retire(conn), f"tg-retire-{conn.name}")
 
     # -- frames and departures -----------------------------------------------------------------
 
@@ -161,39 +167,41 @@ class Registry:
             conn.leaving = True
             logger.info("agent %s is stopping: no more dispatch to it", conn.name)
 
-    def disconnected(self, conn: AgentConn) -> None:
+    async def disconnected(self, conn: AgentConn) -> None:
         """The link broke: no more dispatch; the monitor decides whether it is lost.
 
         An agent that said it was leaving is gone for good: what it still holds is handed to
         other agents at once.
         """
-        self._retire(conn)
-        with self._lock:
-            current = self._agents.get(conn.name) is conn
+        await self._retire(conn)
+        current = self._agents.get(conn.name) is conn
         logger.info("agent %s disconnected", conn.name)
-        if current and conn.leaving and not self._stopping.is_set():
-            self.declare_lost(conn.name, reason="it stopped", expected=conn)
+        if current and conn.leaving and not self._stopping:
+            await self.declare_lost(conn.name, reason="it stopped", expected=conn)
 
     # -- loss ----------------------------------------------------------------------------------
 
-    def _monitor(self) -> None:
+    async def _monitor(self) -> None:
         interval = min(1.0, self.config.heartbeat_timeout / 4)
         last = time.monotonic()
-        while not self._stopping.wait(interval):
+        while True:
+            await asyncio.sleep(interval)
             now = time.monotonic()
-            if now - last > interval + STALL_SECONDS:  # this process was held up
+            if now - last > interval + STALL_SECONDS:  # this process (or its loop) was held up
                 self._grace_from = max(self._grace_from, time.time())
             last = now
-            try:
-                if self.serving():  # a gateway paused past its lease must not judge others
-                    self._check_heartbeats()
+            try:  # a gateway paused past its lease must not judge others
+                if await self.store.write(self.serving):
+                    await self._check_heartbeats()
             except RedisUnavailable as exc:
                 logger.error("heartbeat bookkeeping paused: %s", exc)
+            except Exception:  # a bug: say so, and keep watching
+                logger.exception("heartbeat check failed")
 
-    def _check_heartbeats(self) -> None:
+    async def _check_heartbeats(self) -> None:
         live = {c.name: c.last_seen_wall for c in self.connected() if c.connected}
-        self.ledger.touch_agents(live)
-        seen_at = self.ledger.last_seen()
+        await self.store.write(self.ledger.touch_agents, live)
+        seen_at = await self.store.write(self.ledger.last_seen)
         deadline = time.time() - self.config.heartbeat_timeout
         grace = max(self._grace_from, self.ledger.trouble_at)  # read after the calls above
         for name, seen in seen_at.items():
@@ -201,22 +209,21 @@ class Registry:
             if conn is not None:
                 seen = max(seen, conn.last_seen_wall)
             if max(seen, grace) < deadline:
-                self.declare_lost(name, expected=conn)
+                await self.declare_lost(name, expected=conn)
 
-    def declare_lost(self, name: str, reason: str = "", expected: Any = ANY) -> None:
+    async def declare_lost(self, name: str, reason: str = "", expected: Any = ANY) -> None:
         """``name`` is lost. Given ``expected`` (the connection judged, or None), only if
         that is still its connection: an agent that joined again meanwhile is left alone."""
         reason = reason or f"no heartbeat for {self.config.heartbeat_timeout:.1f}s"
-        with self._lock:
-            if expected is not ANY and self._agents.get(name) is not expected:
-                return
-            conn = self._agents.pop(name, None)
-            self._refresh_tasks()
+        if expected is not ANY and self._agents.get(name) is not expected:
+            return
+        conn = self._agents.pop(name, None)
+        self._refresh_tasks()
         logger.warning("agent %s declared lost: %s", name, reason)
         if conn is not None:
-            self._retire(conn)
+            await self._retire(conn)
         message = f"agent {name} was lost ({reason}) while holding the token"
-        back = self.ledger.lose(name, self._policy(message))
+        back = await self.store.write(self.ledger.lose, name, self._policy(message))
         if back.failed:
             logger.warning("%d tokens of agent %s failed with %s", len(back.failed), name,
                            wire.AGENT_LOST)

@@ -1,9 +1,10 @@
 """Results: store what agents report, then push it to the session owed it; watches.
 
-Owns, under ``_lock``: the live client sessions by session id (a token carries the id of the
-session that submitted it to the agent and back, so a result finds its session with no
-per-token state here), the watches (token id -> the session that asked for it after a
-reconnect, or an operator's), the ids being stored right now, and the feed of outcomes.
+Owned by the event loop (no locks): the live client sessions by session id (a token carries
+the id of the session that submitted it to the agent and back, so a result finds its session
+with no per-token state here), the watches (token id -> the sessions that asked for it after
+a reconnect, or an operator's; each session knows what it watches, so closing it is cheap),
+the ids being stored right now, and the feed of outcomes.
 
 A result reaches its client once, with the outcome Redis stored: an agent's outcomes are
 written first (``complete.lua``, fenced by attempt and owner) and only those applied are
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
@@ -33,6 +33,7 @@ from tokengate.gateway import items
 from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.ledger import Applied, LostToken, Outcome, TokenLedger, TokenRecord
 from tokengate.gateway.series import Series
+from tokengate.gateway.store import Store
 from tokengate.shared.errors import PermissionDenied, RedisUnavailable, UnknownToken
 from tokengate.shared.rpc import tokengate_pb2 as pb
 
@@ -56,10 +57,10 @@ def brief(result: pb.ResultItem) -> pb.ResultItem:
 
 
 class Results:
-    def __init__(self, ledger: TokenLedger, series: Series) -> None:
+    def __init__(self, ledger: TokenLedger, store: Store, series: Series) -> None:
         self.ledger = ledger
+        self.store = store
         self.series = series
-        self._lock = threading.Lock()
         self._sessions: dict[str, ClientConn] = {}
         self._watches: dict[str, list[ClientConn]] = {}  # token id -> sessions watching it
         self._storing: dict[int, frozenset[str]] = {}  # frame -> ids being stored now
@@ -71,26 +72,26 @@ class Results:
 
     def attach(self, conn: ClientConn) -> None:
         """A session opened: the outcomes of what it submits are pushed to it."""
-        with self._lock:
-            self._sessions[conn.session] = conn
+        self._sessions[conn.session] = conn
 
     def detach(self, conn: ClientConn) -> None:
         """A session closed: its tokens stay in Redis; the client watches them again."""
-        with self._lock:
-            self._sessions.pop(conn.session, None)
-            for token_id, conns in list(self._watches.items()):
-                if conn in conns:
+        self._sessions.pop(conn.session, None)
+        if conn.watching:
+            for token_id in conn.watching:
+                conns = self._watches.get(token_id)
+                if conns and conn in conns:
                     conns.remove(conn)
                     if not conns:
                         del self._watches[token_id]
+            conn.watching.clear()
 
     def session_count(self) -> int:
-        with self._lock:
-            return len(self._sessions)
+        return len(self._sessions)
 
     # -- agents' outcomes ----------------------------------------------------------------------
 
-    def report(self, agent: AgentConn, results: Sequence[pb.ResultItem]) -> int:
+    async def report(self, agent: AgentConn, results: Sequence[pb.ResultItem]) -> int:
         """Store an agent's outcomes (fenced), push those applied; the number applied.
 
         Raises RedisUnavailable when they could not be stored: the link drops and the agent
@@ -99,15 +100,14 @@ class Results:
         outcomes = [Outcome(r.token_id, items.final_state(r.state), r.attempt,
                             r.SerializeToString()) for r in results]
         frame = next(self._frames)
-        with self._lock:
-            self._storing[frame] = frozenset(o.token_id for o in outcomes)
+        self._storing[frame] = frozenset(o.token_id for o in outcomes)
         try:
-            applied = self.ledger.complete(agent.name, outcomes)
+            applied = await self.store.pipelined(self.ledger.complete_begin, agent.name,
+                                                outcomes)
             stored = [r for r, a in zip(results, applied, strict=True) if a.stored]
-            self._push(self._first_pushes(stored, applied), frame)
+            self._push(self._first_pushes(stored, applied))
         finally:
-            with self._lock:
-                self._storing.pop(frame, None)
+            self._storing.pop(frame, None)
         if len(stored) < len(results):
             logger.info("agent %s: %d stale outcomes ignored (not its tokens, or not this "
                         "attempt, any more)", agent.name, len(results) - len(stored))
@@ -126,16 +126,15 @@ class Results:
         """The stored outcomes this process has not pushed yet; remembers them as pushed."""
         again = {a.token_id for a in applied if a.again}
         out = []
-        with self._lock:
-            pushed = self._pushed
-            for result in stored:
-                key = result.token_id
-                if key in again and pushed.get(key) == result.attempt:
-                    continue  # a resent frame: its client was told already
-                out.append(result)
-                pushed[key] = result.attempt
-            while len(pushed) > PUSHED_KEEP:
-                pushed.popitem(last=False)
+        pushed = self._pushed
+        for result in stored:
+            key = result.token_id
+            if key in again and pushed.get(key) == result.attempt:
+                continue  # a resent frame: its client was told already
+            out.append(result)
+            pushed[key] = result.attempt
+        while len(pushed) > PUSHED_KEEP:
+            pushed.popitem(last=False)
         return out
 
     def push_decided(self, results: Iterable[pb.ResultItem]) -> None:
@@ -151,23 +150,21 @@ class Results:
                                         error_type="AgentLost", error_message=message,
                                         attempt=t.attempt, session=t.session) for t in lost)
 
-    def _push(self, results: Iterable[pb.ResultItem], frame: int | None = None) -> None:
+    def _push(self, results: Iterable[pb.ResultItem]) -> None:
         """Send each stored result to the session that submitted it and to those watching
         it (once to each); a result nobody takes stays in Redis for its client to fetch.
-        The frame's ids stop counting as being stored in the same locked step that takes
-        their watches, so a watch registered after it reads them as stored."""
+        The caller's frame stops counting as being stored in the same loop step (no await
+        in between), so a watch registered after it reads its ids as stored."""
         batches: dict[ClientConn, list[pb.ResultItem]] = {}
-        with self._lock:
-            watches, sessions = self._watches, self._sessions
-            for result in results:
-                owed = sessions.get(result.session)
-                if owed is not None:
-                    batches.setdefault(owed, []).append(result)
-                for watcher in watches.pop(result.token_id, ()) if watches else ():
-                    if watcher is not owed:
-                        batches.setdefault(watcher, []).append(result)
-            if frame is not None:
-                self._storing.pop(frame, None)
+        watches, sessions = self._watches, self._sessions
+        for result in results:
+            owed = sessions.get(result.session)
+            if owed is not None:
+                batches.setdefault(owed, []).append(result)
+            for watcher in watches.pop(result.token_id, ()) if watches else ():
+                watcher.watching.discard(result.token_id)
+                if watcher is not owed:
+                    batches.setdefault(watcher, []).append(result)
         for conn, batch in batches.items():
             conn.send(results=batch)  # from one agent frame: frame-sized already
 
@@ -179,18 +176,16 @@ class Results:
             if len(result.payload) + len(result.traceback) > FEED_KEEP_BYTES:
                 result = brief(result)
             kept.append(result)
-        with self._lock:
-            self._recent.extend(kept)
+        self._recent.extend(kept)
 
     def recent(self, limit: int = RECENT) -> list[pb.ResultItem]:
         """The newest outcomes (oldest first), without payloads, tracebacks or session ids."""
-        with self._lock:
-            kept = list(self._recent)[-limit:]
+        kept = list(self._recent)[-limit:]
         return [brief(result) for result in kept]
 
     # -- watches -------------------------------------------------------------------------------
 
-    def watch(self, conn: ClientConn, ids: list[str], *, any_owner: bool = False) -> None:
+    async def watch(self, conn: ClientConn, ids: list[str], *, any_owner: bool = False) -> None:
         """Send the outcomes of ``ids`` to ``conn``: now for those stored, later for the rest.
 
         A session may watch only its client's tokens; an operator session may watch any
@@ -198,30 +193,30 @@ class Results:
         """
         if any_owner and not conn.operator:
             conn.send(rejected=[items.rejection(i, PermissionDenied(
-                "watching other clients' tokens needs the operator token")) for i in ids],
-                counted=False)
+                "watching other clients' tokens needs the operator token")) for i in ids])
             return
         ids = list(dict.fromkeys(ids))  # each id once
         try:
-            records = self.ledger.records(ids)
+            records = await self.store.read(self.ledger.records, ids)
         except RedisUnavailable as exc:
             logger.error("cannot look up watched tokens: %s", exc)
             return
         rejected, ready, pending = self._sort_watch(conn, ids, records, any_owner)
-        conn.expect(len(ready) + len(pending))
+        conn.expect(r.token_id for r in ready)
+        conn.expect(pending)
         if pending:  # watched now; a push from here on takes the watch
-            with self._lock:
-                for token_id in pending:
-                    watching = self._watches.setdefault(token_id, [])
-                    if conn not in watching:
-                        watching.append(conn)
+            for token_id in pending:
+                watching = self._watches.setdefault(token_id, [])
+                if conn not in watching:
+                    watching.append(conn)
+                    conn.watching.add(token_id)
             try:  # stored between the first read and the watch: nobody will push those
-                again = self.ledger.records(pending)
+                again = await self.store.read(self.ledger.records, pending)
             except RedisUnavailable:
                 again = []
             ready += self._claim_stored(conn, again)
         if rejected:
-            conn.send(rejected=rejected, counted=False)
+            conn.send(rejected=rejected)
         if ready:
             conn.send(results=ready)
 
@@ -229,8 +224,7 @@ class Results:
                     any_owner: bool) -> tuple[list[pb.Rejected], list[pb.ResultItem], list[str]]:
         """Rejections, outcomes to send now, and ids to watch for their push."""
         rejected, ready, pending = [], [], []
-        with self._lock:
-            storing = frozenset().union(*self._storing.values())
+        storing = frozenset().union(*self._storing.values())
         for token_id, record in zip(ids, records, strict=True):
             if record is None:
                 rejected.append(items.rejection(token_id, UnknownToken(
@@ -254,23 +248,23 @@ class Results:
         for record in records:
             if record is None or not record.state.is_final:
                 continue
-            with self._lock:
-                storing = any(record.token_id in ids for ids in self._storing.values())
-                watching = self._watches.get(record.token_id, [])
-                if storing or conn not in watching:
-                    continue  # the push has it
-                watching.remove(conn)
-                if not watching:
-                    del self._watches[record.token_id]
+            storing = any(record.token_id in ids for ids in self._storing.values())
+            watching = self._watches.get(record.token_id, [])
+            if storing or conn not in watching:
+                continue  # the push has it
+            watching.remove(conn)
+            conn.watching.discard(record.token_id)
+            if not watching:
+                del self._watches[record.token_id]
             result = items.result_from_record(record)
             if result is not None:
                 out.append(result)
         return out
 
-    def received(self, conn: ClientConn, ids: Sequence[str]) -> None:
+    async def received(self, conn: ClientConn, ids: Sequence[str]) -> None:
         """The client has these results: delete them from Redis now (its own only)."""
         try:
-            self.ledger.forget(ids, conn.client_id)
+            await self.store.write(self.ledger.forget, list(ids), conn.client_id)
         except RedisUnavailable as exc:  # they expire at their TTL instead
             logger.warning("cannot drop received results now: %s", exc)
 

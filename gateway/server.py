@@ -1,22 +1,29 @@
 """The gateway's gRPC face: thin servicers over :class:`Gateway`, auth, server lifecycle.
 
+The server is ``grpc.aio``: every client session and agent link is a pair of coroutines (a
+reader handing frames to the gateway, a writer draining the connection's outbox), not a
+thread, so a gateway holds thousands of sessions. Its event loop runs on a thread of its own
+(:class:`GatewayServer`), so the process's main thread stays free for signals and for tests
+that start a gateway in-process.
+
 ``create_server(config)`` returns ``(server, port, gateway)``; ``listen`` may use port 0.
-Domain errors become gRPC status codes through :mod:`tokengate.shared.wire_errors`. Each
-long-lived stream holds a server thread, so streams are capped below the thread count
-(``GatewayConfig.session_cap`` / ``stream_cap``): agents and control calls always find one.
+Domain errors become gRPC status codes through :mod:`tokengate.shared.wire_errors`. Limits
+a person can reason about: at most ``max_sessions`` client sessions and ``max_agents`` agent
+links at once, refused past that with ``GatewayBusy``; unary calls (Ping, Status, the
+controls) are never refused for lack of room.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from concurrent import futures
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 import grpc
 from tokengate.gateway.config import GatewayConfig
-from tokengate.gateway.conns import ClientConn
+from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.gateway import Gateway
 from tokengate.gateway.ledger import RedisLedger, TokenLedger
 from tokengate.gateway.metrics import serve_metrics
@@ -44,38 +51,34 @@ SERVER_OPTIONS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.so_reuseport", 0),
 ]
+STARTUP_TIMEOUT = 120.0  # the lease may take a TTL to pass from a dead predecessor
 
 
-def _unary(context: grpc.ServicerContext, call: Callable[[], T]) -> T:
+async def _unary(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
     try:
-        return call()
+        return await call
     except TokenGateError as exc:
-        context.abort(status_for(exc), abort_details(exc))
+        await context.abort(status_for(exc), abort_details(exc))
         raise  # unreachable: abort raises
 
 
 class _Streams:
-    """Counts live streams against the caps; ``_lock`` guards the counts."""
+    """Live streams against their limits (loop-owned counts)."""
 
     def __init__(self, config: GatewayConfig) -> None:
-        self.config = config
-        self._lock = threading.Lock()
-        self.sessions = 0
-        self.agents = 0
+        self.limits = {"session": config.max_sessions, "agent": config.max_agents}
+        self.live = {"session": 0, "agent": 0}
 
     def enter(self, kind: str) -> None:
-        with self._lock:
-            total = self.sessions + self.agents
-            if total >= self.config.stream_cap or (
-                    kind == "session" and self.sessions >= self.config.session_cap):
-                raise GatewayBusy(f"the gateway serves as many {kind}s as it may "
-                                  f"({self.sessions} sessions, {self.agents} agents); "
-                                  "try again later or raise --workers")
-            setattr(self, kind + "s", getattr(self, kind + "s") + 1)
+        if self.live[kind] >= self.limits[kind]:
+            flag = "--max-sessions" if kind == "session" else "--max-agents"
+            raise GatewayBusy(f"the gateway serves at most {self.limits[kind]} {kind}s at once "
+                              f"({self.live['session']} sessions, {self.live['agent']} agents "
+                              f"now); try again later, or raise {flag}")
+        self.live[kind] += 1
 
     def leave(self, kind: str) -> None:
-        with self._lock:
-            setattr(self, kind + "s", getattr(self, kind + "s") - 1)
+        self.live[kind] -= 1
 
 
 class GatewayServicer(rpc.GatewayServicer):
@@ -84,167 +87,259 @@ class GatewayServicer(rpc.GatewayServicer):
         self.credentials = credentials
         self.streams = _Streams(gateway.config)
 
-    def _operator(self, context: grpc.ServicerContext) -> None:
+    async def _operator(self, context: grpc.aio.ServicerContext) -> None:
         if not self.credentials.is_operator(context.invocation_metadata()):
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, abort_details(PermissionDenied(
-                "this control needs the operator token")))
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, abort_details(
+                PermissionDenied("this control needs the operator token")))
 
-    def _enter(self, context: grpc.ServicerContext, kind: str) -> None:
-        _unary(context, lambda: self.streams.enter(kind))
-        context.add_callback(lambda: self.streams.leave(kind))
+    async def _enter(self, context: grpc.aio.ServicerContext, kind: str) -> None:
+        try:
+            self.streams.enter(kind)
+        except GatewayBusy as exc:
+            await context.abort(status_for(exc), abort_details(exc))
 
     # -- streams -------------------------------------------------------------------------------
 
-    def Session(self, request_iterator: Iterator[pb.ClientFrame],
-                context: grpc.ServicerContext) -> Iterator[pb.ClientReply]:
-        self._enter(context, "session")
+    async def Session(self, request_iterator: AsyncIterator[pb.ClientFrame],
+                      context: grpc.aio.ServicerContext) -> None:
+        await self._enter(context, "session")
         metadata = context.invocation_metadata()
         conn = ClientConn(context.peer(), client_id_of(metadata),
                           operator=self.credentials.is_operator(metadata),
                           max_bytes=self.gateway.config.session_outbox_bytes)
         gateway = self.gateway
         gateway.open_session(conn)
-
-        def read() -> None:
-            try:
-                for frame in request_iterator:
-                    gateway.on_client_frame(conn, frame)
-                conn.finish_requests()
-                return
-            except grpc.RpcError:
-                pass  # the client went away
-            except Exception:  # a bug must not leave the client waiting on a dead stream
-                logger.exception("client session %s failed", conn.peer)
-            conn.close(discard=True)
-
-        context.add_callback(lambda: gateway.close_session(conn))
-        threading.Thread(target=read, name="tg-client-reader", daemon=True).start()
-        return conn.frames(context)
-
-    def AgentLink(self, request_iterator: Iterator[pb.AgentFrame],
-                  context: grpc.ServicerContext) -> Iterator[pb.DispatchFrame]:
-        self._enter(context, "agent")
-        if not self.credentials.may_join(context.invocation_metadata()):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, abort_details(AgentRejected(
-                "this gateway takes agents with its agent token only")))
-        gateway = self.gateway
+        reader = asyncio.create_task(self._read_session(conn, request_iterator))
+        writer = asyncio.create_task(_write(conn.frames(), context))
+        conn.on_too_slow = writer.cancel
         try:
-            first = next(request_iterator)
-        except (StopIteration, grpc.RpcError):
-            return iter(())
+            await writer
+        except asyncio.CancelledError:
+            if not conn.too_slow:
+                raise
+        finally:
+            self.streams.leave("session")
+            writer.cancel()
+            reader.cancel()
+            gateway.close_session(conn)
+        if conn.too_slow:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, conn.too_slow_message())
+
+    async def _read_session(self, conn: ClientConn,
+                            frames: AsyncIterator[pb.ClientFrame]) -> None:
+        try:
+            async for frame in frames:
+                await self.gateway.on_client_frame(conn, frame)
+            conn.finish_requests()
+            return
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            pass  # the client went away
+        except Exception:  # a bug must not leave the client waiting on a dead stream
+            logger.exception("client session %s failed", conn.peer)
+        conn.close(discard=True)
+
+    async def AgentLink(self, request_iterator: AsyncIterator[pb.AgentFrame],
+                        context: grpc.aio.ServicerContext) -> None:
+        await self._enter(context, "agent")
+        try:
+            await self._serve_agent(request_iterator, context)
+        finally:
+            self.streams.leave("agent")
+
+    async def _serve_agent(self, request_iterator: AsyncIterator[pb.AgentFrame],
+                           context: grpc.aio.ServicerContext) -> None:
+        if not self.credentials.may_join(context.invocation_metadata()):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, abort_details(AgentRejected(
+                "this gateway takes agents with its agent token only")))
+        try:
+            first = await anext(aiter(request_iterator))
+        except (StopAsyncIteration, grpc.RpcError, asyncio.InvalidStateError):
+            return
         if not first.HasField("hello"):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          abort_details(AgentRejected("the first frame must be a hello")))
-        conn = _unary(context, lambda: gateway.join(first))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                abort_details(AgentRejected("the first frame must be a hello")))
+        conn = await _unary(context, self.gateway.join(first))
+        reader = asyncio.create_task(self._read_agent(conn, request_iterator))
+        try:
+            await _write(conn.frames(), context)
+        finally:
+            reader.cancel()
+            self._link_ended(conn)
 
-        def read() -> None:
-            try:
-                for frame in request_iterator:
-                    gateway.on_agent_frame(conn, frame)
-            except grpc.RpcError:
-                pass
-            except RedisUnavailable as exc:
-                logger.error("agent %s link dropped (it will resend): %s", conn.name, exc)
-            except Exception:
-                logger.exception("agent %s link failed", conn.name)
-            finally:
-                gateway.agent_left(conn)
+    async def _read_agent(self, conn: AgentConn, frames: AsyncIterator[pb.AgentFrame]) -> None:
+        try:
+            async for frame in frames:
+                await self.gateway.on_agent_frame(conn, frame)
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            pass
+        except RedisUnavailable as exc:
+            logger.error("agent %s link dropped (it will resend): %s", conn.name, exc)
+        except Exception:
+            logger.exception("agent %s link failed", conn.name)
+        self._link_ended(conn)  # cancelled (the writer ended first) skips this: it did it
 
-        context.add_callback(conn.close)
-        threading.Thread(target=read, name=f"tg-agent-{conn.name}", daemon=True).start()
-        return conn.frames()
+    def _link_ended(self, conn: AgentConn) -> None:
+        """The link is over (either side ended it): once, retire it in the background, out
+        of reach of the cancellation that may be ending this stream's coroutines."""
+        if not conn.left:
+            conn.left = True
+            self.gateway.background.spawn(self.gateway.agent_left(conn),
+                                          f"tg-left-{conn.name}")
 
     # -- views ---------------------------------------------------------------------------------
 
-    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusReply:
-        return _unary(context, self.gateway.views.status)
+    async def Status(self, request: pb.StatusRequest,
+                     context: grpc.aio.ServicerContext) -> pb.StatusReply:
+        return await _unary(context, self.gateway.views.status())
 
-    def Token(self, request: pb.TokenRequest, context: grpc.ServicerContext) -> pb.TokenDetail:
+    async def Token(self, request: pb.TokenRequest,
+                    context: grpc.aio.ServicerContext) -> pb.TokenDetail:
         metadata = context.invocation_metadata()
         viewer = None if self.credentials.is_operator(metadata) else client_id_of(metadata)
-        return _unary(context, lambda: self.gateway.views.token(request.token_id, viewer))
+        return await _unary(context, self.gateway.views.token(request.token_id, viewer))
 
-    def Guards(self, request: pb.GuardsRequest, context: grpc.ServicerContext,
-               ) -> pb.GuardsReply:
-        return _unary(context, self.gateway.views.guards)
+    async def Guards(self, request: pb.GuardsRequest,
+                     context: grpc.aio.ServicerContext) -> pb.GuardsReply:
+        return self.gateway.views.guards()
 
-    def Series(self, request: pb.SeriesRequest, context: grpc.ServicerContext,
-               ) -> pb.SeriesReply:
-        return _unary(context, lambda: self.gateway.views.series_points(
-            request.seconds or 600, request.since))
+    async def Series(self, request: pb.SeriesRequest,
+                     context: grpc.aio.ServicerContext) -> pb.SeriesReply:
+        return self.gateway.views.series_points(request.seconds or 600, request.since)
 
-    def Audit(self, request: pb.AuditRequest, context: grpc.ServicerContext) -> pb.AuditReply:
-        return _unary(context, lambda: self.gateway.views.audit(request.limit or 200))
+    async def Audit(self, request: pb.AuditRequest,
+                    context: grpc.aio.ServicerContext) -> pb.AuditReply:
+        return await _unary(context, self.gateway.views.audit(request.limit or 200))
 
-    def Ping(self, request: pb.PingRequest, context: grpc.ServicerContext) -> pb.PingReply:
+    async def Ping(self, request: pb.PingRequest,
+                   context: grpc.aio.ServicerContext) -> pb.PingReply:
         return self.gateway.views.ping()
 
     # -- controls (operator rights) ------------------------------------------------------------
 
-    def Drain(self, request: pb.DrainRequest, context: grpc.ServicerContext) -> pb.ControlReply:
-        self._operator(context)
-        control = self.gateway.control
-        message = _unary(context, lambda: control.drain(request.node, request.reason,
-                                                        request.actor))
+    async def Drain(self, request: pb.DrainRequest,
+                    context: grpc.aio.ServicerContext) -> pb.ControlReply:
+        await self._operator(context)
+        message = await _unary(context, self.gateway.control.drain(
+            request.node, request.reason, request.actor))
         return pb.ControlReply(ok=True, message=message)
 
-    def Resume(self, request: pb.DrainRequest, context: grpc.ServicerContext) -> pb.ControlReply:
-        self._operator(context)
-        message = _unary(context, lambda: self.gateway.control.resume(request.node,
-                                                                      request.actor))
+    async def Resume(self, request: pb.DrainRequest,
+                     context: grpc.aio.ServicerContext) -> pb.ControlReply:
+        await self._operator(context)
+        message = await _unary(context, self.gateway.control.resume(request.node,
+                                                                    request.actor))
         return pb.ControlReply(ok=True, message=message)
 
-    def Kill(self, request: pb.KillRequest, context: grpc.ServicerContext) -> pb.ControlReply:
-        self._operator(context)
-        outcome, message = _unary(context, lambda: self.gateway.control.kill(
+    async def Kill(self, request: pb.KillRequest,
+                   context: grpc.aio.ServicerContext) -> pb.ControlReply:
+        await self._operator(context)
+        outcome, message = await _unary(context, self.gateway.control.kill(
             request.token_id, request.actor))
         return pb.ControlReply(ok=outcome in ("killed", "forwarded"), message=message,
                                outcome=outcome)
 
-    def Reenable(self, request: pb.ReenableRequest, context: grpc.ServicerContext,
-                 ) -> pb.ControlReply:
-        self._operator(context)
-        return _unary(context, lambda: self.gateway.control.reenable(request.function,
-                                                                     request.actor))
+    async def Reenable(self, request: pb.ReenableRequest,
+                       context: grpc.aio.ServicerContext) -> pb.ControlReply:
+        await self._operator(context)
+        return await _unary(context, self.gateway.control.reenable(request.function,
+                                                                   request.actor))
 
-    def Quarantine(self, request: pb.QuarantineRequest, context: grpc.ServicerContext,
-                   ) -> pb.ControlReply:
-        self._operator(context)
-        return _unary(context, lambda: self.gateway.control.quarantine(
+    async def Quarantine(self, request: pb.QuarantineRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ControlReply:
+        await self._operator(context)
+        return await _unary(context, self.gateway.control.quarantine(
             request.id, request.action, request.node, request.actor))
 
 
+async def _write(frames: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+    async for frame in frames:
+        await context.write(frame)
+
+
+class GatewayServer:
+    """A running gateway: its event loop on a thread of its own, the ``grpc.aio`` server and
+    the :class:`Gateway` on that loop. Started and stopped from any other thread."""
+
+    def __init__(self, config: GatewayConfig, ledger: TokenLedger | None = None) -> None:
+        self.config = config.validate()
+        self._ledger = ledger
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="tg-loop",
+                                        daemon=True)
+        self._server: grpc.aio.Server | None = None
+        self.gateway: Gateway | None = None
+        self.port = 0
+
+    def start(self, lease_wait: float | None = None) -> GatewayServer:
+        self._thread.start()
+        try:
+            self._call(self._start(lease_wait), STARTUP_TIMEOUT)
+        except BaseException:
+            self._close_loop()
+            raise
+        return self
+
+    def stop(self, grace: float = 2.0) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            self._call(self._stop(grace), grace + 10)
+        finally:
+            self._close_loop()
+
+    def _call(self, coro: Any, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def _close_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+    async def _start(self, lease_wait: float | None) -> None:
+        config = self.config
+        ledger = self._ledger or RedisLedger.from_url(
+            config.redis_url, prefix=config.key_prefix, result_ttl=config.result_ttl)
+        gateway = await Gateway(config, ledger).start(lease_wait)
+        credentials = Credentials(config.token, config.operator_token, config.agent_token)
+        server = grpc.aio.server(interceptors=[TokenAuthInterceptor(credentials)],
+                                 options=SERVER_OPTIONS)
+        rpc.add_GatewayServicer_to_server(GatewayServicer(gateway, credentials), server)
+        try:
+            if config.tls.enabled:
+                port = server.add_secure_port(config.listen, server_credentials(config.tls))
+            else:
+                port = server.add_insecure_port(config.listen)
+        except RuntimeError:
+            port = 0
+        if not port:
+            await gateway.stop()
+            raise TokenGateError(f"cannot listen on {config.listen}")
+        await server.start()
+        self._server, self.gateway, self.port = server, gateway, port
+
+    async def _stop(self, grace: float) -> None:
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self.gateway is not None:
+            await self.gateway.stop()
+
+
 def create_server(config: GatewayConfig, ledger: TokenLedger | None = None,
-                  lease_wait: float | None = None) -> tuple[grpc.Server, int, Gateway]:
+                  lease_wait: float | None = None) -> tuple[GatewayServer, int, Gateway]:
     """Build and start the gateway and its gRPC server; ``config.listen`` may use port 0."""
-    config.validate()
-    ledger = ledger or RedisLedger.from_url(config.redis_url, prefix=config.key_prefix,
-                                            result_ttl=config.result_ttl)
-    gateway = Gateway(config, ledger).start(lease_wait)
-    credentials = Credentials(config.token, config.operator_token, config.agent_token)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers,
-                                                    thread_name_prefix="tg-grpc"),
-                         interceptors=[TokenAuthInterceptor(credentials)],
-                         options=SERVER_OPTIONS, maximum_concurrent_rpcs=config.workers)
-    rpc.add_GatewayServicer_to_server(GatewayServicer(gateway, credentials), server)
-    if config.tls.enabled:
-        port = server.add_secure_port(config.listen, server_credentials(config.tls))
-    else:
-        port = server.add_insecure_port(config.listen)
-    if not port:
-        gateway.stop()
-        raise TokenGateError(f"cannot listen on {config.listen}")
-    server.start()
+    server = GatewayServer(config, ledger).start(lease_wait)
+    gateway = server.gateway
+    assert gateway is not None
     if config.metrics_port is not None:
         serve_metrics(gateway, config.metrics_port)
-    logger.info("gateway listening on %s (port %d), redis %s", config.listen, port,
+    logger.info("gateway listening on %s (port %d), redis %s", config.listen, server.port,
                 redacted(config.redis_url))
-    return server, port, gateway
+    return server, server.port, gateway
 
 
-def stop_server(server: grpc.Server, gateway: Gateway, grace: float = 2.0) -> None:
-    gateway.stop()
-    server.stop(grace).wait(grace + 1)
+def stop_server(server: GatewayServer, gateway: Gateway, grace: float = 2.0) -> None:
+    server.stop(grace)
 
 
 def redacted(url: str) -> str:

@@ -1,6 +1,8 @@
 """What the gateway shows: status, the cluster-wide Guard House, token detail, series, audit.
 
-Read-only over the owners (it owns nothing). Status keeps answering when Redis does not:
+Read-only over the owners (it owns nothing; it runs on the event loop, and what it reads of
+Redis goes out on the store's read lane, in one job per view). Status keeps answering when
+Redis does not:
 ``redis_ok`` is false then and the figures Redis holds are left at zero. Aggregating the
 guards reads the scheduler snapshots agents send every second, so it costs the agents
 nothing more.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -20,10 +23,12 @@ from tokengate.gateway.ledger import TokenLedger, TokenRecord
 from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
 from tokengate.gateway.series import Series
+from tokengate.gateway.store import Store
 from tokengate.shared import wire
 from tokengate.shared.errors import BadRequest, RedisUnavailable, UnknownToken
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.tags import Weight
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +47,30 @@ def _snapshot(conn: AgentConn) -> dict[str, Any]:
         return {}
 
 
+@dataclass(slots=True)
+class _Figures:
+    """What status reads of Redis, in one job on the read lane."""
+
+    inflight: dict[str, int]
+    executing: int
+    executing_by: dict[str, int]
+    counts: dict[str, int]
+    lengths: dict[Weight, int]
+    memory: int
+
+
+def _figures(ledger: TokenLedger, names: list[str]) -> _Figures:
+    inflight = ledger.inflight_counts(names)
+    executing, by_agent = ledger.executing_counts(names)
+    return _Figures(inflight, executing, by_agent, ledger.counts(), ledger.queue_lengths(),
+                    ledger.memory_bytes())
+
+
 class Views:
-    def __init__(self, ledger: TokenLedger, dispatch: Dispatch, registry: Registry,
-                 results: Results, series: Series) -> None:
+    def __init__(self, ledger: TokenLedger, store: Store, dispatch: Dispatch,
+                 registry: Registry, results: Results, series: Series) -> None:
         self.ledger = ledger
+        self.store = store
         self.dispatch = dispatch
         self.registry = registry
         self.results = results
@@ -54,24 +79,25 @@ class Views:
 
     # -- status --------------------------------------------------------------------------------
 
-    def status(self) -> pb.StatusReply:
+    async def status(self) -> pb.StatusReply:
         conns = self.registry.connected()
-        drain = self.dispatch.drain_state()
         reply = pb.StatusReply(uptime=time.time() - self.started, redis_ok=True)
         inflight: dict[str, int] = {}
         executing: dict[str, int] = {}
         try:
-            inflight = self.ledger.inflight_counts([c.name for c in conns])
-            reply.executing, executing = self.ledger.executing_counts([c.name for c in conns])
-            reply.counts.update(self.ledger.counts())
-            lengths = self.ledger.queue_lengths()
-            reply.pending.update({w.value: n for w, n in lengths.items()})
-            reply.redis_memory = self.ledger.memory_bytes()
+            figures = await self.store.read(_figures, self.ledger, [c.name for c in conns])
+            inflight, executing = figures.inflight, figures.executing_by
+            reply.executing = figures.executing
+            reply.counts.update(figures.counts)
+            reply.pending.update({w.value: n for w, n in figures.lengths.items()})
+            reply.redis_memory = figures.memory
         except RedisUnavailable as exc:
             logger.warning("status without Redis: %s", exc)
             reply.redis_ok = False
             lengths = self.dispatch.waiting()
             reply.pending.update({w.value: n for w, n in lengths.items()})
+        conns = [c for c in conns if c is self.registry.get(c.name)]  # still theirs, after the read
+        drain = self.dispatch.drain_state()
         reply.counts.update({f"gateway_{k}": v for k, v in self.dispatch.stats.items()})
         reply.inflight = sum(inflight.values())
         for conn in conns:
@@ -132,13 +158,13 @@ class Views:
 
     # -- one token -----------------------------------------------------------------------------
 
-    def token(self, token_id: str, viewer: str | None = None) -> pb.TokenDetail:
+    async def token(self, token_id: str, viewer: str | None = None) -> pb.TokenDetail:
         """One token's detail. ``viewer`` is the client id asking (``None``: an operator);
         another client's token shows its states and times but not its arguments, error
         message or traceback."""
         if not token_id or len(token_id) > MAX_ID_LENGTH:
             raise BadRequest(f"a token id has 1 to {MAX_ID_LENGTH} characters")
-        record = self.ledger.records([token_id])[0]
+        record = (await self.store.read(self.ledger.records, [token_id]))[0]
         if record is None:
             raise UnknownToken(f"no token {token_id!r} (never submitted, or expired)")
         detail = token_detail(record)
@@ -153,8 +179,8 @@ class Views:
                                                      failed=p.failed, submitted=p.submitted,
                                                      p50=p.p50, p95=p.p95) for p in points])
 
-    def audit(self, limit: int) -> pb.AuditReply:
-        entries = self.ledger.audit_log(min(max(limit, 1), 1000))
+    async def audit(self, limit: int) -> pb.AuditReply:
+        entries = await self.store.read(self.ledger.audit_log, min(max(limit, 1), 1000))
         return pb.AuditReply(entries=[pb.AuditEntry(at=e.at, actor=e.actor, action=e.action,
                                                     target=e.target, ok=e.ok, result=e.result)
                                       for e in entries])

@@ -10,7 +10,7 @@ import hmac
 import ipaddress
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,8 @@ def is_loopback(host: str) -> bool:
 
 
 def _abort_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    def deny(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong TokenGate token")
+    async def deny(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong TokenGate token")
 
     if handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(deny)
@@ -110,17 +110,19 @@ class Credentials:
         return token_matches(self.agent_token or self.token, metadata)
 
 
-class TokenAuthInterceptor(grpc.ServerInterceptor):
-    """Refuse every call whose bearer token is missing or wrong, before any servicer runs."""
+class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Refuse every call whose bearer token is missing or wrong, before any servicer runs
+    (on the gateway's ``grpc.aio`` server)."""
 
     def __init__(self, credentials: Credentials) -> None:
         self._credentials = credentials
 
-    def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails],
+                                     Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
         if handler is None or self._credentials.admits(
                 handler_call_details.invocation_metadata, handler_call_details.method):
             return handler

@@ -56,7 +56,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         agent_token=read_token(None, args.agent_token_file) or None
         if args.agent_token_file else None,
         heartbeat_timeout=args.heartbeat_timeout, max_attempts=args.max_attempts,
-        max_pending=args.max_pending, result_ttl=args.result_ttl, workers=args.workers,
+        max_pending=args.max_pending, result_ttl=args.result_ttl,
+        max_sessions=args.max_sessions, max_agents=args.max_agents,
         session_outbox_bytes=args.session_outbox_bytes, metrics_port=args.metrics_port,
         allow_pickle=True if args.allow_pickle else None, tls=_tls(args))
     stop = stop_event_on_signals()
@@ -205,8 +206,9 @@ def _add_gateway(commands: Any) -> None:
     gw.add_argument("--max-attempts", type=int, help="runs a token gets across lost agents")
     gw.add_argument("--max-pending", type=int, help="waiting tokens held before new calls get "
                     "GatewayBusy (clients wait and retry)")
-    gw.add_argument("--workers", type=int, help="most client sessions + agents at once "
-                    "(gRPC threads, default 64)")
+    gw.add_argument("--max-sessions", type=int, help="client sessions served at once; past "
+                    "it new ones get GatewayBusy (default 10000)")
+    gw.add_argument("--max-agents", type=int, help="agent links served at once (default 1000)")
     gw.add_argument("--result-ttl", type=int, help="seconds finished tokens stay in Redis "
                     "(default 600; ~1.2 KB each)")
     gw.add_argument("--allow-pickle", action="store_true", help="accept pickle-coded calls")

@@ -130,6 +130,21 @@ class MemoryLedger:
             self.forget(forget, tokens[0].owner if tokens else "")
         return lambda: statuses
 
+    # The pipelined forms run at once (in the order they are called) and hand the value back.
+    def claim_begin(self, weight: Weight, count: int, agent: str, budget: int,
+                    ) -> Callable[[], list[Claimed]]:
+        claimed = self.claim(weight, count, agent, budget)
+        return lambda: claimed
+
+    def start_begin(self, agent: str, reports: Sequence[StartReport]) -> Callable[[], int]:
+        started = self.start(agent, reports)
+        return lambda: started
+
+    def complete_begin(self, agent: str, outcomes: Sequence[Outcome],
+                       ) -> Callable[[], list[Applied]]:
+        applied = self.complete(agent, outcomes)
+        return lambda: applied
+
     def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:
         out: list[Claimed] = []
         size = 0

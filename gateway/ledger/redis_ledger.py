@@ -164,6 +164,17 @@ class _ThreadConns:
         self._make = functools.partial(pool.connection_class, **pool.connection_kwargs)
         self._local = threading.local()
 
+    def pending(self) -> int:
+        """Replies sent on this thread's ``run`` connection and not read yet (pipelined)."""
+        return getattr(self._local, "pending", 0)
+
+    def generation(self) -> int:
+        """Bumped whenever the ``run`` connection is dropped: a reply sent before is lost."""
+        return getattr(self._local, "generation", 0)
+
+    def sent(self, delta: int) -> None:
+        self._local.pending = self.pending() + delta
+
     def get(self, slot: str = "run") -> Any:
         conn = getattr(self._local, slot, None)
         if conn is None:
@@ -189,6 +200,9 @@ class _ThreadConns:
     def drop(self, slot: str = "run") -> None:
         conn = getattr(self._local, slot, None)
         setattr(self._local, slot, None)
+        if slot == "run":
+            self._local.pending = 0
+            self._local.generation = self.generation() + 1
         if conn is not None:
             conn.disconnect()
 
@@ -265,6 +279,8 @@ class RedisLedger:
         again only if running it twice changes nothing (not ``claim``, not ``kill``)."""
         script = self._scripts[name]
         full = [self.prefix, *args]
+        if self._conns.pending():  # replies of pipelined scripts are due first on it: their
+            self._conns.drop()     # readers run them again, after this one (a rare path)
         for last in (False, True):
             sent = False
             try:
@@ -285,6 +301,46 @@ class RedisLedger:
         already: the connection is not checked, which would read it as stale)."""
         conn = self._conns.get(slot) if behind else self._conns.fresh(slot)
         conn.send_command("EVALSHA", script.sha, 0, *args)
+
+    def _begin(self, name: str, *args: Any) -> Callable[[], Any]:
+        """Send a script behind those this thread sent and has not read yet (one pipeline:
+        one write and one read for many scripts); the function that reads its reply. The
+        readers must be called in the order the scripts were sent.
+
+        Redis runs a connection's commands in order, so pipelined scripts keep the order
+        they were queued in. If the connection dies with replies unread, each reader runs
+        its script again on a new connection, in the same order, when running it twice
+        changes nothing; ``claim`` and ``kill`` raise instead (they may have run)."""
+        script = self._scripts[name]
+        full = [self.prefix, *args]
+        conns = self._conns
+        try:
+            self._send(script, full, behind=conns.pending() > 0)
+        except (redis.ConnectionError, redis.TimeoutError):
+            conns.drop()  # nothing of this one went out: its reader sends it, in its turn
+            return functools.partial(self._run, name, *args)
+        conns.sent(1)
+        conn, generation = conns.get(), conns.generation()
+
+        def read() -> Any:
+            if conns.generation() != generation:  # the connection died under an earlier one
+                if name in NOT_TWICE:
+                    raise redis.ConnectionError(f"the reply to {name} was lost")
+                return self._run(name, *args)
+            try:
+                reply = _read_script_reply(conn, script, full)
+            except redis.ResponseError:  # an error reply, read whole: the connection is fine
+                conns.sent(-1)
+                raise
+            except BaseException as exc:
+                conns.drop()  # it may hold a reply not read: never reuse it
+                if isinstance(exc, redis.ConnectionError | redis.TimeoutError) and \
+                        name not in NOT_TWICE:
+                    return self._run(name, *args)
+                raise
+            conns.sent(-1)
+            return reply
+        return read
 
     @_redis_errors
     def ping(self) -> bool:
@@ -312,8 +368,10 @@ class RedisLedger:
     @_redis_errors
     def submit_begin(self, tokens: Sequence[NewToken], forget: Sequence[str] = (),
                      ) -> Callable[[], list[SubmitStatus]]:
-        """Send the submit script now (and ``forget`` for results the client received, on
-        the same connection: one round trip); the returned function reads the replies.
+        """Send the submit script now (and ``forget`` for results the client received,
+        behind it), behind whatever this thread sent and has not read yet (see ``_begin``);
+        the returned function reads the replies. Raises if the script could not be sent
+        at all: then nothing was stored.
 
         What the caller does in between (dispatching) overlaps the Redis round trip. Reports
         on these tokens wait (``_Tickets``) until the reply has been read.
@@ -322,33 +380,40 @@ class RedisLedger:
         args = [self.prefix, time.time(), self._rows(tokens)]
         owner = tokens[0].owner if tokens else ""
         drop_args = [self.prefix, _pack(list(forget)), owner] if forget else None
-        ticket = self._tickets.take()
+        conns = self._conns
         try:
+            self._send(submit, args, behind=conns.pending() > 0)
+        except (redis.ConnectionError, redis.TimeoutError):
+            # Dead (a Redis restart): replies sent before on it are lost, and their readers
+            # run those scripts again; this one goes once more, on a new connection.
+            conns.drop()
+            self._send(submit, args)
+        conns.sent(1)
+        conn, generation = conns.get(), conns.generation()
+        if drop_args is not None:
             try:
-                self._send(submit, args, "submit")
+                self._send(drop, drop_args, behind=True)
+                conns.sent(1)
             except (redis.ConnectionError, redis.TimeoutError):
-                self._conns.drop("submit")  # dead (a Redis restart): once more, a new one
-                self._send(submit, args, "submit")
-            if drop_args is not None:
-                self._send(drop, drop_args, "submit", behind=True)
-        except BaseException:
-            self._conns.drop("submit")
-            self._tickets.done(ticket)
-            raise
-
-        return functools.partial(self._finish_submit, ticket, args, drop_args)
+                drop_args = None  # the receipts expire at their TTL; the reader sees it dead
+        ticket = self._tickets.take()
+        return functools.partial(self._finish_submit, ticket, args, drop_args, conn,
+                                 generation)
 
     @_redis_errors
     def _finish_submit(self, ticket: int, args: list[Any], drop_args: list[Any] | None,
-                       ) -> list[SubmitStatus]:
+                       conn: Any, generation: int) -> list[SubmitStatus]:
         """Read what ``submit_begin`` sent; if the reply is lost, run the script again."""
         submit, drop = self._scripts["submit"], self._scripts["forget"]
-        conn = self._conns.get("submit")
+        conns = self._conns
         try:
             try:
+                if conns.generation() != generation:
+                    raise redis.ConnectionError("the connection died under an earlier script")
                 reply = _read_script_reply(conn, submit, args)
+                conns.sent(-1)
             except BaseException as exc:  # it may hold a reply not read: never reuse it
-                self._conns.drop("submit")
+                conns.drop()
                 if not _unavailable(exc):
                     raise
                 logger.warning("the reply to a submission was lost (%s): running it again",
@@ -357,8 +422,12 @@ class RedisLedger:
             try:
                 if drop_args is not None:
                     _read_script_reply(conn, drop, drop_args)
+                    conns.sent(-1)
+            except redis.ResponseError as exc:
+                conns.sent(-1)
+                logger.warning("received results not dropped now: %s", exc)
             except (redis.RedisError, OSError) as exc:  # the receipts expire at their TTL
-                self._conns.drop("submit")
+                conns.drop()
                 logger.warning("received results not dropped now: %s", exc)
             return _statuses(reply)
         finally:
@@ -380,24 +449,52 @@ class RedisLedger:
 
     @_redis_errors
     def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:
-        flat = _unpack(self._run("claim", weight.value, count, agent, budget))
+        return self.claim_begin(weight, count, agent, budget)()
+
+    @_redis_errors
+    def claim_begin(self, weight: Weight, count: int, agent: str, budget: int,
+                    ) -> Callable[[], list[Claimed]]:
+        read = self._begin("claim", weight.value, count, agent, budget)
+        return functools.partial(self._claimed, read)
+
+    @_redis_errors
+    def _claimed(self, read: Callable[[], Any]) -> list[Claimed]:
+        flat = _unpack(read())
         return [Claimed(flat[i].decode(), int(flat[i + 1]), flat[i + 2])
                 for i in range(0, len(flat), 3)]
 
     @_redis_errors
     def start(self, agent: str, reports: Sequence[StartReport]) -> int:
+        return self.start_begin(agent, reports)()
+
+    @_redis_errors
+    def start_begin(self, agent: str, reports: Sequence[StartReport]) -> Callable[[], int]:
         self._tickets.wait_prior()
-        return int(self._run("start", agent,
-                             _pack([[r.token_id, r.attempt, r.at] for r in reports])))
+        read = self._begin("start", agent,
+                           _pack([[r.token_id, r.attempt, r.at] for r in reports]))
+        return functools.partial(self._started, read)
+
+    @_redis_errors
+    def _started(self, read: Callable[[], Any]) -> int:
+        return int(read())
 
     @_redis_errors
     def complete(self, agent: str, outcomes: Sequence[Outcome]) -> list[Applied]:
+        return self.complete_begin(agent, outcomes)()
+
+    @_redis_errors
+    def complete_begin(self, agent: str, outcomes: Sequence[Outcome],
+                       ) -> Callable[[], list[Applied]]:
         self._tickets.wait_prior()
-        reply = self._run("complete", agent, self.result_ttl, _pack(
+        read = self._begin("complete", agent, self.result_ttl, _pack(
             [[o.token_id, o.state, o.attempt, o.result] for o in outcomes]))
+        return functools.partial(self._applied, read, outcomes)
+
+    @_redis_errors
+    def _applied(self, read: Callable[[], Any], outcomes: Sequence[Outcome]) -> list[Applied]:
         return [Applied(o.token_id, False) if value == 0 else
                 Applied(o.token_id, value[0] == 1, float(value[1]), value[0] == 2)
-                for o, value in zip(outcomes, _unpack(reply), strict=True)]
+                for o, value in zip(outcomes, _unpack(read()), strict=True)]
 
     @_redis_errors
     def give_back(self, agent: str, ids: Sequence[str], policy: LossPolicy,

@@ -25,10 +25,11 @@ def test_variables_secrets_and_nested_tls(tmp_path):
     secret = tmp_path / "token"
     secret.write_text("from-a-file\n")
     env = {"TOKENGATE_REDIS": "redis://r:1/0", "TOKENGATE_TOKEN_FILE": str(secret),
-           "TOKENGATE_GATEWAY_WORKERS": "12", "TOKENGATE_TLS_CA": "/ca.pem",
+           "TOKENGATE_MAX_SESSIONS": "12", "TOKENGATE_TLS_CA": "/ca.pem",
            "TOKENGATE_HEARTBEAT_TIMEOUT": "2.5"}
     config = envconfig.from_env(GatewayConfig, env)
-    assert (config.redis_url, config.token, config.workers) == ("redis://r:1/0", "from-a-file", 12)
+    assert (config.redis_url, config.token, config.max_sessions) == ("redis://r:1/0", "from-a-file",
+                                                          12)
     assert config.tls.ca == "/ca.pem" and config.heartbeat_timeout == 2.5
     assert envconfig.from_env(GatewayConfig, {**env, "TOKENGATE_TOKEN": "direct"}).token \
         == "direct", "the variable itself wins over its file"
@@ -44,5 +45,5 @@ def test_a_bad_value_names_its_variable():
 
 
 def test_flags_left_unset_do_not_override():
-    config = GatewayConfig.from_env(listen=None, workers=9, token="t")
-    assert config.listen == "127.0.0.1:50051" and config.workers == 9
+    config = GatewayConfig.from_env(listen=None, max_sessions=9, token="t")
+    assert config.listen == "127.0.0.1:50051" and config.max_sessions == 9

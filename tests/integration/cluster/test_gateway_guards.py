@@ -159,12 +159,13 @@ def test_drain_reason_and_actor_at_their_limits(f2_cluster):
         channel.close()
 
 
-def test_control_calls_and_agents_get_through_when_sessions_hold_every_worker(f2_cluster):
-    workers = 6
-    cluster = f2_cluster(gateway_options=("--workers", str(workers)))
+def test_past_max_sessions_a_session_is_refused_and_controls_and_agents_still_get_in(
+        f2_cluster):
+    limit = 6
+    cluster = f2_cluster(gateway_options=("--max-sessions", str(limit)))
     sessions: list[RawSession] = []
     try:
-        for i in range(workers):  # sessions, each served, until the gateway refuses one
+        for i in range(limit + 1):  # sessions, each served, until the gateway refuses one
             session = RawSession(cluster.address, client_id=f"holder{i}")
             sessions.append(session)
             session.send(pb.ClientFrame(submit=[task_item("noop", ())]))
@@ -172,12 +173,12 @@ def test_control_calls_and_agents_get_through_when_sessions_hold_every_worker(f2
             if session.error is not None:
                 break
             assert results(got), f"session {i} was neither served nor refused in 5 s"
-        else:
-            raise AssertionError(f"the gateway took {workers} sessions on {workers} workers")
+        assert len(sessions) == limit + 1, f"refused at {len(sessions)}, before the limit"
         refused = sessions[-1].error
+        assert refused is not None, f"took {limit + 1} sessions at --max-sessions {limit}"
         assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused
         assert refused.details().startswith("GatewayBusy"), refused.details()
-        open_sessions = len(sessions) - 1  # every worker the gateway gives sessions is taken
+        assert f"at most {limit} sessions" in refused.details(), refused.details()
         admin = cluster.client(connect=False)
         start = time.monotonic()
         assert admin.ping(timeout=5).version, "Ping answers"
@@ -186,7 +187,10 @@ def test_control_calls_and_agents_get_through_when_sessions_hold_every_worker(f2
         cluster.add_agent("late", "--cores", "2", wait=False)
         cluster.wait_nodes(lambda nodes: nodes.get("late") == "UP", "a new agent registers",
                            timeout=15)
-        assert open_sessions >= 1
+        holder = sessions[0]  # a session already open still submits and gets its result
+        holder.send(pb.ClientFrame(submit=[task_item("noop", ())]))
+        got = holder.collect(lambda got: len(results(got)) >= 1, timeout=10)
+        assert len(results(got)) == 1, "an open session is served at the limit"
     finally:
         for session in sessions:
             session.close()
