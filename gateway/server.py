@@ -27,6 +27,7 @@ from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.gateway import Gateway
 from tokengate.gateway.ledger import RedisLedger, TokenLedger
 from tokengate.gateway.metrics import serve_metrics
+from tokengate.shared import wire
 from tokengate.shared.auth import Credentials, TokenAuthInterceptor, client_id_of
 from tokengate.shared.channel import MAX_MESSAGE_BYTES, server_credentials
 from tokengate.shared.errors import (
@@ -103,6 +104,7 @@ class GatewayServicer(rpc.GatewayServicer):
     async def Session(self, request_iterator: AsyncIterator[pb.ClientFrame],
                       context: grpc.aio.ServicerContext) -> None:
         await self._enter(context, "session")
+        await context.send_initial_metadata(((wire.SESSION_OPEN, "1"),))  # taken: say so
         metadata = context.invocation_metadata()
         conn = ClientConn(context.peer(), client_id_of(metadata),
                           operator=self.credentials.is_operator(metadata),

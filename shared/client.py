@@ -35,6 +35,7 @@ from tokengate.shared.channel import open_channel, speaks_tls
 from tokengate.shared.client_config import ClientConfig
 from tokengate.shared.errors import (
     AdmissionTimeout,
+    GatewayBusy,
     GatewayUnavailable,
     TokenGateError,
     Unauthenticated,
@@ -76,6 +77,8 @@ class ClusterClient:
         self._stream: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = threading.Event()
         self.connected = threading.Event()
+        self._opened = threading.Event()  # the first session was opened, or refused
+        self._refused: GatewayBusy | None = None  # why the first one was refused
         self._call: Any = None
         self._thread: threading.Thread | None = None
         self.close_hooks: list[Any] = []  # called with the client when it closes
@@ -97,6 +100,11 @@ class ClusterClient:
         self._thread = threading.Thread(target=self._session_loop, name="tg-client",
                                         daemon=True)
         self._thread.start()
+        self._opened.wait(self.config.connect_timeout)
+        refused = self._refused
+        if refused is not None:  # the gateway serves as many sessions as it may: say so
+            self.close()
+            raise refused
         return self
 
     def close(self) -> None:
@@ -177,7 +185,11 @@ class ClusterClient:
                     stream.put(_RECEIVED)
                 self._call = self._stub.Session(_frames(stream, self._take_received),
                                                 metadata=self._metadata)
-                self.connected.set()
+                # The gateway says it took the session in its first headers; a refused one
+                # has none, and ends as the first reply is read.
+                if (wire.SESSION_OPEN, "1") in tuple(self._call.initial_metadata() or ()):
+                    self.connected.set()
+                    self._opened.set()
                 for reply in self._call:
                     backoff = 0.05
                     self._on_reply(reply)
@@ -185,6 +197,10 @@ class ClusterClient:
                 error = error_from_rpc(exc, "session")
                 if isinstance(error, Unauthenticated):
                     self._fail_all(error)
+                    return
+                if isinstance(error, GatewayBusy) and not self._opened.is_set():
+                    self._refused = error
+                    self._opened.set()
                     return
                 if not self._closed.is_set():
                     logger.warning("gateway session lost (%s); reconnecting", error)

@@ -76,4 +76,8 @@ AGENT_LOST = error_name(errors.AgentLost)
 TOKEN_KILLED = error_name(errors.TokenKilled)
 GATEWAY_BUSY = error_name(errors.GatewayBusy)
 REDIS_UNAVAILABLE = error_name(errors.RedisUnavailable)
+
+# The initial metadata of a Session the gateway took: a client tells a session that was
+# opened from one refused (GatewayBusy) before any reply.
+SESSION_OPEN = "tokengate-session"
 TASK_FAILED = error_name(errors.TaskFailed)

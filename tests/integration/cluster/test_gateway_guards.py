@@ -35,7 +35,7 @@ from tokengate.gateway.server import create_server, stop_server
 from tokengate.shared.channel import CHANNEL_OPTIONS, TlsConfig
 from tokengate.shared.client import ClusterClient, open_client
 from tokengate.shared.client_config import ClientConfig
-from tokengate.shared.errors import GatewayUnavailable
+from tokengate.shared.errors import GatewayBusy, GatewayUnavailable
 from tokengate.shared.redis_server import free_port
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
@@ -184,6 +184,8 @@ def test_past_max_sessions_a_session_is_refused_and_controls_and_agents_still_ge
         assert admin.ping(timeout=5).version, "Ping answers"
         assert admin.status().state == "RUNNING", "Status answers"
         assert time.monotonic() - start < 5
+        with pytest.raises(GatewayBusy, match=f"at most {limit} sessions"):
+            cluster.client()  # the Python client says so at connect(), instead of waiting
         cluster.add_agent("late", "--cores", "2", wait=False)
         cluster.wait_nodes(lambda nodes: nodes.get("late") == "UP", "a new agent registers",
                            timeout=15)
