@@ -80,9 +80,9 @@ class Gateway:
         return self
 
     async def stop(self) -> None:
-        await self.background.stop()
         await self.registry.stop()
         await self.dispatch.stop()
+        await self.background.stop()
         await self.store.write(self.lease.release)
         self.store.stop()
 
