@@ -23,6 +23,8 @@ from tokengate.shared.redis_server import die_with_parent
 
 logger = logging.getLogger(__name__)
 
+GONE_WORKERS_ENV = "TOKENGATE_GATEWAY_WORKERS"  # the threaded gateway's setting, refused now
+
 
 def _tls(args: argparse.Namespace) -> TlsConfig | None:
     if not (args.tls_ca or args.tls_cert):
@@ -49,6 +51,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from tokengate.gateway.config import GatewayConfig
     from tokengate.gateway.server import serve_forever
 
+    if args.workers is not None or os.environ.get(GONE_WORKERS_ENV):
+        raise ConfigurationError(
+            "--workers (TOKENGATE_GATEWAY_WORKERS) is gone: the gateway no longer holds a "
+            "thread per session; its limits are --max-sessions and --max-agents")
     config = GatewayConfig.from_env(
         listen=args.listen, redis_url=args.redis, token=_token(args),
         operator_token=read_token(None, args.operator_token_file) or None
@@ -209,6 +215,7 @@ def _add_gateway(commands: Any) -> None:
     gw.add_argument("--max-sessions", type=int, help="client sessions served at once; past "
                     "it new ones get GatewayBusy (default 10000)")
     gw.add_argument("--max-agents", type=int, help="agent links served at once (default 1000)")
+    gw.add_argument("--workers", type=int, help=argparse.SUPPRESS)  # gone: said so, clearly
     gw.add_argument("--result-ttl", type=int, help="seconds finished tokens stay in Redis "
                     "(default 600; ~1.2 KB each)")
     gw.add_argument("--allow-pickle", action="store_true", help="accept pickle-coded calls")

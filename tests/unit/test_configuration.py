@@ -47,3 +47,16 @@ def test_a_bad_value_names_its_variable():
 def test_flags_left_unset_do_not_override():
     config = GatewayConfig.from_env(listen=None, max_sessions=9, token="t")
     assert config.listen == "127.0.0.1:50051" and config.max_sessions == 9
+
+
+def test_the_threaded_gateways_workers_setting_is_refused_with_what_replaced_it(capsys,
+                                                                               monkeypatch):
+    from tokengate.cli import main
+
+    monkeypatch.setenv("TOKENGATE_TOKEN", "t")
+    assert main(["gateway", "--workers", "64"]) != 0
+    said = capsys.readouterr().err
+    assert "--workers" in said and "--max-sessions" in said, said
+    monkeypatch.setenv("TOKENGATE_GATEWAY_WORKERS", "64")
+    assert main(["gateway"]) != 0
+    assert "--max-agents" in capsys.readouterr().err
