@@ -1,18 +1,18 @@
 """Sessions benchmark: a thousand client sessions open on one gateway, and what they cost.
 
     python benchmarks/sessions_bench.py [--sessions 1000] [--processes 4] [--rounds 1000]
-                                        [--client python|aio] [--quick]
+                                        [--client aio|python] [--quick]
 
 Starts its own redis-server, a gateway and two agents (:class:`LocalCluster`), then:
 
 1. a probe client's sequential no-op round trip, p50/p99, with no other session open (idle);
 2. ``--sessions`` client sessions opened from ``--processes`` subprocesses: each session is a
-   :class:`ClusterClient` of its own (its own channel, TCP connection and ``Session`` stream,
-   as a separate program's client would be) that submits a no-op every 1-3 s at random and
-   checks its result; a subprocess reports on its stdout once each of its sessions has had
-   its first call answered. ``--client aio`` makes each session a raw grpc.aio stream on a
-   channel of its own instead: the same wire, without the Python client's three threads per
-   session, whose wake-ups cost CPU the gateway then lacks on a small machine;
+   raw grpc.aio ``Session`` stream on a channel (and TCP connection) of its own, speaking the
+   wire as the Python client does, that submits a no-op every 1-3 s at random and checks its
+   result; a subprocess reports on its stdout once each of its sessions has had its first
+   call answered. ``--client python`` makes each session a :class:`ClusterClient` instead
+   (as separate programs' clients would be), whose three threads per session cost CPU the
+   gateway then lacks on a small machine;
 3. the probe again, with those sessions open and calling.
 
 Prints the sessions opened, the gateway's RSS before/after and per open session, the probe's
@@ -677,9 +677,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-period", type=float, default=1.0)
     parser.add_argument("--max-period", type=float, default=3.0)
     parser.add_argument("--open-timeout", type=float, default=OPEN_TIMEOUT)
-    parser.add_argument("--client", choices=CLIENTS, default="python",
-                        help="sessions of the Python client (3 threads each), or raw grpc.aio "
-                        "streams (one loop per process: a lighter load on a small machine)")
+    parser.add_argument("--client", choices=CLIENTS, default="aio",
+                        help="raw grpc.aio Session streams (one loop per process: what the "
+                        "gateway sees, without the clients' own cost; the default), or "
+                        "sessions of the Python client (3 threads each)")
     parser.add_argument("--probe-limit", type=float, default=120.0,
                         help="seconds a probe phase may take, its rounds done or not")
     parser.add_argument("--quick", action="store_true", help="smaller defaults: a smoke run")
