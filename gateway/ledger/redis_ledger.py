@@ -301,9 +301,19 @@ class RedisLedger:
 
     @staticmethod
     def _rows(tokens: Sequence[NewToken]) -> bytes:
+        """submit.lua's rows, one flat array: per run of tokens of one owner and session (a
+        frame is one), the owner, the session, the count, then six values per token."""
         # Weight and TokenState members are str: msgpack packs them as their values.
-        return _pack([[t.token_id, t.task, t.weight, 1 if t.idempotent else 0, t.item,
-                       t.agent, t.owner, t.session] for t in tokens])
+        flat: list[Any] = []
+        owner = session = None
+        head = 0
+        for t in tokens:
+            if t.owner != owner or t.session != session:
+                owner, session, head = t.owner, t.session, len(flat) + 2
+                flat += (owner, session, 0)
+            flat[head] += 1
+            flat += (t.token_id, t.task, t.weight, 1 if t.idempotent else 0, t.item, t.agent)
+        return _pack(flat)
 
     @_redis_errors
     def submit(self, tokens: Sequence[NewToken]) -> list[SubmitStatus]:
@@ -387,17 +397,24 @@ class RedisLedger:
     @_redis_errors
     def start(self, agent: str, reports: Sequence[StartReport]) -> int:
         self._tickets.wait_prior()
-        return int(self._run("start", agent,
-                             _pack([[r.token_id, r.attempt, r.at] for r in reports])))
+        flat: list[Any] = []
+        for r in reports:
+            flat += (r.token_id, r.attempt, r.at)
+        return int(self._run("start", agent, *flat))
 
     @_redis_errors
     def complete(self, agent: str, outcomes: Sequence[Outcome]) -> list[Applied]:
         self._tickets.wait_prior()
-        reply = self._run("complete", agent, self.result_ttl, _pack(
-            [[o.token_id, o.state, o.attempt, o.result] for o in outcomes]))
-        return [Applied(o.token_id, False) if value == 0 else
-                Applied(o.token_id, value[0] == 1, float(value[1]), value[0] == 2)
-                for o, value in zip(outcomes, _unpack(reply), strict=True)]
+        flat: list[Any] = []
+        for o in outcomes:
+            flat += (o.token_id, o.state.value, o.attempt, o.result)
+        reply = _unpack(self._run("complete", agent, self.result_ttl, *flat))
+        if len(reply) != 2 * len(outcomes):
+            raise AssertionError(f"complete.lua answered {len(reply)} values for "
+                                 f"{len(outcomes)} outcomes")
+        return [Applied(o.token_id, False) if code == 0 else
+                Applied(o.token_id, code == 1, float(created), code == 2)
+                for o, code, created in zip(outcomes, reply[::2], reply[1::2], strict=True)]
 
     @_redis_errors
     def give_back(self, agent: str, ids: Sequence[str], policy: LossPolicy,

@@ -2,8 +2,9 @@
 --
 -- The scripts are templates: $$NAME stands for a key, a field or a state name of
 -- tokengate/gateway/ledger/schema.py (filled in once, at load). Keys, after the prefix p:
---   $K_TOKEN<id>        hash per token: $F_STATE state, $F_ATTEMPT attempt, $F_WEIGHT weight,
---                       $F_IDEMPOTENT "1"/"0", $F_TASK task name, $F_ITEM submitted TaskItem,
+--   $K_TOKEN<id>        hash per token: $F_STATE state, $F_ATTEMPT attempt (absent: 1),
+--                       $F_WEIGHT weight, $F_IDEMPOTENT "1"/"0" (absent: "1"), $F_TASK task
+--                       name, $F_ITEM submitted TaskItem ("" once final, unless FAILED),
 --                       $F_AGENT agent holding it (once final, the one that ran it),
 --                       $F_OWNER client id, $F_SESSION the
 --                       session owed its outcome, $F_CREATED / $F_STARTED_AT /
@@ -21,11 +22,21 @@
 
 local function tkey(p, id) return p .. '$K_TOKEN' .. id end
 
--- One command per chunk of ids (SADD, RPUSH): a batch of any size, never one huge unpack.
+-- One command per chunk of ids (SADD, SREM, RPUSH): a batch of any size, never one huge
+-- unpack.
 local function add_all(command, key, ids)
   for i = 1, #ids, 1000 do
     redis.call(command, key, unpack(ids, i, math.min(i + 999, #ids)))
   end
+end
+
+-- One command per chunk of keys (DEL, EXISTS); the sum of the replies.
+local function keys_all(command, keys)
+  local n = 0
+  for i = 1, #keys, 1000 do
+    n = n + redis.call(command, unpack(keys, i, math.min(i + 999, #keys)))
+  end
+  return n
 end
 
 local function executing_changed(p, agent, n)
