@@ -312,7 +312,8 @@ class RedisLedger:
                 owner, session, head = t.owner, t.session, len(flat) + 2
                 flat += (owner, session, 0)
             flat[head] += 1
-            flat += (t.token_id, t.task, t.weight, 1 if t.idempotent else 0, t.item, t.agent)
+            flat += (t.token_id, f"{t.weight.value}\t{session}\t{t.task}", t.weight,
+                     1 if t.idempotent else 0, t.item, t.agent)
         return _pack(flat)
 
     @_redis_errors

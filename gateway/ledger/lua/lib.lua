@@ -3,11 +3,12 @@
 -- The scripts are templates: $$NAME stands for a key, a field or a state name of
 -- tokengate/gateway/ledger/schema.py (filled in once, at load). Keys, after the prefix p:
 --   $K_TOKEN<id>        hash per token: $F_STATE state, $F_ATTEMPT attempt (absent: 1),
---                       $F_WEIGHT weight, $F_IDEMPOTENT "1"/"0" (absent: "1"), $F_TASK task
---                       name, $F_ITEM submitted TaskItem ("" once final, unless FAILED),
+--                       $F_ROUTE "<weight>\t<session owed its outcome>\t<task name>" (one
+--                       field for three read only off the hot path, see route()),
+--                       $F_IDEMPOTENT "1"/"0" (absent: "1"),
+--                       $F_ITEM submitted TaskItem ("" once final, unless FAILED),
 --                       $F_AGENT agent holding it (once final, the one that ran it),
---                       $F_OWNER client id, $F_SESSION the
---                       session owed its outcome, $F_CREATED / $F_STARTED_AT /
+--                       $F_OWNER client id, $F_CREATED / $F_STARTED_AT /
 --                       $F_FINISHED_AT (outcomes the gateway decided) times, $F_RESULT the
 --                       final ResultItem, $F_ERROR_TYPE / $F_ERROR_MESSAGE (gateway outcomes)
 --   $K_QUEUE<weight>    list of waiting ids, FIFO; requeued ids go to the front
@@ -39,6 +40,13 @@ local function keys_all(command, keys)
   return n
 end
 
+-- A token's weight, session and task from its $F_ROUTE field (the task last: any text), or,
+-- for a token stored before that field existed, from w, n and k as read (HMGET order).
+local function route(x, w, n, k)
+  if not x then return w, n, k end
+  return string.match(x, '^([^\t]*)\t([^\t]*)\t(.*)$$')
+end
+
 local function executing_changed(p, agent, n)
   redis.call('HINCRBY', p .. '$K_GAUGES', '$EXECUTING', n)
   redis.call('HINCRBY', p .. '$K_GAUGES', '$EXECUTING@' .. agent, n)
@@ -59,8 +67,9 @@ end
 local function give_back(p, id, agent, mode, maxa, ttl, message, now)
   local key = tkey(p, id)
   local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_IDEMPOTENT',
-                       '$F_WEIGHT', '$F_TASK', '$F_SESSION')
+                       '$F_ROUTE', '$F_WEIGHT', '$F_SESSION', '$F_TASK')
   if not held_by(t[1], t[2], agent) then return nil end
+  t[5], t[7], t[6] = route(t[5], t[6], t[7], t[8])
   if mode == 'returned' and t[1] == '$EXECUTING' then return 'kept' end
   if t[1] == '$EXECUTING' then executing_changed(p, agent, -1) end
   local attempt = tonumber(t[3]) or 1

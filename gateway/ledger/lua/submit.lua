@@ -4,8 +4,9 @@
 -- Keys: $K_TOKEN<id>, $K_QUEUE<weight>, $K_INFLIGHT<agent>, $K_AGENTS, $K_COUNTS (lib.lua).
 -- ARGV[1] prefix, ARGV[2] now (unix seconds),
 -- ARGV[3] one flat msgpack array of groups: owner, session, n, then n rows of six values
--- each: id, task, weight, idempotent 1|0, item bytes, agent or "" (a frame is one group: the
--- owner and session travel once; one flat array, not a table per row, to unpack).
+-- each: id, route ("<weight>\t<session>\t<task>", the $F_ROUTE field as stored), weight,
+-- idempotent 1|0, item bytes, agent or "" (a frame is one group: the owner and session
+-- travel once; one flat array, not a table per row, to unpack).
 -- Returns, msgpack-packed (one string to parse, not one reply per item), one integer per
 -- item: 1 admitted to its agent, 0 waiting, -1 duplicate id (a token with this id exists,
 -- also earlier in the same batch: nothing changed).
@@ -15,7 +16,8 @@
 -- changes nothing, so the gateway still sends it to its agent. Any other existing id (one
 -- stored earlier in this same batch too) is -1.
 -- Cost: one EXISTS over the whole batch finds whether any id is known; only then is each
--- token looked at one by one. A new token is one HSET: its attempt (1) and idempotent flag
+-- token looked at one by one. A new token is one HSET of six or seven fields (weight, session
+-- and task are one, $F_ROUTE): its attempt (1) and idempotent flag
 -- ("1") are not written when they have their default values (readers default them; a
 -- token that may not run again gets its "0" in a second HSET).
 local p, now = ARGV[1], ARGV[2]
@@ -34,10 +36,12 @@ while at <= #flat do
   local owner, session, n = flat[at], flat[at + 1], flat[at + 2]
   for r = at + 3, at + 2 + 6 * n, 6 do
     i = i + 1
-    local id, task, w, idem, blob, agent = flat[r], flat[r + 1], flat[r + 2], flat[r + 3],
-                                           flat[r + 4], flat[r + 5]
+    local id, x, w, idem, blob, agent = flat[r], flat[r + 1], flat[r + 2], flat[r + 3],
+                                        flat[r + 4], flat[r + 5]
     local key = keys[i]
-    local was = known and redis.call('HMGET', key, '$F_STATE', '$F_SESSION', '$F_AGENT')
+    local was = known and redis.call('HMGET', key, '$F_STATE', '$F_ROUTE', '$F_AGENT',
+                                     '$F_SESSION')
+    if was and was[1] then was[2] = select(2, route(was[2], nil, was[4])) end
     if made[id] or (was and was[1]) then
       out[i] = -1
       if was and was[1] and was[2] == session and not made[id] then
@@ -58,16 +62,15 @@ while at <= #flat do
         if not ids then ids = {}; held[agent] = ids end
         ids[#ids + 1] = id
         out[i] = 1
-        redis.call('HSET', key, '$F_STATE', '$ADMITTED', '$F_AGENT', agent, '$F_WEIGHT', w,
-                   '$F_TASK', task, '$F_ITEM', blob, '$F_OWNER', owner, '$F_SESSION', session,
-                   '$F_CREATED', now)
+        redis.call('HSET', key, '$F_STATE', '$ADMITTED', '$F_AGENT', agent, '$F_ROUTE', x,
+                   '$F_ITEM', blob, '$F_OWNER', owner, '$F_CREATED', now)
       else
         local ids = waiting[w]
         if not ids then ids = {}; waiting[w] = ids end
         ids[#ids + 1] = id
         out[i] = 0
-        redis.call('HSET', key, '$F_STATE', '$WAITING', '$F_WEIGHT', w, '$F_TASK', task,
-                   '$F_ITEM', blob, '$F_OWNER', owner, '$F_SESSION', session, '$F_CREATED', now)
+        redis.call('HSET', key, '$F_STATE', '$WAITING', '$F_ROUTE', x, '$F_ITEM', blob,
+                   '$F_OWNER', owner, '$F_CREATED', now)
       end
       if idem ~= 1 then redis.call('HSET', key, '$F_IDEMPOTENT', '0') end
     end
