@@ -401,7 +401,7 @@ class RedisLedger:
         flat: list[Any] = []
         for r in reports:
             flat += (r.token_id, r.attempt, r.at)
-        return int(self._run("start", agent, *flat))
+        return int(self._run("start", agent, _pack(flat)))
 
     @_redis_errors
     def complete(self, agent: str, outcomes: Sequence[Outcome]) -> list[Applied]:
@@ -409,7 +409,7 @@ class RedisLedger:
         flat: list[Any] = []
         for o in outcomes:
             flat += (o.token_id, o.state.value, o.attempt, o.result)
-        reply = _unpack(self._run("complete", agent, self.result_ttl, *flat))
+        reply = _unpack(self._run("complete", agent, self.result_ttl, _pack(flat)))
         if len(reply) != 2 * len(outcomes):
             raise AssertionError(f"complete.lua answered {len(reply)} values for "
                                  f"{len(outcomes)} outcomes")

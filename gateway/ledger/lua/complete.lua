@@ -5,8 +5,8 @@
 -- emptied unless FAILED: a failed call's arguments stay, for its detail), $K_INFLIGHT<agent>,
 -- $K_COUNTS, $K_GAUGES (lib.lua).
 -- ARGV[1] prefix, ARGV[2] agent, ARGV[3] result ttl seconds,
--- ARGV[4], ARGV[5], ...: id, state, attempt, result bytes, id, ... (four per outcome, as
--- plain arguments: nothing to unpack).
+-- ARGV[4] one flat msgpack array: id, state, attempt, result bytes, id, ... (four values per
+-- outcome; one table to unpack, not one per outcome).
 -- Fenced: applied only while this agent holds the token at this attempt. A late report from
 -- an agent declared lost, or a report of an older attempt, changes nothing. A report this
 -- agent made of this attempt before (its frame resent: the reply to the first one was lost,
@@ -18,8 +18,9 @@
 -- 2, creation time (stored already from this same report); or 0, "" (ignored).
 local p, agent, ttl = ARGV[1], ARGV[2], ARGV[3]  -- ttl as sent: no number to format
 local out, counts, wasexec, done = {}, {}, 0, {}
-for a = 4, #ARGV, 4 do
-  local id, state, attempt, result = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]), ARGV[a + 3]
+local rows = cmsgpack.unpack(ARGV[4])
+for a = 1, #rows, 4 do
+  local id, state, attempt, result = rows[a], rows[a + 1], rows[a + 2], rows[a + 3]
   local key = tkey(p, id)
   local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_CREATED')
   local mine = t[2] == agent and (tonumber(t[3]) or 1) == attempt
