@@ -134,6 +134,33 @@ def _statuses(reply: bytes) -> list[SubmitStatus]:
     return [status[s] for s in _unpack(reply)]
 
 
+def _start_rows(reports: Sequence[StartReport]) -> bytes:
+    """start.lua's rows: one flat array, three values per report."""
+    flat: list[Any] = []
+    for r in reports:
+        flat += (r.token_id, r.attempt, r.at)
+    return _pack(flat)
+
+
+def _complete_rows(outcomes: Sequence[Outcome]) -> bytes:
+    """complete.lua's rows: one flat array, four values per outcome."""
+    flat: list[Any] = []
+    for o in outcomes:
+        flat += (o.token_id, o.state.value, o.attempt, o.result)
+    return _pack(flat)
+
+
+def _applied_rows(reply: bytes, outcomes: Sequence[Outcome]) -> list[Applied]:
+    """complete.lua's flat reply (code, created, ...) as one Applied per outcome."""
+    flat = _unpack(reply)
+    if len(flat) != 2 * len(outcomes):
+        raise AssertionError(f"complete.lua answered {len(flat)} values for "
+                             f"{len(outcomes)} outcomes")
+    return [Applied(o.token_id, False) if code == 0 else
+            Applied(o.token_id, code == 1, float(created), code == 2)
+            for o, code, created in zip(outcomes, flat[::2], flat[1::2], strict=True)]
+
+
 def _read_script_reply(conn: Any, script: Any, args: list[Any]) -> Any:
     """The reply of a script sent by hand; after a Redis restart (no script), run it again."""
     try:
@@ -398,24 +425,13 @@ class RedisLedger:
     @_redis_errors
     def start(self, agent: str, reports: Sequence[StartReport]) -> int:
         self._tickets.wait_prior()
-        flat: list[Any] = []
-        for r in reports:
-            flat += (r.token_id, r.attempt, r.at)
-        return int(self._run("start", agent, _pack(flat)))
+        return int(self._run("start", agent, _start_rows(reports)))
 
     @_redis_errors
     def complete(self, agent: str, outcomes: Sequence[Outcome]) -> list[Applied]:
         self._tickets.wait_prior()
-        flat: list[Any] = []
-        for o in outcomes:
-            flat += (o.token_id, o.state.value, o.attempt, o.result)
-        reply = _unpack(self._run("complete", agent, self.result_ttl, _pack(flat)))
-        if len(reply) != 2 * len(outcomes):
-            raise AssertionError(f"complete.lua answered {len(reply)} values for "
-                                 f"{len(outcomes)} outcomes")
-        return [Applied(o.token_id, False) if code == 0 else
-                Applied(o.token_id, code == 1, float(created), code == 2)
-                for o, code, created in zip(outcomes, reply[::2], reply[1::2], strict=True)]
+        return _applied_rows(self._run("complete", agent, self.result_ttl,
+                                       _complete_rows(outcomes)), outcomes)
 
     @_redis_errors
     def give_back(self, agent: str, ids: Sequence[str], policy: LossPolicy,
