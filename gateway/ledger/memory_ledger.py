@@ -1,7 +1,9 @@
 """The ledger in dicts, with RedisLedger's exact contract, for unit tests of the gateway.
 
-It keeps token hashes under the same field names (:class:`.schema.Field`) and moves them
-along the same table (:mod:`.transitions`) as the Lua scripts; the parametrized ledger tests
+It keeps token hashes under :class:`.schema.Field`'s names, one field each (the Lua scripts
+fold weight, session and task into ``ROUTE`` and leave default attempt and idempotent flags
+unwritten; :meth:`TokenRecord.parse` reads both layouts), and moves them along the same table
+(:mod:`.transitions`) as the Lua scripts; the parametrized ledger tests
 run against both. One lock, ``_lock``, guards every field (it stands in for Redis's single
 thread). Results do not expire; the lease is honoured but never lapses by itself.
 """

@@ -134,6 +134,33 @@ def _statuses(reply: bytes) -> list[SubmitStatus]:
     return [status[s] for s in _unpack(reply)]
 
 
+def _start_rows(reports: Sequence[StartReport]) -> bytes:
+    """start.lua's rows: one flat array, three values per report."""
+    flat: list[Any] = []
+    for r in reports:
+        flat += (r.token_id, r.attempt, r.at)
+    return _pack(flat)
+
+
+def _complete_rows(outcomes: Sequence[Outcome]) -> bytes:
+    """complete.lua's rows: one flat array, four values per outcome."""
+    flat: list[Any] = []
+    for o in outcomes:
+        flat += (o.token_id, o.state.value, o.attempt, o.result)
+    return _pack(flat)
+
+
+def _applied_rows(reply: bytes, outcomes: Sequence[Outcome]) -> list[Applied]:
+    """complete.lua's flat reply (code, created, ...) as one Applied per outcome."""
+    flat = _unpack(reply)
+    if len(flat) != 2 * len(outcomes):
+        raise AssertionError(f"complete.lua answered {len(flat)} values for "
+                             f"{len(outcomes)} outcomes")
+    return [Applied(o.token_id, False) if code == 0 else
+            Applied(o.token_id, code == 1, float(created), code == 2)
+            for o, code, created in zip(outcomes, flat[::2], flat[1::2], strict=True)]
+
+
 def _read_script_reply(conn: Any, script: Any, args: list[Any]) -> Any:
     """The reply of a script sent by hand; after a Redis restart (no script), run it again."""
     try:
@@ -357,9 +384,20 @@ class RedisLedger:
 
     @staticmethod
     def _rows(tokens: Sequence[NewToken]) -> bytes:
+        """submit.lua's rows, one flat array: per run of tokens of one owner and session (a
+        frame is one), the owner, the session, the count, then six values per token."""
         # Weight and TokenState members are str: msgpack packs them as their values.
-        return _pack([[t.token_id, t.task, t.weight, 1 if t.idempotent else 0, t.item,
-                       t.agent, t.owner, t.session] for t in tokens])
+        flat: list[Any] = []
+        owner = session = None
+        head = 0
+        for t in tokens:
+            if t.owner != owner or t.session != session:
+                owner, session, head = t.owner, t.session, len(flat) + 2
+                flat += (owner, session, 0)
+            flat[head] += 1
+            flat += (t.token_id, f"{t.weight.value}\t{session}\t{t.task}", t.weight,
+                     1 if t.idempotent else 0, t.item, t.agent)
+        return _pack(flat)
 
     @_redis_errors
     def submit(self, tokens: Sequence[NewToken]) -> list[SubmitStatus]:
@@ -470,8 +508,7 @@ class RedisLedger:
     @_redis_errors
     def start_begin(self, agent: str, reports: Sequence[StartReport]) -> Callable[[], int]:
         self._tickets.wait_prior()
-        read = self._begin("start", agent,
-                           _pack([[r.token_id, r.attempt, r.at] for r in reports]))
+        read = self._begin("start", agent, _start_rows(reports))
         return functools.partial(self._started, read)
 
     @_redis_errors
@@ -486,15 +523,12 @@ class RedisLedger:
     def complete_begin(self, agent: str, outcomes: Sequence[Outcome],
                        ) -> Callable[[], list[Applied]]:
         self._tickets.wait_prior()
-        read = self._begin("complete", agent, self.result_ttl, _pack(
-            [[o.token_id, o.state, o.attempt, o.result] for o in outcomes]))
+        read = self._begin("complete", agent, self.result_ttl, _complete_rows(outcomes))
         return functools.partial(self._applied, read, outcomes)
 
     @_redis_errors
     def _applied(self, read: Callable[[], Any], outcomes: Sequence[Outcome]) -> list[Applied]:
-        return [Applied(o.token_id, False) if value == 0 else
-                Applied(o.token_id, value[0] == 1, float(value[1]), value[0] == 2)
-                for o, value in zip(outcomes, _unpack(read()), strict=True)]
+        return _applied_rows(read(), outcomes)
 
     @_redis_errors
     def give_back(self, agent: str, ids: Sequence[str], policy: LossPolicy,

@@ -159,6 +159,10 @@ class TokenRecord:
                             (TokenState.EXECUTING, Field.STARTED_AT)):
             if name in raw:
                 times[state] = float(raw[name])
+        if Field.ROUTE in raw:  # the Redis ledger's one field for weight, session and task
+            weight, session, task = raw[Field.ROUTE].decode().split("\t", 2)
+            raw = {**raw, Field.WEIGHT: weight.encode(), Field.SESSION: session.encode(),
+                   Field.TASK: task.encode()}
         state = TokenState(text(Field.STATE, TokenState.WAITING.value))
         if Field.FINISHED_AT in raw and state.is_final:
             times[state] = float(raw[Field.FINISHED_AT])

@@ -35,6 +35,8 @@ class Field:
     WEIGHT = "w"
     IDEMPOTENT = "i"      # "1" may run again after an agent loss, "0" never
     TASK = "k"            # registered task name
+    ROUTE = "x"           # weight, session and task in one field, tab-separated (the Redis
+                          # ledger writes this instead of w, n and k: fewer fields per token)
     ITEM = "d"            # the TaskItem as submitted (protobuf bytes), until final
     AGENT = "g"           # the agent holding it while admitted or executing (once final by
                           # an agent's report: the agent that ran it)

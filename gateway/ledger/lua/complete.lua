@@ -1,41 +1,52 @@
 -- complete.lua: the final outcome of one attempt each, reported by the agent that held them.
 -- ADMITTED or EXECUTING -> COMPLETED | FAILED; ADMITTED -> KILLED (killed before it started).
 --
--- Keys: $K_TOKEN<id> (gains $F_RESULT; keeps $F_AGENT, the agent that ran it; loses $F_ITEM
--- unless FAILED: a failed call's arguments stay, for its detail), $K_INFLIGHT<agent>,
+-- Keys: $K_TOKEN<id> (gains $F_RESULT; keeps $F_AGENT, the agent that ran it; its $F_ITEM is
+-- emptied unless FAILED: a failed call's arguments stay, for its detail), $K_INFLIGHT<agent>,
 -- $K_COUNTS, $K_GAUGES (lib.lua).
 -- ARGV[1] prefix, ARGV[2] agent, ARGV[3] result ttl seconds,
--- ARGV[4] msgpack array of [id, state, attempt, result bytes].
+-- ARGV[4] one flat msgpack array: id, state, attempt, result bytes, id, ... (four values per
+-- outcome; one table to unpack, not one per outcome).
 -- Fenced: applied only while this agent holds the token at this attempt. A late report from
 -- an agent declared lost, or a report of an older attempt, changes nothing. A report this
 -- agent made of this attempt before (its frame resent: the reply to the first one was lost,
 -- or the gateway died before acking it) changes nothing either, but is told apart, so that
 -- its outcome can still reach the client.
--- Returns, msgpack-packed, one value per item: {1, creation time} applied, {2, creation time}
--- stored already from this same report, or 0 (ignored).
-local p, agent, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local out, counts, wasexec = {}, {}, 0
-for i, it in ipairs(cmsgpack.unpack(ARGV[4])) do
-  local id, state, attempt, result = it[1], it[2], tonumber(it[3]), it[4]
+-- Cost per token: HMGET (the fence), one HSET (state, result, the item emptied), EXPIRE; the
+-- ids leave the agent's set in one SREM per batch.
+-- Returns, msgpack-packed, one flat array of two values per item: 1, creation time (applied);
+-- 2, creation time (stored already from this same report); or 0, "" (ignored).
+local p, agent, ttl = ARGV[1], ARGV[2], ARGV[3]  -- ttl as sent: no number to format
+local out, counts, wasexec, done = {}, {}, 0, {}
+local rows = cmsgpack.unpack(ARGV[4])
+for a = 1, #rows, 4 do
+  local id, state, attempt, result = rows[a], rows[a + 1], rows[a + 2], rows[a + 3]
   local key = tkey(p, id)
   local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_CREATED')
-  local mine = t[2] == agent and tonumber(t[3]) == attempt
+  local mine = t[2] == agent and (tonumber(t[3]) or 1) == attempt
   local ok = mine and (t[1] == '$ADMITTED' or t[1] == '$EXECUTING')
   if ok and state == '$KILLED' and t[1] ~= '$ADMITTED' then ok = false end
   if ok then
-    redis.call('HSET', key, '$F_STATE', state, '$F_RESULT', result)
-    if state ~= '$FAILED' then redis.call('HDEL', key, '$F_ITEM') end
+    if state == '$FAILED' then
+      redis.call('HSET', key, '$F_STATE', state, '$F_RESULT', result)
+    else
+      redis.call('HSET', key, '$F_STATE', state, '$F_RESULT', result, '$F_ITEM', '')
+    end
     redis.call('EXPIRE', key, ttl)
-    redis.call('SREM', p .. '$K_INFLIGHT' .. agent, id)
+    done[#done + 1] = id
     if t[1] == '$EXECUTING' then wasexec = wasexec + 1 end
     counts[state] = (counts[state] or 0) + 1
-    out[i] = {1, t[4] or '0'}
+    out[#out + 1] = 1
+    out[#out + 1] = t[4] or '0'
   elseif mine and t[1] == state then
-    out[i] = {2, t[4] or '0'}
+    out[#out + 1] = 2
+    out[#out + 1] = t[4] or '0'
   else
-    out[i] = 0
+    out[#out + 1] = 0
+    out[#out + 1] = ''
   end
 end
+if #done > 0 then add_all('SREM', p .. '$K_INFLIGHT' .. agent, done) end
 for state, n in pairs(counts) do redis.call('HINCRBY', p .. '$K_COUNTS', state, n) end
 if wasexec > 0 then executing_changed(p, agent, -wasexec) end
 return cmsgpack.pack(out)

@@ -4,17 +4,17 @@
 -- Keys: $K_TOKEN<id> (lib.lua).
 -- ARGV[1] prefix, ARGV[2] msgpack array of token ids, ARGV[3] the client id that has them.
 -- A token not final is left alone (results reach clients only once stored), and so is one
--- another client owns.
+-- another client owns. Each token is looked at (HMGET); those to drop go in one DEL.
 -- Returns the number deleted.
 local p, owner = ARGV[1], ARGV[3]
-local deleted = 0
+local gone = {}
 for _, id in ipairs(cmsgpack.unpack(ARGV[2])) do
   local key = tkey(p, id)
   local t = redis.call('HMGET', key, '$F_STATE', '$F_OWNER')
   local s = t[1]
   if t[2] == owner and (s == '$COMPLETED' or s == '$FAILED' or s == '$KILLED') then
-    redis.call('DEL', key)
-    deleted = deleted + 1
+    gone[#gone + 1] = key
   end
 end
-return deleted
+if #gone == 0 then return 0 end
+return keys_all('DEL', gone)

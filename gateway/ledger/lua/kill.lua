@@ -7,8 +7,9 @@
 -- 'unknown'.
 local p, id, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local key = tkey(p, id)
-local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_WEIGHT')
+local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ROUTE', '$F_WEIGHT')
 if not t[1] then return {'unknown', ''} end
+t[3] = route(t[3], t[4])
 if t[1] == '$WAITING' then
   redis.call('HSET', key, '$F_STATE', '$KILLED', '$F_ERROR_TYPE', 'TokenKilled',
              '$F_ERROR_MESSAGE', ARGV[4], '$F_FINISHED_AT', ARGV[5])

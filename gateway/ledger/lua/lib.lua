@@ -2,11 +2,13 @@
 --
 -- The scripts are templates: $$NAME stands for a key, a field or a state name of
 -- tokengate/gateway/ledger/schema.py (filled in once, at load). Keys, after the prefix p:
---   $K_TOKEN<id>        hash per token: $F_STATE state, $F_ATTEMPT attempt, $F_WEIGHT weight,
---                       $F_IDEMPOTENT "1"/"0", $F_TASK task name, $F_ITEM submitted TaskItem,
+--   $K_TOKEN<id>        hash per token: $F_STATE state, $F_ATTEMPT attempt (absent: 1),
+--                       $F_ROUTE "<weight>\t<session owed its outcome>\t<task name>" (one
+--                       field for three read only off the hot path, see route()),
+--                       $F_IDEMPOTENT "1"/"0" (absent: "1"),
+--                       $F_ITEM submitted TaskItem ("" once final, unless FAILED),
 --                       $F_AGENT agent holding it (once final, the one that ran it),
---                       $F_OWNER client id, $F_SESSION the
---                       session owed its outcome, $F_CREATED / $F_STARTED_AT /
+--                       $F_OWNER client id, $F_CREATED / $F_STARTED_AT /
 --                       $F_FINISHED_AT (outcomes the gateway decided) times, $F_RESULT the
 --                       final ResultItem, $F_ERROR_TYPE / $F_ERROR_MESSAGE (gateway outcomes)
 --   $K_QUEUE<weight>    list of waiting ids, FIFO; requeued ids go to the front
@@ -21,11 +23,28 @@
 
 local function tkey(p, id) return p .. '$K_TOKEN' .. id end
 
--- One command per chunk of ids (SADD, RPUSH): a batch of any size, never one huge unpack.
+-- One command per chunk of ids (SADD, SREM, RPUSH): a batch of any size, never one huge
+-- unpack.
 local function add_all(command, key, ids)
   for i = 1, #ids, 1000 do
     redis.call(command, key, unpack(ids, i, math.min(i + 999, #ids)))
   end
+end
+
+-- One command per chunk of keys (DEL, EXISTS); the sum of the replies.
+local function keys_all(command, keys)
+  local n = 0
+  for i = 1, #keys, 1000 do
+    n = n + redis.call(command, unpack(keys, i, math.min(i + 999, #keys)))
+  end
+  return n
+end
+
+-- A token's weight, session and task from its $F_ROUTE field (the task last: any text), or,
+-- for a token stored before that field existed, from w, n and k as read (HMGET order).
+local function route(x, w, n, k)
+  if not x then return w, n, k end
+  return string.match(x, '^([^\t]*)\t([^\t]*)\t(.*)$$')
 end
 
 local function executing_changed(p, agent, n)
@@ -48,8 +67,9 @@ end
 local function give_back(p, id, agent, mode, maxa, ttl, message, now)
   local key = tkey(p, id)
   local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_IDEMPOTENT',
-                       '$F_WEIGHT', '$F_TASK', '$F_SESSION')
+                       '$F_ROUTE', '$F_WEIGHT', '$F_SESSION', '$F_TASK')
   if not held_by(t[1], t[2], agent) then return nil end
+  t[5], t[7], t[6] = route(t[5], t[6], t[7], t[8])
   if mode == 'returned' and t[1] == '$EXECUTING' then return 'kept' end
   if t[1] == '$EXECUTING' then executing_changed(p, agent, -1) end
   local attempt = tonumber(t[3]) or 1
