@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,12 +217,17 @@ class ClientConn:
         self.max_bytes = max_bytes
         self.open = True
         self.too_slow = False
-        self.on_too_slow: Callable[[], Any] | None = None  # the server ends the stream
         self._owed: set[str] = set()  # ids this session still owes its client an answer for
         self.watching: set[str] = set()  # ids it watches (the results owner keeps this)
         self._queued = 0     # bytes of replies waiting in the outbox
         self._half_closed = False
+        self.last_frame_at = 0.0  # loop time of the client's last frame (the server sets it)
         self.outbox = Outbox()
+
+    @property
+    def requests_done(self) -> bool:
+        """The client half-closed its side: it sends nothing more."""
+        return self._half_closed
 
     @property
     def owed(self) -> int:
@@ -243,8 +248,6 @@ class ClientConn:
         if self._queued + size > self.max_bytes:
             self.too_slow = True
             self.close(discard=True)
-            if self.on_too_slow is not None:
-                self.on_too_slow()
             return False
         self._queued += size
         self.outbox.put((accepted, rejected, results, size))

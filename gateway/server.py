@@ -53,6 +53,8 @@ SERVER_OPTIONS = [
     ("grpc.so_reuseport", 0),
 ]
 STARTUP_TIMEOUT = 120.0  # the lease may take a TTL to pass from a dead predecessor
+SLOW_QUIET = 0.5  # a session cut off as too slow ends once its client sent nothing this long
+SLOW_GRACE = 10.0  # ... or after this long in all
 
 
 async def _unary(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
@@ -111,18 +113,17 @@ class GatewayServicer(rpc.GatewayServicer):
                           max_bytes=self.gateway.config.session_outbox_bytes)
         gateway = self.gateway
         gateway.open_session(conn)
-        reader = asyncio.create_task(self._read_session(conn, request_iterator))
-        writer = asyncio.create_task(_write(conn.frames(), context))
-        conn.on_too_slow = writer.cancel
+        # The reader is never cancelled: a frame it took is handled to its end (an admission
+        # between its store and its answer must not be cut in half by the client leaving);
+        # it ends with the stream's requests. The gateway keeps it until then.
+        gateway.background.spawn(self._read_session(conn, request_iterator),
+                                 f"tg-session-{conn.peer}")
         try:
-            await writer
-        except asyncio.CancelledError:
-            if not conn.too_slow:
-                raise
+            await _write(conn.frames(), context)
+            if conn.too_slow:
+                await _quiet(conn)
         finally:
             self.streams.leave("session")
-            writer.cancel()
-            reader.cancel()
             gateway.close_session(conn)
         if conn.too_slow:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, conn.too_slow_message())
@@ -130,8 +131,11 @@ class GatewayServicer(rpc.GatewayServicer):
     async def _read_session(self, conn: ClientConn,
                             frames: AsyncIterator[pb.ClientFrame]) -> None:
         try:
+            clock = asyncio.get_running_loop().time
             async for frame in frames:
+                conn.last_frame_at = clock()
                 await self.gateway.on_client_frame(conn, frame)
+                conn.last_frame_at = clock()  # idle counts from the end of its handling
             conn.finish_requests()
             return
         except (grpc.RpcError, asyncio.InvalidStateError):
@@ -161,11 +165,11 @@ class GatewayServicer(rpc.GatewayServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 abort_details(AgentRejected("the first frame must be a hello")))
         conn = await _unary(context, self.gateway.join(first))
-        reader = asyncio.create_task(self._read_agent(conn, request_iterator))
+        self.gateway.background.spawn(self._read_agent(conn, request_iterator),
+                                      f"tg-link-{conn.name}")  # never cancelled
         try:
             await _write(conn.frames(), context)
         finally:
-            reader.cancel()
             self._link_ended(conn)
 
     async def _read_agent(self, conn: AgentConn, frames: AsyncIterator[pb.AgentFrame]) -> None:
@@ -178,7 +182,7 @@ class GatewayServicer(rpc.GatewayServicer):
             logger.error("agent %s link dropped (it will resend): %s", conn.name, exc)
         except Exception:
             logger.exception("agent %s link failed", conn.name)
-        self._link_ended(conn)  # cancelled (the writer ended first) skips this: it did it
+        self._link_ended(conn)
 
     def _link_ended(self, conn: AgentConn) -> None:
         """The link is over (either side ended it): once, retire it in the background, out
@@ -251,6 +255,20 @@ class GatewayServicer(rpc.GatewayServicer):
         await self._operator(context)
         return await _unary(context, self.gateway.control.quarantine(
             request.id, request.action, request.node, request.actor))
+
+
+async def _quiet(conn: ClientConn) -> None:
+    """A session over its outbox bound stopped growing at once (its replies are dropped);
+    what its client already sent is still admitted before the stream ends: until the client
+    has sent nothing for ``SLOW_QUIET`` seconds (or ``SLOW_GRACE`` in all). Ending at once
+    dropped the frames gRPC had buffered, never acknowledged."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SLOW_GRACE
+    while not conn.requests_done and loop.time() < deadline:
+        idle = loop.time() - conn.last_frame_at
+        if idle >= SLOW_QUIET:
+            return
+        await asyncio.sleep(SLOW_QUIET - idle)
 
 
 async def _write(frames: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:

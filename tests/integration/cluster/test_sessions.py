@@ -285,3 +285,37 @@ def test_two_operator_sessions_watching_one_token_both_get_it(f2_cluster, tmp_pa
         assert late == [], "a result reaches a watcher once, though it named the id twice"
         watcher.close()
     assert [t.get(timeout=10) for t in tokens] == [f"w{i}" for i in range(5)]
+
+
+def test_what_a_slow_reader_sent_before_its_cut_is_still_admitted(f2_cluster):
+    """A session over its outbox bound (64 KiB here: a few results) stops growing at once,
+    but the frames its client had sent are still admitted and run: the stream ends with
+    SessionTooSlow only once the client reads again (an immediate end dropped what gRPC had
+    buffered, never acknowledged: 20 frames sent, a handful admitted)."""
+    cluster = f2_cluster({"a1": ("--cores", "2"), "a2": ("--cores", "2")},
+                         gateway_options=("--session-outbox-bytes", "65536"))
+    client_id = f"slow-{uuid.uuid4().hex[:6]}"
+    calls, per_frame = 4000, 200
+    before = cluster.status()["counts"].get("completed", 0)
+    slow = RawSession(cluster.address, client_id=client_id, read=False)
+    ids = [uuid.uuid4().hex for _ in range(calls)]
+    for start in range(0, calls, per_frame):
+        slow.send(pb.ClientFrame(submit=[task_item("blob", (2048, i), token_id) for i, token_id
+                                         in enumerate(ids[start:start + per_frame], start)]))
+    wait_until(lambda: cluster.status()["counts"].get("completed", 0) - before >= calls,
+               timeout=60, what=f"all {calls} calls admitted and completed")
+    slow.start_reading()
+    slow.collect(lambda got: False, timeout=5)
+    assert slow.error is not None and slow.error.details().startswith("SessionTooSlow:")
+    slow.close()
+    again = RawSession(cluster.address, client_id=client_id)
+    fetched: list[str] = []
+    for start in range(0, calls, 20):  # within the 64 KiB bound: a reader that keeps up
+        chunk = ids[start:start + 20]
+        again.send(pb.ClientFrame(watch=chunk))
+        got = again.collect(lambda got, c=chunk: len(results(got)) + len(rejected(got))
+                            >= len(c), timeout=10)
+        assert not rejected(got), rejected(got)[:3]
+        fetched += [r.token_id for r in results(got)]
+    again.close()
+    assert sorted(fetched) == sorted(ids), "every call the slow session sent ran, kept"
