@@ -55,25 +55,9 @@ class Background:
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name or None)
-        self.adopt(task)
-        return task
-
-    def adopt(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._done)
-
-    async def finish(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Await ``coro`` run to its end even if the awaiting task is cancelled meanwhile:
-        a stream that ends (its client gone) must not cut a frame's handling in half (an
-        admission between its store and its answer, an outcome stored and not pushed).
-        Cancelled, the caller stops waiting and the work is kept here until done."""
-        task = asyncio.ensure_future(coro)
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.done():
-                self.adopt(task)
-            raise
+        return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -229,10 +229,6 @@ class ClientConn:
         """The client half-closed its side: it sends nothing more."""
         return self._half_closed
 
-    @property
-    def owed(self) -> int:
-        return len(self._owed)
-
     def expect(self, ids: Iterable[str]) -> None:
         """The client will be answered for ``ids`` (a result, or a rejection) here."""
         self._owed.update(ids)

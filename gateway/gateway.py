@@ -49,12 +49,13 @@ class Gateway:
         self.ledger = ledger
         self.loop = asyncio.get_running_loop()
         self.store = store = Store(ledger, self.loop)
+        self.background = Background()  # tasks nobody awaits (a link's departure, a retire)
         self.series = Series()
         self.lease = GatewayLease(ledger, on_lost=self._lease_lost)
         self.dispatch = Dispatch(config, ledger, store)
         self.results = Results(ledger, store, self.series)
         self.registry = Registry(config, ledger, store, self.dispatch, self.results,
-                                 serving=self.lease.renew)
+                                 self.background, serving=self.lease.renew)
         self.admission = Admission(config, ledger, store, self.dispatch, self.results,
                                    self.registry, self.series)
         self.views = Views(ledger, store, self.dispatch, self.registry, self.results,
@@ -62,7 +63,6 @@ class Gateway:
         self.control = Control(ledger, store, self.dispatch, self.registry, self.results,
                                self.views)
         self.lost_lease = threading.Event()  # set when another gateway took the prefix
-        self.background = Background()  # tasks nobody awaits (a link's departure)
 
     async def start(self, lease_wait: float | None = None) -> Gateway:
         try:

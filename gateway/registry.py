@@ -48,7 +48,7 @@ STALL_SECONDS = 1.0  # the monitor woke this much later than it asked: the proce
 
 class Registry:
     def __init__(self, config: GatewayConfig, ledger: TokenLedger, store: Store,
-                 dispatch: Dispatch, results: Results,
+                 dispatch: Dispatch, results: Results, background: Background,
                  serving: Callable[[], bool] = lambda: True) -> None:
         self.config = config
         self.ledger = ledger
@@ -61,7 +61,7 @@ class Registry:
         self.tasks: Mapping[str, TaskRule] = MappingProxyType({})
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._background = Background()
+        self._background = background  # the gateway's, which stops it after the registry
 
     def _policy(self, message: str) -> LossPolicy:
         return LossPolicy(self.config.max_attempts, message, self.config.result_ttl)
@@ -78,7 +78,6 @@ class Registry:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._background.stop()
 
     def connected(self) -> list[AgentConn]:
         return list(self._agents.values())

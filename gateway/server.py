@@ -121,7 +121,7 @@ class GatewayServicer(rpc.GatewayServicer):
         try:
             await _write(conn.frames(), context)
             if conn.too_slow:
-                await _quiet(conn)
+                await _until_quiet(conn)
         finally:
             self.streams.leave("session")
             gateway.close_session(conn)
@@ -257,7 +257,7 @@ class GatewayServicer(rpc.GatewayServicer):
             request.id, request.action, request.node, request.actor))
 
 
-async def _quiet(conn: ClientConn) -> None:
+async def _until_quiet(conn: ClientConn) -> None:
     """A session over its outbox bound stopped growing at once (its replies are dropped);
     what its client already sent is still admitted before the stream ends: until the client
     has sent nothing for ``SLOW_QUIET`` seconds (or ``SLOW_GRACE`` in all). Ending at once

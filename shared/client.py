@@ -197,6 +197,7 @@ class ClusterClient:
                 error = error_from_rpc(exc, "session")
                 if isinstance(error, Unauthenticated):
                     self._fail_all(error)
+                    self._opened.set()  # connect() waits no longer
                     return
                 if isinstance(error, GatewayBusy) and not self._opened.is_set():
                     self._refused = error

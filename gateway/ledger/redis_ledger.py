@@ -178,58 +178,55 @@ def _requeued(reply: list[Any]) -> Requeued:
 
 
 class _ThreadConns:
-    """Redis connections of the calling thread, made with the client's settings but outside
-    its pool: they live as long as their thread (and close with it), and a dead one is
+    """The Redis connection of the calling thread, made with the client's settings but
+    outside its pool: it lives as long as its thread (and closes with it), and a dead one is
     dropped and made anew. Not ``pool.make_connection()``: the pool counts what it makes
     against ``max_connections`` and only a release gives the count back, so every thread
-    that ended (a client session's reader) and every connection dropped in a Redis restart
-    used up one of its hundred slots until it refused all ("Too many connections"). Two
-    slots: ``run`` for scripts that answer at once, ``submit`` for a submission whose reply
-    is read later (what the thread runs in between must not read it as its own)."""
+    that ended and every connection dropped in a Redis restart used up one of its hundred
+    slots until it refused all ("Too many connections"). Scripts may be pipelined on it
+    (``pending`` replies not read yet, in the order they were sent)."""
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
         self._make = functools.partial(pool.connection_class, **pool.connection_kwargs)
         self._local = threading.local()
 
     def pending(self) -> int:
-        """Replies sent on this thread's ``run`` connection and not read yet (pipelined)."""
+        """Replies sent on this thread's connection and not read yet (pipelined)."""
         return getattr(self._local, "pending", 0)
 
     def generation(self) -> int:
-        """Bumped whenever the ``run`` connection is dropped: a reply sent before is lost."""
+        """Bumped whenever the connection is dropped: a reply sent before is lost."""
         return getattr(self._local, "generation", 0)
 
     def sent(self, delta: int) -> None:
         self._local.pending = self.pending() + delta
 
-    def get(self, slot: str = "run") -> Any:
-        conn = getattr(self._local, slot, None)
+    def get(self) -> Any:
+        conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._make()
-            setattr(self._local, slot, conn)
+            conn = self._local.conn = self._make()
         return conn
 
-    def fresh(self, slot: str = "run") -> Any:
-        """The slot's connection for a new command: one the server closed meanwhile (it
+    def fresh(self) -> Any:
+        """The connection for a new command: one the server closed meanwhile (it
         restarted), or that holds a reply nobody asked for, is replaced first. A command
         written to a dead connection may or may not have run; this way one sent while Redis
         is down is refused at once, and only one in flight when it dies is in doubt."""
-        conn = getattr(self._local, slot, None)
+        conn = getattr(self._local, "conn", None)
         if conn is not None and conn.is_connected:
             try:
                 stale = conn.can_read(0)
             except redis.ConnectionError:
                 stale = True
             if stale:
-                self.drop(slot)
-        return self.get(slot)
+                self.drop()
+        return self.get()
 
-    def drop(self, slot: str = "run") -> None:
-        conn = getattr(self._local, slot, None)
-        setattr(self._local, slot, None)
-        if slot == "run":
-            self._local.pending = 0
-            self._local.generation = self.generation() + 1
+    def drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        self._local.pending = 0
+        self._local.generation = self.generation() + 1
         if conn is not None:
             conn.disconnect()
 
@@ -322,11 +319,11 @@ class RedisLedger:
                     raise
         raise AssertionError("unreachable")
 
-    def _send(self, script: Any, args: list[Any], slot: str = "run", *,
-              behind: bool = False) -> None:
-        """Send a script; ``behind`` one sent just before on the slot (its reply may be in
-        already: the connection is not checked, which would read it as stale)."""
-        conn = self._conns.get(slot) if behind else self._conns.fresh(slot)
+    def _send(self, script: Any, args: list[Any]) -> None:
+        """Send a script. Behind replies not read yet the connection is not checked (the
+        check would read them as stale); alone, a dead one is replaced first."""
+        conns = self._conns
+        conn = conns.get() if conns.pending() else conns.fresh()
         conn.send_command("EVALSHA", script.sha, 0, *args)
 
     def _begin(self, name: str, *args: Any) -> Callable[[], Any]:
@@ -342,7 +339,7 @@ class RedisLedger:
         full = [self.prefix, *args]
         conns = self._conns
         try:
-            self._send(script, full, behind=conns.pending() > 0)
+            self._send(script, full)
         except (redis.ConnectionError, redis.TimeoutError):
             conns.drop()  # nothing of this one went out: its reader sends it, in its turn
             return functools.partial(self._run, name, *args)
@@ -420,7 +417,7 @@ class RedisLedger:
         drop_args = [self.prefix, _pack(list(forget)), owner] if forget else None
         conns = self._conns
         try:
-            self._send(submit, args, behind=conns.pending() > 0)
+            self._send(submit, args)
         except (redis.ConnectionError, redis.TimeoutError):
             # Dead (a Redis restart): replies sent before on it are lost, and their readers
             # run those scripts again; this one goes once more, on a new connection.
@@ -430,7 +427,7 @@ class RedisLedger:
         conn, generation = conns.get(), conns.generation()
         if drop_args is not None:
             try:
-                self._send(drop, drop_args, behind=True)
+                self._send(drop, drop_args)
                 conns.sent(1)
             except (redis.ConnectionError, redis.TimeoutError):
                 drop_args = None  # the receipts expire at their TTL; the reader sees it dead
