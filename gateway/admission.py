@@ -137,7 +137,8 @@ class Admission:
     async def _admit(self, conn: ClientConn, rows: list[Row], resubmit: bool,
                      received: Sequence[str]) -> set[str]:
         """Admit one batch; the ids refused."""
-        targets = self.dispatch.place([row.weight for row in rows])
+        targets = self.dispatch.place([row.weight for row in rows],
+                                      [row.item.operation_type for row in rows])
         for row, target in zip(rows, targets, strict=True):
             row.target = target
         rows, busy = self._refuse_busy(rows, resubmit)

@@ -2,7 +2,8 @@
 
 Owned by the event loop (no locks): the agents that may be given work (their connections,
 added by the registry once an agent's registration and adoption are done, removed when it
-leaves), each agent's credit (:class:`~tokengate.gateway.placement.AgentCredit`), the number
+leaves), each agent's credit (:class:`~tokengate.gateway.placement.AgentCredit`), the run time
+of each kind of task (:class:`~tokengate.gateway.runtimes.RunTimes`, for chunking), the number
 of tokens waiting in Redis per weight (a mirror: synced from Redis every second, so it may
 only lag) and the drain flags. The dispatcher task claims waiting tokens for agents with
 credit; its claims go out on the store's write lane, so they run in order with submissions
@@ -26,6 +27,7 @@ from tokengate.gateway.aio import Signal
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn
 from tokengate.gateway.ledger import DrainState, LossPolicy, TokenLedger
+from tokengate.gateway.runtimes import RunTimes
 from tokengate.gateway.store import Store
 from tokengate.shared import framing
 from tokengate.shared.errors import RedisUnavailable
@@ -48,6 +50,7 @@ class Dispatch:
         self.store = store
         self._conns: dict[str, AgentConn] = {}
         self._book: placement.Book = {}
+        self.runtimes = RunTimes()
         self._waiting: dict[Weight, int] = dict.fromkeys(placement.WEIGHTS, 0)
         self._drain = DrainState()
         self._kick = Signal()
@@ -120,8 +123,13 @@ class Dispatch:
 
     # -- admission hands placed tokens here ----------------------------------------------------
 
-    def place(self, weights: Sequence[Weight]) -> list[AgentConn | None]:
-        """An agent per token with credit for it now, or None (it waits in Redis).
+    def observe(self, results: Sequence[pb.ResultItem]) -> None:
+        """Outcomes an agent reported: how long their kinds of task run."""
+        self.runtimes.observe(results)
+
+    def place(self, weights: Sequence[Weight], kinds: Sequence[str]) -> list[AgentConn | None]:
+        """An agent per token with credit for it now, or None (it waits in Redis); short
+        tokens (by their ``kinds``' run times) in chunks per agent.
 
         A weight with tokens waiting queues behind them; spends the credit.
         """
@@ -130,7 +138,9 @@ class Dispatch:
         direct = [i for i, w in enumerate(weights) if self._waiting[w] <= 0]
         if not (eligible and direct):
             return out
-        chosen = placement.assign([weights[i] for i in direct], self._book, eligible)
+        costs = self.runtimes.costs([kinds[i] for i in direct])
+        chosen = placement.assign([weights[i] for i in direct], self._book, eligible,
+                                  costs, self.config.chunk_budget)
         for i, name in zip(direct, chosen, strict=True):
             out[i] = self._conns[name] if name else None
         return out

@@ -126,6 +126,7 @@ class Gateway:
         if frame.results:
             stats["agent_results"] += len(frame.results)
             await self.results.report(conn, frame.results)  # RedisUnavailable: link drops
+            self.dispatch.observe(frame.results)
             conn.send_ack(frame.seq)
             finished = {r.token_id for r in frame.results}
         if frame.credits:

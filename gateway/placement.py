@@ -6,13 +6,24 @@ may already fill any of those slots (weights share cores: heavy may use every co
 credit for a weight is the reported figure minus everything in transit. Credits therefore
 never exceed what the agent can take, and they cannot drift: each report replaces the last.
 
+A batch is cut into per-agent *chunks* when its tokens are known to be short: the agent
+chosen for a token keeps the tokens after it while their predicted run time (``costs``, from
+:mod:`~tokengate.gateway.runtimes`) stays within ``budget`` seconds. Every frame to an agent,
+and every result frame and ack that follows it, costs about a millisecond of CPU across the
+processes, so fifty agents each given a few no-ops per client frame spend more on frames than
+on work; a token whose run time is unknown or long (``inf``, or above the budget) is never
+chunked, so CPU-bound work still spreads over every agent with room. Ties in free credit go
+to the agent that started a chunk least recently (``turn``): agents that finish at once and
+report full credit again do not win every batch.
+
 No locks, threads or clocks here: :class:`~tokengate.gateway.dispatch.Dispatch` owns the book
 and calls these under its lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tokengate.shared.tags import Weight
@@ -29,6 +40,7 @@ class AgentCredit:
     received: int = 0     # tasks the agent had received when it reported
     sent: int = 0         # tasks sent to it on this link so far
     full: dict[Weight, int] = field(default_factory=dict)  # the most it ever reported free
+    turn: int = 0         # when it last started a chunk (ties in credit go to the oldest)
 
     def report(self, free: Mapping[Weight, int], received: int) -> None:
         """A new absolute report (the hello's, or a later frame's)."""
@@ -52,31 +64,59 @@ class AgentCredit:
 Book = dict[str, AgentCredit]  # agent name -> credit
 
 
-def assign(weights: Iterable[Weight], book: Book, eligible: Iterable[str]) -> list[str]:
-    """One agent per token (``""``: none has credit, it waits), the one with the most credit
-    for its weight; spends the credit (counts the token as sent)."""
+def assign(weights: Sequence[Weight], book: Book, eligible: Iterable[str],
+           costs: Sequence[float] | None = None, budget: float = 0.0) -> list[str]:
+    """One agent per token (``""``: none has credit, it waits); spends the credit (counts the
+    token as sent).
+
+    A token starts a chunk on the agent with the most credit for its weight (the one that
+    started a chunk least recently, among equals); the tokens after it join that chunk while
+    the agent has credit for them and the chunk's predicted run time (``costs[i]`` seconds
+    each, ``inf`` when unknown) stays within ``budget``. ``budget`` 0: one token per chunk.
+    """
     names = [name for name in eligible if name in book]
     if not names:
         return ["" for _ in weights]
     # Per agent: its reported figures and what it was sent beyond what it had received.
     reported = [book[name].reported for name in names]
     transit = [book[name].in_transit() for name in names]
+    turns = [book[name].turn for name in names]
+    turn = max(turns)
     out: list[str] = []
-    for weight in weights:
-        best, best_free = -1, 0
-        for i, figures in enumerate(reported):
-            free = figures.get(weight, 0) - transit[i]
-            if free > best_free:
-                best, best_free = i, free
-        if best < 0:
-            out.append("")
-            continue
-        transit[best] += 1
-        out.append(names[best])
-    for name, sent in zip(names, transit, strict=True):
+    current, chunk_cost = -1, math.inf
+    if budget <= 0:
+        costs = None  # no chunks at all
+    for i, weight in enumerate(weights):
+        cost = costs[i] if costs is not None else math.inf
+        if current >= 0 and chunk_cost + cost <= budget \
+                and reported[current].get(weight, 0) - transit[current] > 0:
+            chunk_cost += cost
+        else:
+            current = _most_free(weight, reported, transit, turns)
+            if current < 0:
+                out.append("")
+                continue
+            turn += 1
+            turns[current], chunk_cost = turn, cost
+        transit[current] += 1
+        out.append(names[current])
+    for name, sent, started in zip(names, transit, turns, strict=True):
         credit = book[name]
         credit.sent = credit.received + sent
+        credit.turn = started
     return out
+
+
+def _most_free(weight: Weight, reported: list[dict[Weight, int]], transit: list[int],
+               turns: list[int]) -> int:
+    """The agent with the most credit for ``weight`` (least recent ``turn`` among equals);
+    -1 if none has any."""
+    best, best_free, best_turn = -1, 0, 0
+    for i, figures in enumerate(reported):
+        free = figures.get(weight, 0) - transit[i]
+        if free > best_free or (free == best_free and free > 0 and turns[i] < best_turn):
+            best, best_free, best_turn = i, free, turns[i]
+    return best
 
 
 def refund(book: Book, agent: str, count: int) -> None:
