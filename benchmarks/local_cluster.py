@@ -37,8 +37,12 @@ class LocalCluster:
     def __init__(self, *, agents: int = 2, includes: Sequence[str] = ("cluster_bench_tasks",),
                  redis_url: str | None = None, redis_pid: int | None = None,
                  workers_per_core: int | None = None, pythonpath: Sequence[str] = (),
-                 logdir: str | None = None) -> None:
+                 logdir: str | None = None, agent_options: Sequence[str] = (),
+                 pin: bool = True, ready_timeout: float = READY_TIMEOUT) -> None:
         self.agents = agents
+        self.agent_options = tuple(agent_options)  # extra flags of every agent
+        self.pin = pin  # agents on disjoint CPUs when there are enough of them
+        self.ready_timeout = ready_timeout
         self.includes = ",".join(includes)
         self.workers_per_core = workers_per_core
         self.own_redis = RedisServer() if redis_url is None else None
@@ -59,7 +63,7 @@ class LocalCluster:
         env = dict(os.environ, TOKENGATE_TOKEN=TOKEN, PYTHONPATH=self.pythonpath)
         self.procs["gateway"] = self._spawn("gateway", env, "--listen", self.address,
                                             "--redis", self.redis_url)
-        cpu_sets = split_cpus(sorted(os.sched_getaffinity(0)), self.agents)
+        cpu_sets = split_cpus(sorted(os.sched_getaffinity(0)), self.agents) if self.pin else []
         for i in range(1, self.agents + 1):
             options = ["--gateway", self.address, "--name", f"bench{i}",
                        "--include", self.includes]
@@ -67,9 +71,10 @@ class LocalCluster:
                 options += ["--cpus", cpu_sets[i - 1]]
             if self.workers_per_core:
                 options += ["--workers-per-core", str(self.workers_per_core)]
+            options += self.agent_options
             self.procs[f"agent{i}"] = self._spawn("agent", env, *options, name=f"agent{i}")
         self.client = tokengate.connect(self.address, token=TOKEN,
-                                        connect_timeout=READY_TIMEOUT)
+                                        connect_timeout=self.ready_timeout)
         self._wait_agents()
         return self
 
@@ -81,7 +86,7 @@ class LocalCluster:
 
     def _wait_agents(self) -> None:
         assert self.client is not None
-        deadline = time.monotonic() + READY_TIMEOUT
+        deadline = time.monotonic() + self.ready_timeout
         while len(describe(self.client.status())["nodes"]) < self.agents:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
