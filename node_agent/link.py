@@ -224,7 +224,8 @@ class AgentLink:
         """Leave the cluster. With ``drain`` > 0, first tell the gateway we are leaving (it
         sends nothing more) and give admitted work up to ``drain`` seconds to finish and its
         results to be stored; the gateway hands whatever is left to other agents at once."""
-        if drain > 0 and self.registered.is_set():
+        leaving = drain > 0 and self.registered.is_set()
+        if leaving:
             self._outbox.put(box.Leaving())
             deadline = time.monotonic() + drain
             self.scheduler.wait_idle(drain)
@@ -237,6 +238,10 @@ class AgentLink:
         returned = [token_id for token_id in list(self._held) if self._give_up(token_id)]
         if returned and self.registered.is_set():
             self._return(tuple(returned))
+        if leaving and self.registered.is_set() \
+                and not self._until_seen(lambda: self._sender.leaving_seq):
+            logger.warning("the gateway did not confirm that we are leaving; it will declare "
+                           "this agent lost once its heartbeats stop")
         self._stop.set()
         self._outbox.put(box.Wake())
         call = self._call
@@ -384,12 +389,16 @@ class AgentLink:
     def _return(self, ids: tuple[str, ...]) -> None:
         """Send ``ids`` as returned, and wait (a little) until the gateway has read them."""
         self._outbox.put(box.Returned(ids))
-        with self._seen_changed:
-            read = self._seen_changed.wait_for(
-                lambda: 0 < self._sender.returned_seq <= self._seen, RETURN_WAIT)
-        if not read:
+        if not self._until_seen(lambda: self._sender.returned_seq):
             logger.warning("the gateway did not confirm the %d tokens given back; it will "
                            "treat them as lost", len(ids))
+
+    def _until_seen(self, seq: Callable[[], int]) -> bool:
+        """Wait (up to ``RETURN_WAIT``) until the gateway has seen the frame ``seq()`` names
+        (0: not sent yet). Cancelling the stream before then could drop it unsent: on a
+        crowded host (fifty agents on two CPUs) the sender may not have run yet."""
+        with self._seen_changed:
+            return self._seen_changed.wait_for(lambda: 0 < seq() <= self._seen, RETURN_WAIT)
 
     def _reclaim(self) -> None:
         """Give the gateway back what waits behind blocked workers (sender thread, about once

@@ -109,6 +109,7 @@ class Sender:
         self.blocked = 0
         self.leaving = False
         self.returned_seq = 0  # the frame that carried our Returned ids (0: none yet)
+        self.leaving_seq = 0   # the frame that said we are leaving (0: none yet)
         self.reported = Capacity()
 
     def next_seq(self) -> int:
@@ -125,7 +126,7 @@ class Sender:
         self.unacked.clear()
         self.sent_at.clear()
         self.seq = 0
-        self.returned_seq = 0
+        self.returned_seq = self.leaving_seq = 0
         self.reported = self._measure()
         frames = [pb.AgentFrame(hello=hello, seq=self.next_seq(),
                                 credits=wire.credit_messages(self.reported.free))]
@@ -134,7 +135,8 @@ class Sender:
             self.unacked[seq] = results
             frames.append(pb.AgentFrame(results=results, seq=seq))
         if self.leaving:
-            frames.append(pb.AgentFrame(leaving=True, seq=self.next_seq()))
+            self.leaving_seq = self.next_seq()
+            frames.append(pb.AgentFrame(leaving=True, seq=self.leaving_seq))
         return frames
 
     def _measure(self) -> Capacity:
@@ -176,9 +178,15 @@ class Sender:
         frame.seq = self.next_seq()  # an empty batch after an idle wait is the heartbeat
         if results:
             self.unacked[frame.seq] = results
+        self._note(frame)
+        return frame
+
+    def _note(self, frame: pb.AgentFrame) -> None:
+        """Remember the frames whose reading the link waits for as it leaves."""
         if frame.returned:
             self.returned_seq = frame.seq
-        return frame
+        if frame.leaving:
+            self.leaving_seq = frame.seq
 
     def _add_starts(self, frame: pb.AgentFrame, finishing: set[str]) -> None:
         """Report the starts of tokens still running START_LINGER after they began."""

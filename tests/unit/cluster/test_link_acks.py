@@ -43,6 +43,7 @@ def _open(link: AgentLink) -> int:
     """What the link thread does when a stream opens: a new generation, then the hello."""
     with link._send_lock:
         link._generation += 1
+        link._seen = 0
         link._sender.open(pb.Hello(name="a1"))
         return link._generation
 
@@ -68,3 +69,26 @@ def test_an_ack_from_a_replaced_stream_drops_nothing():
 
     link._renew(seq, new)            # the new stream's own ack
     assert not link._sender.unacked and "t1" not in link._held
+
+
+def test_a_leaving_agent_knows_when_the_gateway_saw_that_it_leaves(monkeypatch):
+    """The link is cancelled only once the gateway saw the leaving frame: cancelled before,
+    the frame could be dropped unsent, and the agent would be declared lost a heartbeat
+    timeout later instead of at once (fifty agents stopping on two CPUs did that)."""
+    import tokengate.node_agent.link as link_module
+
+    monkeypatch.setattr(link_module, "RETURN_WAIT", 0.01)
+    link = _link()
+    stream = _open(link)
+    assert not link._until_seen(lambda: link._sender.leaving_seq), "nothing sent yet"
+    with link._send_lock:
+        frame = link._sender.frame([box.Leaving()])
+    assert frame is not None and frame.leaving and link._sender.leaving_seq == frame.seq
+    assert not link._until_seen(lambda: link._sender.leaving_seq), "sent, not seen"
+    link._renew(frame.seq, stream)
+    assert link._until_seen(lambda: link._sender.leaving_seq)
+    stream = _open(link)  # reconnected while leaving: the hello is followed by it again
+    assert link._sender.leaving_seq == 2 and not link._until_seen(
+        lambda: link._sender.leaving_seq)
+    link._renew(2, stream)
+    assert link._until_seen(lambda: link._sender.leaving_seq)
