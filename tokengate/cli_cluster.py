@@ -8,6 +8,7 @@ its child processes.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -106,6 +107,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     stop = stop_event_on_signals()
     agent.start()
     _backend.install(agent.runtime)  # tasks that submit tasks run them on this host
+    gc.freeze()  # what it loaded to start is never garbage: no full collection scans it again
     print(f"tokengate agent {link.name} -> {link.gateway} ({len(agent.link.tasks)} tasks)",
           flush=True)
     try:
