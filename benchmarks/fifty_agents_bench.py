@@ -11,9 +11,12 @@ take ~10-20 s to register on 2 CPUs), warmed, then measured in alternating runs 
 flips every round, so a drift of the shared machine hits both alike): each run submits
 ``--tasks`` no-op calls from one client as fast as it can and waits for every result.
 
-Prints, per run, tokens/s and the CPU each role spent per token; then the median of each
-cluster, the ratio fifty/two (the target is >= 0.8), how evenly the fifty agents were used,
-and the CPU the idle cluster spent meanwhile (it sits beside the measured one).
+Prints, per run, tokens/s, the CPU each role spent per token and the gateway's frames per
+100 tokens; then the median of each cluster, the ratio fifty/two (the target is >= 0.8), how
+evenly the fifty agents were used, and the CPU the idle clusters spent meanwhile (they sit
+beside the measured one). ``--spread`` adds a third cluster, fifty agents with chunking off
+(``TOKENGATE_CHUNK_BUDGET=0``), to the same rounds: what chunking is worth, measured at the
+same time on the same noisy machine.
 """
 
 from __future__ import annotations
@@ -53,11 +56,12 @@ class Run:
     frames: dict[str, float]      # gateway frames per 100 tokens, by kind
 
 
-def start_cluster(agents: int, workers: int) -> LocalCluster:
+def start_cluster(agents: int, workers: int, env: dict[str, str] | None = None,
+                  ) -> LocalCluster:
     per_agent = max(1, round(workers / agents))
     cluster = LocalCluster(agents=agents, includes=("benchmarks.cluster_bench_tasks",),
                            agent_options=("--cores", "1", "--workers-per-core", str(per_agent)),
-                           pin=False, ready_timeout=READY_TIMEOUT)
+                           pin=False, ready_timeout=READY_TIMEOUT, env=env)
     cluster.start()
     return cluster
 
@@ -99,8 +103,9 @@ def gateway_counts(cluster: LocalCluster) -> dict[str, int]:
     return describe(cluster.client.status())["counts"]
 
 
-def measure(name: str, cluster: LocalCluster, idle: LocalCluster, n: int) -> Run:
-    procs, idle_procs = processes(cluster), processes(idle)
+def measure(name: str, cluster: LocalCluster, idle: list[LocalCluster], n: int) -> Run:
+    procs = processes(cluster)
+    idle_procs = {f"{i}/{k}": p for i, c in enumerate(idle) for k, p in processes(c).items()}
     counts = gateway_counts(cluster)
     me = psutil.Process()
     before, idle_before = cpu_by_role(procs), sum(cpu_by_role(idle_procs).values())
@@ -119,18 +124,21 @@ def report(run: Run) -> None:
     per = ", ".join(f"{r} {us:.0f}" for r, us in sorted(run.cpu_us.items()))
     total = sum(run.cpu_us.values())
     print(f"  {run.cluster:>5}: {run.rate:8,.0f} tokens/s   CPU/token {total:.0f} us ({per}); "
-          f"idle cluster {run.idle_cpu_s:.2f} s CPU", flush=True)
+          f"idle clusters {run.idle_cpu_s:.2f} s CPU", flush=True)
     print("         frames per 100 tokens: "
           + ", ".join(f"{kind} {n:.1f}" for kind, n in run.frames.items()), flush=True)
 
 
 def summary(runs: list[Run], agents: int) -> float:
     rates = {name: statistics.median(r.rate for r in runs if r.cluster == name)
-             for name in ("two", "fifty")}
+             for name in dict.fromkeys(r.cluster for r in runs)}
     ratio = rates["fifty"] / rates["two"]
     print(f"median: two {rates['two']:,.0f} tokens/s, fifty {rates['fifty']:,.0f} tokens/s; "
           f"ratio fifty/two {ratio:.2f} (target >= {TARGET}: "
           f"{'met' if ratio >= TARGET else 'MISSED'})")
+    if "spread" in rates:
+        print(f"  fifty with chunking off (chunk_budget 0): {rates['spread']:,.0f} tokens/s, "
+              f"ratio spread/two {rates['spread'] / rates['two']:.2f}")
     for run in (r for r in runs if r.cluster == "fifty"):
         counts = [run.nodes.get(f"bench{i}", 0) for i in range(1, agents + 1)]
         print(f"  fifty run: {sum(c > 0 for c in counts)}/{agents} agents got work, "
@@ -147,6 +155,8 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=50, help="agents of the big cluster")
     parser.add_argument("--workers", type=int, default=50, help="worker threads per cluster")
     parser.add_argument("--quick", action="store_true", help="5,000 calls, 2 rounds")
+    parser.add_argument("--spread", action="store_true", help="a third cluster of fifty "
+                        "agents with chunking off, measured in the same rounds")
     args = parser.parse_args()
     if args.quick:
         args.tasks, args.rounds = 5_000, 2
@@ -160,15 +170,18 @@ def main() -> None:
         clusters["fifty"] = start_cluster(args.agents, args.workers)
         print(f"  {args.agents} agents registered in {time.perf_counter() - started:.1f} s",
               flush=True)
+        if args.spread:
+            clusters["spread"] = start_cluster(args.agents, args.workers,
+                                               {"TOKENGATE_CHUNK_BUDGET": "0"})
         clusters["two"] = start_cluster(2, args.workers)
         for cluster in clusters.values():  # warm: connections, code paths, credits
             run_load(cluster, min(2_000, args.tasks))
         runs: list[Run] = []
+        names = list(clusters)
         for i in range(args.rounds):
-            order = ("two", "fifty") if i % 2 == 0 else ("fifty", "two")
-            for name in order:
-                other = clusters["fifty" if name == "two" else "two"]
-                runs.append(measure(name, clusters[name], other, args.tasks))
+            for name in names if i % 2 == 0 else reversed(names):
+                idle = [c for other, c in clusters.items() if other != name]
+                runs.append(measure(name, clusters[name], idle, args.tasks))
                 report(runs[-1])
         summary(runs, args.agents)
     finally:

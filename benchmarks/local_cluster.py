@@ -38,11 +38,13 @@ class LocalCluster:
                  redis_url: str | None = None, redis_pid: int | None = None,
                  workers_per_core: int | None = None, pythonpath: Sequence[str] = (),
                  logdir: str | None = None, agent_options: Sequence[str] = (),
-                 pin: bool = True, ready_timeout: float = READY_TIMEOUT) -> None:
+                 pin: bool = True, ready_timeout: float = READY_TIMEOUT,
+                 env: dict[str, str] | None = None) -> None:
         self.agents = agents
         self.agent_options = tuple(agent_options)  # extra flags of every agent
         self.pin = pin  # agents on disjoint CPUs when there are enough of them
         self.ready_timeout = ready_timeout
+        self.env = dict(env or {})  # extra variables of every child (TOKENGATE_* settings)
         self.includes = ",".join(includes)
         self.workers_per_core = workers_per_core
         self.own_redis = RedisServer() if redis_url is None else None
@@ -60,7 +62,7 @@ class LocalCluster:
             self.redis_url = self.own_redis.url
             self.redis_pid = self.own_redis.process.pid  # type: ignore[union-attr]
         self.address = f"127.0.0.1:{free_port()}"
-        env = dict(os.environ, TOKENGATE_TOKEN=TOKEN, PYTHONPATH=self.pythonpath)
+        env = dict(os.environ, **self.env, TOKENGATE_TOKEN=TOKEN, PYTHONPATH=self.pythonpath)
         self.procs["gateway"] = self._spawn("gateway", env, "--listen", self.address,
                                             "--redis", self.redis_url)
         cpu_sets = split_cpus(sorted(os.sched_getaffinity(0)), self.agents) if self.pin else []
