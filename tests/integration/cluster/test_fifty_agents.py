@@ -66,7 +66,8 @@ def test_fifty_agents_register_stay_alive_and_every_one_runs_work(make_cluster, 
         info = cluster.status()
         counts = info["counts"]
         frames = counts["gateway_direct_frames"] - before["gateway_direct_frames"]
-        assert frames < SHORT_CALLS / 10, f"{frames} dispatch frames for {SHORT_CALLS} calls"
+        # (here: ~30 frames; 300-800 with chunking off, TOKENGATE_CHUNK_BUDGET=0)
+        assert frames < SHORT_CALLS / 30, f"{frames} dispatch frames for {SHORT_CALLS} calls"
         assert counts["gateway_agent_results"] - before["gateway_agent_results"] == SHORT_CALLS
         assert {t.node for t in short} <= names
 
