@@ -134,7 +134,7 @@ def summary(runs: list[Run], agents: int) -> float:
              for name in dict.fromkeys(r.cluster for r in runs)}
     ratio = rates["fifty"] / rates["two"]
     print(f"median: two {rates['two']:,.0f} tokens/s, fifty {rates['fifty']:,.0f} tokens/s; "
-          f"ratio fifty/two {ratio:.2f} (target >= {TARGET}: "
+          f"ratio fifty/two {ratio:.3f} (target >= {TARGET}: "
           f"{'met' if ratio >= TARGET else 'MISSED'})")
     if "spread" in rates:
         print(f"  fifty with chunking off (chunk_budget 0): {rates['spread']:,.0f} tokens/s, "
