@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokengate.gateway.ledger.schema import DEFAULT_PREFIX
+from tokengate.gateway.ledger.schema import DEFAULT_PREFIX, DEFAULT_SHARD, shard_prefix
 from tokengate.shared import envconfig
 from tokengate.shared.auth import is_loopback
 from tokengate.shared.channel import TlsConfig
@@ -34,7 +34,10 @@ class GatewayConfig:
     agent_token: str = setting(
         "", secret=True, doc="token agents join with; set, the cluster token cannot join as "
         "an agent (so a client cannot ask for other clients' calls); unset: the cluster token")
-    key_prefix: str = setting(DEFAULT_PREFIX, doc="prefix of every Redis key")
+    key_prefix: str = setting(DEFAULT_PREFIX, doc="prefix of every Redis key of the cluster")
+    shard: str = setting(DEFAULT_SHARD, env="TOKENGATE_SHARD", doc="this gateway's shard: its "
+                         "part of the bookkeeping, every key under <key_prefix>{<shard>}: (one "
+                         "Redis Cluster hash slot); each gateway of a cluster needs its own")
     heartbeat_timeout: float = setting(5.0, doc="seconds without a frame before an agent is "
                                        "declared lost (agents stop starting work after half)")
     max_attempts: int = setting(3, doc="runs a token may get across lost agents")
@@ -59,6 +62,11 @@ class GatewayConfig:
                                        doc="serve Prometheus /metrics here (0: any port)")
     tls: TlsConfig = field(default_factory=TlsConfig)
 
+    @property
+    def ledger_prefix(self) -> str:
+        """The prefix of this gateway's shard's keys."""
+        return shard_prefix(self.key_prefix, self.shard)
+
     @classmethod
     def from_env(cls, **overrides: Any) -> GatewayConfig:
         return envconfig.from_env(cls, **envconfig.given(**overrides))
@@ -77,6 +85,10 @@ class GatewayConfig:
             raise ConfigurationError("max_attempts must be >= 1 and heartbeat_timeout > 0")
         if self.max_sessions < 1 or self.max_agents < 1:
             raise ConfigurationError("max_sessions and max_agents must be at least 1")
+        if not self.shard or any(c in self.shard for c in "{}:\t ") or len(self.shard) > 64:
+            raise ConfigurationError(
+                f"shard {self.shard!r}: give a name of 1 to 64 characters without braces, "
+                "colons or spaces (it becomes the Redis hash tag of the shard's keys)")
         if self.session_outbox_bytes < 64 * 1024:
             raise ConfigurationError("session_outbox_bytes must be at least 65536")
         return self

@@ -62,7 +62,8 @@ class Gateway:
                            self.series)
         self.control = Control(ledger, store, self.dispatch, self.registry, self.results,
                                self.views)
-        self.lost_lease = threading.Event()  # set when another gateway took the prefix
+        self.lost_lease = threading.Event()  # set when another gateway took the shard
+        ledger.on_fenced = self._lease_lost  # a write refused: another holds the epoch
 
     async def start(self, lease_wait: float | None = None) -> Gateway:
         try:

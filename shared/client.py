@@ -232,7 +232,7 @@ class ClusterClient:
             self._resolve(token, result)
         for token, rej in rejected:
             message = rej.error_message
-            if rej.error_type == wire.REDIS_UNAVAILABLE:
+            if rej.error_type in wire.NOT_STORED:
                 message += f" (offered again for {self._unavailable_limit():.0f}s)"
             token.set_error(rebuild_exception(rej.error_type, message), "")
         for _ in range(released):
@@ -258,7 +258,7 @@ class ClusterClient:
             if entry is not None and rej.error_type == wire.GATEWAY_BUSY:
                 busy.append(entry[1])  # backpressure: offered again, keeps its slot
                 continue
-            if entry is not None and rej.error_type == wire.REDIS_UNAVAILABLE and \
+            if entry is not None and rej.error_type in wire.NOT_STORED and \
                     self._offer_again(rej.token_id, now):
                 unstored.append(entry[1])  # not stored: offered again, keeps its slot
                 continue

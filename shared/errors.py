@@ -103,6 +103,10 @@ class RedisUnavailable(ClusterError):
     """The gateway could not reach its Redis server."""
 
 
+class Fenced(RedisUnavailable):
+    """Another gateway took this gateway's shard (its fencing epoch): it writes no more."""
+
+
 class Unauthenticated(ClusterError):
     """A call carried no credentials, or the wrong ones."""
 

@@ -76,6 +76,10 @@ AGENT_LOST = error_name(errors.AgentLost)
 TOKEN_KILLED = error_name(errors.TokenKilled)
 GATEWAY_BUSY = error_name(errors.GatewayBusy)
 REDIS_UNAVAILABLE = error_name(errors.RedisUnavailable)
+FENCED = error_name(errors.Fenced)
+# Rejections of calls that were not stored, which a client offers again (on whichever
+# gateway its session reaches next).
+NOT_STORED = frozenset({REDIS_UNAVAILABLE, FENCED})
 
 # The initial metadata of a Session the gateway took: a client tells a session that was
 # opened from one refused (GatewayBusy) before any reply.

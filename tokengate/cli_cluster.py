@@ -56,7 +56,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             "--workers (TOKENGATE_GATEWAY_WORKERS) is gone: the gateway no longer holds a "
             "thread per session; its limits are --max-sessions and --max-agents")
     config = GatewayConfig.from_env(
-        listen=args.listen, redis_url=args.redis, token=_token(args),
+        listen=args.listen, redis_url=args.redis, token=_token(args), shard=args.shard,
         operator_token=read_token(None, args.operator_token_file) or None
         if args.operator_token_file else None,
         agent_token=read_token(None, args.agent_token_file) or None
@@ -208,6 +208,8 @@ def _add_gateway(commands: Any) -> None:
     gw.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:50051)")
     gw.add_argument("--redis", help="Redis URL, password included (default TOKENGATE_REDIS or "
                     "redis://127.0.0.1:6379/0)")
+    gw.add_argument("--shard", help="this gateway's shard of the cluster's bookkeeping (default "
+                    "0); several gateways on one Redis each take their own")
     gw.add_argument("--heartbeat-timeout", type=float, help="seconds before an agent is lost")
     gw.add_argument("--max-attempts", type=int, help="runs a token gets across lost agents")
     gw.add_argument("--max-pending", type=int, help="waiting tokens held before new calls get "

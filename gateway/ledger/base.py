@@ -64,6 +64,9 @@ class TokenLedger(Protocol):
 
     prefix: str
     trouble_at: float  # wall time the store last failed or stalled a call (0: never)
+    epoch: str  # the shard's fencing epoch this gateway holds (set by ``lease``)
+    on_fenced: Callable[[str], None] | None  # told when a write was refused: not ours now
+    on_no_epoch: Callable[[], None] | None  # told when the store lost the epoch (renew now)
 
     def ping(self) -> bool: ...
 

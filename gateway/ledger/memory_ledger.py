@@ -68,6 +68,9 @@ class MemoryLedger:
         self._audit: deque[AuditEntry] = deque(maxlen=AUDIT_KEEP)
         self._lease: bytes | None = None
         self.trouble_at = 0.0  # dicts never fail or stall
+        self.epoch = "1:memory"  # one process holds the dicts: nothing to fence
+        self.on_fenced: Callable[[str], None] | None = None
+        self.on_no_epoch: Callable[[], None] | None = None
 
     def ping(self) -> bool:
         return True

@@ -58,7 +58,7 @@ from tokengate.gateway.ledger.rows import (
     TaskRule,
     TokenRecord,
 )
-from tokengate.shared.errors import RedisUnavailable
+from tokengate.shared.errors import Fenced, RedisUnavailable
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import Weight
 
@@ -67,7 +67,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCRIPTS = ("submit", "claim", "start", "complete", "requeue", "join", "kill", "forget")
-UNAVAILABLE_REPLIES = frozenset({"LOADING", "MISCONF", "OOM", "READONLY", "BUSY", "MASTERDOWN"})
+UNAVAILABLE_REPLIES = frozenset({"LOADING", "MISCONF", "OOM", "READONLY", "BUSY", "MASTERDOWN",
+                                 "NOEPOCH"})  # NOEPOCH: lib.lua's fence, until the lease
+                                              # renews the epoch a Redis restart lost
 NOT_TWICE = frozenset({"claim", "kill"})  # a second run of these would not be a no-op
 STALL_SECONDS = 1.0  # a Redis call that takes longer is a stall (SIGSTOP, a long fork)
 STORE_RETRY = 60.0  # seconds a submission whose reply was lost is run again
@@ -93,16 +95,21 @@ def _unavailable(exc: BaseException) -> bool:
 
 
 def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
-    """A RedisLedger method: Redis's unavailability becomes RedisUnavailable, and failures
-    and stalls are noted in ``trouble_at``."""
+    """A RedisLedger method: Redis's unavailability becomes RedisUnavailable, a fenced
+    script :class:`Fenced`, and failures and stalls are noted in ``trouble_at``."""
     @functools.wraps(method)
     def wrapper(self: RedisLedger, *args: Any, **kwargs: Any) -> T:
         began = time.monotonic()
         try:
             return method(self, *args, **kwargs)
         except redis.RedisError as exc:
+            if isinstance(exc, redis.ResponseError) and str(exc).startswith("FENCED"):
+                self.fenced(str(exc))
+                raise Fenced(f"this gateway no longer holds its shard: {exc}") from None
             if not _unavailable(exc):
                 raise
+            if str(exc).startswith("NOEPOCH") and self.on_no_epoch is not None:
+                self.on_no_epoch()
             self.errors += 1
             self.trouble_at = time.time()
             raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
@@ -162,11 +169,13 @@ def _applied_rows(reply: bytes, outcomes: Sequence[Outcome]) -> list[Applied]:
 
 
 def _read_script_reply(conn: Any, script: Any, args: list[Any]) -> Any:
-    """The reply of a script sent by hand; after a Redis restart (no script), run it again."""
+    """The reply of a script sent by hand (``args`` as ``RedisLedger._args`` makes them:
+    1, the fence's key, then the epoch and the script's own); after a Redis restart (no
+    script), run it again."""
     try:
         return conn.read_response()
     except redis.exceptions.NoScriptError:
-        return script(args=args)
+        return script(keys=args[1:2], args=args[2:])
 
 
 def _requeued(reply: list[Any]) -> Requeued:
@@ -274,11 +283,16 @@ class _Tickets:
 class RedisLedger:
     """Token, queue, agent, drain and audit state in one Redis database."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = schema.DEFAULT_PREFIX,
+    def __init__(self, client: redis.Redis, *,
+                 prefix: str = schema.shard_prefix(schema.DEFAULT_PREFIX, schema.DEFAULT_SHARD),
                  result_ttl: int = 600) -> None:
         self.redis = client
         self.prefix = prefix
         self.result_ttl = result_ttl
+        self.epoch = ""  # the fencing epoch this gateway holds (set by the lease)
+        self.on_fenced: Callable[[str], None] | None = None  # told once a script is fenced
+        self.on_no_epoch: Callable[[], None] | None = None  # told when Redis lost the epoch
+        self._fence = [self.key(schema.EPOCH)]
         self._scripts = {name: client.register_script(script_text(name)) for name in SCRIPTS}
         self._lease = client.register_script(script_text("lease"))
         self._tickets = _Tickets()
@@ -297,12 +311,23 @@ class RedisLedger:
     def key(self, *parts: str) -> str:
         return self.prefix + "".join(parts)
 
+    def fenced(self, message: str) -> None:
+        """A script was refused: another gateway holds this shard's epoch now."""
+        logger.critical("fenced: %s", message)
+        if self.on_fenced is not None:
+            self.on_fenced(message)
+
+    def _args(self, args: list[Any]) -> list[Any]:
+        """What goes after EVALSHA's sha: one key (the epoch's: the fence, and the slot a
+        Redis Cluster routes by), the epoch held, then the script's own arguments."""
+        return [1, *self._fence, self.epoch, *args]
+
     def _run(self, name: str, *args: Any) -> Any:
         """Run a script on this thread's connection; once more on a new one if it was dead
         (a Redis restart). A script that may have run before its reply was lost is sent
         again only if running it twice changes nothing (not ``claim``, not ``kill``)."""
         script = self._scripts[name]
-        full = [self.prefix, *args]
+        full = self._args([self.prefix, *args])
         if self._conns.pending():  # replies of pipelined scripts are due first on it: their
             self._conns.drop()     # readers run them again, after this one (a rare path)
         for last in (False, True):
@@ -324,7 +349,7 @@ class RedisLedger:
         check would read them as stale); alone, a dead one is replaced first."""
         conns = self._conns
         conn = conns.get() if conns.pending() else conns.fresh()
-        conn.send_command("EVALSHA", script.sha, 0, *args)
+        conn.send_command("EVALSHA", script.sha, *args)
 
     def _begin(self, name: str, *args: Any) -> Callable[[], Any]:
         """Send a script behind those this thread sent and has not read yet (one pipeline:
@@ -336,7 +361,7 @@ class RedisLedger:
         its script again on a new connection, in the same order, when running it twice
         changes nothing; ``claim`` and ``kill`` raise instead (they may have run)."""
         script = self._scripts[name]
-        full = [self.prefix, *args]
+        full = self._args([self.prefix, *args])
         conns = self._conns
         try:
             self._send(script, full)
@@ -373,9 +398,13 @@ class RedisLedger:
     @_redis_errors
     def lease(self, mode: str, record: bytes, ttl: float,
               replaces: bytes = b"") -> tuple[bool, bytes]:
-        ok, current = self._lease(args=[self.key(schema.LEASE), mode, record, int(ttl * 1000),
-                                        replaces])
-        return bool(ok), current if isinstance(current, bytes) else b""
+        ok, value = self._lease(keys=[self.key(schema.LEASE), self.key(schema.EPOCH)],
+                                args=[mode, record, int(ttl * 1000), replaces])
+        value = value if isinstance(value, bytes) else b""
+        if ok and mode != "release":
+            self.epoch = value.decode()
+            return True, b""
+        return bool(ok), value
 
     # -- hot path -------------------------------------------------------------------------
 
@@ -412,9 +441,9 @@ class RedisLedger:
         on these tokens wait (``_Tickets``) until the reply has been read.
         """
         submit, drop = self._scripts["submit"], self._scripts["forget"]
-        args = [self.prefix, time.time(), self._rows(tokens)]
+        args = self._args([self.prefix, time.time(), self._rows(tokens)])
         owner = tokens[0].owner if tokens else ""
-        drop_args = [self.prefix, _pack(list(forget)), owner] if forget else None
+        drop_args = self._args([self.prefix, _pack(list(forget)), owner]) if forget else None
         conns = self._conns
         try:
             self._send(submit, args)
@@ -474,7 +503,7 @@ class RedisLedger:
         pause, longest = RETRY_PAUSE
         while True:
             try:
-                return self._run("submit", *args[1:])
+                return self._run("submit", *args[4:])  # after 1, key, epoch, prefix
             except redis.RedisError as exc:
                 if not _unavailable(exc) or time.monotonic() + pause > deadline:
                     raise

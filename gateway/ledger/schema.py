@@ -11,6 +11,7 @@ from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import Weight
 
 DEFAULT_PREFIX = "tokengate:"
+DEFAULT_SHARD = "0"
 
 # Keys, each after the configured prefix.
 TOKEN = "t:"              # hash per token, fields below
@@ -24,7 +25,9 @@ DRAIN = "drain"           # hash {reason, since} while the cluster drains
 NODE_DRAIN = "nodedrain"  # hash agent name -> reason, nodes drained one by one
 TASKS = "tasks"           # hash task name -> "1" idempotent / "0" must never run twice
 AUDIT = "audit"           # list of msgpack audit entries, newest first, capped
-LEASE = "gateway"         # string: the lease of the one gateway serving this prefix
+LEASE = "gateway"         # string: the lease of the one gateway serving this shard (TTL)
+EPOCH = "epoch"           # string "<n>:<gateway id>": the fencing epoch of the shard's holder,
+                          # no TTL; every script runs only for the gateway that holds it
 
 
 class Field:
@@ -60,10 +63,18 @@ FINAL_STATES = (TokenState.COMPLETED, TokenState.FAILED, TokenState.KILLED)
 WEIGHTS = tuple(Weight)
 
 
+def shard_prefix(key_prefix: str, shard: str) -> str:
+    """The prefix of one shard's keys: the cluster's key prefix and the shard's hash tag,
+    so that every key of the shard (every key a script touches) is in one Redis Cluster hash
+    slot. ``shard_prefix("tokengate:", "0") == "tokengate:{0}:"``."""
+    return f"{key_prefix}{{{shard}}}:"
+
+
 def lua_names() -> dict[str, str]:
     """What the ``$NAME`` placeholders of the Lua scripts stand for."""
     names = {f"F_{name}": value for name, value in vars(Field).items() if name.isupper()}
     names.update({state.name: state.value for state in TokenState})
     names.update(K_TOKEN=TOKEN, K_QUEUE=QUEUE, K_INFLIGHT=INFLIGHT, K_COUNTS=COUNTS,
-                 K_GAUGES=GAUGES, K_AGENTS=AGENTS, K_SEEN=SEEN, K_TASKS=TASKS)
+                 K_GAUGES=GAUGES, K_AGENTS=AGENTS, K_SEEN=SEEN, K_TASKS=TASKS,
+                 K_EPOCH=EPOCH)
     return names

@@ -20,6 +20,23 @@
 --   $K_TASKS            hash task name -> "1" may run again after an agent loss, "0" never
 -- No script stops half way: inputs are checked by the gateway, and nothing here can fail
 -- on a large batch (no unpack of a batch into one command).
+--
+-- The fence (every script but lease.lua): KEYS[1] is the shard's epoch key $K_EPOCH and the
+-- first argument the epoch the calling gateway holds. A gateway whose epoch is not the
+-- shard's (another gateway took the shard while it was paused or cut off) is refused with
+-- a FENCED error before anything is read or written. The epoch is then taken off ARGV, so
+-- each script's own arguments start at ARGV[1], the prefix, as its header says. All keys are
+-- under the shard's prefix, whose hash tag puts them in one Redis Cluster slot.
+
+local epoch_now = redis.call('GET', KEYS[1])
+if epoch_now ~= ARGV[1] then
+  if not epoch_now then  -- Redis lost its data: the holder takes the shard again (lease.lua)
+    return redis.error_reply('NOEPOCH the shard has no fencing epoch (Redis lost its data)')
+  end
+  return redis.error_reply('FENCED the shard\'s epoch is ' .. tostring(epoch_now) ..
+                           ', this gateway holds ' .. tostring(ARGV[1]))
+end
+table.remove(ARGV, 1)
 
 local function tkey(p, id) return p .. '$K_TOKEN' .. id end
 

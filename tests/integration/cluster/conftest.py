@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tokengate.gateway.ledger.schema import DEFAULT_SHARD, shard_prefix
 from tokengate.shared.client import ClusterClient
 from tokengate.shared.client_config import ClientConfig
 from tokengate.shared.redis_server import RedisServer, child_env, free_port
@@ -108,7 +109,8 @@ class Cluster:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.tmp = tmp
-        self.prefix = f"tg-test-{uuid.uuid4().hex[:8]}:"
+        self.key_prefix = f"tg-test-{uuid.uuid4().hex[:8]}:"
+        self.prefix = shard_prefix(self.key_prefix, DEFAULT_SHARD)  # the gateway's keys
         if "--cores" not in agent_options:
             agent_options = (*AGENT_CORES, *agent_options)
         self.agent_options = agent_options
@@ -118,7 +120,7 @@ class Cluster:
         self.gateway: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self.clients: list[ClusterClient] = []
-        self.env = dict(os.environ, TOKENGATE_TOKEN=TOKEN, TOKENGATE_KEY_PREFIX=self.prefix,
+        self.env = dict(os.environ, TOKENGATE_TOKEN=TOKEN, TOKENGATE_KEY_PREFIX=self.key_prefix,
                         PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]),
                         TOKENGATE_HEARTBEAT=str(HEARTBEAT), PYTHONUNBUFFERED="1")
 
