@@ -104,11 +104,13 @@ class RedisServer:
     def __init__(
         self, *, port: int = 0, password: str = "", directory: str | None = None,
         appendonly: bool = False, binary: str | None = None, orphan_safe: bool = False,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.binary = binary or find_redis_server()
         self.port = port
         self.password = password
         self.appendonly = appendonly
+        self.extra = extra  # more redis-server options (e.g. --cluster-enabled yes)
         # Ask the kernel to stop redis-server when this process dies. It needs a preexec_fn,
         # so only a process with a single thread at start() may set it (``tokengate up``).
         self.orphan_safe = orphan_safe
@@ -128,7 +130,7 @@ class RedisServer:
                "--protected-mode", "yes", "--loglevel", "warning"]
         if self.password:
             cmd += ["--requirepass", self.password]
-        return cmd
+        return cmd + list(self.extra)
 
     def start(self) -> RedisServer:
         for _ in range(5):
@@ -155,6 +157,8 @@ class RedisServer:
                 if self.process.poll() is not None:
                     err = self.process.stderr.read().decode(errors="replace") \
                         if self.process.stderr else ""
+                    if self.process.stderr:
+                        self.process.stderr.close()
                     logger.warning("redis-server exited at start: %s", err.strip()[-500:])
                     return False
                 try:

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from string import Template
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import msgpack
 import redis
@@ -178,6 +179,31 @@ def _read_script_reply(conn: Any, script: Any, args: list[Any]) -> Any:
         return script(keys=args[1:2], args=args[2:])
 
 
+def _at(url: str, host: str, port: int) -> str:
+    """``url`` with another host and port (the same password, database and options)."""
+    parts = urlsplit(url)
+    auth = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{auth}@{host}:{port}" if auth else
+                                     f"{host}:{port}"))
+
+
+def _slot_owner(client: redis.Redis, key: str) -> tuple[str, int] | None:
+    """The master of the Redis Cluster slot of ``key``; None if Redis is not a cluster."""
+    try:
+        if not client.info("cluster").get("cluster_enabled"):
+            return None
+        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+        ranges = client.execute_command("CLUSTER", "SLOTS")
+    except redis.RedisError as exc:
+        if _unavailable(exc):
+            raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
+        raise
+    for first, last, master, *_ in ranges:
+        if first <= slot <= last:
+            return _text(master[0]) or "127.0.0.1", int(master[1])
+    raise RedisUnavailable(f"no Redis Cluster master serves slot {slot} (of {key!r}) now")
+
+
 def _requeued(reply: list[Any]) -> Requeued:
     failed, perw = reply[0], reply[1]
     return Requeued(
@@ -302,10 +328,21 @@ class RedisLedger:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLedger:
+        """A ledger on the Redis at ``url``. On a Redis Cluster (``url`` names any node),
+        on the master that owns the shard's hash slot: every key of the shard is there, so
+        the gateway talks to that node alone, on the same pipelined connections as to a
+        single Redis."""
         # A short retry budget: an outage is answered with RedisUnavailable within a second.
-        client = redis.Redis.from_url(
-            url, socket_timeout=10, socket_connect_timeout=2, health_check_interval=30,
+        options: dict[str, Any] = dict(
+            socket_timeout=10, socket_connect_timeout=2, health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=0.25, base=0.02), retries=3))
+        client = redis.Redis.from_url(url, **options)
+        prefix = kwargs.get("prefix", cls.__init__.__kwdefaults__["prefix"])
+        owner = _slot_owner(client, prefix + schema.EPOCH)
+        if owner is not None:
+            client.close()
+            client = redis.Redis.from_url(_at(url, *owner), **options)
+            logger.info("Redis Cluster: shard %r is served by %s:%d", prefix, *owner)
         return cls(client, **kwargs)
 
     def key(self, *parts: str) -> str:

@@ -104,13 +104,15 @@ class Cluster:
     """A gateway and named agents, each a real process; a prefix of its own in Redis."""
 
     def __init__(self, redis_url: str, tmp: Path, *, agent_options: tuple[str, ...] = (),
-                 gateway_options: tuple[str, ...] = ()) -> None:
+                 gateway_options: tuple[str, ...] = (), shard: str = DEFAULT_SHARD,
+                 key_prefix: str | None = None) -> None:
         self.redis_url = redis_url
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.tmp = tmp
-        self.key_prefix = f"tg-test-{uuid.uuid4().hex[:8]}:"
-        self.prefix = shard_prefix(self.key_prefix, DEFAULT_SHARD)  # the gateway's keys
+        self.key_prefix = key_prefix or f"tg-test-{uuid.uuid4().hex[:8]}:"
+        self.shard = shard
+        self.prefix = shard_prefix(self.key_prefix, shard)  # the gateway's keys
         if "--cores" not in agent_options:
             agent_options = (*AGENT_CORES, *agent_options)
         self.agent_options = agent_options
@@ -132,7 +134,8 @@ class Cluster:
     def start_gateway(self) -> None:
         self.gateway = self._spawn("gateway", role_command(
             "gateway", "--listen", self.address, "--redis", self.redis_url,
-            "--heartbeat-timeout", str(HEARTBEAT_TIMEOUT), *self.gateway_options))
+            "--heartbeat-timeout", str(HEARTBEAT_TIMEOUT), "--shard", self.shard,
+            *self.gateway_options))
         client = self.client(install=False, connect=False)
         client.ping(timeout=20)
 

@@ -1,0 +1,97 @@
+"""Shards: several gateways on one Redis or one Redis Cluster, each on a shard of its own,
+and the fencing epoch that stops a gateway whose shard another one took."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from conftest import Cluster, wait_until
+from faultkit import call
+from redis_cluster import RedisCluster
+from tokengate.gateway.ledger.schema import shard_prefix
+
+SHARDS = ("a", "b", "c")  # their hash tags fall on the three masters' slot ranges
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
+    with RedisCluster(tmp_path / "rc") as cluster:
+        yield cluster
+
+
+def test_three_gateways_spread_one_cluster_over_a_three_master_redis_cluster(
+        redis_cluster: RedisCluster, tmp_path: Path) -> None:
+    """One TokenGate cluster (one key prefix) with a gateway per shard, on a real Redis
+    Cluster of three masters: every script runs there (its keys in one slot), each shard's
+    tokens live on the master that owns its slot, and every call completes."""
+    key_prefix = f"tg-rc-{uuid.uuid4().hex[:6]}:"
+    nodes = redis_cluster.clients()
+    owners = {shard: redis_cluster.port_of_slot(int(nodes[0].execute_command(
+        "CLUSTER", "KEYSLOT", shard_prefix(key_prefix, shard) + "epoch"))) for shard in SHARDS}
+    assert len(set(owners.values())) == 3, "the shards' slots are on three masters"
+    gateways: list[Cluster] = []
+    try:
+        for shard in SHARDS:
+            gw = Cluster(redis_cluster.url, tmp_path / shard, shard=shard, key_prefix=key_prefix)
+            (tmp_path / shard).mkdir()
+            gateways.append(gw)
+            gw.start_gateway()
+            gw.start_agent(f"agent-{shard}", wait=False)
+        for gw in gateways:
+            gw.wait_nodes(lambda n, s=gw.shard: n.get(f"agent-{s}") == "UP", "agent up")
+        for i, gw in enumerate(gateways):
+            client = gw.client()
+            tokens = [client.submit_by_name("cluster_tasks:add", (i, k)) for k in range(40)]
+            assert [t.get(timeout=30) for t in tokens] == [i + k for k in range(40)]
+        for gw in gateways:
+            counts = redis.Redis(port=owners[gw.shard]).hgetall(gw.prefix + "counts")
+            assert int(counts[b"submitted"]) == 40 and int(counts[b"completed"]) == 40, \
+                f"shard {gw.shard}'s bookkeeping is on the master of its slot"
+    finally:
+        for gw in gateways:
+            gw.stop()
+        for node in nodes:
+            node.close()
+
+
+def test_a_gateway_paused_while_another_took_its_shard_writes_nothing(
+        redis_url: str, tmp_path: Path) -> None:
+    """SIGSTOP gateway A past its lease; gateway B starts on the same shard and takes it
+    (epoch + 1); a call A's client sent meanwhile reaches A when it wakes (SIGCONT). A must
+    not store it: the lease alone let it write until its next renewal; the epoch refuses the
+    write (Fenced, so the client offers it elsewhere), and A exits."""
+    key_prefix = f"tg-fence-{uuid.uuid4().hex[:6]}:"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = Cluster(redis_url, tmp_path / "a", key_prefix=key_prefix)
+    second = Cluster(redis_url, tmp_path / "b", key_prefix=key_prefix)
+    try:
+        first.start_gateway()
+        session = first.raw_session()
+        session.submit([call("before", "cluster_tasks:noop")])
+        wait_until(lambda: first.redis.state("before") == "waiting", 10, "stored")
+        assert first.gateway is not None
+        first.gateway.send_signal(signal.SIGSTOP)
+        second.start_gateway()  # takes the shard once A's lease lapsed (3 s)
+        session.submit([call("after", "cluster_tasks:noop")])
+        first.gateway.send_signal(signal.SIGCONT)
+        session.wait(lambda: bool(session.rejected.get("after")), 15, "the refusal")
+        assert session.rejected["after"][0].error_type == "Fenced"
+        assert first.gateway.wait(15) != 0, "the fenced gateway stops"
+        assert second.redis.state("after") is None, "nothing of A's reached Redis"
+        assert second.redis.state("before") == "waiting", "what A stored before stays"
+        assert second.client().submit_by_name("cluster_tasks:add", (1, 2)).token_id
+    finally:
+        for cluster in (first, second):
+            if cluster.gateway is not None and cluster.gateway.poll() is None:
+                cluster.gateway.send_signal(signal.SIGCONT)
+            try:
+                cluster.stop()
+            except subprocess.TimeoutExpired:
+                pass
