@@ -19,6 +19,16 @@ from tokengate.shared.envconfig import setting
 from tokengate.shared.errors import ConfigurationError
 
 
+def check_shard(name: str) -> str:
+    """A shard name (it becomes the Redis hash tag of the shard's keys), or
+    ConfigurationError."""
+    if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+        raise ConfigurationError(
+            f"shard {name!r}: give a name of 1 to 64 letters, digits, '-', '_' or '.' (it "
+            "becomes the Redis hash tag of the shard's keys)")
+    return name
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GatewayConfig:
     """Everything the gateway needs to run."""
@@ -85,10 +95,7 @@ class GatewayConfig:
             raise ConfigurationError("max_attempts must be >= 1 and heartbeat_timeout > 0")
         if self.max_sessions < 1 or self.max_agents < 1:
             raise ConfigurationError("max_sessions and max_agents must be at least 1")
-        if not self.shard or any(c in self.shard for c in "{}:\t ") or len(self.shard) > 64:
-            raise ConfigurationError(
-                f"shard {self.shard!r}: give a name of 1 to 64 characters without braces, "
-                "colons or spaces (it becomes the Redis hash tag of the shard's keys)")
+        check_shard(self.shard)
         if self.session_outbox_bytes < 64 * 1024:
             raise ConfigurationError("session_outbox_bytes must be at least 65536")
         return self

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 
 from tokengate.gateway.admission import Admission
 from tokengate.gateway.aio import Background
@@ -63,6 +64,7 @@ class Gateway:
         self.control = Control(ledger, store, self.dispatch, self.registry, self.results,
                                self.views)
         self.lost_lease = threading.Event()  # set when another gateway took the shard
+        self._on_lost: list[Callable[[], None]] = []  # run on the loop when it is set
         ledger.on_fenced = self._lease_lost  # a write refused: another holds the epoch
 
     async def start(self, lease_wait: float | None = None) -> Gateway:
@@ -88,7 +90,16 @@ class Gateway:
         self.store.stop()
 
     def _lease_lost(self, message: str) -> None:
+        """The lease or the epoch is gone (called from the lease's or a lane's thread)."""
+        if self.lost_lease.is_set():
+            return
         self.lost_lease.set()
+        for callback in self._on_lost:
+            self.loop.call_soon_threadsafe(callback)
+
+    def when_lost(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop once this gateway has lost its shard."""
+        self._on_lost.append(callback)
 
     # -- client sessions -----------------------------------------------------------------------
 

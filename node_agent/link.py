@@ -42,6 +42,7 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -52,7 +53,7 @@ from tokengate.node_agent import outbox as box
 from tokengate.node_agent.link_config import LinkConfig
 from tokengate.shared import codec, framing, wire
 from tokengate.shared.auth import call_metadata
-from tokengate.shared.channel import open_channel
+from tokengate.shared.channel import addresses, open_channel
 from tokengate.shared.errors import (
     AdmissionTimeout,
     AgentLost,
@@ -202,6 +203,12 @@ class AgentLink:
         self._generation = 0
         self._received = 0
         self._backoff = 0.1  # the link thread's: seconds before the next reconnection
+        # The link thread's: the gateways to try, from one picked by the agent's name (the
+        # agents of a cluster spread over its gateways), the next after a stream ended; the
+        # shard its first gateway named, named on every later stream (see wire.SHARD).
+        self._addresses = addresses(config.gateway)
+        self._at = zlib.crc32(config.name.encode()) % len(self._addresses)
+        self.shard = ""
         self._next_reclaim = 0.0  # the sender's: when it next asks the scheduler to reclaim
         self._call: Any = None
         self._threads: list[threading.Thread] = []
@@ -247,26 +254,33 @@ class AgentLink:
 
     # -- the link thread ----------------------------------------------------------------------
 
+    @property
+    def gateway(self) -> str:
+        """The gateway address the link uses (or tries) now."""
+        return self._addresses[self._at]
+
     def _link_loop(self) -> None:
-        metadata = call_metadata(self.config.token)
         while not self._stop.is_set():
+            metadata = call_metadata(self.config.token)
+            if self.shard:
+                metadata = (*metadata, (wire.SHARD, self.shard))
             try:
                 self._stream(metadata)
             except grpc.RpcError as exc:
                 if self._refused(exc):
                     return
+                self._at = (self._at + 1) % len(self._addresses)  # the next gateway, if any
             except ConfigurationError as exc:  # retrying cannot help (TLS files, ...)
                 self._fail(str(exc))
                 return
             except Exception:  # a bug must not end the link for good: log it, reconnect
-                logger.exception("the link to gateway %s failed; reconnecting",
-                                 self.config.gateway)
+                logger.exception("the link to gateway %s failed; reconnecting", self.gateway)
             self._stop.wait(self._backoff)
             self._backoff = min(self.config.max_backoff, self._backoff * 2)
 
     def _stream(self, metadata: tuple[tuple[str, str], ...]) -> None:
         """One stream, from its hello to its end (an exception, or the gateway closing it)."""
-        channel = open_channel(self.config.gateway, self.config.tls)
+        channel = open_channel(self.gateway, self.config.tls)
         try:
             with self._send_lock:
                 self._generation += 1
@@ -278,9 +292,10 @@ class AgentLink:
                 self._frames(generation, first), metadata=metadata)
             for frame in self._call:
                 if not self.registered.is_set():
+                    self._learn_shard(self._call.initial_metadata())
                     self.registered.set()
-                    logger.info("registered with gateway %s as %s", self.config.gateway,
-                                self.config.name)
+                    logger.info("registered with gateway %s (shard %s) as %s", self.gateway,
+                                self.shard or "?", self.config.name)
                     self._backoff = 0.1
                 self._on_frame(frame, generation)
         finally:
@@ -289,6 +304,11 @@ class AgentLink:
                 self._generation += 1  # the old stream's sender stops and hands back
             self._outbox.put(box.Wake())
             channel.close()
+
+    def _learn_shard(self, headers: Any) -> None:
+        for key, value in headers or ():
+            if key == wire.SHARD and value:
+                self.shard = str(value)
 
     def _fail(self, reason: str) -> None:
         """Stop for good: the agent process exits with ``reason`` (code 2)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,15 @@ def _read(path: str) -> bytes | None:
         return Path(path).read_bytes()
     except OSError as exc:
         raise ConfigurationError(f"cannot read TLS file {path}: {exc}") from None
+
+
+def addresses(text: str | Sequence[str]) -> list[str]:
+    """Gateway addresses: ``"gw1:50051,gw2:50051"`` or a list; at least one."""
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    found = [p.strip() for p in parts if p.strip()]
+    if not found:
+        raise ConfigurationError("no gateway address given (HOST:PORT, or several with commas)")
+    return found
 
 
 def open_channel(address: str, tls: TlsConfig | None = None) -> grpc.Channel:

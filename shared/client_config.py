@@ -27,7 +27,8 @@ class ClientConfig:
     """How a client reaches the gateway."""
 
     address: str = setting(DEFAULT_GATEWAY, env="TOKENGATE_GATEWAY",
-                           doc="HOST:PORT of the gateway (agents and clients)")
+                           doc="HOST:PORT of the gateway (agents and clients); several, "
+                               "comma-separated, for a cluster of gateways")
     token: str = setting("", secret=True, doc="the cluster's shared token")
     client_id: str = setting(factory=new_client_id,
                              doc="this client's id: its tokens are its own, and only it may "

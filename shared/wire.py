@@ -84,4 +84,8 @@ NOT_STORED = frozenset({REDIS_UNAVAILABLE, FENCED})
 # The initial metadata of a Session the gateway took: a client tells a session that was
 # opened from one refused (GatewayBusy) before any reply.
 SESSION_OPEN = "tokengate-session"
+# The shard a session or link belongs to: the gateway names it in its first headers; a
+# client or agent that reconnects (to any gateway of the cluster) names it in its own, so
+# the gateway serving that shard now (its own, or one that adopted it) takes it.
+SHARD = "tokengate-shard"
 TASK_FAILED = error_name(errors.TaskFailed)

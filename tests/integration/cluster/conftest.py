@@ -139,9 +139,11 @@ class Cluster:
         client = self.client(install=False, connect=False)
         client.ping(timeout=20)
 
-    def start_agent(self, name: str, wait: bool = True) -> None:
+    def start_agent(self, name: str, wait: bool = True, gateway: str | None = None) -> None:
+        """An agent of this gateway (or of the ``gateway`` addresses given)."""
         self.agents[name] = self._spawn(name, role_command(
-            "agent", "--gateway", self.address, "--name", name, "--include", "cluster_tasks",
+            "agent", "--gateway", gateway or self.address, "--name", name,
+            "--include", "cluster_tasks",
             *self.agent_options, verbose=True))
         if wait:
             self.wait_nodes(lambda nodes: nodes.get(name) == "UP", f"agent {name} up")

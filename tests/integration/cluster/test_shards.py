@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from conftest import Cluster, wait_until
-from faultkit import call
+from conftest import HEARTBEAT_TIMEOUT, TOKEN, Cluster, wait_until
+from faultkit import SideEffects, call
 from redis_cluster import RedisCluster
 from tokengate.gateway.ledger.schema import shard_prefix
+from tokengate.shared.client import ClusterClient
+from tokengate.shared.client_config import ClientConfig
+from tokengate.shared.status import describe
 
 SHARDS = ("a", "b", "c")  # their hash tags fall on the three masters' slot ranges
 
@@ -95,3 +100,64 @@ def test_a_gateway_paused_while_another_took_its_shard_writes_nothing(
                 cluster.stop()
             except subprocess.TimeoutExpired:
                 pass
+
+
+def _starting_at(name: str, first: str, other: str) -> str:
+    """The --gateway list of an agent called ``name`` that starts at ``first`` (an agent
+    starts at the address its name's CRC-32 picks)."""
+    order = [other, other]
+    order[zlib.crc32(name.encode()) % 2] = first
+    order[1 - zlib.crc32(name.encode()) % 2] = other
+    return ",".join(order)
+
+
+def _client_on(first: str, other: str) -> ClusterClient:
+    client = ClusterClient(ClientConfig(address=f"{first},{other}", token=TOKEN))
+    if client.address != first:  # a client starts at a random gateway; this one at first
+        client._next_gateway()
+    return client.connect()
+
+
+def test_sigkill_one_of_two_gateways_under_load(redis_url: str, tmp_path: Path,
+                                               effects: SideEffects) -> None:
+    """Two gateways, active at once on shards a and b of one cluster, an agent and a client
+    on each. SIGKILL gateway a under load: its agent and its client move to gateway b (their
+    second address) within two heartbeat timeouts, b adopts shard a (raising its epoch),
+    and every call of both clients completes, each run exactly once (no agent was lost)."""
+    key_prefix = f"tg-2gw-{uuid.uuid4().hex[:6]}:"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    gw_a = Cluster(redis_url, tmp_path / "a", shard="a", key_prefix=key_prefix)
+    gw_b = Cluster(redis_url, tmp_path / "b", shard="b", key_prefix=key_prefix)
+    clients: list[ClusterClient] = []
+    try:
+        for gw in (gw_a, gw_b):
+            gw.start_gateway()
+        gw_a.start_agent("agent-a", gateway=_starting_at("agent-a", gw_a.address, gw_b.address))
+        gw_b.start_agent("agent-b", gateway=_starting_at("agent-b", gw_b.address, gw_a.address))
+        clients = [_client_on(gw_a.address, gw_b.address), _client_on(gw_b.address, gw_a.address)]
+        assert [c.shard for c in clients] == ["a", "b"]
+        tokens = {f"{side}{i}": client.submit_by_name(
+                      "cluster_tasks:record", (str(effects), f"{side}{i}", 0.01))
+                  for side, client in zip("ab", clients, strict=True) for i in range(150)}
+        wait_until(lambda: effects.counts() and sum(effects.counts().values()) >= 60, 30,
+                   "work under way")
+        killed_at = time.monotonic()
+        gw_a.kill(gw_a.gateway)
+        wait_until(lambda: clients[0].connected.is_set() and
+                   clients[0].address == gw_b.address, 15, "client a on gateway b")
+        moved = {n["name"]: n["state"] for n in describe(clients[0].status())["nodes"]}
+        wait_until(lambda: {n["name"]: n["state"] for n in describe(clients[0].status())[
+            "nodes"]}.get("agent-a") == "UP", 15, "agent a on gateway b, shard a")
+        took = time.monotonic() - killed_at
+        assert took < 2 * HEARTBEAT_TIMEOUT, f"moved in {took:.1f}s ({moved})"
+        assert {k: t.get(timeout=60) for k, t in tokens.items()} == {k: k for k in tokens}
+        assert effects.twice() == {}, "no call ran twice"
+        assert set(effects.counts()) == set(tokens), "every call ran"
+        epoch = gw_b.redis.client.get(shard_prefix(key_prefix, "a") + "epoch")
+        assert epoch is not None and epoch.startswith(b"2:"), "b raised shard a's epoch"
+    finally:
+        for client in clients:
+            client.close()
+        for gw in (gw_a, gw_b):
+            gw.stop()
