@@ -92,8 +92,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if args.cpus:
         os.sched_setaffinity(0, parse_cpus(args.cpus))  # before the topology is detected
     includes = tuple(m.strip() for spec in args.include or () for m in spec.split(",") if m)
+    labels = tuple(t.strip() for spec in args.label or () for t in spec.split(",") if t.strip())
     link = LinkConfig.from_env(
         gateway=args.gateway, token=_token(args), name=args.name, includes=includes or None,
+        labels=labels or None,
         heartbeat_interval=args.heartbeat, allow_pickle=True if args.allow_pickle else None,
         tls=_tls(args))
     scheduler = SchedulerConfig.from_env(node_name=link.name, **{
@@ -238,6 +240,9 @@ def _add_agent(commands: Any) -> None:
     ag.add_argument("--include", action="append", help="module(s) whose tasks this agent runs "
                     "(repeat, or comma-separate)")
     ag.add_argument("--path", action="append", help="directory to add to sys.path first")
+    ag.add_argument("--label", action="append", help="a label of this agent, key=value "
+                    "(repeat, or comma-separate), e.g. --label gpu=a100 --label zone=eu: calls "
+                    "whose task requires labels run only on agents carrying them")
     ag.add_argument("--name", help="node name, unique in the cluster (default: host name)")
     ag.add_argument("--heartbeat", type=float, help="seconds between heartbeats")
     ag.add_argument("--workers-per-core", type=int)
