@@ -50,14 +50,32 @@ class Offer:
 
 
 def serves(offer: Offer, need: Need) -> bool:
-    """Whether an agent with ``offer`` may run a token with ``need``."""
-    if need.task and need.task not in offer.tasks:
+    """Whether an agent with ``offer`` may run a token with ``need``. An agent that
+    registered no tasks at all (a bare client of the protocol) is taken at its word that it
+    runs whatever it is sent, as before tasks were matched."""
+    if need.task and offer.tasks and need.task not in offer.tasks:
         return False
     return labels.satisfies(offer.labels, need.labels)
 
 
 def served(offers: Iterable[Offer], need: Need) -> bool:
     return any(serves(offer, need) for offer in offers)
+
+
+def stranded(waiting: Mapping[str, int], offers: Iterable[Offer]) -> list[str]:
+    """The queues with tokens waiting whose need no agent among ``offers`` serves."""
+    offers = list(offers)
+    return [queue for queue, n in waiting.items()
+            if n > 0 and not served(offers, parse_queue(queue)[1])]
+
+
+def timeout_message(need: Need, timeout: float) -> str:
+    """What a token failed for want of an agent says: the need nobody serves."""
+    hint = "an agent that includes the task's module"
+    if need.labels:
+        hint += " and carries " + " ".join(f"--label {t}" for t in labels.to_texts(need.labels))
+    return (f"no live agent has {need.describe()}: waited {timeout:g}s (the gateway's "
+            f"placement timeout); start {hint}")
 
 
 def need_of(task: str, asked: labels.Labels, registered: labels.Labels) -> Need:

@@ -63,6 +63,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         if args.agent_token_file else None,
         heartbeat_timeout=args.heartbeat_timeout, max_attempts=args.max_attempts,
         max_pending=args.max_pending, result_ttl=args.result_ttl,
+        placement_timeout=args.placement_timeout,
         max_sessions=args.max_sessions, max_agents=args.max_agents,
         session_outbox_bytes=args.session_outbox_bytes, metrics_port=args.metrics_port,
         allow_pickle=True if args.allow_pickle else None, tls=_tls(args))
@@ -212,6 +213,9 @@ def _add_gateway(commands: Any) -> None:
                     "redis://127.0.0.1:6379/0)")
     gw.add_argument("--heartbeat-timeout", type=float, help="seconds before an agent is lost")
     gw.add_argument("--max-attempts", type=int, help="runs a token gets across lost agents")
+    gw.add_argument("--placement-timeout", type=float, help="seconds a waiting token may go "
+                    "without a live agent that has its task and required labels before it "
+                    "fails with PlacementTimeout (default 60; 0: forever)")
     gw.add_argument("--max-pending", type=int, help="waiting tokens held before new calls get "
                     "GatewayBusy (clients wait and retry)")
     gw.add_argument("--max-sessions", type=int, help="client sessions served at once; past "

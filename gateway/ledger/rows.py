@@ -128,6 +128,7 @@ class TaskRule:
     name: str
     idempotent: bool
     weight: Weight | None = None
+    requires: tuple[tuple[str, str], ...] = ()  # agent labels its calls need, sorted
 
 
 @dataclass(frozen=True, slots=True)
