@@ -134,10 +134,12 @@ class Cluster:
         client = self.client(install=False, connect=False)
         client.ping(timeout=20)
 
-    def start_agent(self, name: str, wait: bool = True) -> None:
+    def start_agent(self, name: str, wait: bool = True, extra: tuple[str, ...] = ()) -> None:
+        """Start agent ``name``; ``extra``: options of this agent alone (``--label``, another
+        ``--include``)."""
         self.agents[name] = self._spawn(name, role_command(
             "agent", "--gateway", self.address, "--name", name, "--include", "cluster_tasks",
-            *self.agent_options, verbose=True))
+            *self.agent_options, *extra, verbose=True))
         if wait:
             self.wait_nodes(lambda nodes: nodes.get(name) == "UP", f"agent {name} up")
 
