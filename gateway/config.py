@@ -59,6 +59,11 @@ class GatewayConfig:
     max_pending: int = setting(1_000_000, doc="waiting tokens held in Redis before new calls "
                                "get GatewayBusy (clients wait and offer them again)")
     dispatch_batch: int = setting(1000, doc="most tokens in one dispatch frame")
+    placement_timeout: float = setting(
+        60.0, doc="seconds a waiting token may go without any live agent that has its task "
+        "and the labels it requires before it fails with PlacementTimeout (counted from its "
+        "creation, and from when its need was last served or the gateway started); 0: wait "
+        "for one forever")
     allow_pickle: bool = setting(False, doc="accept pickle-coded calls (authenticated clients)")
     max_sessions: int = setting(
         10_000, doc="client sessions served at once; past it a new session gets GatewayBusy "
@@ -93,6 +98,8 @@ class GatewayConfig:
                 "no TLS: use a token of at least 16 characters, and TLS on untrusted networks")
         if self.max_attempts < 1 or self.heartbeat_timeout <= 0:
             raise ConfigurationError("max_attempts must be >= 1 and heartbeat_timeout > 0")
+        if self.placement_timeout < 0:
+            raise ConfigurationError("placement_timeout must be >= 0 (0: no timeout)")
         if self.max_sessions < 1 or self.max_agents < 1:
             raise ConfigurationError("max_sessions and max_agents must be at least 1")
         check_shard(self.shard)

@@ -55,6 +55,7 @@ class Gateway:
         self.lease = GatewayLease(ledger, on_lost=self._lease_lost)
         self.dispatch = Dispatch(config, ledger, store)
         self.results = Results(ledger, store, self.series)
+        self.dispatch.on_expired(self.results.push_expired)
         self.registry = Registry(config, ledger, store, self.dispatch, self.results,
                                  self.background, serving=self.lease.renew)
         self.admission = Admission(config, ledger, store, self.dispatch, self.results,
@@ -72,6 +73,7 @@ class Gateway:
             await self.store.write(self.ledger.ping)
             await self.store.write(self.lease.acquire, lease_wait)
             drain = await self.store.read(self.ledger.drain_state)
+            self.registry.known.update(await self.store.read(self.ledger.task_rules))
             await self.dispatch.start(drain)
         except BaseException:
             self.store.stop()

@@ -51,7 +51,7 @@ import grpc
 import msgpack
 from tokengate.node_agent import outbox as box
 from tokengate.node_agent.link_config import LinkConfig
-from tokengate.shared import codec, framing, wire
+from tokengate.shared import codec, framing, labels, wire
 from tokengate.shared.auth import call_metadata
 from tokengate.shared.channel import addresses, open_channel
 from tokengate.shared.errors import (
@@ -160,7 +160,8 @@ def import_includes(modules: tuple[str, ...]) -> list[str]:
 def task_info(spec: TaskSpec) -> pb.TaskInfo:
     return pb.TaskInfo(name=spec.name, weight=spec.tags.weight.value,
                        idempotent=spec.tags.idempotent, operation_type=spec.operation_type,
-                       time_limit=float(getattr(spec.tags, "time_limit", None) or 0.0))
+                       time_limit=float(getattr(spec.tags, "time_limit", None) or 0.0),
+                       requires=labels.to_texts(spec.tags.requires))
 
 
 class _StartReporter:
@@ -343,7 +344,8 @@ class AgentLink:
                         host=socket.gethostname(), pid=os.getpid(),
                         topology=msgpack.packb(topology, default=str), tasks=self.tasks,
                         task_info=[task_info(lookup(name)) for name in self.tasks],
-                        held=list(self._held))
+                        held=list(self._held),
+                        labels=labels.to_texts(labels.parse(self.config.labels)))
 
     def _capacity(self) -> tuple[int, dict[Weight, int]]:
         received = self._received  # first: the free figure then reflects at least these

@@ -10,7 +10,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokengate.shared import envconfig
+from tokengate.shared import envconfig, labels
 from tokengate.shared.channel import TlsConfig
 from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD
 from tokengate.shared.envconfig import setting
@@ -28,6 +28,9 @@ class LinkConfig:
                         doc="this node's name, unique in the cluster (default: host name)")
     includes: tuple[str, ...] = setting((), env="TOKENGATE_INCLUDE",
                                         doc="modules (comma-separated) whose tasks it runs")
+    labels: tuple[str, ...] = setting(
+        (), env="TOKENGATE_LABELS", doc="this agent's labels, key=value (comma-separated, e.g. "
+        "gpu=a100,zone=eu): calls whose task requires labels run only on agents carrying them")
     heartbeat_interval: float = setting(1.0, env="TOKENGATE_HEARTBEAT",
                                         doc="seconds between an idle agent's heartbeats")
     allow_pickle: bool = setting(False, doc="accept pickle-coded calls")
@@ -41,6 +44,7 @@ class LinkConfig:
             raise ConfigurationError("heartbeat_interval must be > 0")
         if not self.name:
             raise ConfigurationError("an agent needs a node name")
+        labels.parse(self.labels)  # a bad label stops the agent here, naming the shape
 
     @classmethod
     def from_env(cls, **overrides: Any) -> LinkConfig:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import grpc
-from tokengate.shared import codec, framing, wire
+from tokengate.shared import codec, framing, labels, wire
 from tokengate.shared.auth import call_metadata
 from tokengate.shared.channel import addresses, open_channel, speaks_tls
 from tokengate.shared.client_config import ClientConfig
@@ -191,6 +191,8 @@ class ClusterClient:
         item = pb.TaskItem(token_id=token.token_id, task=name, payload=payload, codec=self._codec,
                            weight=tags.weight.value, not_idempotent=not tags.idempotent,
                            operation_type=operation_type)
+        if tags.requires:
+            item.requires.extend(labels.to_texts(tags.requires))
         if self._closed.is_set():
             raise GatewayUnavailable("the cluster client is closed")
         if not self._window.acquire(timeout=self.config.submit_timeout):

@@ -141,3 +141,8 @@ class TaskTimeLimit(TokenGateError):
 
 class PermissionDenied(ClusterError):
     """The caller's credentials do not carry the right this call needs (an operator's)."""
+
+
+class PlacementTimeout(ClusterError):
+    """No live agent has the token's task or the labels it requires, for longer than the
+    gateway's placement timeout: the token failed without running."""

@@ -74,6 +74,7 @@ def error_name(error: type[BaseException] | BaseException) -> str:
 
 AGENT_LOST = error_name(errors.AgentLost)
 TOKEN_KILLED = error_name(errors.TokenKilled)
+PLACEMENT_TIMEOUT = error_name(errors.PlacementTimeout)
 GATEWAY_BUSY = error_name(errors.GatewayBusy)
 REDIS_UNAVAILABLE = error_name(errors.RedisUnavailable)
 FENCED = error_name(errors.Fenced)

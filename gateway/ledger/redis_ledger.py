@@ -43,7 +43,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from tokengate.gateway.ledger import schema
-from tokengate.gateway.ledger.base import AUDIT_KEEP, DrainState, LossPolicy
+from tokengate.gateway.ledger.base import AUDIT_KEEP, EXPIRE_BATCH, DrainState, LossPolicy
 from tokengate.gateway.ledger.rows import (
     Adoption,
     Applied,
@@ -67,11 +67,12 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCRIPTS = ("submit", "claim", "start", "complete", "requeue", "join", "kill", "forget")
+SCRIPTS = ("submit", "claim", "start", "complete", "requeue", "join", "kill", "forget",
+           "expire")
 UNAVAILABLE_REPLIES = frozenset({"LOADING", "MISCONF", "OOM", "READONLY", "BUSY", "MASTERDOWN",
                                  "NOEPOCH"})  # NOEPOCH: lib.lua's fence, until the lease
                                               # renews the epoch a Redis restart lost
-NOT_TWICE = frozenset({"claim", "kill"})  # a second run of these would not be a no-op
+NOT_TWICE = frozenset({"claim", "kill", "expire"})  # a second run of these would not be a no-op
 STALL_SECONDS = 1.0  # a Redis call that takes longer is a stall (SIGSTOP, a long fork)
 STORE_RETRY = 60.0  # seconds a submission whose reply was lost is run again
 RETRY_PAUSE = (0.05, 0.5)  # first and longest pause between those runs
@@ -209,7 +210,17 @@ def _requeued(reply: list[Any]) -> Requeued:
     return Requeued(
         failed=[LostToken(_text(failed[i]), int(failed[i + 1]), _text(failed[i + 2]))
                 for i in range(0, len(failed), 3)],
-        requeued={Weight(_text(perw[i])): int(perw[i + 1]) for i in range(0, len(perw), 2)})
+        requeued={_text(perw[i]): int(perw[i + 1]) for i in range(0, len(perw), 2)})
+
+
+def _queue(queue: Weight | str) -> str:
+    """A queue's name: a bare weight is its own queue."""
+    return queue.value if isinstance(queue, Weight) else queue
+
+
+def _lost_rows(flat: list[Any]) -> list[LostToken]:
+    return [LostToken(_text(flat[i]), int(flat[i + 1]), _text(flat[i + 2]))
+            for i in range(0, len(flat), 3)]
 
 
 class _ThreadConns:
@@ -448,7 +459,8 @@ class RedisLedger:
     @staticmethod
     def _rows(tokens: Sequence[NewToken]) -> bytes:
         """submit.lua's rows, one flat array: per run of tokens of one owner and session (a
-        frame is one), the owner, the session, the count, then six values per token."""
+        frame is one), the owner, the session, the count, then six values per token (the
+        third is the queue it would wait in, which the route field starts with too)."""
         # Weight and TokenState members are str: msgpack packs them as their values.
         flat: list[Any] = []
         owner = session = None
@@ -458,7 +470,8 @@ class RedisLedger:
                 owner, session, head = t.owner, t.session, len(flat) + 2
                 flat += (owner, session, 0)
             flat[head] += 1
-            flat += (t.token_id, f"{t.weight.value}\t{session}\t{t.task}", t.weight,
+            queue = t.queue or t.weight.value
+            flat += (t.token_id, f"{queue}\t{session}\t{t.task}", queue,
                      1 if t.idempotent else 0, t.item, t.agent)
         return _pack(flat)
 
@@ -549,13 +562,14 @@ class RedisLedger:
             pause = min(longest, pause * 2)
 
     @_redis_errors
-    def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:
-        return self.claim_begin(weight, count, agent, budget)()
+    def claim(self, queue: Weight | str, count: int, agent: str, budget: int,
+              ) -> list[Claimed]:
+        return self.claim_begin(queue, count, agent, budget)()
 
     @_redis_errors
-    def claim_begin(self, weight: Weight, count: int, agent: str, budget: int,
+    def claim_begin(self, queue: Weight | str, count: int, agent: str, budget: int,
                     ) -> Callable[[], list[Claimed]]:
-        read = self._begin("claim", weight.value, count, agent, budget)
+        read = self._begin("claim", _queue(queue), count, agent, budget)
         return functools.partial(self._claimed, read)
 
     @_redis_errors
@@ -631,6 +645,14 @@ class RedisLedger:
         return KillOutcome(_text(outcome)), _text(agent)
 
     @_redis_errors
+    def expire(self, queue: Weight | str, cutoff: float, message: str,
+               limit: int = EXPIRE_BATCH) -> list[LostToken]:
+        """Fail (PlacementTimeout) the tokens of ``queue`` created at or before ``cutoff``,
+        among the first ``limit``; the gateway calls it for queues no live agent serves."""
+        return _lost_rows(_unpack(self._run("expire", _queue(queue), cutoff, message,
+                                            self.result_ttl, time.time(), limit)))
+
+    @_redis_errors
     def forget(self, ids: Sequence[str], owner: str) -> int:
         """Delete the final tokens among ``ids`` that ``owner`` submitted."""
         return int(self._run("forget", _pack(list(ids)), owner))
@@ -646,11 +668,20 @@ class RedisLedger:
                 for token_id, raw in zip(ids, pipe.execute(), strict=True)]
 
     @_redis_errors
-    def queue_lengths(self) -> dict[Weight, int]:
+    def queues(self) -> dict[str, int]:
+        """Tokens waiting per queue (each weight's bare queue always; others while they
+        hold any)."""
+        names = [w.value for w in schema.WEIGHTS]
+        names += sorted(_text(n) for n in self.redis.smembers(self.key(schema.QUEUES))
+                        if _text(n) not in names)
         pipe = self.redis.pipeline(transaction=False)
-        for weight in schema.WEIGHTS:
-            pipe.llen(self.key(schema.QUEUE, weight.value))
-        return dict(zip(schema.WEIGHTS, pipe.execute(), strict=True))
+        for name in names:
+            pipe.llen(self.key(schema.QUEUE, name))
+        return dict(zip(names, pipe.execute(), strict=True))
+
+    def queue_lengths(self) -> dict[Weight, int]:
+        """Tokens waiting per weight, over all its queues."""
+        return schema.per_weight(self.queues())
 
     @_redis_errors
     def inflight_ids(self, agent: str) -> set[str]:

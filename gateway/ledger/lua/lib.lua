@@ -3,7 +3,7 @@
 -- The scripts are templates: $$NAME stands for a key, a field or a state name of
 -- tokengate/gateway/ledger/schema.py (filled in once, at load). Keys, after the prefix p:
 --   $K_TOKEN<id>        hash per token: $F_STATE state, $F_ATTEMPT attempt (absent: 1),
---                       $F_ROUTE "<weight>\t<session owed its outcome>\t<task name>" (one
+--                       $F_ROUTE "<queue>\t<session owed its outcome>\t<task name>" (one
 --                       field for three read only off the hot path, see route()),
 --                       $F_IDEMPOTENT "1"/"0" (absent: "1"),
 --                       $F_ITEM submitted TaskItem ("" once final, unless FAILED),
@@ -11,7 +11,9 @@
 --                       $F_OWNER client id, $F_CREATED / $F_STARTED_AT /
 --                       $F_FINISHED_AT (outcomes the gateway decided) times, $F_RESULT the
 --                       final ResultItem, $F_ERROR_TYPE / $F_ERROR_MESSAGE (gateway outcomes)
---   $K_QUEUE<weight>    list of waiting ids, FIFO; requeued ids go to the front
+--   $K_QUEUE<queue>     list of waiting ids, FIFO; requeued ids go to the front; a queue is
+--                       a weight, or "<weight>|<task>|<labels>" (gateway/needs.py)
+--   $K_QUEUES           set of the queue names that may hold ids
 --   $K_INFLIGHT<agent>  set of ids the agent holds ($ADMITTED or $EXECUTING)
 --   $K_AGENTS           hash agent -> msgpack record; only registered agents get tokens
 --   $K_SEEN             zset agent -> last heartbeat
@@ -130,6 +132,9 @@ local function finish_tally(p, acc)
     redis.call('HINCRBY', p .. '$K_COUNTS', 'lost', nfailed)
   end
   local perw = {}
-  for w, n in pairs(acc.perw) do perw[#perw + 1] = w; perw[#perw + 1] = n end
+  for w, n in pairs(acc.perw) do
+    perw[#perw + 1] = w; perw[#perw + 1] = n
+    redis.call('SADD', p .. '$K_QUEUES', w)
+  end
   return {acc.failed, perw}
 end

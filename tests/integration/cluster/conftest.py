@@ -139,12 +139,13 @@ class Cluster:
         client = self.client(install=False, connect=False)
         client.ping(timeout=20)
 
-    def start_agent(self, name: str, wait: bool = True, gateway: str | None = None) -> None:
-        """An agent of this gateway (or of the ``gateway`` addresses given)."""
+    def start_agent(self, name: str, wait: bool = True, extra: tuple[str, ...] = (),
+                    gateway: str | None = None) -> None:
+        """Start agent ``name`` on this gateway (or on the ``gateway`` addresses given);
+        ``extra``: options of this agent alone (``--label``, another ``--include``)."""
         self.agents[name] = self._spawn(name, role_command(
             "agent", "--gateway", gateway or self.address, "--name", name,
-            "--include", "cluster_tasks",
-            *self.agent_options, verbose=True))
+            "--include", "cluster_tasks", *self.agent_options, *extra, verbose=True))
         if wait:
             self.wait_nodes(lambda nodes: nodes.get(name) == "UP", f"agent {name} up")
 
