@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from importlib import resources
 from string import Template
@@ -41,8 +43,10 @@ import msgpack
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.sentinel import SentinelConnectionPool, SentinelManagedConnection
 from tokengate.gateway.ledger import schema
 from tokengate.gateway.ledger.base import AUDIT_KEEP, DrainState, LossPolicy
+from tokengate.gateway.ledger.connect import client_from_url
 from tokengate.gateway.ledger.rows import (
     Adoption,
     Applied,
@@ -67,8 +71,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCRIPTS = ("submit", "claim", "start", "complete", "requeue", "join", "kill", "forget")
-UNAVAILABLE_REPLIES = frozenset({"LOADING", "MISCONF", "OOM", "READONLY", "BUSY", "MASTERDOWN"})
+UNAVAILABLE_REPLIES = frozenset({"LOADING", "MISCONF", "OOM", "READONLY", "BUSY", "MASTERDOWN",
+                                 "NOREPLICAS"})
+DEMOTED_REPLIES = frozenset({"READONLY", "MASTERDOWN"})  # a replica now: ask for the primary
+_SCRIPT_REPLY = re.compile(r"\s-([A-Z]+)\s")  # the code of an error a script's command got
 NOT_TWICE = frozenset({"claim", "kill"})  # a second run of these would not be a no-op
+SOCKET_TIMEOUT = 10.0  # seconds a reply may take before the connection counts as dead
 STALL_SECONDS = 1.0  # a Redis call that takes longer is a stall (SIGSTOP, a long fork)
 STORE_RETRY = 60.0  # seconds a submission whose reply was lost is run again
 RETRY_PAUSE = (0.05, 0.5)  # first and longest pause between those runs
@@ -84,12 +92,22 @@ def script_text(name: str) -> str:
     return Template(body).substitute(schema.lua_names())
 
 
+def _reply_code(exc: redis.ResponseError) -> str:
+    """An error reply's code ("READONLY"), also when a script's command got it (Redis 6:
+    "Error running script ... -NOREPLICAS Not enough good replicas to write.")."""
+    text = str(exc)
+    code = text.split(" ", 1)[0]
+    if code == "Error" and (inner := _SCRIPT_REPLY.search(text)) is not None:
+        return inner.group(1)
+    return code
+
+
 def _unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says Redis cannot serve now (down, restarting, loading, stalled)."""
+    """Whether ``exc`` says Redis cannot serve now (down, restarting, loading, stalled, a
+    primary demoted, too few replicas for ``min-replicas-to-write``)."""
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
         return True
-    return isinstance(exc, redis.ResponseError) and \
-        str(exc).split(" ", 1)[0] in UNAVAILABLE_REPLIES
+    return isinstance(exc, redis.ResponseError) and _reply_code(exc) in UNAVAILABLE_REPLIES
 
 
 def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
@@ -103,6 +121,8 @@ def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
         except redis.RedisError as exc:
             if not _unavailable(exc):
                 raise
+            if isinstance(exc, redis.ResponseError) and _reply_code(exc) in DEMOTED_REPLIES:
+                self._conns.drop()  # its next connection asks (Sentinel) for the primary
             self.errors += 1
             self.trouble_at = time.time()
             raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
@@ -187,7 +207,7 @@ class _ThreadConns:
     (``pending`` replies not read yet, in the order they were sent)."""
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
-        self._make = functools.partial(pool.connection_class, **pool.connection_kwargs)
+        self._make = _connection_factory(pool)
         self._local = threading.local()
 
     def pending(self) -> int:
@@ -201,10 +221,27 @@ class _ThreadConns:
     def sent(self, delta: int) -> None:
         self._local.pending = self.pending() + delta
 
+    def wrote(self) -> None:
+        """A script went out on this thread's connection: replicas have not confirmed it."""
+        self._local.unconfirmed = True
+
+    def unconfirmed(self) -> tuple[bool, bool]:
+        """(whether a connection died holding writes not confirmed, whether the current one
+        holds some), both cleared: the caller confirms them now or fails their batch."""
+        local = self._local
+        lost, held = getattr(local, "lost", False), getattr(local, "unconfirmed", False)
+        local.lost = local.unconfirmed = False
+        return lost, held
+
     def get(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = self._make()
+            conn = self._make()
+            # Connected here, as the pool connects what it hands out: a Sentinel-managed
+            # connection asks for the primary's address only in connect(); left to the first
+            # send, it would connect to its default host instead.
+            conn.connect()
+            self._local.conn = conn
         return conn
 
     def fresh(self) -> Any:
@@ -213,9 +250,11 @@ class _ThreadConns:
         written to a dead connection may or may not have run; this way one sent while Redis
         is down is refused at once, and only one in flight when it dies is in doubt."""
         conn = getattr(self._local, "conn", None)
-        if conn is not None and conn.is_connected:
+        if conn is not None:
+            # One redis-py closed (after an error) is stale too: reconnecting by itself, a
+            # Sentinel-managed connection would not ask for the primary again.
             try:
-                stale = conn.can_read(0)
+                stale = not conn.is_connected or conn.can_read(0)
             except redis.ConnectionError:
                 stale = True
             if stale:
@@ -224,11 +263,25 @@ class _ThreadConns:
 
     def drop(self) -> None:
         conn = getattr(self._local, "conn", None)
+        if getattr(self._local, "unconfirmed", False):  # WAIT on a new one cannot vouch
+            self._local.lost, self._local.unconfirmed = True, False  # for these
         self._local.conn = None
         self._local.pending = 0
         self._local.generation = self.generation() + 1
         if conn is not None:
             conn.disconnect()
+
+
+def _connection_factory(pool: redis.ConnectionPool) -> Callable[[], Any]:
+    """Makes connections as ``pool`` would. A Sentinel pool's connections hold the pool (its
+    proxy) and ask it, each time they connect, for the primary's address, which it asks the
+    sentinels for: so a connection made after a failover reaches the new primary."""
+    kwargs = dict(pool.connection_kwargs)
+    if isinstance(pool, SentinelConnectionPool) and \
+            issubclass(pool.connection_class, SentinelManagedConnection):
+        kwargs.setdefault("connection_pool", getattr(pool, "proxy", None) or
+                          weakref.proxy(pool))  # redis-py < 5.1 put no proxy in the kwargs
+    return functools.partial(pool.connection_class, **kwargs)
 
 
 class _Tickets:
@@ -275,10 +328,13 @@ class RedisLedger:
     """Token, queue, agent, drain and audit state in one Redis database."""
 
     def __init__(self, client: redis.Redis, *, prefix: str = schema.DEFAULT_PREFIX,
-                 result_ttl: int = 600) -> None:
+                 result_ttl: int = 600, replicas: int = 0,
+                 replica_timeout: float = 1.0) -> None:
         self.redis = client
         self.prefix = prefix
         self.result_ttl = result_ttl
+        self.replicas = replicas  # confirm_writes waits for this many (0: it does not wait)
+        self.replica_timeout = replica_timeout
         self._scripts = {name: client.register_script(script_text(name)) for name in SCRIPTS}
         self._lease = client.register_script(script_text("lease"))
         self._tickets = _Tickets()
@@ -288,14 +344,51 @@ class RedisLedger:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLedger:
+        """A ledger on ``url``: ``redis://``, ``rediss://``, ``unix://`` or
+        ``redis+sentinel://`` (:mod:`.connect`)."""
         # A short retry budget: an outage is answered with RedisUnavailable within a second.
-        client = redis.Redis.from_url(
-            url, socket_timeout=10, socket_connect_timeout=2, health_check_interval=30,
+        client = client_from_url(
+            url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=2, health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=0.25, base=0.02), retries=3))
         return cls(client, **kwargs)
 
     def key(self, *parts: str) -> str:
         return self.prefix + "".join(parts)
+
+    @_redis_errors
+    def confirm_writes(self) -> None:
+        """Wait until ``replicas`` replicas hold every write this thread sent since it last
+        asked (docs/redis-failover.md); RedisUnavailable if they do not within
+        ``replica_timeout``, or if a connection holding such writes died (a WAIT on another
+        one cannot vouch for them: after a failover it asks the new primary). A no-op with
+        ``replicas`` 0 or nothing sent.
+
+        WAIT counts replicas that acknowledged the offset of the *waiting connection's* last
+        write, so a bumped counter goes first: that offset is then the primary's latest,
+        covering writes this thread made through the pool too (a script reloaded after
+        NOSCRIPT)."""
+        if not self.replicas:
+            return
+        conns = self._conns
+        lost, held = conns.unconfirmed()
+        if lost:
+            raise RedisUnavailable("a Redis connection closed before replicas confirmed its "
+                                   "writes: they may be lost in a failover")
+        if not held:
+            return
+        conn = conns.get()  # the connection the writes went out on (dead: the send raises)
+        try:
+            conn.send_packed_command(conn.pack_commands([
+                ("INCR", self.key(schema.REPLICATED)),
+                ("WAIT", self.replicas, int(self.replica_timeout * 1000))]))
+            conn.read_response()
+            acked = int(conn.read_response())
+        except BaseException:
+            conns.drop()
+            raise
+        if acked < self.replicas:
+            raise RedisUnavailable(f"{acked} of {self.replicas} Redis replicas confirmed the "
+                                   f"writes within {self.replica_timeout}s")
 
     def _run(self, name: str, *args: Any) -> Any:
         """Run a script on this thread's connection; once more on a new one if it was dead
@@ -325,6 +418,7 @@ class RedisLedger:
         conns = self._conns
         conn = conns.get() if conns.pending() else conns.fresh()
         conn.send_command("EVALSHA", script.sha, 0, *args)
+        conns.wrote()
 
     def _begin(self, name: str, *args: Any) -> Callable[[], Any]:
         """Send a script behind those this thread sent and has not read yet (one pipeline:

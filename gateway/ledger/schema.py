@@ -25,6 +25,7 @@ NODE_DRAIN = "nodedrain"  # hash agent name -> reason, nodes drained one by one
 TASKS = "tasks"           # hash task name -> "1" idempotent / "0" must never run twice
 AUDIT = "audit"           # list of msgpack audit entries, newest first, capped
 LEASE = "gateway"         # string: the lease of the one gateway serving this prefix
+REPLICATED = "replicated"  # counter bumped before each WAIT (RedisLedger.confirm_writes)
 
 
 class Field:
