@@ -319,7 +319,8 @@ class GatewayServer:
     async def _start(self, lease_wait: float | None) -> None:
         config = self.config
         ledger = self._ledger or RedisLedger.from_url(
-            config.redis_url, prefix=config.key_prefix, result_ttl=config.result_ttl)
+            config.redis_url, prefix=config.key_prefix, result_ttl=config.result_ttl,
+            replicas=config.redis_replicas, replica_timeout=config.redis_replica_timeout)
         gateway = await Gateway(config, ledger).start(lease_wait)
         credentials = Credentials(config.token, config.operator_token, config.agent_token)
         server = grpc.aio.server(interceptors=[TokenAuthInterceptor(credentials)],
