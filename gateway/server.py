@@ -176,8 +176,8 @@ class GatewayServicer(rpc.GatewayServicer):
         try:
             async for frame in frames:
                 await self.gateway.on_agent_frame(conn, frame)
-        except (grpc.RpcError, asyncio.InvalidStateError):
-            pass
+        except (grpc.RpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
+            pass  # the stream ended (UsageError: the gateway ended it, e.g. a reconnect)
         except RedisUnavailable as exc:
             logger.error("agent %s link dropped (it will resend): %s", conn.name, exc)
         except Exception:
