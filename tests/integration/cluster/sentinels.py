@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 from tokengate.shared.redis_server import RedisServer
@@ -22,7 +24,7 @@ DOWN_AFTER_MS = 1000  # a primary silent this long is subjectively down
 FAILOVER_TIMEOUT_MS = 5000
 
 
-def _poll(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def _poll(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(redis.RedisError):
@@ -78,14 +80,14 @@ class SentinelRig:
         return RedisServer(directory=folder, config_file=str(conf),
                            options=("--sentinel",)).start()
 
-    def _ask(self, sentinel: RedisServer, *command: str) -> object:
+    def _ask(self, sentinel: RedisServer, *command: str) -> Any:
         client = redis.Redis(port=sentinel.port, socket_timeout=2, decode_responses=True)
         try:
             return client.execute_command(*command)
         finally:
             client.close()
 
-    def _info(self, port: int) -> dict[str, object]:
+    def _info(self, port: int) -> dict[str, Any]:
         client = redis.Redis(port=port, socket_timeout=2, decode_responses=True)
         try:
             return client.info("replication")
@@ -121,7 +123,7 @@ class SentinelRig:
         one, and the other replicas follow it; the new primary."""
         def promoted() -> bool:
             ports = {int(self._ask(s, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)[1])
-                     for s in self.sentinels}  # type: ignore[index]
+                     for s in self.sentinels}
             if len(ports) != 1 or old in ports:
                 return False
             (port,) = ports

@@ -6,21 +6,23 @@ a loop and the lane's thread, no Redis)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from tokengate.gateway.store import Lane
 from tokengate.shared.errors import RedisUnavailable
 
 
-def _run_batch(confirm, log: list[str]) -> list:  # type: ignore[no-untyped-def]
+def _run_batch(confirm: Callable[[], None], log: list[str]) -> list[Any]:
     """Three jobs on the lane (each logs itself when it runs); their outcomes."""
-    def job(name: str):  # type: ignore[no-untyped-def]
+    def job(name: str) -> str:
         log.append(name)
         if name == "boom":
             raise ValueError("its own error")
         return name
 
-    async def main() -> list:
+    async def main() -> list[Any]:
         lane = Lane("test-lane", asyncio.get_running_loop(), confirm=confirm)
         jobs = [lane.call(job, "a"), lane.pipelined(lambda: job("b") and (lambda: "b")),
                 lane.call(job, "boom")]
