@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokengate.gateway.ledger.connect import check_url
 from tokengate.gateway.ledger.schema import DEFAULT_PREFIX, DEFAULT_SHARD, shard_prefix
 from tokengate.shared import envconfig
 from tokengate.shared.auth import is_loopback
@@ -17,6 +18,8 @@ from tokengate.shared.channel import TlsConfig
 from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD
 from tokengate.shared.envconfig import setting
 from tokengate.shared.errors import ConfigurationError
+
+MAX_REPLICA_WAIT = 5.0  # seconds; a WAIT must end well inside the ledger's socket timeout
 
 
 def check_shard(name: str) -> str:
@@ -35,8 +38,18 @@ class GatewayConfig:
 
     listen: str = setting("127.0.0.1:50051", env="TOKENGATE_LISTEN",
                           doc="gateway gRPC address; loopback unless told otherwise")
-    redis_url: str = setting("redis://127.0.0.1:6379/0", env="TOKENGATE_REDIS",
-                             doc="Redis holding the truth; the password goes in the URL")
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0", env="TOKENGATE_REDIS",
+        doc="Redis holding the truth; the password goes in the URL. A primary Sentinel "
+        "watches: redis+sentinel://[:password@]host1:port1,host2:port2/<service>?db=N "
+        "(docs/redis-failover.md)")
+    redis_replicas: int = setting(
+        0, doc="replicas that must hold each batch of writes (WAIT) before the gateway tells "
+        "anyone of it (accepts, results, dispatches); 0: do not wait (a failover may lose the "
+        "last writes acknowledged; docs/redis-failover.md)")
+    redis_replica_timeout: float = setting(
+        1.0, doc="seconds a batch waits for those replicas; past it the batch fails as if "
+        "Redis were away (clients offer their calls again)")
     token: str = setting("", secret=True, doc="the cluster's shared token; required")
     operator_token: str = setting(
         "", secret=True, doc="token with operator rights (drain, resume, kill, re-enable, "
@@ -105,4 +118,9 @@ class GatewayConfig:
         check_shard(self.shard)
         if self.session_outbox_bytes < 64 * 1024:
             raise ConfigurationError("session_outbox_bytes must be at least 65536")
+        check_url(self.redis_url)
+        if self.redis_replicas < 0 or not 0 < self.redis_replica_timeout < MAX_REPLICA_WAIT:
+            raise ConfigurationError(
+                f"redis_replicas must be >= 0 and redis_replica_timeout between 0 and "
+                f"{MAX_REPLICA_WAIT:g} seconds (below the Redis socket timeout)")
         return self

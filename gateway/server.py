@@ -198,8 +198,8 @@ class GatewayServicer(rpc.GatewayServicer):
         try:
             async for frame in frames:
                 await gateway.on_agent_frame(conn, frame)
-        except (grpc.RpcError, asyncio.InvalidStateError):
-            pass
+        except (grpc.RpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
+            pass  # the stream ended (UsageError: the gateway ended it, e.g. a reconnect)
         except RedisUnavailable as exc:
             logger.error("agent %s link dropped (it will resend): %s", conn.name, exc)
         except Exception:
@@ -375,8 +375,9 @@ class GatewayServer:
 
 
 def _ledger_for(config: GatewayConfig) -> RedisLedger:
-    return RedisLedger.from_url(config.redis_url, prefix=config.ledger_prefix,
-                                result_ttl=config.result_ttl)
+    return RedisLedger.from_url(
+        config.redis_url, prefix=config.ledger_prefix, result_ttl=config.result_ttl,
+        replicas=config.redis_replicas, replica_timeout=config.redis_replica_timeout)
 
 
 def create_server(config: GatewayConfig, ledger: TokenLedger | None = None,

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,13 +105,16 @@ class RedisServer:
     def __init__(
         self, *, port: int = 0, password: str = "", directory: str | None = None,
         appendonly: bool = False, binary: str | None = None, orphan_safe: bool = False,
-        extra: tuple[str, ...] = (),
+        config_file: str | None = None, options: Sequence[str] = (),
     ) -> None:
         self.binary = binary or find_redis_server()
+        # A config file goes first on the command line (a sentinel's must be writable: it
+        # records what it learns there); ``options`` go last (``--replicaof h p``, ``--sentinel``).
+        self.config_file = config_file
+        self.options = tuple(options)
         self.port = port
         self.password = password
         self.appendonly = appendonly
-        self.extra = extra  # more redis-server options (e.g. --cluster-enabled yes)
         # Ask the kernel to stop redis-server when this process dies. It needs a preexec_fn,
         # so only a process with a single thread at start() may set it (``tokengate up``).
         self.orphan_safe = orphan_safe
@@ -124,13 +128,14 @@ class RedisServer:
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def _command(self) -> list[str]:
-        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+        cmd = [self.binary, *([self.config_file] if self.config_file else []),
+               "--port", str(self.port), "--bind", "127.0.0.1",
                "--dir", self.directory, "--save", "", "--daemonize", "no",
                "--appendonly", "yes" if self.appendonly else "no",
                "--protected-mode", "yes", "--loglevel", "warning"]
         if self.password:
             cmd += ["--requirepass", self.password]
-        return cmd + list(self.extra)
+        return cmd + list(self.options)
 
     def start(self) -> RedisServer:
         for _ in range(5):

@@ -64,6 +64,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         heartbeat_timeout=args.heartbeat_timeout, max_attempts=args.max_attempts,
         max_pending=args.max_pending, result_ttl=args.result_ttl,
         placement_timeout=args.placement_timeout,
+        redis_replicas=args.redis_replicas, redis_replica_timeout=args.redis_replica_timeout,
         max_sessions=args.max_sessions, max_agents=args.max_agents,
         session_outbox_bytes=args.session_outbox_bytes, metrics_port=args.metrics_port,
         allow_pickle=True if args.allow_pickle else None, tls=_tls(args))
@@ -210,9 +211,14 @@ def _add_gateway(commands: Any) -> None:
     gw = commands.add_parser("gateway", help="run the gateway (gRPC server, Redis bookkeeping)")
     gw.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:50051)")
     gw.add_argument("--redis", help="Redis URL, password included (default TOKENGATE_REDIS or "
-                    "redis://127.0.0.1:6379/0)")
+                    "redis://127.0.0.1:6379/0); a Sentinel-watched primary: "
+                    "redis+sentinel://[:password@]host1:port1,host2:port2/<service>?db=N")
     gw.add_argument("--shard", help="this gateway's shard of the cluster's bookkeeping (default "
                     "0); several gateways on one Redis each take their own")
+    gw.add_argument("--redis-replicas", type=int, help="replicas that must confirm each "
+                    "batch of writes (WAIT) before it is acknowledged (default 0: no wait)")
+    gw.add_argument("--redis-replica-timeout", type=float, help="seconds to wait for them "
+                    "before the batch fails (default 1)")
     gw.add_argument("--heartbeat-timeout", type=float, help="seconds before an agent is lost")
     gw.add_argument("--max-attempts", type=int, help="runs a token gets across lost agents")
     gw.add_argument("--placement-timeout", type=float, help="seconds a waiting token may go "

@@ -71,6 +71,11 @@ class TokenLedger(Protocol):
 
     def ping(self) -> bool: ...
 
+    def confirm_writes(self) -> None:
+        """Return once the writes this thread made are safe from a failover (as many
+        replicas as configured hold them); RedisUnavailable if they are not. Called by the
+        write lane after each batch, before anyone is told of its outcome."""
+
     # -- the gateway's lease ------------------------------------------------------------
     def lease(self, mode: str, record: bytes, ttl: float,
               replaces: bytes = b"") -> tuple[bool, bytes]: ...

@@ -77,6 +77,9 @@ class MemoryLedger:
     def ping(self) -> bool:
         return True
 
+    def confirm_writes(self) -> None:
+        """Dicts have no replicas: every write is as safe as it will be."""
+
     def lease(self, mode: str, record: bytes, ttl: float,
               replaces: bytes = b"") -> tuple[bool, bytes]:
         with self._lock:

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from importlib import resources
 from string import Template
@@ -42,8 +44,10 @@ import msgpack
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.sentinel import SentinelConnectionPool, SentinelManagedConnection
 from tokengate.gateway.ledger import schema
 from tokengate.gateway.ledger.base import AUDIT_KEEP, EXPIRE_BATCH, DrainState, LossPolicy
+from tokengate.gateway.ledger.connect import client_from_url, is_sentinel_url
 from tokengate.gateway.ledger.rows import (
     Adoption,
     Applied,
@@ -70,9 +74,13 @@ T = TypeVar("T")
 SCRIPTS = ("submit", "claim", "start", "complete", "requeue", "join", "kill", "forget",
            "expire")
 UNAVAILABLE_REPLIES = frozenset({"LOADING", "MISCONF", "OOM", "READONLY", "BUSY", "MASTERDOWN",
-                                 "NOEPOCH"})  # NOEPOCH: lib.lua's fence, until the lease
-                                              # renews the epoch a Redis restart lost
+                                 "NOREPLICAS", "NOEPOCH"})  # NOEPOCH: lib.lua's fence, until
+                                                            # the lease renews the epoch a
+                                                            # Redis restart lost
+DEMOTED_REPLIES = frozenset({"READONLY", "MASTERDOWN"})  # a replica now: ask for the primary
+_SCRIPT_REPLY = re.compile(r"\s-([A-Z]+)\s")  # the code of an error a script's command got
 NOT_TWICE = frozenset({"claim", "kill", "expire"})  # a second run of these would not be a no-op
+SOCKET_TIMEOUT = 10.0  # seconds a reply may take before the connection counts as dead
 STALL_SECONDS = 1.0  # a Redis call that takes longer is a stall (SIGSTOP, a long fork)
 STORE_RETRY = 60.0  # seconds a submission whose reply was lost is run again
 RETRY_PAUSE = (0.05, 0.5)  # first and longest pause between those runs
@@ -88,12 +96,22 @@ def script_text(name: str) -> str:
     return Template(body).substitute(schema.lua_names())
 
 
+def _reply_code(exc: redis.ResponseError) -> str:
+    """An error reply's code ("READONLY"), also when a script's command got it (Redis 6:
+    "Error running script ... -NOREPLICAS Not enough good replicas to write.")."""
+    text = str(exc)
+    code = text.split(" ", 1)[0]
+    if code == "Error" and (inner := _SCRIPT_REPLY.search(text)) is not None:
+        return inner.group(1)
+    return code
+
+
 def _unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says Redis cannot serve now (down, restarting, loading, stalled)."""
+    """Whether ``exc`` says Redis cannot serve now (down, restarting, loading, stalled, a
+    primary demoted, too few replicas for ``min-replicas-to-write``)."""
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
         return True
-    return isinstance(exc, redis.ResponseError) and \
-        str(exc).split(" ", 1)[0] in UNAVAILABLE_REPLIES
+    return isinstance(exc, redis.ResponseError) and _reply_code(exc) in UNAVAILABLE_REPLIES
 
 
 def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
@@ -112,6 +130,8 @@ def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
                 raise
             if str(exc).startswith("NOEPOCH") and self.on_no_epoch is not None:
                 self.on_no_epoch()
+            if isinstance(exc, redis.ResponseError) and _reply_code(exc) in DEMOTED_REPLIES:
+                self._conns.drop()  # its next connection asks (Sentinel) for the primary
             self.errors += 1
             self.trouble_at = time.time()
             raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
@@ -233,7 +253,7 @@ class _ThreadConns:
     (``pending`` replies not read yet, in the order they were sent)."""
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
-        self._make = functools.partial(pool.connection_class, **pool.connection_kwargs)
+        self._make = _connection_factory(pool)
         self._local = threading.local()
 
     def pending(self) -> int:
@@ -247,10 +267,27 @@ class _ThreadConns:
     def sent(self, delta: int) -> None:
         self._local.pending = self.pending() + delta
 
+    def wrote(self) -> None:
+        """A script went out on this thread's connection: replicas have not confirmed it."""
+        self._local.unconfirmed = True
+
+    def unconfirmed(self) -> tuple[bool, bool]:
+        """(whether a connection died holding writes not confirmed, whether the current one
+        holds some), both cleared: the caller confirms them now or fails their batch."""
+        local = self._local
+        lost, held = getattr(local, "lost", False), getattr(local, "unconfirmed", False)
+        local.lost = local.unconfirmed = False
+        return lost, held
+
     def get(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = self._make()
+            conn = self._make()
+            # Connected here, as the pool connects what it hands out: a Sentinel-managed
+            # connection asks for the primary's address only in connect(); left to the first
+            # send, it would connect to its default host instead.
+            conn.connect()
+            self._local.conn = conn
         return conn
 
     def fresh(self) -> Any:
@@ -259,9 +296,11 @@ class _ThreadConns:
         written to a dead connection may or may not have run; this way one sent while Redis
         is down is refused at once, and only one in flight when it dies is in doubt."""
         conn = getattr(self._local, "conn", None)
-        if conn is not None and conn.is_connected:
+        if conn is not None:
+            # One redis-py closed (after an error) is stale too: reconnecting by itself, a
+            # Sentinel-managed connection would not ask for the primary again.
             try:
-                stale = conn.can_read(0)
+                stale = not conn.is_connected or conn.can_read(0)
             except redis.ConnectionError:
                 stale = True
             if stale:
@@ -270,11 +309,25 @@ class _ThreadConns:
 
     def drop(self) -> None:
         conn = getattr(self._local, "conn", None)
+        if getattr(self._local, "unconfirmed", False):  # WAIT on a new one cannot vouch
+            self._local.lost, self._local.unconfirmed = True, False  # for these
         self._local.conn = None
         self._local.pending = 0
         self._local.generation = self.generation() + 1
         if conn is not None:
             conn.disconnect()
+
+
+def _connection_factory(pool: redis.ConnectionPool) -> Callable[[], Any]:
+    """Makes connections as ``pool`` would. A Sentinel pool's connections hold the pool (its
+    proxy) and ask it, each time they connect, for the primary's address, which it asks the
+    sentinels for: so a connection made after a failover reaches the new primary."""
+    kwargs = dict(pool.connection_kwargs)
+    if isinstance(pool, SentinelConnectionPool) and \
+            issubclass(pool.connection_class, SentinelManagedConnection):
+        kwargs.setdefault("connection_pool", getattr(pool, "proxy", None) or
+                          weakref.proxy(pool))  # redis-py < 5.1 put no proxy in the kwargs
+    return functools.partial(pool.connection_class, **kwargs)
 
 
 class _Tickets:
@@ -322,10 +375,13 @@ class RedisLedger:
 
     def __init__(self, client: redis.Redis, *,
                  prefix: str = schema.shard_prefix(schema.DEFAULT_PREFIX, schema.DEFAULT_SHARD),
-                 result_ttl: int = 600) -> None:
+                 result_ttl: int = 600, replicas: int = 0,
+                 replica_timeout: float = 1.0) -> None:
         self.redis = client
         self.prefix = prefix
         self.result_ttl = result_ttl
+        self.replicas = replicas  # confirm_writes waits for this many (0: it does not wait)
+        self.replica_timeout = replica_timeout
         self.epoch = ""  # the fencing epoch this gateway holds (set by the lease)
         self.on_fenced: Callable[[str], None] | None = None  # told once a script is fenced
         self.on_no_epoch: Callable[[], None] | None = None  # told when Redis lost the epoch
@@ -339,15 +395,18 @@ class RedisLedger:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLedger:
-        """A ledger on the Redis at ``url``. On a Redis Cluster (``url`` names any node),
-        on the master that owns the shard's hash slot: every key of the shard is there, so
-        the gateway talks to that node alone, on the same pipelined connections as to a
-        single Redis."""
+        """A ledger on ``url``: ``redis://``, ``rediss://``, ``unix://`` or
+        ``redis+sentinel://`` (:mod:`.connect`). On a Redis Cluster (``url`` names any
+        node), on the master that owns the shard's hash slot: every key of the shard is
+        there, so the gateway talks to that node alone, on the same pipelined connections as
+        to a single Redis."""
         # A short retry budget: an outage is answered with RedisUnavailable within a second.
         options: dict[str, Any] = dict(
-            socket_timeout=10, socket_connect_timeout=2, health_check_interval=30,
+            socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=2, health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=0.25, base=0.02), retries=3))
-        client = redis.Redis.from_url(url, **options)
+        client = client_from_url(url, **options)
+        if is_sentinel_url(url):
+            return cls(client, **kwargs)
         prefix = kwargs.get("prefix", cls.__init__.__kwdefaults__["prefix"])
         owner = _slot_owner(client, prefix + schema.EPOCH)
         if owner is not None:
@@ -369,6 +428,41 @@ class RedisLedger:
         """What goes after EVALSHA's sha: one key (the epoch's: the fence, and the slot a
         Redis Cluster routes by), the epoch held, then the script's own arguments."""
         return [1, *self._fence, self.epoch, *args]
+
+    @_redis_errors
+    def confirm_writes(self) -> None:
+        """Wait until ``replicas`` replicas hold every write this thread sent since it last
+        asked (docs/redis-failover.md); RedisUnavailable if they do not within
+        ``replica_timeout``, or if a connection holding such writes died (a WAIT on another
+        one cannot vouch for them: after a failover it asks the new primary). A no-op with
+        ``replicas`` 0 or nothing sent.
+
+        WAIT counts replicas that acknowledged the offset of the *waiting connection's* last
+        write, so a bumped counter goes first: that offset is then the primary's latest,
+        covering writes this thread made through the pool too (a script reloaded after
+        NOSCRIPT)."""
+        if not self.replicas:
+            return
+        conns = self._conns
+        lost, held = conns.unconfirmed()
+        if lost:
+            raise RedisUnavailable("a Redis connection closed before replicas confirmed its "
+                                   "writes: they may be lost in a failover")
+        if not held:
+            return
+        conn = conns.get()  # the connection the writes went out on (dead: the send raises)
+        try:
+            conn.send_packed_command(conn.pack_commands([
+                ("INCR", self.key(schema.REPLICATED)),
+                ("WAIT", self.replicas, int(self.replica_timeout * 1000))]))
+            conn.read_response()
+            acked = int(conn.read_response())
+        except BaseException:
+            conns.drop()
+            raise
+        if acked < self.replicas:
+            raise RedisUnavailable(f"{acked} of {self.replicas} Redis replicas confirmed the "
+                                   f"writes within {self.replica_timeout}s")
 
     def _run(self, name: str, *args: Any) -> Any:
         """Run a script on this thread's connection; once more on a new one if it was dead
@@ -398,6 +492,7 @@ class RedisLedger:
         conns = self._conns
         conn = conns.get() if conns.pending() else conns.fresh()
         conn.send_command("EVALSHA", script.sha, *args)
+        conns.wrote()
 
     def _begin(self, name: str, *args: Any) -> Callable[[], Any]:
         """Send a script behind those this thread sent and has not read yet (one pipeline:

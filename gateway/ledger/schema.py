@@ -31,6 +31,7 @@ AUDIT = "audit"           # list of msgpack audit entries, newest first, capped
 LEASE = "gateway"         # string: the lease of the one gateway serving this shard (TTL)
 EPOCH = "epoch"           # string "<n>:<gateway id>": the fencing epoch of the shard's holder,
                           # no TTL; every script runs only for the gateway that holds it
+REPLICATED = "replicated"  # counter bumped before each WAIT (RedisLedger.confirm_writes)
 
 
 class Field:

@@ -18,7 +18,7 @@ class RedisCluster:
         for i in range(masters):
             folder = directory / f"node{i}"
             folder.mkdir(parents=True, exist_ok=True)
-            self.servers.append(RedisServer(directory=str(folder), extra=(
+            self.servers.append(RedisServer(directory=str(folder), options=(
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", "2000")))
 
