@@ -45,14 +45,16 @@ class Gateway:
     """The whole gateway minus gRPC: start it, hand it frames, stop it. Made, used and
     stopped on its event loop."""
 
-    def __init__(self, config: GatewayConfig, ledger: TokenLedger) -> None:
+    def __init__(self, config: GatewayConfig, ledger: TokenLedger, *,
+                 adopted: bool = False) -> None:
         self.config = config
         self.ledger = ledger
         self.loop = asyncio.get_running_loop()
         self.store = store = Store(ledger, self.loop)
         self.background = Background()  # tasks nobody awaits (a link's departure, a retire)
         self.series = Series()
-        self.lease = GatewayLease(ledger, on_lost=self._lease_lost)
+        self.adopted = adopted  # the shard of another gateway, served until it is back
+        self.lease = GatewayLease(ledger, on_lost=self._lease_lost, adopted=adopted)
         self.dispatch = Dispatch(config, ledger, store)
         self.results = Results(ledger, store, self.series)
         self.dispatch.on_expired(self.results.push_expired)
@@ -83,6 +85,14 @@ class Gateway:
         logger.info("gateway started on prefix %r; waiting %s; drain %r", self.ledger.prefix,
                     {w.value: n for w, n in self.dispatch.waiting().items()}, drain.cluster)
         return self
+
+    def close_streams(self) -> None:
+        """End every session and agent link of this shard (after what is queued on them):
+        they reconnect, and find the gateway that serves the shard now."""
+        for conn in self.results.sessions():
+            conn.close()
+        for agent in self.registry.connected():
+            agent.close()
 
     async def stop(self) -> None:
         await self.registry.stop()

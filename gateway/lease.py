@@ -51,9 +51,12 @@ def _pid_alive(pid: int) -> bool:
 
 class GatewayLease:
     def __init__(self, ledger: TokenLedger, *, ttl: float = TTL,
-                 on_lost: Callable[[str], None] | None = None) -> None:
+                 on_lost: Callable[[str], None] | None = None, adopted: bool = False) -> None:
         self.ledger = ledger
         self.ttl = ttl
+        # An adopted shard (its own gateway died) is given back once its own gateway,
+        # started again, asks for it; the own gateway asks when it finds it taken.
+        self.adopted = adopted
         self.on_lost = on_lost
         self.host = socket.gethostname()
         self.record = msgpack.packb({"id": uuid.uuid4().hex, "host": self.host,
@@ -66,8 +69,9 @@ class GatewayLease:
     def acquire(self, wait: float | None = None) -> None:
         """Take the lease, waiting up to ``wait`` seconds (default: one TTL and a bit)."""
         deadline = time.monotonic() + (self.ttl + 1.0 if wait is None else wait)
+        mode = "acquire" if self.adopted else "home"
         while True:
-            ok, holder = self.ledger.lease("acquire", self.record, self.ttl)
+            ok, holder = self.ledger.lease(mode, self.record, self.ttl)
             if ok:
                 return
             if self._dead_here(holder):
@@ -95,10 +99,12 @@ class GatewayLease:
 
     def renew(self) -> bool:
         """Renew the lease now; False (and ``on_lost``) if another gateway holds it."""
-        ok, holder = self.ledger.lease("renew", self.record, self.ttl)
+        ok, holder = self.ledger.lease("renew-adopted" if self.adopted else "renew",
+                                       self.record, self.ttl)
         if not ok:
-            message = (f"the gateway lease on {self.ledger.prefix!r} was taken by "
-                       f"{_describe(holder)} (or its fencing epoch was); this gateway stops")
+            message = (f"the gateway lease on {self.ledger.prefix!r} was taken, or is wanted, "
+                       f"by {_describe(holder)} (or its fencing epoch was taken); this "
+                       "gateway stops serving it")
             logger.critical(message)
             if self.on_lost is not None:
                 self.on_lost(message)

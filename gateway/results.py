@@ -90,6 +90,9 @@ class Results:
     def session_count(self) -> int:
         return len(self._sessions)
 
+    def sessions(self) -> list[ClientConn]:
+        return list(self._sessions.values())
+
     # -- agents' outcomes ----------------------------------------------------------------------
 
     async def report(self, agent: AgentConn, results: Sequence[pb.ResultItem]) -> int:

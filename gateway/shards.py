@@ -12,10 +12,15 @@ results and watches reach the clients that came. Each token's whole life stays i
 The lease decides who may adopt: while the shard's gateway lives (renews), a request for its
 shard here is refused with ``GatewayUnavailable`` (UNAVAILABLE: the caller tries its next
 address); once the lease lapsed (a TTL after a crash, at once for a dead process on this
-host) the first request adopts it. An adopted shard whose lease or epoch is lost again (its
-own gateway took it back, or another adopted it while this one was paused) is stopped here
-alone; this process goes on with its own shard. Losing its own shard stops the process
-(:mod:`.server`).
+host) the first request adopts it.
+
+Giving back: the shard's own gateway, started again, finds its lease held and says it wants
+it (lease.lua ``home``); the adopter's next renewal (a third of a TTL) yields, and the shard
+is stopped here: its sessions and links end, reconnect, are refused here and go on to the
+next address, the shard's own gateway, which took the lease (and raised the epoch) as soon as
+it was released. An adopted shard whose lease or epoch is lost any other way (another gateway
+adopted it while this one was paused) is stopped the same way; this process goes on with its
+own shard. Losing its own shard stops the process (:mod:`.server`).
 
 Loop-owned: ``served`` and ``_adopting`` change only on the event loop.
 """
@@ -83,7 +88,7 @@ class Shards:
         config = dataclasses.replace(self.home.config, shard=name)
         ledger = await asyncio.to_thread(self._make_ledger, config)
         try:
-            gateway = await Gateway(config, ledger).start(lease_wait=0)
+            gateway = await Gateway(config, ledger, adopted=True).start(lease_wait=0)
         except AnotherGateway as exc:
             raise GatewayUnavailable(f"shard {name!r} is served by another gateway now "
                                      f"({exc}); try the next gateway address") from None
@@ -100,7 +105,9 @@ class Shards:
         """Stop an adopted shard whose lease or epoch this process lost."""
         if self.served.get(name) is gateway:
             del self.served[name]
-        logger.warning("shard %r is no longer this gateway's: stopping it here", name)
+        logger.warning("shard %r is no longer this gateway's (its own gateway is back, or "
+                       "another took it): its sessions and links go there", name)
+        gateway.close_streams()
         with contextlib.suppress(Exception):
             await gateway.stop()
 

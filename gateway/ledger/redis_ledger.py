@@ -541,7 +541,8 @@ class RedisLedger:
     @_redis_errors
     def lease(self, mode: str, record: bytes, ttl: float,
               replaces: bytes = b"") -> tuple[bool, bytes]:
-        ok, value = self._lease(keys=[self.key(schema.LEASE), self.key(schema.EPOCH)],
+        ok, value = self._lease(keys=[self.key(schema.LEASE), self.key(schema.EPOCH),
+                                      self.key(schema.WANTED)],
                                 args=[mode, record, int(ttl * 1000), replaces])
         value = value if isinstance(value, bytes) else b""
         if ok and mode != "release":

@@ -29,6 +29,7 @@ NODE_DRAIN = "nodedrain"  # hash agent name -> reason, nodes drained one by one
 TASKS = "tasks"           # hash task name -> "1" idempotent / "0" must never run twice
 AUDIT = "audit"           # list of msgpack audit entries, newest first, capped
 LEASE = "gateway"         # string: the lease of the one gateway serving this shard (TTL)
+WANTED = "wanted"         # string: the shard's own gateway, back, asks an adopter for it (TTL)
 EPOCH = "epoch"           # string "<n>:<gateway id>": the fencing epoch of the shard's holder,
                           # no TTL; every script runs only for the gateway that holds it
 REPLICATED = "replicated"  # counter bumped before each WAIT (RedisLedger.confirm_writes)

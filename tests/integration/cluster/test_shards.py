@@ -123,7 +123,8 @@ def test_sigkill_one_of_two_gateways_under_load(redis_url: str, tmp_path: Path,
     """Two gateways, active at once on shards a and b of one cluster, an agent and a client
     on each. SIGKILL gateway a under load: its agent and its client move to gateway b (their
     second address) within two heartbeat timeouts, b adopts shard a (raising its epoch),
-    and every call of both clients completes, each run exactly once (no agent was lost)."""
+    and every call of both clients completes, each run exactly once (no agent was lost).
+    Gateway a started again takes its shard back from b, and its agent and client return."""
     key_prefix = f"tg-2gw-{uuid.uuid4().hex[:6]}:"
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -156,6 +157,18 @@ def test_sigkill_one_of_two_gateways_under_load(redis_url: str, tmp_path: Path,
         assert set(effects.counts()) == set(tokens), "every call ran"
         epoch = gw_b.redis.client.get(shard_prefix(key_prefix, "a") + "epoch")
         assert epoch is not None and epoch.startswith(b"2:"), "b raised shard a's epoch"
+
+        # Gateway a again: b gives shard a back, and its agent and client go home.
+        gw_a.start_gateway()
+        wait_until(lambda: clients[0].connected.is_set() and
+                   clients[0].address == gw_a.address, 20, "client a back on gateway a")
+        gw_a.wait_nodes(lambda n: n.get("agent-a") == "UP", "agent a back on gateway a")
+        epoch = gw_b.redis.client.get(shard_prefix(key_prefix, "a") + "epoch")
+        assert epoch is not None and epoch.startswith(b"3:"), "a took its shard back"
+        more = {f"c{i}": clients[0].submit_by_name(
+                    "cluster_tasks:record", (str(effects), f"c{i}", 0.0)) for i in range(50)}
+        assert {k: t.get(timeout=30) for k, t in more.items()} == {k: k for k in more}
+        assert effects.twice() == {}, "no call ran twice"
     finally:
         for client in clients:
             client.close()
