@@ -42,7 +42,6 @@ import socket
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -204,11 +203,14 @@ class AgentLink:
         self._generation = 0
         self._received = 0
         self._backoff = 0.1  # the link thread's: seconds before the next reconnection
-        # The link thread's: the gateways to try, from one picked by the agent's name (the
-        # agents of a cluster spread over its gateways), the next after a stream ended; the
-        # shard its first gateway named, named on every later stream (see wire.SHARD).
+        # The link thread's: the gateways to try, from the first (the operator lists an
+        # agent's own gateway first, and so spreads agents over gateways; it is tried for
+        # ``home_grace`` before the next, which covers a gateway still starting), the next
+        # after a stream failed; the shard its first gateway named, named on every later
+        # stream (see wire.SHARD).
         self._addresses = addresses(config.gateway)
-        self._at = zlib.crc32(config.name.encode()) % len(self._addresses)
+        self._at = 0
+        self._home_failing_since: float | None = None
         self.shard = ""
         self._next_reclaim = 0.0  # the sender's: when it next asks the scheduler to reclaim
         self._call: Any = None
@@ -270,7 +272,7 @@ class AgentLink:
             except grpc.RpcError as exc:
                 if self._refused(exc):
                     return
-                self._at = (self._at + 1) % len(self._addresses)  # the next gateway, if any
+                self._next_gateway()
             except ConfigurationError as exc:  # retrying cannot help (TLS files, ...)
                 self._fail(str(exc))
                 return
@@ -278,6 +280,19 @@ class AgentLink:
                 logger.exception("the link to gateway %s failed; reconnecting", self.gateway)
             self._stop.wait(self._backoff)
             self._backoff = min(self.config.max_backoff, self._backoff * 2)
+
+    def _next_gateway(self) -> None:
+        """After a failed stream: the next address, once the first had its grace."""
+        if len(self._addresses) < 2:
+            return
+        if self._at == 0:
+            now = time.monotonic()
+            if self._home_failing_since is None:
+                self._home_failing_since = now
+            if now - self._home_failing_since < self.config.home_grace:
+                return
+        self._at = (self._at + 1) % len(self._addresses)
+        self._home_failing_since = None
 
     def _stream(self, metadata: tuple[tuple[str, str], ...]) -> None:
         """One stream, from its hello to its end (an exception, or the gateway closing it)."""
@@ -294,6 +309,7 @@ class AgentLink:
             for frame in self._call:
                 if not self.registered.is_set():
                     self._learn_shard(self._call.initial_metadata())
+                    self._home_failing_since = None
                     self.registered.set()
                     logger.info("registered with gateway %s (shard %s) as %s", self.gateway,
                                 self.shard or "?", self.config.name)
@@ -324,13 +340,13 @@ class AgentLink:
         code = exc.code() if hasattr(exc, "code") else None
         details = exc.details() if hasattr(exc, "details") else str(exc)
         if code == grpc.StatusCode.UNAUTHENTICATED:
-            self._fail(f"the gateway {self.config.gateway} refused this agent's token "
+            self._fail(f"the gateway {self.gateway} refused this agent's token "
                        f"({details}); check TOKENGATE_TOKEN / --token-file")
             return True
         if code == grpc.StatusCode.ALREADY_EXISTS:
             logger.error("the gateway refused the name %s: %s", self.config.name, details)
         else:
-            logger.warning("link to gateway %s lost (%s); reconnecting", self.config.gateway,
+            logger.warning("link to gateway %s lost (%s); reconnecting", self.gateway,
                            code)
         return False
 

@@ -22,7 +22,8 @@ class LinkConfig:
     """How an agent reaches the gateway."""
 
     gateway: str = setting("127.0.0.1:50051", env="TOKENGATE_GATEWAY",
-                           doc="HOST:PORT of the gateway (agents and clients)")
+                           doc="HOST:PORT of the gateway (agents and clients); several, "
+                               "comma-separated, for a cluster of gateways")
     token: str = setting("", secret=True, doc="the cluster's shared token")
     name: str = setting(factory=socket.gethostname, env="TOKENGATE_NODE_NAME",
                         doc="this node's name, unique in the cluster (default: host name)")
@@ -37,6 +38,8 @@ class LinkConfig:
     max_result_bytes: int = setting(DEFAULT_MAX_PAYLOAD, doc="a result larger than this "
                                     "fails with PayloadTooLarge")
     max_backoff: float = setting(2.0, doc="longest pause between reconnection attempts")
+    home_grace: float = setting(2.0, doc="seconds an agent keeps trying the first of several "
+                                "gateways (its own) before it moves to the next")
     tls: TlsConfig = field(default_factory=TlsConfig)
 
     def __post_init__(self) -> None:
