@@ -289,10 +289,15 @@ class AgentLink:
             now = time.monotonic()
             if self._home_failing_since is None:
                 self._home_failing_since = now
-            if now - self._home_failing_since < self.config.home_grace:
+            # Once a gateway gave its work lease (a fraction of its heartbeat timeout), no
+            # longer than that: the agent moves well within two heartbeat timeouts.
+            grace = min(self.config.home_grace, self._lease_seconds or self.config.home_grace)
+            if now - self._home_failing_since < grace:
                 return
         self._at = (self._at + 1) % len(self._addresses)
         self._home_failing_since = None
+        self._backoff = 0.05  # try the next one soon: the gateway that adopts the shard
+                              # keeps its agents a heartbeat timeout, counted from then
 
     def _stream(self, metadata: tuple[tuple[str, str], ...]) -> None:
         """One stream, from its hello to its end (an exception, or the gateway closing it)."""

@@ -13,7 +13,9 @@
 -- takeover: the record of the holder it replaces. Modes:
 --   home     the shard's own gateway starts: take the lease if it is free or ours; if not,
 --            say so in <p>wanted (a gateway that adopted the shard gives it back);
---   acquire  adopt the shard of a gateway that is gone: take the lease if it is free;
+--   acquire  adopt the shard of a gateway that is gone: take the lease if it is free and
+--            its own gateway does not want it back (an adopter that just gave it back must
+--            not take it again before its own gateway does);
 --   takeover take it from exactly the given holder (a gateway on this host whose process
 --            is gone);
 --   renew    keep it if it is free or ours and the epoch still names us (after a Redis
@@ -37,7 +39,9 @@ if not mine then
   return {0, current}
 end
 local wanted = redis.call('GET', wkey)
-if mode == 'renew-adopted' and wanted and wanted ~= record then return {0, wanted} end
+if (mode == 'renew-adopted' or mode == 'acquire') and wanted and wanted ~= record then
+  return {0, wanted}
+end
 if wanted == record then redis.call('DEL', wkey) end
 local epoch = redis.call('GET', ekey)
 local n, holder = 0, nil
