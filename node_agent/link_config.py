@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokengate.shared import envconfig, labels
-from tokengate.shared.channel import TlsConfig
+from tokengate.shared.channel import Keepalive, TlsConfig
 from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD
 from tokengate.shared.envconfig import setting
 from tokengate.shared.errors import ConfigurationError
@@ -38,6 +38,7 @@ class LinkConfig:
                                     "fails with PayloadTooLarge")
     max_backoff: float = setting(2.0, doc="longest pause between reconnection attempts")
     tls: TlsConfig = field(default_factory=TlsConfig)
+    keepalive: Keepalive = field(default_factory=Keepalive)
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval <= 0:
