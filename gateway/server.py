@@ -54,6 +54,10 @@ T = TypeVar("T")
 STARTUP_TIMEOUT = 120.0  # the lease may take a TTL to pass from a dead predecessor
 SLOW_QUIET = 0.5  # a session cut off as too slow ends once its client sent nothing this long
 SLOW_GRACE = 10.0  # ... or after this long in all
+# What a stream's reader meets when the stream is over: the peer went away (an error, a
+# cancellation), or this side finished it while the reader waited for the next frame (a lost
+# agent's link retired by the registry: "RPC already finished").
+STREAM_OVER = (grpc.RpcError, asyncio.InvalidStateError, grpc.aio.UsageError)
 
 
 def server_options(keepalive: Keepalive) -> list[tuple[str, int]]:
@@ -165,7 +169,7 @@ class GatewayServicer(rpc.GatewayServicer):
                 conn.last_frame_at = clock()  # idle counts from the end of its handling
             conn.finish_requests()
             return
-        except (grpc.RpcError, asyncio.InvalidStateError):
+        except STREAM_OVER:
             pass  # the client went away
         except Exception:  # a bug must not leave the client waiting on a dead stream
             logger.exception("client session %s failed", conn.peer)
@@ -188,7 +192,7 @@ class GatewayServicer(rpc.GatewayServicer):
                 "this gateway takes agents with its agent token only")))
         try:
             first = await anext(aiter(request_iterator))
-        except (StopAsyncIteration, grpc.RpcError, asyncio.InvalidStateError):
+        except (StopAsyncIteration, *STREAM_OVER):
             return
         if not first.HasField("hello"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
@@ -207,8 +211,8 @@ class GatewayServicer(rpc.GatewayServicer):
         try:
             async for frame in frames:
                 await gateway.on_agent_frame(conn, frame)
-        except (grpc.RpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
-            pass  # the stream ended (UsageError: the gateway ended it, e.g. a reconnect)
+        except STREAM_OVER:
+            pass  # the stream ended (UsageError: the gateway ended it: a reconnect, a loss)
         except RedisUnavailable as exc:
             logger.error("agent %s link dropped (it will resend): %s", conn.name, exc)
         except Exception:
