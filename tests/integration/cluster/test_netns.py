@@ -66,9 +66,9 @@ class HostsCluster(Cluster):
         self.network = network
         self.hosts: dict[str, netns.Host] = {}
 
-    def start_agent(self, name: str, wait: bool = True) -> None:
+    def start_agent(self, name: str, wait: bool = True, **options: Any) -> None:
         self.hosts[name] = self.network.add()
-        super().start_agent(name, wait)
+        super().start_agent(name, wait, **options)
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
         host = self.hosts.get(name)
