@@ -14,7 +14,7 @@ from tokengate.gateway.ledger.connect import check_url
 from tokengate.gateway.ledger.schema import DEFAULT_PREFIX, DEFAULT_SHARD, shard_prefix
 from tokengate.shared import envconfig
 from tokengate.shared.auth import is_loopback
-from tokengate.shared.channel import TlsConfig
+from tokengate.shared.channel import Keepalive, TlsConfig
 from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD
 from tokengate.shared.envconfig import setting
 from tokengate.shared.errors import ConfigurationError
@@ -89,6 +89,7 @@ class GatewayConfig:
     metrics_port: int | None = setting(None, env="TOKENGATE_GATEWAY_METRICS_PORT",
                                        doc="serve Prometheus /metrics here (0: any port)")
     tls: TlsConfig = field(default_factory=TlsConfig)
+    keepalive: Keepalive = field(default_factory=Keepalive)
 
     @property
     def ledger_prefix(self) -> str:

@@ -30,7 +30,12 @@ from tokengate.gateway.metrics import serve_metrics
 from tokengate.gateway.shards import Shards
 from tokengate.shared import wire
 from tokengate.shared.auth import Credentials, TokenAuthInterceptor, client_id_of
-from tokengate.shared.channel import MAX_MESSAGE_BYTES, server_credentials
+from tokengate.shared.channel import (
+    MAX_MESSAGE_BYTES,
+    MIN_KEEPALIVE,
+    Keepalive,
+    server_credentials,
+)
 from tokengate.shared.errors import (
     AgentRejected,
     GatewayBusy,
@@ -46,16 +51,24 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SERVER_OPTIONS = [
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-    ("grpc.so_reuseport", 0),
-]
 STARTUP_TIMEOUT = 120.0  # the lease may take a TTL to pass from a dead predecessor
 SLOW_QUIET = 0.5  # a session cut off as too slow ends once its client sent nothing this long
 SLOW_GRACE = 10.0  # ... or after this long in all
+# What a stream's reader meets when the stream is over: the peer went away (an error, a
+# cancellation), or this side finished it while the reader waited for the next frame (a lost
+# agent's link retired by the registry: "RPC already finished").
+STREAM_OVER = (grpc.RpcError, asyncio.InvalidStateError, grpc.aio.UsageError)
+
+
+def server_options(keepalive: Keepalive) -> list[tuple[str, int]]:
+    """The server pings its peers too (``keepalive``): an agent or client whose host went
+    silent is dropped, and its stream ends, in bounded time, not after TCP's retries. It
+    takes its peers' pings as often as the shortest interval they may be set to."""
+    return [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            *keepalive.options(),
+            ("grpc.http2.min_ping_interval_without_data_ms", round(MIN_KEEPALIVE * 1000)),
+            ("grpc.so_reuseport", 0)]
 
 
 async def _unary(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
@@ -156,7 +169,7 @@ class GatewayServicer(rpc.GatewayServicer):
                 conn.last_frame_at = clock()  # idle counts from the end of its handling
             conn.finish_requests()
             return
-        except (grpc.RpcError, asyncio.InvalidStateError):
+        except STREAM_OVER:
             pass  # the client went away
         except Exception:  # a bug must not leave the client waiting on a dead stream
             logger.exception("client session %s failed", conn.peer)
@@ -179,7 +192,7 @@ class GatewayServicer(rpc.GatewayServicer):
                 "this gateway takes agents with its agent token only")))
         try:
             first = await anext(aiter(request_iterator))
-        except (StopAsyncIteration, grpc.RpcError, asyncio.InvalidStateError):
+        except (StopAsyncIteration, *STREAM_OVER):
             return
         if not first.HasField("hello"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
@@ -198,8 +211,8 @@ class GatewayServicer(rpc.GatewayServicer):
         try:
             async for frame in frames:
                 await gateway.on_agent_frame(conn, frame)
-        except (grpc.RpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
-            pass  # the stream ended (UsageError: the gateway ended it, e.g. a reconnect)
+        except STREAM_OVER:
+            pass  # the stream ended (UsageError: the gateway ended it: a reconnect, a loss)
         except RedisUnavailable as exc:
             logger.error("agent %s link dropped (it will resend): %s", conn.name, exc)
         except Exception:
@@ -349,7 +362,7 @@ class GatewayServer:
         self.shards = Shards(gateway, None if self._ledger is not None else _ledger_for)
         credentials = Credentials(config.token, config.operator_token, config.agent_token)
         server = grpc.aio.server(interceptors=[TokenAuthInterceptor(credentials)],
-                                 options=SERVER_OPTIONS)
+                                 options=server_options(config.keepalive))
         rpc.add_GatewayServicer_to_server(GatewayServicer(self.shards, credentials), server)
         try:
             if config.tls.enabled:

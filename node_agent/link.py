@@ -301,7 +301,7 @@ class AgentLink:
 
     def _stream(self, metadata: tuple[tuple[str, str], ...]) -> None:
         """One stream, from its hello to its end (an exception, or the gateway closing it)."""
-        channel = open_channel(self.gateway, self.config.tls)
+        channel = open_channel(self.gateway, self.config.tls, self.config.keepalive)
         try:
             with self._send_lock:
                 self._generation += 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokengate.shared import envconfig, labels
-from tokengate.shared.channel import TlsConfig
+from tokengate.shared.channel import Keepalive, TlsConfig
 from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD
 from tokengate.shared.envconfig import setting
 from tokengate.shared.errors import ConfigurationError
@@ -41,6 +41,7 @@ class LinkConfig:
     home_grace: float = setting(2.0, doc="seconds an agent keeps trying the first of several "
                                 "gateways (its own) before it moves to the next")
     tls: TlsConfig = field(default_factory=TlsConfig)
+    keepalive: Keepalive = field(default_factory=Keepalive)
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval <= 0:

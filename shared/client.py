@@ -101,7 +101,8 @@ class ClusterClient:
     def _stub_at(self, address: str) -> rpc.GatewayStub:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = open_channel(address, self.config.tls)
+            channel = self._channels[address] = open_channel(address, self.config.tls,
+                                                                self.config.keepalive)
         return rpc.GatewayStub(channel)
 
     def _next_gateway(self) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokengate.shared import envconfig
-from tokengate.shared.channel import TlsConfig
+from tokengate.shared.channel import Keepalive, TlsConfig
 from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD, codec_id
 from tokengate.shared.envconfig import setting
 
@@ -46,6 +46,7 @@ class ClientConfig:
     max_payload: int = setting(DEFAULT_MAX_PAYLOAD, doc="largest encoded arguments of one "
                                "call, in bytes")
     tls: TlsConfig = field(default_factory=TlsConfig)
+    keepalive: Keepalive = field(default_factory=Keepalive)
 
     def __post_init__(self) -> None:
         codec_id(self.codec)
