@@ -365,7 +365,7 @@ def report_calibration() -> None:
     gw = one_gateway(load, 1, TODAY)
     print(f"calibration, sessions_bench (1,000 sessions at 0.5 calls/s + a probe, one gateway, "
           f"2 agents): model gateway {gw.cpu / load.tokens_s * 1e6:.0f} us/token, redis "
-          f"{gw.redis_cpu / load.tokens_s * 1e6:.0f} us/token; measured 780-1,020 and 120-161")
+          f"{gw.redis_cpu / load.tokens_s * 1e6:.0f} us/token; measured 780-1,020 and 113-161")
 
 
 def report_details(plans: list[Plan], agents: int, task_s: float) -> None:
