@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import grpc
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn
+from tokengate.gateway.directory import Directory
 from tokengate.gateway.gateway import Gateway
 from tokengate.gateway.ledger import RedisLedger, TokenLedger
 from tokengate.gateway.metrics import serve_metrics
@@ -359,7 +360,11 @@ class GatewayServer:
         ledger = self._ledger or _ledger_for(config)
         gateway = await Gateway(config, ledger).start(lease_wait)
         # Adopting other shards needs ledgers of their own: on Redis, not on a given ledger.
-        self.shards = Shards(gateway, None if self._ledger is not None else _ledger_for)
+        if self._ledger is None:
+            directory = await asyncio.to_thread(Directory, config.redis_url, config.key_prefix)
+            self.shards = Shards(gateway, _ledger_for, directory)
+        else:
+            self.shards = Shards(gateway, None)
         credentials = Credentials(config.token, config.operator_token, config.agent_token)
         server = grpc.aio.server(interceptors=[TokenAuthInterceptor(credentials)],
                                  options=server_options(config.keepalive))

@@ -14,6 +14,12 @@ shard here is refused with ``GatewayUnavailable`` (UNAVAILABLE: the caller tries
 address); once the lease lapsed (a TTL after a crash, at once for a dead process on this
 host) the first request adopts it.
 
+Nobody asking: a shard whose gateway died and none of whose agents or clients came elsewhere
+(they had one address) still holds work. Every gateway looks at the cluster's shards
+(:mod:`.directory`) every few seconds and adopts one that has had no lease for two looks and
+holds work, so its waiting calls are dispatched to agents that come, or fail visibly
+(PlacementTimeout, AgentLost) instead of waiting for a gateway that may never return.
+
 Giving back: the shard's own gateway, started again, finds its lease held and says it wants
 it (lease.lua ``home``); the adopter's next renewal (a third of a TTL) yields, and the shard
 is stopped here: its sessions and links end, reconnect, are refused here and go on to the
@@ -35,6 +41,7 @@ from collections.abc import Callable
 
 from tokengate.gateway.aio import Background
 from tokengate.gateway.config import GatewayConfig, check_shard
+from tokengate.gateway.directory import Directory
 from tokengate.gateway.gateway import Gateway
 from tokengate.gateway.lease import AnotherGateway
 from tokengate.gateway.ledger import TokenLedger
@@ -47,18 +54,24 @@ from tokengate.shared.errors import (
 
 logger = logging.getLogger(__name__)
 
+SCAN_EVERY = 3.0  # seconds between looks for shards that no gateway serves
+
 LedgerFactory = Callable[[GatewayConfig], TokenLedger]
 
 
 class Shards:
     """The home shard's gateway and the adopted ones, by shard name."""
 
-    def __init__(self, home: Gateway, make_ledger: LedgerFactory | None) -> None:
+    def __init__(self, home: Gateway, make_ledger: LedgerFactory | None,
+                 directory: Directory | None = None) -> None:
         self.home = home
         self.served: dict[str, Gateway] = {home.config.shard: home}
         self._make_ledger = make_ledger
         self._adopting: dict[str, asyncio.Future[Gateway]] = {}
         self._tasks = Background()
+        self._directory = directory
+        if directory is not None:
+            self._tasks.spawn(self._scan(directory), "tg-shard-scan")
 
     async def get(self, name: str) -> Gateway:
         """The gateway of shard ``name`` ("" or the home shard: this gateway's own);
@@ -101,6 +114,22 @@ class Shards:
                        "clients came here", name, ledger.epoch)
         return gateway
 
+    async def _scan(self, directory: Directory) -> None:
+        """Adopt the shards nobody serves that hold work, once seen so twice in a row
+        (a shard's own gateway restarting takes its lease back within that)."""
+        await asyncio.to_thread(directory.add, self.home.config.shard)
+        seen: set[str] = set()
+        while True:
+            await asyncio.sleep(SCAN_EVERY)  # a periodic look: nothing tells of a death
+            try:
+                orphans = await asyncio.to_thread(directory.orphans)
+            except RedisUnavailable:
+                continue
+            for name in (orphans & seen) - set(self.served) - set(self._adopting):
+                with contextlib.suppress(GatewayUnavailable, BadRequest):
+                    await self.get(name)
+            seen = orphans
+
     async def _retire(self, name: str, gateway: Gateway) -> None:
         """Stop an adopted shard whose lease or epoch this process lost."""
         if self.served.get(name) is gateway:
@@ -114,6 +143,8 @@ class Shards:
     async def stop(self) -> None:
         """Stop the adopted shards (the home gateway is the server's to stop)."""
         await self._tasks.stop()
+        if self._directory is not None:
+            self._directory.close()
         for name, gateway in list(self.served.items()):
             if gateway is not self.home:
                 await self._retire(name, gateway)

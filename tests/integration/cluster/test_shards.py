@@ -164,3 +164,34 @@ def test_sigkill_one_of_two_gateways_under_load(redis_url: str, tmp_path: Path,
             client.close()
         for gw in (gw_a, gw_b):
             gw.stop()
+
+
+def test_a_dead_gateways_waiting_calls_are_not_left_behind(redis_url: str,
+                                                          tmp_path: Path) -> None:
+    """Gateway a dies with calls waiting in its shard (no agent serves them) and nobody of
+    shard a comes to gateway b (one address each). Gateway b finds shard a without a gateway
+    (the cluster's shard directory) and adopts it: the calls fail visibly after its
+    placement timeout instead of waiting for a gateway that may never return."""
+    key_prefix = f"tg-orphan-{uuid.uuid4().hex[:6]}:"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    options = ("--placement-timeout", "2")
+    gw_a = Cluster(redis_url, tmp_path / "a", shard="a", key_prefix=key_prefix,
+                   gateway_options=options)
+    gw_b = Cluster(redis_url, tmp_path / "b", shard="b", key_prefix=key_prefix,
+                   gateway_options=options)
+    try:
+        gw_b.start_gateway()
+        gw_b.start_agent("agent-b")
+        gw_a.start_gateway()
+        session = gw_a.raw_session()
+        ids = [f"w{i}" for i in range(20)]
+        session.submit([call(i, "cluster_tasks:heavy_where") for i in ids])
+        session.wait(lambda: len(session.accepted) == len(ids), 15, "stored")
+        gw_a.kill(gw_a.gateway)
+        wait_until(lambda: all(gw_a.redis.state(i) == "failed" for i in ids), 30,
+                   "shard a's waiting calls failed visibly on gateway b")
+        assert "adopted shard 'a'" in gw_b.log("gateway")
+    finally:
+        for gw in (gw_a, gw_b):
+            gw.stop()
