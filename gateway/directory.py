@@ -1,4 +1,5 @@
-"""The cluster's shards, as Redis knows them: which exist, and which no gateway serves.
+"""The cluster's shards, as Redis knows them: which exist, which no gateway serves, and
+whether the whole cluster drains.
 
 Every gateway adds its shard's name to one set, ``<key prefix>{shards}:names`` (a hash tag of
 its own: on a Redis Cluster the set lives in one slot, wherever that is). A shard whose lease
@@ -7,6 +8,10 @@ clients reached another gateway (they were given one address). :class:`.shards.S
 here every few seconds and adopts such a shard if it still holds work (waiting calls, or
 agents registered with what they held), so those calls run, or fail visibly, instead of
 waiting for a gateway that may never come back.
+
+A cluster-wide drain or resume is said here too (``{shards}:drain``): the gateway that got
+the control applies it to its shards at once, and every other gateway to its own at its next
+look.
 
 Off the hot path: its own client (cluster-aware on a Redis Cluster, which routes each key to
 its slot's master), called from a worker thread, never from the loop.
@@ -25,13 +30,15 @@ from tokengate.shared.errors import RedisUnavailable
 
 logger = logging.getLogger(__name__)
 
-NAMES = "{shards}:names"  # after the key prefix
+NAMES = "{shards}:names"  # after the key prefix: the set of shard names
+DRAIN = "{shards}:drain"  # the cluster-wide drain's reason while it lasts (every shard's)
 
 
 class Directory:
     def __init__(self, url: str, key_prefix: str) -> None:
         self.key_prefix = key_prefix
         self.key = key_prefix + NAMES
+        self.drain_key = key_prefix + DRAIN
         options: dict[str, Any] = dict(socket_timeout=5, socket_connect_timeout=2)
         client: Any = client_from_url(url, **options)
         if not is_sentinel_url(url):
@@ -61,6 +68,18 @@ class Directory:
                     found.add(shard)
             return found
         return self._call(look)
+
+    def set_drain(self, reason: str | None) -> None:
+        """The cluster drains (``reason``) or resumes (None), every shard of it."""
+        if reason is None:
+            self._call(lambda: self.client.delete(self.drain_key))
+        else:
+            self._call(lambda: self.client.set(self.drain_key, reason))
+
+    def drain(self) -> str | None:
+        """The cluster-wide drain's reason, or None."""
+        raw = self._call(lambda: self.client.get(self.drain_key))
+        return None if raw is None else raw.decode()
 
     def close(self) -> None:
         self.client.close()

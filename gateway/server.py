@@ -263,15 +263,22 @@ class GatewayServicer(rpc.GatewayServicer):
     async def Drain(self, request: pb.DrainRequest,
                     context: grpc.aio.ServicerContext) -> pb.ControlReply:
         await self._operator(context)
-        message = await _unary(context, (await self._shard(context)).control.drain(
-            request.node, request.reason, request.actor))
+        if request.node:
+            control = (await self._shard(context)).control
+            message = await _unary(context, control.drain(request.node, request.reason,
+                                                          request.actor))
+        else:
+            message = await _unary(context, self.shards.drain(request.reason, request.actor))
         return pb.ControlReply(ok=True, message=message)
 
     async def Resume(self, request: pb.DrainRequest,
                      context: grpc.aio.ServicerContext) -> pb.ControlReply:
         await self._operator(context)
-        message = await _unary(context, (await self._shard(context)).control.resume(request.node,
-                                                                    request.actor))
+        if request.node:
+            control = (await self._shard(context)).control
+            message = await _unary(context, control.resume(request.node, request.actor))
+        else:
+            message = await _unary(context, self.shards.drain(None, request.actor))
         return pb.ControlReply(ok=True, message=message)
 
     async def Kill(self, request: pb.KillRequest,

@@ -129,6 +129,28 @@ class Shards:
                 with contextlib.suppress(GatewayUnavailable, BadRequest):
                     await self.get(name)
             seen = orphans
+            with contextlib.suppress(RedisUnavailable):
+                await self._follow_drain(await asyncio.to_thread(directory.drain))
+
+    async def _follow_drain(self, reason: str | None) -> None:
+        """Bring the cluster drain of every shard served here to what the directory says."""
+        for gateway in list(self.served.values()):
+            draining = gateway.dispatch.drain_state().cluster is not None
+            if reason is not None and not draining:
+                await gateway.control.drain("", reason, actor="cluster")
+            elif reason is None and draining:
+                await gateway.control.resume("", actor="cluster")
+
+    async def drain(self, reason: str | None, actor: str) -> str:
+        """Drain (``reason``) or resume (None) the whole cluster: the shards served here at
+        once, the others at their gateways' next look at the directory."""
+        message = ""
+        for gateway in list(self.served.values()):
+            message = await (gateway.control.resume("", actor) if reason is None else
+                             gateway.control.drain("", reason, actor))
+        if self._directory is not None:
+            await asyncio.to_thread(self._directory.set_drain, reason)
+        return message
 
     async def _retire(self, name: str, gateway: Gateway) -> None:
         """Stop an adopted shard whose lease or epoch this process lost."""

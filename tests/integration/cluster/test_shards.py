@@ -195,3 +195,33 @@ def test_a_dead_gateways_waiting_calls_are_not_left_behind(redis_url: str,
     finally:
         for gw in (gw_a, gw_b):
             gw.stop()
+
+
+def test_a_cluster_drain_reaches_every_gateway(redis_url: str, tmp_path: Path) -> None:
+    """Drain the cluster through gateway a: gateway b's shard drains too (calls through b
+    wait), and a resume through b releases both."""
+    key_prefix = f"tg-drain-{uuid.uuid4().hex[:6]}:"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    gw_a = Cluster(redis_url, tmp_path / "a", shard="a", key_prefix=key_prefix)
+    gw_b = Cluster(redis_url, tmp_path / "b", shard="b", key_prefix=key_prefix)
+    try:
+        for gw in (gw_a, gw_b):
+            gw.start_gateway()
+            gw.start_agent(f"agent-{gw.shard}")
+        gw_a.client(connect=False).drain(reason="maintenance")
+        for gw in (gw_a, gw_b):
+            wait_until(lambda gw=gw: gw.status()["reason"] == "maintenance", 15,
+                       f"shard {gw.shard} draining")
+        client_b = gw_b.client()
+        waiting = client_b.submit_by_name("cluster_tasks:add", (1, 2))
+        wait_until(lambda: sum(gw_b.status()["pending"].values()) >= 1, 10,
+                   "the call waits in shard b")
+        gw_b.client(connect=False).resume()
+        assert waiting.get(timeout=20) == 3
+        for gw in (gw_a, gw_b):
+            wait_until(lambda gw=gw: gw.status()["reason"] == "", 15,
+                       f"shard {gw.shard} resumed")
+    finally:
+        for gw in (gw_a, gw_b):
+            gw.stop()
