@@ -162,7 +162,7 @@ def _tls_hint() -> None:
     with Rig() as rig:
         cert, key = make_certificate(rig.logdir)
         config = GatewayConfig(listen="127.0.0.1:0", redis_url=rig.redis_url, token=TOKEN,
-                               key_prefix=rig.prefix,
+                               key_prefix=rig.key_prefix,
                                tls=TlsConfig(cert=str(cert), key=str(key)))
         server, port, gateway = create_server(config)
         start = time.monotonic()

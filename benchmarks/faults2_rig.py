@@ -25,6 +25,7 @@ TASKS_DIR = ROOT / "tests" / "integration" / "cluster"
 sys.path[:0] = [str(ROOT), str(TASKS_DIR)]
 
 from _faults2 import TOKEN  # noqa: E402 - the tests' token, so their wire helpers fit
+from tokengate.gateway.ledger.schema import DEFAULT_SHARD, shard_prefix  # noqa: E402
 from tokengate.shared.client import ClusterClient  # noqa: E402
 from tokengate.shared.client_config import ClientConfig  # noqa: E402
 from tokengate.shared.redis_server import RedisServer, child_env, free_port  # noqa: E402
@@ -45,8 +46,9 @@ class Rig:
         self.address = f"127.0.0.1:{self.port}"
         self.heartbeat_timeout = heartbeat_timeout
         self.logdir = Path(tempfile.mkdtemp(prefix="tokengate-faults2-"))
-        self.prefix = f"tg-f2-{uuid.uuid4().hex[:8]}:"
-        self.env = dict(os.environ, TOKENGATE_TOKEN=TOKEN, TOKENGATE_KEY_PREFIX=self.prefix,
+        self.key_prefix = f"tg-f2-{uuid.uuid4().hex[:8]}:"
+        self.prefix = shard_prefix(self.key_prefix, DEFAULT_SHARD)  # the gateway's keys
+        self.env = dict(os.environ, TOKENGATE_TOKEN=TOKEN, TOKENGATE_KEY_PREFIX=self.key_prefix,
                         PYTHONPATH=os.pathsep.join([str(ROOT), str(TASKS_DIR)]),
                         TOKENGATE_HEARTBEAT="0.2", PYTHONUNBUFFERED="1")
         self.procs: dict[str, subprocess.Popen[bytes]] = {}

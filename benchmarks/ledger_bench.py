@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: ``benchmarks`` importable as a package
     sys.path.insert(0, str(ROOT))
 
+import msgpack  # noqa: E402
 import redis  # noqa: E402
 from tokengate.gateway.ledger import (  # noqa: E402
     LossPolicy,
@@ -314,6 +315,7 @@ def run(args: argparse.Namespace) -> tuple[Tally, Tally, str]:
     ledger_tally, floor_tally = Tally(), Tally()
     with server(args.callgrind) as (url, grind):
         ledger = RedisLedger.from_url(url, result_ttl=RESULT_TTL)
+        ledger.lease("acquire", msgpack.packb({"id": "ledger-bench"}), 3600)  # the epoch
         client = redis.Redis.from_url(url)
         version = client.info("server")["redis_version"]
         for agent in AGENTS:

@@ -119,7 +119,9 @@ def node_card(node: dict[str, Any], at: float) -> dict[str, Any]:
     pool = snapshot.get("tokens", {})
     topology = node.get("topology") or {}
     cpu, rss = _process(snapshot)
-    tasks = sorted(t["name"] for t in node.get("tasks", []))
+    tasks = sorted(t["name"] + (f" [{','.join(t['requires'])}]" if t.get("requires") else "")
+                   for t in node.get("tasks", []))
+    labels = [f"{k}={v}" for k, v in sorted((node.get("labels") or {}).items())]
     return {
         "name": node["name"], "host": node.get("host", ""), "state": node.get("state", ""),
         "reason": node.get("reason", ""), "pid": node.get("pid", 0),
@@ -127,7 +129,7 @@ def node_card(node: dict[str, Any], at: float) -> dict[str, Any]:
         "inflight": node.get("inflight", 0), "executing": node.get("executing", 0),
         "stuck": node.get("stuck", 0), "blocked": node.get("blocked", 0),
         "credits": {w: node.get("credits", {}).get(w, 0) for w in WEIGHTS},
-        "cpu": cpu, "rss": rss, "tasks": tasks,
+        "cpu": cpu, "rss": rss, "tasks": tasks, "labels": labels,
         "workers": snapshot.get("workers", topology.get("workers")),
         "wpc": snapshot.get("workers_per_core", topology.get("workers_per_core")),
         "capacity": topology.get("mailbox_capacity"),

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from tokengate.gateway import items as checks
+from tokengate.gateway import needs
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.dispatch import Dispatch
@@ -33,8 +34,14 @@ from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
 from tokengate.gateway.series import Series
 from tokengate.gateway.store import Store
-from tokengate.shared import wire
-from tokengate.shared.errors import BadRequest, GatewayBusy, RedisUnavailable, UnknownTask
+from tokengate.shared import labels, wire
+from tokengate.shared.errors import (
+    BadRequest,
+    GatewayBusy,
+    InvalidTags,
+    RedisUnavailable,
+    UnknownTask,
+)
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.tags import Weight
 
@@ -50,13 +57,15 @@ class Row:
     item: pb.TaskItem
     weight: Weight
     idempotent: bool
+    queue: str  # where it waits: its weight and need (gateway/needs.py)
     target: AgentConn | None = None
     status: SubmitStatus | None = None
 
     def token(self, owner: str, session: str) -> NewToken:
         item, target = self.item, self.target
         return NewToken(item.token_id, item.task, self.weight, self.idempotent,
-                        item.SerializeToString(), target.name if target else "", owner, session)
+                        item.SerializeToString(), target.name if target else "", owner, session,
+                        self.queue)
 
 
 @dataclass(slots=True)
@@ -98,7 +107,7 @@ class Admission:
 
     def screen(self, conn: ClientConn, items: Sequence[pb.TaskItem]) -> Screened:
         cfg = self.config
-        tasks = self.registry.tasks
+        tasks, known = self.registry.tasks, self.registry.known
         out = Screened([], [], [])
         seen: set[str] = set()
         session = conn.session
@@ -112,14 +121,17 @@ class Admission:
                                       allow_pickle=cfg.allow_pickle)
             if error is None and tasks:
                 rule = tasks.get(item.task)
-                if rule is None:
+                if rule is None and item.task not in known:  # known: waits for its agent
                     error = UnknownTask(f"no agent runs a task named {item.task!r}; agents "
                                         "include only the modules named with --include")
             if error is None:
                 try:
                     weight = wire.weight_of(item.weight)  # a bad one is refused, task or not
+                    asked = labels.parse(item.requires, "requires") if item.requires else ()
                 except BadRequest as exc:
                     error = exc
+                except InvalidTags as exc:
+                    error = BadRequest(str(exc))
             if error is not None:
                 out.rejected.append(checks.rejection(token_id, error))
                 continue
@@ -128,8 +140,9 @@ class Admission:
             if rule is not None:  # the task's own tags win
                 weight, idempotent = rule.weight or weight, idempotent and rule.idempotent
                 item.weight, item.not_idempotent = weight, not idempotent
+            need = needs.need_of(item.task, asked, rule.requires if rule else ())
             item.attempt, item.session = 1, session
-            out.rows.append(Row(item, weight, idempotent))
+            out.rows.append(Row(item, weight, idempotent, needs.queue_name(weight, need)))
         return out
 
     # -- 2-5 -----------------------------------------------------------------------------------
@@ -137,7 +150,7 @@ class Admission:
     async def _admit(self, conn: ClientConn, rows: list[Row], resubmit: bool,
                      received: Sequence[str]) -> set[str]:
         """Admit one batch; the ids refused."""
-        targets = self.dispatch.place([row.weight for row in rows],
+        targets = self.dispatch.place([row.queue for row in rows],
                                       [row.item.operation_type for row in rows])
         for row, target in zip(rows, targets, strict=True):
             row.target = target
@@ -239,13 +252,13 @@ class Admission:
             await self.dispatch.give_back(agent, ids)
 
     async def _after_store(self, conn: ClientConn, rows: list[Row], sent: bool) -> None:
-        queued: dict[Weight, int] = defaultdict(int)
+        queued: dict[str, int] = defaultdict(int)
         duplicates: list[str] = []
         unsent: list[AgentConn | None] = []
         dispatch_now: list[Row] = []
         for row in rows:
             if row.status is SubmitStatus.QUEUED:
-                queued[row.weight] += 1
+                queued[row.queue] += 1
                 if not sent:
                     unsent.append(row.target)  # placed, but its agent was lost meanwhile
             elif row.status is SubmitStatus.DUPLICATE:

@@ -10,13 +10,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokengate.gateway.ledger.schema import DEFAULT_PREFIX
+from tokengate.gateway.ledger.connect import check_url
+from tokengate.gateway.ledger.schema import DEFAULT_PREFIX, DEFAULT_SHARD, shard_prefix
 from tokengate.shared import envconfig
 from tokengate.shared.auth import is_loopback
-from tokengate.shared.channel import TlsConfig
+from tokengate.shared.channel import Keepalive, TlsConfig
 from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD
 from tokengate.shared.envconfig import setting
 from tokengate.shared.errors import ConfigurationError
+
+MAX_REPLICA_WAIT = 5.0  # seconds; a WAIT must end well inside the ledger's socket timeout
+
+
+def check_shard(name: str) -> str:
+    """A shard name (it becomes the Redis hash tag of the shard's keys), or
+    ConfigurationError."""
+    if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+        raise ConfigurationError(
+            f"shard {name!r}: give a name of 1 to 64 letters, digits, '-', '_' or '.' (it "
+            "becomes the Redis hash tag of the shard's keys)")
+    return name
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -25,8 +38,18 @@ class GatewayConfig:
 
     listen: str = setting("127.0.0.1:50051", env="TOKENGATE_LISTEN",
                           doc="gateway gRPC address; loopback unless told otherwise")
-    redis_url: str = setting("redis://127.0.0.1:6379/0", env="TOKENGATE_REDIS",
-                             doc="Redis holding the truth; the password goes in the URL")
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0", env="TOKENGATE_REDIS",
+        doc="Redis holding the truth; the password goes in the URL. A primary Sentinel "
+        "watches: redis+sentinel://[:password@]host1:port1,host2:port2/<service>?db=N "
+        "(docs/redis-failover.md)")
+    redis_replicas: int = setting(
+        0, doc="replicas that must hold each batch of writes (WAIT) before the gateway tells "
+        "anyone of it (accepts, results, dispatches); 0: do not wait (a failover may lose the "
+        "last writes acknowledged; docs/redis-failover.md)")
+    redis_replica_timeout: float = setting(
+        1.0, doc="seconds a batch waits for those replicas; past it the batch fails as if "
+        "Redis were away (clients offer their calls again)")
     token: str = setting("", secret=True, doc="the cluster's shared token; required")
     operator_token: str = setting(
         "", secret=True, doc="token with operator rights (drain, resume, kill, re-enable, "
@@ -34,7 +57,10 @@ class GatewayConfig:
     agent_token: str = setting(
         "", secret=True, doc="token agents join with; set, the cluster token cannot join as "
         "an agent (so a client cannot ask for other clients' calls); unset: the cluster token")
-    key_prefix: str = setting(DEFAULT_PREFIX, doc="prefix of every Redis key")
+    key_prefix: str = setting(DEFAULT_PREFIX, doc="prefix of every Redis key of the cluster")
+    shard: str = setting(DEFAULT_SHARD, env="TOKENGATE_SHARD", doc="this gateway's shard: its "
+                         "part of the bookkeeping, every key under <key_prefix>{<shard>}: (one "
+                         "Redis Cluster hash slot); each gateway of a cluster needs its own")
     heartbeat_timeout: float = setting(5.0, doc="seconds without a frame before an agent is "
                                        "declared lost (agents stop starting work after half)")
     max_attempts: int = setting(3, doc="runs a token may get across lost agents")
@@ -50,6 +76,11 @@ class GatewayConfig:
         0.005, doc="seconds of predicted run time one agent may be given from a batch before "
         "the next token goes to another agent (short tasks travel in chunks, fewer frames; "
         "0: spread every token)")
+    placement_timeout: float = setting(
+        60.0, doc="seconds a waiting token may go without any live agent that has its task "
+        "and the labels it requires before it fails with PlacementTimeout (counted from its "
+        "creation, and from when its need was last served or the gateway started); 0: wait "
+        "for one forever")
     allow_pickle: bool = setting(False, doc="accept pickle-coded calls (authenticated clients)")
     max_sessions: int = setting(
         10_000, doc="client sessions served at once; past it a new session gets GatewayBusy "
@@ -62,6 +93,12 @@ class GatewayConfig:
     metrics_port: int | None = setting(None, env="TOKENGATE_GATEWAY_METRICS_PORT",
                                        doc="serve Prometheus /metrics here (0: any port)")
     tls: TlsConfig = field(default_factory=TlsConfig)
+    keepalive: Keepalive = field(default_factory=Keepalive)
+
+    @property
+    def ledger_prefix(self) -> str:
+        """The prefix of this gateway's shard's keys."""
+        return shard_prefix(self.key_prefix, self.shard)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> GatewayConfig:
@@ -81,8 +118,16 @@ class GatewayConfig:
             raise ConfigurationError("max_attempts must be >= 1 and heartbeat_timeout > 0")
         if self.chunk_budget < 0:
             raise ConfigurationError("chunk_budget must be >= 0 seconds")
+        if self.placement_timeout < 0:
+            raise ConfigurationError("placement_timeout must be >= 0 (0: no timeout)")
         if self.max_sessions < 1 or self.max_agents < 1:
             raise ConfigurationError("max_sessions and max_agents must be at least 1")
+        check_shard(self.shard)
         if self.session_outbox_bytes < 64 * 1024:
             raise ConfigurationError("session_outbox_bytes must be at least 65536")
+        check_url(self.redis_url)
+        if self.redis_replicas < 0 or not 0 < self.redis_replica_timeout < MAX_REPLICA_WAIT:
+            raise ConfigurationError(
+                f"redis_replicas must be >= 0 and redis_replica_timeout between 0 and "
+                f"{MAX_REPLICA_WAIT:g} seconds (below the Redis socket timeout)")
         return self

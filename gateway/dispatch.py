@@ -4,10 +4,14 @@ Owned by the event loop (no locks): the agents that may be given work (their con
 added by the registry once an agent's registration and adoption are done, removed when it
 leaves), each agent's credit (:class:`~tokengate.gateway.placement.AgentCredit`), the run time
 of each kind of task (:class:`~tokengate.gateway.runtimes.RunTimes`, for chunking), the number
-of tokens waiting in Redis per weight (a mirror: synced from Redis every second, so it may
-only lag) and the drain flags. The dispatcher task claims waiting tokens for agents with
-credit; its claims go out on the store's write lane, so they run in order with submissions
-and reports.
+of tokens waiting in Redis per queue (weight and need, :mod:`~tokengate.gateway.needs`: a
+mirror, synced from Redis every second, so it may only lag), when each waiting need was
+first seen with no live agent serving it, and the drain flags. The dispatcher task claims
+waiting tokens for agents with credit that serve their need (a queue at a time, starting
+one further each round, so queues of one weight share the credit); its claims go out on the
+store's write lane, so they run in order with submissions and reports. Once a second it
+fails (``expire``) the tokens that have waited ``placement_timeout`` with no live agent
+serving their need.
 
 Admission hands placed tokens here (:meth:`place`, then :meth:`send`); the registry tells it
 about agents and their credit reports; control sets drains. Sending goes through each
@@ -20,13 +24,14 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from tokengate.gateway import placement
+from tokengate.gateway import needs, placement
 from tokengate.gateway.aio import Signal
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn
-from tokengate.gateway.ledger import DrainState, LossPolicy, TokenLedger
+from tokengate.gateway.ledger import DrainState, LossPolicy, LostToken, TokenLedger
+from tokengate.gateway.ledger.schema import per_weight
 from tokengate.gateway.runtimes import RunTimes
 from tokengate.gateway.store import Store
 from tokengate.shared import framing
@@ -51,7 +56,10 @@ class Dispatch:
         self._conns: dict[str, AgentConn] = {}
         self._book: placement.Book = {}
         self.runtimes = RunTimes()
-        self._waiting: dict[Weight, int] = dict.fromkeys(placement.WEIGHTS, 0)
+        self._waiting: dict[str, int] = {w.value: 0 for w in placement.WEIGHTS}  # per queue
+        self._unserved: dict[str, float] = {}  # queue -> when first seen with no agent for it
+        self._turn = 0  # the queue a round starts with, rotating
+        self._expired: Callable[[list[LostToken], str], None] = lambda lost, message: None
         self._drain = DrainState()
         self._kick = Signal()
         self._task: asyncio.Task[None] | None = None
@@ -98,9 +106,18 @@ class Dispatch:
         return credit.snapshot() if credit is not None else {}
 
     def saturated(self, name: str) -> bool:
-        """The agent can take none of what waits (or nothing at all, when nothing waits)."""
-        credit = self._book.get(name)
-        return credit is not None and placement.saturated(credit, self._waiting)
+        """The agent can take none of what waits for it (or nothing at all, when nothing
+        waits that it could run)."""
+        credit, conn = self._book.get(name), self._conns.get(name)
+        if credit is None or conn is None:
+            return False
+        mine = {q: n for q, n in self._waiting.items()
+                if n > 0 and needs.serves(conn.offer, needs.parse_queue(q)[1])}
+        return placement.saturated(credit, per_weight(mine))
+
+    def on_expired(self, callback: Callable[[list[LostToken], str], None]) -> None:
+        """Who is told of tokens failed for want of an agent (results, which push them)."""
+        self._expired = callback
 
     # -- drains (control calls these) ----------------------------------------------------------
 
@@ -127,23 +144,36 @@ class Dispatch:
         """Outcomes an agent reported: how long their kinds of task run."""
         self.runtimes.observe(results)
 
-    def place(self, weights: Sequence[Weight], kinds: Sequence[str]) -> list[AgentConn | None]:
-        """An agent per token with credit for it now, or None (it waits in Redis); short
-        tokens (by their ``kinds``' run times) in chunks per agent.
+    def place(self, queues: Sequence[str], kinds: Sequence[str]) -> list[AgentConn | None]:
+        """An agent per token (named by the queue it would wait in) that serves its need and
+        has credit for it now, or None (it waits in Redis); short tokens (by their ``kinds``'
+        run times) in chunks per agent.
 
-        A weight with tokens waiting queues behind them; spends the credit.
+        A queue with tokens waiting keeps new ones behind them; spends the credit.
         """
-        out: list[AgentConn | None] = [None] * len(weights)
+        out: list[AgentConn | None] = [None] * len(queues)
         eligible = self._eligible()
-        direct = [i for i, w in enumerate(weights) if self._waiting[w] <= 0]
-        if not (eligible and direct):
+        if not eligible:
             return out
-        costs = self.runtimes.costs([kinds[i] for i in direct])
-        chosen = placement.assign([weights[i] for i in direct], self._book, eligible,
-                                  costs, self.config.chunk_budget)
-        for i, name in zip(direct, chosen, strict=True):
-            out[i] = self._conns[name] if name else None
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, queue in enumerate(queues):
+            if self._waiting.get(queue, 0) <= 0:
+                groups[queue].append(i)
+        for queue, direct in groups.items():
+            weight, need = needs.parse_queue(queue)
+            serving = self._serving(eligible, need)
+            if not serving:
+                continue
+            costs = self.runtimes.costs([kinds[i] for i in direct])
+            chosen = placement.assign([weight] * len(direct), self._book, serving, costs,
+                                      self.config.chunk_budget)
+            for i, name in zip(direct, chosen, strict=True):
+                out[i] = self._conns[name] if name else None
         return out
+
+    def _serving(self, names: Iterable[str], need: needs.Need) -> list[str]:
+        conns = self._conns
+        return [name for name in names if needs.serves(conns[name].offer, need)]
 
     def refund(self, targets: Iterable[AgentConn | None]) -> None:
         """Placed tokens that will not be sent after all (duplicates, a failed write)."""
@@ -158,16 +188,21 @@ class Dispatch:
         """How many more tokens may wait in Redis before new calls are refused."""
         return self.config.max_pending - sum(self._waiting.values())
 
-    def queued(self, counts: Mapping[Weight, int]) -> None:
-        """Tokens now wait in Redis (stored as waiting, or given back)."""
+    def queued(self, counts: Mapping[str, int]) -> None:
+        """Tokens now wait in Redis (stored as waiting, or given back), per queue."""
         if not any(counts.values()):
             return
-        for weight, n in counts.items():
-            self._waiting[weight] += n
+        waiting = self._waiting
+        for queue, n in counts.items():
+            waiting[queue] = waiting.get(queue, 0) + n
         self._kick.set()
 
     def waiting(self) -> dict[Weight, int]:
-        return dict(self._waiting)
+        """Tokens waiting per weight, over all its queues."""
+        return per_weight(self._waiting)
+
+    def waiting_queues(self) -> dict[str, int]:
+        return {q: n for q, n in self._waiting.items() if n > 0}
 
     def send(self, conn: AgentConn, items: list[pb.TaskItem], *, split: bool = False,
              ) -> list[str]:
@@ -201,7 +236,7 @@ class Dispatch:
         self._kick.set()
 
     async def sync(self) -> None:
-        self._waiting.update(await self.store.read(self.ledger.queue_lengths))
+        self._waiting = dict(await self.store.read(self.ledger.queues))
 
     async def _loop(self) -> None:
         last_sync = 0.0
@@ -211,6 +246,7 @@ class Dispatch:
                 if time.monotonic() - last_sync > SYNC_EVERY:
                     await self.sync()
                     last_sync = time.monotonic()
+                    await self._expire()
                 # A quiet second: any credit counts, so an agent whose capacity no longer
                 # grows (every worker stuck) still gets its last free slots filled.
                 while await self._round(eager=not kicked):
@@ -224,26 +260,31 @@ class Dispatch:
 
     async def _round(self, eager: bool = False) -> bool:
         progress = False
-        for weight in placement.WEIGHTS:
-            want = min(self._waiting[weight], self.config.dispatch_batch)
+        queues = [q for q, n in self._waiting.items() if n > 0]
+        if not queues:
+            return False
+        self._turn = (self._turn + 1) % len(queues)
+        for queue in queues[self._turn:] + queues[:self._turn]:
+            want = min(self._waiting.get(queue, 0), self.config.dispatch_batch)
             if want <= 0:
                 continue
-            eligible = self._eligible()
+            weight, need = needs.parse_queue(queue)
+            eligible = self._serving(self._eligible(), need)
             ready = placement.ready(1 if eager else want, weight, self._book, eligible)
             plan = placement.split(want, weight, self._book, ready)
             conns = {name: self._conns[name] for name in plan}
-            self._waiting[weight] -= sum(plan.values())
+            self._waiting[queue] -= sum(plan.values())
             for i, (name, count) in enumerate(plan.items()):
                 try:
-                    progress = await self._claim_for(conns[name], weight, count) or progress
+                    progress = await self._claim_for(conns[name], queue, count) or progress
                 except BaseException:  # the credit spent on the plan was not used: give it back
                     for unclaimed, n in list(plan.items())[i:]:
                         placement.refund(self._book, unclaimed, n)
                     raise
         return progress
 
-    async def _claim_for(self, conn: AgentConn, weight: Weight, count: int) -> bool:
-        claimed = await self.store.pipelined(self.ledger.claim_begin, weight, count,
+    async def _claim_for(self, conn: AgentConn, queue: str, count: int) -> bool:
+        claimed = await self.store.pipelined(self.ledger.claim_begin, queue, count,
                                              conn.name, framing.FRAME_SOFT_LIMIT)
         self.stats["claims"] += 1
         self.stats["claimed"] += len(claimed)
@@ -261,3 +302,31 @@ class Dispatch:
         if unsent:
             await self.give_back(conn.name, unsent)
         return True
+
+    # -- placement timeout ---------------------------------------------------------------------
+
+    async def _expire(self) -> None:
+        """Fail what has waited too long for a need no live agent serves (PlacementTimeout).
+
+        A need counts as unserved from when this gateway first saw it so (a restarted
+        gateway gives agents a full timeout to join again first); a token fails once both
+        it and that moment are ``placement_timeout`` old, its age read from its creation
+        time in Redis (so a token that waited long for a busy agent is not failed the
+        moment that agent leaves, and nothing is lost to a gateway restart)."""
+        timeout = self.config.placement_timeout
+        offers = [c.offer for c in self._conns.values() if c.connected and not c.leaving]
+        now = time.time()
+        stranded = needs.stranded(self._waiting, offers)
+        self._unserved = {q: self._unserved.get(q, now) for q in stranded}
+        if timeout <= 0:
+            return
+        for queue, since in list(self._unserved.items()):
+            if now - since < timeout:
+                continue
+            _, need = needs.parse_queue(queue)
+            message = needs.timeout_message(need, timeout)
+            failed = await self.store.write(self.ledger.expire, queue, now - timeout, message)
+            if failed:
+                logger.warning("%d tokens failed: %s", len(failed), message)
+                self._waiting[queue] = max(0, self._waiting.get(queue, 0) - len(failed))
+                self._expired(failed, message)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 
 from tokengate.gateway.admission import Admission
 from tokengate.gateway.aio import Background
@@ -44,16 +45,19 @@ class Gateway:
     """The whole gateway minus gRPC: start it, hand it frames, stop it. Made, used and
     stopped on its event loop."""
 
-    def __init__(self, config: GatewayConfig, ledger: TokenLedger) -> None:
+    def __init__(self, config: GatewayConfig, ledger: TokenLedger, *,
+                 adopted: bool = False) -> None:
         self.config = config
         self.ledger = ledger
         self.loop = asyncio.get_running_loop()
         self.store = store = Store(ledger, self.loop)
         self.background = Background()  # tasks nobody awaits (a link's departure, a retire)
         self.series = Series()
-        self.lease = GatewayLease(ledger, on_lost=self._lease_lost)
+        self.adopted = adopted  # the shard of another gateway, served until it is back
+        self.lease = GatewayLease(ledger, on_lost=self._lease_lost, adopted=adopted)
         self.dispatch = Dispatch(config, ledger, store)
         self.results = Results(ledger, store, self.series)
+        self.dispatch.on_expired(self.results.push_expired)
         self.registry = Registry(config, ledger, store, self.dispatch, self.results,
                                  self.background, serving=self.lease.renew)
         self.admission = Admission(config, ledger, store, self.dispatch, self.results,
@@ -62,13 +66,16 @@ class Gateway:
                            self.series)
         self.control = Control(ledger, store, self.dispatch, self.registry, self.results,
                                self.views)
-        self.lost_lease = threading.Event()  # set when another gateway took the prefix
+        self.lost_lease = threading.Event()  # set when another gateway took the shard
+        self._on_lost: list[Callable[[], None]] = []  # run on the loop when it is set
+        ledger.on_fenced = self._lease_lost  # a write refused: another holds the epoch
 
     async def start(self, lease_wait: float | None = None) -> Gateway:
         try:
             await self.store.write(self.ledger.ping)
             await self.store.write(self.lease.acquire, lease_wait)
             drain = await self.store.read(self.ledger.drain_state)
+            self.registry.known.update(await self.store.read(self.ledger.task_rules))
             await self.dispatch.start(drain)
         except BaseException:
             self.store.stop()
@@ -79,6 +86,14 @@ class Gateway:
                     {w.value: n for w, n in self.dispatch.waiting().items()}, drain.cluster)
         return self
 
+    def close_streams(self) -> None:
+        """End every session and agent link of this shard (after what is queued on them):
+        they reconnect, and find the gateway that serves the shard now."""
+        for conn in self.results.sessions():
+            conn.close()
+        for agent in self.registry.connected():
+            agent.close()
+
     async def stop(self) -> None:
         await self.registry.stop()
         await self.dispatch.stop()
@@ -87,7 +102,16 @@ class Gateway:
         self.store.stop()
 
     def _lease_lost(self, message: str) -> None:
+        """The lease or the epoch is gone (called from the lease's or a lane's thread)."""
+        if self.lost_lease.is_set():
+            return
         self.lost_lease.set()
+        for callback in self._on_lost:
+            self.loop.call_soon_threadsafe(callback)
+
+    def when_lost(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop once this gateway has lost its shard."""
+        self._on_lost.append(callback)
 
     # -- client sessions -----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from tokengate.shared.rpc import tokengate_pb2 as pb
 
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 300  # task names and operation types
+FORBIDDEN_IN_NAMES = "|\t\r\n "  # a task name is part of a queue's name and a route field
 
 final_state = wire.final_state
 
@@ -23,7 +24,8 @@ def check_item(item: pb.TaskItem, *, max_payload: int, allow_pickle: bool) -> To
     if not item.token_id or len(item.token_id) > MAX_ID_LENGTH:
         return BadRequest(f"token_id must be 1-{MAX_ID_LENGTH} characters")
     module, _, qualname = item.task.partition(":")
-    if not module or not qualname or len(item.task) > MAX_NAME_LENGTH:
+    if not module or not qualname or len(item.task) > MAX_NAME_LENGTH \
+            or any(c in item.task for c in FORBIDDEN_IN_NAMES):
         return BadRequest(f"task {item.task[:MAX_NAME_LENGTH]!r} must be a registered name "
                           f"'module:qualname' of at most {MAX_NAME_LENGTH} characters")
     if len(item.operation_type) > MAX_NAME_LENGTH:

@@ -1,11 +1,19 @@
-"""The gateway's lease on its Redis prefix: one gateway serves a prefix at a time.
+"""The gateway's lease on its shard: one gateway serves a shard at a time.
 
-Several gateways on one Redis and prefix would each dispatch and push for agents and
-sessions the others hold, and lose deliveries. So a gateway takes a lease (a key with a TTL
-holding its id, host and pid) before it serves, and renews it from its own thread. A second
-gateway waits up to one TTL for it and then refuses to start; a gateway restarted on the same
-host after its predecessor died takes the lease over at once. Owner of nothing but its thread;
-the record is fixed for the process.
+A shard is one gateway's part of the cluster's bookkeeping: every key under
+``<key prefix>{<shard>}:`` (schema.shard_prefix), all in one Redis Cluster hash slot.
+Several gateways serve one cluster at once, each on a shard of its own; two on one shard
+would each dispatch and push for agents and sessions the other holds, and lose deliveries.
+So a gateway takes a lease (a key with a TTL holding its id, host and pid) before it serves,
+and renews it from its own thread. A second gateway on the same shard waits up to one TTL for
+it and then refuses to start; a gateway restarted on the same host after its predecessor died
+takes the lease over at once.
+
+Taking the lease also takes the shard's fencing epoch (lease.lua), which every other script
+checks: a lease alone does not fence, since a gateway paused past its TTL (SIGSTOP, a long
+GC or swap) would write what it was about to write before it next renewed. With the epoch,
+its first write after another gateway took the shard is refused (``Fenced``), and it stops.
+Owner of nothing but its thread; the record is fixed for the process.
 """
 
 from __future__ import annotations
@@ -43,21 +51,27 @@ def _pid_alive(pid: int) -> bool:
 
 class GatewayLease:
     def __init__(self, ledger: TokenLedger, *, ttl: float = TTL,
-                 on_lost: Callable[[str], None] | None = None) -> None:
+                 on_lost: Callable[[str], None] | None = None, adopted: bool = False) -> None:
         self.ledger = ledger
         self.ttl = ttl
+        # An adopted shard (its own gateway died) is given back once its own gateway,
+        # started again, asks for it; the own gateway asks when it finds it taken.
+        self.adopted = adopted
         self.on_lost = on_lost
         self.host = socket.gethostname()
         self.record = msgpack.packb({"id": uuid.uuid4().hex, "host": self.host,
                                      "pid": os.getpid(), "started": time.time()})
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # renew now (Redis lost the shard's epoch)
         self._thread: threading.Thread | None = None
+        ledger.on_no_epoch = self._wake.set
 
     def acquire(self, wait: float | None = None) -> None:
         """Take the lease, waiting up to ``wait`` seconds (default: one TTL and a bit)."""
         deadline = time.monotonic() + (self.ttl + 1.0 if wait is None else wait)
+        mode = "acquire" if self.adopted else "home"
         while True:
-            ok, holder = self.ledger.lease("acquire", self.record, self.ttl)
+            ok, holder = self.ledger.lease(mode, self.record, self.ttl)
             if ok:
                 return
             if self._dead_here(holder):
@@ -67,9 +81,9 @@ class GatewayLease:
                     return
             if time.monotonic() > deadline:
                 raise AnotherGateway(
-                    f"another gateway holds prefix {self.ledger.prefix!r} on this Redis "
-                    f"({_describe(holder)}); only one gateway may serve a prefix: stop it, or "
-                    "give this one another --key-prefix")
+                    f"another gateway holds shard {self.ledger.prefix!r} on this Redis "
+                    f"({_describe(holder)}); only one gateway may serve a shard: stop it, or "
+                    "give this one a shard of its own (--shard)")
             time.sleep(0.2)
 
     def _dead_here(self, holder: bytes) -> bool:
@@ -85,17 +99,23 @@ class GatewayLease:
 
     def renew(self) -> bool:
         """Renew the lease now; False (and ``on_lost``) if another gateway holds it."""
-        ok, holder = self.ledger.lease("renew", self.record, self.ttl)
+        ok, holder = self.ledger.lease("renew-adopted" if self.adopted else "renew",
+                                       self.record, self.ttl)
         if not ok:
-            message = (f"the gateway lease on {self.ledger.prefix!r} was taken by "
-                       f"{_describe(holder)}; this gateway stops")
+            message = (f"the gateway lease on {self.ledger.prefix!r} was taken, or is wanted, "
+                       f"by {_describe(holder)} (or its fencing epoch was taken); this "
+                       "gateway stops serving it")
             logger.critical(message)
             if self.on_lost is not None:
                 self.on_lost(message)
         return ok
 
     def _renew(self) -> None:
-        while not self._stopping.wait(self.ttl / 3):
+        while True:
+            self._wake.wait(self.ttl / 3)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
             try:
                 if not self.renew():
                     return
@@ -104,6 +124,7 @@ class GatewayLease:
 
     def release(self) -> None:
         self._stopping.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
         try:

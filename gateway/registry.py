@@ -34,8 +34,8 @@ from tokengate.gateway.dispatch import Dispatch
 from tokengate.gateway.ledger import LossPolicy, TaskRule, TokenLedger
 from tokengate.gateway.results import Results
 from tokengate.gateway.store import Store
-from tokengate.shared import wire
-from tokengate.shared.errors import AgentRejected, RedisUnavailable
+from tokengate.shared import labels, wire
+from tokengate.shared.errors import AgentRejected, InvalidTags, RedisUnavailable
 from tokengate.shared.rpc import tokengate_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,15 @@ MAX_NAME = 128
 ANY = object()  # declare_lost: whichever connection the agent has
 LEASE_FRACTION = 0.5  # an agent's work lease, as a part of the heartbeat timeout
 STALL_SECONDS = 1.0  # the monitor woke this much later than it asked: the process was paused
+
+
+def _requires(info: pb.TaskInfo) -> labels.Labels:
+    """The labels a registered task requires; what an agent sent malformed is left out."""
+    try:
+        return labels.parse(info.requires, "requires")
+    except InvalidTags as exc:
+        logger.warning("task %s: its requires are ignored: %s", info.name, exc)
+        return ()
 
 
 class Registry:
@@ -59,6 +68,9 @@ class Registry:
         self._grace_from = time.time()  # no agent is judged on silence before this (wall)
         self._agents: dict[str, AgentConn] = {}
         self.tasks: Mapping[str, TaskRule] = MappingProxyType({})
+        # Every task an agent ever registered on this prefix (Redis keeps them; loaded at
+        # start): a call of one no live agent has now waits for one instead of being refused.
+        self.known: set[str] = set()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._background = background  # the gateway's, which stops it after the registry
@@ -127,6 +139,10 @@ class Registry:
         if len(hello.name) > MAX_NAME or len(hello.incarnation) > MAX_NAME:
             raise AgentRejected(f"agent names and incarnations are at most {MAX_NAME} "
                                 "characters")
+        try:
+            labels.parse(hello.labels)
+        except InvalidTags as exc:
+            raise AgentRejected(f"agent {hello.name!r}: {exc}") from None
 
     def _silent(self, conn: AgentConn) -> bool:
         return time.monotonic() - conn.last_seen > self.config.heartbeat_timeout
@@ -137,8 +153,9 @@ class Registry:
         for conn in self._agents.values():
             for name, info in conn.tasks.items():
                 weight = wire.weight_of(info.weight) if info.weight else None
-                tasks[name] = TaskRule(name, info.idempotent, weight)
+                tasks[name] = TaskRule(name, info.idempotent, weight, _requires(info))
         self.tasks = MappingProxyType(tasks)
+        self.known.update(tasks)
 
     async def _retire(self, conn: AgentConn) -> None:
         """Close a connection that is no longer the agent's; what it had not sent goes back."""

@@ -34,6 +34,7 @@ from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.ledger import Applied, LostToken, Outcome, TokenLedger, TokenRecord
 from tokengate.gateway.series import Series
 from tokengate.gateway.store import Store
+from tokengate.shared import wire
 from tokengate.shared.errors import PermissionDenied, RedisUnavailable, UnknownToken
 from tokengate.shared.rpc import tokengate_pb2 as pb
 
@@ -88,6 +89,9 @@ class Results:
 
     def session_count(self) -> int:
         return len(self._sessions)
+
+    def sessions(self) -> list[ClientConn]:
+        return list(self._sessions.values())
 
     # -- agents' outcomes ----------------------------------------------------------------------
 
@@ -149,6 +153,13 @@ class Results:
         self.push_decided(pb.ResultItem(token_id=t.token_id, state=pb.FAILED,
                                         error_type="AgentLost", error_message=message,
                                         attempt=t.attempt, session=t.session) for t in lost)
+
+    def push_expired(self, expired: Sequence[LostToken], message: str) -> None:
+        """Tokens no live agent could take before the placement timeout: FAILED."""
+        self.push_decided(pb.ResultItem(token_id=t.token_id, state=pb.FAILED,
+                                        error_type=wire.PLACEMENT_TIMEOUT,
+                                        error_message=message, attempt=t.attempt,
+                                        session=t.session) for t in expired)
 
     def _push(self, results: Iterable[pb.ResultItem]) -> None:
         """Send each stored result to the session that submitted it and to those watching

@@ -24,12 +24,19 @@ from typing import Any, TypeVar
 import grpc
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn
+from tokengate.gateway.directory import Directory
 from tokengate.gateway.gateway import Gateway
 from tokengate.gateway.ledger import RedisLedger, TokenLedger
 from tokengate.gateway.metrics import serve_metrics
+from tokengate.gateway.shards import Shards
 from tokengate.shared import wire
 from tokengate.shared.auth import Credentials, TokenAuthInterceptor, client_id_of
-from tokengate.shared.channel import MAX_MESSAGE_BYTES, server_credentials
+from tokengate.shared.channel import (
+    MAX_MESSAGE_BYTES,
+    MIN_KEEPALIVE,
+    Keepalive,
+    server_credentials,
+)
 from tokengate.shared.errors import (
     AgentRejected,
     GatewayBusy,
@@ -45,16 +52,24 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SERVER_OPTIONS = [
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-    ("grpc.so_reuseport", 0),
-]
 STARTUP_TIMEOUT = 120.0  # the lease may take a TTL to pass from a dead predecessor
 SLOW_QUIET = 0.5  # a session cut off as too slow ends once its client sent nothing this long
 SLOW_GRACE = 10.0  # ... or after this long in all
+# What a stream's reader meets when the stream is over: the peer went away (an error, a
+# cancellation), or this side finished it while the reader waited for the next frame (a lost
+# agent's link retired by the registry: "RPC already finished").
+STREAM_OVER = (grpc.RpcError, asyncio.InvalidStateError, grpc.aio.UsageError)
+
+
+def server_options(keepalive: Keepalive) -> list[tuple[str, int]]:
+    """The server pings its peers too (``keepalive``): an agent or client whose host went
+    silent is dropped, and its stream ends, in bounded time, not after TCP's retries. It
+    takes its peers' pings as often as the shortest interval they may be set to."""
+    return [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            *keepalive.options(),
+            ("grpc.http2.min_ping_interval_without_data_ms", round(MIN_KEEPALIVE * 1000)),
+            ("grpc.so_reuseport", 0)]
 
 
 async def _unary(context: grpc.aio.ServicerContext, call: Awaitable[T]) -> T:
@@ -85,10 +100,20 @@ class _Streams:
 
 
 class GatewayServicer(rpc.GatewayServicer):
-    def __init__(self, gateway: Gateway, credentials: Credentials) -> None:
-        self.gateway = gateway
+    """Each call is served by the gateway of the shard its headers name (``wire.SHARD``;
+    none: this gateway's own shard), see :mod:`.shards`."""
+
+    def __init__(self, shards: Shards, credentials: Credentials) -> None:
+        self.shards = shards
         self.credentials = credentials
-        self.streams = _Streams(gateway.config)
+        self.streams = _Streams(shards.home.config)
+
+    async def _shard(self, context: grpc.aio.ServicerContext) -> Gateway:
+        name = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == wire.SHARD:
+                name = str(value)
+        return await _unary(context, self.shards.get(name))
 
     async def _operator(self, context: grpc.aio.ServicerContext) -> None:
         if not self.credentials.is_operator(context.invocation_metadata()):
@@ -105,40 +130,47 @@ class GatewayServicer(rpc.GatewayServicer):
 
     async def Session(self, request_iterator: AsyncIterator[pb.ClientFrame],
                       context: grpc.aio.ServicerContext) -> None:
+        gateway = await self._shard(context)
         await self._enter(context, "session")
-        await context.send_initial_metadata(((wire.SESSION_OPEN, "1"),))  # taken: say so
+        try:
+            await self._session(gateway, request_iterator, context)
+        finally:
+            self.streams.leave("session")
+
+    async def _session(self, gateway: Gateway, request_iterator: AsyncIterator[pb.ClientFrame],
+                       context: grpc.aio.ServicerContext) -> None:
+        await context.send_initial_metadata((
+            (wire.SESSION_OPEN, "1"), (wire.SHARD, gateway.config.shard)))  # taken: say so
         metadata = context.invocation_metadata()
         conn = ClientConn(context.peer(), client_id_of(metadata),
                           operator=self.credentials.is_operator(metadata),
-                          max_bytes=self.gateway.config.session_outbox_bytes)
-        gateway = self.gateway
+                          max_bytes=gateway.config.session_outbox_bytes)
         gateway.open_session(conn)
         # The reader is never cancelled: a frame it took is handled to its end (an admission
         # between its store and its answer must not be cut in half by the client leaving);
         # it ends with the stream's requests. The gateway keeps it until then.
-        gateway.background.spawn(self._read_session(conn, request_iterator),
+        gateway.background.spawn(self._read_session(gateway, conn, request_iterator),
                                  f"tg-session-{conn.peer}")
         try:
             await _write(conn.frames(), context)
             if conn.too_slow:
                 await _until_quiet(conn)
         finally:
-            self.streams.leave("session")
             gateway.close_session(conn)
         if conn.too_slow:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, conn.too_slow_message())
 
-    async def _read_session(self, conn: ClientConn,
+    async def _read_session(self, gateway: Gateway, conn: ClientConn,
                             frames: AsyncIterator[pb.ClientFrame]) -> None:
         try:
             clock = asyncio.get_running_loop().time
             async for frame in frames:
                 conn.last_frame_at = clock()
-                await self.gateway.on_client_frame(conn, frame)
+                await gateway.on_client_frame(conn, frame)
                 conn.last_frame_at = clock()  # idle counts from the end of its handling
             conn.finish_requests()
             return
-        except (grpc.RpcError, asyncio.InvalidStateError):
+        except STREAM_OVER:
             pass  # the client went away
         except Exception:  # a bug must not leave the client waiting on a dead stream
             logger.exception("client session %s failed", conn.peer)
@@ -146,100 +178,113 @@ class GatewayServicer(rpc.GatewayServicer):
 
     async def AgentLink(self, request_iterator: AsyncIterator[pb.AgentFrame],
                         context: grpc.aio.ServicerContext) -> None:
+        gateway = await self._shard(context)
         await self._enter(context, "agent")
         try:
-            await self._serve_agent(request_iterator, context)
+            await self._serve_agent(gateway, request_iterator, context)
         finally:
             self.streams.leave("agent")
 
-    async def _serve_agent(self, request_iterator: AsyncIterator[pb.AgentFrame],
+    async def _serve_agent(self, gateway: Gateway,
+                           request_iterator: AsyncIterator[pb.AgentFrame],
                            context: grpc.aio.ServicerContext) -> None:
         if not self.credentials.may_join(context.invocation_metadata()):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, abort_details(AgentRejected(
                 "this gateway takes agents with its agent token only")))
         try:
             first = await anext(aiter(request_iterator))
-        except (StopAsyncIteration, grpc.RpcError, asyncio.InvalidStateError):
+        except (StopAsyncIteration, *STREAM_OVER):
             return
         if not first.HasField("hello"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 abort_details(AgentRejected("the first frame must be a hello")))
-        conn = await _unary(context, self.gateway.join(first))
-        self.gateway.background.spawn(self._read_agent(conn, request_iterator),
-                                      f"tg-link-{conn.name}")  # never cancelled
+        conn = await _unary(context, gateway.join(first))
+        await context.send_initial_metadata(((wire.SHARD, gateway.config.shard),))
+        gateway.background.spawn(self._read_agent(gateway, conn, request_iterator),
+                                 f"tg-link-{conn.name}")  # never cancelled
         try:
             await _write(conn.frames(), context)
         finally:
-            self._link_ended(conn)
+            self._link_ended(gateway, conn)
 
-    async def _read_agent(self, conn: AgentConn, frames: AsyncIterator[pb.AgentFrame]) -> None:
+    async def _read_agent(self, gateway: Gateway, conn: AgentConn,
+                          frames: AsyncIterator[pb.AgentFrame]) -> None:
         try:
             async for frame in frames:
-                await self.gateway.on_agent_frame(conn, frame)
-        except (grpc.RpcError, asyncio.InvalidStateError):
-            pass
+                await gateway.on_agent_frame(conn, frame)
+        except STREAM_OVER:
+            pass  # the stream ended (UsageError: the gateway ended it: a reconnect, a loss)
         except RedisUnavailable as exc:
             logger.error("agent %s link dropped (it will resend): %s", conn.name, exc)
         except Exception:
             logger.exception("agent %s link failed", conn.name)
-        self._link_ended(conn)
+        self._link_ended(gateway, conn)
 
-    def _link_ended(self, conn: AgentConn) -> None:
+    @staticmethod
+    def _link_ended(gateway: Gateway, conn: AgentConn) -> None:
         """The link is over (either side ended it): once, retire it in the background, out
         of reach of the cancellation that may be ending this stream's coroutines."""
         if not conn.left:
             conn.left = True
-            self.gateway.background.spawn(self.gateway.agent_left(conn),
-                                          f"tg-left-{conn.name}")
+            gateway.background.spawn(gateway.agent_left(conn), f"tg-left-{conn.name}")
 
     # -- views ---------------------------------------------------------------------------------
 
     async def Status(self, request: pb.StatusRequest,
                      context: grpc.aio.ServicerContext) -> pb.StatusReply:
-        return await _unary(context, self.gateway.views.status())
+        return await _unary(context, (await self._shard(context)).views.status())
 
     async def Token(self, request: pb.TokenRequest,
                     context: grpc.aio.ServicerContext) -> pb.TokenDetail:
         metadata = context.invocation_metadata()
         viewer = None if self.credentials.is_operator(metadata) else client_id_of(metadata)
-        return await _unary(context, self.gateway.views.token(request.token_id, viewer))
+        views = (await self._shard(context)).views
+        return await _unary(context, views.token(request.token_id, viewer))
 
     async def Guards(self, request: pb.GuardsRequest,
                      context: grpc.aio.ServicerContext) -> pb.GuardsReply:
-        return self.gateway.views.guards()
+        return (await self._shard(context)).views.guards()
 
     async def Series(self, request: pb.SeriesRequest,
                      context: grpc.aio.ServicerContext) -> pb.SeriesReply:
-        return self.gateway.views.series_points(request.seconds or 600, request.since)
+        views = (await self._shard(context)).views
+        return views.series_points(request.seconds or 600, request.since)
 
     async def Audit(self, request: pb.AuditRequest,
                     context: grpc.aio.ServicerContext) -> pb.AuditReply:
-        return await _unary(context, self.gateway.views.audit(request.limit or 200))
+        return await _unary(context, (await self._shard(context)).views.audit(request.limit or 200))
 
     async def Ping(self, request: pb.PingRequest,
                    context: grpc.aio.ServicerContext) -> pb.PingReply:
-        return self.gateway.views.ping()
+        return (await self._shard(context)).views.ping()
 
     # -- controls (operator rights) ------------------------------------------------------------
 
     async def Drain(self, request: pb.DrainRequest,
                     context: grpc.aio.ServicerContext) -> pb.ControlReply:
         await self._operator(context)
-        message = await _unary(context, self.gateway.control.drain(
-            request.node, request.reason, request.actor))
+        if request.node:
+            control = (await self._shard(context)).control
+            message = await _unary(context, control.drain(request.node, request.reason,
+                                                          request.actor))
+        else:
+            message = await _unary(context, self.shards.drain(request.reason, request.actor))
         return pb.ControlReply(ok=True, message=message)
 
     async def Resume(self, request: pb.DrainRequest,
                      context: grpc.aio.ServicerContext) -> pb.ControlReply:
         await self._operator(context)
-        message = await _unary(context, self.gateway.control.resume(request.node,
-                                                                    request.actor))
+        if request.node:
+            control = (await self._shard(context)).control
+            message = await _unary(context, control.resume(request.node, request.actor))
+        else:
+            message = await _unary(context, self.shards.drain(None, request.actor))
         return pb.ControlReply(ok=True, message=message)
 
     async def Kill(self, request: pb.KillRequest,
                    context: grpc.aio.ServicerContext) -> pb.ControlReply:
         await self._operator(context)
-        outcome, message = await _unary(context, self.gateway.control.kill(
+        outcome, message = await _unary(context, (await self._shard(context)).control.kill(
             request.token_id, request.actor))
         return pb.ControlReply(ok=outcome in ("killed", "forwarded"), message=message,
                                outcome=outcome)
@@ -247,13 +292,13 @@ class GatewayServicer(rpc.GatewayServicer):
     async def Reenable(self, request: pb.ReenableRequest,
                        context: grpc.aio.ServicerContext) -> pb.ControlReply:
         await self._operator(context)
-        return await _unary(context, self.gateway.control.reenable(request.function,
+        return await _unary(context, (await self._shard(context)).control.reenable(request.function,
                                                                    request.actor))
 
     async def Quarantine(self, request: pb.QuarantineRequest,
                          context: grpc.aio.ServicerContext) -> pb.ControlReply:
         await self._operator(context)
-        return await _unary(context, self.gateway.control.quarantine(
+        return await _unary(context, (await self._shard(context)).control.quarantine(
             request.id, request.action, request.node, request.actor))
 
 
@@ -287,7 +332,8 @@ class GatewayServer:
         self._thread = threading.Thread(target=self.loop.run_forever, name="tg-loop",
                                         daemon=True)
         self._server: grpc.aio.Server | None = None
-        self.gateway: Gateway | None = None
+        self.gateway: Gateway | None = None  # the home shard's
+        self.shards: Shards | None = None
         self.port = 0
 
     def start(self, lease_wait: float | None = None) -> GatewayServer:
@@ -318,13 +364,18 @@ class GatewayServer:
 
     async def _start(self, lease_wait: float | None) -> None:
         config = self.config
-        ledger = self._ledger or RedisLedger.from_url(
-            config.redis_url, prefix=config.key_prefix, result_ttl=config.result_ttl)
+        ledger = self._ledger or _ledger_for(config)
         gateway = await Gateway(config, ledger).start(lease_wait)
+        # Adopting other shards needs ledgers of their own: on Redis, not on a given ledger.
+        if self._ledger is None:
+            directory = await asyncio.to_thread(Directory, config.redis_url, config.key_prefix)
+            self.shards = Shards(gateway, _ledger_for, directory)
+        else:
+            self.shards = Shards(gateway, None)
         credentials = Credentials(config.token, config.operator_token, config.agent_token)
         server = grpc.aio.server(interceptors=[TokenAuthInterceptor(credentials)],
-                                 options=SERVER_OPTIONS)
-        rpc.add_GatewayServicer_to_server(GatewayServicer(gateway, credentials), server)
+                                 options=server_options(config.keepalive))
+        rpc.add_GatewayServicer_to_server(GatewayServicer(self.shards, credentials), server)
         try:
             if config.tls.enabled:
                 port = server.add_secure_port(config.listen, server_credentials(config.tls))
@@ -333,6 +384,7 @@ class GatewayServer:
         except RuntimeError:
             port = 0
         if not port:
+            await self.shards.stop()
             await gateway.stop()
             raise TokenGateError(f"cannot listen on {config.listen}")
         await server.start()
@@ -341,8 +393,16 @@ class GatewayServer:
     async def _stop(self, grace: float) -> None:
         if self._server is not None:
             await self._server.stop(grace)
+        if self.shards is not None:
+            await self.shards.stop()
         if self.gateway is not None:
             await self.gateway.stop()
+
+
+def _ledger_for(config: GatewayConfig) -> RedisLedger:
+    return RedisLedger.from_url(
+        config.redis_url, prefix=config.ledger_prefix, result_ttl=config.result_ttl,
+        replicas=config.redis_replicas, replica_timeout=config.redis_replica_timeout)
 
 
 def create_server(config: GatewayConfig, ledger: TokenLedger | None = None,

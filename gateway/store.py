@@ -18,6 +18,12 @@ Two lanes, for two kinds of call:
 Why a thread and the sync client rather than ``redis.asyncio`` on the loop: see
 docs/cluster.md, "Redis off the loop" (measured by ``benchmarks/redis_loop_bench.py``).
 
+Replicas: with ``--redis-replicas N`` the write lane, once a batch's replies are read, asks the
+ledger to confirm them (``confirm_writes``: one ``WAIT N`` for the whole batch) before it
+settles a single future: no client is told a call was accepted, no result is pushed and no
+claimed call dispatched that a failover could still take back. A batch Redis could not confirm
+fails with RedisUnavailable, as if Redis had been away (docs/redis-failover.md).
+
 Batching: the write lane takes every job waiting when it wakes. Hot-path scripts (submit,
 claim, start, complete) come as *pipelined* jobs: each is sent at once behind the others on
 the lane's one connection, and their replies are read afterwards in the same order (one
@@ -63,9 +69,11 @@ def _settle_all(done: list[tuple[asyncio.Future[Any], Any, BaseException | None]
 class Lane:
     """One thread running blocking calls in the order they were queued."""
 
-    def __init__(self, name: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, name: str, loop: asyncio.AbstractEventLoop,
+                 confirm: Callable[[], None] | None = None) -> None:
         self.name = name
         self._loop = loop
+        self._confirm = confirm  # run after each batch, before its futures are settled
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -115,6 +123,8 @@ class Lane:
                 except BaseException as exc:  # handed to the awaiting task, raised there
                     done.append((future, None, exc))
             _read_all(readers, done)
+            if self._confirm is not None and done:
+                done = _confirmed(self._confirm, done)
             try:
                 self._loop.call_soon_threadsafe(_settle_all, done)
             except RuntimeError:  # the loop closed: nobody waits any more
@@ -132,6 +142,19 @@ def _read_all(readers: list[tuple[asyncio.Future[Any], Callable[[], Any]]],
         except BaseException as exc:
             done.append((future, None, exc))
     readers.clear()
+
+
+def _confirmed(confirm: Callable[[], None],
+               done: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
+               ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+    """``done`` once ``confirm`` vouched for the batch; if it raised, every job that
+    succeeded fails with its error instead (those that failed keep their own)."""
+    try:
+        confirm()
+    except BaseException as exc:
+        logger.warning("a batch of %d Redis writes is failed: %s", len(done), exc)
+        return [(future, None, error or exc) for future, _, error in done]
+    return done
 
 
 def _submit(ledger: TokenLedger, tokens: list[NewToken], forget: list[str],
@@ -154,7 +177,7 @@ class Store:
     def __init__(self, ledger: TokenLedger, loop: asyncio.AbstractEventLoop) -> None:
         self.ledger = ledger
         self._loop = loop
-        self.writes = Lane("tg-redis", loop)
+        self.writes = Lane("tg-redis", loop, confirm=ledger.confirm_writes)
         self.reads = Lane("tg-redis-read", loop)
 
     def write(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:

@@ -24,7 +24,7 @@ from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
 from tokengate.gateway.series import Series
 from tokengate.gateway.store import Store
-from tokengate.shared import wire
+from tokengate.shared import labels, wire
 from tokengate.shared.errors import BadRequest, RedisUnavailable, UnknownToken
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.rpc import tokengate_pb2 as pb
@@ -131,7 +131,7 @@ class Views:
             workers=conn.workers,
             credits=wire.credit_messages(self.dispatch.credit_of(conn.name)),
             last_seen=conn.last_seen_wall, topology=conn.topology, snapshot=conn.snapshot,
-            tasks=list(conn.tasks.values()))
+            tasks=list(conn.tasks.values()), labels=labels.to_texts(conn.labels))
 
     # -- Guard House and quarantine, cluster-wide ----------------------------------------------
 

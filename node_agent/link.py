@@ -50,9 +50,9 @@ import grpc
 import msgpack
 from tokengate.node_agent import outbox as box
 from tokengate.node_agent.link_config import LinkConfig
-from tokengate.shared import codec, framing, wire
+from tokengate.shared import codec, framing, labels, wire
 from tokengate.shared.auth import call_metadata
-from tokengate.shared.channel import open_channel
+from tokengate.shared.channel import addresses, open_channel
 from tokengate.shared.errors import (
     AdmissionTimeout,
     AgentLost,
@@ -159,7 +159,8 @@ def import_includes(modules: tuple[str, ...]) -> list[str]:
 def task_info(spec: TaskSpec) -> pb.TaskInfo:
     return pb.TaskInfo(name=spec.name, weight=spec.tags.weight.value,
                        idempotent=spec.tags.idempotent, operation_type=spec.operation_type,
-                       time_limit=float(getattr(spec.tags, "time_limit", None) or 0.0))
+                       time_limit=float(getattr(spec.tags, "time_limit", None) or 0.0),
+                       requires=labels.to_texts(spec.tags.requires))
 
 
 class _StartReporter:
@@ -202,6 +203,15 @@ class AgentLink:
         self._generation = 0
         self._received = 0
         self._backoff = 0.1  # the link thread's: seconds before the next reconnection
+        # The link thread's: the gateways to try, from the first (the operator lists an
+        # agent's own gateway first, and so spreads agents over gateways; it is tried for
+        # ``home_grace`` before the next, which covers a gateway still starting), the next
+        # after a stream failed; the shard its first gateway named, named on every later
+        # stream (see wire.SHARD).
+        self._addresses = addresses(config.gateway)
+        self._at = 0
+        self._home_failing_since: float | None = None
+        self.shard = ""
         self._next_reclaim = 0.0  # the sender's: when it next asks the scheduler to reclaim
         self._call: Any = None
         self._threads: list[threading.Thread] = []
@@ -252,26 +262,51 @@ class AgentLink:
 
     # -- the link thread ----------------------------------------------------------------------
 
+    @property
+    def gateway(self) -> str:
+        """The gateway address the link uses (or tries) now."""
+        return self._addresses[self._at]
+
     def _link_loop(self) -> None:
-        metadata = call_metadata(self.config.token)
         while not self._stop.is_set():
+            metadata = call_metadata(self.config.token)
+            if self.shard:
+                metadata = (*metadata, (wire.SHARD, self.shard))
             try:
                 self._stream(metadata)
             except grpc.RpcError as exc:
                 if self._refused(exc):
                     return
+                self._next_gateway()
             except ConfigurationError as exc:  # retrying cannot help (TLS files, ...)
                 self._fail(str(exc))
                 return
             except Exception:  # a bug must not end the link for good: log it, reconnect
-                logger.exception("the link to gateway %s failed; reconnecting",
-                                 self.config.gateway)
+                logger.exception("the link to gateway %s failed; reconnecting", self.gateway)
             self._stop.wait(self._backoff)
             self._backoff = min(self.config.max_backoff, self._backoff * 2)
 
+    def _next_gateway(self) -> None:
+        """After a failed stream: the next address, once the first had its grace."""
+        if len(self._addresses) < 2:
+            return
+        if self._at == 0:
+            now = time.monotonic()
+            if self._home_failing_since is None:
+                self._home_failing_since = now
+            # Once a gateway gave its work lease (a fraction of its heartbeat timeout), no
+            # longer than that: the agent moves well within two heartbeat timeouts.
+            grace = min(self.config.home_grace, self._lease_seconds or self.config.home_grace)
+            if now - self._home_failing_since < grace:
+                return
+        self._at = (self._at + 1) % len(self._addresses)
+        self._home_failing_since = None
+        self._backoff = 0.05  # try the next one soon: the gateway that adopts the shard
+                              # keeps its agents a heartbeat timeout, counted from then
+
     def _stream(self, metadata: tuple[tuple[str, str], ...]) -> None:
         """One stream, from its hello to its end (an exception, or the gateway closing it)."""
-        channel = open_channel(self.config.gateway, self.config.tls)
+        channel = open_channel(self.gateway, self.config.tls, self.config.keepalive)
         try:
             with self._send_lock:
                 self._generation += 1
@@ -283,9 +318,11 @@ class AgentLink:
                 self._frames(generation, first), metadata=metadata)
             for frame in self._call:
                 if not self.registered.is_set():
+                    self._learn_shard(self._call.initial_metadata())
+                    self._home_failing_since = None
                     self.registered.set()
-                    logger.info("registered with gateway %s as %s", self.config.gateway,
-                                self.config.name)
+                    logger.info("registered with gateway %s (shard %s) as %s", self.gateway,
+                                self.shard or "?", self.config.name)
                     self._backoff = 0.1
                 self._on_frame(frame, generation)
         finally:
@@ -294,6 +331,11 @@ class AgentLink:
                 self._generation += 1  # the old stream's sender stops and hands back
             self._outbox.put(box.Wake())
             channel.close()
+
+    def _learn_shard(self, headers: Any) -> None:
+        for key, value in headers or ():
+            if key == wire.SHARD and value:
+                self.shard = str(value)
 
     def _fail(self, reason: str) -> None:
         """Stop for good: the agent process exits with ``reason`` (code 2)."""
@@ -308,13 +350,13 @@ class AgentLink:
         code = exc.code() if hasattr(exc, "code") else None
         details = exc.details() if hasattr(exc, "details") else str(exc)
         if code == grpc.StatusCode.UNAUTHENTICATED:
-            self._fail(f"the gateway {self.config.gateway} refused this agent's token "
+            self._fail(f"the gateway {self.gateway} refused this agent's token "
                        f"({details}); check TOKENGATE_TOKEN / --token-file")
             return True
         if code == grpc.StatusCode.ALREADY_EXISTS:
             logger.error("the gateway refused the name %s: %s", self.config.name, details)
         else:
-            logger.warning("link to gateway %s lost (%s); reconnecting", self.config.gateway,
+            logger.warning("link to gateway %s lost (%s); reconnecting", self.gateway,
                            code)
         return False
 
@@ -328,7 +370,8 @@ class AgentLink:
                         host=socket.gethostname(), pid=os.getpid(),
                         topology=msgpack.packb(topology, default=str), tasks=self.tasks,
                         task_info=[task_info(lookup(name)) for name in self.tasks],
-                        held=list(self._held))
+                        held=list(self._held),
+                        labels=labels.to_texts(labels.parse(self.config.labels)))
 
     def _capacity(self) -> tuple[int, dict[Weight, int]]:
         received = self._received  # first: the free figure then reflects at least these

@@ -10,8 +10,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokengate.shared import envconfig
-from tokengate.shared.channel import TlsConfig
+from tokengate.shared import envconfig, labels
+from tokengate.shared.channel import Keepalive, TlsConfig
 from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD
 from tokengate.shared.envconfig import setting
 from tokengate.shared.errors import ConfigurationError
@@ -22,25 +22,33 @@ class LinkConfig:
     """How an agent reaches the gateway."""
 
     gateway: str = setting("127.0.0.1:50051", env="TOKENGATE_GATEWAY",
-                           doc="HOST:PORT of the gateway (agents and clients)")
+                           doc="HOST:PORT of the gateway (agents and clients); several, "
+                               "comma-separated, for a cluster of gateways")
     token: str = setting("", secret=True, doc="the cluster's shared token")
     name: str = setting(factory=socket.gethostname, env="TOKENGATE_NODE_NAME",
                         doc="this node's name, unique in the cluster (default: host name)")
     includes: tuple[str, ...] = setting((), env="TOKENGATE_INCLUDE",
                                         doc="modules (comma-separated) whose tasks it runs")
+    labels: tuple[str, ...] = setting(
+        (), env="TOKENGATE_LABELS", doc="this agent's labels, key=value (comma-separated, e.g. "
+        "gpu=a100,zone=eu): calls whose task requires labels run only on agents carrying them")
     heartbeat_interval: float = setting(1.0, env="TOKENGATE_HEARTBEAT",
                                         doc="seconds between an idle agent's heartbeats")
     allow_pickle: bool = setting(False, doc="accept pickle-coded calls")
     max_result_bytes: int = setting(DEFAULT_MAX_PAYLOAD, doc="a result larger than this "
                                     "fails with PayloadTooLarge")
     max_backoff: float = setting(2.0, doc="longest pause between reconnection attempts")
+    home_grace: float = setting(2.0, doc="seconds an agent keeps trying the first of several "
+                                "gateways (its own) before it moves to the next")
     tls: TlsConfig = field(default_factory=TlsConfig)
+    keepalive: Keepalive = field(default_factory=Keepalive)
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval <= 0:
             raise ConfigurationError("heartbeat_interval must be > 0")
         if not self.name:
             raise ConfigurationError("an agent needs a node name")
+        labels.parse(self.labels)  # a bad label stops the agent here, naming the shape
 
     @classmethod
     def from_env(cls, **overrides: Any) -> LinkConfig:

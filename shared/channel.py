@@ -1,9 +1,19 @@
-"""gRPC channel options and TLS settings shared by the client and the agent."""
+"""gRPC channel options, TLS and keepalive settings shared by the client, agent and gateway.
+
+Keepalive is how a peer learns that the other end is gone when nothing tells it so: a host
+powered off or a cable pulled sends no RST, and a stream on such a connection would wait
+forever (an idle one) or for TCP's ~15 minutes of retransmissions (one with data unsent).
+Each side pings every ``interval`` seconds and closes the connection when a ping, or data
+it sent, goes unanswered for ``timeout`` seconds (gRPC sets ``TCP_USER_TIMEOUT`` to it). A
+dead peer is thus noticed within ``timeout`` seconds of the first unanswered write, and
+within ``interval + timeout`` on a quiet connection. See ``docs/network.md``.
+"""
 
 from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,14 +22,44 @@ from tokengate.shared.envconfig import from_env, setting
 from tokengate.shared.errors import ConfigurationError
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MIN_KEEPALIVE = 1.0  # seconds: the shortest ping interval; gateways accept pings this often
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Keepalive:
+    """How soon a peer gives up on a connection whose other end went silent."""
+
+    interval: float = setting(
+        10.0, env="TOKENGATE_KEEPALIVE",
+        doc="seconds between HTTP/2 pings on a connection (gateway, agents, clients; at "
+            "least 1)")
+    timeout: float = setting(
+        5.0, env="TOKENGATE_KEEPALIVE_TIMEOUT",
+        doc="seconds a ping or sent data may go unanswered before the connection is closed "
+            "as dead (a peer lost without a word is noticed in about this, at most "
+            "interval + timeout)")
+
+    def __post_init__(self) -> None:
+        if self.interval < MIN_KEEPALIVE or self.timeout <= 0:
+            raise ConfigurationError(f"keepalive interval must be >= {MIN_KEEPALIVE:g}s and "
+                                     "its timeout > 0")
+
+    @classmethod
+    def from_env(cls) -> Keepalive:
+        return from_env(cls)
+
+    def options(self) -> list[tuple[str, int]]:
+        """Channel or server arguments: ping every ``interval``, with or without calls."""
+        return [("grpc.keepalive_time_ms", round(self.interval * 1000)),
+                ("grpc.keepalive_timeout_ms", round(self.timeout * 1000)),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.max_pings_without_data", 0)]
+
 
 CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
+    *Keepalive().options(),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1_000),
     ("grpc.enable_retries", 0),  # streams are resent by TokenGate itself; no retry buffering
@@ -62,14 +102,33 @@ def _read(path: str) -> bytes | None:
         raise ConfigurationError(f"cannot read TLS file {path}: {exc}") from None
 
 
-def open_channel(address: str, tls: TlsConfig | None = None) -> grpc.Channel:
+def addresses(text: str | Sequence[str]) -> list[str]:
+    """Gateway addresses: ``"gw1:50051,gw2:50051"`` or a list; at least one."""
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    found = [p.strip() for p in parts if p.strip()]
+    if not found:
+        raise ConfigurationError("no gateway address given (HOST:PORT, or several with commas)")
+    return found
+
+
+def channel_options(keepalive: Keepalive | None = None) -> list[tuple[str, int]]:
+    """``CHANNEL_OPTIONS`` with ``keepalive``'s pings instead of the default ones."""
+    if keepalive is None:
+        return CHANNEL_OPTIONS
+    mine = dict(keepalive.options())
+    return [(k, mine.pop(k, v)) for k, v in CHANNEL_OPTIONS]
+
+
+def open_channel(address: str, tls: TlsConfig | None = None,
+                 keepalive: Keepalive | None = None) -> grpc.Channel:
+    options = channel_options(keepalive)
     if tls is not None and tls.enabled:
         creds = grpc.ssl_channel_credentials(
             root_certificates=_read(tls.ca), private_key=_read(tls.key),
             certificate_chain=_read(tls.cert),
         )
-        return grpc.secure_channel(address, creds, options=CHANNEL_OPTIONS)
-    return grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        return grpc.secure_channel(address, creds, options=options)
+    return grpc.insecure_channel(address, options=options)
 
 
 def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:

@@ -23,15 +23,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import grpc
-from tokengate.shared import codec, framing, wire
+from tokengate.shared import codec, framing, labels, wire
 from tokengate.shared.auth import call_metadata
-from tokengate.shared.channel import open_channel, speaks_tls
+from tokengate.shared.channel import addresses, open_channel, speaks_tls
 from tokengate.shared.client_config import ClientConfig
 from tokengate.shared.errors import (
     AdmissionTimeout,
@@ -57,6 +58,7 @@ _RECEIVED = object()  # stream marker: there are receipts to send
 _CLOSED = pb.ClientFrame()  # what _fill returns when the stream closed
 BUSY_RETRY = 0.1  # seconds before calls refused with GatewayBusy are offered again
 UNAVAILABLE_RETRY = 0.25  # seconds before calls refused while Redis is away are offered again
+AWAY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)  # try another gateway
 UNAVAILABLE_LIMIT = 60.0  # how long those are offered again when submit_timeout is none
 
 
@@ -67,8 +69,13 @@ class ClusterClient:
         self.config = config
         self._codec = codec.codec_id(config.codec)
         self._metadata = call_metadata(config.token, config.client_id)
-        self._channel = open_channel(config.address, config.tls)
-        self._stub = rpc.GatewayStub(self._channel)
+        # Gateways to try, from a random one (clients spread over them); the session moves
+        # to the next when it is lost. Channels are made once per address, closed at close.
+        self._addresses = addresses(config.address)
+        self._at = random.randrange(len(self._addresses))
+        self._channels: dict[str, grpc.Channel] = {}
+        self._stub = self._stub_at(self._addresses[self._at])
+        self.shard = ""  # the shard of this client's calls, once a gateway named it
         self._lock = threading.Lock()
         self._outstanding: dict[str, tuple[TaskToken, pb.TaskItem]] = {}
         self._unacked: set[str] = set()
@@ -86,12 +93,40 @@ class ClusterClient:
 
     # -- lifecycle -----------------------------------------------------------------------
 
+    @property
+    def address(self) -> str:
+        """The gateway this client talks to now."""
+        return self._addresses[self._at]
+
+    def _stub_at(self, address: str) -> rpc.GatewayStub:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = open_channel(address, self.config.tls,
+                                                                self.config.keepalive)
+        return rpc.GatewayStub(channel)
+
+    def _next_gateway(self) -> None:
+        """Move to the next address (a no-op with one)."""
+        if len(self._addresses) > 1:
+            self._at = (self._at + 1) % len(self._addresses)
+            self._stub = self._stub_at(self.address)
+            logger.info("trying gateway %s", self.address)
+
+    def _learn_shard(self, headers: Any) -> None:
+        """A gateway named the shard of this client's session: name it from now on, so a
+        gateway that adopts the shard after its own died takes this client's session."""
+        for key, value in headers or ():
+            if key == wire.SHARD and value and value != self.shard:
+                self.shard = str(value)
+                self._metadata = (*call_metadata(self.config.token, self.config.client_id),
+                                  (wire.SHARD, self.shard))
+
     def connect(self) -> ClusterClient:
-        """Check the gateway answers and accepts our token, then open the session."""
+        """Check a gateway answers and accepts our token, then open the session."""
         try:
             self.ping(timeout=self.config.connect_timeout)
         except GatewayUnavailable as exc:
-            address = self.config.address
+            address = self.address
             if not self.config.tls.enabled and speaks_tls(address):
                 raise GatewayUnavailable(
                     f"{exc}; the gateway at {address} speaks TLS and this client does not "
@@ -118,7 +153,8 @@ class ClusterClient:
             call.cancel()
         if self._thread is not None:
             self._thread.join(5)
-        self._channel.close()
+        for channel in list(self._channels.values()):
+            channel.close()
         self._fail_all(GatewayUnavailable("the cluster client was closed before this token's "
                                           "result arrived"))
 
@@ -156,6 +192,8 @@ class ClusterClient:
         item = pb.TaskItem(token_id=token.token_id, task=name, payload=payload, codec=self._codec,
                            weight=tags.weight.value, not_idempotent=not tags.idempotent,
                            operation_type=operation_type)
+        if tags.requires:
+            item.requires.extend(labels.to_texts(tags.requires))
         if self._closed.is_set():
             raise GatewayUnavailable("the cluster client is closed")
         if not self._window.acquire(timeout=self.config.submit_timeout):
@@ -187,7 +225,9 @@ class ClusterClient:
                                                 metadata=self._metadata)
                 # The gateway says it took the session in its first headers; a refused one
                 # has none, and ends as the first reply is read.
-                if (wire.SESSION_OPEN, "1") in tuple(self._call.initial_metadata() or ()):
+                headers = tuple(self._call.initial_metadata() or ())
+                if (wire.SESSION_OPEN, "1") in headers:
+                    self._learn_shard(headers)
                     self.connected.set()
                     self._opened.set()
                 for reply in self._call:
@@ -205,6 +245,7 @@ class ClusterClient:
                     return
                 if not self._closed.is_set():
                     logger.warning("gateway session lost (%s); reconnecting", error)
+                    self._next_gateway()
             except Exception:  # a bug must not strand every waiter: log it, reconnect
                 logger.exception("gateway session failed; reconnecting")
             finally:
@@ -232,7 +273,7 @@ class ClusterClient:
             self._resolve(token, result)
         for token, rej in rejected:
             message = rej.error_message
-            if rej.error_type == wire.REDIS_UNAVAILABLE:
+            if rej.error_type in wire.NOT_STORED:
                 message += f" (offered again for {self._unavailable_limit():.0f}s)"
             token.set_error(rebuild_exception(rej.error_type, message), "")
         for _ in range(released):
@@ -258,7 +299,7 @@ class ClusterClient:
             if entry is not None and rej.error_type == wire.GATEWAY_BUSY:
                 busy.append(entry[1])  # backpressure: offered again, keeps its slot
                 continue
-            if entry is not None and rej.error_type == wire.REDIS_UNAVAILABLE and \
+            if entry is not None and rej.error_type in wire.NOT_STORED and \
                     self._offer_again(rej.token_id, now):
                 unstored.append(entry[1])  # not stored: offered again, keeps its slot
                 continue
@@ -340,11 +381,21 @@ class ClusterClient:
     # -- operator calls ------------------------------------------------------------------
 
     def _unary(self, method: str, request: Any, timeout: float = 10.0) -> Any:
-        try:
-            return getattr(self._stub, method)(request, metadata=self._metadata, timeout=timeout,
-                                               wait_for_ready=True)
-        except grpc.RpcError as exc:
-            raise error_from_rpc(exc, method) from None
+        """One call to the current gateway; on UNAVAILABLE, once to each other address
+        (the first answer that is not UNAVAILABLE counts)."""
+        deadline = time.monotonic() + timeout
+        for tries_left in range(len(self._addresses) - 1, -1, -1):
+            stub = self._stub
+            try:
+                return getattr(stub, method)(
+                    request, metadata=self._metadata, wait_for_ready=True,
+                    timeout=max(0.1, (deadline - time.monotonic()) / (tries_left + 1)))
+            except grpc.RpcError as exc:
+                if not tries_left or exc.code() not in AWAY:  # type: ignore[attr-defined]
+                    raise error_from_rpc(exc, method) from None
+                if stub is self._stub:
+                    self._next_gateway()
+        raise AssertionError("unreachable")
 
     def ping(self, timeout: float = 5.0) -> pb.PingReply:
         return self._unary("Ping", pb.PingRequest(), timeout)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokengate.shared import envconfig
-from tokengate.shared.channel import TlsConfig
+from tokengate.shared.channel import Keepalive, TlsConfig
 from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD, codec_id
 from tokengate.shared.envconfig import setting
 
@@ -27,7 +27,8 @@ class ClientConfig:
     """How a client reaches the gateway."""
 
     address: str = setting(DEFAULT_GATEWAY, env="TOKENGATE_GATEWAY",
-                           doc="HOST:PORT of the gateway (agents and clients)")
+                           doc="HOST:PORT of the gateway (agents and clients); several, "
+                               "comma-separated, for a cluster of gateways")
     token: str = setting("", secret=True, doc="the cluster's shared token")
     client_id: str = setting(factory=new_client_id,
                              doc="this client's id: its tokens are its own, and only it may "
@@ -45,6 +46,7 @@ class ClientConfig:
     max_payload: int = setting(DEFAULT_MAX_PAYLOAD, doc="largest encoded arguments of one "
                                "call, in bytes")
     tls: TlsConfig = field(default_factory=TlsConfig)
+    keepalive: Keepalive = field(default_factory=Keepalive)
 
     def __post_init__(self) -> None:
         codec_id(self.codec)

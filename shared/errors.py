@@ -103,6 +103,10 @@ class RedisUnavailable(ClusterError):
     """The gateway could not reach its Redis server."""
 
 
+class Fenced(RedisUnavailable):
+    """Another gateway took this gateway's shard (its fencing epoch): it writes no more."""
+
+
 class Unauthenticated(ClusterError):
     """A call carried no credentials, or the wrong ones."""
 
@@ -137,3 +141,8 @@ class TaskTimeLimit(TokenGateError):
 
 class PermissionDenied(ClusterError):
     """The caller's credentials do not carry the right this call needs (an operator's)."""
+
+
+class PlacementTimeout(ClusterError):
+    """No live agent has the token's task or the labels it requires, for longer than the
+    gateway's placement timeout: the token failed without running."""

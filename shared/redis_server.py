@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,8 +105,13 @@ class RedisServer:
     def __init__(
         self, *, port: int = 0, password: str = "", directory: str | None = None,
         appendonly: bool = False, binary: str | None = None, orphan_safe: bool = False,
+        config_file: str | None = None, options: Sequence[str] = (),
     ) -> None:
         self.binary = binary or find_redis_server()
+        # A config file goes first on the command line (a sentinel's must be writable: it
+        # records what it learns there); ``options`` go last (``--replicaof h p``, ``--sentinel``).
+        self.config_file = config_file
+        self.options = tuple(options)
         self.port = port
         self.password = password
         self.appendonly = appendonly
@@ -122,13 +128,14 @@ class RedisServer:
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def _command(self) -> list[str]:
-        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+        cmd = [self.binary, *([self.config_file] if self.config_file else []),
+               "--port", str(self.port), "--bind", "127.0.0.1",
                "--dir", self.directory, "--save", "", "--daemonize", "no",
                "--appendonly", "yes" if self.appendonly else "no",
                "--protected-mode", "yes", "--loglevel", "warning"]
         if self.password:
             cmd += ["--requirepass", self.password]
-        return cmd
+        return cmd + list(self.options)
 
     def start(self) -> RedisServer:
         for _ in range(5):
@@ -155,6 +162,8 @@ class RedisServer:
                 if self.process.poll() is not None:
                     err = self.process.stderr.read().decode(errors="replace") \
                         if self.process.stderr else ""
+                    if self.process.stderr:
+                        self.process.stderr.close()
                     logger.warning("redis-server exited at start: %s", err.strip()[-500:])
                     return False
                 try:

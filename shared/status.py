@@ -24,7 +24,9 @@ def describe_node(n: pb.NodeStatus) -> dict[str, Any]:
         "blocked": n.blocked, "workers": n.workers,
         "credits": {c.weight: c.count for c in n.credits}, "last_seen": n.last_seen,
         "tasks": [{"name": t.name, "weight": t.weight, "idempotent": t.idempotent,
-                   "time_limit": t.time_limit or None} for t in n.tasks],
+                   "time_limit": t.time_limit or None, "requires": list(t.requires)}
+                  for t in n.tasks],
+        "labels": dict(text.partition("=")[::2] for text in n.labels),
         "topology": _unpack(n.topology), "snapshot": _unpack(n.snapshot),
     }
 
@@ -45,6 +47,11 @@ def describe(reply: pb.StatusReply) -> dict[str, Any]:
             "finished_at": r.finished_at,
         } for r in reply.recent],
     }
+
+
+def _task_text(task: dict[str, Any]) -> str:
+    needs = task.get("requires") or ()
+    return task["name"] + (f"[{','.join(needs)}]" if needs else "")
 
 
 def format_status(info: dict[str, Any]) -> str:
@@ -70,6 +77,11 @@ def format_status(info: dict[str, Any]) -> str:
             f"{node.get('executing', 0):>7}  "
             f"{'/'.join(str(credits.get(w.value, 0)) for w in Weight):<28}  {workers}"
             + (f"  ({node['reason']})" if node["reason"] else ""))
+        lines.append(f"  {'labels':<9} " + (" ".join(f"{k}={v}" for k, v in
+                                                     sorted(node.get("labels", {}).items()))
+                                            or "(none)"))
+        lines.append(f"  {'tasks':<9} " + (" ".join(_task_text(t) for t in node["tasks"])
+                                           or "(none)"))
     if not info["nodes"]:
         lines.append("(no agents connected)")
     return "\n".join(lines)

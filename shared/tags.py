@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from tokengate.shared import labels
 from tokengate.shared.errors import InvalidTags
 
 
@@ -67,6 +68,8 @@ KNOWN_TAGS: dict[str, str] = {
     "idempotent": "true | false (default true): may the cluster re-run it after losing an agent",
     "timeout": "seconds > 0 (default none): fail the call with TaskTimeLimit once it has run "
                "this long",
+    "requires": "a dict of agent labels, e.g. {'gpu': 'a100'} (default none): in a cluster, "
+                "only agents started with every one of these --label run it",
 }
 
 
@@ -79,6 +82,7 @@ class TaskTags:
     execution: ExecutionMode = ExecutionMode.THREAD
     idempotent: bool = True
     time_limit: float | None = None  # seconds a call may execute; None: no limit
+    requires: labels.Labels = ()     # agent labels a cluster call needs, sorted by key
 
     def to_wire(self) -> dict[str, Any]:
         """Plain-data form, the inverse of :func:`parse_tags`."""
@@ -89,6 +93,8 @@ class TaskTags:
             wire["idempotent"] = False
         if self.time_limit is not None:
             wire["timeout"] = self.time_limit
+        if self.requires:
+            wire["requires"] = dict(self.requires)
         return wire
 
 
@@ -131,6 +137,8 @@ def parse_tags(tags: Mapping[str, Any] | None) -> TaskTags:
     Weight and execution mode are case-insensitive; storage tiers too
     (``"fast"`` and ``"FAST"`` are the same tier). ``timeout`` is a finite number of seconds
     above zero (``30``, ``0.5`` or ``"2.5"``); ``None`` or no key means no time limit.
+    ``requires`` maps label keys to values (:mod:`tokengate.shared.labels` checks their shape);
+    the local scheduler ignores it: it places cluster calls on agents that carry the labels.
     """
     if tags is None:
         return TaskTags()
@@ -153,5 +161,6 @@ def parse_tags(tags: Mapping[str, Any] | None) -> TaskTags:
     time_limit = None
     if tags.get("timeout") is not None:
         time_limit = _seconds_value("timeout", tags["timeout"])
+    requires = labels.from_mapping(tags["requires"]) if tags.get("requires") is not None else ()
     return TaskTags(weight=weight, storage=storage, execution=execution, idempotent=idempotent,
-                    time_limit=time_limit)
+                    time_limit=time_limit, requires=requires)

@@ -74,10 +74,19 @@ def error_name(error: type[BaseException] | BaseException) -> str:
 
 AGENT_LOST = error_name(errors.AgentLost)
 TOKEN_KILLED = error_name(errors.TokenKilled)
+PLACEMENT_TIMEOUT = error_name(errors.PlacementTimeout)
 GATEWAY_BUSY = error_name(errors.GatewayBusy)
 REDIS_UNAVAILABLE = error_name(errors.RedisUnavailable)
+FENCED = error_name(errors.Fenced)
+# Rejections of calls that were not stored, which a client offers again (on whichever
+# gateway its session reaches next).
+NOT_STORED = frozenset({REDIS_UNAVAILABLE, FENCED})
 
 # The initial metadata of a Session the gateway took: a client tells a session that was
 # opened from one refused (GatewayBusy) before any reply.
 SESSION_OPEN = "tokengate-session"
+# The shard a session or link belongs to: the gateway names it in its first headers; a
+# client or agent that reconnects (to any gateway of the cluster) names it in its own, so
+# the gateway serving that shard now (its own, or one that adopted it) takes it.
+SHARD = "tokengate-shard"
 TASK_FAILED = error_name(errors.TaskFailed)

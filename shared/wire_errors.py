@@ -26,6 +26,7 @@ STATUS_OF: dict[type[errors.TokenGateError], grpc.StatusCode] = {
     errors.GatewayUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.AgentRejected: grpc.StatusCode.ALREADY_EXISTS,
     errors.ConfigurationError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.PlacementTimeout: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

@@ -57,13 +57,15 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             "--workers (TOKENGATE_GATEWAY_WORKERS) is gone: the gateway no longer holds a "
             "thread per session; its limits are --max-sessions and --max-agents")
     config = GatewayConfig.from_env(
-        listen=args.listen, redis_url=args.redis, token=_token(args),
+        listen=args.listen, redis_url=args.redis, token=_token(args), shard=args.shard,
         operator_token=read_token(None, args.operator_token_file) or None
         if args.operator_token_file else None,
         agent_token=read_token(None, args.agent_token_file) or None
         if args.agent_token_file else None,
         heartbeat_timeout=args.heartbeat_timeout, max_attempts=args.max_attempts,
         max_pending=args.max_pending, result_ttl=args.result_ttl,
+        placement_timeout=args.placement_timeout,
+        redis_replicas=args.redis_replicas, redis_replica_timeout=args.redis_replica_timeout,
         max_sessions=args.max_sessions, max_agents=args.max_agents,
         session_outbox_bytes=args.session_outbox_bytes, metrics_port=args.metrics_port,
         allow_pickle=True if args.allow_pickle else None, tls=_tls(args))
@@ -93,8 +95,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if args.cpus:
         os.sched_setaffinity(0, parse_cpus(args.cpus))  # before the topology is detected
     includes = tuple(m.strip() for spec in args.include or () for m in spec.split(",") if m)
+    labels = tuple(t.strip() for spec in args.label or () for t in spec.split(",") if t.strip())
     link = LinkConfig.from_env(
         gateway=args.gateway, token=_token(args), name=args.name, includes=includes or None,
+        labels=labels or None,
         heartbeat_interval=args.heartbeat, allow_pickle=True if args.allow_pickle else None,
         tls=_tls(args))
     scheduler = SchedulerConfig.from_env(node_name=link.name, **{
@@ -209,9 +213,19 @@ def _add_gateway(commands: Any) -> None:
     gw = commands.add_parser("gateway", help="run the gateway (gRPC server, Redis bookkeeping)")
     gw.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:50051)")
     gw.add_argument("--redis", help="Redis URL, password included (default TOKENGATE_REDIS or "
-                    "redis://127.0.0.1:6379/0)")
+                    "redis://127.0.0.1:6379/0); a Sentinel-watched primary: "
+                    "redis+sentinel://[:password@]host1:port1,host2:port2/<service>?db=N")
+    gw.add_argument("--shard", help="this gateway's shard of the cluster's bookkeeping (default "
+                    "0); several gateways on one Redis each take their own")
+    gw.add_argument("--redis-replicas", type=int, help="replicas that must confirm each "
+                    "batch of writes (WAIT) before it is acknowledged (default 0: no wait)")
+    gw.add_argument("--redis-replica-timeout", type=float, help="seconds to wait for them "
+                    "before the batch fails (default 1)")
     gw.add_argument("--heartbeat-timeout", type=float, help="seconds before an agent is lost")
     gw.add_argument("--max-attempts", type=int, help="runs a token gets across lost agents")
+    gw.add_argument("--placement-timeout", type=float, help="seconds a waiting token may go "
+                    "without a live agent that has its task and required labels before it "
+                    "fails with PlacementTimeout (default 60; 0: forever)")
     gw.add_argument("--max-pending", type=int, help="waiting tokens held before new calls get "
                     "GatewayBusy (clients wait and retry)")
     gw.add_argument("--max-sessions", type=int, help="client sessions served at once; past "
@@ -240,6 +254,9 @@ def _add_agent(commands: Any) -> None:
     ag.add_argument("--include", action="append", help="module(s) whose tasks this agent runs "
                     "(repeat, or comma-separate)")
     ag.add_argument("--path", action="append", help="directory to add to sys.path first")
+    ag.add_argument("--label", action="append", help="a label of this agent, key=value "
+                    "(repeat, or comma-separate), e.g. --label gpu=a100 --label zone=eu: calls "
+                    "whose task requires labels run only on agents carrying them")
     ag.add_argument("--name", help="node name, unique in the cluster (default: host name)")
     ag.add_argument("--heartbeat", type=float, help="seconds between heartbeats")
     ag.add_argument("--workers-per-core", type=int)

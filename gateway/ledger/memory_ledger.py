@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tokengate.gateway.ledger import schema
-from tokengate.gateway.ledger.base import AUDIT_KEEP, DrainState, LossPolicy
+from tokengate.gateway.ledger.base import AUDIT_KEEP, EXPIRE_BATCH, DrainState, LossPolicy
 from tokengate.gateway.ledger.rows import (
     Adoption,
     Applied,
@@ -57,7 +57,9 @@ class MemoryLedger:
         self.result_ttl = result_ttl
         self._lock = threading.Lock()
         self._tokens: dict[str, dict[str, bytes]] = {}
-        self._queues: dict[Weight, deque[str]] = {w: deque() for w in schema.WEIGHTS}
+        # Queue name -> ids (a bare weight's queue always exists; Weight members are their
+        # names as keys: they are str).
+        self._queues: dict[str, deque[str]] = {w.value: deque() for w in schema.WEIGHTS}
         self._inflight: dict[str, set[str]] = {}
         self._counts = dict.fromkeys(schema.COUNTERS, 0)
         self._executing: dict[str, int] = {}  # agent -> tokens it runs
@@ -68,9 +70,15 @@ class MemoryLedger:
         self._audit: deque[AuditEntry] = deque(maxlen=AUDIT_KEEP)
         self._lease: bytes | None = None
         self.trouble_at = 0.0  # dicts never fail or stall
+        self.epoch = "1:memory"  # one process holds the dicts: nothing to fence
+        self.on_fenced: Callable[[str], None] | None = None
+        self.on_no_epoch: Callable[[], None] | None = None
 
     def ping(self) -> bool:
         return True
+
+    def confirm_writes(self) -> None:
+        """Dicts have no replicas: every write is as safe as it will be."""
 
     def lease(self, mode: str, record: bytes, ttl: float,
               replaces: bytes = b"") -> tuple[bool, bytes]:
@@ -100,7 +108,7 @@ class MemoryLedger:
                     continue
                 made.add(t.token_id)
                 self._counts["submitted"] += 1
-                record = {F.ATTEMPT: b"1", F.WEIGHT: _b(t.weight.value), F.TASK: _b(t.task),
+                record = {F.ATTEMPT: b"1", F.WEIGHT: _b(t.queue_name), F.TASK: _b(t.task),
                           F.IDEMPOTENT: b"1" if t.idempotent else b"0", F.ITEM: t.item,
                           F.OWNER: _b(t.owner), F.SESSION: _b(t.session), F.CREATED: now}
                 self._tokens[t.token_id] = record
@@ -110,7 +118,7 @@ class MemoryLedger:
                     out.append(SubmitStatus.DISPATCHED)
                 else:
                     record[F.STATE] = S[TokenState.WAITING]
-                    self._queues[t.weight].append(t.token_id)
+                    self._queue(t.queue_name).append(t.token_id)
                     out.append(SubmitStatus.QUEUED)
         return out
 
@@ -133,9 +141,9 @@ class MemoryLedger:
         return lambda: statuses
 
     # The pipelined forms run at once (in the order they are called) and hand the value back.
-    def claim_begin(self, weight: Weight, count: int, agent: str, budget: int,
+    def claim_begin(self, queue: Weight | str, count: int, agent: str, budget: int,
                     ) -> Callable[[], list[Claimed]]:
-        claimed = self.claim(weight, count, agent, budget)
+        claimed = self.claim(queue, count, agent, budget)
         return lambda: claimed
 
     def start_begin(self, agent: str, reports: Sequence[StartReport]) -> Callable[[], int]:
@@ -147,13 +155,21 @@ class MemoryLedger:
         applied = self.complete(agent, outcomes)
         return lambda: applied
 
-    def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:
+    def _queue(self, name: str) -> deque[str]:
+        """The queue of this name, under ``_lock`` (made when first used)."""
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = self._queues[name] = deque()
+        return queue
+
+    def claim(self, queue: Weight | str, count: int, agent: str, budget: int,
+              ) -> list[Claimed]:
         out: list[Claimed] = []
         size = 0
         with self._lock:
             if agent not in self._agents:
                 return out
-            queue = self._queues[weight]
+            queue = self._queue(queue)
             while queue and len(out) < count and size < budget:
                 token_id = queue.popleft()
                 record = self._tokens.get(token_id)
@@ -239,9 +255,9 @@ class MemoryLedger:
         record.update({F.STATE: S[TokenState.WAITING], F.ATTEMPT: _b(attempt)})
         for name in (F.AGENT, F.STARTED_AT):
             record.pop(name, None)
-        weight = Weight(record[F.WEIGHT].decode())
-        self._queues[weight].appendleft(token_id)
-        into.requeued[weight] = into.requeued.get(weight, 0) + 1
+        name = record[F.WEIGHT].decode()  # its queue
+        self._queue(name).appendleft(token_id)
+        into.requeued[name] = into.requeued.get(name, 0) + 1
         return "requeued"
 
     def _tally(self, result: Requeued) -> Requeued:
@@ -301,13 +317,35 @@ class MemoryLedger:
                 record.update({F.STATE: S[TokenState.KILLED], F.ERROR_TYPE: b"TokenKilled",
                                F.ERROR_MESSAGE: _b(message), F.FINISHED_AT: _b(time.time())})
                 record.pop(F.ITEM, None)
-                queue = self._queues[Weight(record[F.WEIGHT].decode())]
-                queue.remove(token_id)
+                self._queue(record[F.WEIGHT].decode()).remove(token_id)
                 self._counts["killed"] += 1
                 return KillOutcome.KILLED, ""
             if record[F.STATE] in _HELD:
                 return KillOutcome.FORWARDED, record.get(F.AGENT, b"").decode()
             return KillOutcome.FINISHED, ""
+
+    def expire(self, queue: Weight | str, cutoff: float, message: str,
+               limit: int = EXPIRE_BATCH) -> list[LostToken]:
+        out: list[LostToken] = []
+        with self._lock:
+            waiting = self._queue(queue)
+            looked = [waiting.popleft() for _ in range(min(limit, len(waiting)))]
+            keep = []
+            for token_id in looked:
+                record = self._tokens.get(token_id)
+                if record is None or record[F.STATE] != S[TokenState.WAITING]:
+                    continue
+                if float(record[F.CREATED]) > cutoff:
+                    keep.append(token_id)
+                    continue
+                record.update({F.STATE: S[TokenState.FAILED],
+                               F.ERROR_TYPE: b"PlacementTimeout", F.ERROR_MESSAGE: _b(message),
+                               F.FINISHED_AT: _b(time.time())})
+                out.append(LostToken(token_id, int(record[F.ATTEMPT]),
+                                     record[F.SESSION].decode()))
+            waiting.extendleft(reversed(keep))
+            self._counts["failed"] += len(out)
+        return out
 
     def forget(self, ids: Sequence[str], owner: str) -> int:
         deleted = 0
@@ -326,9 +364,13 @@ class MemoryLedger:
         with self._lock:
             return [TokenRecord.parse(i, dict(self._tokens.get(i, {}))) for i in ids]
 
-    def queue_lengths(self) -> dict[Weight, int]:
+    def queues(self) -> dict[str, int]:
         with self._lock:
-            return {w: len(q) for w, q in self._queues.items()}
+            return {name: len(q) for name, q in self._queues.items()
+                    if q or name in schema.WEIGHTS}
+
+    def queue_lengths(self) -> dict[Weight, int]:
+        return schema.per_weight(self.queues())
 
     def inflight_ids(self, agent: str) -> set[str]:
         with self._lock:

@@ -30,19 +30,24 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from importlib import resources
 from string import Template
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import msgpack
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.sentinel import SentinelConnectionPool, SentinelManagedConnection
 from tokengate.gateway.ledger import schema
-from tokengate.gateway.ledger.base import AUDIT_KEEP, DrainState, LossPolicy
+from tokengate.gateway.ledger.base import AUDIT_KEEP, EXPIRE_BATCH, DrainState, LossPolicy
+from tokengate.gateway.ledger.connect import client_from_url, is_sentinel_url
 from tokengate.gateway.ledger.rows import (
     Adoption,
     Applied,
@@ -58,7 +63,7 @@ from tokengate.gateway.ledger.rows import (
     TaskRule,
     TokenRecord,
 )
-from tokengate.shared.errors import RedisUnavailable
+from tokengate.shared.errors import Fenced, RedisUnavailable
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import Weight
 
@@ -66,9 +71,16 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCRIPTS = ("submit", "claim", "start", "complete", "requeue", "join", "kill", "forget")
-UNAVAILABLE_REPLIES = frozenset({"LOADING", "MISCONF", "OOM", "READONLY", "BUSY", "MASTERDOWN"})
-NOT_TWICE = frozenset({"claim", "kill"})  # a second run of these would not be a no-op
+SCRIPTS = ("submit", "claim", "start", "complete", "requeue", "join", "kill", "forget",
+           "expire")
+UNAVAILABLE_REPLIES = frozenset({"LOADING", "MISCONF", "OOM", "READONLY", "BUSY", "MASTERDOWN",
+                                 "NOREPLICAS", "NOEPOCH"})  # NOEPOCH: lib.lua's fence, until
+                                                            # the lease renews the epoch a
+                                                            # Redis restart lost
+DEMOTED_REPLIES = frozenset({"READONLY", "MASTERDOWN"})  # a replica now: ask for the primary
+_SCRIPT_REPLY = re.compile(r"\s-([A-Z]+)\s")  # the code of an error a script's command got
+NOT_TWICE = frozenset({"claim", "kill", "expire"})  # a second run of these would not be a no-op
+SOCKET_TIMEOUT = 10.0  # seconds a reply may take before the connection counts as dead
 STALL_SECONDS = 1.0  # a Redis call that takes longer is a stall (SIGSTOP, a long fork)
 STORE_RETRY = 60.0  # seconds a submission whose reply was lost is run again
 RETRY_PAUSE = (0.05, 0.5)  # first and longest pause between those runs
@@ -84,25 +96,42 @@ def script_text(name: str) -> str:
     return Template(body).substitute(schema.lua_names())
 
 
+def _reply_code(exc: redis.ResponseError) -> str:
+    """An error reply's code ("READONLY"), also when a script's command got it (Redis 6:
+    "Error running script ... -NOREPLICAS Not enough good replicas to write.")."""
+    text = str(exc)
+    code = text.split(" ", 1)[0]
+    if code == "Error" and (inner := _SCRIPT_REPLY.search(text)) is not None:
+        return inner.group(1)
+    return code
+
+
 def _unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says Redis cannot serve now (down, restarting, loading, stalled)."""
+    """Whether ``exc`` says Redis cannot serve now (down, restarting, loading, stalled, a
+    primary demoted, too few replicas for ``min-replicas-to-write``)."""
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
         return True
-    return isinstance(exc, redis.ResponseError) and \
-        str(exc).split(" ", 1)[0] in UNAVAILABLE_REPLIES
+    return isinstance(exc, redis.ResponseError) and _reply_code(exc) in UNAVAILABLE_REPLIES
 
 
 def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
-    """A RedisLedger method: Redis's unavailability becomes RedisUnavailable, and failures
-    and stalls are noted in ``trouble_at``."""
+    """A RedisLedger method: Redis's unavailability becomes RedisUnavailable, a fenced
+    script :class:`Fenced`, and failures and stalls are noted in ``trouble_at``."""
     @functools.wraps(method)
     def wrapper(self: RedisLedger, *args: Any, **kwargs: Any) -> T:
         began = time.monotonic()
         try:
             return method(self, *args, **kwargs)
         except redis.RedisError as exc:
+            if isinstance(exc, redis.ResponseError) and str(exc).startswith("FENCED"):
+                self.fenced(str(exc))
+                raise Fenced(f"this gateway no longer holds its shard: {exc}") from None
             if not _unavailable(exc):
                 raise
+            if str(exc).startswith("NOEPOCH") and self.on_no_epoch is not None:
+                self.on_no_epoch()
+            if isinstance(exc, redis.ResponseError) and _reply_code(exc) in DEMOTED_REPLIES:
+                self._conns.drop()  # its next connection asks (Sentinel) for the primary
             self.errors += 1
             self.trouble_at = time.time()
             raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
@@ -162,11 +191,38 @@ def _applied_rows(reply: bytes, outcomes: Sequence[Outcome]) -> list[Applied]:
 
 
 def _read_script_reply(conn: Any, script: Any, args: list[Any]) -> Any:
-    """The reply of a script sent by hand; after a Redis restart (no script), run it again."""
+    """The reply of a script sent by hand (``args`` as ``RedisLedger._args`` makes them:
+    1, the fence's key, then the epoch and the script's own); after a Redis restart (no
+    script), run it again."""
     try:
         return conn.read_response()
     except redis.exceptions.NoScriptError:
-        return script(args=args)
+        return script(keys=args[1:2], args=args[2:])
+
+
+def _at(url: str, host: str, port: int) -> str:
+    """``url`` with another host and port (the same password, database and options)."""
+    parts = urlsplit(url)
+    auth = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{auth}@{host}:{port}" if auth else
+                                     f"{host}:{port}"))
+
+
+def _slot_owner(client: redis.Redis, key: str) -> tuple[str, int] | None:
+    """The master of the Redis Cluster slot of ``key``; None if Redis is not a cluster."""
+    try:
+        if not client.info("cluster").get("cluster_enabled"):
+            return None
+        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+        ranges = client.execute_command("CLUSTER", "SLOTS")
+    except redis.RedisError as exc:
+        if _unavailable(exc):
+            raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
+        raise
+    for first, last, master, *_ in ranges:
+        if first <= slot <= last:
+            return _text(master[0]) or "127.0.0.1", int(master[1])
+    raise RedisUnavailable(f"no Redis Cluster master serves slot {slot} (of {key!r}) now")
 
 
 def _requeued(reply: list[Any]) -> Requeued:
@@ -174,7 +230,17 @@ def _requeued(reply: list[Any]) -> Requeued:
     return Requeued(
         failed=[LostToken(_text(failed[i]), int(failed[i + 1]), _text(failed[i + 2]))
                 for i in range(0, len(failed), 3)],
-        requeued={Weight(_text(perw[i])): int(perw[i + 1]) for i in range(0, len(perw), 2)})
+        requeued={_text(perw[i]): int(perw[i + 1]) for i in range(0, len(perw), 2)})
+
+
+def _queue(queue: Weight | str) -> str:
+    """A queue's name: a bare weight is its own queue."""
+    return queue.value if isinstance(queue, Weight) else queue
+
+
+def _lost_rows(flat: list[Any]) -> list[LostToken]:
+    return [LostToken(_text(flat[i]), int(flat[i + 1]), _text(flat[i + 2]))
+            for i in range(0, len(flat), 3)]
 
 
 class _ThreadConns:
@@ -187,7 +253,7 @@ class _ThreadConns:
     (``pending`` replies not read yet, in the order they were sent)."""
 
     def __init__(self, pool: redis.ConnectionPool) -> None:
-        self._make = functools.partial(pool.connection_class, **pool.connection_kwargs)
+        self._make = _connection_factory(pool)
         self._local = threading.local()
 
     def pending(self) -> int:
@@ -201,10 +267,27 @@ class _ThreadConns:
     def sent(self, delta: int) -> None:
         self._local.pending = self.pending() + delta
 
+    def wrote(self) -> None:
+        """A script went out on this thread's connection: replicas have not confirmed it."""
+        self._local.unconfirmed = True
+
+    def unconfirmed(self) -> tuple[bool, bool]:
+        """(whether a connection died holding writes not confirmed, whether the current one
+        holds some), both cleared: the caller confirms them now or fails their batch."""
+        local = self._local
+        lost, held = getattr(local, "lost", False), getattr(local, "unconfirmed", False)
+        local.lost = local.unconfirmed = False
+        return lost, held
+
     def get(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = self._make()
+            conn = self._make()
+            # Connected here, as the pool connects what it hands out: a Sentinel-managed
+            # connection asks for the primary's address only in connect(); left to the first
+            # send, it would connect to its default host instead.
+            conn.connect()
+            self._local.conn = conn
         return conn
 
     def fresh(self) -> Any:
@@ -213,9 +296,11 @@ class _ThreadConns:
         written to a dead connection may or may not have run; this way one sent while Redis
         is down is refused at once, and only one in flight when it dies is in doubt."""
         conn = getattr(self._local, "conn", None)
-        if conn is not None and conn.is_connected:
+        if conn is not None:
+            # One redis-py closed (after an error) is stale too: reconnecting by itself, a
+            # Sentinel-managed connection would not ask for the primary again.
             try:
-                stale = conn.can_read(0)
+                stale = not conn.is_connected or conn.can_read(0)
             except redis.ConnectionError:
                 stale = True
             if stale:
@@ -224,11 +309,25 @@ class _ThreadConns:
 
     def drop(self) -> None:
         conn = getattr(self._local, "conn", None)
+        if getattr(self._local, "unconfirmed", False):  # WAIT on a new one cannot vouch
+            self._local.lost, self._local.unconfirmed = True, False  # for these
         self._local.conn = None
         self._local.pending = 0
         self._local.generation = self.generation() + 1
         if conn is not None:
             conn.disconnect()
+
+
+def _connection_factory(pool: redis.ConnectionPool) -> Callable[[], Any]:
+    """Makes connections as ``pool`` would. A Sentinel pool's connections hold the pool (its
+    proxy) and ask it, each time they connect, for the primary's address, which it asks the
+    sentinels for: so a connection made after a failover reaches the new primary."""
+    kwargs = dict(pool.connection_kwargs)
+    if isinstance(pool, SentinelConnectionPool) and \
+            issubclass(pool.connection_class, SentinelManagedConnection):
+        kwargs.setdefault("connection_pool", getattr(pool, "proxy", None) or
+                          weakref.proxy(pool))  # redis-py < 5.1 put no proxy in the kwargs
+    return functools.partial(pool.connection_class, **kwargs)
 
 
 class _Tickets:
@@ -274,11 +373,19 @@ class _Tickets:
 class RedisLedger:
     """Token, queue, agent, drain and audit state in one Redis database."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = schema.DEFAULT_PREFIX,
-                 result_ttl: int = 600) -> None:
+    def __init__(self, client: redis.Redis, *,
+                 prefix: str = schema.shard_prefix(schema.DEFAULT_PREFIX, schema.DEFAULT_SHARD),
+                 result_ttl: int = 600, replicas: int = 0,
+                 replica_timeout: float = 1.0) -> None:
         self.redis = client
         self.prefix = prefix
         self.result_ttl = result_ttl
+        self.replicas = replicas  # confirm_writes waits for this many (0: it does not wait)
+        self.replica_timeout = replica_timeout
+        self.epoch = ""  # the fencing epoch this gateway holds (set by the lease)
+        self.on_fenced: Callable[[str], None] | None = None  # told once a script is fenced
+        self.on_no_epoch: Callable[[], None] | None = None  # told when Redis lost the epoch
+        self._fence = [self.key(schema.EPOCH)]
         self._scripts = {name: client.register_script(script_text(name)) for name in SCRIPTS}
         self._lease = client.register_script(script_text("lease"))
         self._tickets = _Tickets()
@@ -288,21 +395,81 @@ class RedisLedger:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisLedger:
+        """A ledger on ``url``: ``redis://``, ``rediss://``, ``unix://`` or
+        ``redis+sentinel://`` (:mod:`.connect`). On a Redis Cluster (``url`` names any
+        node), on the master that owns the shard's hash slot: every key of the shard is
+        there, so the gateway talks to that node alone, on the same pipelined connections as
+        to a single Redis."""
         # A short retry budget: an outage is answered with RedisUnavailable within a second.
-        client = redis.Redis.from_url(
-            url, socket_timeout=10, socket_connect_timeout=2, health_check_interval=30,
+        options: dict[str, Any] = dict(
+            socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=2, health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=0.25, base=0.02), retries=3))
+        client = client_from_url(url, **options)
+        if is_sentinel_url(url):
+            return cls(client, **kwargs)
+        prefix = kwargs.get("prefix", cls.__init__.__kwdefaults__["prefix"])
+        owner = _slot_owner(client, prefix + schema.EPOCH)
+        if owner is not None:
+            client.close()
+            client = redis.Redis.from_url(_at(url, *owner), **options)
+            logger.info("Redis Cluster: shard %r is served by %s:%d", prefix, *owner)
         return cls(client, **kwargs)
 
     def key(self, *parts: str) -> str:
         return self.prefix + "".join(parts)
+
+    def fenced(self, message: str) -> None:
+        """A script was refused: another gateway holds this shard's epoch now."""
+        logger.critical("fenced: %s", message)
+        if self.on_fenced is not None:
+            self.on_fenced(message)
+
+    def _args(self, args: list[Any]) -> list[Any]:
+        """What goes after EVALSHA's sha: one key (the epoch's: the fence, and the slot a
+        Redis Cluster routes by), the epoch held, then the script's own arguments."""
+        return [1, *self._fence, self.epoch, *args]
+
+    @_redis_errors
+    def confirm_writes(self) -> None:
+        """Wait until ``replicas`` replicas hold every write this thread sent since it last
+        asked (docs/redis-failover.md); RedisUnavailable if they do not within
+        ``replica_timeout``, or if a connection holding such writes died (a WAIT on another
+        one cannot vouch for them: after a failover it asks the new primary). A no-op with
+        ``replicas`` 0 or nothing sent.
+
+        WAIT counts replicas that acknowledged the offset of the *waiting connection's* last
+        write, so a bumped counter goes first: that offset is then the primary's latest,
+        covering writes this thread made through the pool too (a script reloaded after
+        NOSCRIPT)."""
+        if not self.replicas:
+            return
+        conns = self._conns
+        lost, held = conns.unconfirmed()
+        if lost:
+            raise RedisUnavailable("a Redis connection closed before replicas confirmed its "
+                                   "writes: they may be lost in a failover")
+        if not held:
+            return
+        conn = conns.get()  # the connection the writes went out on (dead: the send raises)
+        try:
+            conn.send_packed_command(conn.pack_commands([
+                ("INCR", self.key(schema.REPLICATED)),
+                ("WAIT", self.replicas, int(self.replica_timeout * 1000))]))
+            conn.read_response()
+            acked = int(conn.read_response())
+        except BaseException:
+            conns.drop()
+            raise
+        if acked < self.replicas:
+            raise RedisUnavailable(f"{acked} of {self.replicas} Redis replicas confirmed the "
+                                   f"writes within {self.replica_timeout}s")
 
     def _run(self, name: str, *args: Any) -> Any:
         """Run a script on this thread's connection; once more on a new one if it was dead
         (a Redis restart). A script that may have run before its reply was lost is sent
         again only if running it twice changes nothing (not ``claim``, not ``kill``)."""
         script = self._scripts[name]
-        full = [self.prefix, *args]
+        full = self._args([self.prefix, *args])
         if self._conns.pending():  # replies of pipelined scripts are due first on it: their
             self._conns.drop()     # readers run them again, after this one (a rare path)
         for last in (False, True):
@@ -324,7 +491,8 @@ class RedisLedger:
         check would read them as stale); alone, a dead one is replaced first."""
         conns = self._conns
         conn = conns.get() if conns.pending() else conns.fresh()
-        conn.send_command("EVALSHA", script.sha, 0, *args)
+        conn.send_command("EVALSHA", script.sha, *args)
+        conns.wrote()
 
     def _begin(self, name: str, *args: Any) -> Callable[[], Any]:
         """Send a script behind those this thread sent and has not read yet (one pipeline:
@@ -336,7 +504,7 @@ class RedisLedger:
         its script again on a new connection, in the same order, when running it twice
         changes nothing; ``claim`` and ``kill`` raise instead (they may have run)."""
         script = self._scripts[name]
-        full = [self.prefix, *args]
+        full = self._args([self.prefix, *args])
         conns = self._conns
         try:
             self._send(script, full)
@@ -373,16 +541,22 @@ class RedisLedger:
     @_redis_errors
     def lease(self, mode: str, record: bytes, ttl: float,
               replaces: bytes = b"") -> tuple[bool, bytes]:
-        ok, current = self._lease(args=[self.key(schema.LEASE), mode, record, int(ttl * 1000),
-                                        replaces])
-        return bool(ok), current if isinstance(current, bytes) else b""
+        ok, value = self._lease(keys=[self.key(schema.LEASE), self.key(schema.EPOCH),
+                                      self.key(schema.WANTED)],
+                                args=[mode, record, int(ttl * 1000), replaces])
+        value = value if isinstance(value, bytes) else b""
+        if ok and mode != "release":
+            self.epoch = value.decode()
+            return True, b""
+        return bool(ok), value
 
     # -- hot path -------------------------------------------------------------------------
 
     @staticmethod
     def _rows(tokens: Sequence[NewToken]) -> bytes:
         """submit.lua's rows, one flat array: per run of tokens of one owner and session (a
-        frame is one), the owner, the session, the count, then six values per token."""
+        frame is one), the owner, the session, the count, then six values per token (the
+        third is the queue it would wait in, which the route field starts with too)."""
         # Weight and TokenState members are str: msgpack packs them as their values.
         flat: list[Any] = []
         owner = session = None
@@ -392,7 +566,8 @@ class RedisLedger:
                 owner, session, head = t.owner, t.session, len(flat) + 2
                 flat += (owner, session, 0)
             flat[head] += 1
-            flat += (t.token_id, f"{t.weight.value}\t{session}\t{t.task}", t.weight,
+            queue = t.queue or t.weight.value
+            flat += (t.token_id, f"{queue}\t{session}\t{t.task}", queue,
                      1 if t.idempotent else 0, t.item, t.agent)
         return _pack(flat)
 
@@ -412,9 +587,9 @@ class RedisLedger:
         on these tokens wait (``_Tickets``) until the reply has been read.
         """
         submit, drop = self._scripts["submit"], self._scripts["forget"]
-        args = [self.prefix, time.time(), self._rows(tokens)]
+        args = self._args([self.prefix, time.time(), self._rows(tokens)])
         owner = tokens[0].owner if tokens else ""
-        drop_args = [self.prefix, _pack(list(forget)), owner] if forget else None
+        drop_args = self._args([self.prefix, _pack(list(forget)), owner]) if forget else None
         conns = self._conns
         try:
             self._send(submit, args)
@@ -474,7 +649,7 @@ class RedisLedger:
         pause, longest = RETRY_PAUSE
         while True:
             try:
-                return self._run("submit", *args[1:])
+                return self._run("submit", *args[4:])  # after 1, key, epoch, prefix
             except redis.RedisError as exc:
                 if not _unavailable(exc) or time.monotonic() + pause > deadline:
                     raise
@@ -483,13 +658,14 @@ class RedisLedger:
             pause = min(longest, pause * 2)
 
     @_redis_errors
-    def claim(self, weight: Weight, count: int, agent: str, budget: int) -> list[Claimed]:
-        return self.claim_begin(weight, count, agent, budget)()
+    def claim(self, queue: Weight | str, count: int, agent: str, budget: int,
+              ) -> list[Claimed]:
+        return self.claim_begin(queue, count, agent, budget)()
 
     @_redis_errors
-    def claim_begin(self, weight: Weight, count: int, agent: str, budget: int,
+    def claim_begin(self, queue: Weight | str, count: int, agent: str, budget: int,
                     ) -> Callable[[], list[Claimed]]:
-        read = self._begin("claim", weight.value, count, agent, budget)
+        read = self._begin("claim", _queue(queue), count, agent, budget)
         return functools.partial(self._claimed, read)
 
     @_redis_errors
@@ -565,6 +741,14 @@ class RedisLedger:
         return KillOutcome(_text(outcome)), _text(agent)
 
     @_redis_errors
+    def expire(self, queue: Weight | str, cutoff: float, message: str,
+               limit: int = EXPIRE_BATCH) -> list[LostToken]:
+        """Fail (PlacementTimeout) the tokens of ``queue`` created at or before ``cutoff``,
+        among the first ``limit``; the gateway calls it for queues no live agent serves."""
+        return _lost_rows(_unpack(self._run("expire", _queue(queue), cutoff, message,
+                                            self.result_ttl, time.time(), limit)))
+
+    @_redis_errors
     def forget(self, ids: Sequence[str], owner: str) -> int:
         """Delete the final tokens among ``ids`` that ``owner`` submitted."""
         return int(self._run("forget", _pack(list(ids)), owner))
@@ -580,11 +764,20 @@ class RedisLedger:
                 for token_id, raw in zip(ids, pipe.execute(), strict=True)]
 
     @_redis_errors
-    def queue_lengths(self) -> dict[Weight, int]:
+    def queues(self) -> dict[str, int]:
+        """Tokens waiting per queue (each weight's bare queue always; others while they
+        hold any)."""
+        names = [w.value for w in schema.WEIGHTS]
+        names += sorted(_text(n) for n in self.redis.smembers(self.key(schema.QUEUES))
+                        if _text(n) not in names)
         pipe = self.redis.pipeline(transaction=False)
-        for weight in schema.WEIGHTS:
-            pipe.llen(self.key(schema.QUEUE, weight.value))
-        return dict(zip(schema.WEIGHTS, pipe.execute(), strict=True))
+        for name in names:
+            pipe.llen(self.key(schema.QUEUE, name))
+        return dict(zip(names, pipe.execute(), strict=True))
+
+    def queue_lengths(self) -> dict[Weight, int]:
+        """Tokens waiting per weight, over all its queues."""
+        return schema.per_weight(self.queues())
 
     @_redis_errors
     def inflight_ids(self, agent: str) -> set[str]:

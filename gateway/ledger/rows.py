@@ -42,6 +42,11 @@ class NewToken:
     agent: str = ""       # placed on this agent; "" waits
     owner: str = ""       # the submitting client's id
     session: str = ""     # the session owed its outcome
+    queue: str = ""       # the queue it waits in (gateway/needs.py); "": its weight's own
+
+    @property
+    def queue_name(self) -> str:
+        return self.queue or self.weight.value
 
 
 @dataclass(slots=True)
@@ -97,7 +102,7 @@ class Requeued:
     """What giving back an agent's tokens did."""
 
     failed: list[LostToken] = field(default_factory=list)
-    requeued: dict[Weight, int] = field(default_factory=dict)
+    requeued: dict[str, int] = field(default_factory=dict)  # queue name -> tokens
 
     def merge(self, other: Requeued) -> Requeued:
         self.failed.extend(other.failed)
@@ -123,6 +128,7 @@ class TaskRule:
     name: str
     idempotent: bool
     weight: Weight | None = None
+    requires: tuple[tuple[str, str], ...] = ()  # agent labels its calls need, sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +149,7 @@ class TokenRecord:
     result: bytes
     error_type: str
     error_message: str
+    queue: str = ""  # the queue it waits in when WAITING: weight, task and required labels
 
     @classmethod
     def parse(cls, token_id: str, raw: dict[str, bytes]) -> TokenRecord | None:
@@ -163,11 +170,13 @@ class TokenRecord:
             weight, session, task = raw[Field.ROUTE].decode().split("\t", 2)
             raw = {**raw, Field.WEIGHT: weight.encode(), Field.SESSION: session.encode(),
                    Field.TASK: task.encode()}
+        queue = text(Field.WEIGHT)  # a queue name: the weight, then the need (if any)
         state = TokenState(text(Field.STATE, TokenState.WAITING.value))
         if Field.FINISHED_AT in raw and state.is_final:
             times[state] = float(raw[Field.FINISHED_AT])
         return cls(token_id=token_id, state=state, attempt=int(text(Field.ATTEMPT, "1")),
-                   weight=text(Field.WEIGHT), idempotent=text(Field.IDEMPOTENT, "1") == "1",
+                   weight=queue.partition("|")[0], queue=queue,
+                   idempotent=text(Field.IDEMPOTENT, "1") == "1",
                    task=text(Field.TASK), agent=text(Field.AGENT), owner=text(Field.OWNER),
                    session=text(Field.SESSION),
                    times=times, item=raw.get(Field.ITEM, b""), result=raw.get(Field.RESULT, b""),

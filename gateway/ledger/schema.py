@@ -11,10 +11,14 @@ from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import Weight
 
 DEFAULT_PREFIX = "tokengate:"
+DEFAULT_SHARD = "0"
 
 # Keys, each after the configured prefix.
 TOKEN = "t:"              # hash per token, fields below
-QUEUE = "q:"              # list per weight of waiting token ids, FIFO (requeues at the front)
+QUEUE = "q:"              # list per queue (weight and need, gateway/needs.py) of waiting
+                          # token ids, FIFO (requeues at the front)
+QUEUES = "queues"         # set of the queue names that may hold tokens (a bare weight's
+                          # queue is always looked at)
 INFLIGHT = "inflight:"    # set per agent of the token ids it holds (admitted or executing)
 COUNTS = "counts"         # hash of cumulative counters (COUNTERS)
 GAUGES = "gauges"         # hash of current figures: executing
@@ -24,7 +28,11 @@ DRAIN = "drain"           # hash {reason, since} while the cluster drains
 NODE_DRAIN = "nodedrain"  # hash agent name -> reason, nodes drained one by one
 TASKS = "tasks"           # hash task name -> "1" idempotent / "0" must never run twice
 AUDIT = "audit"           # list of msgpack audit entries, newest first, capped
-LEASE = "gateway"         # string: the lease of the one gateway serving this prefix
+LEASE = "gateway"         # string: the lease of the one gateway serving this shard (TTL)
+WANTED = "wanted"         # string: the shard's own gateway, back, asks an adopter for it (TTL)
+EPOCH = "epoch"           # string "<n>:<gateway id>": the fencing epoch of the shard's holder,
+                          # no TTL; every script runs only for the gateway that holds it
+REPLICATED = "replicated"  # counter bumped before each WAIT (RedisLedger.confirm_writes)
 
 
 class Field:
@@ -32,10 +40,10 @@ class Field:
 
     STATE = "s"           # a TokenState value
     ATTEMPT = "a"         # runs given so far (1, 2, ...); fences reports of older runs
-    WEIGHT = "w"
+    WEIGHT = "w"          # the queue name: "<weight>" or "<weight>|<task>|<labels>"
     IDEMPOTENT = "i"      # "1" may run again after an agent loss, "0" never
     TASK = "k"            # registered task name
-    ROUTE = "x"           # weight, session and task in one field, tab-separated (the Redis
+    ROUTE = "x"           # queue, session and task in one field, tab-separated (the Redis
                           # ledger writes this instead of w, n and k: fewer fields per token)
     ITEM = "d"            # the TaskItem as submitted (protobuf bytes), until final
     AGENT = "g"           # the agent holding it while admitted or executing (once final by
@@ -58,12 +66,30 @@ HELD_STATES = (TokenState.ADMITTED, TokenState.EXECUTING)  # on an agent
 FINAL_STATES = (TokenState.COMPLETED, TokenState.FAILED, TokenState.KILLED)
 
 WEIGHTS = tuple(Weight)
+QUEUE_SEP = "|"  # a queue name: "<weight>" or "<weight>|<task>|<labels>" (gateway/needs.py)
+
+
+def per_weight(queues: dict[str, int]) -> dict[Weight, int]:
+    """Queue lengths summed per weight (a queue name starts with its weight)."""
+    out = dict.fromkeys(WEIGHTS, 0)
+    for name, n in queues.items():
+        weight = Weight(name.partition(QUEUE_SEP)[0])
+        out[weight] += n
+    return out
+
+
+def shard_prefix(key_prefix: str, shard: str) -> str:
+    """The prefix of one shard's keys: the cluster's key prefix and the shard's hash tag,
+    so that every key of the shard (every key a script touches) is in one Redis Cluster hash
+    slot. ``shard_prefix("tokengate:", "0") == "tokengate:{0}:"``."""
+    return f"{key_prefix}{{{shard}}}:"
 
 
 def lua_names() -> dict[str, str]:
     """What the ``$NAME`` placeholders of the Lua scripts stand for."""
     names = {f"F_{name}": value for name, value in vars(Field).items() if name.isupper()}
     names.update({state.name: state.value for state in TokenState})
-    names.update(K_TOKEN=TOKEN, K_QUEUE=QUEUE, K_INFLIGHT=INFLIGHT, K_COUNTS=COUNTS,
-                 K_GAUGES=GAUGES, K_AGENTS=AGENTS, K_SEEN=SEEN, K_TASKS=TASKS)
+    names.update(K_TOKEN=TOKEN, K_QUEUE=QUEUE, K_QUEUES=QUEUES, K_INFLIGHT=INFLIGHT,
+                 K_COUNTS=COUNTS, K_GAUGES=GAUGES, K_AGENTS=AGENTS, K_SEEN=SEEN, K_TASKS=TASKS,
+                 K_EPOCH=EPOCH)
     return names

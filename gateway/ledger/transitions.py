@@ -48,6 +48,9 @@ STEPS: tuple[Step, ...] = (
          "an agent registers: what it should hold but does not is requeued, and a new process "
          "under its name inherits nothing (its predecessor's tokens are requeued as lost)"),
     Step("kill", ((W, K),), "an operator kills a waiting token (a held one is forwarded)"),
+    Step("expire", ((W, F),),
+         "no live agent has the task or labels of a waiting token past the placement timeout: "
+         "FAILED (PlacementTimeout)"),
     Step("forget", ((C, None), (F, None), (K, None)),
          "the client has the result: the token is deleted"),
 )

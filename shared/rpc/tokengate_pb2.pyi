@@ -26,7 +26,7 @@ FAILED: FinalState
 KILLED: FinalState
 
 class TaskItem(_message.Message):
-    __slots__ = ("token_id", "task", "payload", "codec", "weight", "not_idempotent", "operation_type", "attempt", "session")
+    __slots__ = ("token_id", "task", "payload", "codec", "weight", "not_idempotent", "operation_type", "attempt", "session", "requires")
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class TaskItem(_message.Message):
     OPERATION_TYPE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_FIELD_NUMBER: _ClassVar[int]
     token_id: str
     task: str
     payload: bytes
@@ -45,21 +46,24 @@ class TaskItem(_message.Message):
     operation_type: str
     attempt: int
     session: str
-    def __init__(self, token_id: _Optional[str] = ..., task: _Optional[str] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., weight: _Optional[str] = ..., not_idempotent: _Optional[bool] = ..., operation_type: _Optional[str] = ..., attempt: _Optional[int] = ..., session: _Optional[str] = ...) -> None: ...
+    requires: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, token_id: _Optional[str] = ..., task: _Optional[str] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., weight: _Optional[str] = ..., not_idempotent: _Optional[bool] = ..., operation_type: _Optional[str] = ..., attempt: _Optional[int] = ..., session: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TaskInfo(_message.Message):
-    __slots__ = ("name", "weight", "idempotent", "time_limit", "operation_type")
+    __slots__ = ("name", "weight", "idempotent", "time_limit", "operation_type", "requires")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENT_FIELD_NUMBER: _ClassVar[int]
     TIME_LIMIT_FIELD_NUMBER: _ClassVar[int]
     OPERATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_FIELD_NUMBER: _ClassVar[int]
     name: str
     weight: str
     idempotent: bool
     time_limit: float
     operation_type: str
-    def __init__(self, name: _Optional[str] = ..., weight: _Optional[str] = ..., idempotent: _Optional[bool] = ..., time_limit: _Optional[float] = ..., operation_type: _Optional[str] = ...) -> None: ...
+    requires: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., weight: _Optional[str] = ..., idempotent: _Optional[bool] = ..., time_limit: _Optional[float] = ..., operation_type: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ResultItem(_message.Message):
     __slots__ = ("token_id", "state", "payload", "codec", "error_type", "error_message", "traceback", "attempt", "node", "core", "worker", "started_at", "finished_at", "session", "operation_type")
@@ -152,7 +156,7 @@ class Credit(_message.Message):
     def __init__(self, weight: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("name", "incarnation", "host", "pid", "topology", "tasks", "held", "task_info")
+    __slots__ = ("name", "incarnation", "host", "pid", "topology", "tasks", "held", "task_info", "labels")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +165,7 @@ class Hello(_message.Message):
     TASKS_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
     TASK_INFO_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     name: str
     incarnation: str
     host: str
@@ -169,7 +174,8 @@ class Hello(_message.Message):
     tasks: _containers.RepeatedScalarFieldContainer[str]
     held: _containers.RepeatedScalarFieldContainer[str]
     task_info: _containers.RepeatedCompositeFieldContainer[TaskInfo]
-    def __init__(self, name: _Optional[str] = ..., incarnation: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., topology: _Optional[bytes] = ..., tasks: _Optional[_Iterable[str]] = ..., held: _Optional[_Iterable[str]] = ..., task_info: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ...) -> None: ...
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., incarnation: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., topology: _Optional[bytes] = ..., tasks: _Optional[_Iterable[str]] = ..., held: _Optional[_Iterable[str]] = ..., task_info: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("id", "kind", "target")
@@ -246,7 +252,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("name", "state", "reason", "host", "inflight", "credits", "last_seen", "topology", "snapshot", "executing", "stuck", "tasks", "pid", "blocked", "workers")
+    __slots__ = ("name", "state", "reason", "host", "inflight", "credits", "last_seen", "topology", "snapshot", "executing", "stuck", "tasks", "pid", "blocked", "workers", "labels")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +268,7 @@ class NodeStatus(_message.Message):
     PID_FIELD_NUMBER: _ClassVar[int]
     BLOCKED_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: str
     reason: str
@@ -277,7 +284,8 @@ class NodeStatus(_message.Message):
     pid: int
     blocked: int
     workers: int
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., host: _Optional[str] = ..., inflight: _Optional[int] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., last_seen: _Optional[float] = ..., topology: _Optional[bytes] = ..., snapshot: _Optional[bytes] = ..., executing: _Optional[int] = ..., stuck: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., pid: _Optional[int] = ..., blocked: _Optional[int] = ..., workers: _Optional[int] = ...) -> None: ...
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., host: _Optional[str] = ..., inflight: _Optional[int] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., last_seen: _Optional[float] = ..., topology: _Optional[bytes] = ..., snapshot: _Optional[bytes] = ..., executing: _Optional[int] = ..., stuck: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., pid: _Optional[int] = ..., blocked: _Optional[int] = ..., workers: _Optional[int] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StatusReply(_message.Message):
     __slots__ = ("state", "reason", "nodes", "counts", "pending", "inflight", "uptime", "recent", "executing", "redis_ok", "redis_memory", "drain_since", "held")

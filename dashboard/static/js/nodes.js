@@ -39,7 +39,7 @@ class NodeCard {
   constructor(name, actions) {
     this.state = el("span");
     this.reason = el("span", { class: "muted small" });
-    this.facts = Array.from({ length: 6 }, () => el("span"));
+    this.facts = Array.from({ length: 7 }, () => el("span"));
     this.summary = el("summary");
     this.tasks = el("ul", { class: "mono" });
     this.details = el("details", { class: "small" }, this.summary, this.tasks);
@@ -74,7 +74,8 @@ class NodeCard {
         (c.stuck ? ` · stuck ${c.stuck}` : "") +
         (c.blocked ? ` · blocked ${c.blocked}/${num(c.workers)}` : ""),
       `cpu ${cpu} · memory ${rss}`,
-      `done ${num(c.completed)} · failed ${num(c.failed)}`];
+      `done ${num(c.completed)} · failed ${num(c.failed)}`,
+      `labels ${(c.labels || []).join(" ") || "none"}`];
     texts.forEach((text, i) => put(this.facts[i], text));
     putClass(this.facts[1], c.age ? "warn" : "");
     this.updateTasks(c.tasks || []);

@@ -1,7 +1,8 @@
--- claim.lua: give up to N waiting tokens of one weight to one agent. WAITING -> ADMITTED.
+-- claim.lua: give up to N waiting tokens of one queue to one agent. WAITING -> ADMITTED.
 --
--- Keys: $K_QUEUE<weight>, $K_TOKEN<id>, $K_INFLIGHT<agent>, $K_AGENTS (lib.lua).
--- ARGV[1] prefix, ARGV[2] weight, ARGV[3] N, ARGV[4] agent, ARGV[5] byte budget (stop once
+-- Keys: $K_QUEUE<queue>, $K_QUEUES, $K_TOKEN<id>, $K_INFLIGHT<agent>, $K_AGENTS (lib.lua).
+-- ARGV[1] prefix, ARGV[2] queue (a weight, or weight and need: the gateway claims only for
+-- agents that serve it), ARGV[3] N, ARGV[4] agent, ARGV[5] byte budget (stop once
 -- the claimed items hold this many bytes: a batch of large calls stays frame-sized).
 -- An agent that is not registered (declared lost) gets nothing. Ids whose token is no longer
 -- waiting (expired) are dropped from the queue.
@@ -33,6 +34,9 @@ while #taken < n and size < budget do
     end
   end
 end
-if looked > 0 then redis.call('LTRIM', qkey, looked, -1) end
+if looked > 0 then
+  redis.call('LTRIM', qkey, looked, -1)
+  if redis.call('LLEN', qkey) == 0 then redis.call('SREM', p .. '$K_QUEUES', w) end
+end
 if #taken > 0 then add_all('SADD', setkey, taken) end
 return cmsgpack.pack(out)

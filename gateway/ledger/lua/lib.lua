@@ -3,7 +3,7 @@
 -- The scripts are templates: $$NAME stands for a key, a field or a state name of
 -- tokengate/gateway/ledger/schema.py (filled in once, at load). Keys, after the prefix p:
 --   $K_TOKEN<id>        hash per token: $F_STATE state, $F_ATTEMPT attempt (absent: 1),
---                       $F_ROUTE "<weight>\t<session owed its outcome>\t<task name>" (one
+--                       $F_ROUTE "<queue>\t<session owed its outcome>\t<task name>" (one
 --                       field for three read only off the hot path, see route()),
 --                       $F_IDEMPOTENT "1"/"0" (absent: "1"),
 --                       $F_ITEM submitted TaskItem ("" once final, unless FAILED),
@@ -11,7 +11,9 @@
 --                       $F_OWNER client id, $F_CREATED / $F_STARTED_AT /
 --                       $F_FINISHED_AT (outcomes the gateway decided) times, $F_RESULT the
 --                       final ResultItem, $F_ERROR_TYPE / $F_ERROR_MESSAGE (gateway outcomes)
---   $K_QUEUE<weight>    list of waiting ids, FIFO; requeued ids go to the front
+--   $K_QUEUE<queue>     list of waiting ids, FIFO; requeued ids go to the front; a queue is
+--                       a weight, or "<weight>|<task>|<labels>" (gateway/needs.py)
+--   $K_QUEUES           set of the queue names that may hold ids
 --   $K_INFLIGHT<agent>  set of ids the agent holds ($ADMITTED or $EXECUTING)
 --   $K_AGENTS           hash agent -> msgpack record; only registered agents get tokens
 --   $K_SEEN             zset agent -> last heartbeat
@@ -20,6 +22,23 @@
 --   $K_TASKS            hash task name -> "1" may run again after an agent loss, "0" never
 -- No script stops half way: inputs are checked by the gateway, and nothing here can fail
 -- on a large batch (no unpack of a batch into one command).
+--
+-- The fence (every script but lease.lua): KEYS[1] is the shard's epoch key $K_EPOCH and the
+-- first argument the epoch the calling gateway holds. A gateway whose epoch is not the
+-- shard's (another gateway took the shard while it was paused or cut off) is refused with
+-- a FENCED error before anything is read or written. The epoch is then taken off ARGV, so
+-- each script's own arguments start at ARGV[1], the prefix, as its header says. All keys are
+-- under the shard's prefix, whose hash tag puts them in one Redis Cluster slot.
+
+local epoch_now = redis.call('GET', KEYS[1])
+if epoch_now ~= ARGV[1] then
+  if not epoch_now then  -- Redis lost its data: the holder takes the shard again (lease.lua)
+    return redis.error_reply('NOEPOCH the shard has no fencing epoch (Redis lost its data)')
+  end
+  return redis.error_reply('FENCED the shard\'s epoch is ' .. tostring(epoch_now) ..
+                           ', this gateway holds ' .. tostring(ARGV[1]))
+end
+table.remove(ARGV, 1)
 
 local function tkey(p, id) return p .. '$K_TOKEN' .. id end
 
@@ -113,6 +132,9 @@ local function finish_tally(p, acc)
     redis.call('HINCRBY', p .. '$K_COUNTS', 'lost', nfailed)
   end
   local perw = {}
-  for w, n in pairs(acc.perw) do perw[#perw + 1] = w; perw[#perw + 1] = n end
+  for w, n in pairs(acc.perw) do
+    perw[#perw + 1] = w; perw[#perw + 1] = n
+    redis.call('SADD', p .. '$K_QUEUES', w)
+  end
   return {acc.failed, perw}
 end

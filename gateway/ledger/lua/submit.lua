@@ -1,10 +1,12 @@
 -- submit.lua: store a batch of new tokens. (new) -> WAITING, or -> ADMITTED to the agent the
 -- gateway placed it on (if that agent is still registered; else it waits).
 --
--- Keys: $K_TOKEN<id>, $K_QUEUE<weight>, $K_INFLIGHT<agent>, $K_AGENTS, $K_COUNTS (lib.lua).
+-- Keys: $K_TOKEN<id>, $K_QUEUE<queue>, $K_QUEUES, $K_INFLIGHT<agent>, $K_AGENTS, $K_COUNTS
+-- (lib.lua).
 -- ARGV[1] prefix, ARGV[2] now (unix seconds),
 -- ARGV[3] one flat msgpack array of groups: owner, session, n, then n rows of six values
--- each: id, route ("<weight>\t<session>\t<task>", the $F_ROUTE field as stored), weight,
+-- each: id, route ("<queue>\t<session>\t<task>", the $F_ROUTE field as stored), queue (its
+-- weight, or "<weight>|<task>|<labels>" for the need it waits with: gateway/needs.py),
 -- idempotent 1|0, item bytes, agent or "" (a frame is one group: the owner and session
 -- travel once; one flat array, not a table per row, to unpack).
 -- Returns, msgpack-packed (one string to parse, not one reply per item), one integer per
@@ -78,6 +80,9 @@ while at <= #flat do
   at = at + 3 + 6 * n
 end
 for agent, ids in pairs(held) do add_all('SADD', p .. '$K_INFLIGHT' .. agent, ids) end
-for w, ids in pairs(waiting) do add_all('RPUSH', p .. '$K_QUEUE' .. w, ids) end
+for w, ids in pairs(waiting) do
+  add_all('RPUSH', p .. '$K_QUEUE' .. w, ids)
+  redis.call('SADD', p .. '$K_QUEUES', w)
+end
 if new > 0 then redis.call('HINCRBY', p .. '$K_COUNTS', 'submitted', new) end
 return cmsgpack.pack(out)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tokengate.gateway.ledger.schema import DEFAULT_SHARD, shard_prefix
 from tokengate.shared.client import ClusterClient
 from tokengate.shared.client_config import ClientConfig
 from tokengate.shared.redis_server import RedisServer, child_env, free_port
@@ -103,12 +104,15 @@ class Cluster:
     """A gateway and named agents, each a real process; a prefix of its own in Redis."""
 
     def __init__(self, redis_url: str, tmp: Path, *, agent_options: tuple[str, ...] = (),
-                 gateway_options: tuple[str, ...] = ()) -> None:
+                 gateway_options: tuple[str, ...] = (), shard: str = DEFAULT_SHARD,
+                 key_prefix: str | None = None) -> None:
         self.redis_url = redis_url
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.tmp = tmp
-        self.prefix = f"tg-test-{uuid.uuid4().hex[:8]}:"
+        self.key_prefix = key_prefix or f"tg-test-{uuid.uuid4().hex[:8]}:"
+        self.shard = shard
+        self.prefix = shard_prefix(self.key_prefix, shard)  # the gateway's keys
         if "--cores" not in agent_options:
             agent_options = (*AGENT_CORES, *agent_options)
         self.agent_options = agent_options
@@ -118,7 +122,7 @@ class Cluster:
         self.gateway: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self.clients: list[ClusterClient] = []
-        self.env = dict(os.environ, TOKENGATE_TOKEN=TOKEN, TOKENGATE_KEY_PREFIX=self.prefix,
+        self.env = dict(os.environ, TOKENGATE_TOKEN=TOKEN, TOKENGATE_KEY_PREFIX=self.key_prefix,
                         PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]),
                         TOKENGATE_HEARTBEAT=str(HEARTBEAT), PYTHONUNBUFFERED="1")
 
@@ -130,14 +134,18 @@ class Cluster:
     def start_gateway(self) -> None:
         self.gateway = self._spawn("gateway", role_command(
             "gateway", "--listen", self.address, "--redis", self.redis_url,
-            "--heartbeat-timeout", str(HEARTBEAT_TIMEOUT), *self.gateway_options))
+            "--heartbeat-timeout", str(HEARTBEAT_TIMEOUT), "--shard", self.shard,
+            *self.gateway_options))
         client = self.client(install=False, connect=False)
         client.ping(timeout=20)
 
-    def start_agent(self, name: str, wait: bool = True) -> None:
+    def start_agent(self, name: str, wait: bool = True, extra: tuple[str, ...] = (),
+                    gateway: str | None = None) -> None:
+        """Start agent ``name`` on this gateway (or on the ``gateway`` addresses given);
+        ``extra``: options of this agent alone (``--label``, another ``--include``)."""
         self.agents[name] = self._spawn(name, role_command(
-            "agent", "--gateway", self.address, "--name", name, "--include", "cluster_tasks",
-            *self.agent_options, verbose=True))
+            "agent", "--gateway", gateway or self.address, "--name", name,
+            "--include", "cluster_tasks", *self.agent_options, *extra, verbose=True))
         if wait:
             self.wait_nodes(lambda nodes: nodes.get(name) == "UP", f"agent {name} up")
 

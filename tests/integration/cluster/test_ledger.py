@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+import msgpack
 import pytest
+from conftest import wait_until
 from faultkit import DurableRedis
 from tokengate.gateway.ledger import (
     AuditEntry,
@@ -23,7 +25,7 @@ from tokengate.gateway.ledger import (
 )
 from tokengate.gateway.ledger.redis_ledger import script_text
 from tokengate.gateway.ledger.transitions import BY_SCRIPT, STEPS, allowed, lifecycle_consistent
-from tokengate.shared.errors import RedisUnavailable
+from tokengate.shared.errors import Fenced, RedisUnavailable
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.redis_server import RedisServer, free_port
 from tokengate.shared.tags import Weight
@@ -40,8 +42,15 @@ def ledger(request):
     if request.param == "memory":
         return MemoryLedger(result_ttl=60)
     redis_url = request.getfixturevalue("redis_url")
-    return RedisLedger.from_url(redis_url, prefix=f"tg-ledger-{uuid.uuid4().hex[:6]}:",
-                                result_ttl=60)
+    ledger = RedisLedger.from_url(redis_url, prefix=f"tg-ledger-{uuid.uuid4().hex[:6]}:{{0}}:",
+                                  result_ttl=60)
+    assert ledger.lease("acquire", _record("holder"), 60) == (True, b"")  # the epoch
+    return ledger
+
+
+def _record(name: str) -> bytes:
+    """A lease record as a gateway makes it (lease.lua reads its id)."""
+    return msgpack.packb({"id": name, "host": "h", "pid": 1})
 
 
 def tok(token_id: str, agent: str = "", weight: Weight = LIGHT, idempotent: bool = True,
@@ -252,12 +261,51 @@ def test_agents_drain_audit_and_lease(ledger):
     for i in range(3):
         ledger.audit(AuditEntry(float(i), "ops", "drain", "cluster", True, f"r{i}"))
     assert [e.result for e in ledger.audit_log(2)] == ["r1", "r2"], "newest last"
-    assert ledger.lease("acquire", b"one", 3) == (True, b"")
-    assert ledger.lease("acquire", b"two", 3) == (False, b"one")
-    assert ledger.lease("takeover", b"two", 3, b"one") == (True, b"")
-    assert ledger.lease("renew", b"one", 3) == (False, b"two")
-    ledger.lease("release", b"two", 3)
-    assert ledger.lease("acquire", b"one", 3) == (True, b"")
+    ledger.lease("release", _record("holder"), 3)
+    one, two = _record("one"), _record("two")
+    assert ledger.lease("acquire", one, 3) == (True, b"")
+    assert ledger.lease("acquire", two, 3) == (False, one)
+    assert ledger.lease("takeover", two, 3, one) == (True, b"")
+    assert ledger.lease("renew", one, 3) == (False, two)
+    ledger.lease("release", two, 3)
+    assert ledger.lease("acquire", one, 3) == (True, b"")
+
+
+def test_a_gateway_that_lost_its_shard_writes_nothing(redis_url):
+    """The fencing epoch: a gateway paused past its lease, while another took the shard, is
+    refused its next write (Fenced), before anything is stored; the lease alone would let it
+    write until it next renewed. The newcomer's epoch is one higher."""
+    prefix = f"tg-fence-{uuid.uuid4().hex[:6]}:{{0}}:"
+    old, new = (RedisLedger.from_url(redis_url, prefix=prefix) for _ in range(2))
+    fenced: list[str] = []
+    old.on_fenced = fenced.append
+    assert old.lease("acquire", _record("old"), 0.2) == (True, b"")
+    assert old.submit([tok("before")]) == [SubmitStatus.QUEUED]
+    wait_until(lambda: new.lease("acquire", _record("new"), 5) == (True, b""), 5)
+    assert int(new.epoch.split(":")[0]) == int(old.epoch.split(":")[0]) + 1
+    with pytest.raises(Fenced):
+        old.submit([tok("after")])
+    with pytest.raises(Fenced):
+        old.claim(LIGHT, 10, "a1", 1 << 20)
+    assert fenced and "FENCED" in fenced[0]
+    assert new.records(["after"]) == [None], "the fenced write stored nothing"
+    assert old.lease("renew", _record("old"), 5)[0] is False, "nor can it renew"
+    assert new.submit([tok("after")]) == [SubmitStatus.QUEUED]
+
+
+def test_a_redis_that_lost_the_epoch_is_unavailable_until_the_holder_renews(redis_url):
+    """Redis restarted without its data: the scripts answer NOEPOCH (RedisUnavailable, not
+    Fenced: nobody else took the shard), and the holder's renewal takes the epoch back."""
+    ledger = RedisLedger.from_url(redis_url, prefix=f"tg-noep-{uuid.uuid4().hex[:6]}:{{0}}:")
+    renew_now: list[bool] = []
+    ledger.on_no_epoch = lambda: renew_now.append(True)
+    assert ledger.lease("acquire", _record("g"), 5) == (True, b"")
+    ledger.redis.delete(ledger.key("epoch"), ledger.key("gateway"))
+    with pytest.raises(RedisUnavailable) as caught:
+        ledger.submit([tok("t1")])
+    assert not isinstance(caught.value, Fenced) and renew_now
+    assert ledger.lease("renew", _record("g"), 5) == (True, b"")
+    assert ledger.submit([tok("t1")]) == [SubmitStatus.QUEUED]
 
 
 # -- the table: every step, from every state, moves only along transitions.py ----------------
@@ -312,7 +360,10 @@ def test_every_step_moves_tokens_only_along_the_table(ledger, script, before):
 
 
 def test_unreachable_redis_is_redis_unavailable():
-    ledger = RedisLedger.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(RedisUnavailable):  # it asks whether Redis is a cluster at once
+        RedisLedger.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    with RedisServer() as server:
+        ledger = RedisLedger.from_url(server.url)
     with pytest.raises(RedisUnavailable):
         ledger.ping()
     with pytest.raises(RedisUnavailable):
@@ -334,6 +385,7 @@ def test_scripts_come_back_after_a_redis_restart(tmp_path):
     both of this thread's connections and loads its scripts again."""
     with DurableRedis(tmp_path / "redis") as server:
         ledger = RedisLedger.from_url(server.url)
+        assert ledger.lease("acquire", _record("g"), 60) == (True, b"")
         assert ledger.submit([tok("t1")]) == [SubmitStatus.QUEUED]  # the "run" connection
         assert ledger.submit_begin([tok("t2")])() == [SubmitStatus.QUEUED]  # and "submit"
         pid = server.process.pid

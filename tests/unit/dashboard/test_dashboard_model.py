@@ -144,3 +144,14 @@ def test_calls_submitted_during_a_drain_show_as_held_not_waiting(reported_held):
     assert model.cluster_panel(drained, NOW)["waiting"] == 0
     running = model.pool_panel(status(pending=4))
     assert running["held"] == 0 and running["waiting"]["medium"] == 4
+
+
+def test_node_card_shows_the_agents_labels_and_what_its_tasks_require():
+    raw = node("n1")
+    raw["labels"] = {"zone": "eu", "gpu": "a100"}
+    raw["tasks"].append({"name": "m:c", "weight": "light", "idempotent": True,
+                         "time_limit": 0, "requires": ["gpu=a100"]})
+    card = model.node_card(raw, NOW)
+    assert card["labels"] == ["gpu=a100", "zone=eu"]
+    assert card["tasks"] == ["m:a", "m:b", "m:c [gpu=a100]"]
+    assert model.node_card(node("n2"), NOW)["labels"] == []
