@@ -140,14 +140,29 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """The status of the gateway given; of each one, when several are (each gateway shows
+    the shards it serves: the cluster is all of them)."""
+    from tokengate.shared.channel import addresses
+    from tokengate.shared.client import open_client
+    from tokengate.shared.client_config import ClientConfig
     from tokengate.shared.status import describe, format_status
 
-    client = _client(args)
-    try:
-        info = describe(client.status())
-    finally:
-        client.close()
-    print(json.dumps(info, indent=2, default=str) if args.json else format_status(info))
+    every = addresses(ClientConfig.from_env(address=args.gateway).address)
+    infos: dict[str, Any] = {}
+    for address in every:
+        client = open_client(address, token=_token(args), connect_timeout=args.timeout)
+        try:
+            infos[address] = describe(client.status())
+        finally:
+            client.close()
+    if len(every) == 1:
+        info = infos[every[0]]
+        print(json.dumps(info, indent=2, default=str) if args.json else format_status(info))
+    elif args.json:
+        print(json.dumps(infos, indent=2, default=str))
+    else:
+        print("\n\n".join(f"== gateway {address}\n{format_status(info)}"
+                           for address, info in infos.items()))
     return 0
 
 
@@ -278,6 +293,8 @@ def _add_up(commands: Any) -> None:
                              "the dashboard")
     up.add_argument("--agents", type=int, default=2, help="agent processes (default 2)")
     up.add_argument("--port", type=int, default=50051, help="gateway port (0: any free port)")
+    up.add_argument("--gateways", type=int, default=1, help="gateways, each on a shard of its "
+                    "own (default 1); the first on --port, the others on free ports")
     up.add_argument("--redis", help="use this Redis instead of starting one")
     up.add_argument("--include", action="append", help="module(s) the agents import")
     up.add_argument("--path", action="append", help="directory added to the agents' sys.path")

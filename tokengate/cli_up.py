@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import socket
 import subprocess
@@ -24,7 +25,7 @@ from typing import Any
 
 from tokengate._signals import stop_event_on_signals
 from tokengate.shared.auth import new_token
-from tokengate.shared.errors import GatewayUnavailable
+from tokengate.shared.errors import ConfigurationError, GatewayUnavailable
 from tokengate.shared.redis_server import RedisServer, child_env, free_port
 
 READY_TIMEOUT = 30.0
@@ -103,7 +104,11 @@ def run_up(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir or ".tokengate").resolve()
     token_file = _write_token(state_dir)
     token = token_file.read_text(encoding="utf-8").strip()
-    address = f"127.0.0.1:{args.port or free_port()}"
+    if args.gateways < 1:
+        raise ConfigurationError("tokengate up needs at least one gateway (--gateways 1)")
+    gateways = [f"127.0.0.1:{args.port or free_port()}"]
+    gateways += [f"127.0.0.1:{free_port()}" for _ in range(1, args.gateways)]
+    address = ",".join(gateways)  # what clients and the CLI are given: every gateway
     redis_server = None
     demo = None
     children: list[subprocess.Popen[bytes]] = []
@@ -116,15 +121,18 @@ def run_up(args: argparse.Namespace) -> int:
             redis_server = RedisServer(directory=str(state_dir / "redis"), appendonly=True,
                                        orphan_safe=True).start()
             redis_url = redis_server.url
-        children.append(_start_gateway(args, address, redis_url, token_file, token))
-        children += _start_agents(args, address, token_file)
+        for shard, listen in enumerate(gateways):  # shard 0 first: one gateway is as before
+            children.append(_start_gateway(args, listen, str(shard), redis_url, token_file,
+                                           token))
+        children += _start_agents(args, gateways, token_file)
         lines = _banner(address, token_file, redis_url, args.agents)
         if not args.no_dashboard:
-            dashboard, url, password_file = _start_dashboard(args, address, state_dir)
+            dashboard, url, password_file = _start_dashboard(args, gateways[0], state_dir)
             children.append(dashboard)
             lines += _dashboard_banner(url, password_file)
         if args.demo:
-            demo = _start_demo(address, token, args.agents)
+            homed_first = math.ceil(args.agents / len(gateways))  # agents of gateways[0]
+            demo = _start_demo(gateways[0], token, homed_first)
             lines.append("  demo: a mixed workload keeps running (tokengate.workloads)")
         print("\n".join([*lines, "  Ctrl-C stops everything."]), flush=True)
         return _watch_children(children, stop)
@@ -137,11 +145,11 @@ def run_up(args: argparse.Namespace) -> int:
             redis_server.stop()
 
 
-def _start_gateway(args: argparse.Namespace, address: str, redis_url: str, token_file: Path,
-                   token: str) -> subprocess.Popen[bytes]:
+def _start_gateway(args: argparse.Namespace, address: str, shard: str, redis_url: str,
+                   token_file: Path, token: str) -> subprocess.Popen[bytes]:
     child = subprocess.Popen(role_command(
         "gateway", "--listen", address, "--redis", redis_url, "--token-file", str(token_file),
-        "--heartbeat-timeout", str(args.heartbeat_timeout)), env=child_env())
+        "--shard", shard, "--heartbeat-timeout", str(args.heartbeat_timeout)), env=child_env())
     try:
         _wait_gateway(address, token, child)
     except GatewayUnavailable:
@@ -176,8 +184,9 @@ def _start_demo(address: str, token: str, agents: int) -> Any:
     return DemoLoad(client).start()
 
 
-def _start_agents(args: argparse.Namespace, address: str,
+def _start_agents(args: argparse.Namespace, gateways: list[str],
                   token_file: Path) -> list[subprocess.Popen[bytes]]:
+    """The agents, dealt in turn to the gateways: each lists its own first, then the rest."""
     extra: list[str] = []
     modules = list(args.include or ())
     if args.demo and DEMO_MODULE not in modules:
@@ -191,8 +200,10 @@ def _start_agents(args: argparse.Namespace, address: str,
     agents = []
     for i in range(1, args.agents + 1):
         pin = ["--cpus", cpu_sets[i - 1]] if cpu_sets else []
+        home = (i - 1) % len(gateways)
+        listed = ",".join(gateways[home:] + gateways[:home])
         agents.append(subprocess.Popen(role_command(
-            "agent", "--gateway", address, "--token-file", str(token_file),
+            "agent", "--gateway", listed, "--token-file", str(token_file),
             "--name", f"{host}-{i}", *pin, *extra), env=child_env()))
     return agents
 

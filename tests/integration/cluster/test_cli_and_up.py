@@ -164,3 +164,44 @@ def test_gateway_without_redis_exits_with_a_clear_error():
                           "127.0.0.1:0", "--redis", f"redis://127.0.0.1:{free_port()}/0"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "RedisUnavailable" in out.stderr
+
+
+def test_tokengate_up_with_two_gateways(tmp_path):
+    """``tokengate up --gateways 2``: two gateways on shards 0 and 1, the agents dealt to
+    them, a client given both addresses gets its calls run, and ``tokengate status`` with
+    both addresses shows each gateway with its own agent."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE)]),
+               PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokengate.cli", "up", "--port", "0", "--agents", "2",
+         "--gateways", "2", "--include", "cluster_tasks", "--path", str(HERE), "--state-dir",
+         str(tmp_path), "--no-dashboard"], env=env, cwd=str(tmp_path), stdout=subprocess.PIPE,
+        text=True)
+    try:
+        banner = ""
+        while not banner.startswith("TokenGate is up"):
+            banner = proc.stdout.readline()
+            assert banner, "up ended before its banner"
+        both = re.search(r"gateway (\S+),", banner).group(1).split(",")
+        assert len(both) == 2, banner
+        token = (tmp_path / "token").read_text().strip()
+        for address in both:
+            one = ClusterClient(ClientConfig(address=address, token=token))
+            wait_until(lambda one=one: len(one.status().nodes) == 1, what="an agent each")
+            one.close()
+        client = ClusterClient(ClientConfig(address=",".join(both), token=token)).connect()
+        assert [client.submit_by_name("cluster_tasks:add", (i, 1)).get(timeout=20)
+                for i in range(5)] == [1, 2, 3, 4, 5]
+        client.close()
+        out = subprocess.run([sys.executable, "-m", "tokengate.cli", "status", "--gateway",
+                              ",".join(both), "--token-file", str(tmp_path / "token")],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.count("== gateway") == 2
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+        proc.stdout.close()
