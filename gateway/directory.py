@@ -69,6 +69,12 @@ class Directory:
             return found
         return self._call(look)
 
+    def holder(self, shard: str) -> bytes | None:
+        """The lease record of the gateway serving ``shard`` now, if any."""
+        key = schema.shard_prefix(self.key_prefix, shard) + schema.LEASE
+        raw = self._call(lambda: self.client.get(key))
+        return raw if isinstance(raw, bytes) else None
+
     def set_drain(self, reason: str | None) -> None:
         """The cluster drains (``reason``) or resumes (None), every shard of it."""
         if reason is None:

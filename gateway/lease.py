@@ -74,7 +74,7 @@ class GatewayLease:
             ok, holder = self.ledger.lease(mode, self.record, self.ttl)
             if ok:
                 return
-            if self._dead_here(holder):
+            if dead_here(holder):
                 ok, holder = self.ledger.lease("takeover", self.record, self.ttl, holder)
                 if ok:
                     logger.info("took over the lease of a gateway that died on this host")
@@ -85,13 +85,6 @@ class GatewayLease:
                     f"({_describe(holder)}); only one gateway may serve a shard: stop it, or "
                     "give this one a shard of its own (--shard)")
             time.sleep(0.2)
-
-    def _dead_here(self, holder: bytes) -> bool:
-        try:
-            info = msgpack.unpackb(holder)
-        except (ValueError, msgpack.UnpackException):
-            return False
-        return info.get("host") == self.host and not _pid_alive(int(info.get("pid", 0)))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._renew, name="tg-lease", daemon=True)
@@ -131,6 +124,16 @@ class GatewayLease:
             self.ledger.lease("release", self.record, self.ttl)
         except RedisUnavailable:
             pass
+
+
+def dead_here(holder: bytes) -> bool:
+    """Whether a lease record is a gateway of this host whose process is gone."""
+    try:
+        info = msgpack.unpackb(holder)
+    except (ValueError, msgpack.UnpackException):
+        return False
+    return info.get("host") == socket.gethostname() and \
+        not _pid_alive(int(info.get("pid", 0)))
 
 
 def _describe(holder: bytes) -> str:

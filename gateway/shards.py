@@ -43,7 +43,7 @@ from tokengate.gateway.aio import Background
 from tokengate.gateway.config import GatewayConfig, check_shard
 from tokengate.gateway.directory import Directory
 from tokengate.gateway.gateway import Gateway
-from tokengate.gateway.lease import AnotherGateway
+from tokengate.gateway.lease import AnotherGateway, dead_here
 from tokengate.gateway.ledger import TokenLedger
 from tokengate.shared.errors import (
     BadRequest,
@@ -98,15 +98,21 @@ class Shards:
         except ConfigurationError as exc:
             raise BadRequest(str(exc)) from None
         assert self._make_ledger is not None
+        if self._directory is not None:  # a cheap look first: a live holder refuses at once
+            holder = await asyncio.to_thread(self._directory.holder, name)
+            if holder is not None and not dead_here(holder):
+                raise GatewayUnavailable(f"shard {name!r} is served by another gateway now; "
+                                         "try the next gateway address")
         config = dataclasses.replace(self.home.config, shard=name)
         ledger = await asyncio.to_thread(self._make_ledger, config)
         try:
             gateway = await Gateway(config, ledger, adopted=True).start(lease_wait=0)
-        except AnotherGateway as exc:
-            raise GatewayUnavailable(f"shard {name!r} is served by another gateway now "
-                                     f"({exc}); try the next gateway address") from None
-        except RedisUnavailable as exc:
-            raise GatewayUnavailable(f"shard {name!r} cannot be taken now: {exc}") from None
+        except (AnotherGateway, RedisUnavailable) as exc:
+            close = getattr(ledger, "close", None)
+            if close is not None:
+                close()
+            raise GatewayUnavailable(f"shard {name!r} cannot be taken here now ({exc}); try "
+                                     "the next gateway address") from None
         self.served[name] = gateway
         gateway.when_lost(lambda: self._tasks.spawn(self._retire(name, gateway),
                                                     f"tg-retire-{name}"))

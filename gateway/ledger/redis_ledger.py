@@ -534,6 +534,11 @@ class RedisLedger:
             return reply
         return read
 
+    def close(self) -> None:
+        """Close the client's pooled connections (this thread's own close with it)."""
+        self._conns.drop()
+        self.redis.close()
+
     @_redis_errors
     def ping(self) -> bool:
         return bool(self.redis.ping())
