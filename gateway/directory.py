@@ -75,6 +75,18 @@ class Directory:
         raw = self._call(lambda: self.client.get(key))
         return raw if isinstance(raw, bytes) else None
 
+    def shard_of(self, token_id: str) -> str | None:
+        """The shard whose keys hold token ``token_id`` (tokens live in their client's
+        shard), or None. A look per shard: for controls and views, never the hot path."""
+        def look() -> str | None:
+            for raw in self.client.smembers(self.key):
+                shard = raw.decode()
+                prefix = schema.shard_prefix(self.key_prefix, shard)
+                if self.client.exists(prefix + schema.TOKEN + token_id):
+                    return shard
+            return None
+        return self._call(look)
+
     def set_drain(self, reason: str | None) -> None:
         """The cluster drains (``reason``) or resumes (None), every shard of it."""
         if reason is None:

@@ -115,6 +115,16 @@ class GatewayServicer(rpc.GatewayServicer):
                 name = str(value)
         return await _unary(context, self.shards.get(name))
 
+    async def _token_shard(self, context: grpc.aio.ServicerContext, token_id: str) -> Gateway:
+        """The gateway of the shard that holds ``token_id``: the one the headers name, or,
+        if the token is in another shard, that shard's (adopted here if nobody serves it;
+        UNAVAILABLE if another gateway does: a client tries its next address)."""
+        gateway = await self._shard(context)
+        found = await _unary(context, self.shards.shard_of(token_id))
+        if found is None or found == gateway.config.shard:
+            return gateway
+        return await _unary(context, self.shards.get(found))
+
     async def _operator(self, context: grpc.aio.ServicerContext) -> None:
         if not self.credentials.is_operator(context.invocation_metadata()):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, abort_details(
@@ -238,7 +248,7 @@ class GatewayServicer(rpc.GatewayServicer):
                     context: grpc.aio.ServicerContext) -> pb.TokenDetail:
         metadata = context.invocation_metadata()
         viewer = None if self.credentials.is_operator(metadata) else client_id_of(metadata)
-        views = (await self._shard(context)).views
+        views = (await self._token_shard(context, request.token_id)).views
         return await _unary(context, views.token(request.token_id, viewer))
 
     async def Guards(self, request: pb.GuardsRequest,
@@ -284,8 +294,8 @@ class GatewayServicer(rpc.GatewayServicer):
     async def Kill(self, request: pb.KillRequest,
                    context: grpc.aio.ServicerContext) -> pb.ControlReply:
         await self._operator(context)
-        outcome, message = await _unary(context, (await self._shard(context)).control.kill(
-            request.token_id, request.actor))
+        control = (await self._token_shard(context, request.token_id)).control
+        outcome, message = await _unary(context, control.kill(request.token_id, request.actor))
         return pb.ControlReply(ok=outcome in ("killed", "forwarded"), message=message,
                                outcome=outcome)
 

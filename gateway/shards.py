@@ -43,6 +43,7 @@ from tokengate.gateway.aio import Background
 from tokengate.gateway.config import GatewayConfig, check_shard
 from tokengate.gateway.directory import Directory
 from tokengate.gateway.gateway import Gateway
+from tokengate.gateway.items import MAX_ID_LENGTH
 from tokengate.gateway.lease import AnotherGateway, dead_here
 from tokengate.gateway.ledger import TokenLedger
 from tokengate.shared.errors import (
@@ -91,6 +92,12 @@ class Shards:
             self._adopting[name] = pending
             pending.add_done_callback(lambda _: self._adopting.pop(name, None))
         return await asyncio.shield(pending)
+
+    async def shard_of(self, token_id: str) -> str | None:
+        """The shard that holds ``token_id`` (None: none does, or no directory to ask)."""
+        if self._directory is None or not token_id or len(token_id) > MAX_ID_LENGTH:
+            return None
+        return await asyncio.to_thread(self._directory.shard_of, token_id)
 
     async def _adopt(self, name: str) -> Gateway:
         try:

@@ -18,6 +18,7 @@ from redis_cluster import RedisCluster
 from tokengate.gateway.ledger.schema import shard_prefix
 from tokengate.shared.client import ClusterClient
 from tokengate.shared.client_config import ClientConfig
+from tokengate.shared.errors import GatewayUnavailable
 from tokengate.shared.status import describe
 
 SHARDS = ("a", "b", "c")  # their hash tags fall on the three masters' slot ranges
@@ -223,5 +224,38 @@ def test_a_cluster_drain_reaches_every_gateway(redis_url: str, tmp_path: Path) -
             wait_until(lambda gw=gw: gw.status()["reason"] == "", 15,
                        f"shard {gw.shard} resumed")
     finally:
+        for gw in (gw_a, gw_b):
+            gw.stop()
+
+
+def test_kill_and_detail_find_a_token_in_another_gateways_shard(redis_url: str,
+                                                                tmp_path: Path) -> None:
+    """A token lives in its client's shard; an operator asking gateway b about a token of
+    shard a is answered UNAVAILABLE ("served by another gateway"), and a client given both
+    addresses goes on to gateway a, which answers."""
+    key_prefix = f"tg-kill-{uuid.uuid4().hex[:6]}:"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    gw_a = Cluster(redis_url, tmp_path / "a", shard="a", key_prefix=key_prefix)
+    gw_b = Cluster(redis_url, tmp_path / "b", shard="b", key_prefix=key_prefix)
+    operator = None
+    try:
+        for gw in (gw_a, gw_b):
+            gw.start_gateway()
+        queued = gw_a.client().submit_by_name("cluster_tasks:add", (1, 1))  # no agent: waits
+        wait_until(lambda: gw_a.redis.state(queued.token_id) == "waiting", 10, "stored")
+        only_b = gw_b.client(connect=False)
+        with pytest.raises(GatewayUnavailable, match="another gateway"):
+            only_b.token_detail(queued.token_id)
+        operator = ClusterClient(ClientConfig(address=f"{gw_b.address},{gw_a.address}",
+                                              token=TOKEN))
+        if operator.address != gw_b.address:
+            operator._next_gateway()  # start at b: the one that does not hold the token
+        assert operator.token_detail(queued.token_id).state == "waiting"
+        assert operator.kill(queued.token_id).outcome == "killed"
+        assert gw_a.redis.state(queued.token_id) == "killed"
+    finally:
+        if operator is not None:
+            operator.close()
         for gw in (gw_a, gw_b):
             gw.stop()
