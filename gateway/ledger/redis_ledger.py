@@ -81,6 +81,11 @@ DEMOTED_REPLIES = frozenset({"READONLY", "MASTERDOWN"})  # a replica now: ask fo
 _SCRIPT_REPLY = re.compile(r"\s-([A-Z]+)\s")  # the code of an error a script's command got
 NOT_TWICE = frozenset({"claim", "kill", "expire"})  # a second run of these would not be a no-op
 SOCKET_TIMEOUT = 10.0  # seconds a reply may take before the connection counts as dead
+# A Redis Cluster moving the shard's slot: MOVED (it moved: follow it), ASK and TRYAGAIN (it
+# is moving), CLUSTERDOWN (no master for it yet). Each is "unavailable, try again".
+CLUSTER_MOVING = (redis.exceptions.AskError, redis.exceptions.TryAgainError,
+                  redis.exceptions.ClusterDownError)
+RELOOK_EVERY = 1.0  # seconds between looks for the slot's master after connection errors
 STALL_SECONDS = 1.0  # a Redis call that takes longer is a stall (SIGSTOP, a long fork)
 STORE_RETRY = 60.0  # seconds a submission whose reply was lost is run again
 RETRY_PAUSE = (0.05, 0.5)  # first and longest pause between those runs
@@ -109,7 +114,7 @@ def _reply_code(exc: redis.ResponseError) -> str:
 def _unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says Redis cannot serve now (down, restarting, loading, stalled, a
     primary demoted, too few replicas for ``min-replicas-to-write``)."""
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, *CLUSTER_MOVING)):
         return True
     return isinstance(exc, redis.ResponseError) and _reply_code(exc) in UNAVAILABLE_REPLIES
 
@@ -132,6 +137,7 @@ def _redis_errors(method: Callable[..., T]) -> Callable[..., T]:
                 self.on_no_epoch()
             if isinstance(exc, redis.ResponseError) and _reply_code(exc) in DEMOTED_REPLIES:
                 self._conns.drop()  # its next connection asks (Sentinel) for the primary
+            self.follow(exc)
             self.errors += 1
             self.trouble_at = time.time()
             raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
@@ -225,6 +231,14 @@ def _slot_owner(client: redis.Redis, key: str) -> tuple[str, int] | None:
     raise RedisUnavailable(f"no Redis Cluster master serves slot {slot} (of {key!r}) now")
 
 
+def _nodes(client: redis.Redis) -> list[tuple[str, int]]:
+    """Every node of the Redis Cluster ``client`` talks to, masters and replicas."""
+    found: list[tuple[str, int]] = []
+    for _, _, *nodes in client.execute_command("CLUSTER", "SLOTS"):
+        found += [(_text(n[0]) or "127.0.0.1", int(n[1])) for n in nodes]
+    return list(dict.fromkeys(found))
+
+
 def _requeued(reply: list[Any]) -> Requeued:
     failed, perw = reply[0], reply[1]
     return Requeued(
@@ -255,6 +269,13 @@ class _ThreadConns:
     def __init__(self, pool: redis.ConnectionPool) -> None:
         self._make = _connection_factory(pool)
         self._local = threading.local()
+        self._target = 0  # bumped when the shard's slot moved to another node
+
+    def retarget(self, host: str, port: int) -> None:
+        """New connections go to ``host:port``; each thread's current one is dropped before
+        its next use (``get``)."""
+        self._make = functools.partial(self._make, host=host, port=port)
+        self._target += 1
 
     def pending(self) -> int:
         """Replies sent on this thread's connection and not read yet (pipelined)."""
@@ -281,7 +302,11 @@ class _ThreadConns:
 
     def get(self) -> Any:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "target", 0) != self._target:
+            self.drop()  # made for a node that no longer serves the slot
+            conn = None
         if conn is None:
+            self._local.target = self._target
             conn = self._make()
             # Connected here, as the pool connects what it hands out: a Sentinel-managed
             # connection asks for the primary's address only in connect(); left to the first
@@ -386,6 +411,9 @@ class RedisLedger:
         self.on_fenced: Callable[[str], None] | None = None  # told once a script is fenced
         self.on_no_epoch: Callable[[], None] | None = None  # told when Redis lost the epoch
         self._fence = [self.key(schema.EPOCH)]
+        self.cluster_seeds: list[str] = []  # on a Redis Cluster: nodes to ask for the slot
+        self._target_lock = threading.Lock()  # guards retargeting and _looked_at
+        self._looked_at = 0.0
         self._scripts = {name: client.register_script(script_text(name)) for name in SCRIPTS}
         self._lease = client.register_script(script_text("lease"))
         self._tickets = _Tickets()
@@ -409,11 +437,62 @@ class RedisLedger:
             return cls(client, **kwargs)
         prefix = kwargs.get("prefix", cls.__init__.__kwdefaults__["prefix"])
         owner = _slot_owner(client, prefix + schema.EPOCH)
-        if owner is not None:
-            client.close()
-            client = redis.Redis.from_url(_at(url, *owner), **options)
-            logger.info("Redis Cluster: shard %r is served by %s:%d", prefix, *owner)
-        return cls(client, **kwargs)
+        if owner is None:
+            return cls(client, **kwargs)
+        client.close()
+        client = redis.Redis.from_url(_at(url, *owner), **options)
+        logger.info("Redis Cluster: shard %r is served by %s:%d", prefix, *owner)
+        ledger = cls(client, **kwargs)
+        ledger.cluster_seeds = [url, *(_at(url, *node) for node in _nodes(client))]
+        return ledger
+
+    def follow(self, exc: BaseException) -> None:
+        """On a Redis Cluster, follow the shard's slot after ``exc``: to where a MOVED
+        says, or, after a connection error, to where the cluster says now."""
+        if isinstance(exc, redis.exceptions.MovedError):
+            self.retarget(exc.host, int(exc.port))
+        elif isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+            self.relook()
+
+    def retarget(self, host: str, port: int) -> None:
+        """The shard's slot is served by ``host:port`` now (a Redis Cluster moved it, or
+        promoted a replica): every connection made from here on goes there, and each
+        thread's current one is dropped before its next use."""
+        pool = self.redis.connection_pool
+        with self._target_lock:
+            if (pool.connection_kwargs.get("host"), pool.connection_kwargs.get("port")) == \
+                    (host, port):
+                return
+            pool.connection_kwargs.update(host=host, port=port)
+            self._conns.retarget(host, port)
+            pool.disconnect()
+            pool.reset()  # the pooled connections keep their address: made anew from here
+        logger.warning("Redis Cluster: shard %r is served by %s:%d now", self.prefix, host, port)
+
+    def relook(self) -> None:
+        """After a connection error on a Redis Cluster: ask the cluster (the first of its
+        nodes known at start that answers, at most once a second) which master serves the
+        shard's slot now."""
+        if not self.cluster_seeds:
+            return
+        now = time.monotonic()
+        with self._target_lock:
+            if now - self._looked_at < RELOOK_EVERY:
+                return
+            self._looked_at = now
+        pool = self.redis.connection_pool
+        for seed in self.cluster_seeds:
+            probe = redis.Redis.from_url(seed, socket_timeout=1, socket_connect_timeout=1)
+            try:
+                owner = _slot_owner(probe, self.key(schema.EPOCH))
+            except (redis.RedisError, RedisUnavailable):
+                continue
+            finally:
+                probe.close()
+            if owner is not None and owner != (pool.connection_kwargs.get("host"),
+                                               pool.connection_kwargs.get("port")):
+                self.retarget(*owner)
+            return
 
     def key(self, *parts: str) -> str:
         return self.prefix + "".join(parts)
@@ -658,6 +737,7 @@ class RedisLedger:
             except redis.RedisError as exc:
                 if not _unavailable(exc) or time.monotonic() + pause > deadline:
                     raise
+                self.follow(exc)
                 self.trouble_at = time.time()
             time.sleep(pause)  # Redis is away: nothing to wait on but time
             pause = min(longest, pause * 2)

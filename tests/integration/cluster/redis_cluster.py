@@ -14,6 +14,7 @@ SLOTS = 16384
 
 class RedisCluster:
     def __init__(self, directory: Path, masters: int = 3) -> None:
+        self.masters = masters
         self.servers: list[RedisServer] = []
         for i in range(masters):
             folder = directory / f"node{i}"
@@ -33,14 +34,14 @@ class RedisCluster:
     def start(self) -> RedisCluster:
         for server in self.servers:
             server.start()
-        clients = self.clients()
+        clients = self.clients()[:self.masters]
         share = SLOTS // len(clients)
         for i, client in enumerate(clients):
             last = SLOTS - 1 if i == len(clients) - 1 else (i + 1) * share - 1
             for first in range(i * share, last + 1, 1000):  # ADDSLOTS: Redis 6 has no RANGE
                 client.execute_command("CLUSTER", "ADDSLOTS",
                                        *range(first, min(first + 1000, last + 1)))
-        for server in self.servers[1:]:
+        for server in self.servers[1:self.masters]:
             clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", server.port)
         deadline = time.monotonic() + 30
         while not all(self._ok(c) for c in clients):
@@ -56,11 +57,43 @@ class RedisCluster:
         info = client.execute_command("CLUSTER", "INFO")
         text = info.decode() if isinstance(info, bytes) else str(info)
         return "cluster_state:ok" in text and "cluster_known_nodes:" in text and \
-            int(text.split("cluster_known_nodes:")[1].split()[0]) == 3
+            int(text.split("cluster_known_nodes:")[1].split()[0]) >= 3
+
+    def add_replica(self, directory: Path, master_port: int) -> RedisServer:
+        """A replica of the master on ``master_port``, joined and in sync."""
+        directory.mkdir(parents=True, exist_ok=True)
+        replica = RedisServer(directory=str(directory), options=(
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "2000")).start()
+        self.servers.append(replica)
+        master = redis.Redis(port=master_port)
+        node = redis.Redis(port=replica.port)
+        try:
+            master_id = master.execute_command("CLUSTER", "MYID")
+            node.execute_command("CLUSTER", "MEET", "127.0.0.1", master_port)
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    node.execute_command("CLUSTER", "REPLICATE", master_id)
+                    break
+                except redis.ResponseError:  # it does not know the master yet: gossip
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            while node.info("replication").get("master_link_status") != "up":
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the replica did not sync")
+                time.sleep(0.05)  # replication comes up in its own time
+        finally:
+            master.close()
+            node.close()
+        return replica
 
     def port_of_slot(self, slot: int) -> int:
-        share = SLOTS // len(self.servers)
-        return self.servers[min(slot // share, len(self.servers) - 1)].port
+        """The port of the master the slot was given to at start."""
+        masters = self.servers[:self.masters]
+        share = SLOTS // len(masters)
+        return masters[min(slot // share, len(masters) - 1)].port
 
     def stop(self) -> None:
         for server in self.servers:

@@ -259,3 +259,41 @@ def test_kill_and_detail_find_a_token_in_another_gateways_shard(redis_url: str,
             operator.close()
         for gw in (gw_a, gw_b):
             gw.stop()
+
+
+def test_the_gateway_follows_its_shard_to_a_promoted_replica(
+        redis_cluster: RedisCluster, tmp_path: Path, effects: SideEffects) -> None:
+    """A Redis Cluster fails over the master of a gateway's shard (CLUSTER FAILOVER on its
+    replica: the replica takes the slot, the old master answers MOVED) under load. The
+    gateway follows the slot to the new master, and every call runs exactly once."""
+    key_prefix = f"tg-rcfo-{uuid.uuid4().hex[:6]}:"
+    seed = redis.Redis(port=redis_cluster.servers[0].port)
+    slot = int(seed.execute_command("CLUSTER", "KEYSLOT", shard_prefix(key_prefix, "a")))
+    seed.close()
+    master_port = redis_cluster.port_of_slot(slot)
+    replica = redis_cluster.add_replica(tmp_path / "replica", master_port)
+    (tmp_path / "a").mkdir()
+    gw = Cluster(redis_cluster.url, tmp_path / "a", shard="a", key_prefix=key_prefix)
+    try:
+        gw.start_gateway()
+        gw.start_agent("agent-a")
+        client = gw.client()
+        first = [client.submit_by_name("cluster_tasks:record", (str(effects), f"k{i}", 0.01))
+                 for i in range(100)]
+        wait_until(lambda: sum(effects.counts().values()) >= 20, 30, "work under way")
+        promoted = redis.Redis(port=replica.port)
+        promoted.execute_command("CLUSTER", "FAILOVER")
+        wait_until(lambda: promoted.info("replication")["role"] == "master", 30,
+                   "the replica promoted")
+        then = [client.submit_by_name("cluster_tasks:record", (str(effects), f"m{i}", 0.0))
+                for i in range(100)]
+        assert [t.get(timeout=60) for t in first] == [f"k{i}" for i in range(100)]
+        assert [t.get(timeout=60) for t in then] == [f"m{i}" for i in range(100)]
+        assert effects.twice() == {}, "no call ran twice"
+        counts = promoted.hgetall(shard_prefix(key_prefix, "a") + "counts")
+        assert int(counts[b"completed"]) == 200, "the shard's bookkeeping is on the new master"
+        promoted.close()
+        assert "is served by" in gw.log("gateway") and f":{replica.port} now" in \
+            gw.log("gateway"), "the gateway said where it followed the slot"
+    finally:
+        gw.stop()
