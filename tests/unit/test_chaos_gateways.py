@@ -7,11 +7,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from test_chaos_checks import MIB, T0, _failed, _samples, _soak
 
 from benchmarks.chaos_checks import Event, Incarnation, Sample, memory_rows, run_checks
 from benchmarks.chaos_gateways import addresses_for, layout, merge_nodes, shard_prefixes
 from benchmarks.chaos_report import render
-from tests.unit.test_chaos_checks import MIB, T0, _failed, _samples, _soak
 
 A, B = "127.0.0.1:5001", "127.0.0.1:5002"
 
@@ -32,8 +32,8 @@ def test_two_gateways_have_a_shard_and_a_port_each() -> None:
 
 
 def test_agents_and_clients_list_their_own_gateway_first_in_turn() -> None:
-    spots = dataclasses.replace(layout(2, A)[0]), dataclasses.replace(layout(2, A)[1],
-                                                                       address=B)
+    first, second = layout(2, A)
+    spots = (first, dataclasses.replace(second, address=B))
     assert [addresses_for(spots, i) for i in range(3)] == [f"{A},{B}", f"{B},{A}", f"{A},{B}"]
 
 
