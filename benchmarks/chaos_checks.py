@@ -21,6 +21,9 @@ samples, the Redis state of the tokens whose receipts were withheld, and the fin
 - ``nothing lost``: every submitted call had an outcome by the end;
 - ``all alive``: no process died unprompted, and at the end Redis, the gateway and every agent
   run and ``status`` lists every agent UP;
+- ``agents moved`` (several gateways only): when a gateway was killed (and kept down), each
+  of its agents was connected to another gateway, in its own shard, within ``MOVE_TIMEOUTS``
+  (2) heartbeat timeouts;
 - ``memory flat``: every role's memory is flat over the last third of the load: it grows
   less than ``max(MEMORY_FRACTION of its start, MEMORY_FLOOR)`` (10 %, 16 MiB). A process that
   lived through the whole last third is judged on its own samples: the medians of those in the
@@ -49,6 +52,7 @@ MIN_EDGE = 5.0               # seconds, at least
 AGENT_FAULTS = frozenset({"agent-kill", "agent-stop"})
 NEVER_TWICE_LOSS = "AgentLost"
 SHOWN = 5                    # examples quoted in a failed check's detail
+MOVE_TIMEOUTS = 2            # heartbeat timeouts in which a dead gateway's agents move (issue 15)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ class Event:
     start: float
     end: float
     note: str = ""
+    moved: float | None = None  # gateway-kill of one of several: seconds until its agents
+    #                             were at another gateway (inf: not while it was down)
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,7 @@ class Soak:
     samples: tuple[Sample, ...]
     stored: tuple[Stored, ...]
     final: Final
+    gateways: tuple[str, ...] = ("gateway",)  # the gateway roles (one per shard)
 
 
 @dataclass(frozen=True)
@@ -421,7 +428,7 @@ def _peaks(soak: Soak, role: str, low: float, high: float) -> MemoryRow:
 def memory_rows(soak: Soak) -> list[MemoryRow]:
     low, high = last_third(soak)
     rows = [_memory_row(soak, role, None, low, high) for role in ("redis", "client")]
-    for role in ("gateway", *soak.agents):
+    for role in (*soak.gateways, *soak.agents):
         lived = [i for i in soak.incarnations if i.role == role and i.started <= low
                  and (i.ended is None or i.ended >= high)]
         if lived:
@@ -441,9 +448,22 @@ def memory_flat(soak: Soak) -> Check:
                              f"{r.end / 2**20:.1f} MiB" for r in grew))
 
 
+def agents_moved(soak: Soak) -> Check:
+    kills = [e for e in soak.events if e.kind == "gateway-kill" and e.moved is not None]
+    limit = MOVE_TIMEOUTS * soak.heartbeat_timeout
+    late = [e for e in kills if e.moved is not None and e.moved > limit]
+    slowest = max((e.moved for e in kills if e.moved is not None), default=0.0)
+    return Check("agents moved", not late,
+                 f"{len(kills)} gateways killed; their agents at another gateway after at most "
+                 f"{slowest:.1f}s (limit {limit:g}s); {len(late)} later"
+                 + _examples(f"{e.target} at +{e.start - soak.started:.1f}s" for e in late))
+
+
 CHECKS = (told_once, stored_equals_told, values, never_twice, no_failures, reruns_explained,
           no_healthy_agent_lost, nothing_lost, all_alive, memory_flat)
+GATEWAYS_CHECKS = (agents_moved,)  # with several gateways
 
 
 def run_checks(soak: Soak) -> list[Check]:
-    return [check(soak) for check in CHECKS]
+    checks = CHECKS if len(soak.gateways) == 1 else (*CHECKS, *GATEWAYS_CHECKS)
+    return [check(soak) for check in checks]

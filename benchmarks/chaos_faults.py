@@ -4,7 +4,11 @@ Faults (``FAULTS``; ``--faults`` picks a subset):
 
 - ``agent-kill``: SIGKILL an agent, start it again under its name;
 - ``agent-stop``: SIGSTOP an agent for the heartbeat timeout plus 1-3 s, then SIGCONT;
-- ``gateway-kill``: SIGKILL the gateway, start it again on its port;
+- ``gateway-kill``: SIGKILL a gateway, start it again on its port (with its shard); with
+  several gateways each is killed in turn (a, b, a, ...: no random choice), and kept down
+  ``GATEWAY_DOWN`` heartbeat timeouts plus 1-3 s, so that its agents and clients move to
+  another gateway, which adopts its shard (the event's ``moved``: seconds until its agents
+  were connected there), and back when it is started again;
 - ``redis-kill``: SIGKILL Redis, start it again on its port from its append-only file;
 - ``redis-stop``: SIGSTOP Redis for 2-5 s, then SIGCONT;
 - ``drain``: drain one node (operator ``drain(node=...)``) for 2-5 s, then resume it.
@@ -41,6 +45,8 @@ AGENT_STOP_EXTRA = (1.0, 3.0)  # seconds an agent stays stopped past the heartbe
 REDIS_STOP = (2.0, 5.0)
 DRAIN_FOR = (2.0, 5.0)
 RESUME_TRIES = 30.0          # seconds to keep asking for a resume that fails
+GATEWAY_DOWN = 2             # heartbeat timeouts a gateway stays down (several gateways)
+GATEWAY_DOWN_EXTRA = (1.0, 3.0)
 
 
 class Chaos:
@@ -57,6 +63,8 @@ class Chaos:
         self.started = started or time.time()
         self.events: list[Event] = []
         self.unresumed: set[str] = set()  # nodes whose resume has not been accepted yet
+        self._gateway_kills = 0  # the next gateway-kill takes rig.gateways[this % count]
+        self._moved: float | None = None  # the current fault's Event.moved
         self._log_path = log_path
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="chaos", daemon=True)
@@ -82,13 +90,13 @@ class Chaos:
     def _loop(self) -> None:
         while not self._stop.wait(self.rng.uniform(*INTERVAL)):
             kind = self.rng.choice(self.faults)
-            began = time.time()
+            began, self._moved = time.time(), None
             try:
                 target, pid, note = self._actions[kind]()
             except Exception as exc:  # the tool's own failure: logged, and the chaos goes on
                 logger.exception("chaos %s failed", kind)
                 target, pid, note = "?", 0, f"TOOL ERROR {type(exc).__name__}: {exc}"
-            self._record(Event(kind, target, pid, began, time.time(), note))
+            self._record(Event(kind, target, pid, began, time.time(), note, self._moved))
             self._heal()
 
     def _heal(self) -> None:
@@ -123,8 +131,23 @@ class Chaos:
         return name, *self._freeze(name, seconds)
 
     def _gateway_kill(self) -> tuple[str, int, str]:
-        pid, note = self.rig.kill_and_restart("gateway")
-        return "gateway", pid, note
+        gateways = self.rig.gateways
+        role = gateways[self._gateway_kills % len(gateways)]
+        self._gateway_kills += 1
+        if len(gateways) == 1:
+            pid, note = self.rig.kill_and_restart(role)
+            return role, pid, note
+        down = GATEWAY_DOWN * self.rig.heartbeat_timeout + self.rng.uniform(*GATEWAY_DOWN_EXTRA)
+        began = time.monotonic()
+        pid = self.rig.kill(role)
+        moved = self.rig.wait_moved(role, down)
+        time.sleep(max(0.0, began + down - time.monotonic()))  # the whole span: the fault
+        note = self.rig.restart(role)
+        self._moved = float("inf") if moved is None else moved
+        agents = ",".join(self.rig.homed(role)) or "no agents"
+        where = (f"{agents} at another gateway after {moved:.1f}s" if moved is not None
+                 else f"{agents} NOT at another gateway")
+        return role, pid, f"down {down:.1f}s, {where}; {note}"
 
     def _redis_kill(self) -> tuple[str, int, str]:
         pid, note = self.rig.kill_and_restart("redis")
@@ -147,7 +170,7 @@ class Chaos:
         name = self.rng.choice(self.rig.agents)
         seconds = self.rng.uniform(*DRAIN_FOR)
         try:
-            said = self.rig.admin.drain(node=name, reason="chaos soak")
+            said = self.rig.drain(name, reason="chaos soak")
         except TokenGateError as exc:
             return name, self.rig.pid(name), f"drain refused: {exc}"
         self.unresumed.add(name)
@@ -160,7 +183,7 @@ class Chaos:
         deadline = time.monotonic() + tries
         while True:
             try:
-                self.rig.admin.resume(node=name)
+                self.rig.resume(name)
             except TokenGateError as exc:
                 if time.monotonic() > deadline:
                     logger.error("resume of %s not accepted: %s", name, exc)

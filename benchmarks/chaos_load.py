@@ -16,9 +16,10 @@ kept in memory (state, error type, payload).
 
 :class:`Load` is one thread that submits ``rate`` calls a second (every weight, idempotent and
 never-twice) by calling the decorated tasks of :mod:`benchmarks.chaos_tasks` with the client
-installed as the backend. Each call's end is recorded by a done callback (on the client's
-session thread). The load never stops for an error: a submit that raises is recorded as a
-refused call.
+installed as the backend (several clients, one per gateway: :class:`Turns`, each call to the
+next client in turn; they share one :class:`Record`). Each call's end is recorded by a done
+callback (on the client's session thread). The load never stops for an error: a submit that
+raises is recorded as a refused call.
 
 Ownership: the load thread creates each call's slot and the callback finishes it, once;
 ``_pending_lock`` guards ``_pending`` (slots and tokens not yet final). ``Record._lock`` guards
@@ -32,6 +33,7 @@ import random
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from typing import Any
 from tokengate.shared.client import ClusterClient
 from tokengate.shared.errors import TokenGateError
 from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.registry import TaskSpec
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.token import TaskToken
 
@@ -155,6 +158,20 @@ class ChaosClient(ClusterClient):
             return dict(self.withheld)
 
 
+class Turns:
+    """A backend that hands each call to the next of several clients in turn (only the load
+    thread submits: ``_next`` is its own)."""
+
+    def __init__(self, clients: Sequence[ClusterClient]) -> None:
+        self.clients = tuple(clients)
+        self._next = 0
+
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
+        client = self.clients[self._next % len(self.clients)]
+        self._next += 1
+        return client.submit(spec, args, kwargs)
+
+
 @dataclass(slots=True)
 class _Slot:
     seq: int
@@ -171,9 +188,11 @@ class Load:
     """Submits ``rate`` calls a second until :meth:`stop`; each call's end goes to the
     record."""
 
-    def __init__(self, client: ChaosClient, runs_log: Path, *, rate: float, seed: int) -> None:
-        self.client = client
-        self.record = client.record
+    def __init__(self, clients: Sequence[ChaosClient], runs_log: Path, *, rate: float,
+                 seed: int) -> None:
+        # One client is the backend itself (the soak as it always ran); several take turns.
+        self.backend: ChaosClient | Turns = clients[0] if len(clients) == 1 else Turns(clients)
+        self.record = clients[0].record
         self.runs_log = str(runs_log)
         self.rate = rate
         self._rng = random.Random(seed)
@@ -185,13 +204,13 @@ class Load:
         self.refused = 0
 
     def start(self) -> None:
-        _backend.install(self.client)
+        _backend.install(self.backend)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(60)
-        _backend.uninstall(self.client)
+        _backend.uninstall(self.backend)
 
     def made(self) -> int:
         return self._made

@@ -71,7 +71,12 @@ def _mib(n: int) -> str:
 def _events(soak: Soak) -> list[str]:
     counts = Counter(e.kind for e in soak.events)
     line = "  ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
-    return [f"chaos events ({sum(counts.values())}): {line or 'none'}"]
+    lines = [f"chaos events ({sum(counts.values())}): {line or 'none'}"]
+    if len(soak.gateways) > 1:
+        kills = Counter(e.target for e in soak.events if e.kind == "gateway-kill")
+        lines.append("gateway-kill by gateway: "
+                     + "  ".join(f"{role} {kills[role]}" for role in soak.gateways))
+    return lines
 
 
 def _calls(soak: Soak) -> list[str]:
@@ -101,16 +106,18 @@ def _calls(soak: Soak) -> list[str]:
 
 def _memory(soak: Soak) -> list[str]:
     low, high = last_third(soak)
+    rows = memory_rows(soak)
+    w = max([8, *(len(row.role) for row in rows)])  # the role column
     lines = [f"memory over the last third (+{low - soak.started:.0f}s .. "
              f"+{high - soak.started:.0f}s), MiB:",
-             f"{'role':<8} {'pid':>7} {'metric':<12} {'start':>9} {'end':>9} {'growth':>9}  "
+             f"{'role':<{w}} {'pid':>7} {'metric':<12} {'start':>9} {'end':>9} {'growth':>9}  "
              "verdict"]
-    for row in memory_rows(soak):
+    for row in rows:
         if row.pid:
-            lines.append(f"{row.role:<8} {row.pid:>7} {row.metric:<12} {_mib(row.start)} "
+            lines.append(f"{row.role:<{w}} {row.pid:>7} {row.metric:<12} {_mib(row.start)} "
                          f"{_mib(row.end)} {_mib(row.growth)}  {row.verdict}")
         else:
-            lines.append(f"{row.role:<8} {'-':>7} {'':<12} {'':>9} {'':>9} {'':>9}  "
+            lines.append(f"{row.role:<{w}} {'-':>7} {'':<12} {'':>9} {'':>9} {'':>9}  "
                          f"{row.verdict}")
     return lines
 

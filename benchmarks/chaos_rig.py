@@ -1,5 +1,6 @@
-"""The chaos soak's cluster: Redis on its append-only file, a gateway and three agents, all
-real processes, each of which the chaos thread may kill or freeze and this rig restarts.
+"""The chaos soak's cluster: Redis on its append-only file, one gateway or several (each on a
+shard of its own, :mod:`benchmarks.chaos_gateways`) and three agents, all real processes, each
+of which the chaos thread may kill or freeze and this rig restarts.
 
 Built on :class:`benchmarks.faults2_rig.Rig` (spawning, logs, status); it adds what a soak
 needs: Redis run as ``tokengate up`` runs it (``appendonly yes``, the default ``appendfsync
@@ -36,7 +37,15 @@ from tokengate.shared.errors import RedisUnavailable, TokenGateError
 from tokengate.shared.redis_server import RedisServer
 
 from benchmarks.chaos_checks import Incarnation, Sample
-from benchmarks.faults2_rig import Rig
+from benchmarks.chaos_gateways import (
+    GatewaySpot,
+    ShardAdmins,
+    addresses_for,
+    layout,
+    merge_nodes,
+    shard_prefixes,
+)
+from benchmarks.faults2_rig import TASKS, TOKEN, Rig, role_command
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +97,10 @@ class _Life:
 
 
 class ChaosRig:
-    """Redis (AOF), one gateway and named agents; ``close`` stops them all."""
+    """Redis (AOF), ``gateways`` gateways and named agents; ``close`` stops them all."""
 
     def __init__(self, workdir: Path, *, heartbeat_timeout: float, result_ttl: int,
-                 agents: tuple[str, ...] = ("a1", "a2", "a3")) -> None:
+                 agents: tuple[str, ...] = ("a1", "a2", "a3"), gateways: int = 1) -> None:
         self.workdir = workdir
         self.agents = agents
         self.heartbeat_timeout = heartbeat_timeout
@@ -101,24 +110,30 @@ class ChaosRig:
         self.rig = Rig(heartbeat_timeout=heartbeat_timeout, redis_url=self.redis.url)
         self.rig.logdir = workdir  # every process log beside the soak's own files
         self.gateway_options = ("--result-ttl", str(result_ttl))
+        self.spots = layout(gateways, self.rig.address)
         self._spawner = _Spawner()
-        self.admin = self.rig.client(connect=False)
+        self.admins = ShardAdmins(self.spots, TOKEN)
         self._lock = threading.Lock()
         self._incarnations: list[_Life] = []
         self._expected_down: set[str] = set()
         self._born("redis", self.redis.process)
 
     @property
+    def gateways(self) -> tuple[str, ...]:
+        return tuple(spot.role for spot in self.spots)
+
+    @property
     def roles(self) -> tuple[str, ...]:
-        return ("redis", "gateway", *self.agents)
+        return ("redis", *self.gateways, *self.agents)
+
+    def client_addresses(self, index: int) -> str:
+        """The address list of the load's ``index``-th client (its own gateway first)."""
+        return addresses_for(self.spots, index)
 
     @property
-    def address(self) -> str:
-        return self.rig.address
-
-    @property
-    def prefix(self) -> str:
-        return self.rig.prefix
+    def prefixes(self) -> tuple[str, ...]:
+        """Each shard's key prefix."""
+        return shard_prefixes(self.rig.key_prefix, self.spots)
 
     # -- processes -----------------------------------------------------------------------
 
@@ -144,8 +159,9 @@ class ChaosRig:
         return proc.pid
 
     def start(self) -> None:
-        """The gateway, then the agents; waits (bounded) until all serve."""
-        self._start_gateway()
+        """The gateways, then the agents; waits (bounded) until all serve."""
+        for spot in self.spots:
+            self._start_gateway(spot)
         for name in self.agents:
             self._start_agent(name, wait=False)
         for name in self.agents:
@@ -153,6 +169,11 @@ class ChaosRig:
 
     def kill_and_restart(self, role: str) -> tuple[int, str]:
         """SIGKILL ``role`` and start it again (same port, same name); (old pid, a note)."""
+        pid = self.kill(role)
+        return pid, self.restart(role)
+
+    def kill(self, role: str) -> int:
+        """SIGKILL ``role`` and reap it; it stays down until :meth:`restart`. Its pid."""
         with self._lock:
             self._expected_down.add(role)
         proc = self.process(role)
@@ -160,7 +181,28 @@ class ChaosRig:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         self._reap(role, proc, "chaos SIGKILL")
-        return pid, self.restart(role)
+        return pid
+
+    def homed(self, gateway: str) -> tuple[str, ...]:
+        """The agents whose own gateway (the first of their ``--gateway``) is ``gateway``."""
+        i, count = self.gateways.index(gateway), len(self.spots)
+        return tuple(a for n, a in enumerate(self.agents) if n % count == i)
+
+    def wait_moved(self, gateway: str, timeout: float) -> float | None:
+        """While ``gateway`` is down: seconds until each of its agents (its current pid) is
+        connected to another gateway in its shard (named there); None: not within
+        ``timeout``."""
+        spot = self.spots[self.gateways.index(gateway)]
+        others = [s.address for s in self.spots if s is not spot]
+        agents = self.homed(gateway)
+        began = time.monotonic()
+        while time.monotonic() - began < timeout:
+            there = merge_nodes(self.admins.nodes_at(address, spot.shard) for address in others)
+            if all(a in there and there[a][0] != "DISCONNECTED" and there[a][1] == self.pid(a)
+                   for a in agents):
+                return time.monotonic() - began
+            time.sleep(0.1)
+        return None
 
     def restart(self, role: str) -> str:
         """Start ``role`` again; a note saying how long it took to serve, or why not."""
@@ -169,8 +211,8 @@ class ChaosRig:
         try:
             if role == "redis":
                 self._start_redis()
-            elif role == "gateway":
-                self._start_gateway()
+            elif role in self.gateways:
+                self._start_gateway(self.spots[self.gateways.index(role)])
             else:
                 serving = self._start_agent(role, wait=True)
         except (RedisUnavailable, TokenGateError, OSError, RuntimeError) as exc:
@@ -212,10 +254,21 @@ class ChaosRig:
     def log(self, name: str) -> str:
         return self.rig.log(name)
 
+    def nodes(self) -> tuple[dict[str, tuple[str, int]], str]:
+        """Each agent's (state, pid) over every shard; why a shard was unreadable."""
+        return self.admins.nodes()
+
+    def drain(self, node: str, reason: str) -> str:
+        return self.admins.drain(node, reason)
+
+    def resume(self, node: str) -> str:
+        return self.admins.resume(node)
+
     def close(self) -> None:
         for role in self.roles:  # a frozen process cannot handle SIGTERM
             with contextlib.suppress(OSError):
                 self.signal(role, signal.SIGCONT)
+        self.admins.close()
         self.rig.close()
         self.redis.stop()
         self._spawner.close()
@@ -246,21 +299,25 @@ class ChaosRig:
                 raise RedisUnavailable(f"redis-server did not come back on {port}: {error}")
             time.sleep(0.5)
 
-    def _start_gateway(self) -> None:
+    def _start_gateway(self, spot: GatewaySpot) -> None:
+        shard = ("--shard", spot.shard) if len(self.spots) > 1 else ()
+        command = role_command(
+            "gateway", "--listen", spot.address, "--redis", self.rig.redis_url,
+            "--heartbeat-timeout", str(self.heartbeat_timeout), *shard, *self.gateway_options,
+            verbose=True)
         for _ in range(3):
-            proc = self._spawner.call(
-                lambda: self.rig.gateway("gateway", *self.gateway_options, wait=False))
-            self._born("gateway", proc)
-            if self._wait_serving(proc):
+            proc = self._spawner.call(lambda: self.rig.spawn(spot.role, command))
+            self._born(spot.role, proc)
+            if self._wait_serving(spot.role, proc):
                 return
-            self._reap("gateway", proc, "did not start")
-        raise RuntimeError("the gateway did not serve after 3 starts")
+            self._reap(spot.role, proc, "did not start")
+        raise RuntimeError(f"{spot.role} did not serve after 3 starts")
 
-    def _wait_serving(self, proc: subprocess.Popen[bytes]) -> bool:
+    def _wait_serving(self, role: str, proc: subprocess.Popen[bytes]) -> bool:
         deadline = time.monotonic() + RESTART_TIMEOUT
         while proc.poll() is None and time.monotonic() < deadline:
             try:
-                self.admin.ping(timeout=2.0)
+                self.admins.ping(role, timeout=2.0)
                 return True
             except TokenGateError:
                 continue
@@ -269,7 +326,10 @@ class ChaosRig:
         return False
 
     def _start_agent(self, name: str, *, wait: bool) -> bool:
-        proc = self._spawner.call(lambda: self.rig.agent(name, *AGENT_OPTIONS, wait=False))
+        command = role_command(
+            "agent", "--gateway", addresses_for(self.spots, self.agents.index(name)),
+            "--name", name, "--include", TASKS, *AGENT_OPTIONS, verbose=True)
+        proc = self._spawner.call(lambda: self.rig.spawn(name, command))
         self._born(name, proc)
         return self.wait_agent(name) if wait else True
 
@@ -284,10 +344,7 @@ class ChaosRig:
         """True once ``predicate({name: (state, pid)})`` holds in ``status``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                nodes = {n.name: (n.state, n.pid) for n in self.admin.status().nodes}
-            except TokenGateError:
-                nodes = {}
+            nodes, _ = self.nodes()  # a shard that did not answer shows none of its agents
             if predicate(nodes):
                 return True
             time.sleep(0.2)
