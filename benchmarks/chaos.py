@@ -112,13 +112,9 @@ def run(settings: Settings) -> SoakResult:
 
 def _client(settings: Settings, addresses: str, record: Record) -> ChaosClient:
     """A load client that starts at the first of ``addresses`` (its own gateway)."""
-    client = ChaosClient(ClientConfig(address=addresses, token=TOKEN,
-                                      submit_timeout=SUBMIT_TIMEOUT),
-                         record=record, sample_rate=settings.sample_rate,
-                         salt=str(settings.seed))
-    while client.address != addresses.split(",")[0]:  # a client starts at a random one
-        client._next_gateway()
-    return client
+    return ChaosClient(ClientConfig(address=addresses, token=TOKEN, spread=False,
+                                    submit_timeout=SUBMIT_TIMEOUT),
+                       record=record, sample_rate=settings.sample_rate, salt=str(settings.seed))
 
 
 def _soak(settings: Settings, rig: ChaosRig, clients: list[ChaosClient], workdir: Path,

@@ -21,7 +21,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tokengate.gateway.ledger.schema import DEFAULT_SHARD, shard_prefix
-from tokengate.shared import wire
 from tokengate.shared.client import ClusterClient
 from tokengate.shared.client_config import ClientConfig
 from tokengate.shared.errors import BadRequest, TokenGateError
@@ -148,10 +147,5 @@ class ShardAdmins:
 def _client(addresses: str, token: str, shard: str) -> ClusterClient:
     """A client (not connected: operator calls only) that starts at the first address and,
     given a shard, names it on every call."""
-    client = ClusterClient(ClientConfig(address=addresses, token=token))
-    first = addresses.split(",")[0]
-    while client.address != first:  # a client starts at a random address
-        client._next_gateway()
-    if shard:
-        client._learn_shard(((wire.SHARD, shard),))
-    return client
+    return ClusterClient(ClientConfig(address=addresses, token=token, spread=False,
+                                      shard=shard))

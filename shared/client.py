@@ -69,13 +69,16 @@ class ClusterClient:
         self.config = config
         self._codec = codec.codec_id(config.codec)
         self._metadata = call_metadata(config.token, config.client_id)
-        # Gateways to try, from a random one (clients spread over them); the session moves
-        # to the next when it is lost. Channels are made once per address, closed at close.
+        # Gateways to try, from a random one (clients spread over them) unless told to start
+        # at the first; the session moves to the next when it is lost. Channels are made
+        # once per address, closed at close.
         self._addresses = addresses(config.address)
-        self._at = random.randrange(len(self._addresses))
+        self._at = random.randrange(len(self._addresses)) if config.spread else 0
         self._channels: dict[str, grpc.Channel] = {}
         self._stub = self._stub_at(self._addresses[self._at])
         self.shard = ""  # the shard of this client's calls, once a gateway named it
+        if config.shard:
+            self._learn_shard(((wire.SHARD, config.shard),))
         self._lock = threading.Lock()
         self._outstanding: dict[str, tuple[TaskToken, pb.TaskItem]] = {}
         self._unacked: set[str] = set()

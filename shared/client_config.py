@@ -29,6 +29,12 @@ class ClientConfig:
     address: str = setting(DEFAULT_GATEWAY, env="TOKENGATE_GATEWAY",
                            doc="HOST:PORT of the gateway (agents and clients); several, "
                                "comma-separated, for a cluster of gateways")
+    spread: bool = setting(True, env="TOKENGATE_CLIENT_SPREAD",
+                           doc="with several gateway addresses, start at a random one (clients "
+                               "spread over the gateways); false: at the first")
+    shard: str = setting("", env="TOKENGATE_CLIENT_SHARD",
+                         doc="the shard to name on every call (default: the one the first "
+                             "gateway names); its tokens are reached from any gateway")
     token: str = setting("", secret=True, doc="the cluster's shared token")
     client_id: str = setting(factory=new_client_id,
                              doc="this client's id: its tokens are its own, and only it may "
