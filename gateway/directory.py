@@ -69,6 +69,10 @@ class Directory:
             return found
         return self._call(look)
 
+    def known(self, shard: str) -> bool:
+        """Whether a gateway of the cluster ever served ``shard``."""
+        return bool(self._call(lambda: self.client.sismember(self.key, shard)))
+
     def holder(self, shard: str) -> bytes | None:
         """The lease record of the gateway serving ``shard`` now, if any."""
         key = schema.shard_prefix(self.key_prefix, shard) + schema.LEASE

@@ -379,6 +379,7 @@ class GatewayServer:
         # Adopting other shards needs ledgers of their own: on Redis, not on a given ledger.
         if self._ledger is None:
             directory = await asyncio.to_thread(Directory, config.redis_url, config.key_prefix)
+            await asyncio.to_thread(directory.add, config.shard)  # before it serves
             self.shards = Shards(gateway, _ledger_for, directory)
         else:
             self.shards = Shards(gateway, None)

@@ -106,6 +106,9 @@ class Shards:
             raise BadRequest(str(exc)) from None
         assert self._make_ledger is not None
         if self._directory is not None:  # a cheap look first: a live holder refuses at once
+            if not await asyncio.to_thread(self._directory.known, name):
+                raise BadRequest(f"no gateway of this cluster ever served shard {name!r}: "
+                                 "a header can name only an existing shard")
             holder = await asyncio.to_thread(self._directory.holder, name)
             if holder is not None and not dead_here(holder):
                 raise GatewayUnavailable(f"shard {name!r} is served by another gateway now; "
@@ -130,7 +133,6 @@ class Shards:
     async def _scan(self, directory: Directory) -> None:
         """Adopt the shards nobody serves that hold work, once seen so twice in a row
         (a shard's own gateway restarting takes its lease back within that)."""
-        await asyncio.to_thread(directory.add, self.home.config.shard)
         seen: set[str] = set()
         while True:
             await asyncio.sleep(SCAN_EVERY)  # a periodic look: nothing tells of a death

@@ -18,7 +18,7 @@ from redis_cluster import RedisCluster
 from tokengate.gateway.ledger.schema import shard_prefix
 from tokengate.shared.client import ClusterClient
 from tokengate.shared.client_config import ClientConfig
-from tokengate.shared.errors import GatewayUnavailable
+from tokengate.shared.errors import BadRequest, GatewayUnavailable
 from tokengate.shared.status import describe
 
 SHARDS = ("a", "b", "c")  # their hash tags fall on the three masters' slot ranges
@@ -292,3 +292,20 @@ def test_the_gateway_follows_its_shard_to_a_promoted_replica(
             gw.log("gateway"), "the gateway said where it followed the slot"
     finally:
         gw.stop()
+
+
+def test_a_header_cannot_make_a_gateway_serve_a_shard_that_does_not_exist(
+        redis_url: str, tmp_path: Path) -> None:
+    """Naming a shard no gateway ever served is refused (BadRequest), not adopted: a client
+    must not make a gateway create shards by naming them."""
+    cluster = Cluster(redis_url, tmp_path, shard="a")
+    try:
+        cluster.start_gateway()
+        client = ClusterClient(ClientConfig(address=cluster.address, token=TOKEN,
+                                            shard="made-up"))
+        with pytest.raises(BadRequest, match="ever served shard"):
+            client.status()
+        client.close()
+        assert "adopted" not in cluster.log("gateway")
+    finally:
+        cluster.stop()
