@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable
 
 import msgpack
+import psutil
 from tokengate.gateway.ledger import TokenLedger
 from tokengate.shared.errors import ConfigurationError, RedisUnavailable
 
@@ -37,16 +38,6 @@ TTL = 3.0
 
 class AnotherGateway(ConfigurationError):
     """Another live gateway serves this Redis and key prefix."""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class GatewayLease:
@@ -133,7 +124,7 @@ def dead_here(holder: bytes) -> bool:
     except (ValueError, msgpack.UnpackException):
         return False
     return info.get("host") == socket.gethostname() and \
-        not _pid_alive(int(info.get("pid", 0)))
+        not psutil.pid_exists(int(info.get("pid", 0)))
 
 
 def _describe(holder: bytes) -> str:

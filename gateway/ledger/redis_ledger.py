@@ -214,8 +214,12 @@ def _at(url: str, host: str, port: int) -> str:
                                      f"{host}:{port}"))
 
 
-def _slot_owner(client: redis.Redis, key: str) -> tuple[str, int] | None:
-    """The master of the Redis Cluster slot of ``key``; None if Redis is not a cluster."""
+Node = tuple[str, int]
+
+
+def _slot_owner(client: redis.Redis, key: str) -> tuple[Node, list[Node]] | None:
+    """The master of the Redis Cluster slot of ``key`` and every node of the cluster
+    (masters and replicas), from one CLUSTER SLOTS; None if Redis is not a cluster."""
     try:
         if not client.info("cluster").get("cluster_enabled"):
             return None
@@ -225,18 +229,13 @@ def _slot_owner(client: redis.Redis, key: str) -> tuple[str, int] | None:
         if _unavailable(exc):
             raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
         raise
+    def node(entry: Any) -> Node:
+        return _text(entry[0]) or "127.0.0.1", int(entry[1])
+    nodes = list(dict.fromkeys(node(n) for _, _, *served in ranges for n in served))
     for first, last, master, *_ in ranges:
         if first <= slot <= last:
-            return _text(master[0]) or "127.0.0.1", int(master[1])
+            return node(master), nodes
     raise RedisUnavailable(f"no Redis Cluster master serves slot {slot} (of {key!r}) now")
-
-
-def _nodes(client: redis.Redis) -> list[tuple[str, int]]:
-    """Every node of the Redis Cluster ``client`` talks to, masters and replicas."""
-    found: list[tuple[str, int]] = []
-    for _, _, *nodes in client.execute_command("CLUSTER", "SLOTS"):
-        found += [(_text(n[0]) or "127.0.0.1", int(n[1])) for n in nodes]
-    return list(dict.fromkeys(found))
 
 
 def _requeued(reply: list[Any]) -> Requeued:
@@ -436,14 +435,15 @@ class RedisLedger:
         if is_sentinel_url(url):
             return cls(client, **kwargs)
         prefix = kwargs.get("prefix", cls.__init__.__kwdefaults__["prefix"])
-        owner = _slot_owner(client, prefix + schema.EPOCH)
-        if owner is None:
+        view = _slot_owner(client, prefix + schema.EPOCH)
+        if view is None:
             return cls(client, **kwargs)
+        owner, nodes = view
         client.close()
         client = redis.Redis.from_url(_at(url, *owner), **options)
         logger.info("Redis Cluster: shard %r is served by %s:%d", prefix, *owner)
         ledger = cls(client, **kwargs)
-        ledger.cluster_seeds = [url, *(_at(url, *node) for node in _nodes(client))]
+        ledger.cluster_seeds = [url, *(_at(url, *node) for node in nodes)]
         return ledger
 
     def follow(self, exc: BaseException) -> None:
@@ -480,18 +480,16 @@ class RedisLedger:
             if now - self._looked_at < RELOOK_EVERY:
                 return
             self._looked_at = now
-        pool = self.redis.connection_pool
         for seed in self.cluster_seeds:
             probe = redis.Redis.from_url(seed, socket_timeout=1, socket_connect_timeout=1)
             try:
-                owner = _slot_owner(probe, self.key(schema.EPOCH))
+                view = _slot_owner(probe, self.key(schema.EPOCH))
             except (redis.RedisError, RedisUnavailable):
                 continue
             finally:
                 probe.close()
-            if owner is not None and owner != (pool.connection_kwargs.get("host"),
-                                               pool.connection_kwargs.get("port")):
-                self.retarget(*owner)
+            if view is not None:
+                self.retarget(*view[0])  # a no-op if it is where we already are
             return
 
     def key(self, *parts: str) -> str:

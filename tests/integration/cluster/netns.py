@@ -29,6 +29,8 @@ import subprocess
 import uuid
 from dataclasses import dataclass
 
+import psutil
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "tgns-"
@@ -66,16 +68,6 @@ def unavailable() -> str | None:
     return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _owner(name: str) -> int | None:
     """The pid in a name this module made (``tgns-<pid>-...``), else None."""
     if not name.startswith(PREFIX):
@@ -95,12 +87,12 @@ def sweep() -> None:
     """Remove namespaces and bridges left by test runs that are no longer alive."""
     for entry in _json("netns", "list"):
         owner = _owner(entry.get("name", ""))
-        if owner is not None and not _alive(owner):
+        if owner is not None and not psutil.pid_exists(owner):
             _kill_inside(entry["name"])
             ip("netns", "del", entry["name"], check=False)
     for link in _json("link", "show", "type", "bridge"):
         owner = _owner(link.get("ifalias", ""))
-        if owner is not None and not _alive(owner):
+        if owner is not None and not psutil.pid_exists(owner):
             ip("link", "del", link["ifname"], check=False)
 
 
