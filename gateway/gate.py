@@ -10,9 +10,10 @@ which tokens reached an outcome; the release task hands held calls back to admis
 
 A held call is not the gateway's yet: not stored and not acknowledged, so its client keeps
 it (its window slot stays taken: that is the flooding client's backpressure) and a gateway
-crash loses nothing (the client offers it again). Its session closing drops it (the client
-offers it again on its next session); a kill removes it and answers its client
-``TokenKilled`` (it never ran and never will).
+crash loses nothing (the client offers it again). Its session closing changes nothing: like
+a frame read before the close, what the client sent is still admitted (a session cut off as
+too slow keeps that promise; the client offering it again on a new session is answered by
+id). A kill removes it and answers its client ``TokenKilled`` (it never ran and never will).
 """
 
 from __future__ import annotations
@@ -123,18 +124,7 @@ class Gate:
         if counts and self._held_total:
             self._wake.set()
 
-    # -- sessions and kills --------------------------------------------------------------------
-
-    def close(self, conn: ClientConn) -> None:
-        """A session ended: drop what it had held here (its client offers it again)."""
-        queue = self._held.get(conn.client_id)
-        if not queue:
-            return
-        kept = deque(h for h in queue if h.conn is not conn)
-        dropped = len(queue) - len(kept)
-        if dropped:
-            self._replace(conn.client_id, kept, dropped)
-            self._wake.set()  # others may go now
+    # -- kills -------------------------------------------------------------------------------
 
     def kill(self, token_id: str) -> bool:
         """Kill a held call: removed, and its client told TokenKilled. False if none."""
@@ -186,8 +176,8 @@ class Gate:
                 held = queue.popleft()
                 self._held_total -= 1
                 token_id = held.row.item.token_id
-                if not held.conn.open or token_id in self._flying:
-                    skipped += 1  # counted by release; not admitted here
+                if token_id in self._flying:
+                    skipped += 1  # stored meanwhile (offered again): not new work
                     self.shares.finished(party, 1)
                     continue
                 self._flying[token_id] = party

@@ -136,7 +136,6 @@ class Gateway:
 
     def close_session(self, conn: ClientConn) -> None:
         conn.close(discard=True)
-        self.gate.close(conn)
         self.results.detach(conn)
 
     # -- agent links ---------------------------------------------------------------------------
