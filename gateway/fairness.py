@@ -18,17 +18,26 @@ whatever the room (held calls past it wait for its own calls to finish).
 So the total in flight stays within ``depth`` plus the shares of parties that arrive late
 (at most twice ``depth``), and a party that arrives while another floods is at most one
 share behind: its first calls are under its share and go straight in.
+
+A party alone is not held to ``depth`` but to ``SOLO_FACTOR`` times it: the depth caps a
+pipeline, and one client's throughput should not pay for fairness nobody needs. Alone means
+no other party is *present*: active, or seen (a call, an outcome) within ``LINGER`` seconds,
+so an interactive client counts between its calls. A newcomer then waits behind at most the
+solo depth once, while the lone party's excess drains (its new calls are held meanwhile).
+Times are given by the owner (``now``); nothing here reads a clock.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from tokengate.shared.errors import ConfigurationError
 
 QUANTUM = 16  # calls a weight-1 party may release per turn of the round robin
+SOLO_FACTOR = 8  # a party alone may have this many times the depth in flight
+LINGER = 1.0  # seconds a party stays present after its last call or outcome
 MAX_WEIGHT = 1000
 RELEASE_FRACTION = 4  # held calls are released once this fraction of the depth is free
 
@@ -84,12 +93,16 @@ class Shares:
         self._ring: deque[str] = deque()  # parties with held calls, the next to serve first
         self._deficit: dict[str, int] = {}
         self._charged = False  # the head of the ring got its quantum for this turn
+        self._seen: OrderedDict[str, float] = OrderedDict()  # party -> last seen, oldest first
+        self._now = 0.0
 
     # -- what happened -------------------------------------------------------------------------
 
-    def admit(self, party: str, n: int) -> int:
-        """``n`` new calls of ``party``: how many go straight through (counted in flight);
-        the rest are held (counted held), in order behind any it holds already."""
+    def admit(self, party: str, n: int, at: float = 0.0) -> int:
+        """``n`` new calls of ``party`` at time ``at``: how many go straight through
+        (counted in flight); the rest are held (counted held), in order behind any it holds
+        already."""
+        self._see(party, at)
         now = min(n, self._straight(party))
         was = self._active(party)
         if now:
@@ -103,8 +116,9 @@ class Shares:
         self._became(party, was)
         return now
 
-    def finished(self, party: str, n: int) -> None:
+    def finished(self, party: str, n: int, at: float = 0.0) -> None:
         """``n`` calls of ``party`` in flight finished (or were never stored after all)."""
+        self._see(party, at)
         was = self._active(party)
         n = min(n, self.in_flight.get(party, 0))
         left = self.in_flight.get(party, 0) - n
@@ -124,9 +138,27 @@ class Shares:
     # -- decisions -----------------------------------------------------------------------------
 
     def room(self) -> int | None:
-        """Calls that may enter before the gateway is at its depth; None: no depth."""
+        """Calls that may enter before the gateway is at its depth (the solo depth while
+        one party is present); None: no depth."""
         depth = self.policy.depth
-        return None if depth <= 0 else max(0, depth - self.total)
+        if depth <= 0:
+            return None
+        if not self.contended():
+            depth *= SOLO_FACTOR
+        return max(0, depth - self.total)
+
+    def contended(self) -> bool:
+        """Two parties or more are present (active, or seen within ``LINGER``)."""
+        seen = self._seen
+        while seen:
+            party, at = next(iter(seen.items()))
+            if self._now - at <= LINGER:
+                break
+            if self._active(party):
+                self._see(party, self._now)  # an active party stays present
+            else:
+                del seen[party]
+        return len(seen) >= 2
 
     def batch(self) -> int:
         """The least room worth a release."""
@@ -138,10 +170,11 @@ class Shares:
         active = self._active_weight + (0 if self._active(party) else weight)
         return max(1, self.policy.depth * weight // max(1, active))
 
-    def release(self) -> dict[str, int]:
+    def release(self, at: float = 0.0) -> dict[str, int]:
         """Held calls to release now, per party (moved from held to in flight). With a
         depth, only once a batch's worth of room is open (a quarter of the depth, or all
         that is held): released a few at a time, calls would travel in frames of a few."""
+        self._now = max(self._now, at)
         room = self.room()
         out: dict[str, int] = {}
         if room is not None and room < min(self.batch(), sum(self.held.values())):
@@ -181,8 +214,14 @@ class Shares:
         mine = self.in_flight.get(party, 0)
         limit = self._quota_room(party)
         if self.policy.depth > 0:
-            limit = min(limit, max(self.room() or 0, self.share(party) - mine))
+            share = self.share(party) if self.contended() else 0
+            limit = min(limit, max(self.room() or 0, share - mine))
         return max(0, limit)
+
+    def _see(self, party: str, at: float) -> None:
+        self._now = max(self._now, at)
+        self._seen[party] = self._now
+        self._seen.move_to_end(party)
 
     def _quota_room(self, party: str) -> int:
         quota = self.policy.quota_of(party)

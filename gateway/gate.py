@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ class Gate:
         party = conn.client_id
         again = [r for r in rows if r.item.token_id in self._flying]  # stored: not new work
         fresh = [r for r in rows if r.item.token_id not in self._flying]
-        n = self.shares.admit(party, len(fresh))
+        n = self.shares.admit(party, len(fresh), time.monotonic())
         now, rest = fresh[:n], fresh[n:]
         for row in now:
             self._flying[row.item.token_id] = party
@@ -119,8 +120,9 @@ class Gate:
             party = flying.pop(token_id, None)
             if party is not None:
                 counts[party] = counts.get(party, 0) + 1
+        now = time.monotonic()
         for party, n in counts.items():
-            self.shares.finished(party, n)
+            self.shares.finished(party, n, now)
         if counts and self._held_total:
             self._wake.set()
 
@@ -170,7 +172,7 @@ class Gate:
         (their writes share the store's pipeline); False when nothing went."""
         batches: dict[tuple[int, bool], tuple[ClientConn, list[Any]]] = {}
         skipped = 0
-        for party, n in self.shares.release().items():
+        for party, n in self.shares.release(time.monotonic()).items():
             queue = self._held[party]
             for _ in range(n):
                 held = queue.popleft()

@@ -23,9 +23,9 @@ def shares(depth: int = 0, quantum: int = 4, **policy) -> fairness.Shares:
 
 @pytest.mark.parametrize(("depth", "quota", "flying", "n", "straight"), [
     (0, 0, {}, 50, 50),                   # off: everything goes
-    (10, 0, {}, 25, 10),                  # alone: up to the depth
+    (10, 0, {}, 100, 80),                 # alone: up to the solo depth (8x)
     (10, 0, {"a": 10}, 8, 5),             # a newcomer: up to its share (10 * 1/2), room or not
-    (10, 0, {"a": 4}, 20, 6),             # room left: the room, over the share
+    (10, 0, {"a": 4}, 20, 6),             # another present: the room, over the share
     (10, 3, {}, 25, 3),                   # a quota caps it below the depth
     (0, 3, {"a": 2}, 25, 3),              # a quota without a depth
     (10, 0, {"a": 5, "c": 5}, 20, 3),     # three active: a share of 10/3
@@ -41,6 +41,7 @@ def test_what_goes_straight_through(depth, quota, flying, n, straight):
 
 def test_held_calls_keep_their_order_behind_those_held_before():
     state = shares(depth=4)
+    state.admit("z", 0)  # another client present: the depth binds
     assert state.admit("a", 10) == 4
     state.finished("a", 4)
     assert state.admit("a", 1) == 0, "room, but six of its own wait first"
@@ -53,6 +54,7 @@ def test_held_calls_keep_their_order_behind_those_held_before():
 ])
 def test_the_round_robin_shares_the_room_by_weight(weights, expected):
     state = shares(depth=16, quantum=4, weights=weights)
+    state.admit("b", 0)
     state.admit("a", 16)
     state.admit("a", 100)
     state.admit("b", 100)  # a newcomer's share went straight through
@@ -60,6 +62,19 @@ def test_the_round_robin_shares_the_room_by_weight(weights, expected):
     state.finished("b", 8)
     released = state.release()
     assert released == expected and state.total == 16
+
+
+def test_a_client_alone_gets_the_solo_depth_until_another_is_present():
+    state = shares(depth=10)
+    assert state.admit("a", 200, at=0.0) == 10 * fairness.SOLO_FACTOR
+    assert state.admit("b", 20, at=0.5) == 5, "a newcomer: its share, straight in"
+    assert state.admit("a", 5, at=0.6) == 0, "contended now: a is far over its share"
+    state.finished("b", 5, at=0.7)
+    assert state.contended(), "b was seen 0.0s ago: present"
+    state.dropped("b", state.held["b"])
+    state.finished("a", 70, at=0.7 + fairness.LINGER + 0.1)
+    assert not state.contended() and state.room() == 80 - 10, "b has left: solo again"
+    assert state.release(at=3.0) == {"a": 70}, "its held calls fill the solo room"
 
 
 def test_release_waits_for_a_batch_of_room_and_respects_quotas():
@@ -105,16 +120,16 @@ def test_held_calls_are_neither_stored_nor_acked_and_go_in_as_tokens_finish():
             flood, other = ClientConn("p1", "flood"), ClientConn("p2", "other")
             for conn in (flood, other):
                 gateway.open_session(conn)
-            await gateway.on_client_frame(flood, frame(*[f"f{i}" for i in range(10)]))
-            assert sorted(replies(flood)[0]) == ["f0", "f1", "f2", "f3"], "the depth"
-            assert gateway.ledger.records(["f4"]) == [None], "held: not stored"
             await gateway.on_client_frame(other, frame("o1"))
-            assert replies(other)[0] == ["o1"], "under its share: straight in"
+            assert replies(other)[0] == ["o1"]
+            await gateway.on_client_frame(flood, frame(*[f"f{i}" for i in range(10)]))
+            assert sorted(replies(flood)[0]) == ["f0", "f1", "f2"], "the depth, 4, is full"
+            assert gateway.ledger.records(["f3"]) == [None], "held: not stored"
             sent = sent_tasks(agent)
             await gateway.on_agent_frame(agent, pb.AgentFrame(results=done(sent), seq=2))
             for _ in range(50):  # the release task runs on the loop
                 await asyncio.sleep(0)
-            assert sorted(replies(flood)[0]) == ["f4", "f5", "f6", "f7"]
+            assert sorted(replies(flood)[0]) == ["f3", "f4", "f5", "f6"]
             gateway.close_session(flood)  # what its client sent is still admitted
             await gateway.on_agent_frame(agent, pb.AgentFrame(results=done(sent_tasks(agent)),
                                                               seq=3))
