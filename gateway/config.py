@@ -94,8 +94,8 @@ class GatewayConfig:
     fair_depth: int = setting(
         256, doc="tokens stored and not finished, over all clients, past which a client's calls "
         "beyond its weighted share wait at the gateway, unstored and unacknowledged, and are "
-        "stored in weighted round robin as tokens finish (docs/cluster.md, Fair shares); "
-        "0: first come, first served")
+        "stored in weighted round robin as tokens finish; a client alone may have 8x it "
+        "(docs/cluster.md, Fair shares); 0: first come, first served")
     client_weights: tuple[str, ...] = setting(
         (), doc="CLIENT_ID=WEIGHT,...: a client's share of fair_depth is its weight over the "
         f"weights of the clients with calls in flight or held (others weigh 1; at most "
