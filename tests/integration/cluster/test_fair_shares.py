@@ -15,7 +15,9 @@ TASK = "cluster_tasks:record_light"
 
 @pytest.mark.parametrize(("depth", "fair"), [(32, True), (0, False)], ids=["fair", "off"])
 def test_a_second_client_is_served_while_another_floods(make_cluster, effects, depth, fair):
-    cluster = make_cluster(agents=("a1",), gateway_options=("--fair-depth", str(depth)))
+    # small mailboxes: the flood waits in Redis (first come, first served), not on the agent
+    cluster = make_cluster(agents=("a1",), gateway_options=("--fair-depth", str(depth)),
+                           agent_options=("--mailbox-capacity", "20"))
     flooder = cluster.client(client_id="flooder")
     other = cluster.client(client_id="other")
     flood = [flooder.submit_by_name(TASK, (str(effects), f"a{i}", 0.001)) for i in range(FLOOD)]
