@@ -43,6 +43,7 @@ from tokengate.shared.errors import (
     UnknownTask,
 )
 from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.parking import ParkingLot, await_admission, running_loop
 from tokengate.shared.registry import TaskSpec, lookup
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
@@ -93,6 +94,9 @@ class ClusterClient:
         self._thread: threading.Thread | None = None
         self.close_hooks: list[Any] = []  # called with the client when it closes
         self._received: list[str] = []  # results resolved, not yet reported (under _lock)
+        self._parking = ParkingLot(f"client-{config.client_id[:8]}", self._admit,
+                                   timeout=config.submit_timeout, capacity=config.park_capacity,
+                                   closed_error=_closed_error)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -149,6 +153,8 @@ class ClusterClient:
         for hook in self.close_hooks:
             hook(self)
         self._closed.set()
+        self._parking.close()
+        self._window.release()  # wakes the parking lot's admitter if it waits for a slot
         with self._lock:
             self._stream.put(None)
         call = self._call
@@ -189,6 +195,17 @@ class ClusterClient:
 
     def _submit(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
                 kwargs: dict[str, Any], func: Any) -> TaskToken:
+        """One call: sent when the window has room; else it waits for room here, or, on an
+        event loop's thread, parked (the loop never waits; see :mod:`shared.parking`)."""
+        token, item = self._prepare(name, operation_type, tags, args, kwargs, func)
+        if running_loop() is None:
+            self._admit(token, item, self.config.submit_timeout)
+        elif len(self._parking) or not self._try_admit(token, item):
+            self._parking.park(token, item)
+        return token
+
+    def _prepare(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
+                 kwargs: dict[str, Any], func: Any) -> tuple[TaskToken, pb.TaskItem]:
         payload = codec.encode_call(args, kwargs, self._codec, self.config.max_payload)
         token: TaskToken = TaskToken(func, args, kwargs, operation_type=operation_type, tags=tags)
         token.remote = True  # an agent runs it; a worker thread waiting on it must not
@@ -197,17 +214,46 @@ class ClusterClient:
                            operation_type=operation_type)
         if tags.requires:
             item.requires.extend(labels.to_texts(tags.requires))
+        return token, item
+
+    async def submit_async(self, spec: TaskSpec, args: tuple[Any, ...],
+                           kwargs: dict[str, Any]) -> TaskToken:
+        """Backend, awaitable: return the token once the window took the call (its
+        coroutine waits, the loop does not); raise what refused it."""
+        token, item = self._prepare(spec.name, spec.operation_type, spec.tags, args, kwargs,
+                                    spec.func)
+        if not len(self._parking) and self._try_admit(token, item):
+            return token
+        future = self._parking.park(token, item, running_loop())
+        return await await_admission(self._parking, token, future)
+
+    def _admit(self, token: TaskToken, item: pb.TaskItem, timeout: float | None) -> None:
+        """Wait up to ``timeout`` for a window slot, then send the call."""
         if self._closed.is_set():
             raise GatewayUnavailable("the cluster client is closed")
-        if not self._window.acquire(timeout=self.config.submit_timeout):
+        if not self._window.acquire(timeout=timeout):
             raise AdmissionTimeout(f"{self.config.window} submissions still unacknowledged by "
                                    f"the gateway after {self.config.submit_timeout}s")
-        token.advance(TokenState.WAITING)
+        self._send(token, item)
+
+    def _try_admit(self, token: TaskToken, item: pb.TaskItem) -> bool:
+        """Send the call if a window slot is free now; never waits."""
+        if self._closed.is_set():
+            raise GatewayUnavailable("the cluster client is closed")
+        if not self._window.acquire(blocking=False):
+            return False
+        self._send(token, item)
+        return True
+
+    def _send(self, token: TaskToken, item: pb.TaskItem) -> None:
+        """Queue a call that holds a window slot on the session's stream."""
         with self._lock:
+            if self._closed.is_set():  # close() fails what is outstanding after setting it
+                raise GatewayUnavailable("the cluster client is closed")
+            token.advance(TokenState.WAITING)
             self._outstanding[token.token_id] = (token, item)
             self._unacked.add(token.token_id)
             self._stream.put(item)
-        return token
 
     # -- session thread ------------------------------------------------------------------
 
@@ -509,6 +555,10 @@ def _fill(stream: queue.SimpleQueue[Any], first: Any) -> tuple[pb.ClientFrame, A
         frame.submit.append(item)
         size += framing.task_bytes(item)
     return frame, None
+
+
+def _closed_error() -> GatewayUnavailable:
+    return GatewayUnavailable("the cluster client was closed before this call was sent")
 
 
 def open_client(address: str | None = None, *, token: str | None = None,

@@ -48,6 +48,10 @@ class ClientConfig:
         doc="seconds submit may wait for the window (none: as long as it takes), and seconds "
             "a call the gateway could not store (RedisUnavailable: Redis restarting or "
             "stalled) is offered again before it fails (none: 60)")
+    park_capacity: int = setting(
+        100_000, env="TOKENGATE_CLIENT_PARK_CAPACITY",
+        doc="calls made on an event loop's thread that may wait, parked, for the window (the "
+            "loop never waits); past it such a call raises AdmissionTimeout")
     connect_timeout: float = setting(5.0, doc="seconds connect waits for the gateway")
     max_payload: int = setting(DEFAULT_MAX_PAYLOAD, doc="largest encoded arguments of one "
                                "call, in bytes")

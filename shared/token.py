@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
 from tokengate.shared.errors import TaskFailed, TokenKilled, TokenTimeout
@@ -276,9 +276,45 @@ class TaskToken(Generic[R]):
                            f"{self.traceback_text}")
         raise error
 
+    # -- asyncio -------------------------------------------------------------------------
+
+    def __await__(self) -> Generator[Any, None, R]:
+        """``await token``: the result, or the task's exception, exactly as :meth:`get`.
+
+        The awaiting coroutine waits, its event loop does not: the token's done-callback
+        wakes the loop with ``call_soon_threadsafe``. Cancelling the awaiting coroutine stops
+        the waiting only; the token runs on (kill or cancel it to stop it).
+        """
+        if self.state not in FINAL_STATES:
+            yield from _settled(self).__await__()
+        return self.get()
+
     @property
     def elapsed(self) -> float | None:
         """Seconds from EXECUTING to the final state, if both happened."""
         start = self.timestamps.get(TokenState.EXECUTING)
         end = self.timestamps.get(self.state) if self.state in FINAL_STATES else None
         return None if start is None or end is None else end - start
+
+
+async def _settled(token: TaskToken[Any]) -> None:
+    """Return once ``token`` is final, waking this coroutine's loop from whichever thread
+    finishes it."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: TaskToken[Any]) -> None:
+        try:
+            loop.call_soon_threadsafe(_resolve, future)
+        except RuntimeError:  # the loop is closed: nobody awaits any more
+            pass
+
+    token.add_done_callback(wake)
+    await future
+
+
+def _resolve(future: Any) -> None:
+    if not future.done():  # the awaiting coroutine may have been cancelled
+        future.set_result(None)

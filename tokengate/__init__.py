@@ -55,6 +55,7 @@ from tokengate.shared.errors import (
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import ExecutionMode, StorageTier, TaskTags, Weight
 from tokengate.shared.token import TaskToken
+from tokengate.waiting import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 
 if TYPE_CHECKING:
     from tokengate.shared.client import ClusterClient
@@ -82,6 +83,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tokengate' has no attribute {name!r}")
 
 __all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
     "AdmissionTimeout",
     "AgentLost",
     "AsyncFunctionRefused",
@@ -121,7 +125,9 @@ __all__ = [
     "Unauthenticated",
     "UnknownTask",
     "Weight",
+    "as_completed",
     "chain",
     "connect",
     "task_token_guard",
+    "wait",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import fields
 from typing import Any
 
@@ -10,6 +11,8 @@ from tokengate import _backend
 from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.guards.settings import GuardsConfig
 from tokengate.node_agent.runtime import LocalRuntime
+from tokengate.shared.errors import SchedulerStopped
+from tokengate.shared.parking import ParkingLot, await_admission, running_loop
 from tokengate.shared.registry import TaskSpec
 from tokengate.shared.token import TaskToken
 
@@ -26,6 +29,11 @@ class OperationsCoordinator:
     The guards take any :class:`GuardsConfig` field as a keyword too
     (``auto_block=True``, ``metrics_port=0``, ``quarantine_dir=...``, ``spike_detection=True``,
     ``convergence=True``, ...), or a whole ``guards=GuardsConfig(...)``.
+
+    A decorated call made on a thread that runs an asyncio event loop never waits there: it
+    returns its token at once and the call waits, parked, for room (see
+    :mod:`tokengate.shared.parking`); ``await fn.submit_async(...)`` waits (the coroutine
+    only) until its call is admitted.
     """
 
     def __init__(self, config: SchedulerConfig | None = None, *,
@@ -42,6 +50,10 @@ class OperationsCoordinator:
         self.config = self.runtime.config
         self.scheduler = self.runtime.scheduler
         self.guards = self.runtime.guards
+        self.parking = ParkingLot(self.config.node_name, self._admit_parked,
+                                  timeout=self.config.submit_timeout,
+                                  capacity=self.config.park_capacity,
+                                  closed_error=_stopped_error)
 
     def start(self) -> OperationsCoordinator:
         self.runtime.start()
@@ -49,9 +61,16 @@ class OperationsCoordinator:
         return self
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop taking calls, let admitted work finish (up to ``timeout``), stop workers."""
+        """Stop taking calls, let admitted work finish (up to ``timeout``), stop workers.
+
+        Calls parked by an event loop are admitted first, within the same ``timeout``; those
+        still parked then fail with ``SchedulerStopped``.
+        """
         _backend.uninstall(self)
-        self.runtime.stop(timeout)
+        wait = self.config.stop_timeout if timeout is None else timeout
+        started = time.monotonic()
+        self.parking.close(wait)
+        self.runtime.stop(max(0.0, wait - (time.monotonic() - started)))
 
     def __enter__(self) -> OperationsCoordinator:
         return self.start()
@@ -60,8 +79,29 @@ class OperationsCoordinator:
         self.stop()
 
     def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-        """Backend: where decorated calls arrive."""
-        return self.runtime.submit(spec, args, kwargs)
+        """Backend: where decorated calls arrive. On an event loop's thread the call is
+        parked and its token returned at once; elsewhere it waits for room here."""
+        if running_loop() is None:
+            return self.runtime.submit(spec, args, kwargs)
+        token = self._new_token(spec, args, kwargs)
+        self.parking.park(token)
+        return token
+
+    async def submit_async(self, spec: TaskSpec, args: tuple[Any, ...],
+                           kwargs: dict[str, Any]) -> TaskToken:
+        """Backend, awaitable: return the token once the call is admitted (its coroutine
+        waits, the loop does not); raise what refused it."""
+        token = self._new_token(spec, args, kwargs)
+        future = self.parking.park(token, loop=running_loop())
+        return await await_admission(self.parking, token, future)
+
+    @staticmethod
+    def _new_token(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
+        return TaskToken(spec.func, args, kwargs, operation_type=spec.operation_type,
+                         tags=spec.tags)
+
+    def _admit_parked(self, token: TaskToken, _item: Any, timeout: float | None) -> None:
+        self.scheduler.submit(token, timeout)
 
     # Control and observation, delegated to the scheduler that owns the state.
     def drain(self, reason: str = "") -> None:
@@ -71,7 +111,11 @@ class OperationsCoordinator:
         self.scheduler.resume()
 
     def kill(self, token: TaskToken | str) -> bool:
-        return self.scheduler.kill(token if isinstance(token, str) else token.token_id)
+        token_id = token if isinstance(token, str) else token.token_id
+        parked = self.parking.withdraw(token_id)
+        if parked is not None:
+            return parked.kill()
+        return self.scheduler.kill(token_id)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         return self.scheduler.wait_idle(timeout)
@@ -99,3 +143,7 @@ class OperationsCoordinator:
     @property
     def metrics_port(self) -> int | None:
         return self.guards.metrics_port
+
+
+def _stopped_error() -> SchedulerStopped:
+    return SchedulerStopped("the coordinator stopped before this call was admitted")

@@ -38,6 +38,11 @@ def task_token_guard(
     error; default: the policy of the function's complexity level) and ``spike_check``
     (True/False: judge this function's calls for spikes whatever the coordinator's
     ``spike_detection``; None follows it).
+
+    From a coroutine, ``await fn.submit_async(*args)`` returns the token once the call is
+    admitted (backpressure for the coroutine, never for its event loop); a plain call made
+    on an event loop's thread returns its token at once and the call waits, parked, for
+    room. ``await token`` gives the result.
     """
     if callable(operation_type):  # used bare: @task_token_guard
         return task_token_guard()(operation_type)
@@ -70,6 +75,13 @@ def task_token_guard(
         def submit_call(*args: P.args, **kwargs: P.kwargs) -> TaskToken[R]:
             return _backend.current().submit(spec, args, kwargs)
 
+        async def submit_async(*args: P.args, **kwargs: P.kwargs) -> TaskToken[R]:
+            """Submit from a coroutine: return the token once the call is admitted; the
+            coroutine waits for room, the event loop does not."""
+            return await _backend.submit_async(spec, args, kwargs)
+
+        submit_async.__qualname__ = f"{func.__qualname__}.submit_async"
+        setattr(submit_call, "submit_async", submit_async)  # noqa: B010 - a function attribute
         setattr(submit_call, SPEC_ATTRIBUTE, spec)
         return submit_call
 
