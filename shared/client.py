@@ -20,6 +20,7 @@ first refusal (``UNAVAILABLE_LIMIT`` when there is none); only then does it fail
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
@@ -223,6 +224,7 @@ class ClusterClient:
         token, item = self._prepare(spec.name, spec.operation_type, spec.tags, args, kwargs,
                                     spec.func)
         if not len(self._parking) and self._try_admit(token, item):
+            await asyncio.sleep(0)  # a scheduling point either way: a submitting loop is fair
             return token
         future = self._parking.park(token, item, running_loop())
         return await await_admission(self._parking, token, future)
