@@ -95,7 +95,7 @@ class ClusterClient:
         self._thread: threading.Thread | None = None
         self.close_hooks: list[Any] = []  # called with the client when it closes
         self._received: list[str] = []  # results resolved, not yet reported (under _lock)
-        self._parking = ParkingLot(f"client-{config.client_id[:8]}", self._admit,
+        self.parking = ParkingLot(f"client-{config.client_id[:8]}", self._admit,
                                    timeout=config.submit_timeout, capacity=config.park_capacity,
                                    closed_error=_closed_error)
 
@@ -154,7 +154,7 @@ class ClusterClient:
         for hook in self.close_hooks:
             hook(self)
         self._closed.set()
-        self._parking.close()
+        self.parking.close()
         self._window.release()  # wakes the parking lot's admitter if it waits for a slot
         with self._lock:
             self._stream.put(None)
@@ -201,8 +201,8 @@ class ClusterClient:
         token, item = self._prepare(name, operation_type, tags, args, kwargs, func)
         if running_loop() is None:
             self._admit(token, item, self.config.submit_timeout)
-        elif len(self._parking) or not self._try_admit(token, item):
-            self._parking.park(token, item)
+        elif len(self.parking) or not self._try_admit(token, item):
+            self.parking.park(token, item)
         return token
 
     def _prepare(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
@@ -223,11 +223,11 @@ class ClusterClient:
         coroutine waits, the loop does not); raise what refused it."""
         token, item = self._prepare(spec.name, spec.operation_type, spec.tags, args, kwargs,
                                     spec.func)
-        if not len(self._parking) and self._try_admit(token, item):
+        if not len(self.parking) and self._try_admit(token, item):
             await asyncio.sleep(0)  # a scheduling point either way: a submitting loop is fair
             return token
-        future = self._parking.park(token, item, running_loop())
-        return await await_admission(self._parking, token, future)
+        future = self.parking.park(token, item, running_loop())
+        return await await_admission(self.parking, token, future)
 
     def _admit(self, token: TaskToken, item: pb.TaskItem, timeout: float | None) -> None:
         """Wait up to ``timeout`` for a window slot, then send the call."""

@@ -13,7 +13,8 @@ admission's error: ``AdmissionTimeout`` once ``timeout`` seconds have passed sin
 (``await fn.submit_async(...)``) parks with its loop and resumes once its call is admitted
 (or raises the refusal): the coroutine waits, its loop does not.
 
-``_cond`` guards ``_queue``, ``_by_id``, ``_admitting``, ``_closing`` and ``_thread``. The
+``_cond`` guards ``_queue``, ``_by_id``, ``_admitting``, ``_closing``, ``_thread`` and
+``parked_total``. The
 admitter thread is started on the first park and ends when the lot closes.
 """
 
@@ -69,6 +70,7 @@ class ParkingLot:
         self._admitting: _Parked | None = None
         self._closing = False
         self._thread: threading.Thread | None = None
+        self.parked_total = 0  # calls parked since the start (observation only)
 
     def __len__(self) -> int:
         """Calls parked or being admitted now."""
@@ -92,6 +94,7 @@ class ParkingLot:
                     "to wait for room without blocking the loop")
             self._queue.append(entry)
             self._by_id[token.token_id] = entry
+            self.parked_total += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=f"tg-park-{self._name}",
                                                 daemon=True)
