@@ -1,8 +1,13 @@
 """Await tokens and submit from coroutines in embedded mode: the event loop never waits."""
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from tokengate.shared.errors import AdmissionTimeout, SchedulerStopped, TokenKilled
@@ -12,6 +17,8 @@ from benchmarks.loop_lag import measure, responsive
 from tokengate import OperationsCoordinator, task_token_guard
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 gate = threading.Event()
 
@@ -138,3 +145,14 @@ def test_await_from_another_loop_thread_and_wait_for():
             return await other
 
     assert asyncio.run(main()) == 2
+
+
+def test_the_seeds_async_main_runs_as_written_and_awaits(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "async_tokens.py")], cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=90, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"indexes {list(range(10, 20))}" in done.stdout
+    for index in range(20):  # the seed's ten, then the ten awaited
+        assert json.loads((tmp_path / f"output_{index}.json").read_text())["index"] == index
