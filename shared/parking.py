@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokengate.shared.errors import AdmissionTimeout, TokenGateError
+from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.token import TaskToken
 
 logger = logging.getLogger(__name__)
@@ -160,9 +161,10 @@ class ParkingLot:
         try:
             self._admit(token, entry.item, timeout)
         except Exception as exc:
+            if not token.set_error(exc, "") and token.state is TokenState.KILLED:
+                return None  # killed while being admitted: not a refusal
             if not isinstance(exc, TokenGateError):
                 logger.exception("admitting parked call %s failed", token.token_id)
-            token.set_error(exc, "")
             return exc
         return None
 
