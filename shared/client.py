@@ -20,7 +20,6 @@ first refusal (``UNAVAILABLE_LIMIT`` when there is none); only then does it fail
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import queue
@@ -44,7 +43,7 @@ from tokengate.shared.errors import (
     UnknownTask,
 )
 from tokengate.shared.lifecycle import TokenState
-from tokengate.shared.parking import ParkingLot, await_admission, running_loop
+from tokengate.shared.parking import ParkingLot, running_loop
 from tokengate.shared.registry import TaskSpec, lookup
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
@@ -97,7 +96,7 @@ class ClusterClient:
         self._received: list[str] = []  # results resolved, not yet reported (under _lock)
         self.parking = ParkingLot(f"client-{config.client_id[:8]}", self._admit,
                                    timeout=config.submit_timeout, capacity=config.park_capacity,
-                                   closed_error=_closed_error)
+                                   closed_error=_closed_error, lead=config.submit_lead)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -219,15 +218,15 @@ class ClusterClient:
 
     async def submit_async(self, spec: TaskSpec, args: tuple[Any, ...],
                            kwargs: dict[str, Any]) -> TaskToken:
-        """Backend, awaitable: return the token once the window took the call (its
-        coroutine waits, the loop does not); raise what refused it."""
+        """Backend, awaitable: return the token once the window took the call, or parked
+        within ``submit_lead`` (its coroutine waits, the loop does not); see
+        :meth:`ParkingLot.submit`."""
         token, item = self._prepare(spec.name, spec.operation_type, spec.tags, args, kwargs,
                                     spec.func)
         if not len(self.parking) and self._try_admit(token, item):
-            await asyncio.sleep(0)  # a scheduling point either way: a submitting loop is fair
+            await self.parking.pause()
             return token
-        future = self.parking.park(token, item, running_loop())
-        return await await_admission(self.parking, token, future)
+        return await self.parking.submit(token, item)
 
     def _admit(self, token: TaskToken, item: pb.TaskItem, timeout: float | None) -> None:
         """Wait up to ``timeout`` for a window slot, then send the call."""

@@ -11,10 +11,11 @@ Nothing parked is lost: a call is admitted, or its token fails with the reason (
 admission's error: ``AdmissionTimeout`` once ``timeout`` seconds have passed since the call,
 ``SchedulerStopped``, a guard's refusal; or the lot's closing error). An awaitable submission
 (``await fn.submit_async(...)``) parks with its loop and resumes once its call is admitted
-(or raises the refusal): the coroutine waits, its loop does not.
+(or raises the refusal), or at once while fewer than ``lead`` calls wait: the coroutine
+waits, its loop does not.
 
 ``_cond`` guards ``_queue``, ``_by_id``, ``_admitting``, ``_closing``, ``_thread`` and
-``parked_total``. The
+``parked_total``; ``_yielded_at`` is the loop's (a hint: a race costs one extra yield). The
 admitter thread is started on the first park and ends when the lot closes.
 """
 
@@ -36,6 +37,7 @@ from tokengate.shared.token import TaskToken
 logger = logging.getLogger(__name__)
 
 Admit = Callable[[TaskToken, Any, "float | None"], None]
+YIELD_EVERY = 0.001  # seconds between the yields of awaitable submissions that do not wait
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -59,8 +61,9 @@ class ParkingLot:
     """Calls waiting, in order, for one thread to admit them with ``admit``."""
 
     def __init__(self, name: str, admit: Admit, *, timeout: float | None, capacity: int,
-                 closed_error: Callable[[], TokenGateError]) -> None:
+                 closed_error: Callable[[], TokenGateError], lead: int = 0) -> None:
         self._name = name
+        self._lead = lead
         self._admit = admit
         self._timeout = timeout
         self._capacity = capacity
@@ -72,19 +75,56 @@ class ParkingLot:
         self._closing = False
         self._thread: threading.Thread | None = None
         self.parked_total = 0  # calls parked since the start (observation only)
+        self._yielded_at = 0.0  # when an awaitable submission last yielded without waiting
 
     def __len__(self) -> int:
         """Calls parked or being admitted now."""
         return len(self._by_id)
 
-    def park(self, token: TaskToken, item: Any = None,
-             loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future[None] | None:
-        """Park one call; with ``loop``, return a future of that loop that resolves once the
-        call is admitted (or fails with its refusal). Raises ``AdmissionTimeout`` when the lot
-        holds ``capacity`` calls, and the closing error once the lot is closed."""
+    def park(self, token: TaskToken, item: Any = None) -> None:
+        """Park one call (a plain call: its token carries the outcome). Raises
+        ``AdmissionTimeout`` when the lot holds ``capacity`` calls, and the closing error once
+        the lot is closed."""
+        self._park(token, item, None)
+
+    async def submit(self, token: TaskToken, item: Any = None) -> TaskToken:
+        """The awaitable submission: park the call and return its token once the call is
+        admitted, or at once while fewer than ``lead`` calls wait before it (a lead lets one
+        coroutine keep the window or the mailboxes full: each call sent alone cost the
+        cluster twice the CPU per call). A refusal always fails the token; it is raised here
+        too if the coroutine was still waiting for it.
+
+        If the waiting coroutine is cancelled while the call is still parked, the call is
+        withdrawn and its token killed (it never runs); once admitted, it runs whatever
+        happens to the coroutine.
+        """
+        future = self._park(token, item, asyncio.get_running_loop())
+        if future is None:
+            await self.pause()
+            return token
+        try:
+            await future
+        except asyncio.CancelledError:
+            withdrawn = self.withdraw(token.token_id)
+            if withdrawn is not None:
+                withdrawn.kill()
+            raise
+        return token
+
+    async def pause(self) -> None:
+        """Yield to the loop if the last yield without waiting was a millisecond ago or more:
+        a submitting coroutine lets its neighbours run, without a loop iteration per call
+        (each lets other threads take the GIL: the client's request thread then sent one call
+        a frame)."""
+        now = time.monotonic()
+        if now - self._yielded_at >= YIELD_EVERY:
+            self._yielded_at = now
+            await asyncio.sleep(0)
+
+    def _park(self, token: TaskToken, item: Any,
+              loop: asyncio.AbstractEventLoop | None) -> asyncio.Future[None] | None:
+        """Queue one call; with ``loop``, past the lead, a future of it resolved at admission."""
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        future = None if loop is None else loop.create_future()
-        entry = _Parked(token, item, deadline, loop, future)
         with self._cond:
             if self._closing:
                 raise self._closed_error()
@@ -93,6 +133,10 @@ class ParkingLot:
                     f"{token.operation_type}: {self._capacity} calls made on an event loop "
                     f"already wait for admission ({self._name}); use 'await fn.submit_async()' "
                     "to wait for room without blocking the loop")
+            future = None
+            if loop is not None and len(self._by_id) >= self._lead:
+                future = loop.create_future()
+            entry = _Parked(token, item, deadline, loop, future)
             self._queue.append(entry)
             self._by_id[token.token_id] = entry
             self.parked_total += 1
@@ -186,23 +230,3 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
-
-
-async def await_admission(lot: ParkingLot, token: TaskToken,
-                          future: asyncio.Future[None] | None) -> TaskToken:
-    """Wait (the coroutine, not the loop) until a parked call is admitted; return its token.
-
-    Raises the refusal if it was refused. If the waiting coroutine is cancelled while the
-    call is still parked, the call is withdrawn and its token killed (it never runs); once
-    admitted, it runs whatever happens to the coroutine.
-    """
-    if future is None:
-        return token
-    try:
-        await future
-    except asyncio.CancelledError:
-        withdrawn = lot.withdraw(token.token_id)
-        if withdrawn is not None:
-            withdrawn.kill()
-        raise
-    return token

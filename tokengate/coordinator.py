@@ -12,7 +12,7 @@ from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.guards.settings import GuardsConfig
 from tokengate.node_agent.runtime import LocalRuntime
 from tokengate.shared.errors import SchedulerStopped
-from tokengate.shared.parking import ParkingLot, await_admission, running_loop
+from tokengate.shared.parking import ParkingLot, running_loop
 from tokengate.shared.registry import TaskSpec
 from tokengate.shared.token import TaskToken
 
@@ -53,7 +53,7 @@ class OperationsCoordinator:
         self.parking = ParkingLot(self.config.node_name, self._admit_parked,
                                   timeout=self.config.submit_timeout,
                                   capacity=self.config.park_capacity,
-                                  closed_error=_stopped_error)
+                                  closed_error=_stopped_error, lead=self.config.submit_lead)
 
     def start(self) -> OperationsCoordinator:
         self.runtime.start()
@@ -89,11 +89,10 @@ class OperationsCoordinator:
 
     async def submit_async(self, spec: TaskSpec, args: tuple[Any, ...],
                            kwargs: dict[str, Any]) -> TaskToken:
-        """Backend, awaitable: return the token once the call is admitted (its coroutine
-        waits, the loop does not); raise what refused it."""
-        token = self._new_token(spec, args, kwargs)
-        future = self.parking.park(token, loop=running_loop())
-        return await await_admission(self.parking, token, future)
+        """Backend, awaitable: return the token once the call is admitted, or parked within
+        ``submit_lead`` (its coroutine waits, the loop does not); see
+        :meth:`ParkingLot.submit`."""
+        return await self.parking.submit(self._new_token(spec, args, kwargs))
 
     @staticmethod
     def _new_token(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:

@@ -99,7 +99,7 @@ def test_await_of_a_failed_token_raises_the_task_exception():
 
 def test_submit_async_waits_for_room_then_fails_at_submit_timeout(closed_gate):
     async def main():
-        with small(mailbox_capacity=1, submit_timeout=0.3):
+        with small(mailbox_capacity=1, submit_timeout=0.3, submit_lead=0):
             try:  # four workers run one each, four mailboxes hold one each
                 held = [await gated.submit_async(i) for i in range(8)]
                 began = time.perf_counter()
@@ -117,7 +117,7 @@ def test_submit_async_waits_for_room_then_fails_at_submit_timeout(closed_gate):
 
 def test_stop_fails_what_is_still_parked_and_cancel_withdraws(closed_gate):
     async def main():
-        coordinator = small(mailbox_capacity=1, submit_timeout=None).start()
+        coordinator = small(mailbox_capacity=1, submit_timeout=None, submit_lead=0).start()
         tokens = [gated(i) for i in range(30)]  # 8 admitted, the rest parked
         waiting = asyncio.create_task(gated.submit_async(100))
         await asyncio.sleep(0)

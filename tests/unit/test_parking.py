@@ -6,7 +6,7 @@ import threading
 import pytest
 from tokengate.shared.errors import AdmissionTimeout, SchedulerStopped
 from tokengate.shared.lifecycle import TokenState
-from tokengate.shared.parking import ParkingLot, await_admission, running_loop
+from tokengate.shared.parking import ParkingLot, running_loop
 from tokengate.shared.tags import TaskTags
 from tokengate.shared.token import TaskToken
 
@@ -33,8 +33,8 @@ class Admitter:
         self.done.set()
 
 
-def lot_with(admitter, *, timeout=None, capacity=100):
-    return ParkingLot("test", admitter, timeout=timeout, capacity=capacity,
+def lot_with(admitter, *, timeout=None, capacity=100, lead=0):
+    return ParkingLot("test", admitter, timeout=timeout, capacity=capacity, lead=lead,
                       closed_error=lambda: SchedulerStopped("closed"))
 
 
@@ -85,10 +85,10 @@ def test_an_awaited_submission_resumes_once_admitted_or_raises_its_refusal():
         assert running_loop() is asyncio.get_running_loop()
         refused = make_token()
         with pytest.raises(AdmissionTimeout):
-            await await_admission(lot, refused, lot.park(refused, "a", running_loop()))
+            await lot.submit(refused, "a")
         admitter.room.set()
         token = make_token()
-        assert await await_admission(lot, token, lot.park(token, "b", running_loop())) is token
+        assert await lot.submit(token, "b") is token
         assert token.state is TokenState.WAITING and admitter.admitted == ["b"]
         lot.close()
 
@@ -102,8 +102,7 @@ def test_cancelling_an_awaited_submission_withdraws_a_parked_call():
         lot = lot_with(admitter)
         first, second = make_token(), make_token()
         lot.park(first, "first")  # the admitter waits on this one
-        waiting = asyncio.create_task(
-            await_admission(lot, second, lot.park(second, "second", running_loop())))
+        waiting = asyncio.create_task(lot.submit(second, "second"))
         await asyncio.sleep(0)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -115,3 +114,18 @@ def test_cancelling_an_awaited_submission_withdraws_a_parked_call():
     first, second, admitted = asyncio.run(main())
     assert admitted == ["first"] and second.state is TokenState.KILLED
     assert first.state is TokenState.WAITING
+
+
+def test_an_awaited_submission_within_the_lead_returns_parked_and_its_refusal_fails_the_token():
+    async def main():
+        admitter = Admitter()
+        lot = lot_with(admitter, timeout=0.2, lead=2)
+        early = [make_token(), make_token()]
+        for token in early:  # fewer than two wait before each: back at once, still parked
+            assert await lot.submit(token) is token and not token.done()
+        with pytest.raises(AdmissionTimeout):  # two wait before it: it waits, and is refused
+            await lot.submit(make_token())
+        return early
+
+    for token in asyncio.run(main()):
+        assert token.wait(10) and isinstance(token.error, AdmissionTimeout)
