@@ -31,12 +31,19 @@ from typing import Any
 INTERVAL = 0.001
 GATHER_CHUNK = 500
 # The claim "the loop keeps ticking within 10 ms", on 2 CPUs shared with other processes and
-# under the GIL: the ticker's 99th-percentile lateness is at most 10 ms above the baseline's
-# (the same ticker, the same thread load, no TokenGate on the loop: ``executor``) measured in
-# the same run, and no wake-up is more than 250 ms later than the baseline's worst (the OS
-# may deschedule the loop's thread while a gateway, agents and redis-server share the CPUs).
-# Quiet, the baseline's p99 is ~1-2 ms. The blocking code fails it: p50 10-20 ms, p99 14-290 ms.
+# under the GIL, against a baseline measured in the same run (the same ticker and thread load,
+# no TokenGate on the loop: ``executor``):
+# - the 99th percentile of the wake-ups' lateness is at most 10 ms above the baseline's;
+# - the share of the run spent in wake-ups more than 10 ms late is at most 10 points above the
+#   baseline's (a percentile of wake-ups undercounts a loop that is stalled: a 100 ms stall is
+#   one late wake-up among many on time, yet a tenth of a second when nothing ran);
+# - no wake-up is more than 250 ms later than the baseline's worst (the OS may deschedule the
+#   loop's thread while a gateway, agents and redis-server share the two CPUs).
+# Quiet, the baseline's p99 is ~1-2 ms and its stalled share ~1%. The blocking code fails it
+# (docs/async.md has the figures).
 P99_BOUND_MS = 10.0
+STALL_MS = 10.0
+STALLED_BOUND_PCT = 10.0
 MAX_BOUND_MS = 250.0
 
 
@@ -55,16 +62,21 @@ class Ticker:
             self.lateness.append(clock() - began - self.interval)
 
     def summary(self) -> dict[str, float]:
-        """p50, p99 and max lateness in milliseconds, and the number of ticks."""
+        """p50, p99 and max lateness in milliseconds, the number of ticks, and the share of
+        the ticking time spent in wake-ups later than STALL_MS (percent)."""
         ordered = sorted(self.lateness) or [0.0]
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        total = sum(self.lateness) + self.interval * len(self.lateness)
+        stalled = sum(late + self.interval for late in self.lateness if late > STALL_MS / 1e3)
         return {"ticks": len(self.lateness), "p50_ms": statistics.median(ordered) * 1e3,
-                "p99_ms": p99 * 1e3, "max_ms": ordered[-1] * 1e3}
+                "p99_ms": p99 * 1e3, "max_ms": ordered[-1] * 1e3,
+                "stalled_pct": 100 * stalled / total if total else 0.0}
 
 
 def responsive(summary: dict[str, float], baseline: dict[str, float]) -> bool:
     """Whether a ticker's summary meets the claim against a baseline's of the same run."""
     return (summary["p99_ms"] <= baseline["p99_ms"] + P99_BOUND_MS
+            and summary["stalled_pct"] <= baseline["stalled_pct"] + STALLED_BOUND_PCT
             and summary["max_ms"] <= baseline["max_ms"] + MAX_BOUND_MS)
 
 

@@ -9,10 +9,10 @@ from tokengate.shared.errors import GatewayUnavailable
 
 from benchmarks.loop_lag import measure, responsive
 
-# One agent of four light workers; a client window of 64 and a gateway that holds at most 100
+# One agent of four light workers; a client window of 64 and a gateway that holds at most 20
 # waiting tokens, so the window fills (acks wait; GatewayBusy keeps slots for 0.1 s).
 AGENT = ("--include", "async_tasks", "--workers-per-core", "4", "--mailbox-capacity", "20")
-GATEWAY = ("--max-pending", "100")
+GATEWAY = ("--max-pending", "20")
 
 
 @pytest.fixture
