@@ -6,8 +6,9 @@ with neither raises :class:`NoBackend`.
 
 A backend may also offer ``async submit_async(spec, args, kwargs) -> TaskToken``: the
 awaitable submission behind ``await fn.submit_async(...)``, which returns once the call is
-admitted, waiting without blocking the event loop. Both backends have it; for one without
-it, :func:`submit_async` runs the blocking ``submit`` on a thread.
+admitted (or parked within the backend's lead), waiting without blocking the event loop.
+Both backends have it; for one without it, :func:`submit_async` runs the blocking ``submit``
+on a thread.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def current() -> Backend:
 
 
 async def submit_async(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-    """Submit through the current backend from a coroutine; return once admitted."""
+    """Submit through the current backend from a coroutine (see ``ParkingLot.submit``)."""
     backend = current()
     method = getattr(backend, "submit_async", None)
     if method is None:

@@ -33,7 +33,7 @@ class OperationsCoordinator:
     A decorated call made on a thread that runs an asyncio event loop never waits there: it
     returns its token at once and the call waits, parked, for room (see
     :mod:`tokengate.shared.parking`); ``await fn.submit_async(...)`` waits (the coroutine
-    only) until its call is admitted.
+    only) until its call is admitted, once ``submit_lead`` calls wait before it.
     """
 
     def __init__(self, config: SchedulerConfig | None = None, *,

@@ -40,7 +40,8 @@ def task_token_guard(
     ``spike_detection``; None follows it).
 
     From a coroutine, ``await fn.submit_async(*args)`` returns the token once the call is
-    admitted (backpressure for the coroutine, never for its event loop); a plain call made
+    admitted, or parked behind fewer than ``submit_lead`` calls (backpressure for the
+    coroutine, never for its event loop); a plain call made
     on an event loop's thread returns its token at once and the call waits, parked, for
     room. ``await token`` gives the result.
     """
@@ -76,8 +77,8 @@ def task_token_guard(
             return _backend.current().submit(spec, args, kwargs)
 
         async def submit_async(*args: P.args, **kwargs: P.kwargs) -> TaskToken[R]:
-            """Submit from a coroutine: return the token once the call is admitted; the
-            coroutine waits for room, the event loop does not."""
+            """Submit from a coroutine: return the token once the call is admitted (or parked
+            within ``submit_lead``); the coroutine waits for room, the event loop does not."""
             return await _backend.submit_async(spec, args, kwargs)
 
         submit_async.__qualname__ = f"{func.__qualname__}.submit_async"
