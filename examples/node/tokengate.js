@@ -20,6 +20,8 @@ const msgpack = require('@msgpack/msgpack');
 
 const PROTO_PATH = path.resolve(__dirname, '..', '..', 'proto', 'tokengate.proto');
 const MAX_FRAME_ITEMS = 1000;
+const FRAME_SOFT_BYTES = 8 * 1024 * 1024; // a frame stops growing past this (gRPC's cap: 64 MiB)
+const ITEM_OVERHEAD_BYTES = 128; // ids, task name and the rest of a TaskItem, roughly
 const DEFAULT_MAX_PAYLOAD = 4 * 1024 * 1024; // the gateway's default max_payload
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 const BUSY_RETRY_MS = 100;
@@ -340,13 +342,19 @@ class TokenGateClient extends EventEmitter {
     }
   }
 
-  /** Send what is queued: frames of at most MAX_FRAME_ITEMS calls, receipts riding along. */
+  /** Send what is queued: frames of at most 1,000 calls and about 8 MiB, receipts riding along. */
   flush() {
     this.flushing = false;
     if (!this.live) return; // a new session sends everything unfinished when it opens
     for (const [items, resubmit] of [[this.again, true], [this.fresh, false]]) {
       while (items.length) {
-        const submit = items.splice(0, MAX_FRAME_ITEMS);
+        let count = 0;
+        let bytes = 0;
+        while (count < items.length && count < MAX_FRAME_ITEMS && bytes < FRAME_SOFT_BYTES) {
+          bytes += items[count].payload.length + ITEM_OVERHEAD_BYTES;
+          count += 1;
+        }
+        const submit = items.splice(0, count);
         for (const item of submit) {
           const entry = this.calls.get(item.token_id);
           if (entry) entry.sent = true;
