@@ -397,7 +397,7 @@ class TokenGateClient extends EventEmitter {
     const type = rejected.error_type;
     if (!entry.acked && type === GATEWAY_BUSY) {
       this.stats.busy += 1;
-      this.offerAgain(entry, BUSY_RETRY_MS);
+      this.offerAgain(entry, BUSY_RETRY_MS, true);
       return;
     }
     if (!entry.acked && NOT_STORED.has(type)) {
@@ -405,7 +405,7 @@ class TokenGateClient extends EventEmitter {
       entry.unstoredSince = entry.unstoredSince || now;
       if (now - entry.unstoredSince < UNSTORED_LIMIT_MS) {
         this.stats.unstored += 1;
-        this.offerAgain(entry, UNSTORED_RETRY_MS);
+        this.offerAgain(entry, UNSTORED_RETRY_MS, false);
         return;
       }
     }
@@ -414,11 +414,19 @@ class TokenGateClient extends EventEmitter {
     entry.reject(new TokenGateError(type, rejected.error_message, { tokenId, refused: true }));
   }
 
-  /** Offer a call again later; it keeps its window slot (backpressure). */
-  offerAgain(entry, delayMs) {
+  /**
+   * Offer a call again later, on this session only (a new one resends it anyway); it keeps
+   * its window slot (backpressure). A GatewayBusy refusal goes back as a new call: it was
+   * certainly not stored (the gateway lets `resubmit` frames past its waiting room, so
+   * sending it as a resend would end the backpressure). A not-stored refusal may have been
+   * stored after all (a write in doubt), so it goes back with `resubmit` set.
+   */
+  offerAgain(entry, delayMs, asNew) {
+    const session = this.stats.sessions;
     setTimeout(() => {
-      if (this.live && !entry.acked && this.calls.get(entry.item.token_id) === entry) {
-        this.again.push(entry.item);
+      if (this.live && session === this.stats.sessions && !entry.acked &&
+          this.calls.get(entry.item.token_id) === entry) {
+        (asNew ? this.fresh : this.again).push(entry.item);
         this.scheduleFlush();
       }
     }, delayMs);

@@ -57,7 +57,7 @@ def _outcomes(lines: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 
 
 def test_node_client_results_refusals_busy_and_a_gateway_crash(
-        node: str, make_cluster, effects, monkeypatch: pytest.MonkeyPatch) -> None:
+        node: str, make_cluster, effects, gates, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOKENGATE_MAX_PAYLOAD", str(MAX_PAYLOAD))
     # One medium slot and a waiting room of 4: most of a burst is refused GatewayBusy.
     cluster = make_cluster(agents=("a1",), gateway_options=("--max-pending", "4"),
@@ -81,17 +81,21 @@ def test_node_client_results_refusals_busy_and_a_gateway_crash(
     assert out[3]["refused"] and out[3]["error_type"] == "UnknownTask"
     assert out[4]["refused"] and out[4]["error_type"] == "PayloadTooLarge"
 
-    # A burst that outruns the waiting room, with the gateway SIGKILLed and restarted mid-run.
+    # A burst that outruns the waiting room, its runs held at a gate, and the gateway
+    # SIGKILLed and restarted mid-run: some calls are accepted (and held), the rest are
+    # being refused GatewayBusy and offered again, when the gateway dies.
     n = 40
+    gate = gates("node-run")
     log = cluster.tmp / "node-run.jsonl"
     with open(log, "w", encoding="utf-8") as sink:
         proc = subprocess.Popen(
-            _command(node, cluster, "--task", "cluster_tasks:record_once", "--args",
-                     json.dumps([str(effects), "k{i}", 0.03]), "-n", str(n)),
+            _command(node, cluster, "--task", "cluster_tasks:gated_once", "--args",
+                     json.dumps([str(effects), "k{i}", str(gate)]), "-n", str(n)),
             cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
         try:
-            wait_until(lambda: sum(effects.counts().values()) >= 1, 20, "a run before the crash")
+            wait_until(lambda: effects.counts(), 20, "a run before the crash")
             cluster.restart_gateway()
+            gate.open()
             assert proc.wait(45) == 0, log.read_text()
         finally:
             if proc.poll() is None:
