@@ -319,19 +319,17 @@ class TaskToken(Generic[R]):
         with self._lock:
             if self.remote or self.state in FINAL_STATES:
                 return False
-            if self.state in KILLABLE_STATES:
-                self._cancel_asked = True
+            self._cancel_asked = killed = self.state in KILLABLE_STATES
+            if killed:
                 error = TokenKilled(f"token {self.token_id} was killed before it started")
                 self._finish_locked(TokenState.KILLED, None, error, "")
-                event = None
             elif self._ended_attempt == self.attempt:
                 return False  # its outcome is being stored: too late to stop it
-            else:
-                self._cancel_asked = True
-                event = self._cancel_event
-        if event is None:
+            self._cancel_asked = True
+            event = self._cancel_event
+        if killed:
             self._notify()
-        else:
+        if event is not None:
             event.set()
         return True
 

@@ -81,13 +81,17 @@ def test_a_task_that_never_looks_runs_to_its_end_and_its_result_is_dropped():
     with coordinator() as coord:
         token = tasks.never_looks()
         assert tasks.started.wait(10)
+        finished: list[TokenState] = []
+        token.add_done_callback(lambda t: finished.append(t.state))
         assert token.cancel() is True
         assert not token.wait(0.2), "a thread cannot be stopped: it runs on"
+        assert finished == [], "nobody hears of an end before it ends"
         assert token.state is TokenState.EXECUTING
         tasks.release.set()
         with pytest.raises(TokenCancelled):
             token.get(timeout=10)
         assert tasks.returned == ["blind"], "it ran to its end"
+        assert finished == [TokenState.KILLED]
         assert token.result is None, "its result was dropped"
         assert coord.wait_idle(10)
 
