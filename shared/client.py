@@ -41,6 +41,7 @@ from tokengate.shared.errors import (
     TokenGateError,
     Unauthenticated,
     UnknownTask,
+    UnknownToken,
 )
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.registry import TaskSpec, lookup
@@ -60,6 +61,7 @@ BUSY_RETRY = 0.1  # seconds before calls refused with GatewayBusy are offered ag
 UNAVAILABLE_RETRY = 0.25  # seconds before calls refused while Redis is away are offered again
 AWAY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)  # try another gateway
 UNAVAILABLE_LIMIT = 60.0  # how long those are offered again when submit_timeout is none
+CANCEL_UNACKED_WAIT = 5.0  # how long cancel() asks again for a call the gateway has not acked
 
 
 class ClusterClient:
@@ -421,9 +423,16 @@ class ClusterClient:
     def _cancel(self, token: TaskToken) -> bool:
         """``token.cancel()`` of one of our tokens: the gateway's Kill (see docs/cancel.md);
         True if it killed the token or asked its running call to stop."""
-        if token.done():
-            return False
-        return bool(self.kill(token).ok)
+        deadline = time.monotonic() + CANCEL_UNACKED_WAIT
+        while not token.done():
+            try:
+                return bool(self.kill(token).ok)
+            except UnknownToken:
+                # Not stored yet (its ack has not come back): ask again once it is, briefly.
+                if token.token_id not in self._unacked or time.monotonic() > deadline:
+                    raise
+            self._closed.wait(0.02)
+        return False
 
     def token_detail(self, token_id: str) -> pb.TokenDetail:
         """One token's record (states with times, attempt, node/core/worker, error)."""

@@ -50,6 +50,13 @@ def test_cancel_reaches_running_tokens_through_the_gateway(make_cluster, tmp_pat
     again = client.kill(token.token_id)
     assert (again.ok, again.outcome) == (False, "finished")
 
+    # Cancelled right after it was submitted (maybe before the gateway stored it): it never
+    # returns a result, whichever way it ends.
+    early = tasks.loop_until_cancelled(str(folder), "early")
+    assert early.cancel() is True
+    with pytest.raises(TokenKilled):
+        early.get(timeout=20)
+
     # From the command line: tokengate kill TOKEN says the cancel was requested.
     token = tasks.loop_until_cancelled(str(folder), "cli")
     _started(folder, "cli")
@@ -92,4 +99,4 @@ def test_cancel_reaches_running_tokens_through_the_gateway(make_cluster, tmp_pat
             each.get(timeout=20)
     assert not (folder / "queued.started").exists(), "the killed token never ran"
     counts = cluster.status()["counts"]
-    assert counts["killed"] >= 5 and counts.get("completed", 0) == 1
+    assert counts["killed"] >= 6 and counts.get("completed", 0) == 1
