@@ -319,13 +319,13 @@ class TaskToken(Generic[R]):
         with self._lock:
             if self.remote or self.state in FINAL_STATES:
                 return False
-            self._cancel_asked = killed = self.state in KILLABLE_STATES
+            killed = self.state in KILLABLE_STATES
+            if not killed and self._ended_attempt == self.attempt:
+                return False  # its run has ended and its outcome is being stored: too late
+            self._cancel_asked = True
             if killed:
                 error = TokenKilled(f"token {self.token_id} was killed before it started")
                 self._finish_locked(TokenState.KILLED, None, error, "")
-            elif self._ended_attempt == self.attempt:
-                return False  # its outcome is being stored: too late to stop it
-            self._cancel_asked = True
             event = self._cancel_event
         if killed:
             self._notify()
