@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import grpc
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn
+from tokengate.gateway.control import KILL_OK
 from tokengate.gateway.directory import Directory
 from tokengate.gateway.gateway import Gateway
 from tokengate.gateway.ledger import RedisLedger, TokenLedger
@@ -296,8 +297,7 @@ class GatewayServicer(rpc.GatewayServicer):
         await self._operator(context)
         control = (await self._token_shard(context, request.token_id)).control
         outcome, message = await _unary(context, control.kill(request.token_id, request.actor))
-        return pb.ControlReply(ok=outcome in ("killed", "forwarded"), message=message,
-                               outcome=outcome)
+        return pb.ControlReply(ok=outcome in KILL_OK, message=message, outcome=outcome)
 
     async def Reenable(self, request: pb.ReenableRequest,
                        context: grpc.aio.ServicerContext) -> pb.ControlReply:

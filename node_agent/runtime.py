@@ -46,6 +46,7 @@ class LocalRuntime:
         token: TaskToken = TaskToken(
             spec.func, args, kwargs, operation_type=spec.operation_type, tags=spec.tags
         )
+        token.canceller = self.scheduler.cancel
         self.scheduler.submit(token)
         return token
 

@@ -41,6 +41,7 @@ from tokengate.shared.errors import (
     TokenGateError,
     Unauthenticated,
     UnknownTask,
+    UnknownToken,
 )
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.registry import TaskSpec, lookup
@@ -60,6 +61,7 @@ BUSY_RETRY = 0.1  # seconds before calls refused with GatewayBusy are offered ag
 UNAVAILABLE_RETRY = 0.25  # seconds before calls refused while Redis is away are offered again
 AWAY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)  # try another gateway
 UNAVAILABLE_LIMIT = 60.0  # how long those are offered again when submit_timeout is none
+CANCEL_UNACKED_WAIT = 5.0  # how long cancel() asks again for a call the gateway has not acked
 
 
 class ClusterClient:
@@ -192,6 +194,7 @@ class ClusterClient:
         payload = codec.encode_call(args, kwargs, self._codec, self.config.max_payload)
         token: TaskToken = TaskToken(func, args, kwargs, operation_type=operation_type, tags=tags)
         token.remote = True  # an agent runs it; a worker thread waiting on it must not
+        token.canceller = self._cancel
         item = pb.TaskItem(token_id=token.token_id, task=name, payload=payload, codec=self._codec,
                            weight=tags.weight.value, not_idempotent=not tags.idempotent,
                            operation_type=operation_type)
@@ -367,7 +370,7 @@ class ClusterClient:
                                             allow_pickle=self._codec == codec.PICKLE)
             except Exception as exc:  # not what it claims to be: the call failed to return
                 state, error = TokenState.FAILED, exc
-        elif state is TokenState.FAILED:
+        elif state is TokenState.FAILED or result.error_type:  # KILLED: killed or cancelled
             error = rebuild_exception(result.error_type, result.error_message, result.traceback)
         token.settle_remote(state, value=value, error=error, traceback_text=result.traceback,
                             attempt=result.attempt, node=result.node or None,
@@ -416,6 +419,20 @@ class ClusterClient:
     def kill(self, token: TaskToken | str, *, actor: str = "") -> pb.ControlReply:
         token_id = token if isinstance(token, str) else token.token_id
         return self._unary("Kill", pb.KillRequest(token_id=token_id, actor=actor))
+
+    def _cancel(self, token: TaskToken) -> bool:
+        """``token.cancel()`` of one of our tokens: the gateway's Kill (see docs/cancel.md);
+        True if it killed the token or asked its running call to stop."""
+        deadline = time.monotonic() + CANCEL_UNACKED_WAIT
+        while not token.done():
+            try:
+                return bool(self.kill(token).ok)
+            except UnknownToken:
+                # Not stored yet (its ack has not come back): ask again once it is, briefly.
+                if token.token_id not in self._unacked or time.monotonic() > deadline:
+                    raise
+            self._closed.wait(0.02)
+        return False
 
     def token_detail(self, token_id: str) -> pb.TokenDetail:
         """One token's record (states with times, attempt, node/core/worker, error)."""

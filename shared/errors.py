@@ -43,6 +43,10 @@ class TokenKilled(TokenGateError):
     """The token was killed before it started executing."""
 
 
+class TokenCancelled(TokenKilled):
+    """The token's running call was asked to stop (``TaskToken.cancel``) and then stopped."""
+
+
 class TokenTimeout(TokenGateError, TimeoutError):
     """``TaskToken.get`` gave up waiting for the result."""
 

@@ -45,6 +45,7 @@ from tokengate.shared.errors import (
     SchedulerStopped,
     TaskFailed,
     TaskTimeLimit,
+    TokenCancelled,
     TokenGateError,
     TokenKilled,
     TokenQuarantined,
@@ -54,7 +55,7 @@ from tokengate.shared.errors import (
 )
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import ExecutionMode, StorageTier, TaskTags, Weight
-from tokengate.shared.token import TaskToken
+from tokengate.shared.token import TaskToken, current_token
 
 if TYPE_CHECKING:
     from tokengate.shared.client import ClusterClient
@@ -113,6 +114,7 @@ __all__ = [
     "TaskTags",
     "TaskTimeLimit",
     "TaskToken",
+    "TokenCancelled",
     "TokenGateError",
     "TokenKilled",
     "TokenQuarantined",
@@ -123,5 +125,6 @@ __all__ = [
     "Weight",
     "chain",
     "connect",
+    "current_token",
     "task_token_guard",
 ]

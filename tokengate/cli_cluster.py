@@ -326,7 +326,8 @@ def _add_operator_commands(commands: Any) -> None:
     rs.add_argument("--node", help="resume only this node")
     rs.set_defaults(handler=cmd_resume)
 
-    kl = commands.add_parser("kill", help="kill a queued token anywhere in the cluster")
+    kl = commands.add_parser("kill", help="kill a queued token anywhere in the cluster, or "
+                                          "ask a running one to stop (docs/cancel.md)")
     _client_options(kl)
     kl.add_argument("token_id")
     kl.set_defaults(handler=cmd_kill)

@@ -206,9 +206,6 @@ class MemoryLedger:
         with self._lock:
             for o in outcomes:
                 record = self._held(o.token_id, agent, o.attempt)
-                if record is not None and o.state is TokenState.KILLED \
-                        and record[F.STATE] != S[TokenState.ADMITTED]:
-                    record = None
                 if record is None:
                     out.append(self._stored_before(o, agent))
                     continue

@@ -1,5 +1,7 @@
 -- complete.lua: the final outcome of one attempt each, reported by the agent that held them.
--- ADMITTED or EXECUTING -> COMPLETED | FAILED; ADMITTED -> KILLED (killed before it started).
+-- ADMITTED or EXECUTING -> COMPLETED | FAILED | KILLED (KILLED: killed before it started, or
+-- cancelled while it ran and then stopped; its error type says which, TokenKilled or
+-- TokenCancelled, in the ResultItem).
 --
 -- Keys: $K_TOKEN<id> (gains $F_RESULT; keeps $F_AGENT, the agent that ran it; its $F_ITEM is
 -- emptied unless FAILED: a failed call's arguments stay, for its detail), $K_INFLIGHT<agent>,
@@ -25,7 +27,6 @@ for a = 1, #rows, 4 do
   local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_CREATED')
   local mine = t[2] == agent and (tonumber(t[3]) or 1) == attempt
   local ok = mine and (t[1] == '$ADMITTED' or t[1] == '$EXECUTING')
-  if ok and state == '$KILLED' and t[1] ~= '$ADMITTED' then ok = false end
   if ok then
     if state == '$FAILED' then
       redis.call('HSET', key, '$F_STATE', state, '$F_RESULT', result)

@@ -1,4 +1,5 @@
--- kill.lua: kill one token wherever it is. WAITING -> KILLED here; a held one is forwarded.
+-- kill.lua: kill one token wherever it is. WAITING -> KILLED here; a held one is forwarded
+-- (the gateway asks its agent to cancel it: killed if queued there, else asked to stop).
 --
 -- Keys: $K_TOKEN<id>, $K_QUEUE<weight>, $K_COUNTS (lib.lua).
 -- ARGV[1] prefix, ARGV[2] token id, ARGV[3] ttl seconds, ARGV[4] message, ARGV[5] now.
