@@ -5,17 +5,18 @@ from __future__ import annotations
 import threading
 
 import pytest
+from tokengate.node_agent.keys import KeyTable
+from tokengate.shared.call_options import key_token_id
+from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.tags import parse_tags
+from tokengate.shared.token import TaskToken
+
 from tokengate import (
     BadArguments,
     IdempotencyConflict,
     OperationsCoordinator,
     task_token_guard,
 )
-from tokengate.node_agent.keys import KeyTable
-from tokengate.shared.call_options import key_token_id
-from tokengate.shared.lifecycle import TokenState
-from tokengate.shared.tags import parse_tags
-from tokengate.shared.token import TaskToken
 
 runs: list[int] = []
 runs_lock = threading.Lock()
