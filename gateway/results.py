@@ -196,11 +196,14 @@ class Results:
 
     # -- watches -------------------------------------------------------------------------------
 
-    async def watch(self, conn: ClientConn, ids: list[str], *, any_owner: bool = False) -> None:
+    async def watch(self, conn: ClientConn, ids: list[str], *, any_owner: bool = False,
+                    by_key: bool = False) -> None:
         """Send the outcomes of ``ids`` to ``conn``: now for those stored, later for the rest.
 
         A session may watch only its client's tokens; an operator session may watch any
-        (``any_owner``). The rest are answered PermissionDenied.
+        (``any_owner``). The rest are answered PermissionDenied. ``by_key``: repeats of
+        keyed calls, which admission matched to the stored call by key and digest; whoever
+        sent the same key and call is owed its outcome (even this very session again).
         """
         if any_owner and not conn.operator:
             conn.send(rejected=[items.rejection(i, PermissionDenied(
@@ -212,7 +215,7 @@ class Results:
         except RedisUnavailable as exc:
             logger.error("cannot look up watched tokens: %s", exc)
             return
-        rejected, ready, pending = self._sort_watch(conn, ids, records, any_owner)
+        rejected, ready, pending = self._sort_watch(conn, ids, records, any_owner, by_key)
         conn.expect(r.token_id for r in ready)
         conn.expect(pending)
         if pending:  # watched now; a push from here on takes the watch
@@ -232,7 +235,8 @@ class Results:
             conn.send(results=ready)
 
     def _sort_watch(self, conn: ClientConn, ids: list[str], records: list[TokenRecord | None],
-                    any_owner: bool) -> tuple[list[pb.Rejected], list[pb.ResultItem], list[str]]:
+                    any_owner: bool, by_key: bool = False,
+                    ) -> tuple[list[pb.Rejected], list[pb.ResultItem], list[str]]:
         """Rejections, outcomes to send now, and ids to watch for their push."""
         rejected, ready, pending = [], [], []
         storing = frozenset().union(*self._storing.values())
@@ -240,10 +244,10 @@ class Results:
             if record is None:
                 rejected.append(items.rejection(token_id, UnknownToken(
                     f"no token {token_id} (never submitted, or expired)")))
-            elif not any_owner and record.owner != conn.client_id:
+            elif not (any_owner or by_key) and record.owner != conn.client_id:
                 rejected.append(items.rejection(token_id, PermissionDenied(
                     f"token {token_id} belongs to another client")))
-            elif record.session == conn.session:
+            elif record.session == conn.session and not by_key:
                 continue  # this session submitted it: its push comes (or came) here anyway
             elif record.state.is_final and token_id not in storing:
                 result = items.result_from_record(record)
