@@ -216,12 +216,14 @@ def add_cluster_commands(commands: Any) -> None:
     """Add gateway, agent, up, status, drain, resume, kill, dashboard and top to
     ``tokengate``'s parser."""
     from tokengate.cli_dashboard import add_dashboard_commands
+    from tokengate.cli_result import add_result_command
 
     _add_gateway(commands)
     _add_agent(commands)
     _add_up(commands)
     _add_operator_commands(commands)
     add_dashboard_commands(commands)
+    add_result_command(commands)
 
 
 def _add_gateway(commands: Any) -> None:
