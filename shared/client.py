@@ -201,6 +201,8 @@ class ClusterClient:
 
     def _submit(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
                 kwargs: dict[str, Any], func: Any, key: str | None = None) -> TaskToken:
+        if key is not None and len(kwargs) > 1:  # keyword order is not part of the call
+            kwargs = dict(sorted(kwargs.items()))  # (the gateway compares encoded bytes)
         payload = codec.encode_call(args, kwargs, self._codec, self.config.max_payload)
         token: TaskToken = TaskToken(func, args, kwargs, operation_type=operation_type, tags=tags,
                                      token_id=key_token_id(key) if key is not None else None)

@@ -76,6 +76,11 @@ def test_a_client_killed_after_its_submit_and_a_new_one_resubmitting_run_it_once
     with pytest.raises(IdempotencyConflict):
         client.submit_by_name("cluster_tasks:add", (1, 2), key="order-42").get(timeout=20)
     assert effects.count("order-42") == 1 and effects.count("order-43") == 0
+    first = client.submit_by_name("cluster_tasks:add", (), {"a": 1, "b": 2}, key="kw")
+    assert first.get(timeout=20) == 3
+    reordered = client.submit_by_name("cluster_tasks:add", (), {"b": 2, "a": 1}, key="kw")
+    assert reordered.token_id == first.token_id and reordered.get(timeout=20) == 3, \
+        "keyword order is not part of the call"
 
 
 def test_the_gateway_refuses_a_keyed_call_whose_id_its_key_does_not_give(shared_cluster):
