@@ -81,6 +81,7 @@ def test_a_client_killed_after_its_submit_and_a_new_one_resubmitting_run_it_once
     reordered = client.submit_by_name("cluster_tasks:add", (), {"b": 2, "a": 1}, key="kw")
     assert reordered.token_id == first.token_id and reordered.get(timeout=20) == 3, \
         "keyword order is not part of the call"
+    assert client.result(first.token_id, timeout=20) == 3, "by id, from the same session"
 
 
 def test_the_gateway_refuses_a_keyed_call_whose_id_its_key_does_not_give(shared_cluster):
