@@ -4,10 +4,12 @@ in dicts (the ``ledger`` fixture of test_ledger runs each test on both)."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from test_ledger import LOST, ledger, outcome, register, tok  # noqa: F401 - the fixture
 from tokengate.gateway.ledger import KillOutcome, RedisLedger, SubmitStatus
 from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.tags import Weight
 
 
 def keyed(token_id: str, digest: str, agent: str = "", session: str = "s1",
@@ -44,10 +46,12 @@ def test_a_keyed_result_is_kept_whatever_its_client_received(ledger):  # noqa: F
 
 def test_every_final_path_keeps_a_keyed_token_for_its_key_ttl(ledger):  # noqa: F811
     register(ledger, "a1")
-    ledger.submit([keyed("key-k", "d"), keyed("key-l", "d", "a1")])
+    ledger.submit([keyed("key-k", "d"), keyed("key-l", "d", "a1"), keyed("key-e", "d")])
     assert ledger.kill("key-k", "no")[0] is KillOutcome.KILLED
     lost = ledger.lose("a1", dataclasses.replace(LOST, max_attempts=1))
     assert [t.token_id for t in lost.failed] == ["key-l"]
+    assert [t.token_id for t in ledger.expire(Weight.LIGHT, time.time() + 1, "late")] == \
+        ["key-e"]
     if isinstance(ledger, RedisLedger):
-        for token_id in ("key-k", "key-l"):
+        for token_id in ("key-k", "key-l", "key-e"):
             assert ledger.redis.ttl(ledger.key("t:", token_id)) > LOST.ttl
