@@ -35,8 +35,8 @@ class SchedulerConfig:
         10.0, doc="seconds one call may hold a worker before its mailbox counts as blocked: "
         "an agent routes nothing more there, hands what waits behind it back to the gateway "
         "(never started: it runs elsewhere), and shows STUCK once every worker is blocked")
-    key_ttl: float = setting(
-        86_400.0, doc="seconds an idempotency key (fn.options(key=...)) is kept after its "
+    key_ttl: int = setting(
+        86_400, doc="seconds an idempotency key (fn.options(key=...)) is kept after its "
         "call finished: the same key within it returns that call's token, not a new run")
     node_name: str = setting(factory=socket.gethostname, env="TOKENGATE_NODE_NAME",
                              doc="this node's name, unique in the cluster (default: host name)")
