@@ -413,7 +413,8 @@ class GatewayServer:
 def _ledger_for(config: GatewayConfig) -> RedisLedger:
     return RedisLedger.from_url(
         config.redis_url, prefix=config.ledger_prefix, result_ttl=config.result_ttl,
-        replicas=config.redis_replicas, replica_timeout=config.redis_replica_timeout)
+        key_ttl=config.key_ttl, replicas=config.redis_replicas,
+        replica_timeout=config.redis_replica_timeout)
 
 
 def create_server(config: GatewayConfig, ledger: TokenLedger | None = None,

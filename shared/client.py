@@ -32,12 +32,15 @@ from typing import Any
 import grpc
 from tokengate.shared import codec, framing, labels, wire
 from tokengate.shared.auth import call_metadata
+from tokengate.shared.call_options import CallOptions, key_token_id
 from tokengate.shared.channel import addresses, open_channel, speaks_tls
 from tokengate.shared.client_config import ClientConfig
 from tokengate.shared.errors import (
     AdmissionTimeout,
+    BadArguments,
     GatewayBusy,
     GatewayUnavailable,
+    IdempotencyConflict,
     TokenGateError,
     Unauthenticated,
     UnknownTask,
@@ -54,6 +57,7 @@ from tokengate.shared.wire_errors import error_from_rpc, rebuild_exception
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_ITEMS = 1000
+MAX_ID_LENGTH = 200  # the gateway's limit on a token id
 RECEIVED_LINGER = 0.05  # receipts wait this long for a call to ride with before going alone
 _RECEIVED = object()  # stream marker: there are receipts to send
 _CLOSED = pb.ClientFrame()  # what _fill returns when the stream closed
@@ -85,6 +89,8 @@ class ClusterClient:
         self._outstanding: dict[str, tuple[TaskToken, pb.TaskItem]] = {}
         self._unacked: set[str] = set()
         self._offered_until: dict[str, float] = {}  # refused as unavailable: retried until
+        # Tokens fetched by id (result(), fetch()): id -> (token, watched as an operator).
+        self._fetched: dict[str, tuple[TaskToken, bool]] = {}
         self._window = threading.Semaphore(config.window)
         self._stream: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = threading.Event()
@@ -171,33 +177,42 @@ class ClusterClient:
 
     # -- submitting ----------------------------------------------------------------------
 
-    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-        """Backend: one decorated call becomes one token submitted through the gateway."""
-        return self._submit(spec.name, spec.operation_type, spec.tags, args, kwargs, spec.func)
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+               options: CallOptions | None = None) -> TaskToken:
+        """Backend: one decorated call becomes one token submitted through the gateway
+        (``options.key``: an idempotency key, see docs/cluster.md "Submit once")."""
+        return self._submit(spec.name, spec.operation_type, spec.tags, args, kwargs, spec.func,
+                            options.key if options is not None else None)
 
     def submit_by_name(self, task: str, args: tuple[Any, ...] = (),
                        kwargs: dict[str, Any] | None = None, *, tags: dict[str, Any] | None = None,
-                       operation_type: str | None = None) -> TaskToken:
+                       operation_type: str | None = None, key: str | None = None) -> TaskToken:
         """Submit a task registered on the agents, without importing it here.
 
-        Without ``tags``, a task also registered in this process keeps its own tags.
+        Without ``tags``, a task also registered in this process keeps its own tags. ``key``:
+        an idempotency key, as ``fn.options(key=...)`` gives.
         """
+        if key is not None:
+            CallOptions(key=key)  # checks it
         parsed = parse_tags(tags)
         if tags is None:
             with contextlib.suppress(UnknownTask):
                 parsed = lookup(task).tags
         return self._submit(task, operation_type or task.rpartition(":")[2], parsed, args,
-                            kwargs or {}, None)
+                            kwargs or {}, None, key)
 
     def _submit(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
-                kwargs: dict[str, Any], func: Any) -> TaskToken:
+                kwargs: dict[str, Any], func: Any, key: str | None = None) -> TaskToken:
+        if key is not None and len(kwargs) > 1:  # keyword order is not part of the call
+            kwargs = dict(sorted(kwargs.items()))  # (the gateway compares encoded bytes)
         payload = codec.encode_call(args, kwargs, self._codec, self.config.max_payload)
-        token: TaskToken = TaskToken(func, args, kwargs, operation_type=operation_type, tags=tags)
+        token: TaskToken = TaskToken(func, args, kwargs, operation_type=operation_type, tags=tags,
+                                     token_id=key_token_id(key) if key is not None else None)
         token.remote = True  # an agent runs it; a worker thread waiting on it must not
         token.canceller = self._cancel
         item = pb.TaskItem(token_id=token.token_id, task=name, payload=payload, codec=self._codec,
                            weight=tags.weight.value, not_idempotent=not tags.idempotent,
-                           operation_type=operation_type)
+                           operation_type=operation_type, key=key or "")
         if tags.requires:
             item.requires.extend(labels.to_texts(tags.requires))
         if self._closed.is_set():
@@ -207,10 +222,46 @@ class ClusterClient:
                                    f"the gateway after {self.config.submit_timeout}s")
         token.advance(TokenState.WAITING)
         with self._lock:
-            self._outstanding[token.token_id] = (token, item)
-            self._unacked.add(token.token_id)
-            self._stream.put(item)
+            kept = self._outstanding.get(token.token_id) if key is not None else None
+            if kept is None:
+                self._outstanding[token.token_id] = (token, item)
+                self._unacked.add(token.token_id)
+                self._stream.put(item)
+        if kept is not None:  # the same key, in flight from this client: the same token
+            self._window.release()
+            return _same_call(kept, item)
         return token
+
+    # -- results by id -------------------------------------------------------------------
+
+    def fetch(self, token_id: str, *, any_owner: bool = False) -> TaskToken:
+        """A token for a call submitted earlier (by a client of this client id, e.g. this
+        process before it restarted; any client's with ``any_owner``, an operator's right),
+        resolved when the gateway pushes its stored outcome: within the result TTL (a
+        keyed call's: its key TTL). An id the shard does not know, or no longer keeps, fails
+        with UnknownToken. A fetch is a read: it does not drop the stored outcome."""
+        if not isinstance(token_id, str) or not 0 < len(token_id) <= MAX_ID_LENGTH:
+            raise BadArguments(f"a token id is a str of 1 to {MAX_ID_LENGTH} characters")
+        if self._closed.is_set():
+            raise GatewayUnavailable("the cluster client is closed")
+        with self._lock:
+            entry = self._outstanding.get(token_id) or self._fetched.get(token_id)
+            if entry is not None:
+                return entry[0]
+            token: TaskToken = TaskToken(None, (), {}, operation_type="result",
+                                         tags=parse_tags(None), token_id=token_id)
+            token.remote = True
+            token.advance(TokenState.WAITING)
+            self._fetched[token_id] = (token, any_owner)
+            self._stream.put(pb.ClientFrame(watch=[token_id], watch_any=any_owner))
+        return token
+
+    def result(self, token_id: str, timeout: float | None = None, *,
+               any_owner: bool = False) -> Any:
+        """The outcome of a token by its id (see :meth:`fetch`): its result, or its error
+        raised (the task's, TokenKilled, UnknownToken, PermissionDenied); TokenTimeout if
+        it is not final within ``timeout`` seconds."""
+        return self.fetch(token_id, any_owner=any_owner).get(timeout)
 
     # -- session thread ------------------------------------------------------------------
 
@@ -222,8 +273,13 @@ class ClusterClient:
                 old, self._stream = self._stream, stream
                 old.put(None)
                 resend = [item for _, item in self._outstanding.values()]
+                fetched = [(i, any_owner) for i, (_, any_owner) in self._fetched.items()]
             for chunk in framing.split(resend, count=MAX_FRAME_ITEMS):
                 stream.put(pb.ClientFrame(submit=chunk, resubmit=True))
+            for watch_any in (False, True):  # fetches not answered yet: asked again
+                ids = [i for i, any_owner in fetched if any_owner is watch_any]
+                if ids:
+                    stream.put(pb.ClientFrame(watch=ids, watch_any=watch_any))
             try:
                 if self._received:
                     stream.put(_RECEIVED)
@@ -265,13 +321,19 @@ class ClusterClient:
             released = sum(self._ack(token_id) for token_id in reply.accepted)
             busy, unstored, rejected, freed = self._sort_rejections(reply.rejected)
             released += freed
+            receipts = []
             for result in reply.results:
                 entry = self._outstanding.pop(result.token_id, None)
+                if entry is None and self._fetched and result.token_id in self._fetched:
+                    continue  # a read by id (below): its outcome stays stored
                 if entry is not None:
                     finished.append((entry[0], result))
+                receipts.append(result.token_id)
                 released += self._ack(result.token_id)  # a result may beat its ack
-            receipt_due = bool(reply.results) and not self._received
-            self._received.extend(result.token_id for result in reply.results)
+            if self._fetched:
+                self._answer_fetches(reply, finished, rejected)
+            receipt_due = bool(receipts) and not self._received
+            self._received.extend(receipts)
             stream = self._stream
         # Waiters first: resolving a token wakes whoever is in get(); the bookkeeping below
         # need not stand in their way.
@@ -290,6 +352,19 @@ class ClusterClient:
             self._retry_later(unstored, UNAVAILABLE_RETRY)
         if receipt_due:
             stream.put(_RECEIVED)
+
+    def _answer_fetches(self, reply: pb.ClientReply,
+                        finished: list[tuple[TaskToken, pb.ResultItem]],
+                        rejected: list[tuple[TaskToken, pb.Rejected]]) -> None:
+        """The outcomes and refusals of tokens fetched by id; holds _lock."""
+        for result in reply.results:
+            fetched = self._fetched.pop(result.token_id, None)
+            if fetched is not None:
+                finished.append((fetched[0], result))
+        for rej in reply.rejected:
+            fetched = self._fetched.pop(rej.token_id, None)
+            if fetched is not None:
+                rejected.append((fetched[0], rej))
 
     def _sort_rejections(self, rejections: Iterable[pb.Rejected]) -> tuple[
             list[pb.TaskItem], list[pb.TaskItem], list[tuple[TaskToken, pb.Rejected]], int]:
@@ -379,8 +454,9 @@ class ClusterClient:
 
     def _fail_all(self, error: TokenGateError) -> None:
         with self._lock:
-            entries = list(self._outstanding.values())
+            entries = [*self._outstanding.values(), *self._fetched.values()]
             self._outstanding.clear()
+            self._fetched.clear()
         for token, _ in entries:
             token.set_error(error, "")
 
@@ -462,6 +538,16 @@ class ClusterClient:
 
     def outstanding(self) -> int:
         return len(self._outstanding)
+
+
+def _same_call(kept: tuple[TaskToken, pb.TaskItem], item: pb.TaskItem) -> TaskToken:
+    """The token in flight under a key, if ``item`` is the same call; else the conflict."""
+    token, first = kept
+    if (first.task, first.codec, first.payload) == (item.task, item.codec, item.payload):
+        return token
+    raise IdempotencyConflict(f"idempotency key {item.key!r} is in flight from this client "
+                              "for another call (another task, or other arguments)",
+                              key=item.key)
 
 
 def _frames(stream: queue.SimpleQueue[Any],

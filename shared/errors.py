@@ -88,6 +88,14 @@ class UnknownToken(TokenGateError):
     """No token with this id is known."""
 
 
+class IdempotencyConflict(TokenGateError):
+    """An idempotency key was used again with other arguments or another task."""
+
+    def __init__(self, message: str, *, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class UnknownTask(TokenGateError):
     """No decorated function is registered under this task name."""
 

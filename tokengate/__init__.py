@@ -21,6 +21,7 @@ from tokengate.coordinator import OperationsCoordinator
 from tokengate.decorator import task_token_guard
 from tokengate.node_agent.guards.retry import RetryPolicy
 from tokengate.node_agent.guards.settings import GuardsConfig
+from tokengate.shared.call_options import CallOptions
 from tokengate.shared.errors import (
     AdmissionTimeout,
     AgentLost,
@@ -31,6 +32,7 @@ from tokengate.shared.errors import (
     Fenced,
     GatewayBusy,
     GatewayUnavailable,
+    IdempotencyConflict,
     InvalidTags,
     InvalidTransition,
     MethodBlockedException,
@@ -52,6 +54,7 @@ from tokengate.shared.errors import (
     TokenTimeout,
     Unauthenticated,
     UnknownTask,
+    UnknownToken,
 )
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import ExecutionMode, StorageTier, TaskTags, Weight
@@ -87,6 +90,7 @@ __all__ = [
     "AgentLost",
     "AsyncFunctionRefused",
     "BadArguments",
+    "CallOptions",
     "ClusterClient",
     "ClusterError",
     "ConfigurationError",
@@ -95,6 +99,7 @@ __all__ = [
     "GatewayBusy",
     "GatewayUnavailable",
     "GuardsConfig",
+    "IdempotencyConflict",
     "InvalidTags",
     "InvalidTransition",
     "MethodBlockedException",
@@ -122,6 +127,7 @@ __all__ = [
     "TokenTimeout",
     "Unauthenticated",
     "UnknownTask",
+    "UnknownToken",
     "Weight",
     "chain",
     "connect",

@@ -10,14 +10,17 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
+from tokengate.shared.call_options import CallOptions
 from tokengate.shared.errors import NoBackend
 from tokengate.shared.registry import TaskSpec
 from tokengate.shared.token import TaskToken
 
 
 class Backend(Protocol):
-    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-        """Create a token for one call and hand it on; return it at once."""
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+               options: CallOptions | None = None) -> TaskToken:
+        """Create a token for one call and hand it on; return it at once. ``options``
+        (an idempotency key) may name the call: then the same key is the same token."""
         ...
 
 

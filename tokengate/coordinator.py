@@ -10,6 +10,7 @@ from tokengate import _backend
 from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.guards.settings import GuardsConfig
 from tokengate.node_agent.runtime import LocalRuntime
+from tokengate.shared.call_options import CallOptions
 from tokengate.shared.registry import TaskSpec
 from tokengate.shared.token import TaskToken
 
@@ -59,9 +60,11 @@ class OperationsCoordinator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-        """Backend: where decorated calls arrive."""
-        return self.runtime.submit(spec, args, kwargs)
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+               options: CallOptions | None = None) -> TaskToken:
+        """Backend: where decorated calls arrive (``options``: an idempotency key; this
+        process keeps keys in memory, ``key_ttl`` seconds after their call finished)."""
+        return self.runtime.submit(spec, args, kwargs, options)
 
     # Control and observation, delegated to the scheduler that owns the state.
     def drain(self, reason: str = "") -> None:

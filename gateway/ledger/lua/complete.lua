@@ -14,7 +14,8 @@
 -- agent made of this attempt before (its frame resent: the reply to the first one was lost,
 -- or the gateway died before acking it) changes nothing either, but is told apart, so that
 -- its outcome can still reach the client.
--- Cost per token: HMGET (the fence), one HSET (state, result, the item emptied), EXPIRE; the
+-- Cost per token: HMGET (the fence), one HSET (state, result, the item emptied), EXPIRE
+-- (a keyed call's hash: its key TTL when longer, lib.lua expire_final); the
 -- ids leave the agent's set in one SREM per batch.
 -- Returns, msgpack-packed, one flat array of two values per item: 1, creation time (applied);
 -- 2, creation time (stored already from this same report); or 0, "" (ignored).
@@ -24,7 +25,8 @@ local rows = cmsgpack.unpack(ARGV[4])
 for a = 1, #rows, 4 do
   local id, state, attempt, result = rows[a], rows[a + 1], rows[a + 2], rows[a + 3]
   local key = tkey(p, id)
-  local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_CREATED')
+  local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_CREATED',
+                       '$F_KEEP')
   local mine = t[2] == agent and (tonumber(t[3]) or 1) == attempt
   local ok = mine and (t[1] == '$ADMITTED' or t[1] == '$EXECUTING')
   if ok then
@@ -33,7 +35,7 @@ for a = 1, #rows, 4 do
     else
       redis.call('HSET', key, '$F_STATE', state, '$F_RESULT', result, '$F_ITEM', '')
     end
-    redis.call('EXPIRE', key, ttl)
+    expire_final(key, ttl, t[5])
     done[#done + 1] = id
     if t[1] == '$EXECUTING' then wasexec = wasexec + 1 end
     counts[state] = (counts[state] or 0) + 1
