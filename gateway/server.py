@@ -294,9 +294,17 @@ class GatewayServicer(rpc.GatewayServicer):
 
     async def Kill(self, request: pb.KillRequest,
                    context: grpc.aio.ServicerContext) -> pb.ControlReply:
-        await self._operator(context)
-        control = (await self._token_shard(context, request.token_id)).control
-        outcome, message = await _unary(context, control.kill(request.token_id, request.actor))
+        metadata = context.invocation_metadata()
+        gateway = await self._token_shard(context, request.token_id)
+        if not self.credentials.is_operator(metadata):  # a client may stop its own tokens
+            detail = await _unary(context, gateway.views.token(request.token_id,
+                                                              client_id_of(metadata)))
+            if detail.redacted:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, abort_details(
+                    PermissionDenied("a client may kill or cancel only its own tokens; "
+                                     "others need the operator token")))
+        outcome, message = await _unary(context, gateway.control.kill(request.token_id,
+                                                                      request.actor))
         return pb.ControlReply(ok=outcome in KILL_OK, message=message, outcome=outcome)
 
     async def Reenable(self, request: pb.ReenableRequest,
