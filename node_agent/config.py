@@ -41,6 +41,9 @@ class SchedulerConfig:
         10.0, doc="seconds one call may hold a worker before its mailbox counts as blocked: "
         "an agent routes nothing more there, hands what waits behind it back to the gateway "
         "(never started: it runs elsewhere), and shows STUCK once every worker is blocked")
+    key_ttl: int = setting(
+        86_400, doc="seconds an idempotency key (fn.options(key=...)) is kept after its "
+        "call finished: the same key within it returns that call's token, not a new run")
     node_name: str = setting(factory=socket.gethostname, env="TOKENGATE_NODE_NAME",
                              doc="this node's name, unique in the cluster (default: host name)")
 
@@ -55,6 +58,8 @@ class SchedulerConfig:
                                      f"{self.backlog_capacity}")
         if self.submit_timeout is not None and self.submit_timeout < 0:
             raise ConfigurationError("submit_timeout must be >= 0 or None")
+        if self.key_ttl < 0:
+            raise ConfigurationError(f"key_ttl must be >= 0, got {self.key_ttl}")
         if self.stuck_after <= 0:
             raise ConfigurationError(f"stuck_after must be > 0, got {self.stuck_after}")
 

@@ -21,6 +21,7 @@ first refusal (``UNAVAILABLE_LIMIT`` when there is none); only then does it fail
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import random
@@ -32,15 +33,19 @@ from typing import Any
 import grpc
 from tokengate.shared import codec, framing, labels, wire
 from tokengate.shared.auth import call_metadata
+from tokengate.shared.call_options import CallOptions, key_token_id
 from tokengate.shared.channel import addresses, open_channel, speaks_tls
 from tokengate.shared.client_config import ClientConfig
 from tokengate.shared.errors import (
     AdmissionTimeout,
+    BadArguments,
     GatewayBusy,
     GatewayUnavailable,
+    IdempotencyConflict,
     TokenGateError,
     Unauthenticated,
     UnknownTask,
+    UnknownToken,
 )
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.parking import ParkingLot, running_loop
@@ -54,6 +59,7 @@ from tokengate.shared.wire_errors import error_from_rpc, rebuild_exception
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_ITEMS = 1000
+MAX_ID_LENGTH = 200  # the gateway's limit on a token id
 RECEIVED_LINGER = 0.05  # receipts wait this long for a call to ride with before going alone
 _RECEIVED = object()  # stream marker: there are receipts to send
 _CLOSED = pb.ClientFrame()  # what _fill returns when the stream closed
@@ -61,6 +67,7 @@ BUSY_RETRY = 0.1  # seconds before calls refused with GatewayBusy are offered ag
 UNAVAILABLE_RETRY = 0.25  # seconds before calls refused while Redis is away are offered again
 AWAY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)  # try another gateway
 UNAVAILABLE_LIMIT = 60.0  # how long those are offered again when submit_timeout is none
+CANCEL_UNACKED_WAIT = 5.0  # how long cancel() asks again for a call the gateway has not acked
 
 
 class ClusterClient:
@@ -84,6 +91,8 @@ class ClusterClient:
         self._outstanding: dict[str, tuple[TaskToken, pb.TaskItem]] = {}
         self._unacked: set[str] = set()
         self._offered_until: dict[str, float] = {}  # refused as unavailable: retried until
+        # Tokens fetched by id (result(), fetch()): id -> (token, watched as an operator).
+        self._fetched: dict[str, tuple[TaskToken, bool]] = {}
         self._window = threading.Semaphore(config.window)
         self._stream: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = threading.Event()
@@ -94,7 +103,7 @@ class ClusterClient:
         self._thread: threading.Thread | None = None
         self.close_hooks: list[Any] = []  # called with the client when it closes
         self._received: list[str] = []  # results resolved, not yet reported (under _lock)
-        self.parking = ParkingLot(f"client-{config.client_id[:8]}", self._admit,
+        self.parking = ParkingLot(f"client-{config.client_id[:8]}", self._admit_parked,
                                    timeout=config.submit_timeout, capacity=config.park_capacity,
                                    closed_error=_closed_error, lead=config.submit_lead)
 
@@ -175,86 +184,160 @@ class ClusterClient:
 
     # -- submitting ----------------------------------------------------------------------
 
-    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-        """Backend: one decorated call becomes one token submitted through the gateway."""
-        return self._submit(spec.name, spec.operation_type, spec.tags, args, kwargs, spec.func)
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+               options: CallOptions | None = None) -> TaskToken:
+        """Backend: one decorated call becomes one token submitted through the gateway
+        (``options.key``: an idempotency key, see docs/cluster.md "Submit once")."""
+        return self._submit(spec.name, spec.operation_type, spec.tags, args, kwargs, spec.func,
+                            options.key if options is not None else None)
 
     def submit_by_name(self, task: str, args: tuple[Any, ...] = (),
                        kwargs: dict[str, Any] | None = None, *, tags: dict[str, Any] | None = None,
-                       operation_type: str | None = None) -> TaskToken:
+                       operation_type: str | None = None, key: str | None = None) -> TaskToken:
         """Submit a task registered on the agents, without importing it here.
 
-        Without ``tags``, a task also registered in this process keeps its own tags.
+        Without ``tags``, a task also registered in this process keeps its own tags. ``key``:
+        an idempotency key, as ``fn.options(key=...)`` gives.
         """
+        if key is not None:
+            CallOptions(key=key)  # checks it
         parsed = parse_tags(tags)
         if tags is None:
             with contextlib.suppress(UnknownTask):
                 parsed = lookup(task).tags
         return self._submit(task, operation_type or task.rpartition(":")[2], parsed, args,
-                            kwargs or {}, None)
+                            kwargs or {}, None, key)
 
     def _submit(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
-                kwargs: dict[str, Any], func: Any) -> TaskToken:
+                kwargs: dict[str, Any], func: Any, key: str | None = None) -> TaskToken:
         """One call: sent when the window has room; else it waits for room here, or, on an
         event loop's thread, parked (the loop never waits; see :mod:`shared.parking`)."""
-        token, item = self._prepare(name, operation_type, tags, args, kwargs, func)
+        token, item = self._prepare(name, operation_type, tags, args, kwargs, func, key)
         if running_loop() is None:
-            self._admit(token, item, self.config.submit_timeout)
-        elif len(self.parking) or not self._try_admit(token, item):
-            self.parking.park(token, item)
+            return self._admit(token, item, self.config.submit_timeout)
+        parked = self._parked_twin(token, item)
+        if parked is not None:
+            return parked
+        if not len(self.parking):
+            sent = self._try_admit(token, item)
+            if sent is not None:
+                return sent
+        self.parking.park(token, item)
         return token
 
     def _prepare(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
-                 kwargs: dict[str, Any], func: Any) -> tuple[TaskToken, pb.TaskItem]:
+                 kwargs: dict[str, Any], func: Any,
+                 key: str | None) -> tuple[TaskToken, pb.TaskItem]:
+        if key is not None and len(kwargs) > 1:  # keyword order is not part of the call
+            kwargs = dict(sorted(kwargs.items()))  # (the gateway compares encoded bytes)
         payload = codec.encode_call(args, kwargs, self._codec, self.config.max_payload)
-        token: TaskToken = TaskToken(func, args, kwargs, operation_type=operation_type, tags=tags)
+        token: TaskToken = TaskToken(func, args, kwargs, operation_type=operation_type, tags=tags,
+                                     token_id=key_token_id(key) if key is not None else None)
         token.remote = True  # an agent runs it; a worker thread waiting on it must not
+        token.canceller = self._cancel
         item = pb.TaskItem(token_id=token.token_id, task=name, payload=payload, codec=self._codec,
                            weight=tags.weight.value, not_idempotent=not tags.idempotent,
-                           operation_type=operation_type)
+                           operation_type=operation_type, key=key or "")
         if tags.requires:
             item.requires.extend(labels.to_texts(tags.requires))
         return token, item
 
-    async def submit_async(self, spec: TaskSpec, args: tuple[Any, ...],
-                           kwargs: dict[str, Any]) -> TaskToken:
+    async def submit_async(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+                           options: CallOptions | None = None) -> TaskToken:
         """Backend, awaitable: return the token once the window took the call, or parked
         within ``submit_lead`` (its coroutine waits, the loop does not); see
         :meth:`ParkingLot.submit`."""
         token, item = self._prepare(spec.name, spec.operation_type, spec.tags, args, kwargs,
-                                    spec.func)
-        if not len(self.parking) and self._try_admit(token, item):
-            await self.parking.pause()
-            return token
+                                    spec.func, options.key if options is not None else None)
+        parked = self._parked_twin(token, item)
+        if parked is not None:
+            return parked
+        if not len(self.parking):
+            sent = self._try_admit(token, item)
+            if sent is not None:
+                await self.parking.pause()
+                return sent
         return await self.parking.submit(token, item)
 
-    def _admit(self, token: TaskToken, item: pb.TaskItem, timeout: float | None) -> None:
-        """Wait up to ``timeout`` for a window slot, then send the call."""
+    def _parked_twin(self, token: TaskToken, item: pb.TaskItem) -> TaskToken | None:
+        """A keyed call whose key waits parked already: that call's token (or the conflict)."""
+        if not item.key:
+            return None
+        parked = self.parking.find(token.token_id)
+        return None if parked is None else _same_call(parked, item)
+
+    def _admit(self, token: TaskToken, item: pb.TaskItem, timeout: float | None) -> TaskToken:
+        """Wait up to ``timeout`` for a window slot, then send the call; the call's token."""
         if self._closed.is_set():
             raise GatewayUnavailable("the cluster client is closed")
         if not self._window.acquire(timeout=timeout):
             raise AdmissionTimeout(f"{self.config.window} submissions still unacknowledged by "
                                    f"the gateway after {self.config.submit_timeout}s")
-        self._send(token, item)
+        return self._send(token, item)
 
-    def _try_admit(self, token: TaskToken, item: pb.TaskItem) -> bool:
-        """Send the call if a window slot is free now; never waits."""
+    def _admit_parked(self, token: TaskToken, item: pb.TaskItem, timeout: float | None) -> None:
+        """The parking lot's admission: a keyed call whose key went out meanwhile follows the
+        outcome of the call in flight."""
+        sent = self._admit(token, item, timeout)
+        if sent is not token:
+            token.advance(TokenState.WAITING)
+            sent.add_done_callback(functools.partial(_follow, token))
+
+    def _try_admit(self, token: TaskToken, item: pb.TaskItem) -> TaskToken | None:
+        """Send the call if a window slot is free now (its token), else None; never waits."""
         if self._closed.is_set():
             raise GatewayUnavailable("the cluster client is closed")
         if not self._window.acquire(blocking=False):
-            return False
-        self._send(token, item)
-        return True
+            return None
+        return self._send(token, item)
 
-    def _send(self, token: TaskToken, item: pb.TaskItem) -> None:
-        """Queue a call that holds a window slot on the session's stream."""
+    def _send(self, token: TaskToken, item: pb.TaskItem) -> TaskToken:
+        """Queue a call that holds a window slot on the session's stream; the call's token
+        (a keyed call already in flight from this client: that one, or the conflict)."""
         with self._lock:
             if self._closed.is_set():  # close() fails what is outstanding after setting it
                 raise GatewayUnavailable("the cluster client is closed")
+            kept = self._outstanding.get(token.token_id) if item.key else None
+            if kept is None:
+                token.advance(TokenState.WAITING)
+                self._outstanding[token.token_id] = (token, item)
+                self._unacked.add(token.token_id)
+                self._stream.put(item)
+        if kept is not None:  # the same key, in flight from this client: the same token
+            self._window.release()
+            return _same_call(kept, item)
+        return token
+
+    # -- results by id -------------------------------------------------------------------
+
+    def fetch(self, token_id: str, *, any_owner: bool = False) -> TaskToken:
+        """A token for a call submitted earlier (by a client of this client id, e.g. this
+        process before it restarted; any client's with ``any_owner``, an operator's right),
+        resolved when the gateway pushes its stored outcome: within the result TTL (a
+        keyed call's: its key TTL). An id the shard does not know, or no longer keeps, fails
+        with UnknownToken. A fetch is a read: it does not drop the stored outcome."""
+        if not isinstance(token_id, str) or not 0 < len(token_id) <= MAX_ID_LENGTH:
+            raise BadArguments(f"a token id is a str of 1 to {MAX_ID_LENGTH} characters")
+        if self._closed.is_set():
+            raise GatewayUnavailable("the cluster client is closed")
+        with self._lock:
+            entry = self._outstanding.get(token_id) or self._fetched.get(token_id)
+            if entry is not None:
+                return entry[0]
+            token: TaskToken = TaskToken(None, (), {}, operation_type="result",
+                                         tags=parse_tags(None), token_id=token_id)
+            token.remote = True
             token.advance(TokenState.WAITING)
-            self._outstanding[token.token_id] = (token, item)
-            self._unacked.add(token.token_id)
-            self._stream.put(item)
+            self._fetched[token_id] = (token, any_owner)
+            self._stream.put(pb.ClientFrame(watch=[token_id], watch_any=any_owner))
+        return token
+
+    def result(self, token_id: str, timeout: float | None = None, *,
+               any_owner: bool = False) -> Any:
+        """The outcome of a token by its id (see :meth:`fetch`): its result, or its error
+        raised (the task's, TokenKilled, UnknownToken, PermissionDenied); TokenTimeout if
+        it is not final within ``timeout`` seconds."""
+        return self.fetch(token_id, any_owner=any_owner).get(timeout)
 
     # -- session thread ------------------------------------------------------------------
 
@@ -266,8 +349,13 @@ class ClusterClient:
                 old, self._stream = self._stream, stream
                 old.put(None)
                 resend = [item for _, item in self._outstanding.values()]
+                fetched = [(i, any_owner) for i, (_, any_owner) in self._fetched.items()]
             for chunk in framing.split(resend, count=MAX_FRAME_ITEMS):
                 stream.put(pb.ClientFrame(submit=chunk, resubmit=True))
+            for watch_any in (False, True):  # fetches not answered yet: asked again
+                ids = [i for i, any_owner in fetched if any_owner is watch_any]
+                if ids:
+                    stream.put(pb.ClientFrame(watch=ids, watch_any=watch_any))
             try:
                 if self._received:
                     stream.put(_RECEIVED)
@@ -309,13 +397,19 @@ class ClusterClient:
             released = sum(self._ack(token_id) for token_id in reply.accepted)
             busy, unstored, rejected, freed = self._sort_rejections(reply.rejected)
             released += freed
+            receipts = []
             for result in reply.results:
                 entry = self._outstanding.pop(result.token_id, None)
+                if entry is None and self._fetched and result.token_id in self._fetched:
+                    continue  # a read by id (below): its outcome stays stored
                 if entry is not None:
                     finished.append((entry[0], result))
+                receipts.append(result.token_id)
                 released += self._ack(result.token_id)  # a result may beat its ack
-            receipt_due = bool(reply.results) and not self._received
-            self._received.extend(result.token_id for result in reply.results)
+            if self._fetched:
+                self._answer_fetches(reply, finished, rejected)
+            receipt_due = bool(receipts) and not self._received
+            self._received.extend(receipts)
             stream = self._stream
         # Waiters first: resolving a token wakes whoever is in get(); the bookkeeping below
         # need not stand in their way.
@@ -334,6 +428,19 @@ class ClusterClient:
             self._retry_later(unstored, UNAVAILABLE_RETRY)
         if receipt_due:
             stream.put(_RECEIVED)
+
+    def _answer_fetches(self, reply: pb.ClientReply,
+                        finished: list[tuple[TaskToken, pb.ResultItem]],
+                        rejected: list[tuple[TaskToken, pb.Rejected]]) -> None:
+        """The outcomes and refusals of tokens fetched by id; holds _lock."""
+        for result in reply.results:
+            fetched = self._fetched.pop(result.token_id, None)
+            if fetched is not None:
+                finished.append((fetched[0], result))
+        for rej in reply.rejected:
+            fetched = self._fetched.pop(rej.token_id, None)
+            if fetched is not None:
+                rejected.append((fetched[0], rej))
 
     def _sort_rejections(self, rejections: Iterable[pb.Rejected]) -> tuple[
             list[pb.TaskItem], list[pb.TaskItem], list[tuple[TaskToken, pb.Rejected]], int]:
@@ -414,7 +521,7 @@ class ClusterClient:
                                             allow_pickle=self._codec == codec.PICKLE)
             except Exception as exc:  # not what it claims to be: the call failed to return
                 state, error = TokenState.FAILED, exc
-        elif state is TokenState.FAILED:
+        elif state is TokenState.FAILED or result.error_type:  # KILLED: killed or cancelled
             error = rebuild_exception(result.error_type, result.error_message, result.traceback)
         token.settle_remote(state, value=value, error=error, traceback_text=result.traceback,
                             attempt=result.attempt, node=result.node or None,
@@ -423,8 +530,9 @@ class ClusterClient:
 
     def _fail_all(self, error: TokenGateError) -> None:
         with self._lock:
-            entries = list(self._outstanding.values())
+            entries = [*self._outstanding.values(), *self._fetched.values()]
             self._outstanding.clear()
+            self._fetched.clear()
         for token, _ in entries:
             token.set_error(error, "")
 
@@ -464,6 +572,23 @@ class ClusterClient:
         token_id = token if isinstance(token, str) else token.token_id
         return self._unary("Kill", pb.KillRequest(token_id=token_id, actor=actor))
 
+    def _cancel(self, token: TaskToken) -> bool:
+        """``token.cancel()`` of one of our tokens: the gateway's Kill (see docs/cancel.md);
+        True if it killed the token or asked its running call to stop."""
+        parked = self.parking.withdraw(token.token_id)
+        if parked is not None:  # not sent yet: it never runs
+            return parked.kill()
+        deadline = time.monotonic() + CANCEL_UNACKED_WAIT
+        while not token.done():
+            try:
+                return bool(self.kill(token).ok)
+            except UnknownToken:
+                # Not stored yet (its ack has not come back): ask again once it is, briefly.
+                if token.token_id not in self._unacked or time.monotonic() > deadline:
+                    raise
+            self._closed.wait(0.02)
+        return False
+
     def token_detail(self, token_id: str) -> pb.TokenDetail:
         """One token's record (states with times, attempt, node/core/worker, error)."""
         return self._unary("Token", pb.TokenRequest(token_id=token_id))
@@ -492,6 +617,16 @@ class ClusterClient:
 
     def outstanding(self) -> int:
         return len(self._outstanding)
+
+
+def _same_call(kept: tuple[TaskToken, pb.TaskItem], item: pb.TaskItem) -> TaskToken:
+    """The token in flight under a key, if ``item`` is the same call; else the conflict."""
+    token, first = kept
+    if (first.task, first.codec, first.payload) == (item.task, item.codec, item.payload):
+        return token
+    raise IdempotencyConflict(f"idempotency key {item.key!r} is in flight from this client "
+                              "for another call (another task, or other arguments)",
+                              key=item.key)
 
 
 def _frames(stream: queue.SimpleQueue[Any],
@@ -556,6 +691,13 @@ def _fill(stream: queue.SimpleQueue[Any], first: Any) -> tuple[pb.ClientFrame, A
         frame.submit.append(item)
         size += framing.task_bytes(item)
     return frame, None
+
+
+def _follow(token: TaskToken, sent: TaskToken) -> None:
+    """Finish a parked keyed call with the outcome of the same call sent before it."""
+    token.settle_remote(sent.state, value=sent.result, error=sent.error,
+                        traceback_text=sent.traceback_text, attempt=sent.attempt,
+                        node=sent.node, core=sent.core_id, worker=sent.worker_id)
 
 
 def _closed_error() -> GatewayUnavailable:

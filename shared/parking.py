@@ -98,7 +98,18 @@ class ParkingLot:
         withdrawn and its token killed (it never runs); once admitted, it runs whatever
         happens to the coroutine.
         """
-        future = self._park(token, item, asyncio.get_running_loop())
+        return await self.admitted(token, self.park_for(token, item,
+                                                        asyncio.get_running_loop()))
+
+    def park_for(self, token: TaskToken, item: Any,
+                 loop: asyncio.AbstractEventLoop) -> asyncio.Future[None] | None:
+        """Park a call for :meth:`admitted`: a future of ``loop`` resolved at its admission,
+        or None within the lead."""
+        return self._park(token, item, loop)
+
+    async def admitted(self, token: TaskToken,
+                       future: asyncio.Future[None] | None) -> TaskToken:
+        """Wait for the admission :meth:`park_for` promised (see :meth:`submit`)."""
         if future is None:
             await self.pause()
             return token
@@ -147,6 +158,12 @@ class ParkingLot:
             else:
                 self._cond.notify()
         return future
+
+    def find(self, token_id: str) -> tuple[TaskToken, Any] | None:
+        """The token and item of the call parked (or being admitted) under ``token_id``."""
+        with self._cond:
+            entry = self._by_id.get(token_id)
+            return None if entry is None else (entry.token, entry.item)
 
     def withdraw(self, token_id: str) -> TaskToken | None:
         """Take back a parked call not yet being admitted; its token, or None."""

@@ -4,7 +4,7 @@ Exactly one backend is current at a time. ``OperationsCoordinator.start()`` inst
 embedded one; ``tokengate.connect()`` installs a cluster client. Calling a decorated function
 with neither raises :class:`NoBackend`.
 
-A backend may also offer ``async submit_async(spec, args, kwargs) -> TaskToken``: the
+A backend may also offer ``async submit_async(spec, args, kwargs, options) -> TaskToken``: the
 awaitable submission behind ``await fn.submit_async(...)``, which returns once the call is
 admitted (or parked within the backend's lead), waiting without blocking the event loop.
 Both backends have it; for one without it, :func:`submit_async` runs the blocking ``submit``
@@ -17,14 +17,17 @@ import asyncio
 import threading
 from typing import Any, Protocol
 
+from tokengate.shared.call_options import CallOptions
 from tokengate.shared.errors import NoBackend
 from tokengate.shared.registry import TaskSpec
 from tokengate.shared.token import TaskToken
 
 
 class Backend(Protocol):
-    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-        """Create a token for one call and hand it on; return it at once."""
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+               options: CallOptions | None = None) -> TaskToken:
+        """Create a token for one call and hand it on; return it at once. ``options``
+        (an idempotency key) may name the call: then the same key is the same token."""
         ...
 
 
@@ -53,11 +56,12 @@ def current() -> Backend:
     return stack[-1]
 
 
-async def submit_async(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
+async def submit_async(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+                       options: CallOptions | None = None) -> TaskToken:
     """Submit through the current backend from a coroutine (see ``ParkingLot.submit``)."""
     backend = current()
     method = getattr(backend, "submit_async", None)
     if method is None:
-        return await asyncio.to_thread(backend.submit, spec, args, kwargs)
-    token: TaskToken = await method(spec, args, kwargs)
+        return await asyncio.to_thread(backend.submit, spec, args, kwargs, options)
+    token: TaskToken = await method(spec, args, kwargs, options)
     return token

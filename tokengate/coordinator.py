@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import fields
@@ -11,6 +12,7 @@ from tokengate import _backend
 from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.guards.settings import GuardsConfig
 from tokengate.node_agent.runtime import LocalRuntime
+from tokengate.shared.call_options import CallOptions
 from tokengate.shared.errors import SchedulerStopped
 from tokengate.shared.parking import ParkingLot, running_loop
 from tokengate.shared.registry import TaskSpec
@@ -78,26 +80,29 @@ class OperationsCoordinator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-        """Backend: where decorated calls arrive. On an event loop's thread the call is
-        parked and its token returned at once; elsewhere it waits for room here."""
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+               options: CallOptions | None = None) -> TaskToken:
+        """Backend: where decorated calls arrive (``options``: an idempotency key; this
+        process keeps keys in memory, ``key_ttl`` seconds after their call finished). On an
+        event loop's thread the call is parked and its token returned at once; elsewhere it
+        waits for room here."""
         if running_loop() is None:
-            return self.runtime.submit(spec, args, kwargs)
-        token = self._new_token(spec, args, kwargs)
-        self.parking.park(token)
-        return token
+            return self.runtime.submit(spec, args, kwargs, options)
+        return self.runtime.submit(spec, args, kwargs, options, enqueue=self.parking.park)
 
-    async def submit_async(self, spec: TaskSpec, args: tuple[Any, ...],
-                           kwargs: dict[str, Any]) -> TaskToken:
+    async def submit_async(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+                           options: CallOptions | None = None) -> TaskToken:
         """Backend, awaitable: return the token once the call is admitted, or parked within
         ``submit_lead`` (its coroutine waits, the loop does not); see
-        :meth:`ParkingLot.submit`."""
-        return await self.parking.submit(self._new_token(spec, args, kwargs))
+        :meth:`ParkingLot.submit`. A key already kept gives its token at once."""
+        loop = asyncio.get_running_loop()
+        promised: list[asyncio.Future[None] | None] = []
 
-    @staticmethod
-    def _new_token(spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-        return TaskToken(spec.func, args, kwargs, operation_type=spec.operation_type,
-                         tags=spec.tags)
+        def park(token: TaskToken) -> None:
+            promised.append(self.parking.park_for(token, None, loop))
+
+        token = self.runtime.submit(spec, args, kwargs, options, enqueue=park)
+        return await self.parking.admitted(token, promised[0] if promised else None)
 
     def _admit_parked(self, token: TaskToken, _item: Any, timeout: float | None) -> None:
         self.scheduler.submit(token, timeout)

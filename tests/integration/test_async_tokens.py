@@ -47,6 +47,14 @@ def closed_gate():
     gate.set()
 
 
+async def until(condition, timeout=10.0):
+    """Poll ``condition`` on the loop (the admitter thread changes what it reads)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
 def small(**options):
     """Two cores, light tasks on one of them: four mailboxes of ``mailbox_capacity``."""
     return OperationsCoordinator(cores=2, workers_per_core=4, **options)
@@ -119,13 +127,13 @@ def test_stop_fails_what_is_still_parked_and_cancel_withdraws(closed_gate):
     async def main():
         coordinator = small(mailbox_capacity=1, submit_timeout=None, submit_lead=0).start()
         tokens = [gated(i) for i in range(30)]  # 8 admitted, the rest parked
+        await until(lambda: len(coordinator.parking) == 22)  # the 9th waits for room
         waiting = asyncio.create_task(gated.submit_async(100))
-        await asyncio.sleep(0)
-        parked = len(coordinator.parking)
+        await until(lambda: len(coordinator.parking) == 23)
         waiting.cancel()  # still parked: withdrawn, its token killed
         with pytest.raises(asyncio.CancelledError):
             await waiting
-        assert len(coordinator.parking) == parked - 1
+        assert len(coordinator.parking) == 22
         await asyncio.to_thread(coordinator.stop, 0.3)  # the gate is closed: nothing frees
         closed_gate.set()
         return await asyncio.gather(*tokens, return_exceptions=True)
@@ -156,3 +164,22 @@ def test_the_seeds_async_main_runs_as_written_and_awaits(tmp_path):
     assert f"indexes {list(range(10, 20))}" in done.stdout
     for index in range(20):  # the seed's ten, then the ten awaited
         assert json.loads((tmp_path / f"output_{index}.json").read_text())["index"] == index
+
+
+def test_keys_and_cancel_reach_calls_parked_by_a_loop(closed_gate):
+    async def main():
+        with small(mailbox_capacity=1, submit_lead=0) as coordinator:
+            try:
+                held = [gated(i) for i in range(8)]  # room for 8: what follows is parked
+                first = gated.options(key="order-42")(42)
+                again = await gated.options(key="order-42").submit_async(42)  # the kept key
+                doomed = gated(99)
+                await until(lambda: len(coordinator.parking) == 2)
+                cancelled = doomed.cancel()  # parked: killed, never runs
+            finally:
+                closed_gate.set()
+            return first, again, cancelled, doomed, await first, await asyncio.gather(*held)
+
+    first, again, cancelled, doomed, value, results = asyncio.run(main())
+    assert again is first and value == 42 and results == list(range(8))
+    assert cancelled and doomed.state is TokenState.KILLED

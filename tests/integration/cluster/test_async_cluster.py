@@ -6,6 +6,7 @@ import time
 import pytest
 from async_tasks import nap, refuse
 from tokengate.shared.errors import GatewayUnavailable
+from tokengate.shared.lifecycle import TokenState
 
 from benchmarks.loop_lag import measure, responsive
 
@@ -61,3 +62,21 @@ def test_close_fails_the_calls_still_parked(cluster):
     unsent = [o for o in outcomes if isinstance(o, GatewayUnavailable) and "sent" in str(o)]
     assert len(unsent) > 100
     assert all(isinstance(o, (int, GatewayUnavailable)) for o in outcomes)
+
+
+def test_keyed_calls_parked_by_a_loop_are_one_call_and_cancel_withdraws(cluster):
+    client = cluster.client(install=True, window=1)
+
+    async def main():
+        tokens = [nap(i) for i in range(50)]  # one slot: most wait, parked
+        first = nap.options(key="async-key-1")(7)
+        again = nap.options(key="async-key-1")(7)  # its twin is parked: the same token
+        doomed = nap(99)
+        cancelled = doomed.cancel()  # still parked: withdrawn, killed, never sent
+        results = await asyncio.gather(*tokens)
+        return first, again, cancelled, doomed, await first, results
+
+    first, again, cancelled, doomed, value, results = asyncio.run(main())
+    assert again is first and value == 7 and results == list(range(50))
+    assert cancelled and doomed.state is TokenState.KILLED
+    assert client.parking.find(doomed.token_id) is None
