@@ -27,6 +27,12 @@ class SchedulerConfig:
     backlog_capacity: int | None = setting(
         None, doc="tokens an agent's link may keep waiting for mailbox room before they fail "
         "with AdmissionTimeout (agent over capacity); none: the total mailbox capacity")
+    park_capacity: int = setting(
+        100_000, doc="calls made on an event loop's thread that may wait, parked, for room "
+        "(the loop never waits); past it such a call raises AdmissionTimeout")
+    submit_lead: int = setting(
+        64, doc="calls 'await fn.submit_async()' may leave parked before it waits for its own "
+        "call's admission (0: every call waits for its own)")
     processes_per_core: int = setting(1, doc="worker processes per core for execution: process")
     pin_threads: bool = setting(True, doc="pin each worker thread to its core's CPU (Linux)")
     stop_timeout: float = setting(30.0, doc="seconds stop() waits for admitted work before "

@@ -45,9 +45,13 @@ class LocalRuntime:
         self.guards.close()
 
     def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
-               options: CallOptions | None = None) -> TaskToken:
+               options: CallOptions | None = None, *,
+               enqueue: Callable[[TaskToken], None] | None = None) -> TaskToken:
         """A decorated call made on this host: a new token into the local scheduler (with an
-        idempotency key: the key's token, new or kept, see :mod:`.keys`)."""
+        idempotency key: the key's token, new or kept, see :mod:`.keys`). ``enqueue`` hands
+        a new token on instead of the scheduler's blocking ``submit`` (the embedded facade
+        parks the calls made on an event loop's thread)."""
+        enqueue = enqueue or self.scheduler.submit
         if options is not None and options.key is not None:
             token_id = options.token_id
 
@@ -55,13 +59,12 @@ class LocalRuntime:
                 return TaskToken(spec.func, args, kwargs, operation_type=spec.operation_type,
                                  tags=spec.tags, token_id=token_id)
 
-            return self.keys.submit(options.key, (spec.name, args, kwargs), make,
-                                    self.scheduler.submit)
+            return self.keys.submit(options.key, (spec.name, args, kwargs), make, enqueue)
         token: TaskToken = TaskToken(
             spec.func, args, kwargs, operation_type=spec.operation_type, tags=spec.tags
         )
         token.canceller = self.scheduler.cancel
-        self.scheduler.submit(token)
+        enqueue(token)
         return token
 
     def status(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ first refusal (``UNAVAILABLE_LIMIT`` when there is none); only then does it fail
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import random
@@ -47,6 +48,7 @@ from tokengate.shared.errors import (
     UnknownToken,
 )
 from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.parking import ParkingLot, running_loop
 from tokengate.shared.registry import TaskSpec, lookup
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
@@ -101,6 +103,9 @@ class ClusterClient:
         self._thread: threading.Thread | None = None
         self.close_hooks: list[Any] = []  # called with the client when it closes
         self._received: list[str] = []  # results resolved, not yet reported (under _lock)
+        self.parking = ParkingLot(f"client-{config.client_id[:8]}", self._admit_parked,
+                                   timeout=config.submit_timeout, capacity=config.park_capacity,
+                                   closed_error=_closed_error, lead=config.submit_lead)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -157,6 +162,8 @@ class ClusterClient:
         for hook in self.close_hooks:
             hook(self)
         self._closed.set()
+        self.parking.close()
+        self._window.release()  # wakes the parking lot's admitter if it waits for a slot
         with self._lock:
             self._stream.put(None)
         call = self._call
@@ -203,6 +210,24 @@ class ClusterClient:
 
     def _submit(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
                 kwargs: dict[str, Any], func: Any, key: str | None = None) -> TaskToken:
+        """One call: sent when the window has room; else it waits for room here, or, on an
+        event loop's thread, parked (the loop never waits; see :mod:`shared.parking`)."""
+        token, item = self._prepare(name, operation_type, tags, args, kwargs, func, key)
+        if running_loop() is None:
+            return self._admit(token, item, self.config.submit_timeout)
+        parked = self._parked_twin(token, item)
+        if parked is not None:
+            return parked
+        if not len(self.parking):
+            sent = self._try_admit(token, item)
+            if sent is not None:
+                return sent
+        self.parking.park(token, item)
+        return token
+
+    def _prepare(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
+                 kwargs: dict[str, Any], func: Any,
+                 key: str | None) -> tuple[TaskToken, pb.TaskItem]:
         if key is not None and len(kwargs) > 1:  # keyword order is not part of the call
             kwargs = dict(sorted(kwargs.items()))  # (the gateway compares encoded bytes)
         payload = codec.encode_call(args, kwargs, self._codec, self.config.max_payload)
@@ -215,15 +240,66 @@ class ClusterClient:
                            operation_type=operation_type, key=key or "")
         if tags.requires:
             item.requires.extend(labels.to_texts(tags.requires))
+        return token, item
+
+    async def submit_async(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+                           options: CallOptions | None = None) -> TaskToken:
+        """Backend, awaitable: return the token once the window took the call, or parked
+        within ``submit_lead`` (its coroutine waits, the loop does not); see
+        :meth:`ParkingLot.submit`."""
+        token, item = self._prepare(spec.name, spec.operation_type, spec.tags, args, kwargs,
+                                    spec.func, options.key if options is not None else None)
+        parked = self._parked_twin(token, item)
+        if parked is not None:
+            return parked
+        if not len(self.parking):
+            sent = self._try_admit(token, item)
+            if sent is not None:
+                await self.parking.pause()
+                return sent
+        return await self.parking.submit(token, item)
+
+    def _parked_twin(self, token: TaskToken, item: pb.TaskItem) -> TaskToken | None:
+        """A keyed call whose key waits parked already: that call's token (or the conflict)."""
+        if not item.key:
+            return None
+        parked = self.parking.find(token.token_id)
+        return None if parked is None else _same_call(parked, item)
+
+    def _admit(self, token: TaskToken, item: pb.TaskItem, timeout: float | None) -> TaskToken:
+        """Wait up to ``timeout`` for a window slot, then send the call; the call's token."""
         if self._closed.is_set():
             raise GatewayUnavailable("the cluster client is closed")
-        if not self._window.acquire(timeout=self.config.submit_timeout):
+        if not self._window.acquire(timeout=timeout):
             raise AdmissionTimeout(f"{self.config.window} submissions still unacknowledged by "
                                    f"the gateway after {self.config.submit_timeout}s")
-        token.advance(TokenState.WAITING)
+        return self._send(token, item)
+
+    def _admit_parked(self, token: TaskToken, item: pb.TaskItem, timeout: float | None) -> None:
+        """The parking lot's admission: a keyed call whose key went out meanwhile follows the
+        outcome of the call in flight."""
+        sent = self._admit(token, item, timeout)
+        if sent is not token:
+            token.advance(TokenState.WAITING)
+            sent.add_done_callback(functools.partial(_follow, token))
+
+    def _try_admit(self, token: TaskToken, item: pb.TaskItem) -> TaskToken | None:
+        """Send the call if a window slot is free now (its token), else None; never waits."""
+        if self._closed.is_set():
+            raise GatewayUnavailable("the cluster client is closed")
+        if not self._window.acquire(blocking=False):
+            return None
+        return self._send(token, item)
+
+    def _send(self, token: TaskToken, item: pb.TaskItem) -> TaskToken:
+        """Queue a call that holds a window slot on the session's stream; the call's token
+        (a keyed call already in flight from this client: that one, or the conflict)."""
         with self._lock:
-            kept = self._outstanding.get(token.token_id) if key is not None else None
+            if self._closed.is_set():  # close() fails what is outstanding after setting it
+                raise GatewayUnavailable("the cluster client is closed")
+            kept = self._outstanding.get(token.token_id) if item.key else None
             if kept is None:
+                token.advance(TokenState.WAITING)
                 self._outstanding[token.token_id] = (token, item)
                 self._unacked.add(token.token_id)
                 self._stream.put(item)
@@ -499,6 +575,9 @@ class ClusterClient:
     def _cancel(self, token: TaskToken) -> bool:
         """``token.cancel()`` of one of our tokens: the gateway's Kill (see docs/cancel.md);
         True if it killed the token or asked its running call to stop."""
+        parked = self.parking.withdraw(token.token_id)
+        if parked is not None:  # not sent yet: it never runs
+            return parked.kill()
         deadline = time.monotonic() + CANCEL_UNACKED_WAIT
         while not token.done():
             try:
@@ -612,6 +691,17 @@ def _fill(stream: queue.SimpleQueue[Any], first: Any) -> tuple[pb.ClientFrame, A
         frame.submit.append(item)
         size += framing.task_bytes(item)
     return frame, None
+
+
+def _follow(token: TaskToken, sent: TaskToken) -> None:
+    """Finish a parked keyed call with the outcome of the same call sent before it."""
+    token.settle_remote(sent.state, value=sent.result, error=sent.error,
+                        traceback_text=sent.traceback_text, attempt=sent.attempt,
+                        node=sent.node, core=sent.core_id, worker=sent.worker_id)
+
+
+def _closed_error() -> GatewayUnavailable:
+    return GatewayUnavailable("the cluster client was closed before this call was sent")
 
 
 def open_client(address: str | None = None, *, token: str | None = None,

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
 from tokengate.shared.errors import TaskFailed, TokenCancelled, TokenKilled, TokenTimeout
@@ -287,6 +287,19 @@ class TaskToken(Generic[R]):
                            f"{self.traceback_text}")
         raise error
 
+    # -- asyncio -------------------------------------------------------------------------
+
+    def __await__(self) -> Generator[Any, None, R]:
+        """``await token``: the result, or the task's exception, exactly as :meth:`get`.
+
+        The awaiting coroutine waits, its event loop does not: the token's done-callback
+        wakes the loop with ``call_soon_threadsafe``. Cancelling the awaiting coroutine stops
+        the waiting only; the token runs on (kill or cancel it to stop it).
+        """
+        if self.state not in FINAL_STATES:
+            yield from _settled(self).__await__()
+        return self.get()
+
     @property
     def elapsed(self) -> float | None:
         """Seconds from EXECUTING to the final state, if both happened."""
@@ -387,3 +400,28 @@ def set_current_token(token: TaskToken | None) -> TaskToken | None:
     previous = getattr(_current, "token", None)
     _current.token = token
     return previous
+
+
+# -- asyncio (see TaskToken.__await__) -----------------------------------------------------
+
+async def _settled(token: TaskToken[Any]) -> None:
+    """Return once ``token`` is final, waking this coroutine's loop from whichever thread
+    finishes it."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: TaskToken[Any]) -> None:
+        try:
+            loop.call_soon_threadsafe(_resolve, future)
+        except RuntimeError:  # the loop is closed: nobody awaits any more
+            pass
+
+    token.add_done_callback(wake)
+    await future
+
+
+def _resolve(future: Any) -> None:
+    if not future.done():  # the awaiting coroutine may have been cancelled
+        future.set_result(None)

@@ -59,6 +59,7 @@ from tokengate.shared.errors import (
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import ExecutionMode, StorageTier, TaskTags, Weight
 from tokengate.shared.token import TaskToken, current_token
+from tokengate.waiting import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 
 if TYPE_CHECKING:
     from tokengate.shared.client import ClusterClient
@@ -86,6 +87,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tokengate' has no attribute {name!r}")
 
 __all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
     "AdmissionTimeout",
     "AgentLost",
     "AsyncFunctionRefused",
@@ -129,8 +133,10 @@ __all__ = [
     "UnknownTask",
     "UnknownToken",
     "Weight",
+    "as_completed",
     "chain",
     "connect",
     "current_token",
     "task_token_guard",
+    "wait",
 ]

@@ -39,6 +39,12 @@ def task_token_guard(
     error; default: the policy of the function's complexity level) and ``spike_check``
     (True/False: judge this function's calls for spikes whatever the coordinator's
     ``spike_detection``; None follows it).
+
+    From a coroutine, ``await fn.submit_async(*args)`` returns the token once the call is
+    admitted, or parked behind fewer than ``submit_lead`` calls (backpressure for the
+    coroutine, never for its event loop); a plain call made
+    on an event loop's thread returns its token at once and the call waits, parked, for
+    room. ``await token`` gives the result.
     """
     if callable(operation_type):  # used bare: @task_token_guard
         return task_token_guard()(operation_type)
@@ -71,6 +77,13 @@ def task_token_guard(
         def submit_call(*args: P.args, **kwargs: P.kwargs) -> TaskToken[R]:
             return _backend.current().submit(spec, args, kwargs)
 
+        async def submit_async(*args: P.args, **kwargs: P.kwargs) -> TaskToken[R]:
+            """Submit from a coroutine: return the token once the call is admitted (or parked
+            within ``submit_lead``); the coroutine waits for room, the event loop does not."""
+            return await _backend.submit_async(spec, args, kwargs)
+
+        submit_async.__qualname__ = f"{func.__qualname__}.submit_async"
+        setattr(submit_call, "submit_async", submit_async)  # noqa: B010 - a function attribute
         setattr(submit_call, SPEC_ATTRIBUTE, spec)
         submit_call.options = _options_of(spec)  # type: ignore[attr-defined]
         return submit_call
@@ -90,6 +103,10 @@ def _options_of(spec: TaskSpec) -> Callable[..., Callable[..., TaskToken[Any]]]:
         def submit_with_options(*args: Any, **kwargs: Any) -> TaskToken[Any]:
             return _backend.current().submit(spec, args, kwargs, call_options)
 
+        async def submit_async(*args: Any, **kwargs: Any) -> TaskToken[Any]:
+            return await _backend.submit_async(spec, args, kwargs, call_options)
+
+        submit_with_options.submit_async = submit_async  # type: ignore[attr-defined]
         return submit_with_options
 
     return options
