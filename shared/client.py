@@ -27,21 +27,23 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
-from tokengate.shared import codec, framing, labels, wire
+from tokengate.shared import codec, framing, wire
 from tokengate.shared.auth import call_metadata
-from tokengate.shared.call_options import CallOptions, key_token_id
+from tokengate.shared.call_options import CallOptions
 from tokengate.shared.channel import addresses, open_channel, speaks_tls
+from tokengate.shared.client_calls import GatewayCalls
 from tokengate.shared.client_config import ClientConfig
+from tokengate.shared.client_frames import MAX_FRAME_ITEMS, RECEIVED, frames
+from tokengate.shared.client_items import call_item, follow, same_call
 from tokengate.shared.errors import (
     AdmissionTimeout,
     BadArguments,
     GatewayBusy,
     GatewayUnavailable,
-    IdempotencyConflict,
     TokenGateError,
     Unauthenticated,
     UnknownTask,
@@ -58,11 +60,7 @@ from tokengate.shared.wire_errors import error_from_rpc, rebuild_exception
 
 logger = logging.getLogger(__name__)
 
-MAX_FRAME_ITEMS = 1000
 MAX_ID_LENGTH = 200  # the gateway's limit on a token id
-RECEIVED_LINGER = 0.05  # receipts wait this long for a call to ride with before going alone
-_RECEIVED = object()  # stream marker: there are receipts to send
-_CLOSED = pb.ClientFrame()  # what _fill returns when the stream closed
 BUSY_RETRY = 0.1  # seconds before calls refused with GatewayBusy are offered again
 UNAVAILABLE_RETRY = 0.25  # seconds before calls refused while Redis is away are offered again
 AWAY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)  # try another gateway
@@ -70,7 +68,7 @@ UNAVAILABLE_LIMIT = 60.0  # how long those are offered again when submit_timeout
 CANCEL_UNACKED_WAIT = 5.0  # how long cancel() asks again for a call the gateway has not acked
 
 
-class ClusterClient:
+class ClusterClient(GatewayCalls):
     """A connection to the gateway; implements the backend the decorator submits to."""
 
     def __init__(self, config: ClientConfig) -> None:
@@ -228,18 +226,9 @@ class ClusterClient:
     def _prepare(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
                  kwargs: dict[str, Any], func: Any,
                  key: str | None) -> tuple[TaskToken, pb.TaskItem]:
-        if key is not None and len(kwargs) > 1:  # keyword order is not part of the call
-            kwargs = dict(sorted(kwargs.items()))  # (the gateway compares encoded bytes)
-        payload = codec.encode_call(args, kwargs, self._codec, self.config.max_payload)
-        token: TaskToken = TaskToken(func, args, kwargs, operation_type=operation_type, tags=tags,
-                                     token_id=key_token_id(key) if key is not None else None)
-        token.remote = True  # an agent runs it; a worker thread waiting on it must not
+        token, item = call_item(name, operation_type, tags, args, kwargs, func, key,
+                                self._codec, self.config.max_payload)
         token.canceller = self._cancel
-        item = pb.TaskItem(token_id=token.token_id, task=name, payload=payload, codec=self._codec,
-                           weight=tags.weight.value, not_idempotent=not tags.idempotent,
-                           operation_type=operation_type, key=key or "")
-        if tags.requires:
-            item.requires.extend(labels.to_texts(tags.requires))
         return token, item
 
     async def submit_async(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -264,7 +253,7 @@ class ClusterClient:
         if not item.key:
             return None
         parked = self.parking.find(token.token_id)
-        return None if parked is None else _same_call(parked, item)
+        return None if parked is None else same_call(parked, item)
 
     def _admit(self, token: TaskToken, item: pb.TaskItem, timeout: float | None) -> TaskToken:
         """Wait up to ``timeout`` for a window slot, then send the call; the call's token."""
@@ -281,7 +270,7 @@ class ClusterClient:
         sent = self._admit(token, item, timeout)
         if sent is not token:
             token.advance(TokenState.WAITING)
-            sent.add_done_callback(functools.partial(_follow, token))
+            sent.add_done_callback(functools.partial(follow, token))
 
     def _try_admit(self, token: TaskToken, item: pb.TaskItem) -> TaskToken | None:
         """Send the call if a window slot is free now (its token), else None; never waits."""
@@ -305,7 +294,7 @@ class ClusterClient:
                 self._stream.put(item)
         if kept is not None:  # the same key, in flight from this client: the same token
             self._window.release()
-            return _same_call(kept, item)
+            return same_call(kept, item)
         return token
 
     # -- results by id -------------------------------------------------------------------
@@ -358,8 +347,8 @@ class ClusterClient:
                     stream.put(pb.ClientFrame(watch=ids, watch_any=watch_any))
             try:
                 if self._received:
-                    stream.put(_RECEIVED)
-                self._call = self._stub.Session(_frames(stream, self._take_received),
+                    stream.put(RECEIVED)
+                self._call = self._stub.Session(frames(stream, self._take_received),
                                                 metadata=self._metadata)
                 # The gateway says it took the session in its first headers; a refused one
                 # has none, and ends as the first reply is read.
@@ -427,7 +416,7 @@ class ClusterClient:
         if unstored:
             self._retry_later(unstored, UNAVAILABLE_RETRY)
         if receipt_due:
-            stream.put(_RECEIVED)
+            stream.put(RECEIVED)
 
     def _answer_fetches(self, reply: pb.ClientReply,
                         finished: list[tuple[TaskToken, pb.ResultItem]],
@@ -555,19 +544,6 @@ class ClusterClient:
                     self._next_gateway()
         raise AssertionError("unreachable")
 
-    def ping(self, timeout: float = 5.0) -> pb.PingReply:
-        return self._unary("Ping", pb.PingRequest(), timeout)
-
-    def status(self) -> pb.StatusReply:
-        return self._unary("Status", pb.StatusRequest())
-
-    def drain(self, node: str = "", reason: str = "", *, actor: str = "") -> str:
-        return self._unary("Drain", pb.DrainRequest(node=node, reason=reason,
-                                                    actor=actor)).message
-
-    def resume(self, node: str = "", *, actor: str = "") -> str:
-        return self._unary("Resume", pb.DrainRequest(node=node, actor=actor)).message
-
     def kill(self, token: TaskToken | str, *, actor: str = "") -> pb.ControlReply:
         token_id = token if isinstance(token, str) else token.token_id
         return self._unary("Kill", pb.KillRequest(token_id=token_id, actor=actor))
@@ -589,115 +565,8 @@ class ClusterClient:
             self._closed.wait(0.02)
         return False
 
-    def token_detail(self, token_id: str) -> pb.TokenDetail:
-        """One token's record (states with times, attempt, node/core/worker, error)."""
-        return self._unary("Token", pb.TokenRequest(token_id=token_id))
-
-    def guards(self) -> pb.GuardsReply:
-        """The cluster-wide Guard House and the quarantined calls of every node."""
-        return self._unary("Guards", pb.GuardsRequest())
-
-    def reenable(self, function: str, *, actor: str = "") -> pb.ControlReply:
-        """Re-enable a function the Guard House blocked, on every node."""
-        return self._unary("Reenable", pb.ReenableRequest(function=function, actor=actor))
-
-    def quarantine(self, quarantine_id: str, action: str, *, node: str = "",
-                   actor: str = "") -> pb.ControlReply:
-        """``action`` replay or drop a quarantined call on the node that holds it."""
-        return self._unary("Quarantine", pb.QuarantineRequest(
-            id=quarantine_id, action=action, node=node, actor=actor), timeout=30.0)
-
-    def series(self, seconds: int = 600, since: float = 0.0) -> pb.SeriesReply:
-        """Per-second throughput and latency points, oldest first."""
-        return self._unary("Series", pb.SeriesRequest(seconds=seconds, since=since))
-
-    def audit(self, limit: int = 200) -> pb.AuditReply:
-        """The newest controls the gateway applied, newest last."""
-        return self._unary("Audit", pb.AuditRequest(limit=limit))
-
     def outstanding(self) -> int:
         return len(self._outstanding)
-
-
-def _same_call(kept: tuple[TaskToken, pb.TaskItem], item: pb.TaskItem) -> TaskToken:
-    """The token in flight under a key, if ``item`` is the same call; else the conflict."""
-    token, first = kept
-    if (first.task, first.codec, first.payload) == (item.task, item.codec, item.payload):
-        return token
-    raise IdempotencyConflict(f"idempotency key {item.key!r} is in flight from this client "
-                              "for another call (another task, or other arguments)",
-                              key=item.key)
-
-
-def _frames(stream: queue.SimpleQueue[Any],
-            take_received: Callable[[], list[str]]) -> Iterator[pb.ClientFrame]:
-    """The request side of a session: whatever is queued becomes one frame, with the ids of
-    the results received so far (those wait up to RECEIVED_LINGER for a call to ride with).
-
-    A receipt marker is never a call: two replies can queue two markers back to back (the
-    first one's receipts already left with a frame of calls), and handing the second to
-    ``_fill`` as a TaskItem made protobuf raise inside gRPC's request iterator, which ended
-    the session ("Exception iterating requests!") and resent every unfinished call.
-    """
-    while True:
-        first = stream.get()
-        if first is _RECEIVED:
-            try:
-                first = stream.get(timeout=RECEIVED_LINGER)
-            except queue.Empty:
-                first = _RECEIVED
-            if first is _RECEIVED:  # nothing to ride with (or another marker): send them now
-                received = take_received()
-                if received:
-                    yield pb.ClientFrame(received=received)
-                continue
-        if first is None:
-            received = take_received()
-            if received:
-                yield pb.ClientFrame(received=received)
-            return
-        if isinstance(first, pb.ClientFrame):
-            first.received.extend(take_received())
-            yield first
-            continue
-        frame, closing = _fill(stream, first)
-        frame.received.extend(take_received())
-        yield frame
-        if closing is _CLOSED:
-            return
-        if closing is not None:
-            yield closing
-
-
-def _fill(stream: queue.SimpleQueue[Any], first: Any) -> tuple[pb.ClientFrame, Any]:
-    """A frame of queued calls starting with ``first``; also what ended it early (a prebuilt
-    frame to send next, or _CLOSED)."""
-    frame = pb.ClientFrame()
-    frame.submit.append(first)
-    size = framing.task_bytes(first)
-    for _ in range(MAX_FRAME_ITEMS - 1):
-        if size >= framing.FRAME_SOFT_LIMIT:
-            break
-        try:
-            item = stream.get_nowait()
-        except queue.Empty:
-            break
-        if item is None:
-            return frame, _CLOSED
-        if item is _RECEIVED:
-            continue
-        if isinstance(item, pb.ClientFrame):
-            return frame, item
-        frame.submit.append(item)
-        size += framing.task_bytes(item)
-    return frame, None
-
-
-def _follow(token: TaskToken, sent: TaskToken) -> None:
-    """Finish a parked keyed call with the outcome of the same call sent before it."""
-    token.settle_remote(sent.state, value=sent.result, error=sent.error,
-                        traceback_text=sent.traceback_text, attempt=sent.attempt,
-                        node=sent.node, core=sent.core_id, worker=sent.worker_id)
 
 
 def _closed_error() -> GatewayUnavailable:
