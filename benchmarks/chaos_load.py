@@ -166,10 +166,11 @@ class Turns:
         self.clients = tuple(clients)
         self._next = 0
 
-    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+               options: Any = None) -> TaskToken:
         client = self.clients[self._next % len(self.clients)]
         self._next += 1
-        return client.submit(spec, args, kwargs)
+        return client.submit(spec, args, kwargs, options)
 
 
 @dataclass(slots=True)

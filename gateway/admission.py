@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from tokengate.gateway import items as checks
-from tokengate.gateway import needs
+from tokengate.gateway import keys, needs
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.dispatch import Dispatch
@@ -65,13 +65,14 @@ class Row:
     queue: str  # where it waits: its weight and need (gateway/needs.py)
     target: AgentConn | None = None
     status: SubmitStatus | None = None
+    digest: str = ""  # a keyed call's digest (gateway/keys.py); "" no key
     counted: bool = False  # the gate counts it in flight (until stored as new, or not)
 
     def token(self, owner: str, session: str) -> NewToken:
         item, target = self.item, self.target
         return NewToken(item.token_id, item.task, self.weight, self.idempotent,
                         item.SerializeToString(), target.name if target else "", owner, session,
-                        self.queue)
+                        self.queue, self.digest)
 
 
 @dataclass(slots=True)
@@ -146,6 +147,8 @@ class Admission:
             rule = None
             error = checks.check_item(item, max_payload=cfg.max_payload,
                                       allow_pickle=cfg.allow_pickle)
+            if error is None and item.key:
+                error = keys.key_error(item)
             if error is None and tasks:
                 rule = tasks.get(item.task)
                 if rule is None and item.task not in known:  # known: waits for its agent
@@ -169,7 +172,8 @@ class Admission:
                 item.weight, item.not_idempotent = weight, not idempotent
             need = needs.need_of(item.task, asked, rule.requires if rule else ())
             item.attempt, item.session = 1, session
-            out.rows.append(Row(item, weight, idempotent, needs.queue_name(weight, need)))
+            out.rows.append(Row(item, weight, idempotent, needs.queue_name(weight, need),
+                                digest=keys.call_digest(item) if item.key else ""))
         return out
 
     # -- 2-5 -----------------------------------------------------------------------------------
@@ -189,7 +193,8 @@ class Admission:
                 await self.results.received(conn, received)
             return {r.token_id for r in busy}
         conn.expect(row.item.token_id for row in rows)
-        early = not resubmit and all(row.idempotent for row in rows)
+        # A keyed call is stored first, always: a repeat of its key must not reach an agent.
+        early = not resubmit and all(row.idempotent and not row.digest for row in rows)
         refused = {r.token_id for r in busy}
         owner, session = conn.client_id, conn.session
         went, stored = self.store.submit([row.token(owner, session) for row in rows],
@@ -279,6 +284,11 @@ class Admission:
             await self.dispatch.give_back(agent, ids)
 
     async def _after_store(self, conn: ClientConn, rows: list[Row], sent: bool) -> None:
+        # Stored before (a repeat, or its key's) or refused (a key's conflict): not new work
+        # of this client's, for the fair-share gate.
+        self.gate.not_stored(row.item.token_id for row in rows if row.counted and row.status
+                             in (SubmitStatus.DUPLICATE, SubmitStatus.CONFLICT))
+        rows, keyed = self._key_repeats(conn, rows)
         queued: dict[str, int] = defaultdict(int)
         duplicates: list[str] = []
         unsent: list[AgentConn | None] = []
@@ -295,18 +305,40 @@ class Admission:
             elif not sent:
                 dispatch_now.append(row)
         self.dispatch.refund(unsent)
-        if duplicates:  # stored before: not new work of this client's
-            self.gate.not_stored(row.item.token_id for row in rows
-                                 if row.counted and row.status is SubmitStatus.DUPLICATE)
         self.dispatch.queued(queued)
         self.series.submitted(len(rows) - len(duplicates))
-        conn.send(accepted=[row.item.token_id for row in rows])
+        conn.send(accepted=[row.item.token_id for row in rows] + keyed)
         if dispatch_now:
             unsent = self._send(dispatch_now)
             if unsent:
                 await self._give_back(unsent)
         if duplicates:
             await self.results.watch(conn, duplicates)
+        if keyed:
+            await self.results.watch(conn, keyed, by_key=True)
+
+    def _key_repeats(self, conn: ClientConn, rows: list[Row]) -> tuple[list[Row], list[str]]:
+        """Take out the keyed calls whose key was stored already: a repeat of the same call
+        (its id, to watch by key) or another call (refused: IdempotencyConflict). Their
+        placements are refunded (keyed calls are never sent before they are stored)."""
+        rest: list[Row] = []
+        repeats: list[str] = []
+        conflicts: list[pb.Rejected] = []
+        refund: list[AgentConn | None] = []
+        for row in rows:
+            if row.status is SubmitStatus.CONFLICT:
+                conflicts.append(checks.rejection(row.item.token_id, keys.conflict(row.item)))
+            elif row.status is SubmitStatus.DUPLICATE and row.digest:
+                repeats.append(row.item.token_id)
+            else:
+                rest.append(row)
+                continue
+            refund.append(row.target)
+        if refund:
+            self.dispatch.refund(refund)
+        if conflicts:
+            conn.send(rejected=conflicts)
+        return rest, repeats
 
 
 def _batches(rows: list[Row], size: int) -> Iterator[list[Row]]:

@@ -68,6 +68,10 @@ class GatewayConfig:
     result_ttl: int = setting(
         600, doc="seconds a final token and its result stay in Redis when its client has not "
         "confirmed receiving it (about 1.2 KB each for small results)")
+    key_ttl: int = setting(
+        86_400, doc="seconds a call's idempotency key (and with it the call's token and "
+        "outcome) is kept in Redis after the call finished, whatever the client received; "
+        "the result TTL when that is longer")
     max_payload: int = setting(DEFAULT_MAX_PAYLOAD, doc="largest encoded arguments of one "
                                "call, in bytes")
     max_pending: int = setting(1_000_000, doc="waiting tokens held in Redis before new calls "

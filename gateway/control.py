@@ -32,6 +32,11 @@ MAX_REASON = 512
 MAX_ACTOR = 128
 MAX_TARGET = 300
 COMMAND_TIMEOUT = 20.0
+CANCEL_TIMEOUT = 5.0  # seconds the gateway waits for an agent to answer a cancel
+# The agent's cancel command and its answers (node_agent/link.py names the same strings: the
+# gateway and agents meet only through the protocol).
+CANCEL, CANCEL_KILLED, CANCEL_REQUESTED = "cancel", "killed", "cancel_requested"
+KILL_OK = ("killed", "forwarded", "cancel_requested")  # Kill outcomes that did something
 
 
 def bounded(what: str, text: str, limit: int) -> str:
@@ -104,20 +109,35 @@ class Control:
                 attempt=record.attempt if record else 0)])
             result = (outcome.value, "killed while waiting at the gateway")
         elif outcome is KillOutcome.FORWARDED:
-            conn = self.registry.get(agent)
-            if conn is not None and conn.send_kill(token_id):
-                result = (outcome.value,
-                          f"sent to agent {agent}: skipped if queued, untouched if running")
-            else:
-                result = ("running", f"held by agent {agent}, which is not connected")
+            result = await self._cancel_on(agent, token_id)
         elif outcome is KillOutcome.FINISHED:
             result = (outcome.value, "already finished")
         else:
             await self._audit(actor, "kill", token_id, False, "unknown token")
             raise UnknownToken(f"no token {token_id!r} (never submitted, or expired)")
-        await self._audit(actor, "kill", token_id, result[0] in ("killed", "forwarded"),
-                          result[1])
+        await self._audit(actor, "kill", token_id, result[0] in KILL_OK, result[1])
         return result
+
+    async def _cancel_on(self, agent: str, token_id: str) -> tuple[str, str]:
+        """A token an agent holds: ask that agent to cancel it (kill it if queued there, else
+        ask its running call to stop) and say what it did. An agent that does not answer in
+        time, or does not know the command, is sent the plain kill (queued tokens only)."""
+        conn = self.registry.get(agent)
+        if conn is None or not conn.connected:
+            return "running", f"held by agent {agent}, which is not connected"
+        reply = (await self._ask([conn], CANCEL, token_id, CANCEL_TIMEOUT)).get(conn.name)
+        if reply is None or not reply.ok:
+            conn.send_kill(token_id)
+            why = "did not answer" if reply is None else f"answered {reply.message[:80]!r}"
+            return ("forwarded", f"agent {agent} {why}; sent it the kill: skipped if queued, "
+                                 "untouched if running")
+        said = reply.message
+        if said == CANCEL_KILLED:
+            return "killed", f"killed on agent {agent} before it started"
+        if said == CANCEL_REQUESTED:
+            return ("cancel_requested", f"agent {agent} asked the running call to stop; its "
+                                        "owner gets TokenCancelled once it stops")
+        return "finished", f"already finished on agent {agent}"
 
     # -- commands forwarded to agents ----------------------------------------------------------
 

@@ -132,7 +132,8 @@ class Gateway:
         elif frame.received:
             await self.results.received(conn, frame.received)
         if frame.watch:
-            await self.results.watch(conn, list(frame.watch), any_owner=frame.watch_any)
+            await self.results.watch(conn, list(frame.watch), any_owner=frame.watch_any,
+                                     asked=True)
 
     def close_session(self, conn: ClientConn) -> None:
         conn.close(discard=True)

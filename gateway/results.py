@@ -11,8 +11,10 @@ written first (``complete.lua``, fenced by attempt and owner) and only those app
 pushed; the agent is acked once Redis holds them, so it resends a frame the gateway did not
 store. A watch reads the token: one stored earlier is sent by the watch; one not stored yet,
 or being stored right now (``_storing``), is left to the push, which takes the watch. A
-session never watches what it submitted itself (its push comes anyway). So each outcome goes
-out on one path only.
+session never watches what it submitted itself (its push comes anyway), unless its client
+asks for the outcome again (a watch frame, a repeat of an idempotency key): then a stored
+one is sent once more, and a pending one still only by its push. So each outcome goes out on
+one path only, once for each time it is asked for.
 
 An agent resends a frame the gateway stored but did not ack (its link dropped in between);
 ``complete.lua`` tells such a report apart (``Applied.again``). Its outcome is pushed only if
@@ -200,11 +202,16 @@ class Results:
 
     # -- watches -------------------------------------------------------------------------------
 
-    async def watch(self, conn: ClientConn, ids: list[str], *, any_owner: bool = False) -> None:
+    async def watch(self, conn: ClientConn, ids: list[str], *, any_owner: bool = False,
+                    by_key: bool = False, asked: bool = False) -> None:
         """Send the outcomes of ``ids`` to ``conn``: now for those stored, later for the rest.
 
         A session may watch only its client's tokens; an operator session may watch any
-        (``any_owner``). The rest are answered PermissionDenied.
+        (``any_owner``). The rest are answered PermissionDenied. ``by_key``: repeats of
+        keyed calls, which admission matched to the stored call by key and digest; whoever
+        sent the same key and call is owed its outcome (even this very session again).
+        ``asked``: the client asked (a watch frame): a stored outcome of this very session's
+        is sent again too.
         """
         if any_owner and not conn.operator:
             conn.send(rejected=[items.rejection(i, PermissionDenied(
@@ -216,7 +223,8 @@ class Results:
         except RedisUnavailable as exc:
             logger.error("cannot look up watched tokens: %s", exc)
             return
-        rejected, ready, pending = self._sort_watch(conn, ids, records, any_owner)
+        rejected, ready, pending = self._sort_watch(conn, ids, records, any_owner, by_key,
+                                                    asked or by_key)
         conn.expect(r.token_id for r in ready)
         conn.expect(pending)
         if pending:  # watched now; a push from here on takes the watch
@@ -236,7 +244,8 @@ class Results:
             conn.send(results=ready)
 
     def _sort_watch(self, conn: ClientConn, ids: list[str], records: list[TokenRecord | None],
-                    any_owner: bool) -> tuple[list[pb.Rejected], list[pb.ResultItem], list[str]]:
+                    any_owner: bool, by_key: bool = False, again: bool = False,
+                    ) -> tuple[list[pb.Rejected], list[pb.ResultItem], list[str]]:
         """Rejections, outcomes to send now, and ids to watch for their push."""
         rejected, ready, pending = [], [], []
         storing = frozenset().union(*self._storing.values())
@@ -244,10 +253,10 @@ class Results:
             if record is None:
                 rejected.append(items.rejection(token_id, UnknownToken(
                     f"no token {token_id} (never submitted, or expired)")))
-            elif not any_owner and record.owner != conn.client_id:
+            elif not (any_owner or by_key) and record.owner != conn.client_id:
                 rejected.append(items.rejection(token_id, PermissionDenied(
                     f"token {token_id} belongs to another client")))
-            elif record.session == conn.session:
+            elif record.session == conn.session and not again:
                 continue  # this session submitted it: its push comes (or came) here anyway
             elif record.state.is_final and token_id not in storing:
                 result = items.result_from_record(record)

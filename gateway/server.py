@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import grpc
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn
+from tokengate.gateway.control import KILL_OK
 from tokengate.gateway.directory import Directory
 from tokengate.gateway.gateway import Gateway
 from tokengate.gateway.ledger import RedisLedger, TokenLedger
@@ -293,11 +294,18 @@ class GatewayServicer(rpc.GatewayServicer):
 
     async def Kill(self, request: pb.KillRequest,
                    context: grpc.aio.ServicerContext) -> pb.ControlReply:
-        await self._operator(context)
-        control = (await self._token_shard(context, request.token_id)).control
-        outcome, message = await _unary(context, control.kill(request.token_id, request.actor))
-        return pb.ControlReply(ok=outcome in ("killed", "forwarded"), message=message,
-                               outcome=outcome)
+        metadata = context.invocation_metadata()
+        gateway = await self._token_shard(context, request.token_id)
+        if not self.credentials.is_operator(metadata):  # a client may stop its own tokens
+            detail = await _unary(context, gateway.views.token(request.token_id,
+                                                              client_id_of(metadata)))
+            if detail.redacted:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, abort_details(
+                    PermissionDenied("a client may kill or cancel only its own tokens; "
+                                     "others need the operator token")))
+        outcome, message = await _unary(context, gateway.control.kill(request.token_id,
+                                                                      request.actor))
+        return pb.ControlReply(ok=outcome in KILL_OK, message=message, outcome=outcome)
 
     async def Reenable(self, request: pb.ReenableRequest,
                        context: grpc.aio.ServicerContext) -> pb.ControlReply:
@@ -413,7 +421,8 @@ class GatewayServer:
 def _ledger_for(config: GatewayConfig) -> RedisLedger:
     return RedisLedger.from_url(
         config.redis_url, prefix=config.ledger_prefix, result_ttl=config.result_ttl,
-        replicas=config.redis_replicas, replica_timeout=config.redis_replica_timeout)
+        key_ttl=config.key_ttl, replicas=config.redis_replicas,
+        replica_timeout=config.redis_replica_timeout)
 
 
 def create_server(config: GatewayConfig, ledger: TokenLedger | None = None,

@@ -27,6 +27,12 @@ class SchedulerConfig:
     backlog_capacity: int | None = setting(
         None, doc="tokens an agent's link may keep waiting for mailbox room before they fail "
         "with AdmissionTimeout (agent over capacity); none: the total mailbox capacity")
+    park_capacity: int = setting(
+        100_000, doc="calls made on an event loop's thread that may wait, parked, for room "
+        "(the loop never waits); past it such a call raises AdmissionTimeout")
+    submit_lead: int = setting(
+        64, doc="calls 'await fn.submit_async()' may leave parked before it waits for its own "
+        "call's admission (0: every call waits for its own)")
     processes_per_core: int = setting(1, doc="worker processes per core for execution: process")
     pin_threads: bool = setting(True, doc="pin each worker thread to its core's CPU (Linux)")
     stop_timeout: float = setting(30.0, doc="seconds stop() waits for admitted work before "
@@ -35,6 +41,9 @@ class SchedulerConfig:
         10.0, doc="seconds one call may hold a worker before its mailbox counts as blocked: "
         "an agent routes nothing more there, hands what waits behind it back to the gateway "
         "(never started: it runs elsewhere), and shows STUCK once every worker is blocked")
+    key_ttl: int = setting(
+        86_400, doc="seconds an idempotency key (fn.options(key=...)) is kept after its "
+        "call finished: the same key within it returns that call's token, not a new run")
     node_name: str = setting(factory=socket.gethostname, env="TOKENGATE_NODE_NAME",
                              doc="this node's name, unique in the cluster (default: host name)")
 
@@ -49,6 +58,8 @@ class SchedulerConfig:
                                      f"{self.backlog_capacity}")
         if self.submit_timeout is not None and self.submit_timeout < 0:
             raise ConfigurationError("submit_timeout must be >= 0 or None")
+        if self.key_ttl < 0:
+            raise ConfigurationError(f"key_ttl must be >= 0, got {self.key_ttl}")
         if self.stuck_after <= 0:
             raise ConfigurationError(f"stuck_after must be > 0, got {self.stuck_after}")
 

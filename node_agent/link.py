@@ -7,7 +7,8 @@ Threads and what each owns:
   the stream they came from: frame numbers start again on each), tasks, each turned into a
   :class:`TaskToken` resolved only through :mod:`tokengate.shared.registry` and handed to
   the scheduler's non-blocking ``enqueue`` (so every embedded rule applies: weights,
-  pinning, tiers, guards), then kills; commands go to a thread of their own. It owns
+  pinning, tiers, guards), then kills; commands go to a thread of their own, except a
+  cancel, which never waits and is answered at once (see ``docs/cancel.md``). It owns
   ``_received`` (tasks received on the current stream) and reconnects with backoff when the
   gateway goes away;
 - the sender, on gRPC's request thread of the current stream, drains the outbox into frames
@@ -57,6 +58,7 @@ from tokengate.shared.errors import (
     AdmissionTimeout,
     AgentLost,
     ConfigurationError,
+    TokenCancelled,
     TokenGateError,
 )
 from tokengate.shared.lifecycle import TokenState
@@ -76,6 +78,7 @@ class SchedulerPort(Protocol):
 
     def enqueue(self, token: TaskToken) -> None: ...
     def kill(self, token_id: str) -> bool: ...
+    def cancel(self, token: TaskToken) -> bool: ...
     def free_capacity(self) -> Mapping[Weight, int]: ...
     def wait_idle(self, timeout: float | None = None) -> bool: ...
     def add_observer(self, observer: Any) -> None: ...
@@ -135,6 +138,23 @@ class _StartGate:
 
     def admits(self, token: TaskToken) -> bool:
         return self._revoked.get(token.token_id) is not token
+
+
+# The gateway's command to cancel one token (target: its id), and the outcomes an agent
+# answers with (the reply's message).
+CANCEL = "cancel"
+CANCEL_KILLED = "killed"                     # it was queued here: killed, never started
+CANCEL_REQUESTED = "cancel_requested"        # it runs: asked to stop; KILLED once it does
+CANCEL_FINISHED = "finished"                 # it had finished (or is not held here)
+
+
+def cancel_outcome(token: TaskToken, asked: bool) -> str:
+    """What a cancel did to ``token``: ``asked`` is what ``cancel`` returned."""
+    if not asked:
+        return CANCEL_FINISHED
+    if token.state is TokenState.KILLED and not isinstance(token.error, TokenCancelled):
+        return CANCEL_KILLED
+    return CANCEL_REQUESTED
 
 
 def _clean(text: str) -> str:
@@ -391,6 +411,9 @@ class AgentLink:
         for token_id in frame.kill:
             self._kill(token_id)
         for command in frame.commands:
+            if command.kind == CANCEL:  # never waits: answered from this thread
+                self._outbox.put(box.Replied(self._cancel(command)))
+                continue
             threading.Thread(target=self._run_command, args=(command,),
                              name="tg-agent-command", daemon=True).start()
 
@@ -470,6 +493,17 @@ class AgentLink:
         held = self._held.get(token_id)
         if held is not None:
             held.token.kill()  # not in the scheduler yet
+
+    def _cancel(self, command: pb.Command) -> pb.CommandReply:
+        """The gateway's cancel of a token we hold: killed if queued, else its running call is
+        asked to stop. The reply's message is the outcome (see :func:`cancel_outcome`)."""
+        held = self._held.get(command.target)
+        if held is None:  # its outcome went to the gateway already, or it was never ours
+            return pb.CommandReply(id=command.id, ok=True, message=CANCEL_FINISHED)
+        asked = self.scheduler.cancel(held.token)
+        outcome = cancel_outcome(held.token, asked)
+        logger.info("cancel of %s: %s", command.target, outcome)
+        return pb.CommandReply(id=command.id, ok=True, message=outcome)
 
     def _take(self, items: Any) -> None:
         for item in items:

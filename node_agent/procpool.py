@@ -3,8 +3,9 @@
 A pinned worker thread hands a process-mode call to one of its core's processes and waits for
 the answer, so CPU-bound pure-Python work on different cores runs truly in parallel. Processes
 are started with ``spawn`` (never ``fork`` from a threaded process), lazily, on a core's first
-process-mode task, and live until the scheduler stops, or until a call runs past its deadline:
-then that one process is terminated and a fresh one starts on the core's next call.
+process-mode task, and live until the scheduler stops, or until a call runs past its deadline
+or is cancelled (its token's cancel event is set, and no answer came within ``CANCEL_GRACE``):
+then that one process is killed and a fresh one starts on the core's next call.
 
 Each process is one :class:`_ProcessSlot` (a process and its end of a pipe). A slot serves one
 call at a time: a caller takes it from its core's idle queue and puts it back when done, so a
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0  # seconds a new worker process may take to start and report ready
 STOP_GRACE = 2.0      # seconds a worker process gets to exit before it is killed
+CANCEL_GRACE = 0.5    # seconds a cancelled call may still answer before its process is killed
+CANCEL_POLL = 0.05    # how often a caller waiting on a process looks at its cancel event
 
 
 def function_reference(func: Callable[..., Any]) -> tuple[str, str]:
@@ -67,6 +70,10 @@ def _call_by_name(module_name: str, qualname: str, args: tuple, kwargs: dict) ->
 
 def _report_affinity() -> list[int]:
     return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+class CallCancelled(WorkerProcessError):
+    """A cancelled process-mode call did not answer within the grace: its process was killed."""
 
 
 class RemoteTraceback(Exception):
@@ -138,10 +145,14 @@ class _ProcessSlot:
                     self.cpu)
         return time.monotonic() - began
 
-    def call(self, fn: Callable[..., Any], args: tuple, deadline: float | None) -> Any:
-        """Run ``fn(*args)`` in the process; by ``deadline`` (monotonic) or TaskTimeLimit."""
+    def call(self, fn: Callable[..., Any], args: tuple, deadline: float | None,
+             cancel: threading.Event | None = None) -> Any:
+        """Run ``fn(*args)`` in the process; by ``deadline`` (monotonic) or TaskTimeLimit;
+        ``CallCancelled`` (the process killed) if ``cancel`` is set and no answer follows."""
         self.conn.send((fn, args))  # an argument that cannot be pickled raises here, unsent
         try:
+            if cancel is not None:
+                self._until_answer_or_cancel(deadline, cancel)
             ok, value, remote_traceback = self._answer(deadline)
         except BaseException:
             self.terminate()  # no answer may stay in the pipe for the next caller to read
@@ -151,6 +162,22 @@ class _ProcessSlot:
         if remote_traceback and isinstance(value, BaseException):
             value.__cause__ = RemoteTraceback(remote_traceback)
         raise value
+
+    def _until_answer_or_cancel(self, deadline: float | None, cancel: threading.Event) -> None:
+        """Wait for the answer in short slices, looking at ``cancel`` between them; once it
+        is set, the call has ``CANCEL_GRACE`` seconds to answer, then CallCancelled."""
+        conn = self.conn
+        while not cancel.is_set():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return  # _answer says the time limit passed
+            step = CANCEL_POLL if remaining is None else min(CANCEL_POLL, remaining)
+            if conn.poll(step):
+                return
+        if not conn.poll(CANCEL_GRACE):
+            raise CallCancelled(f"the call was cancelled: its worker process {self.pid} on "
+                                f"core {self.core_id} was killed after a {CANCEL_GRACE:g}s "
+                                "grace; a new one starts on the core's next call")
 
     def _answer(self, deadline: float | None) -> tuple[bool, Any, str]:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -219,24 +246,26 @@ class CoreProcesses:
             return idle
 
     def call(self, core_id: int, func: Callable[..., Any], args: tuple, kwargs: dict, *,
-             deadline: float | None = None) -> Any:
+             deadline: float | None = None, cancel: threading.Event | None = None) -> Any:
         """Run ``func(*args, **kwargs)`` in one of core ``core_id``'s processes.
 
         Re-raises the task's error. With ``deadline`` (a ``time.monotonic()`` value), raises
         ``TaskTimeLimit`` if no process of the core is free by then, or if the call is still
         running then (that process is terminated). Starting a new process does not count
-        against the deadline: the deadline moves back by the time the start took.
+        against the deadline: the deadline moves back by the time the start took. With
+        ``cancel`` (the token's cancel event), raises ``CallCancelled`` once it is set and the
+        call has not answered within ``CANCEL_GRACE`` (that process is killed).
         """
         module_name, qualname = function_reference(func)
         return self._submit(core_id, _call_by_name, (module_name, qualname, args, kwargs),
-                            deadline)
+                            deadline, cancel)
 
     def affinity_of(self, core_id: int) -> list[int]:
         """The CPUs the core's worker process may run on (for checks and status)."""
         return self._submit(core_id, _report_affinity, (), None)
 
     def _submit(self, core_id: int, fn: Callable[..., Any], args: tuple,
-                deadline: float | None) -> Any:
+                deadline: float | None, cancel: threading.Event | None = None) -> Any:
         idle = self._idle_queue(core_id)
         try:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -245,10 +274,12 @@ class CoreProcesses:
             raise TaskTimeLimit(f"no worker process of core {core_id} became free in "
                                 f"time") from None
         try:
+            if cancel is not None and cancel.is_set():
+                raise CallCancelled("the call was cancelled before its worker process began it")
             started = slot.ensure_started()
             if deadline is not None:
                 deadline += started
-            return slot.call(fn, args, deadline)
+            return slot.call(fn, args, deadline, cancel)
         finally:
             self._give_back(core_id, slot)
 

@@ -16,7 +16,9 @@ from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.guards.observer import Guards, name_of
 from tokengate.node_agent.guards.settings import GuardsConfig
 from tokengate.node_agent.guards.status import build_status
+from tokengate.node_agent.keys import KeyTable
 from tokengate.node_agent.scheduler import LocalScheduler
+from tokengate.shared.call_options import CallOptions
 from tokengate.shared.registry import TaskSpec
 from tokengate.shared.token import TaskToken
 
@@ -31,6 +33,7 @@ class LocalRuntime:
         self.config = config or SchedulerConfig.from_env()
         self.scheduler = LocalScheduler(self.config)
         self.guards = Guards(guards or GuardsConfig.from_env())
+        self.keys = KeyTable(self.config.key_ttl)
 
     def start(self) -> LocalRuntime:
         self.scheduler.start()
@@ -41,12 +44,27 @@ class LocalRuntime:
         self.scheduler.stop(timeout)
         self.guards.close()
 
-    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-        """A decorated call made on this host: a new token into the local scheduler."""
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+               options: CallOptions | None = None, *,
+               enqueue: Callable[[TaskToken], None] | None = None) -> TaskToken:
+        """A decorated call made on this host: a new token into the local scheduler (with an
+        idempotency key: the key's token, new or kept, see :mod:`.keys`). ``enqueue`` hands
+        a new token on instead of the scheduler's blocking ``submit`` (the embedded facade
+        parks the calls made on an event loop's thread)."""
+        enqueue = enqueue or self.scheduler.submit
+        if options is not None and options.key is not None:
+            token_id = options.token_id
+
+            def make() -> TaskToken:
+                return TaskToken(spec.func, args, kwargs, operation_type=spec.operation_type,
+                                 tags=spec.tags, token_id=token_id)
+
+            return self.keys.submit(options.key, (spec.name, args, kwargs), make, enqueue)
         token: TaskToken = TaskToken(
             spec.func, args, kwargs, operation_type=spec.operation_type, tags=spec.tags
         )
-        self.scheduler.submit(token)
+        token.canceller = self.scheduler.cancel
+        enqueue(token)
         return token
 
     def status(self) -> dict[str, Any]:

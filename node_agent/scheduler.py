@@ -394,7 +394,8 @@ class LocalScheduler:
                 self._pump()
 
     def _after_finish(self, token: TaskToken, outcome: TokenState | None) -> None:
-        if outcome is TokenState.COMPLETED or outcome is TokenState.FAILED:
+        if outcome is TokenState.COMPLETED or outcome is TokenState.FAILED or \
+                outcome is TokenState.KILLED:  # KILLED: cancelled while it ran
             self._live.pop(token.token_id, None)
             self._count(outcome.value)
         if self._idle_waiters:
@@ -455,6 +456,16 @@ class LocalScheduler:
         if self._idle_waiters:
             with self._idle:
                 self._idle.notify_all()
+        return True
+
+    def cancel(self, token: TaskToken) -> bool:
+        """Kill a queued token (as ``kill``), or ask a running one to stop (see
+        :meth:`TaskToken.cancel`); False if it was final already."""
+        if self.kill(token.token_id):
+            return True
+        if not token.request_cancel():  # killed if queued elsewhere; asked if running
+            return False
+        logger.info("cancel asked of token %s (%s)", token.token_id, token.state.value)
         return True
 
     def token(self, token_id: str) -> TaskToken | None:

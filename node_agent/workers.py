@@ -32,7 +32,12 @@ from tokengate.node_agent.watchdog import Watch, Watchdog
 from tokengate.shared.errors import TaskTimeLimit, TokenKilled
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import ExecutionMode
-from tokengate.shared.token import TaskToken, format_exception_text, set_inline_runner
+from tokengate.shared.token import (
+    TaskToken,
+    format_exception_text,
+    set_current_token,
+    set_inline_runner,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +144,7 @@ class TaskRunner:
         started = time.perf_counter()
         error: BaseException | None = None
         result: Any = None
+        outer = set_current_token(token)
         try:
             result = self._call(token, worker)
         except _Discarded:
@@ -149,12 +155,16 @@ class TaskRunner:
             return TokenState.FAILED
         except BaseException as exc:  # the task's own failure (even SystemExit) becomes data
             error = exc
+        finally:
+            set_current_token(outer)
         seconds = time.perf_counter() - started
         delay = None
         for hook in hooks.on_finish:
             asked = _call_hook(hook, token, error, seconds)
             if asked is not None and error is not None and delay is None:
                 delay = float(asked)
+        if token.end_run():  # a cancel was asked while it ran: KILLED, outcome dropped
+            return TokenState.KILLED
         if error is None:
             token.set_result(result)
             return TokenState.COMPLETED
@@ -202,7 +212,8 @@ class TaskRunner:
     def _call_in_mode(self, token: TaskToken, func: Callable[..., Any]) -> Any:
         self._still_admitted(token)
         if token.tags.execution is ExecutionMode.PROCESS:
-            return self._processes.call(token.core_id or 1, func, token.args, token.kwargs)
+            return self._processes.call(token.core_id or 1, func, token.args, token.kwargs,
+                                        cancel=token.cancel_event)
         return func(*token.args, **token.kwargs)
 
     def _call_limited(self, token: TaskToken, func: Callable[..., Any], worker: Worker,
@@ -225,7 +236,8 @@ class TaskRunner:
         if token.tags.execution is ExecutionMode.PROCESS:
             try:
                 return self._processes.call(token.core_id or 1, func, token.args,
-                                            token.kwargs, deadline=deadline)
+                                            token.kwargs, deadline=deadline,
+                                            cancel=token.cancel_event)
             except TaskTimeLimit as exc:
                 raise TaskTimeLimit(f"{limit_text(token, limit)}; {exc}") from None
         watchdog = self._watchdog

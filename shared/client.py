@@ -21,28 +21,36 @@ first refusal (``UNAVAILABLE_LIMIT`` when there is none); only then does it fail
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import grpc
-from tokengate.shared import codec, framing, labels, wire
+from tokengate.shared import codec, framing, wire
 from tokengate.shared.auth import call_metadata
+from tokengate.shared.call_options import CallOptions
 from tokengate.shared.channel import addresses, open_channel, speaks_tls
+from tokengate.shared.client_calls import GatewayCalls
 from tokengate.shared.client_config import ClientConfig
+from tokengate.shared.client_frames import MAX_FRAME_ITEMS, RECEIVED, frames
+from tokengate.shared.client_items import call_item, follow, same_call
 from tokengate.shared.errors import (
     AdmissionTimeout,
+    BadArguments,
     GatewayBusy,
     GatewayUnavailable,
     TokenGateError,
     Unauthenticated,
     UnknownTask,
+    UnknownToken,
 )
 from tokengate.shared.lifecycle import TokenState
+from tokengate.shared.parking import ParkingLot, running_loop
 from tokengate.shared.registry import TaskSpec, lookup
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
@@ -52,17 +60,15 @@ from tokengate.shared.wire_errors import error_from_rpc, rebuild_exception
 
 logger = logging.getLogger(__name__)
 
-MAX_FRAME_ITEMS = 1000
-RECEIVED_LINGER = 0.05  # receipts wait this long for a call to ride with before going alone
-_RECEIVED = object()  # stream marker: there are receipts to send
-_CLOSED = pb.ClientFrame()  # what _fill returns when the stream closed
+MAX_ID_LENGTH = 200  # the gateway's limit on a token id
 BUSY_RETRY = 0.1  # seconds before calls refused with GatewayBusy are offered again
 UNAVAILABLE_RETRY = 0.25  # seconds before calls refused while Redis is away are offered again
 AWAY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)  # try another gateway
 UNAVAILABLE_LIMIT = 60.0  # how long those are offered again when submit_timeout is none
+CANCEL_UNACKED_WAIT = 5.0  # how long cancel() asks again for a call the gateway has not acked
 
 
-class ClusterClient:
+class ClusterClient(GatewayCalls):
     """A connection to the gateway; implements the backend the decorator submits to."""
 
     def __init__(self, config: ClientConfig) -> None:
@@ -83,6 +89,8 @@ class ClusterClient:
         self._outstanding: dict[str, tuple[TaskToken, pb.TaskItem]] = {}
         self._unacked: set[str] = set()
         self._offered_until: dict[str, float] = {}  # refused as unavailable: retried until
+        # Tokens fetched by id (result(), fetch()): id -> (token, watched as an operator).
+        self._fetched: dict[str, tuple[TaskToken, bool]] = {}
         self._window = threading.Semaphore(config.window)
         self._stream: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = threading.Event()
@@ -93,6 +101,9 @@ class ClusterClient:
         self._thread: threading.Thread | None = None
         self.close_hooks: list[Any] = []  # called with the client when it closes
         self._received: list[str] = []  # results resolved, not yet reported (under _lock)
+        self.parking = ParkingLot(f"client-{config.client_id[:8]}", self._admit_parked,
+                                   timeout=config.submit_timeout, capacity=config.park_capacity,
+                                   closed_error=_closed_error, lead=config.submit_lead)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -149,6 +160,8 @@ class ClusterClient:
         for hook in self.close_hooks:
             hook(self)
         self._closed.set()
+        self.parking.close()
+        self._window.release()  # wakes the parking lot's admitter if it waits for a slot
         with self._lock:
             self._stream.put(None)
         call = self._call
@@ -169,45 +182,151 @@ class ClusterClient:
 
     # -- submitting ----------------------------------------------------------------------
 
-    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-        """Backend: one decorated call becomes one token submitted through the gateway."""
-        return self._submit(spec.name, spec.operation_type, spec.tags, args, kwargs, spec.func)
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+               options: CallOptions | None = None) -> TaskToken:
+        """Backend: one decorated call becomes one token submitted through the gateway
+        (``options.key``: an idempotency key, see docs/cluster.md "Submit once")."""
+        return self._submit(spec.name, spec.operation_type, spec.tags, args, kwargs, spec.func,
+                            options.key if options is not None else None)
 
     def submit_by_name(self, task: str, args: tuple[Any, ...] = (),
                        kwargs: dict[str, Any] | None = None, *, tags: dict[str, Any] | None = None,
-                       operation_type: str | None = None) -> TaskToken:
+                       operation_type: str | None = None, key: str | None = None) -> TaskToken:
         """Submit a task registered on the agents, without importing it here.
 
-        Without ``tags``, a task also registered in this process keeps its own tags.
+        Without ``tags``, a task also registered in this process keeps its own tags. ``key``:
+        an idempotency key, as ``fn.options(key=...)`` gives.
         """
+        if key is not None:
+            CallOptions(key=key)  # checks it
         parsed = parse_tags(tags)
         if tags is None:
             with contextlib.suppress(UnknownTask):
                 parsed = lookup(task).tags
         return self._submit(task, operation_type or task.rpartition(":")[2], parsed, args,
-                            kwargs or {}, None)
+                            kwargs or {}, None, key)
 
     def _submit(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
-                kwargs: dict[str, Any], func: Any) -> TaskToken:
-        payload = codec.encode_call(args, kwargs, self._codec, self.config.max_payload)
-        token: TaskToken = TaskToken(func, args, kwargs, operation_type=operation_type, tags=tags)
-        token.remote = True  # an agent runs it; a worker thread waiting on it must not
-        item = pb.TaskItem(token_id=token.token_id, task=name, payload=payload, codec=self._codec,
-                           weight=tags.weight.value, not_idempotent=not tags.idempotent,
-                           operation_type=operation_type)
-        if tags.requires:
-            item.requires.extend(labels.to_texts(tags.requires))
+                kwargs: dict[str, Any], func: Any, key: str | None = None) -> TaskToken:
+        """One call: sent when the window has room; else it waits for room here, or, on an
+        event loop's thread, parked (the loop never waits; see :mod:`shared.parking`)."""
+        token, item = self._prepare(name, operation_type, tags, args, kwargs, func, key)
+        if running_loop() is None:
+            return self._admit(token, item, self.config.submit_timeout)
+        parked = self._parked_twin(token, item)
+        if parked is not None:
+            return parked
+        if not len(self.parking):
+            sent = self._try_admit(token, item)
+            if sent is not None:
+                return sent
+        self.parking.park(token, item)
+        return token
+
+    def _prepare(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
+                 kwargs: dict[str, Any], func: Any,
+                 key: str | None) -> tuple[TaskToken, pb.TaskItem]:
+        token, item = call_item(name, operation_type, tags, args, kwargs, func, key,
+                                self._codec, self.config.max_payload)
+        token.canceller = self._cancel
+        return token, item
+
+    async def submit_async(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+                           options: CallOptions | None = None) -> TaskToken:
+        """Backend, awaitable: return the token once the window took the call, or parked
+        within ``submit_lead`` (its coroutine waits, the loop does not); see
+        :meth:`ParkingLot.submit`."""
+        token, item = self._prepare(spec.name, spec.operation_type, spec.tags, args, kwargs,
+                                    spec.func, options.key if options is not None else None)
+        parked = self._parked_twin(token, item)
+        if parked is not None:
+            return parked
+        if not len(self.parking):
+            sent = self._try_admit(token, item)
+            if sent is not None:
+                await self.parking.pause()
+                return sent
+        return await self.parking.submit(token, item)
+
+    def _parked_twin(self, token: TaskToken, item: pb.TaskItem) -> TaskToken | None:
+        """A keyed call whose key waits parked already: that call's token (or the conflict)."""
+        if not item.key:
+            return None
+        parked = self.parking.find(token.token_id)
+        return None if parked is None else same_call(parked, item)
+
+    def _admit(self, token: TaskToken, item: pb.TaskItem, timeout: float | None) -> TaskToken:
+        """Wait up to ``timeout`` for a window slot, then send the call; the call's token."""
         if self._closed.is_set():
             raise GatewayUnavailable("the cluster client is closed")
-        if not self._window.acquire(timeout=self.config.submit_timeout):
+        if not self._window.acquire(timeout=timeout):
             raise AdmissionTimeout(f"{self.config.window} submissions still unacknowledged by "
                                    f"the gateway after {self.config.submit_timeout}s")
-        token.advance(TokenState.WAITING)
+        return self._send(token, item)
+
+    def _admit_parked(self, token: TaskToken, item: pb.TaskItem, timeout: float | None) -> None:
+        """The parking lot's admission: a keyed call whose key went out meanwhile follows the
+        outcome of the call in flight."""
+        sent = self._admit(token, item, timeout)
+        if sent is not token:
+            token.advance(TokenState.WAITING)
+            sent.add_done_callback(functools.partial(follow, token))
+
+    def _try_admit(self, token: TaskToken, item: pb.TaskItem) -> TaskToken | None:
+        """Send the call if a window slot is free now (its token), else None; never waits."""
+        if self._closed.is_set():
+            raise GatewayUnavailable("the cluster client is closed")
+        if not self._window.acquire(blocking=False):
+            return None
+        return self._send(token, item)
+
+    def _send(self, token: TaskToken, item: pb.TaskItem) -> TaskToken:
+        """Queue a call that holds a window slot on the session's stream; the call's token
+        (a keyed call already in flight from this client: that one, or the conflict)."""
         with self._lock:
-            self._outstanding[token.token_id] = (token, item)
-            self._unacked.add(token.token_id)
-            self._stream.put(item)
+            if self._closed.is_set():  # close() fails what is outstanding after setting it
+                raise GatewayUnavailable("the cluster client is closed")
+            kept = self._outstanding.get(token.token_id) if item.key else None
+            if kept is None:
+                token.advance(TokenState.WAITING)
+                self._outstanding[token.token_id] = (token, item)
+                self._unacked.add(token.token_id)
+                self._stream.put(item)
+        if kept is not None:  # the same key, in flight from this client: the same token
+            self._window.release()
+            return same_call(kept, item)
         return token
+
+    # -- results by id -------------------------------------------------------------------
+
+    def fetch(self, token_id: str, *, any_owner: bool = False) -> TaskToken:
+        """A token for a call submitted earlier (by a client of this client id, e.g. this
+        process before it restarted; any client's with ``any_owner``, an operator's right),
+        resolved when the gateway pushes its stored outcome: within the result TTL (a
+        keyed call's: its key TTL). An id the shard does not know, or no longer keeps, fails
+        with UnknownToken. A fetch is a read: it does not drop the stored outcome."""
+        if not isinstance(token_id, str) or not 0 < len(token_id) <= MAX_ID_LENGTH:
+            raise BadArguments(f"a token id is a str of 1 to {MAX_ID_LENGTH} characters")
+        if self._closed.is_set():
+            raise GatewayUnavailable("the cluster client is closed")
+        with self._lock:
+            entry = self._outstanding.get(token_id) or self._fetched.get(token_id)
+            if entry is not None:
+                return entry[0]
+            token: TaskToken = TaskToken(None, (), {}, operation_type="result",
+                                         tags=parse_tags(None), token_id=token_id)
+            token.remote = True
+            token.advance(TokenState.WAITING)
+            self._fetched[token_id] = (token, any_owner)
+            self._stream.put(pb.ClientFrame(watch=[token_id], watch_any=any_owner))
+        return token
+
+    def result(self, token_id: str, timeout: float | None = None, *,
+               any_owner: bool = False) -> Any:
+        """The outcome of a token by its id (see :meth:`fetch`): its result, or its error
+        raised (the task's, TokenKilled, UnknownToken, PermissionDenied); TokenTimeout if
+        it is not final within ``timeout`` seconds."""
+        return self.fetch(token_id, any_owner=any_owner).get(timeout)
 
     # -- session thread ------------------------------------------------------------------
 
@@ -219,12 +338,17 @@ class ClusterClient:
                 old, self._stream = self._stream, stream
                 old.put(None)
                 resend = [item for _, item in self._outstanding.values()]
+                fetched = [(i, any_owner) for i, (_, any_owner) in self._fetched.items()]
             for chunk in framing.split(resend, count=MAX_FRAME_ITEMS):
                 stream.put(pb.ClientFrame(submit=chunk, resubmit=True))
+            for watch_any in (False, True):  # fetches not answered yet: asked again
+                ids = [i for i, any_owner in fetched if any_owner is watch_any]
+                if ids:
+                    stream.put(pb.ClientFrame(watch=ids, watch_any=watch_any))
             try:
                 if self._received:
-                    stream.put(_RECEIVED)
-                self._call = self._stub.Session(_frames(stream, self._take_received),
+                    stream.put(RECEIVED)
+                self._call = self._stub.Session(frames(stream, self._take_received),
                                                 metadata=self._metadata)
                 # The gateway says it took the session in its first headers; a refused one
                 # has none, and ends as the first reply is read.
@@ -262,13 +386,19 @@ class ClusterClient:
             released = sum(self._ack(token_id) for token_id in reply.accepted)
             busy, unstored, rejected, freed = self._sort_rejections(reply.rejected)
             released += freed
+            receipts = []
             for result in reply.results:
                 entry = self._outstanding.pop(result.token_id, None)
+                if entry is None and self._fetched and result.token_id in self._fetched:
+                    continue  # a read by id (below): its outcome stays stored
                 if entry is not None:
                     finished.append((entry[0], result))
+                receipts.append(result.token_id)
                 released += self._ack(result.token_id)  # a result may beat its ack
-            receipt_due = bool(reply.results) and not self._received
-            self._received.extend(result.token_id for result in reply.results)
+            if self._fetched:
+                self._answer_fetches(reply, finished, rejected)
+            receipt_due = bool(receipts) and not self._received
+            self._received.extend(receipts)
             stream = self._stream
         # Waiters first: resolving a token wakes whoever is in get(); the bookkeeping below
         # need not stand in their way.
@@ -286,7 +416,20 @@ class ClusterClient:
         if unstored:
             self._retry_later(unstored, UNAVAILABLE_RETRY)
         if receipt_due:
-            stream.put(_RECEIVED)
+            stream.put(RECEIVED)
+
+    def _answer_fetches(self, reply: pb.ClientReply,
+                        finished: list[tuple[TaskToken, pb.ResultItem]],
+                        rejected: list[tuple[TaskToken, pb.Rejected]]) -> None:
+        """The outcomes and refusals of tokens fetched by id; holds _lock."""
+        for result in reply.results:
+            fetched = self._fetched.pop(result.token_id, None)
+            if fetched is not None:
+                finished.append((fetched[0], result))
+        for rej in reply.rejected:
+            fetched = self._fetched.pop(rej.token_id, None)
+            if fetched is not None:
+                rejected.append((fetched[0], rej))
 
     def _sort_rejections(self, rejections: Iterable[pb.Rejected]) -> tuple[
             list[pb.TaskItem], list[pb.TaskItem], list[tuple[TaskToken, pb.Rejected]], int]:
@@ -367,7 +510,7 @@ class ClusterClient:
                                             allow_pickle=self._codec == codec.PICKLE)
             except Exception as exc:  # not what it claims to be: the call failed to return
                 state, error = TokenState.FAILED, exc
-        elif state is TokenState.FAILED:
+        elif state is TokenState.FAILED or result.error_type:  # KILLED: killed or cancelled
             error = rebuild_exception(result.error_type, result.error_message, result.traceback)
         token.settle_remote(state, value=value, error=error, traceback_text=result.traceback,
                             attempt=result.attempt, node=result.node or None,
@@ -376,8 +519,9 @@ class ClusterClient:
 
     def _fail_all(self, error: TokenGateError) -> None:
         with self._lock:
-            entries = list(self._outstanding.values())
+            entries = [*self._outstanding.values(), *self._fetched.values()]
             self._outstanding.clear()
+            self._fetched.clear()
         for token, _ in entries:
             token.set_error(error, "")
 
@@ -400,115 +544,33 @@ class ClusterClient:
                     self._next_gateway()
         raise AssertionError("unreachable")
 
-    def ping(self, timeout: float = 5.0) -> pb.PingReply:
-        return self._unary("Ping", pb.PingRequest(), timeout)
-
-    def status(self) -> pb.StatusReply:
-        return self._unary("Status", pb.StatusRequest())
-
-    def drain(self, node: str = "", reason: str = "", *, actor: str = "") -> str:
-        return self._unary("Drain", pb.DrainRequest(node=node, reason=reason,
-                                                    actor=actor)).message
-
-    def resume(self, node: str = "", *, actor: str = "") -> str:
-        return self._unary("Resume", pb.DrainRequest(node=node, actor=actor)).message
-
     def kill(self, token: TaskToken | str, *, actor: str = "") -> pb.ControlReply:
         token_id = token if isinstance(token, str) else token.token_id
         return self._unary("Kill", pb.KillRequest(token_id=token_id, actor=actor))
 
-    def token_detail(self, token_id: str) -> pb.TokenDetail:
-        """One token's record (states with times, attempt, node/core/worker, error)."""
-        return self._unary("Token", pb.TokenRequest(token_id=token_id))
-
-    def guards(self) -> pb.GuardsReply:
-        """The cluster-wide Guard House and the quarantined calls of every node."""
-        return self._unary("Guards", pb.GuardsRequest())
-
-    def reenable(self, function: str, *, actor: str = "") -> pb.ControlReply:
-        """Re-enable a function the Guard House blocked, on every node."""
-        return self._unary("Reenable", pb.ReenableRequest(function=function, actor=actor))
-
-    def quarantine(self, quarantine_id: str, action: str, *, node: str = "",
-                   actor: str = "") -> pb.ControlReply:
-        """``action`` replay or drop a quarantined call on the node that holds it."""
-        return self._unary("Quarantine", pb.QuarantineRequest(
-            id=quarantine_id, action=action, node=node, actor=actor), timeout=30.0)
-
-    def series(self, seconds: int = 600, since: float = 0.0) -> pb.SeriesReply:
-        """Per-second throughput and latency points, oldest first."""
-        return self._unary("Series", pb.SeriesRequest(seconds=seconds, since=since))
-
-    def audit(self, limit: int = 200) -> pb.AuditReply:
-        """The newest controls the gateway applied, newest last."""
-        return self._unary("Audit", pb.AuditRequest(limit=limit))
+    def _cancel(self, token: TaskToken) -> bool:
+        """``token.cancel()`` of one of our tokens: the gateway's Kill (see docs/cancel.md);
+        True if it killed the token or asked its running call to stop."""
+        parked = self.parking.withdraw(token.token_id)
+        if parked is not None:  # not sent yet: it never runs
+            return parked.kill()
+        deadline = time.monotonic() + CANCEL_UNACKED_WAIT
+        while not token.done():
+            try:
+                return bool(self.kill(token).ok)
+            except UnknownToken:
+                # Not stored yet (its ack has not come back): ask again once it is, briefly.
+                if token.token_id not in self._unacked or time.monotonic() > deadline:
+                    raise
+            self._closed.wait(0.02)
+        return False
 
     def outstanding(self) -> int:
         return len(self._outstanding)
 
 
-def _frames(stream: queue.SimpleQueue[Any],
-            take_received: Callable[[], list[str]]) -> Iterator[pb.ClientFrame]:
-    """The request side of a session: whatever is queued becomes one frame, with the ids of
-    the results received so far (those wait up to RECEIVED_LINGER for a call to ride with).
-
-    A receipt marker is never a call: two replies can queue two markers back to back (the
-    first one's receipts already left with a frame of calls), and handing the second to
-    ``_fill`` as a TaskItem made protobuf raise inside gRPC's request iterator, which ended
-    the session ("Exception iterating requests!") and resent every unfinished call.
-    """
-    while True:
-        first = stream.get()
-        if first is _RECEIVED:
-            try:
-                first = stream.get(timeout=RECEIVED_LINGER)
-            except queue.Empty:
-                first = _RECEIVED
-            if first is _RECEIVED:  # nothing to ride with (or another marker): send them now
-                received = take_received()
-                if received:
-                    yield pb.ClientFrame(received=received)
-                continue
-        if first is None:
-            received = take_received()
-            if received:
-                yield pb.ClientFrame(received=received)
-            return
-        if isinstance(first, pb.ClientFrame):
-            first.received.extend(take_received())
-            yield first
-            continue
-        frame, closing = _fill(stream, first)
-        frame.received.extend(take_received())
-        yield frame
-        if closing is _CLOSED:
-            return
-        if closing is not None:
-            yield closing
-
-
-def _fill(stream: queue.SimpleQueue[Any], first: Any) -> tuple[pb.ClientFrame, Any]:
-    """A frame of queued calls starting with ``first``; also what ended it early (a prebuilt
-    frame to send next, or _CLOSED)."""
-    frame = pb.ClientFrame()
-    frame.submit.append(first)
-    size = framing.task_bytes(first)
-    for _ in range(MAX_FRAME_ITEMS - 1):
-        if size >= framing.FRAME_SOFT_LIMIT:
-            break
-        try:
-            item = stream.get_nowait()
-        except queue.Empty:
-            break
-        if item is None:
-            return frame, _CLOSED
-        if item is _RECEIVED:
-            continue
-        if isinstance(item, pb.ClientFrame):
-            return frame, item
-        frame.submit.append(item)
-        size += framing.task_bytes(item)
-    return frame, None
+def _closed_error() -> GatewayUnavailable:
+    return GatewayUnavailable("the cluster client was closed before this call was sent")
 
 
 def open_client(address: str | None = None, *, token: str | None = None,

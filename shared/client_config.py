@@ -48,6 +48,14 @@ class ClientConfig:
         doc="seconds submit may wait for the window (none: as long as it takes), and seconds "
             "a call the gateway could not store (RedisUnavailable: Redis restarting or "
             "stalled) is offered again before it fails (none: 60)")
+    park_capacity: int = setting(
+        100_000, env="TOKENGATE_CLIENT_PARK_CAPACITY",
+        doc="calls made on an event loop's thread that may wait, parked, for the window (the "
+            "loop never waits); past it such a call raises AdmissionTimeout")
+    submit_lead: int = setting(
+        64, env="TOKENGATE_CLIENT_SUBMIT_LEAD",
+        doc="calls 'await fn.submit_async()' may leave parked before it waits for its own "
+            "call's admission (0: every call waits for its own)")
     connect_timeout: float = setting(5.0, doc="seconds connect waits for the gateway")
     max_payload: int = setting(DEFAULT_MAX_PAYLOAD, doc="largest encoded arguments of one "
                                "call, in bytes")

@@ -43,6 +43,10 @@ class TokenKilled(TokenGateError):
     """The token was killed before it started executing."""
 
 
+class TokenCancelled(TokenKilled):
+    """The token's running call was asked to stop (``TaskToken.cancel``) and then stopped."""
+
+
 class TokenTimeout(TokenGateError, TimeoutError):
     """``TaskToken.get`` gave up waiting for the result."""
 
@@ -82,6 +86,14 @@ class RetryableError(TokenGateError):
 
 class UnknownToken(TokenGateError):
     """No token with this id is known."""
+
+
+class IdempotencyConflict(TokenGateError):
+    """An idempotency key was used again with other arguments or another task."""
+
+    def __init__(self, message: str, *, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class UnknownTask(TokenGateError):

@@ -1,7 +1,8 @@
 """The token lifecycle: one state machine, validated in one place.
 
 ``CREATED -> WAITING -> ADMITTED -> EXECUTING -> COMPLETED | FAILED``, and ``KILLED``
-from any state before ``EXECUTING``. A token may go back to ``WAITING`` from ``ADMITTED``
+from any state before ``EXECUTING``, or from ``EXECUTING`` when a running call was asked to
+stop (``TaskToken.cancel``) and then stopped. A token may go back to ``WAITING`` from ``ADMITTED``
 or ``EXECUTING`` when it is requeued (a retry, or the agent that held it was lost); it keeps
 its id and its attempt count grows.
 """
@@ -39,7 +40,7 @@ TRANSITIONS: dict[TokenState, frozenset[TokenState]] = {
     TokenState.ADMITTED: frozenset({TokenState.EXECUTING, TokenState.KILLED, TokenState.WAITING,
                                     TokenState.FAILED}),
     TokenState.EXECUTING: frozenset({TokenState.COMPLETED, TokenState.FAILED,
-                                     TokenState.WAITING}),
+                                     TokenState.WAITING, TokenState.KILLED}),
     TokenState.COMPLETED: frozenset(),
     TokenState.FAILED: frozenset(),
     TokenState.KILLED: frozenset(),

@@ -12,10 +12,10 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
-from tokengate.shared.errors import TaskFailed, TokenKilled, TokenTimeout
+from tokengate.shared.errors import TaskFailed, TokenCancelled, TokenKilled, TokenTimeout
 from tokengate.shared.lifecycle import FINAL_STATES, KILLABLE_STATES, TokenState, check_transition
 from tokengate.shared.tags import TaskTags
 
@@ -29,6 +29,9 @@ _id_counter = itertools.count(1)
 _inline = threading.local()
 
 _CLAIMABLE = frozenset({TokenState.WAITING, TokenState.ADMITTED})
+
+# The fields of the cancel section of TaskToken (see its ``cancel``).
+_CANCEL_SLOTS = ("_cancel_asked", "_cancel_event", "_ended_attempt", "canceller")
 
 
 def new_token_id(operation_type: str) -> str:
@@ -57,6 +60,7 @@ class TaskToken(Generic[R]):
         "_callbacks", "_lock", "_noted", "_waiter", "args", "attempt", "core_id", "error",
         "error_message", "error_type", "func", "kwargs", "node", "operation_type", "remote",
         "result", "state", "tags", "timestamps", "token_id", "traceback_text", "worker_id",
+        *_CANCEL_SLOTS,
     )
 
     def __init__(
@@ -92,6 +96,13 @@ class TaskToken(Generic[R]):
         self._callbacks: list[Callable[[TaskToken[R]], None]] | None = None
         self._noted = False
         self.remote = False  # runs elsewhere (a cluster client's): never claimed or run here
+        # Cancel section (see below): whether a cancel was asked, the event a task may wait
+        # on (made on first use), the attempt whose run already ended (no cancel accepted for
+        # it any more), and who carries out ``cancel`` (the scheduler, the cluster client).
+        self._cancel_asked = False
+        self._cancel_event: threading.Event | None = None
+        self._ended_attempt = 0
+        self.canceller: Callable[[TaskToken[R]], bool] | None = None
 
     def __repr__(self) -> str:
         return f"<TaskToken {self.token_id} {self.state.value} attempt={self.attempt}>"
@@ -276,9 +287,141 @@ class TaskToken(Generic[R]):
                            f"{self.traceback_text}")
         raise error
 
+    # -- asyncio -------------------------------------------------------------------------
+
+    def __await__(self) -> Generator[Any, None, R]:
+        """``await token``: the result, or the task's exception, exactly as :meth:`get`.
+
+        The awaiting coroutine waits, its event loop does not: the token's done-callback
+        wakes the loop with ``call_soon_threadsafe``. Cancelling the awaiting coroutine stops
+        the waiting only; the token runs on (kill or cancel it to stop it).
+        """
+        if self.state not in FINAL_STATES:
+            yield from _settled(self).__await__()
+        return self.get()
+
     @property
     def elapsed(self) -> float | None:
         """Seconds from EXECUTING to the final state, if both happened."""
         start = self.timestamps.get(TokenState.EXECUTING)
         end = self.timestamps.get(self.state) if self.state in FINAL_STATES else None
         return None if start is None or end is None else end - start
+
+    # -- cancel --------------------------------------------------------------------------
+
+    def cancel(self) -> bool:
+        """Ask this call to stop.
+
+        A queued token is killed, as ``kill`` does (``get`` raises :class:`TokenKilled`). A
+        running one is asked to stop: the task sees it through :func:`current_token`
+        (``cancelled``, ``cancel_event``, ``wait_cancelled``); once its call returns or
+        raises, the token ends KILLED and ``get`` raises :class:`TokenCancelled` (the call's
+        outcome is dropped). Returns True if the token was killed or asked to stop, False if
+        it was final already or its run had just ended. A cluster token goes through the
+        gateway (see ``docs/cancel.md``).
+        """
+        canceller = self.canceller
+        if canceller is not None:
+            return canceller(self)
+        return self.request_cancel()
+
+    def request_cancel(self) -> bool:
+        """Carry out a cancel here: kill the token if it is queued, else ask its running call
+        to stop. A token that runs elsewhere (``remote``) is left alone (False): its
+        ``canceller`` asks the cluster."""
+        with self._lock:
+            if self.remote or self.state in FINAL_STATES:
+                return False
+            killed = self.state in KILLABLE_STATES
+            if not killed and self._ended_attempt == self.attempt:
+                return False  # its run has ended and its outcome is being stored: too late
+            self._cancel_asked = True
+            if killed:
+                error = TokenKilled(f"token {self.token_id} was killed before it started")
+                self._finish_locked(TokenState.KILLED, None, error, "")
+            event = self._cancel_event
+        if killed:
+            self._notify()
+        if event is not None:
+            event.set()
+        return True
+
+    @property
+    def cancelled(self) -> bool:
+        """True once a cancel was asked for this token."""
+        return self._cancel_asked
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """An event set when a cancel is asked (made on first use)."""
+        event = self._cancel_event
+        if event is None:
+            with self._lock:
+                if self._cancel_event is None:
+                    self._cancel_event = threading.Event()
+                    if self._cancel_asked:
+                        self._cancel_event.set()
+                event = self._cancel_event
+        return event
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Block until a cancel is asked, up to ``timeout`` seconds; True if one was."""
+        return self._cancel_asked or self.cancel_event.wait(timeout)
+
+    def end_run(self) -> bool:
+        """The runner, once the call returned or raised. True if a cancel was asked while it
+        ran: the token is final then (KILLED, :class:`TokenCancelled`) and the call's outcome
+        is dropped. False otherwise, and no cancel is accepted for this run from now on, so
+        a cancel either stops the run or says it came too late, never both."""
+        with self._lock:
+            if not self._cancel_asked or self.state is not TokenState.EXECUTING:
+                self._ended_attempt = self.attempt
+                return False
+            error = TokenCancelled(f"token {self.token_id} ({self.operation_type}) was "
+                                   "cancelled while running, and its call has stopped")
+            self._finish_locked(TokenState.KILLED, None, error, "")
+        self._notify()
+        return True
+
+
+# The token each worker thread is running now (the cancel section's ``current_token``).
+_current = threading.local()
+
+
+def current_token() -> TaskToken | None:
+    """The token the calling worker thread is running; None outside a task (and inside a
+    process-mode call, which runs in another process)."""
+    return getattr(_current, "token", None)
+
+
+def set_current_token(token: TaskToken | None) -> TaskToken | None:
+    """Set the calling thread's current token (workers do, around each call); returns the
+    previous one, to restore after a nested inline run."""
+    previous = getattr(_current, "token", None)
+    _current.token = token
+    return previous
+
+
+# -- asyncio (see TaskToken.__await__) -----------------------------------------------------
+
+async def _settled(token: TaskToken[Any]) -> None:
+    """Return once ``token`` is final, waking this coroutine's loop from whichever thread
+    finishes it."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: TaskToken[Any]) -> None:
+        try:
+            loop.call_soon_threadsafe(_resolve, future)
+        except RuntimeError:  # the loop is closed: nobody awaits any more
+            pass
+
+    token.add_done_callback(wake)
+    await future
+
+
+def _resolve(future: Any) -> None:
+    if not future.done():  # the awaiting coroutine may have been cancelled
+        future.set_result(None)

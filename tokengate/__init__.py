@@ -21,6 +21,7 @@ from tokengate.coordinator import OperationsCoordinator
 from tokengate.decorator import task_token_guard
 from tokengate.node_agent.guards.retry import RetryPolicy
 from tokengate.node_agent.guards.settings import GuardsConfig
+from tokengate.shared.call_options import CallOptions
 from tokengate.shared.errors import (
     AdmissionTimeout,
     AgentLost,
@@ -31,6 +32,7 @@ from tokengate.shared.errors import (
     Fenced,
     GatewayBusy,
     GatewayUnavailable,
+    IdempotencyConflict,
     InvalidTags,
     InvalidTransition,
     MethodBlockedException,
@@ -45,16 +47,19 @@ from tokengate.shared.errors import (
     SchedulerStopped,
     TaskFailed,
     TaskTimeLimit,
+    TokenCancelled,
     TokenGateError,
     TokenKilled,
     TokenQuarantined,
     TokenTimeout,
     Unauthenticated,
     UnknownTask,
+    UnknownToken,
 )
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import ExecutionMode, StorageTier, TaskTags, Weight
-from tokengate.shared.token import TaskToken
+from tokengate.shared.token import TaskToken, current_token
+from tokengate.waiting import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 
 if TYPE_CHECKING:
     from tokengate.shared.client import ClusterClient
@@ -82,10 +87,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tokengate' has no attribute {name!r}")
 
 __all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
     "AdmissionTimeout",
     "AgentLost",
     "AsyncFunctionRefused",
     "BadArguments",
+    "CallOptions",
     "ClusterClient",
     "ClusterError",
     "ConfigurationError",
@@ -94,6 +103,7 @@ __all__ = [
     "GatewayBusy",
     "GatewayUnavailable",
     "GuardsConfig",
+    "IdempotencyConflict",
     "InvalidTags",
     "InvalidTransition",
     "MethodBlockedException",
@@ -113,6 +123,7 @@ __all__ = [
     "TaskTags",
     "TaskTimeLimit",
     "TaskToken",
+    "TokenCancelled",
     "TokenGateError",
     "TokenKilled",
     "TokenQuarantined",
@@ -120,8 +131,12 @@ __all__ = [
     "TokenTimeout",
     "Unauthenticated",
     "UnknownTask",
+    "UnknownToken",
     "Weight",
+    "as_completed",
     "chain",
     "connect",
+    "current_token",
     "task_token_guard",
+    "wait",
 ]

@@ -63,7 +63,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         agent_token=read_token(None, args.agent_token_file) or None
         if args.agent_token_file else None,
         heartbeat_timeout=args.heartbeat_timeout, max_attempts=args.max_attempts,
-        max_pending=args.max_pending, result_ttl=args.result_ttl,
+        max_pending=args.max_pending, result_ttl=args.result_ttl, key_ttl=args.key_ttl,
         placement_timeout=args.placement_timeout,
         redis_replicas=args.redis_replicas, redis_replica_timeout=args.redis_replica_timeout,
         max_sessions=args.max_sessions, max_agents=args.max_agents,
@@ -219,12 +219,14 @@ def add_cluster_commands(commands: Any) -> None:
     """Add gateway, agent, up, status, drain, resume, kill, dashboard and top to
     ``tokengate``'s parser."""
     from tokengate.cli_dashboard import add_dashboard_commands
+    from tokengate.cli_result import add_result_command
 
     _add_gateway(commands)
     _add_agent(commands)
     _add_up(commands)
     _add_operator_commands(commands)
     add_dashboard_commands(commands)
+    add_result_command(commands)
 
 
 def _add_gateway(commands: Any) -> None:
@@ -261,6 +263,8 @@ def _add_gateway(commands: Any) -> None:
                     help="one client's quota, instead of --client-quota (repeatable)")
     gw.add_argument("--result-ttl", type=int, help="seconds finished tokens stay in Redis "
                     "(default 600; ~1.2 KB each)")
+    gw.add_argument("--key-ttl", type=int, help="seconds an idempotency key is kept after its "
+                    "call finished (default 86400)")
     gw.add_argument("--allow-pickle", action="store_true", help="accept pickle-coded calls")
     gw.add_argument("--operator-token-file", help="file holding the operator token (controls "
                     "and watching any client's tokens need it; default: the cluster token)")
@@ -338,7 +342,8 @@ def _add_operator_commands(commands: Any) -> None:
     rs.add_argument("--node", help="resume only this node")
     rs.set_defaults(handler=cmd_resume)
 
-    kl = commands.add_parser("kill", help="kill a queued token anywhere in the cluster")
+    kl = commands.add_parser("kill", help="kill a queued token anywhere in the cluster, or "
+                                          "ask a running one to stop (docs/cancel.md)")
     _client_options(kl)
     kl.add_argument("token_id")
     kl.set_defaults(handler=cmd_kill)

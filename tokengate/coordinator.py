@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import fields
 from typing import Any
 
@@ -10,6 +12,9 @@ from tokengate import _backend
 from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.guards.settings import GuardsConfig
 from tokengate.node_agent.runtime import LocalRuntime
+from tokengate.shared.call_options import CallOptions
+from tokengate.shared.errors import SchedulerStopped
+from tokengate.shared.parking import ParkingLot, running_loop
 from tokengate.shared.registry import TaskSpec
 from tokengate.shared.token import TaskToken
 
@@ -26,6 +31,11 @@ class OperationsCoordinator:
     The guards take any :class:`GuardsConfig` field as a keyword too
     (``auto_block=True``, ``metrics_port=0``, ``quarantine_dir=...``, ``spike_detection=True``,
     ``convergence=True``, ...), or a whole ``guards=GuardsConfig(...)``.
+
+    A decorated call made on a thread that runs an asyncio event loop never waits there: it
+    returns its token at once and the call waits, parked, for room (see
+    :mod:`tokengate.shared.parking`); ``await fn.submit_async(...)`` waits (the coroutine
+    only) until its call is admitted, once ``submit_lead`` calls wait before it.
     """
 
     def __init__(self, config: SchedulerConfig | None = None, *,
@@ -42,6 +52,10 @@ class OperationsCoordinator:
         self.config = self.runtime.config
         self.scheduler = self.runtime.scheduler
         self.guards = self.runtime.guards
+        self.parking = ParkingLot(self.config.node_name, self._admit_parked,
+                                  timeout=self.config.submit_timeout,
+                                  capacity=self.config.park_capacity,
+                                  closed_error=_stopped_error, lead=self.config.submit_lead)
 
     def start(self) -> OperationsCoordinator:
         self.runtime.start()
@@ -49,9 +63,16 @@ class OperationsCoordinator:
         return self
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop taking calls, let admitted work finish (up to ``timeout``), stop workers."""
+        """Stop taking calls, let admitted work finish (up to ``timeout``), stop workers.
+
+        Calls parked by an event loop are admitted first, within the same ``timeout``; those
+        still parked then fail with ``SchedulerStopped``.
+        """
         _backend.uninstall(self)
-        self.runtime.stop(timeout)
+        wait = self.config.stop_timeout if timeout is None else timeout
+        started = time.monotonic()
+        self.parking.close(wait)
+        self.runtime.stop(max(0.0, wait - (time.monotonic() - started)))
 
     def __enter__(self) -> OperationsCoordinator:
         return self.start()
@@ -59,9 +80,32 @@ class OperationsCoordinator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskToken:
-        """Backend: where decorated calls arrive."""
-        return self.runtime.submit(spec, args, kwargs)
+    def submit(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+               options: CallOptions | None = None) -> TaskToken:
+        """Backend: where decorated calls arrive (``options``: an idempotency key; this
+        process keeps keys in memory, ``key_ttl`` seconds after their call finished). On an
+        event loop's thread the call is parked and its token returned at once; elsewhere it
+        waits for room here."""
+        if running_loop() is None:
+            return self.runtime.submit(spec, args, kwargs, options)
+        return self.runtime.submit(spec, args, kwargs, options, enqueue=self.parking.park)
+
+    async def submit_async(self, spec: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+                           options: CallOptions | None = None) -> TaskToken:
+        """Backend, awaitable: return the token once the call is admitted, or parked within
+        ``submit_lead`` (its coroutine waits, the loop does not); see
+        :meth:`ParkingLot.submit`. A key already kept gives its token at once."""
+        loop = asyncio.get_running_loop()
+        promised: list[asyncio.Future[None] | None] = []
+
+        def park(token: TaskToken) -> None:
+            promised.append(self.parking.park_for(token, None, loop))
+
+        token = self.runtime.submit(spec, args, kwargs, options, enqueue=park)
+        return await self.parking.admitted(token, promised[0] if promised else None)
+
+    def _admit_parked(self, token: TaskToken, _item: Any, timeout: float | None) -> None:
+        self.scheduler.submit(token, timeout)
 
     # Control and observation, delegated to the scheduler that owns the state.
     def drain(self, reason: str = "") -> None:
@@ -71,7 +115,11 @@ class OperationsCoordinator:
         self.scheduler.resume()
 
     def kill(self, token: TaskToken | str) -> bool:
-        return self.scheduler.kill(token if isinstance(token, str) else token.token_id)
+        token_id = token if isinstance(token, str) else token.token_id
+        parked = self.parking.withdraw(token_id)
+        if parked is not None:
+            return parked.kill()
+        return self.scheduler.kill(token_id)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         return self.scheduler.wait_idle(timeout)
@@ -99,3 +147,7 @@ class OperationsCoordinator:
     @property
     def metrics_port(self) -> int | None:
         return self.guards.metrics_port
+
+
+def _stopped_error() -> SchedulerStopped:
+    return SchedulerStopped("the coordinator stopped before this call was admitted")

@@ -11,6 +11,7 @@ from tokengate import _backend
 from tokengate.node_agent.guards.options import make_options, set_function_options
 from tokengate.node_agent.guards.retry import RetryPolicy
 from tokengate.node_agent.procpool import function_reference
+from tokengate.shared.call_options import CallOptions
 from tokengate.shared.errors import AsyncFunctionRefused, ConfigurationError, WorkerProcessError
 from tokengate.shared.registry import SPEC_ATTRIBUTE, TaskSpec, register, task_name
 from tokengate.shared.tags import ExecutionMode, parse_tags
@@ -38,6 +39,12 @@ def task_token_guard(
     error; default: the policy of the function's complexity level) and ``spike_check``
     (True/False: judge this function's calls for spikes whatever the coordinator's
     ``spike_detection``; None follows it).
+
+    From a coroutine, ``await fn.submit_async(*args)`` returns the token once the call is
+    admitted, or parked behind fewer than ``submit_lead`` calls (backpressure for the
+    coroutine, never for its event loop); a plain call made
+    on an event loop's thread returns its token at once and the call waits, parked, for
+    room. ``await token`` gives the result.
     """
     if callable(operation_type):  # used bare: @task_token_guard
         return task_token_guard()(operation_type)
@@ -70,7 +77,36 @@ def task_token_guard(
         def submit_call(*args: P.args, **kwargs: P.kwargs) -> TaskToken[R]:
             return _backend.current().submit(spec, args, kwargs)
 
+        async def submit_async(*args: P.args, **kwargs: P.kwargs) -> TaskToken[R]:
+            """Submit from a coroutine: return the token once the call is admitted (or parked
+            within ``submit_lead``); the coroutine waits for room, the event loop does not."""
+            return await _backend.submit_async(spec, args, kwargs)
+
+        submit_async.__qualname__ = f"{func.__qualname__}.submit_async"
+        setattr(submit_call, "submit_async", submit_async)  # noqa: B010 - a function attribute
         setattr(submit_call, SPEC_ATTRIBUTE, spec)
+        submit_call.options = _options_of(spec)  # type: ignore[attr-defined]
         return submit_call
 
     return decorate
+
+
+# -- per-call options: fn.options(key=...)(*args) ---------------------------------------------
+
+
+def _options_of(spec: TaskSpec) -> Callable[..., Callable[..., TaskToken[Any]]]:
+    def options(*, key: str | None = None) -> Callable[..., TaskToken[Any]]:
+        """``fn.options(key="order-42")(*args)``: this call carries an idempotency key; the
+        same key again is the same token (its id and outcome), not a second run."""
+        call_options = CallOptions(key=key)  # a bad key raises here, before any call
+
+        def submit_with_options(*args: Any, **kwargs: Any) -> TaskToken[Any]:
+            return _backend.current().submit(spec, args, kwargs, call_options)
+
+        async def submit_async(*args: Any, **kwargs: Any) -> TaskToken[Any]:
+            return await _backend.submit_async(spec, args, kwargs, call_options)
+
+        submit_with_options.submit_async = submit_async  # type: ignore[attr-defined]
+        return submit_with_options
+
+    return options

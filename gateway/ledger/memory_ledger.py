@@ -52,9 +52,11 @@ KEPT = "kept"  # give_back left a returned token that had started where it was
 class MemoryLedger:
     """Token, queue, agent, drain and audit state in dicts."""
 
-    def __init__(self, *, prefix: str = schema.DEFAULT_PREFIX, result_ttl: int = 600) -> None:
+    def __init__(self, *, prefix: str = schema.DEFAULT_PREFIX, result_ttl: int = 600,
+                 key_ttl: int = 86_400) -> None:
         self.prefix = prefix
-        self.result_ttl = result_ttl
+        self.result_ttl = result_ttl  # dicts expire nothing: kept for the Redis twin's shape
+        self.key_ttl = key_ttl
         self._lock = threading.Lock()
         self._tokens: dict[str, dict[str, bytes]] = {}
         # Queue name -> ids (a bare weight's queue always exists; Weight members are their
@@ -111,6 +113,8 @@ class MemoryLedger:
                 record = {F.ATTEMPT: b"1", F.WEIGHT: _b(t.queue_name), F.TASK: _b(t.task),
                           F.IDEMPOTENT: b"1" if t.idempotent else b"0", F.ITEM: t.item,
                           F.OWNER: _b(t.owner), F.SESSION: _b(t.session), F.CREATED: now}
+                if t.key:
+                    record.update({F.KEY: _b(t.key), F.KEEP: _b(self.key_ttl)})
                 self._tokens[t.token_id] = record
                 if t.agent and t.agent in self._agents:
                     record.update({F.STATE: S[TokenState.ADMITTED], F.AGENT: _b(t.agent)})
@@ -124,7 +128,10 @@ class MemoryLedger:
 
     @staticmethod
     def _replayed(record: dict[str, bytes], t: NewToken) -> SubmitStatus:
-        """An existing id: what a first run of this same call answered (submit.lua)."""
+        """An existing id: what a first run of this same call answered (submit.lua); a keyed
+        call whose key names another call is a conflict."""
+        if t.key and record.get(F.KEY) != _b(t.key):
+            return SubmitStatus.CONFLICT
         if record.get(F.SESSION) == _b(t.session):
             if record[F.STATE] == S[TokenState.WAITING]:
                 return SubmitStatus.QUEUED
@@ -206,9 +213,6 @@ class MemoryLedger:
         with self._lock:
             for o in outcomes:
                 record = self._held(o.token_id, agent, o.attempt)
-                if record is not None and o.state is TokenState.KILLED \
-                        and record[F.STATE] != S[TokenState.ADMITTED]:
-                    record = None
                 if record is None:
                     out.append(self._stored_before(o, agent))
                     continue
@@ -353,7 +357,7 @@ class MemoryLedger:
             for token_id in ids:
                 record = self._tokens.get(token_id)
                 if record is not None and record[F.STATE] in _FINAL \
-                        and record.get(F.OWNER) == _b(owner):
+                        and record.get(F.OWNER) == _b(owner) and F.KEY not in record:
                     del self._tokens[token_id]
                     deleted += 1
         return deleted

@@ -400,10 +400,11 @@ class RedisLedger:
     def __init__(self, client: redis.Redis, *,
                  prefix: str = schema.shard_prefix(schema.DEFAULT_PREFIX, schema.DEFAULT_SHARD),
                  result_ttl: int = 600, replicas: int = 0,
-                 replica_timeout: float = 1.0) -> None:
+                 replica_timeout: float = 1.0, key_ttl: int = 86_400) -> None:
         self.redis = client
         self.prefix = prefix
         self.result_ttl = result_ttl
+        self.key_ttl = key_ttl  # a keyed call's hash is kept this long once final
         self.replicas = replicas  # confirm_writes waits for this many (0: it does not wait)
         self.replica_timeout = replica_timeout
         self.epoch = ""  # the fencing epoch this gateway holds (set by the lease)
@@ -637,8 +638,9 @@ class RedisLedger:
     @staticmethod
     def _rows(tokens: Sequence[NewToken]) -> bytes:
         """submit.lua's rows, one flat array: per run of tokens of one owner and session (a
-        frame is one), the owner, the session, the count, then six values per token (the
-        third is the queue it would wait in, which the route field starts with too)."""
+        frame is one), the owner, the session, the count, then seven values per token (the
+        third is the queue it would wait in, which the route field starts with too; the
+        last the digest of a keyed call, or "")."""
         # Weight and TokenState members are str: msgpack packs them as their values.
         flat: list[Any] = []
         owner = session = None
@@ -650,12 +652,12 @@ class RedisLedger:
             flat[head] += 1
             queue = t.queue or t.weight.value
             flat += (t.token_id, f"{queue}\t{session}\t{t.task}", queue,
-                     1 if t.idempotent else 0, t.item, t.agent)
+                     1 if t.idempotent else 0, t.item, t.agent, t.key)
         return _pack(flat)
 
     @_redis_errors
     def submit(self, tokens: Sequence[NewToken]) -> list[SubmitStatus]:
-        return _statuses(self._run("submit", time.time(), self._rows(tokens)))
+        return _statuses(self._run("submit", time.time(), self._rows(tokens), self.key_ttl))
 
     @_redis_errors
     def submit_begin(self, tokens: Sequence[NewToken], forget: Sequence[str] = (),
@@ -669,7 +671,7 @@ class RedisLedger:
         on these tokens wait (``_Tickets``) until the reply has been read.
         """
         submit, drop = self._scripts["submit"], self._scripts["forget"]
-        args = self._args([self.prefix, time.time(), self._rows(tokens)])
+        args = self._args([self.prefix, time.time(), self._rows(tokens), self.key_ttl])
         owner = tokens[0].owner if tokens else ""
         drop_args = self._args([self.prefix, _pack(list(forget)), owner]) if forget else None
         conns = self._conns

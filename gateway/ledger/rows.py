@@ -21,6 +21,7 @@ class SubmitStatus(IntEnum):
     DUPLICATE = -1  # a token with this id exists: nothing changed
     QUEUED = 0      # WAITING in its weight's queue
     DISPATCHED = 1  # ADMITTED to the agent it was placed on
+    CONFLICT = -2   # a keyed call whose id exists for another call (IdempotencyConflict)
 
 
 class KillOutcome(str, Enum):
@@ -43,6 +44,7 @@ class NewToken:
     owner: str = ""       # the submitting client's id
     session: str = ""     # the session owed its outcome
     queue: str = ""       # the queue it waits in (gateway/needs.py); "": its weight's own
+    key: str = ""         # keyed calls: the digest of (task, codec, payload); "": no key
 
     @property
     def queue_name(self) -> str:

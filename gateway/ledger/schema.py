@@ -57,6 +57,10 @@ class Field:
     RESULT = "r"          # the final ResultItem (protobuf bytes)
     ERROR_TYPE = "e"      # for outcomes the gateway decided (AgentLost, TokenKilled)
     ERROR_MESSAGE = "m"
+    KEY = "y"             # keyed calls only: digest of (task, codec, payload) under the
+                          # call's idempotency key (its id is derived from the key)
+    KEEP = "yk"           # keyed calls only: seconds the hash is kept once final (the key
+                          # TTL; the result TTL when that is longer)
 
 
 COUNTERS = ("submitted", "completed", "failed", "killed", "requeued", "lost")

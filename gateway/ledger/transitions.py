@@ -38,8 +38,9 @@ STEPS: tuple[Step, ...] = (
          "a new token waits, or goes straight to an agent with credit"),
     Step("claim", ((W, A),), "the dispatcher gives waiting tokens to an agent"),
     Step("start", ((A, E),), "the holding agent reports that this attempt began"),
-    Step("complete", ((A, C), (A, F), (A, K), (E, C), (E, F)),
-         "the holding agent reports the outcome of this attempt (KILLED: it never started)"),
+    Step("complete", ((A, C), (A, F), (A, K), (E, C), (E, F), (E, K)),
+         "the holding agent reports the outcome of this attempt (KILLED: it never started, "
+         "or it was cancelled while running and stopped)"),
     Step("requeue", ((A, W), (E, W), (A, F), (E, F)),
          "the holding agent was lost, or the tokens never reached it: back to the front of "
          "the queue (attempt + 1 after a loss), or FAILED (AgentLost) if they may not run "
@@ -47,7 +48,8 @@ STEPS: tuple[Step, ...] = (
     Step("join", ((A, W), (E, W), (A, F), (E, F)),
          "an agent registers: what it should hold but does not is requeued, and a new process "
          "under its name inherits nothing (its predecessor's tokens are requeued as lost)"),
-    Step("kill", ((W, K),), "an operator kills a waiting token (a held one is forwarded)"),
+    Step("kill", ((W, K),), "an operator kills a waiting token (a held one is forwarded: its "
+         "agent kills it if queued, or asks its running call to stop)"),
     Step("expire", ((W, F),),
          "no live agent has the task or labels of a waiting token past the placement timeout: "
          "FAILED (PlacementTimeout)"),

@@ -26,7 +26,7 @@ FAILED: FinalState
 KILLED: FinalState
 
 class TaskItem(_message.Message):
-    __slots__ = ("token_id", "task", "payload", "codec", "weight", "not_idempotent", "operation_type", "attempt", "session", "requires")
+    __slots__ = ("token_id", "task", "payload", "codec", "weight", "not_idempotent", "operation_type", "attempt", "session", "requires", "key")
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class TaskItem(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     REQUIRES_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
     token_id: str
     task: str
     payload: bytes
@@ -47,7 +48,8 @@ class TaskItem(_message.Message):
     attempt: int
     session: str
     requires: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, token_id: _Optional[str] = ..., task: _Optional[str] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., weight: _Optional[str] = ..., not_idempotent: _Optional[bool] = ..., operation_type: _Optional[str] = ..., attempt: _Optional[int] = ..., session: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ...) -> None: ...
+    key: str
+    def __init__(self, token_id: _Optional[str] = ..., task: _Optional[str] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., weight: _Optional[str] = ..., not_idempotent: _Optional[bool] = ..., operation_type: _Optional[str] = ..., attempt: _Optional[int] = ..., session: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ..., key: _Optional[str] = ...) -> None: ...
 
 class TaskInfo(_message.Message):
     __slots__ = ("name", "weight", "idempotent", "time_limit", "operation_type", "requires")

@@ -62,7 +62,7 @@ export class Controls {
 
   kill(tokenId) {
     return this.run("kill", { token_id: tokenId }, `Kill token ${tokenId}? A queued token is ` +
-      "skipped; a running one is untouched.");
+      "skipped; a running one is asked to stop (its owner gets TokenCancelled once it does).");
   }
 
   reenable(name) {

@@ -1,5 +1,7 @@
 -- complete.lua: the final outcome of one attempt each, reported by the agent that held them.
--- ADMITTED or EXECUTING -> COMPLETED | FAILED; ADMITTED -> KILLED (killed before it started).
+-- ADMITTED or EXECUTING -> COMPLETED | FAILED | KILLED (KILLED: killed before it started, or
+-- cancelled while it ran and then stopped; its error type says which, TokenKilled or
+-- TokenCancelled, in the ResultItem).
 --
 -- Keys: $K_TOKEN<id> (gains $F_RESULT; keeps $F_AGENT, the agent that ran it; its $F_ITEM is
 -- emptied unless FAILED: a failed call's arguments stay, for its detail), $K_INFLIGHT<agent>,
@@ -12,7 +14,8 @@
 -- agent made of this attempt before (its frame resent: the reply to the first one was lost,
 -- or the gateway died before acking it) changes nothing either, but is told apart, so that
 -- its outcome can still reach the client.
--- Cost per token: HMGET (the fence), one HSET (state, result, the item emptied), EXPIRE; the
+-- Cost per token: HMGET (the fence), one HSET (state, result, the item emptied), EXPIRE
+-- (a keyed call's hash: its key TTL when longer, lib.lua expire_final); the
 -- ids leave the agent's set in one SREM per batch.
 -- Returns, msgpack-packed, one flat array of two values per item: 1, creation time (applied);
 -- 2, creation time (stored already from this same report); or 0, "" (ignored).
@@ -22,17 +25,17 @@ local rows = cmsgpack.unpack(ARGV[4])
 for a = 1, #rows, 4 do
   local id, state, attempt, result = rows[a], rows[a + 1], rows[a + 2], rows[a + 3]
   local key = tkey(p, id)
-  local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_CREATED')
+  local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_CREATED',
+                       '$F_KEEP')
   local mine = t[2] == agent and (tonumber(t[3]) or 1) == attempt
   local ok = mine and (t[1] == '$ADMITTED' or t[1] == '$EXECUTING')
-  if ok and state == '$KILLED' and t[1] ~= '$ADMITTED' then ok = false end
   if ok then
     if state == '$FAILED' then
       redis.call('HSET', key, '$F_STATE', state, '$F_RESULT', result)
     else
       redis.call('HSET', key, '$F_STATE', state, '$F_RESULT', result, '$F_ITEM', '')
     end
-    redis.call('EXPIRE', key, ttl)
+    expire_final(key, ttl, t[5])
     done[#done + 1] = id
     if t[1] == '$EXECUTING' then wasexec = wasexec + 1 end
     counts[state] = (counts[state] or 0) + 1

@@ -15,12 +15,12 @@ local keep, out = {}, {}
 for _, id in ipairs(ids) do
   local key = tkey(p, id)
   local t = redis.call('HMGET', key, '$F_STATE', '$F_CREATED', '$F_ATTEMPT', '$F_ROUTE',
-                       '$F_SESSION')
+                       '$F_SESSION', '$F_KEEP')
   if t[1] == '$WAITING' then
     if tonumber(t[2]) <= cutoff then
       redis.call('HSET', key, '$F_STATE', '$FAILED', '$F_ERROR_TYPE', 'PlacementTimeout',
                  '$F_ERROR_MESSAGE', ARGV[4], '$F_FINISHED_AT', ARGV[6])
-      redis.call('EXPIRE', key, tonumber(ARGV[5]))
+      expire_final(key, ARGV[5], t[6])
       out[#out + 1] = id
       out[#out + 1] = t[3] or '1'
       out[#out + 1] = select(2, route(t[4], nil, t[5])) or ''

@@ -4,15 +4,16 @@
 -- Keys: $K_TOKEN<id> (lib.lua).
 -- ARGV[1] prefix, ARGV[2] msgpack array of token ids, ARGV[3] the client id that has them.
 -- A token not final is left alone (results reach clients only once stored), and so is one
--- another client owns. Each token is looked at (HMGET); those to drop go in one DEL.
+-- another client owns, and one called with an idempotency key (it answers its key until it
+-- expires: lib.lua expire_final). Each token is looked at (HMGET); those to drop go in one DEL.
 -- Returns the number deleted.
 local p, owner = ARGV[1], ARGV[3]
 local gone = {}
 for _, id in ipairs(cmsgpack.unpack(ARGV[2])) do
   local key = tkey(p, id)
-  local t = redis.call('HMGET', key, '$F_STATE', '$F_OWNER')
+  local t = redis.call('HMGET', key, '$F_STATE', '$F_OWNER', '$F_KEY')
   local s = t[1]
-  if t[2] == owner and (s == '$COMPLETED' or s == '$FAILED' or s == '$KILLED') then
+  if t[2] == owner and not t[3] and (s == '$COMPLETED' or s == '$FAILED' or s == '$KILLED') then
     gone[#gone + 1] = key
   end
 end

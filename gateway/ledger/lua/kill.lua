@@ -1,4 +1,5 @@
--- kill.lua: kill one token wherever it is. WAITING -> KILLED here; a held one is forwarded.
+-- kill.lua: kill one token wherever it is. WAITING -> KILLED here; a held one is forwarded
+-- (the gateway asks its agent to cancel it: killed if queued there, else asked to stop).
 --
 -- Keys: $K_TOKEN<id>, $K_QUEUE<weight>, $K_COUNTS (lib.lua).
 -- ARGV[1] prefix, ARGV[2] token id, ARGV[3] ttl seconds, ARGV[4] message, ARGV[5] now.
@@ -7,14 +8,14 @@
 -- 'unknown'.
 local p, id, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local key = tkey(p, id)
-local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ROUTE', '$F_WEIGHT')
+local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ROUTE', '$F_WEIGHT', '$F_KEEP')
 if not t[1] then return {'unknown', ''} end
 t[3] = route(t[3], t[4])
 if t[1] == '$WAITING' then
   redis.call('HSET', key, '$F_STATE', '$KILLED', '$F_ERROR_TYPE', 'TokenKilled',
              '$F_ERROR_MESSAGE', ARGV[4], '$F_FINISHED_AT', ARGV[5])
   redis.call('HDEL', key, '$F_ITEM')
-  redis.call('EXPIRE', key, ttl)
+  expire_final(key, ttl, t[5])
   redis.call('LREM', p .. '$K_QUEUE' .. t[3], 1, id)
   redis.call('HINCRBY', p .. '$K_COUNTS', 'killed', 1)
   return {'killed', ''}

@@ -10,7 +10,9 @@
 --                       $F_AGENT agent holding it (once final, the one that ran it),
 --                       $F_OWNER client id, $F_CREATED / $F_STARTED_AT /
 --                       $F_FINISHED_AT (outcomes the gateway decided) times, $F_RESULT the
---                       final ResultItem, $F_ERROR_TYPE / $F_ERROR_MESSAGE (gateway outcomes)
+--                       final ResultItem, $F_ERROR_TYPE / $F_ERROR_MESSAGE (gateway outcomes),
+--                       $F_KEY / $F_KEEP (calls with an idempotency key: the digest of the
+--                       call, and seconds the hash is kept once final)
 --   $K_QUEUE<queue>     list of waiting ids, FIFO; requeued ids go to the front; a queue is
 --                       a weight, or "<weight>|<task>|<labels>" (gateway/needs.py)
 --   $K_QUEUES           set of the queue names that may hold ids
@@ -66,6 +68,15 @@ local function route(x, w, n, k)
   return string.match(x, '^([^\t]*)\t([^\t]*)\t(.*)$$')
 end
 
+-- A final token's hash expires after the result ttl, or after its idempotency key's TTL
+-- (keep: its $F_KEEP, seconds, written at submit for keyed calls) when that is longer: the
+-- key and the outcome it answers with go together.
+local function expire_final(key, ttl, keep)
+  local n, k = tonumber(ttl), tonumber(keep)
+  if k and k > n then n = k end
+  redis.call('EXPIRE', key, n)
+end
+
 local function executing_changed(p, agent, n)
   redis.call('HINCRBY', p .. '$K_GAUGES', '$EXECUTING', n)
   redis.call('HINCRBY', p .. '$K_GAUGES', '$EXECUTING@' .. agent, n)
@@ -86,7 +97,7 @@ end
 local function give_back(p, id, agent, mode, maxa, ttl, message, now)
   local key = tkey(p, id)
   local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT', '$F_IDEMPOTENT',
-                       '$F_ROUTE', '$F_WEIGHT', '$F_SESSION', '$F_TASK')
+                       '$F_ROUTE', '$F_WEIGHT', '$F_SESSION', '$F_TASK', '$F_KEEP')
   if not held_by(t[1], t[2], agent) then return nil end
   t[5], t[7], t[6] = route(t[5], t[6], t[7], t[8])
   if mode == 'returned' and t[1] == '$EXECUTING' then return 'kept' end
@@ -98,7 +109,7 @@ local function give_back(p, id, agent, mode, maxa, ttl, message, now)
       redis.call('HSET', key, '$F_STATE', '$FAILED', '$F_ERROR_TYPE', 'AgentLost',
                  '$F_ERROR_MESSAGE', message, '$F_FINISHED_AT', now)
       redis.call('HDEL', key, '$F_AGENT')
-      redis.call('EXPIRE', key, ttl)
+      expire_final(key, ttl, t[9])
       return 'failed', attempt, t[7] or ''
     end
     attempt = attempt + 1

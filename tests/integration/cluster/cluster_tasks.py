@@ -202,3 +202,10 @@ def surrogate_boom() -> None:
     """Fails with a message protobuf cannot carry as it is (a lone surrogate, as from
     ``os.fsdecode`` of a file name that is not UTF-8)."""
     raise ValueError("cannot open b\udcffd.txt")
+
+
+@task_token_guard(operation_type="gated_boom", tags={"weight": "medium"})
+def gated_boom(dirpath: str, key: str, gate: str, cap: float = GATE_CAP) -> None:
+    """Record the run, hold the worker until ``gate`` exists, then fail (ValueError)."""
+    _held(dirpath, key, gate, cap)
+    raise ValueError(f"{key} failed on purpose")

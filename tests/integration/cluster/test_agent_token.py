@@ -17,7 +17,7 @@ import grpc
 import pytest
 from _faults2 import TASKS, TOKEN, Runs, f2_clusters, metadata, wait_exit, wait_until
 from tokengate.shared.channel import CHANNEL_OPTIONS
-from tokengate.shared.errors import UnknownToken
+from tokengate.shared.errors import PermissionDenied, TokenCancelled, UnknownToken
 from tokengate.shared.registry import TaskSpec, lookup
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
@@ -99,9 +99,17 @@ def test_another_clients_token_detail_is_redacted(f2_cluster, tmp_path):
             anonymous = stub.Token(pb.TokenRequest(token_id=token.token_id),
                                    metadata=metadata(TOKEN), timeout=5)
             assert anonymous.redacted, "a caller naming no client id is nobody's owner"
+        with pytest.raises(PermissionDenied, match="only its own tokens"):
+            cluster.client().kill(token.token_id)
+        # Its owner may cancel its own token without the operator token (token.cancel()).
+        mine_too = owner.submit_by_name(f"{TASKS}:gated_light", runs.args("cancel-me"))
+        wait_until(lambda: _state(owner, mine_too.token_id) == "executing", what="executing")
+        assert owner.kill(mine_too.token_id).outcome == "cancel_requested"
     finally:
         runs.open_gate()
-    assert token.get(timeout=10) == "secret-tag"
+    assert token.get(timeout=10) == "secret-tag", "another client's kill changed nothing"
+    with pytest.raises(TokenCancelled):
+        mine_too.get(timeout=10)
 
 
 

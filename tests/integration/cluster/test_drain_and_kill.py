@@ -5,7 +5,7 @@ from __future__ import annotations
 import cluster_tasks  # noqa: F401 - registers the tasks
 import pytest
 from conftest import HEARTBEAT_TIMEOUT, wait_until
-from tokengate.shared.errors import TokenKilled
+from tokengate.shared.errors import TokenCancelled, TokenKilled
 from tokengate.shared.lifecycle import TokenState
 
 
@@ -66,8 +66,10 @@ def test_kill_a_token_waiting_at_the_gateway(shared_cluster):
     assert client.kill(victim).outcome == "finished"
 
 
-def test_kill_reaches_agents_queued_token_but_not_a_running_one(shared_cluster, effects,
-                                                                gates):
+def test_kill_reaches_agents_queued_token_and_asks_a_running_one_to_stop(shared_cluster,
+                                                                         effects, gates):
+    """An agent's queued tokens are killed there; a running one is asked to stop (a task
+    that never looks runs to its end, and its owner gets TokenCancelled then)."""
     client = shared_cluster.client()
     gate = gates("blockers")
     # Each agent has 2 medium workers (core 2, 2 workers per core): 4 blockers fill them.
@@ -78,14 +80,18 @@ def test_kill_reaches_agents_queued_token_but_not_a_running_one(shared_cluster, 
               for i in range(2)]
     wait_until(lambda: shared_cluster.status()["inflight"] == 6, what="dispatched")
     outcomes = [client.kill(t) for t in queued]
-    assert {o.outcome for o in outcomes} == {"forwarded"}
+    assert {o.outcome for o in outcomes} == {"killed"}, [o.message for o in outcomes]
     for token in queued:
         with pytest.raises(TokenKilled):
             token.get(timeout=10)
     running = client.kill(blockers[0])
-    assert running.outcome == "forwarded"
+    assert (running.ok, running.outcome) == (True, "cancel_requested"), running.message
+    assert not blockers[0].wait(0.2), "a thread cannot be stopped: it runs on"
     gate.open()
-    assert [t.get(timeout=10) for t in blockers] == [f"b{i}" for i in range(4)]
+    with pytest.raises(TokenCancelled):
+        blockers[0].get(timeout=10)
+    assert [t.get(timeout=10) for t in blockers[1:]] == [f"b{i}" for i in range(1, 4)]
+    assert effects.count("b0") == 1, "the cancelled call ran to its end, once"
     assert [effects.count(f"q{i}") for i in range(2)] == [0, 0], "killed before they ran"
 
 

@@ -117,6 +117,26 @@ def test_a_large_batch_is_stored_whole(ledger):
     assert ledger.queue_lengths()[LIGHT] == 10_000
 
 
+def test_a_cancelled_run_is_stored_killed_once_and_a_run_that_finished_first_stays(ledger):
+    """Cancel: the agent reports KILLED for a run that stopped after a cancel (EXECUTING, or
+    ADMITTED when its start was not reported yet); a cancel that came after the run ended
+    leaves the outcome the agent reported, and a late KILLED of that run changes nothing."""
+    register(ledger, "a1")
+    ledger.submit([tok("run", "a1"), tok("quick", "a1"), tok("done", "a1")])
+    assert ledger.start("a1", [StartReport("run", 1, 5.0)]) == 1
+    assert ledger.kill("run", "k") == (KillOutcome.FORWARDED, "a1"), "held: forwarded"
+    killed = ledger.complete("a1", [outcome("run", st=S.KILLED), outcome("quick", st=S.KILLED)])
+    assert [a.applied for a in killed] == [True, True]
+    assert state(ledger, "run") is S.KILLED and state(ledger, "quick") is S.KILLED
+    assert ledger.counts()["killed"] == 2 and ledger.executing_counts([])[0] == 0
+    again = ledger.complete("a1", [outcome("run", st=S.KILLED)])
+    assert [(a.applied, a.again) for a in again] == [(False, True)], "a resent report"
+    assert ledger.complete("a1", [outcome("done")])[0].applied
+    late = ledger.complete("a1", [outcome("done", st=S.KILLED)])
+    assert [(a.applied, a.again) for a in late] == [(False, False)]
+    assert state(ledger, "done") is S.COMPLETED and ledger.inflight_ids("a1") == set()
+
+
 def test_claim_takes_waiting_tokens_in_order_for_registered_agents_only(ledger):
     register(ledger, "a1", "a2")
     ledger.submit([tok(f"t{i}", weight=Weight.MEDIUM) for i in range(5)])
@@ -137,7 +157,6 @@ def test_reports_are_fenced_by_agent_and_attempt(ledger):
     assert ledger.start("a1", [StartReport("t1", 1, 5.0)]) == 1
     assert ledger.executing_counts(["a1", "a2"]) == (1, {"a1": 1, "a2": 0})
     assert ledger.executing_counts([]) == (1, {}) and state(ledger, "t1") is S.EXECUTING
-    assert [a.applied for a in ledger.complete("a1", [outcome("t1", st=S.KILLED)])] == [False]
     applied = ledger.complete("a1", [outcome("t1"), outcome("t1"), outcome("t2", 7),
                                      outcome("ghost")])
     assert [a.applied for a in applied] == [True, False, False, False]

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from tokengate.gateway import control
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn, _Control, _Tasks
 from tokengate.gateway.gateway import Gateway
@@ -209,9 +210,30 @@ async def test_kill_waiting_and_forwarded(gateway):
     assert (await gateway.control.kill("t2", "ops"))[0] == "killed"
     assert [r.state for r in replies(client)[2]] == [pb.KILLED]
     assert gateway.ledger.queue_lengths()["light"] == 0, "a killed token leaves its queue"
-    assert (await gateway.control.kill("t1"))[0] == "forwarded"
+    # A held token: the agent is asked to cancel it, and the reply says what the agent did.
+    asking = asyncio.ensure_future(gateway.control.kill("t1"))
+    command = await _command_sent(agent)
+    assert (command.kind, command.target) == ("cancel", "t1")
+    gateway.control.on_replies([pb.CommandReply(id=command.id, ok=True,
+                                                message="cancel_requested")])
+    assert (await asking)[0] == "cancel_requested"
+    # An agent that does not answer in time is sent the plain kill (queued tokens only).
+    control.CANCEL_TIMEOUT, before = 0.05, control.CANCEL_TIMEOUT
+    try:
+        assert (await gateway.control.kill("t1"))[0] == "forwarded"
+    finally:
+        control.CANCEL_TIMEOUT = before
     assert any(c.kill == "t1" for c in controls(agent))
-    assert [e.action for e in gateway.ledger.audit_log(10)] == ["kill", "kill"]
+    assert [e.action for e in gateway.ledger.audit_log(10)] == ["kill"] * 3
+
+
+async def _command_sent(agent: AgentConn) -> pb.Command:
+    for _ in range(200):
+        sent = [c.command for c in controls(agent) if c.command is not None]
+        if sent:
+            return sent[0]
+        await asyncio.sleep(0.005)
+    raise AssertionError("no command was sent to the agent")
 
 
 @on_loop()
