@@ -15,6 +15,10 @@ what Redis runs comfortably, and every id gets an answer):
    resent frames and calls that must never run twice are stored first;
 5. answer: acks; a repeated id (a resubmission) is watched instead, so its client gets the
    stored outcome.
+
+Before step 2, the fair-share gate (:mod:`.gate`) holds the calls of a client beyond its fair
+share, unstored and unacknowledged; it hands them back (:meth:`Admission.admit_released`)
+as room opens, and they go through steps 2-5 then.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from tokengate.gateway import keys, needs
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.dispatch import Dispatch
+from tokengate.gateway.gate import Gate
 from tokengate.gateway.ledger import NewToken, SubmitStatus, TokenLedger
 from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
@@ -61,6 +66,7 @@ class Row:
     target: AgentConn | None = None
     status: SubmitStatus | None = None
     digest: str = ""  # a keyed call's digest (gateway/keys.py); "" no key
+    counted: bool = False  # the gate counts it in flight (until stored as new, or not)
 
     def token(self, owner: str, session: str) -> NewToken:
         item, target = self.item, self.target
@@ -79,8 +85,9 @@ class Screened:
 class Admission:
     def __init__(self, config: GatewayConfig, ledger: TokenLedger, store: Store,
                  dispatch: Dispatch, results: Results, registry: Registry,
-                 series: Series) -> None:
+                 series: Series, gate: Gate) -> None:
         self.config = config
+        self.gate = gate
         self.ledger = ledger
         self.store = store
         self.dispatch = dispatch
@@ -96,13 +103,33 @@ class Admission:
         if screened.rejected:
             conn.send(rejected=screened.rejected)
         refused: set[str] = {r.token_id for r in screened.rejected}
-        batches = list(_batches(screened.rows, ADMIT_BATCH))
+        rows, held, busy = self.gate.split(conn, screened.rows, resubmit)
+        if busy:
+            conn.send(rejected=busy)
+            refused.update(r.token_id for r in busy)
+        batches = list(_batches(rows, ADMIT_BATCH))
         if not batches and received:
             await self.results.received(conn, received)
         for i, batch in enumerate(batches):
-            refused |= await self._admit(conn, batch, resubmit, received if i == 0 else ())
-        if screened.copies:
-            conn.send(accepted=[i for i in screened.copies if i not in refused])
+            refused |= await self._admit_counted(conn, batch, resubmit,
+                                                 received if i == 0 else ())
+        if screened.copies:  # a copy of a held call is answered with it, once it is stored
+            waiting = refused.union(held)
+            conn.send(accepted=[i for i in screened.copies if i not in waiting])
+
+    async def admit_released(self, conn: ClientConn, rows: list[Row], resubmit: bool) -> None:
+        """Calls the gate held, released now: steps 2-5."""
+        for batch in _batches(rows, ADMIT_BATCH):
+            await self._admit_counted(conn, batch, resubmit, ())
+
+    async def _admit_counted(self, conn: ClientConn, rows: list[Row], resubmit: bool,
+                             received: Sequence[str]) -> set[str]:
+        """:meth:`_admit`, and the gate told of counted calls that were refused."""
+        refused = await self._admit(conn, rows, resubmit, received)
+        if refused:
+            self.gate.not_stored(r.item.token_id for r in rows
+                                 if r.counted and r.item.token_id in refused)
+        return refused
 
     # -- 1. screen -----------------------------------------------------------------------------
 
@@ -257,6 +284,10 @@ class Admission:
             await self.dispatch.give_back(agent, ids)
 
     async def _after_store(self, conn: ClientConn, rows: list[Row], sent: bool) -> None:
+        # Stored before (a repeat, or its key's) or refused (a key's conflict): not new work
+        # of this client's, for the fair-share gate.
+        self.gate.not_stored(row.item.token_id for row in rows if row.counted and row.status
+                             in (SubmitStatus.DUPLICATE, SubmitStatus.CONFLICT))
         rows, keyed = self._key_repeats(conn, rows)
         queued: dict[str, int] = defaultdict(int)
         duplicates: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokengate.gateway import fairness
 from tokengate.gateway.ledger.connect import check_url
 from tokengate.gateway.ledger.schema import DEFAULT_PREFIX, DEFAULT_SHARD, shard_prefix
 from tokengate.shared import envconfig
@@ -94,6 +95,24 @@ class GatewayConfig:
     session_outbox_bytes: int = setting(
         8 * 1024 * 1024, doc="results waiting for a slow client before its session is cut "
         "off (SessionTooSlow; the results stay in Redis)")
+    fair_depth: int = setting(
+        256, doc="tokens stored and not finished, over all clients, past which a client's calls "
+        "beyond its weighted share wait at the gateway, unstored and unacknowledged, and are "
+        "stored in weighted round robin as tokens finish; a client alone may have 8x it "
+        "(docs/cluster.md, Fair shares); 0: first come, first served")
+    client_weights: tuple[str, ...] = setting(
+        (), doc="CLIENT_ID=WEIGHT,...: a client's share of fair_depth is its weight over the "
+        f"weights of the clients with calls in flight or held (others weigh 1; at most "
+        f"{fairness.MAX_WEIGHT})")
+    client_quota: int = setting(
+        0, doc="most tokens one client (client id) may have stored and not finished; calls "
+        "past it wait at the gateway (0: no quota)")
+    client_quotas: tuple[str, ...] = setting(
+        (), doc="CLIENT_ID=N,...: quotas of single clients, instead of client_quota "
+        "(0: none for that client)")
+    max_held: int = setting(
+        100_000, doc="calls held at the gateway beyond their clients' shares, over all "
+        "sessions, before more get GatewayBusy (clients wait and offer them again)")
     metrics_port: int | None = setting(None, env="TOKENGATE_GATEWAY_METRICS_PORT",
                                        doc="serve Prometheus /metrics here (0: any port)")
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -103,6 +122,13 @@ class GatewayConfig:
     def ledger_prefix(self) -> str:
         """The prefix of this gateway's shard's keys."""
         return shard_prefix(self.key_prefix, self.shard)
+
+    def fair_policy(self) -> fairness.Policy:
+        """The fair-share settings as the gate's policy."""
+        return fairness.Policy(
+            depth=self.fair_depth, quota=self.client_quota,
+            weights=fairness.parse_table(self.client_weights, "client_weights", low=1),
+            quotas=fairness.parse_table(self.client_quotas, "client_quotas"))
 
     @classmethod
     def from_env(cls, **overrides: Any) -> GatewayConfig:
@@ -130,6 +156,11 @@ class GatewayConfig:
         if self.session_outbox_bytes < 64 * 1024:
             raise ConfigurationError("session_outbox_bytes must be at least 65536")
         check_url(self.redis_url)
+        if self.fair_depth < 0 or self.client_quota < 0 or self.max_held < 0:
+            raise ConfigurationError("fair_depth, client_quota and max_held must be >= 0")
+        policy = self.fair_policy()
+        if any(w > fairness.MAX_WEIGHT for w in policy.weights.values()):
+            raise ConfigurationError(f"client_weights: a weight is at most {fairness.MAX_WEIGHT}")
         if self.redis_replicas < 0 or not 0 < self.redis_replica_timeout < MAX_REPLICA_WAIT:
             raise ConfigurationError(
                 f"redis_replicas must be >= 0 and redis_replica_timeout between 0 and "

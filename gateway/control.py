@@ -16,6 +16,7 @@ import time
 
 from tokengate.gateway.conns import AgentConn
 from tokengate.gateway.dispatch import Dispatch
+from tokengate.gateway.gate import Gate
 from tokengate.gateway.ledger import AuditEntry, KillOutcome, TokenLedger
 from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
@@ -46,8 +47,9 @@ def bounded(what: str, text: str, limit: int) -> str:
 
 class Control:
     def __init__(self, ledger: TokenLedger, store: Store, dispatch: Dispatch,
-                 registry: Registry, results: Results, views: Views) -> None:
+                 registry: Registry, results: Results, views: Views, gate: Gate) -> None:
         self.ledger = ledger
+        self.gate = gate
         self.store = store
         self.views = views
         self.dispatch = dispatch
@@ -93,6 +95,10 @@ class Control:
     async def kill(self, token_id: str, actor: str = "") -> tuple[str, str]:
         bounded("the token id", token_id, MAX_TARGET)
         bounded("the actor", actor, MAX_ACTOR)
+        if self.gate.kill(token_id):  # held at the gateway: its client still owned it
+            result = ("killed", "held at the gateway, never stored: its client was told")
+            await self._audit(actor, "kill", token_id, True, result[1])
+            return result
         message = f"token {token_id} was killed before it started"
         outcome, agent = await self.store.write(self.ledger.kill, token_id, message)
         if outcome is KillOutcome.KILLED:

@@ -27,6 +27,7 @@ from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.control import Control
 from tokengate.gateway.dispatch import Dispatch
+from tokengate.gateway.gate import Gate
 from tokengate.gateway.items import MAX_ID_LENGTH
 from tokengate.gateway.lease import GatewayLease
 from tokengate.gateway.ledger import StartReport, TokenLedger
@@ -60,12 +61,14 @@ class Gateway:
         self.dispatch.on_expired(self.results.push_expired)
         self.registry = Registry(config, ledger, store, self.dispatch, self.results,
                                  self.background, serving=self.lease.renew)
+        self.gate = Gate(config.fair_policy(), config.max_held)
+        self.results.on_final = self.gate.finished
         self.admission = Admission(config, ledger, store, self.dispatch, self.results,
-                                   self.registry, self.series)
+                                   self.registry, self.series, self.gate)
         self.views = Views(ledger, store, self.dispatch, self.registry, self.results,
                            self.series)
         self.control = Control(ledger, store, self.dispatch, self.registry, self.results,
-                               self.views)
+                               self.views, self.gate)
         self.lost_lease = threading.Event()  # set when another gateway took the shard
         self._on_lost: list[Callable[[], None]] = []  # run on the loop when it is set
         ledger.on_fenced = self._lease_lost  # a write refused: another holds the epoch
@@ -81,6 +84,7 @@ class Gateway:
             self.store.stop()
             raise
         self.registry.start()
+        self.gate.start(self.admission.admit_released)
         self.lease.start()
         logger.info("gateway started on prefix %r; waiting %s; drain %r", self.ledger.prefix,
                     {w.value: n for w, n in self.dispatch.waiting().items()}, drain.cluster)
@@ -96,6 +100,7 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.registry.stop()
+        await self.gate.stop()
         await self.dispatch.stop()
         await self.background.stop()
         await self.store.write(self.lease.release)

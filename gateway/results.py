@@ -29,7 +29,7 @@ import itertools
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from tokengate.gateway import items
 from tokengate.gateway.conns import AgentConn, ClientConn
@@ -70,6 +70,8 @@ class Results:
         self._frames = itertools.count()
         self._recent: deque[pb.ResultItem] = deque(maxlen=RECENT)
         self._pushed: OrderedDict[str, int] = OrderedDict()  # token id -> attempt pushed
+        # Told the ids of every outcome stored (the fair-share gate counts them out of flight)
+        self.on_final: Callable[[Iterable[str]], None] = lambda ids: None
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -112,6 +114,7 @@ class Results:
                                                 outcomes)
             stored = [r for r, a in zip(results, applied, strict=True) if a.stored]
             self._push(self._first_pushes(stored, applied))
+            self.on_final(r.token_id for r in stored)
         finally:
             self._storing.pop(frame, None)
         if len(stored) < len(results):
@@ -148,6 +151,7 @@ class Results:
         results = list(results)
         if results:
             self._push(results)
+            self.on_final(r.token_id for r in results)
             self.series.finished(0, len(results))
             self._remember(results)
 

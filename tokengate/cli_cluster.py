@@ -68,6 +68,9 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         redis_replicas=args.redis_replicas, redis_replica_timeout=args.redis_replica_timeout,
         max_sessions=args.max_sessions, max_agents=args.max_agents,
         session_outbox_bytes=args.session_outbox_bytes, metrics_port=args.metrics_port,
+        fair_depth=args.fair_depth, client_quota=args.client_quota,
+        client_weights=tuple(args.client_weight) if args.client_weight else None,
+        client_quotas=tuple(args.client_quotas) if args.client_quotas else None,
         allow_pickle=True if args.allow_pickle else None, tls=_tls(args))
     stop = stop_event_on_signals()
 
@@ -249,6 +252,15 @@ def _add_gateway(commands: Any) -> None:
                     "it new ones get GatewayBusy (default 10000)")
     gw.add_argument("--max-agents", type=int, help="agent links served at once (default 1000)")
     gw.add_argument("--workers", type=int, help=argparse.SUPPRESS)  # gone: said so, clearly
+    gw.add_argument("--fair-depth", type=int, help="tokens in flight over all clients past "
+                    "which a client's calls beyond its weighted share wait at the gateway "
+                    "(default 256; 0: first come, first served)")
+    gw.add_argument("--client-weight", action="append", metavar="CLIENT_ID=WEIGHT",
+                    help="a client's weight in the fair shares (repeatable; others weigh 1)")
+    gw.add_argument("--client-quota", type=int, help="most tokens in flight per client "
+                    "(default 0: no quota)")
+    gw.add_argument("--client-quotas", action="append", metavar="CLIENT_ID=N",
+                    help="one client's quota, instead of --client-quota (repeatable)")
     gw.add_argument("--result-ttl", type=int, help="seconds finished tokens stay in Redis "
                     "(default 600; ~1.2 KB each)")
     gw.add_argument("--key-ttl", type=int, help="seconds an idempotency key is kept after its "

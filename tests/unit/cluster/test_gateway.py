@@ -255,7 +255,7 @@ async def test_repeats_bad_items_and_busy_are_answered_and_a_repeat_runs_once(ga
                                                              "i": "GatewayBusy"}
 
 
-@on_loop(max_pending=10_000)
+@on_loop(max_pending=10_000, fair_depth=0)  # no fair-share gate: nothing finishes here
 async def test_a_frame_of_any_size_is_answered_whole(big):
     client = ClientConn("peer", "c1")
     ids = [f"t{i}" for i in range(2500)]
