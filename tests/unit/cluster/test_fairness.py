@@ -5,6 +5,7 @@ nor acknowledged, go in as tokens finish, even after their session closed."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from test_gateway import done, frame, join, replies, sent_tasks
@@ -110,6 +111,27 @@ def test_tables_of_weights_and_quotas_are_checked():
         GatewayConfig(token="t", client_weights=("a=5000",)).validate()
 
 
+async def _until(condition, seconds: float = 10.0) -> None:
+    """Poll ``condition`` on the loop (its tasks and the store's thread run meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.002)
+
+
+async def _acked(conn: ClientConn, count: int) -> list[str]:
+    """The ids acked to ``conn`` once ``count`` arrived (or what did within 10 s), sorted."""
+    got: list[str] = []
+
+    def enough() -> bool:
+        got.extend(replies(conn)[0])
+        return len(got) >= count
+
+    await _until(enough)
+    await asyncio.sleep(0.01)
+    got.extend(replies(conn)[0])  # none more may come: the next ones wait for finished work
+    return sorted(got)
+
+
 def test_held_calls_are_neither_stored_nor_acked_and_go_in_as_tokens_finish():
     async def main() -> None:
         gateway = Gateway(GatewayConfig(token="t", fair_depth=4, max_pending=100),
@@ -127,14 +149,12 @@ def test_held_calls_are_neither_stored_nor_acked_and_go_in_as_tokens_finish():
             assert gateway.ledger.records(["f3"]) == [None], "held: not stored"
             sent = sent_tasks(agent)
             await gateway.on_agent_frame(agent, pb.AgentFrame(results=done(sent), seq=2))
-            for _ in range(50):  # the release task runs on the loop
-                await asyncio.sleep(0)
-            assert sorted(replies(flood)[0]) == ["f3", "f4", "f5", "f6"]
+            # the release task runs on the loop; the store writes on its thread
+            assert await _acked(flood, 4) == ["f3", "f4", "f5", "f6"]
             gateway.close_session(flood)  # what its client sent is still admitted
             await gateway.on_agent_frame(agent, pb.AgentFrame(results=done(sent_tasks(agent)),
                                                               seq=3))
-            for _ in range(50):
-                await asyncio.sleep(0)
+            await _until(lambda: gateway.gate.held() == 0)
             assert gateway.gate.held() == 0
             assert all(r is not None for r in gateway.ledger.records(["f8", "f9"]))
         finally:
