@@ -113,6 +113,10 @@ class GatewayConfig:
     max_held: int = setting(
         100_000, doc="calls held at the gateway beyond their clients' shares, over all "
         "sessions, before more get GatewayBusy (clients wait and offer them again)")
+    max_held_per_client: int = setting(
+        2048, doc="calls of one client held at the gateway beyond its share, past which the "
+        "gateway reads no more frames of its sessions until half of them went in (gRPC's "
+        "flow control then holds the client back; 0: no cap)")
     metrics_port: int | None = setting(None, env="TOKENGATE_GATEWAY_METRICS_PORT",
                                        doc="serve Prometheus /metrics here (0: any port)")
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -156,8 +160,9 @@ class GatewayConfig:
         if self.session_outbox_bytes < 64 * 1024:
             raise ConfigurationError("session_outbox_bytes must be at least 65536")
         check_url(self.redis_url)
-        if self.fair_depth < 0 or self.client_quota < 0 or self.max_held < 0:
-            raise ConfigurationError("fair_depth, client_quota and max_held must be >= 0")
+        if min(self.fair_depth, self.client_quota, self.max_held, self.max_held_per_client) < 0:
+            raise ConfigurationError("fair_depth, client_quota, max_held and "
+                                     "max_held_per_client must be >= 0")
         policy = self.fair_policy()
         if any(w > fairness.MAX_WEIGHT for w in policy.weights.values()):
             raise ConfigurationError(f"client_weights: a weight is at most {fairness.MAX_WEIGHT}")

@@ -14,11 +14,19 @@ crash loses nothing (the client offers it again). Its session closing changes no
 a frame read before the close, what the client sent is still admitted (a session cut off as
 too slow keeps that promise; the client offering it again on a new session is answered by
 id). A kill removes it and answers its client ``TokenKilled`` (it never ran and never will).
+
+Held calls cost the gateway memory (about a kilobyte each), so one client may have at most
+``max_held_per_client`` of them: past that, :meth:`room_for` keeps its sessions' readers from
+reading their next frame until half of them went in. Unread frames stay in gRPC's flow-control
+window, which stops the client's sender: a flood (or a client that never reads) is held back
+by the transport, not in the gateway's memory, and nothing is refused or sent twice. A
+session that closed (cut off as too slow) is read on and its calls go in unheld.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -43,13 +51,18 @@ class Held:
     resubmit: bool
 
 
+ROOM_RECHECK = 0.25  # seconds between looks at a waiting reader's session
+
 Admit = Callable[[ClientConn, list[Any], bool], Awaitable[None]]
 
 
 class Gate:
-    def __init__(self, policy: fairness.Policy, max_held: int) -> None:
+    def __init__(self, policy: fairness.Policy, max_held: int,
+                 max_held_per_client: int = 0) -> None:
         self.policy = policy
         self.max_held = max_held
+        self.max_held_per_client = max_held_per_client  # 0: no cap per client
+        self._room: dict[str, asyncio.Future[None]] = {}  # client id -> its readers' wake-up
         self.shares = fairness.Shares(policy)
         self._held: dict[str, deque[Held]] = {}  # client id -> its held calls, in order
         self._held_total = 0
@@ -78,7 +91,9 @@ class Gate:
               ) -> tuple[list[Any], list[str], list[pb.Rejected]]:
         """Of a frame's screened rows: those admitted now (counted in flight), the ids held
         here, and those refused (``max_held`` calls are held already: GatewayBusy)."""
-        if not self.enabled:
+        if not self.enabled or not conn.open:
+            # a closed session's last frames (read after it was cut off as too slow) go in
+            # unheld: holding them would only keep them in the gateway's memory longer
             return list(rows), [], []
         party = conn.client_id
         again = [r for r in rows if r.item.token_id in self._flying]  # stored: not new work
@@ -149,9 +164,32 @@ class Gate:
             del self._held[party]
         self._held_total -= dropped
         self.shares.dropped(party, dropped)
+        self._left(party)
 
     def held(self) -> int:
         return self._held_total
+
+    async def room_for(self, conn: ClientConn) -> None:
+        """Return once ``conn``'s client holds fewer than ``max_held_per_client`` calls here
+        (at once if it does, or once the session closed); a waiting reader wakes when half
+        of them went in."""
+        cap, party = self.max_held_per_client, conn.client_id
+        while self.enabled and cap and conn.open and len(self._held.get(party, ())) >= cap:
+            waiter = self._room.get(party)
+            if waiter is None or waiter.done():
+                waiter = self._room[party] = asyncio.get_running_loop().create_future()
+            # several sessions of one client share the future; look at the session again
+            # now and then (a closed one reads on: see split)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiter), ROOM_RECHECK)
+
+    def _left(self, party: str) -> None:
+        """``party``'s held calls fell: wake its readers once half of the cap is free."""
+        waiter = self._room.get(party)
+        if waiter is not None and len(self._held.get(party, ())) <= self.max_held_per_client // 2:
+            del self._room[party]
+            if not waiter.done():
+                waiter.set_result(None)
 
     def in_flight(self) -> int:
         return len(self._flying)
@@ -188,6 +226,7 @@ class Gate:
                 batches.setdefault(key, (held.conn, []))[1].append(held.row)
             if not queue:
                 del self._held[party]
+            self._left(party)
         if not batches:
             return bool(skipped)
         admit = self._admit

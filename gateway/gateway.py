@@ -61,7 +61,7 @@ class Gateway:
         self.dispatch.on_expired(self.results.push_expired)
         self.registry = Registry(config, ledger, store, self.dispatch, self.results,
                                  self.background, serving=self.lease.renew)
-        self.gate = Gate(config.fair_policy(), config.max_held)
+        self.gate = Gate(config.fair_policy(), config.max_held, config.max_held_per_client)
         self.results.on_final = self.gate.finished
         self.admission = Admission(config, ledger, store, self.dispatch, self.results,
                                    self.registry, self.series, self.gate)

@@ -178,6 +178,7 @@ class GatewayServicer(rpc.GatewayServicer):
             async for frame in frames:
                 conn.last_frame_at = clock()
                 await gateway.on_client_frame(conn, frame)
+                await gateway.gate.room_for(conn)  # too much held: read no more for now
                 conn.last_frame_at = clock()  # idle counts from the end of its handling
             conn.finish_requests()
             return

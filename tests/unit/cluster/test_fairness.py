@@ -161,3 +161,49 @@ def test_held_calls_are_neither_stored_nor_acked_and_go_in_as_tokens_finish():
             await gateway.gate.stop()
             gateway.store.stop()
     asyncio.run(main())
+
+
+def test_a_client_holding_its_cap_is_not_read_until_half_went_in():
+    """The per-client cap on held calls (memory: a flood, or a client that never reads, is
+    held back by gRPC's flow control instead): its sessions' reader waits; another client's
+    does not; a closed session is read on and its calls go in unheld."""
+    async def main() -> None:
+        gateway = Gateway(GatewayConfig(token="t", fair_depth=4, max_pending=100,
+                                        max_held_per_client=4), MemoryLedger())
+        gateway.gate.start(gateway.admission.admit_released)
+        try:
+            agent = await join(gateway, "a1", n=50)
+            flood, other = ClientConn("p1", "flood"), ClientConn("p2", "other")
+            for conn in (flood, other):
+                gateway.open_session(conn)
+            await gateway.on_client_frame(other, frame("o1"))
+            await gateway.on_client_frame(flood, frame(*[f"f{i}" for i in range(10)]))
+            assert sorted(replies(flood)[0]) == ["f0", "f1", "f2"]
+            assert gateway.gate.held() == 7, "f3-f9 held: the depth, 4, is full"
+            reader = asyncio.create_task(gateway.gate.room_for(flood))
+            await asyncio.wait_for(gateway.gate.room_for(other), 1)  # holds nothing: reads on
+            await asyncio.sleep(0.05)
+            assert not reader.done(), "7 held, the cap is 4: its next frame is not read"
+            await gateway.on_agent_frame(agent, pb.AgentFrame(results=done(sent_tasks(agent)),
+                                                              seq=2))
+            assert await _acked(flood, 4) == ["f3", "f4", "f5", "f6"]
+            assert gateway.gate.held() == 3 and not reader.done(), "3 held: over half the cap"
+            await gateway.on_agent_frame(agent, pb.AgentFrame(results=done(sent_tasks(agent)),
+                                                              seq=3))
+            await asyncio.wait_for(reader, 10)  # f7-f9 went in: it reads again
+            assert gateway.gate.held() == 0
+
+            await gateway.on_client_frame(flood, frame(*[f"g{i}" for i in range(8)]))
+            held = gateway.gate.held()
+            assert held >= 4
+            reader = asyncio.create_task(gateway.gate.room_for(flood))
+            flood.close(discard=True)  # cut off (as too slow): what it sent is read on
+            await asyncio.wait_for(reader, 5)
+            await gateway.on_client_frame(flood, frame("h1", "h2"))
+            assert gateway.gate.held() == held, "a closed session's calls are not held"
+            await _until(lambda: None not in gateway.ledger.records(["h1", "h2"]))
+            assert None not in gateway.ledger.records(["h1", "h2"]), "stored at once"
+        finally:
+            await gateway.gate.stop()
+            gateway.store.stop()
+    asyncio.run(main())
