@@ -26,7 +26,7 @@ from tokengate.dashboard.memory import ViewMemory
 from tokengate.dashboard.metrics import DashboardMetrics
 from tokengate.dashboard.poller import Poller
 from tokengate.dashboard.routes import Routes
-from tokengate.dashboard.source import ClusterSource
+from tokengate.dashboard.source import ClusterSource, Source
 from tokengate.shared.client_config import ClientConfig
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -58,13 +58,15 @@ class Dashboard:
     """Every part of one dashboard process. ``clock`` (seconds, ``time.time`` unless a test
     passes its own) is what sessions expire and failed logins back off by."""
 
-    def __init__(self, config: DashboardConfig, source: ClusterSource | None = None, *,
+    def __init__(self, config: DashboardConfig, source: Source | None = None, *,
                  clock: Clock = time.time) -> None:
-        self.config = config.validate()
+        self.config = config.validate(needs_gateway=source is None or source.remote)
         self.metrics = DashboardMetrics()
-        operator = client_config(config, config.operator_token) if config.operator_token \
-            else None
-        self.source = source or ClusterSource(client_config(config), operator)
+        if source is None:
+            operator = client_config(config, config.operator_token) \
+                if config.operator_token else None
+            source = ClusterSource(client_config(config), operator)
+        self.source: Source = source
         self.store = SessionStore(config.session_idle, config.session_max)
         self.throttle = LoginThrottle(config.login_backoff, config.login_backoff_max)
         self.app = Flask(__name__, static_folder=str(HERE / "static"),
@@ -75,7 +77,8 @@ class Dashboard:
                                  cors_allowed_origins=None, logger=False,
                                  engineio_logger=False)
         memory = ViewMemory(show_payloads=config.show_payloads,
-                            feed_per_push=config.feed_per_push, gateway=config.gateway)
+                            feed_per_push=config.feed_per_push,
+                            gateway=config.gateway if source.remote else source.label)
         self.poller = Poller(self.source, memory, self.socketio.emit,
                              interval=config.poll_interval, metrics=self.metrics,
                              watchers=lambda: len(self.events.pages), on_tick=self._tick)
@@ -113,7 +116,8 @@ class Dashboard:
                                         name="tg-dashboard-http", daemon=True)
         self._thread.start()
         self.poller.start()
-        logger.info("dashboard on %s reading gateway %s", self.url, self.config.gateway)
+        logger.info("dashboard on %s reading %s", self.url,
+                    f"gateway {self.config.gateway}" if self.source.remote else "this process")
         return self
 
     def stop(self) -> None:

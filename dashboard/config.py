@@ -78,7 +78,9 @@ class DashboardConfig:
         """The bearer token of reads and launches (the operator's if it has only that)."""
         return self.token or self.operator_token
 
-    def validate(self) -> DashboardConfig:
+    def validate(self, *, needs_gateway: bool = True) -> DashboardConfig:
+        """Checks every setting; ``needs_gateway`` False (embedded: the dashboard reads its
+        own process) leaves out the cluster token."""
         if ":" not in self.listen or not self.listen.rpartition(":")[2].isdigit():
             raise ConfigurationError(f"--listen {self.listen!r}: use HOST:PORT")
         if not self.password:
@@ -88,7 +90,7 @@ class DashboardConfig:
             raise ConfigurationError(
                 f"refusing to listen on {self.listen} beyond loopback with a password shorter "
                 f"than {MIN_REMOTE_PASSWORD} characters")
-        if not self.gateway_token:
+        if needs_gateway and not self.gateway_token:
             raise ConfigurationError("the dashboard needs the cluster token (TOKENGATE_TOKEN "
                                      "or --token-file) to reach the gateway")
         if self.poll_interval <= 0 or self.session_idle <= 0 or self.session_max <= 0:

@@ -23,7 +23,7 @@ from tokengate.dashboard import model
 from tokengate.dashboard.auth import Session
 from tokengate.dashboard.metrics import DashboardMetrics
 from tokengate.dashboard.poller import Poller
-from tokengate.dashboard.source import ClusterSource, token_data
+from tokengate.dashboard.source import Source, token_data
 from tokengate.shared.errors import TokenGateError
 from tokengate.shared.token import TaskToken
 
@@ -71,7 +71,7 @@ def parse_arguments(args_text: str, kwargs_text: str) -> tuple[tuple[Any, ...], 
 class Controls:
     """Drain, resume, kill, re-enable, replay/drop, launch, and the token detail."""
 
-    def __init__(self, source: ClusterSource, poller: Poller, metrics: DashboardMetrics, *,
+    def __init__(self, source: Source, poller: Poller, metrics: DashboardMetrics, *,
                  show_payloads: bool = False, on_outcome: Outcome | None = None) -> None:
         self.source = source
         self.poller = poller

@@ -25,6 +25,8 @@ def sig(value: float, digits: int = 3) -> float:
 
 
 def redis_panel(status: dict[str, Any]) -> dict[str, Any]:
+    if "redis" in status and status["redis"] is None:  # embedded mode: no Redis at all
+        return {"ok": None, "memory": 0, "note": "none (embedded)"}
     redis = status.get("redis") or {}
     ok = bool(redis.get("ok"))
     return {"ok": ok, "memory": int(redis.get("memory", 0)), "note": "" if ok else "unreachable"}

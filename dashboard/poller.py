@@ -24,7 +24,7 @@ from typing import Any
 from tokengate.dashboard import diff
 from tokengate.dashboard.memory import ViewMemory
 from tokengate.dashboard.metrics import DashboardMetrics
-from tokengate.dashboard.source import ClusterSource, Reading
+from tokengate.dashboard.source import Reading, Source
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def encoded_size(data: Any) -> int:
 class Poller:
     """Reads the gateway and pushes patches; start() once, stop() to end."""
 
-    def __init__(self, source: ClusterSource, memory: ViewMemory, emit: Emit, *,
+    def __init__(self, source: Source, memory: ViewMemory, emit: Emit, *,
                  interval: float = 1.0, metrics: DashboardMetrics | None = None,
                  watchers: Callable[[], int] = lambda: 1,
                  on_tick: Callable[[], None] | None = None) -> None:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tokengate.shared.client import ClusterClient
 from tokengate.shared.client_config import ClientConfig
@@ -88,8 +88,28 @@ def token_data(detail: pb.TokenDetail) -> dict[str, Any]:
     }
 
 
+class Source(Protocol):
+    """What the poller and the controls read and drive: a gateway (:class:`ClusterSource`)
+    or one in-process host (:class:`~tokengate.dashboard.embedded.EmbeddedSource`).
+    ``remote``: whether it reaches a gateway (and so needs the cluster token); ``label``:
+    what the page names as its gateway."""
+
+    remote: bool
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def client(self) -> Any: ...
+    @property
+    def operator(self) -> Any: ...
+    def read(self, series_since: float = 0.0) -> Reading: ...
+    def close(self) -> None: ...
+
+
 class ClusterSource:
     """Reads the cluster through one gateway client."""
+
+    remote = True
 
     def __init__(self, config: ClientConfig, operator: ClientConfig | None = None,
                  client_factory: Callable[[ClientConfig], ClusterClient] = ClusterClient) -> None:
@@ -100,6 +120,10 @@ class ClusterSource:
         self._operator_config = operator
         self._operator: ClusterClient | None = None
         self._missing: dict[str, float] = {}  # source -> monotonic time to ask again
+
+    @property
+    def label(self) -> str:
+        return self.config.address
 
     @property
     def client(self) -> ClusterClient:

@@ -6,17 +6,20 @@ import asyncio
 import logging
 import time
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokengate import _backend
 from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.guards.settings import GuardsConfig
 from tokengate.node_agent.runtime import LocalRuntime
 from tokengate.shared.call_options import CallOptions
-from tokengate.shared.errors import SchedulerStopped
+from tokengate.shared.errors import ConfigurationError, SchedulerStopped
 from tokengate.shared.parking import ParkingLot, running_loop
 from tokengate.shared.registry import TaskSpec
 from tokengate.shared.token import TaskToken
+
+if TYPE_CHECKING:
+    from tokengate.dashboard import Dashboard, DashboardConfig
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +39,15 @@ class OperationsCoordinator:
     returns its token at once and the call waits, parked, for room (see
     :mod:`tokengate.shared.parking`); ``await fn.submit_async(...)`` waits (the coroutine
     only) until its call is admitted, once ``submit_lead`` calls wait before it.
+
+    ``dashboard=DashboardConfig(password=...)`` serves the live dashboard for this process
+    from ``start()`` to ``stop()`` (or call :meth:`serve_dashboard` once started): the
+    cluster's pages and controls, reading and driving this coordinator in-process.
     """
 
     def __init__(self, config: SchedulerConfig | None = None, *,
-                 guards: GuardsConfig | None = None, **options: Any) -> None:
+                 guards: GuardsConfig | None = None, dashboard: DashboardConfig | None = None,
+                 **options: Any) -> None:
         guard_names = {item.name for item in fields(GuardsConfig)}
         guard_options = {k: v for k, v in options.items() if k in guard_names}
         options = {k: v for k, v in options.items() if k not in guard_names}
@@ -56,11 +64,37 @@ class OperationsCoordinator:
                                   timeout=self.config.submit_timeout,
                                   capacity=self.config.park_capacity,
                                   closed_error=_stopped_error, lead=self.config.submit_lead)
+        self._dashboard_config = dashboard
+        self.dashboard: Dashboard | None = None
 
     def start(self) -> OperationsCoordinator:
         self.runtime.start()
         _backend.install(self)
+        if self._dashboard_config is not None:
+            try:
+                self.serve_dashboard(self._dashboard_config)
+            except BaseException:
+                self.stop(0)
+                raise
         return self
+
+    def serve_dashboard(self, config: DashboardConfig | None = None,
+                        **options: Any) -> Dashboard:
+        """Serve the dashboard for this coordinator (until :meth:`stop`); its URL is
+        ``coord.dashboard.url``. ``options`` are :class:`DashboardConfig` fields
+        (``password=``, ``listen="127.0.0.1:0"``, ...), over ``TOKENGATE_DASHBOARD_*``; it
+        listens on loopback unless told otherwise, and refuses to start without a password."""
+        from tokengate.dashboard import Dashboard, DashboardConfig
+        from tokengate.dashboard.embedded import EmbeddedSource
+
+        if self.dashboard is not None:
+            raise ConfigurationError(f"this coordinator already serves {self.dashboard.url}")
+        if config is not None and options:
+            raise TypeError("pass either a DashboardConfig or keyword options, not both")
+        config = config or DashboardConfig.from_env(**options)
+        self.dashboard = Dashboard(config, EmbeddedSource(self)).start()
+        logger.info("embedded dashboard on %s", self.dashboard.url)
+        return self.dashboard
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop taking calls, let admitted work finish (up to ``timeout``), stop workers.
@@ -68,6 +102,9 @@ class OperationsCoordinator:
         Calls parked by an event loop are admitted first, within the same ``timeout``; those
         still parked then fail with ``SchedulerStopped``.
         """
+        if self.dashboard is not None:
+            self.dashboard.stop()
+            self.dashboard = None
         _backend.uninstall(self)
         wait = self.config.stop_timeout if timeout is None else timeout
         started = time.monotonic()
@@ -139,6 +176,10 @@ class OperationsCoordinator:
     def replay_quarantined(self, quarantine_id: str, *, drop: bool = True) -> TaskToken:
         """Run a quarantined call again (skipping the spike check); drop it once it succeeds."""
         return self.runtime.replay(quarantine_id, drop=drop)
+
+    def drop_quarantined(self, quarantine_id: str) -> None:
+        """Delete a quarantined call without running it."""
+        self.runtime.drop_quarantined(quarantine_id)
 
     def dump_history(self, path: str | None = None) -> str:
         """Write the execution history ring buffer to JSON (``dumps/`` by default)."""
