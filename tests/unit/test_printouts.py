@@ -7,11 +7,12 @@ import json
 
 import msgpack
 import pytest
-from tokengate.cluster_history import build_document, missing_nodes, write_document
-from tokengate.guard_report import FunctionRow, cluster_report, report_lines, snapshot_report
 from tokengate.node_agent.banner import BannerFacts, banner_lines
 from tokengate.shared.errors import HistoryUnreadable
 from tokengate.shared.rpc import tokengate_pb2 as pb
+
+from tokengate.cluster_history import build_document, missing_nodes, write_document
+from tokengate.guard_report import FunctionRow, cluster_report, report_lines, snapshot_report
 
 
 def _row(name: str, successes: int, attempts: int, blocked: tuple[str, ...] = ()) -> FunctionRow:
