@@ -1,4 +1,5 @@
-"""Formatting shared by the seed's suites: duration spreads, the two ratios, Guard House report.
+"""Formatting shared by the seed's suites: duration spreads and the two ratios (the Guard House
+report is the package's: ``coord.guard_report()``, :mod:`tokengate.guard_report`).
 
 Pure: numbers in, lines of text out. The seed's "concurrency ratio" (sum of task durations /
 wall) counts overlap, so it reads 5-7x for threads that share one GIL; true speedup (serial
@@ -8,8 +9,7 @@ time of the same calls / wall) is the figure that measures parallelism. Both are
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 RULE = "=" * 70
 CONCURRENCY_NOTE = "sum of task durations / wall: counts overlap, NOT parallelism"
@@ -42,31 +42,3 @@ def ratio_lines(durations: Sequence[float], wall: float, serial: float, serial_h
         f"Serial time ({serial_how}): {serial:.6f}s",
         f"True speedup: {speedup:.2f}x ({SPEEDUP_NOTE})",
     ]
-
-
-HEALTH_HEADINGS = (
-    ("excellent", "EXCELLENT PERFORMERS (>95% success):"),
-    ("good", "GOOD PERFORMERS (>80% success):"),
-    ("fair", "FAIR PERFORMERS (>50% success):"),
-    ("poor", "POOR PERFORMERS (<=50% success):"),
-)
-
-
-def guard_house_lines(guard_house: Mapping[str, Any]) -> list[str]:
-    """The seed's Guard House report, grouped by health."""
-    methods = guard_house.get("methods", {})
-    lines = [f"Guard House: {guard_house.get('mode', '?')} mode, "
-             f"{guard_house.get('methods_tracked', 0)} methods tracked, "
-             f"{guard_house.get('executions', 0)} executions, "
-             f"blocked: {', '.join(guard_house.get('blocked', [])) or 'none'}"]
-    for health, heading in HEALTH_HEADINGS:
-        group = {name: m for name, m in methods.items() if m["health"] == health}
-        if not group:
-            continue
-        lines += [heading, "─" * 37]
-        width = max(len(name.rpartition(":")[2]) for name in group)
-        for name, m in sorted(group.items(), key=lambda item: -item[1]["attempts"]):
-            rate = 100.0 - m["failure_rate"]
-            lines.append(f"{name.rpartition(':')[2]:<{width}}  Rate: {rate:.1f}% "
-                         f"({m['successes']}/{m['attempts']})  Avg: {m['mean_time']:.4f}s")
-    return lines

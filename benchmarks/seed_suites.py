@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks import seed_tasks as st
-from benchmarks.seed_report import RULE, guard_house_lines, ratio_lines, spread_lines
+from benchmarks.seed_report import RULE, ratio_lines, spread_lines
 from tokengate import OperationsCoordinator, TaskToken, chain
 from tokengate.report import bar_lines, latency_lines
 from tokengate.workloads import MIXED_OPERATIONS
@@ -240,7 +240,7 @@ def orchestrator(coord: OperationsCoordinator, seconds: float, wave_size: int,
     print("Operations dispatched:")
     print("\n".join(bar_lines(dict(stats["operations"]))))
     print()
-    print("\n".join(guard_house_lines(coord.status()["guard_house"])))
+    print(coord.guard_report())
     if dump:
         print(f"Execution history dumped to {coord.dump_history()}")
     return stats["failed"] == 0

@@ -2,6 +2,7 @@
 
 Owned by the event loop (no locks): the commands sent to agents and not yet answered
 (id -> the future their reply settles). Its ledger writes go out on the store's write lane.
+A history request is a read, not a control: it is not audited.
 Every control is bounded (free text is refused beyond its limit, never stored whole), checked
 (a node must exist) and recorded in the audit log with who asked and what came of it. Views
 (status, guards, token detail) are in :mod:`.views`.
@@ -14,6 +15,7 @@ import itertools
 import logging
 import time
 
+import msgpack
 from tokengate.gateway.conns import AgentConn
 from tokengate.gateway.dispatch import Dispatch
 from tokengate.gateway.gate import Gate
@@ -33,6 +35,8 @@ MAX_ACTOR = 128
 MAX_TARGET = 300
 COMMAND_TIMEOUT = 20.0
 CANCEL_TIMEOUT = 5.0  # seconds the gateway waits for an agent to answer a cancel
+HISTORY_TIMEOUT = 10.0  # seconds the gateway waits for the agents' execution histories
+HISTORY = "history"  # the agent's command (node_agent/agent.py names the same string)
 # The agent's cancel command and its answers (node_agent/link.py names the same strings: the
 # gateway and agents meet only through the protocol).
 CANCEL, CANCEL_KILLED, CANCEL_REQUESTED = "cancel", "killed", "cancel_requested"
@@ -211,3 +215,32 @@ class Control:
         await self._audit(actor, f"quarantine_{action}", quarantine_id, result.ok,
                           result.message)
         return result
+
+    # -- reads forwarded to agents -------------------------------------------------------------
+
+    async def history(self, node: str, limit: int) -> pb.HistoryReply:
+        """Every connected agent's execution history (or ``node``'s), its newest ``limit``
+        records each (0: all it keeps). The records travel as the agent packed them; an agent
+        that does not answer in time is listed with ``answered`` false."""
+        bounded("the node", node, MAX_TARGET)
+        conns = [c for c in self.registry.connected() if not node or c.name == node]
+        if node and not conns:
+            raise BadRequest(f"no agent named {node!r} is connected; see tokengate status")
+        replies = await self._ask(conns, HISTORY, str(max(0, limit)), HISTORY_TIMEOUT)
+        reply = pb.HistoryReply(at=time.time())
+        for name in sorted(c.name for c in conns):
+            reply.nodes.append(_node_history(name, replies.get(name)))
+        return reply
+
+
+def _node_history(node: str, reply: pb.CommandReply | None) -> pb.NodeHistory:
+    if reply is None:
+        return pb.NodeHistory(node=node, message=f"no answer within {HISTORY_TIMEOUT:.0f}s")
+    if not reply.ok:
+        return pb.NodeHistory(node=node, message=reply.message[:MAX_REASON])
+    try:  # the outer map only: the records stay packed, read by whoever asked
+        data = msgpack.unpackb(reply.data)
+        return pb.NodeHistory(node=node, answered=True, total_recorded=data["total_recorded"],
+                              capacity=data["capacity"], records=data["records"])
+    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+        return pb.NodeHistory(node=node, message=f"unreadable history: {exc}"[:MAX_REASON])

@@ -266,6 +266,12 @@ class GatewayServicer(rpc.GatewayServicer):
                     context: grpc.aio.ServicerContext) -> pb.AuditReply:
         return await _unary(context, (await self._shard(context)).views.audit(request.limit or 200))
 
+    async def History(self, request: pb.HistoryRequest,
+                      context: grpc.aio.ServicerContext) -> pb.HistoryReply:
+        await self._operator(context)  # token ids and where they ran, of every client
+        return await _unary(context, (await self._shard(context)).control.history(
+            request.node, request.limit))
+
     async def Ping(self, request: pb.PingRequest,
                    context: grpc.aio.ServicerContext) -> pb.PingReply:
         return (await self._shard(context)).views.ping()

@@ -3,7 +3,7 @@
 Like ``create_server`` for the gateway, this is the whole process minus its command line:
 the CLI parses flags and calls it. The agent owns its runtime (scheduler + guards) and its
 link; it answers the gateway's commands (re-enable a function, replay or drop a quarantined
-call) and reports its process's CPU and memory with its status.
+call, send its execution history) and reports its process's CPU and memory with its status.
 """
 
 from __future__ import annotations
@@ -98,7 +98,18 @@ class NodeAgent:
             return pb.CommandReply(ok=True, message=f"dropped {command.target}")
         if command.kind == "quarantine_replay":
             return self._replay(command.target)
+        if command.kind == "history":
+            return self._history(command.target)
         return pb.CommandReply(ok=False, message=f"unknown command {command.kind[:40]!r}")
+
+    def _history(self, target: str) -> pb.CommandReply:
+        """The execution history ring buffer, newest ``target`` records ("0": all of it)."""
+        try:
+            limit = int(target or 0)
+        except ValueError:
+            return pb.CommandReply(ok=False, message=f"history: {target[:40]!r} is not a count")
+        data = self.runtime.guards.history.export(self.name, max(0, limit))
+        return pb.CommandReply(ok=True, message="history", data=data)
 
     def _replay(self, quarantine_id: str) -> pb.CommandReply:
         try:

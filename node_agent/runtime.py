@@ -3,7 +3,7 @@
 The embedded facade (:class:`tokengate.OperationsCoordinator`) and the cluster's node agent
 (:class:`tokengate.node_agent.agent.NodeAgent`) both run one of these. It owns nothing the
 scheduler and the guards do not already own; it wires them and offers the operator's
-actions on them (status, re-enable, quarantine replay and drop).
+actions on them (status, re-enable, quarantine replay and drop); it logs the start-up banner.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from tokengate.node_agent.banner import banner_lines, facts_of
 from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.guards.observer import Guards, name_of
 from tokengate.node_agent.guards.settings import GuardsConfig
@@ -38,7 +39,14 @@ class LocalRuntime:
     def start(self) -> LocalRuntime:
         self.scheduler.start()
         self.guards.attach(self.scheduler)
+        for line in self.banner():
+            logger.info("%s", line)
         return self
+
+    def banner(self) -> list[str]:
+        """The start-up banner: topology, recommended workers, overflow budget, Guard House
+        mode, affinity chains, the core-to-worker map (see :mod:`.banner`)."""
+        return banner_lines(facts_of(self.scheduler, self.guards.config))
 
     def stop(self, timeout: float | None = None) -> None:
         self.scheduler.stop(timeout)

@@ -55,3 +55,8 @@ class GatewayCalls:
     def audit(self, limit: int = 200) -> pb.AuditReply:
         """The newest controls the gateway applied, newest last."""
         return self._unary("Audit", pb.AuditRequest(limit=limit))
+
+    def history(self, node: str = "", limit: int = 0) -> pb.HistoryReply:
+        """The execution history of every connected agent (or ``node``'s), the newest
+        ``limit`` records of each (0: all each keeps); needs operator rights."""
+        return self._unary("History", pb.HistoryRequest(node=node, limit=limit), timeout=30.0)

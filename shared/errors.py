@@ -158,3 +158,7 @@ class PermissionDenied(ClusterError):
 class PlacementTimeout(ClusterError):
     """No live agent has the token's task or the labels it requires, for longer than the
     gateway's placement timeout: the token failed without running."""
+
+
+class HistoryUnreadable(ClusterError):
+    """An agent's execution history records could not be decoded."""

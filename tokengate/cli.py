@@ -11,8 +11,12 @@ from collections.abc import Sequence
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tokengate.demo import run_demo, summary_lines
 
-    result = run_demo(seconds=args.seconds, wave_size=args.wave_size)
-    print("\n".join(summary_lines(result)))
+    def show(banner: list[str]) -> None:
+        if not args.verbose:  # with -v it is logged already
+            print("\n".join(banner), flush=True)
+
+    result = run_demo(seconds=args.seconds, wave_size=args.wave_size, on_start=show)
+    print("\n".join([*summary_lines(result), result.guard_report]))
     return 0 if result.failed == 0 else 1
 
 

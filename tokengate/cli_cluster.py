@@ -115,6 +115,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     agent.start()
     _backend.install(agent.runtime)  # tasks that submit tasks run them on this host
     gc.freeze()  # what it loaded to start is never garbage: no full collection scans it again
+    if not args.verbose:  # with -v the runtime logged it at INFO
+        print("\n".join(agent.runtime.banner()))
     print(f"tokengate agent {link.name} -> {link.gateway} ({len(agent.link.tasks)} tasks)",
           flush=True)
     try:
@@ -219,6 +221,7 @@ def add_cluster_commands(commands: Any) -> None:
     """Add gateway, agent, up, status, drain, resume, kill, dashboard and top to
     ``tokengate``'s parser."""
     from tokengate.cli_dashboard import add_dashboard_commands
+    from tokengate.cli_history import add_history_commands
     from tokengate.cli_result import add_result_command
 
     _add_gateway(commands)
@@ -227,6 +230,7 @@ def add_cluster_commands(commands: Any) -> None:
     _add_operator_commands(commands)
     add_dashboard_commands(commands)
     add_result_command(commands)
+    add_history_commands(commands)
 
 
 def _add_gateway(commands: Any) -> None:

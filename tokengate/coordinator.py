@@ -181,6 +181,17 @@ class OperationsCoordinator:
         """Delete a quarantined call without running it."""
         self.runtime.drop_quarantined(quarantine_id)
 
+    def guard_report(self) -> str:
+        """The seed's Guard House report of this process: functions by health class
+        ("EXCELLENT PERFORMERS (>95% success)", ...), with rates, counts and mean times."""
+        from tokengate.guard_report import snapshot_report
+
+        return snapshot_report(self.guards.guard_house.snapshot(), scope="embedded")
+
+    def banner(self) -> list[str]:
+        """The start-up banner's lines (logged at INFO by ``start()``)."""
+        return self.runtime.banner()
+
     def dump_history(self, path: str | None = None) -> str:
         """Write the execution history ring buffer to JSON (``dumps/`` by default)."""
         return self.runtime.dump_history(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tokengate.coordinator import OperationsCoordinator
@@ -24,6 +25,7 @@ class DemoResult:
     latencies: list[float] = field(default_factory=list)
     operations: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    guard_report: str = ""
 
 
 def _run_wave(wave: int, wave_size: int, result: DemoResult) -> None:
@@ -50,14 +52,20 @@ def _run_wave(wave: int, wave_size: int, result: DemoResult) -> None:
         result.latencies.append(time.perf_counter() - began)
 
 
-def run_demo(seconds: float = 5.0, wave_size: int = 22, **options: object) -> DemoResult:
-    """Submit waves of mixed operations for about ``seconds``; wait for every token."""
+def run_demo(seconds: float = 5.0, wave_size: int = 22,
+             on_start: Callable[[list[str]], None] | None = None,
+             **options: object) -> DemoResult:
+    """Submit waves of mixed operations for about ``seconds``; wait for every token.
+    ``on_start`` is given the coordinator's start-up banner before the first wave."""
     result = DemoResult()
     began = time.perf_counter()
-    with OperationsCoordinator(**options):
+    with OperationsCoordinator(**options) as coordinator:
+        if on_start is not None:
+            on_start(coordinator.banner())
         while time.perf_counter() - began < seconds:
             _run_wave(result.waves, wave_size, result)
             result.waves += 1
+        result.guard_report = coordinator.guard_report()
     result.wall = time.perf_counter() - began
     return result
 

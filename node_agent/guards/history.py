@@ -15,6 +15,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import msgpack
+
 DEFAULT_CAPACITY = 1000
 DEFAULT_DUMP_DIR = "dumps"
 
@@ -60,6 +62,17 @@ class ExecutionHistory:
     def recent(self, count: int = 20) -> list[ExecutionRecord]:
         with self._ring_lock:
             return list(self._ring)[-count:] if count > 0 else []
+
+    def export(self, node: str, limit: int = 0) -> bytes:
+        """The newest ``limit`` records (0: all) as msgpack, for the gateway's ``history``
+        command: a map of ``total_recorded``, ``capacity`` and ``records``, the last a packed
+        list of record maps (each with ``node``), so the gateway passes it on unread."""
+        records = self.records()
+        if limit > 0:
+            records = records[-limit:]
+        rows = [{**record.to_dict(), "node": node} for record in records]
+        return msgpack.packb({"total_recorded": self.total, "capacity": self.capacity,
+                              "records": msgpack.packb(rows)})
 
     def dump(self, path: str | os.PathLike[str] | None = None,
              directory: str | os.PathLike[str] = DEFAULT_DUMP_DIR) -> Path:

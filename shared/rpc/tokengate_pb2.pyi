@@ -554,3 +554,35 @@ class PingReply(_message.Message):
     version: str
     time: float
     def __init__(self, version: _Optional[str] = ..., time: _Optional[float] = ...) -> None: ...
+
+class HistoryRequest(_message.Message):
+    __slots__ = ("limit", "node")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    node: str
+    def __init__(self, limit: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
+
+class NodeHistory(_message.Message):
+    __slots__ = ("node", "answered", "message", "total_recorded", "capacity", "records")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_RECORDED_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    answered: bool
+    message: str
+    total_recorded: int
+    capacity: int
+    records: bytes
+    def __init__(self, node: _Optional[str] = ..., answered: _Optional[bool] = ..., message: _Optional[str] = ..., total_recorded: _Optional[int] = ..., capacity: _Optional[int] = ..., records: _Optional[bytes] = ...) -> None: ...
+
+class HistoryReply(_message.Message):
+    __slots__ = ("nodes", "at")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeHistory]
+    at: float
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeHistory, _Mapping]]] = ..., at: _Optional[float] = ...) -> None: ...

@@ -99,6 +99,11 @@ class GatewayStub:
                 request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AuditRequest.SerializeToString,
                 response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AuditReply.FromString,
                 _registered_method=True)
+        self.History = channel.unary_unary(
+                '/tokengate.v1.Gateway/History',
+                request_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.HistoryRequest.SerializeToString,
+                response_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.HistoryReply.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -192,6 +197,13 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def History(self, request, context):
+        """The execution history (one record per finished attempt) of every connected agent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -259,6 +271,11 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.Audit,
                     request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AuditRequest.FromString,
                     response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AuditReply.SerializeToString,
+            ),
+            'History': grpc.unary_unary_rpc_method_handler(
+                    servicer.History,
+                    request_deserializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.HistoryRequest.FromString,
+                    response_serializer=tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.HistoryReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -612,6 +629,33 @@ class Gateway:
             '/tokengate.v1.Gateway/Audit',
             tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AuditRequest.SerializeToString,
             tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.AuditReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def History(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokengate.v1.Gateway/History',
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.HistoryRequest.SerializeToString,
+            tokengate_dot_shared_dot_rpc_dot_tokengate__pb2.HistoryReply.FromString,
             options,
             channel_credentials,
             insecure,

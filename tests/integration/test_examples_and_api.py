@@ -55,6 +55,9 @@ def test_demo_command_prints_the_summary(tmp_path):
     assert "MIXED ORCHESTRATOR COMPLETE" in done.stdout
     assert "Failed : 0" in done.stdout
     assert "Latency p95" in done.stdout
+    assert "Core-worker mapping:" in done.stdout  # the banner, before the run
+    assert done.stdout.index("Core-worker mapping:") < done.stdout.index("MIXED ORCHESTRATOR")
+    assert "EXCELLENT PERFORMERS (>95% success):" in done.stdout  # the Guard House report
 
 
 def test_async_functions_are_refused():

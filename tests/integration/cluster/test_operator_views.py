@@ -127,3 +127,7 @@ def test_controls_need_the_operator_token_when_the_gateway_has_one(make_cluster,
     assert plain.status().state in ("DRAINING", "DRAINED"), "the refused resume changed nothing"
     assert operator.resume() == "cluster resumed"
     assert plain.status().state == "RUNNING"
+    with pytest.raises(PermissionDenied):  # every client's token ids: an operator's read
+        plain.history()
+    assert [(n.node, n.answered) for n in operator.history().nodes] == [("a1", True),
+                                                                        ("a2", True)]
