@@ -64,6 +64,7 @@ class Gateway:
                                  self.background, serving=self.lease.renew)
         self.gate = Gate(config.fair_policy(), config.max_held, config.max_held_per_client)
         self.guards = ClusterGuards()  # the Guard House's cluster-wide blocks
+        self.registry.lost_hooks.append(self.guards.agent_lost)
         self.results.on_final = self.gate.finished
         self.admission = Admission(config, ledger, store, self.dispatch, self.results,
                                    self.registry, self.series, self.gate, self.guards)

@@ -3,7 +3,8 @@
 Owned by the event loop (no locks). Agents do not block on their own record when linked to
 a gateway; each sends its record (finished attempts and failures per function, and its
 policy) in the snapshot that rides on its frames once a second. This owner keeps the newest
-report of each agent, their running sums, and the set of blocked names: a name joins the
+report of each agent in the cluster (until it is declared lost), their running sums, and the
+set of blocked names: a name joins the
 set when its summed record crosses the threshold (:mod:`.guard_policy`) and leaves it only
 when an operator re-enables it. Admission refuses a call of a blocked name with
 ``MethodBlockedException`` before it is stored or sent anywhere.
@@ -68,6 +69,17 @@ class ClusterGuards:
             logger.warning("Guard House blocked %s cluster-wide: %.1f%% failures (%d/%d "
                            "attempts over %d nodes)", name, total.failure_rate, total.failures,
                            total.attempts, len(self._reports))
+
+    def agent_lost(self, agent: str) -> None:
+        """``agent`` left the cluster: its record leaves the sums (what it blocked stays
+        blocked). One that comes back reports its record again."""
+        old = self._reports.pop(agent, None)
+        if old is None:
+            return
+        for name, counts in old.counts.items():
+            self._add(name, gp.Counts() - counts)
+        if old.policy.auto_block:
+            self.policy = gp.cluster_policy(r.policy for r in self._reports.values())
 
     def refusal(self, name: str) -> MethodBlockedException:
         """The error a call of a blocked function is refused with (counted)."""

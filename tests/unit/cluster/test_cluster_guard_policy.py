@@ -71,6 +71,11 @@ def test_reports_are_summed_blocks_stick_and_reenable_clears_them() -> None:
     guards.report("a1", _snapshot(f=(1, 1)))  # the agents reset too: counted from zero
     assert guards.totals()["f"] == gp.Counts(1, 1) and guards.blocked == set()
     assert not guards.forget("f")
+    guards.report("a2", _snapshot(f=(2, 2)))
+    guards.agent_lost("a1")  # a lost agent's record leaves the sums
+    assert guards.totals()["f"] == gp.Counts(2, 2) and guards.policy == STRICT
+    guards.agent_lost("a2")
+    assert guards.totals() == {} and guards.policy == gp.Policy()
 
 
 def test_passive_agents_never_block_and_a_policy_change_rejudges() -> None:
