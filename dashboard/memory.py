@@ -120,6 +120,7 @@ class ViewMemory:
                 "cluster": model.cluster_panel(status, at) if status else {},
                 "pool": model.pool_panel(status) if status else {},
                 "tasks": model.task_choices(status),
+                "guard_house": model.guard_house_panel(guards),
                 "options": {"show_payloads": self.show_payloads},
             },
             "keyed": {

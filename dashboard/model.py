@@ -157,9 +157,25 @@ def function_rows(guards: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "attempts": attempts, "successes": fn["successes"], "failures": fn["failures"],
             "success_rate": round(100.0 * fn["successes"] / attempts, 1) if attempts else None,
             "mean_ms": sig(fn["mean_time"] * 1000.0), "health": fn["health"],
-            "blocked_on": list(fn["blocked_on"]),
+            "blocked_on": list(fn["blocked_on"]), "blocked": bool(fn.get("blocked")),
         }
     return rows
+
+
+def guard_house_panel(guards: dict[str, Any]) -> dict[str, Any]:
+    """The Guard House's mode and cluster totals (the seed's status block)."""
+    house = guards.get("house") or {}
+    if not house:
+        return {}
+    executions, failures = house["executions"], house["failures"]
+    return {
+        "mode": house["mode"], "threshold_percent": round(100.0 * house["failure_threshold"], 1),
+        "min_attempts": house["min_attempts"], "methods_tracked": len(guards["functions"]),
+        "executions": executions,
+        "success_rate": round(100.0 * (executions - failures) / executions, 1)
+        if executions else None,
+        "blocked": list(house["blocked"]), "refusals": house["refusals"],
+    }
 
 
 def quarantine_rows(guards: dict[str, Any], show_payloads: bool) -> dict[str, dict[str, Any]]:

@@ -58,7 +58,12 @@ def _guards(reply: pb.GuardsReply) -> dict[str, Any]:
         "functions": [{
             "name": f.name, "attempts": f.attempts, "successes": f.successes,
             "failures": f.failures, "mean_time": f.mean_time, "health": f.health,
-            "blocked_on": sorted(f.blocked_on)} for f in reply.functions],
+            "blocked_on": sorted(f.blocked_on), "blocked": f.blocked} for f in reply.functions],
+        "house": {
+            "mode": reply.mode or "passive", "failure_threshold": reply.failure_threshold,
+            "min_attempts": reply.min_attempts, "executions": reply.executions,
+            "failures": reply.failures, "blocked": sorted(reply.blocked),
+            "refusals": reply.refusals},
         "quarantine": [{
             "id": q.id, "node": q.node, "task": q.task, "operation_type": q.operation_type,
             "deviation": q.deviation, "reason": q.reason, "args_summary": q.args_summary,

@@ -104,11 +104,14 @@ def _node_line(name: str, card: dict[str, Any], color: bool) -> str:
 def _guards(view: dict[str, Any], limit: int) -> list[str]:
     error = view["panels"]["sources"].get("guards")
     rows = view["keyed"].get("functions", {})
-    lines = ["GUARD HOUSE" + (f"  unavailable: {error}" if error else "")]
+    house = view["panels"].get("guard_house") or {}
+    mode = f"  {house['mode']}, {len(house['blocked'])} blocked" if house else ""
+    lines = ["GUARD HOUSE" + (f"  unavailable: {error}" if error else mode)]
     for name in sorted(rows, key=lambda n: -rows[n]["attempts"])[:limit]:
         row = rows[name]
         rate = "-" if row["success_rate"] is None else f"{row['success_rate']}%"
-        blocked = f"  BLOCKED on {','.join(row['blocked_on'])}" if row["blocked_on"] else ""
+        blocked = ("  BLOCKED cluster-wide" if row.get("blocked") else
+                   f"  BLOCKED on {','.join(row['blocked_on'])}" if row["blocked_on"] else "")
         lines.append(f"  {name:<40} {row['attempts']:>8} {rate:>7} {row['mean_ms']:>9} ms "
                      f"{row['health']:<10}{blocked}")
     quarantine = view["keyed"].get("quarantine", {})

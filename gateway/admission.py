@@ -6,7 +6,8 @@ One :class:`Row` per call carries it through the steps, in batches of at most
 ``ADMIT_BATCH`` (a frame of any size becomes several script calls, so no script grows past
 what Redis runs comfortably, and every id gets an answer):
 
-1. screen: malformed items, unknown tasks and repeated ids are answered here; the weight and
+1. screen: malformed items, unknown tasks, calls of functions the Guard House blocked
+   cluster-wide (:mod:`.guards`) and repeated ids are answered here; the weight and
    whether a call may run twice follow the task's own registration when agents know it;
 2. place: dispatch spends credit for calls an agent can take now; the rest will wait;
 3. refuse: calls that would wait beyond ``max_pending`` are refused with GatewayBusy;
@@ -34,6 +35,7 @@ from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.dispatch import Dispatch
 from tokengate.gateway.gate import Gate
+from tokengate.gateway.guards import ClusterGuards
 from tokengate.gateway.ledger import NewToken, SubmitStatus, TokenLedger
 from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
@@ -85,8 +87,9 @@ class Screened:
 class Admission:
     def __init__(self, config: GatewayConfig, ledger: TokenLedger, store: Store,
                  dispatch: Dispatch, results: Results, registry: Registry,
-                 series: Series, gate: Gate) -> None:
+                 series: Series, gate: Gate, guards: ClusterGuards) -> None:
         self.config = config
+        self.guards = guards
         self.gate = gate
         self.ledger = ledger
         self.store = store
@@ -136,6 +139,7 @@ class Admission:
     def screen(self, conn: ClientConn, items: Sequence[pb.TaskItem]) -> Screened:
         cfg = self.config
         tasks, known = self.registry.tasks, self.registry.known
+        blocked = self.guards.blocked
         out = Screened([], [], [])
         seen: set[str] = set()
         session = conn.session
@@ -154,6 +158,8 @@ class Admission:
                 if rule is None and item.task not in known:  # known: waits for its agent
                     error = UnknownTask(f"no agent runs a task named {item.task!r}; agents "
                                         "include only the modules named with --include")
+            if blocked and error is None and item.task in blocked:
+                error = self.guards.refusal(item.task)  # no agent would run it
             if error is None:
                 try:
                     weight = wire.weight_of(item.weight)  # a bad one is refused, task or not

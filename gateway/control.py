@@ -19,6 +19,7 @@ import msgpack
 from tokengate.gateway.conns import AgentConn
 from tokengate.gateway.dispatch import Dispatch
 from tokengate.gateway.gate import Gate
+from tokengate.gateway.guards import ClusterGuards
 from tokengate.gateway.ledger import AuditEntry, KillOutcome, TokenLedger
 from tokengate.gateway.registry import Registry
 from tokengate.gateway.results import Results
@@ -51,8 +52,10 @@ def bounded(what: str, text: str, limit: int) -> str:
 
 class Control:
     def __init__(self, ledger: TokenLedger, store: Store, dispatch: Dispatch,
-                 registry: Registry, results: Results, views: Views, gate: Gate) -> None:
+                 registry: Registry, results: Results, views: Views, gate: Gate,
+                 guards: ClusterGuards) -> None:
         self.ledger = ledger
+        self.guards = guards
         self.gate = gate
         self.store = store
         self.views = views
@@ -179,18 +182,29 @@ class Control:
                          "name its node")
 
     async def reenable(self, function: str, actor: str = "") -> pb.ControlReply:
+        """Lift a cluster-wide block: every agent resets its record of ``function``, then
+        the gateway forgets it (after their replies, so no report sent before a reset can
+        block it again; an agent that does not answer may, when it next reports)."""
         bounded("the function name", function, MAX_TARGET)
         bounded("the actor", actor, MAX_ACTOR)
         replies = await self._ask(self.registry.connected(), "reenable", function)
-        unblocked = sorted(name for name, r in replies.items() if r is not None and r.ok)
+        was_blocked = self.guards.forget(function)
+        reset = sorted(name for name, r in replies.items() if r is not None)
+        local = sorted(name for name, r in replies.items() if r is not None and r.ok)
         silent = sorted(name for name, r in replies.items() if r is None)
-        message = (f"{function} re-enabled on {', '.join(unblocked)}" if unblocked else
-                   f"{function} was not blocked on any node")
+        if was_blocked or local:
+            message = f"{function} re-enabled cluster-wide"
+        else:
+            message = f"{function} was not blocked"
+        if local:
+            message += f" (it was blocked on {', '.join(local)})"
+        if reset:
+            message += f"; records reset on {', '.join(reset)}"
         if silent:
             message += f"; no answer from {', '.join(silent)}"
         await self._audit(actor, "reenable", function, not silent, message)
         return pb.ControlReply(ok=not silent, message=message,
-                               outcome="reenabled" if unblocked else "not_blocked")
+                               outcome="reenabled" if was_blocked or local else "not_blocked")
 
     async def quarantine(self, quarantine_id: str, action: str, node: str, actor: str = "",
                          ) -> pb.ControlReply:

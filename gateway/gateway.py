@@ -28,6 +28,7 @@ from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.control import Control
 from tokengate.gateway.dispatch import Dispatch
 from tokengate.gateway.gate import Gate
+from tokengate.gateway.guards import ClusterGuards
 from tokengate.gateway.items import MAX_ID_LENGTH
 from tokengate.gateway.lease import GatewayLease
 from tokengate.gateway.ledger import StartReport, TokenLedger
@@ -62,13 +63,15 @@ class Gateway:
         self.registry = Registry(config, ledger, store, self.dispatch, self.results,
                                  self.background, serving=self.lease.renew)
         self.gate = Gate(config.fair_policy(), config.max_held, config.max_held_per_client)
+        self.guards = ClusterGuards()  # the Guard House's cluster-wide blocks
+        self.registry.lost_hooks.append(self.guards.agent_lost)
         self.results.on_final = self.gate.finished
         self.admission = Admission(config, ledger, store, self.dispatch, self.results,
-                                   self.registry, self.series, self.gate)
+                                   self.registry, self.series, self.gate, self.guards)
         self.views = Views(ledger, store, self.dispatch, self.registry, self.results,
-                           self.series)
+                           self.series, self.guards)
         self.control = Control(ledger, store, self.dispatch, self.registry, self.results,
-                               self.views, self.gate)
+                               self.views, self.gate, self.guards)
         self.lost_lease = threading.Event()  # set when another gateway took the shard
         self._on_lost: list[Callable[[], None]] = []  # run on the loop when it is set
         ledger.on_fenced = self._lease_lost  # a write refused: another holds the epoch
@@ -150,6 +153,8 @@ class Gateway:
     async def on_agent_frame(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
         """One frame of an agent: results first (someone waits for them), then the rest."""
         self.registry.heard(conn, frame)
+        if frame.snapshot:
+            self.guards.report(conn.name, frame.snapshot)
         stats = self.dispatch.stats
         stats["agent_frames"] += 1
         finished: set[str] = set()

@@ -74,6 +74,7 @@ class Registry:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._background = background  # the gateway's, which stops it after the registry
+        self.lost_hooks: list[Callable[[str], None]] = []  # told each agent declared lost
 
     def _policy(self, message: str) -> LossPolicy:
         return LossPolicy(self.config.max_attempts, message, self.config.result_ttl)
@@ -235,6 +236,8 @@ class Registry:
             return
         conn = self._agents.pop(name, None)
         self._refresh_tasks()
+        for hook in self.lost_hooks:
+            hook(name)
         logger.warning("agent %s declared lost: %s", name, reason)
         if conn is not None:
             await self._retire(conn)

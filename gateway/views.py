@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 from tokengate.gateway.conns import AgentConn
 from tokengate.gateway.dispatch import Dispatch
+from tokengate.gateway.guards import ClusterGuards
 from tokengate.gateway.items import MAX_ID_LENGTH
 from tokengate.gateway.ledger import TokenLedger, TokenRecord
 from tokengate.gateway.registry import Registry
@@ -68,8 +69,10 @@ def _figures(ledger: TokenLedger, names: list[str]) -> _Figures:
 
 class Views:
     def __init__(self, ledger: TokenLedger, store: Store, dispatch: Dispatch,
-                 registry: Registry, results: Results, series: Series) -> None:
+                 registry: Registry, results: Results, series: Series,
+                 guards: ClusterGuards) -> None:
         self.ledger = ledger
+        self.cluster_guards = guards
         self.store = store
         self.dispatch = dispatch
         self.registry = registry
@@ -145,16 +148,29 @@ class Views:
                 _merge(functions.setdefault(name, {"blocked_on": []}), conn.name, rep)
             for rec in snapshot.get("quarantine", {}).get("recent", []):
                 quarantined.append(_quarantined(conn.name, rec))
-        reply = pb.GuardsReply()
+        reply = self._cluster_guards()
         for name in sorted(functions):
             f = functions[name]
             reply.functions.append(pb.FunctionHealth(
                 name=name, attempts=f["attempts"], successes=f["successes"],
                 failures=f["failures"], mean_time=f["time"] / f["attempts"] if f["attempts"]
-                else 0.0, health=f["health"], blocked_on=sorted(f["blocked_on"])))
+                else 0.0, health=f["health"], blocked_on=sorted(f["blocked_on"]),
+                blocked=name in self.cluster_guards.blocked))
+            reply.executions += f["attempts"]
+            reply.failures += f["failures"]
         quarantined.sort(key=lambda q: q.at, reverse=True)
         reply.quarantine.extend(quarantined[:QUARANTINE_LIMIT])
         return reply
+
+    def _cluster_guards(self) -> pb.GuardsReply:
+        """The cluster's Guard House: its mode and what it blocks (totals are added by
+        :meth:`guards` from the connected agents' records)."""
+        guards = self.cluster_guards
+        policy = guards.policy
+        return pb.GuardsReply(mode=policy.mode, failure_threshold=policy.failure_threshold
+                              if policy.auto_block else 0.0,
+                              min_attempts=policy.min_attempts if policy.auto_block else 0,
+                              blocked=sorted(guards.blocked), refusals=guards.refusals)
 
     # -- one token -----------------------------------------------------------------------------
 

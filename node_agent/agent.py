@@ -41,7 +41,8 @@ class AgentConfig:
 class NodeAgent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
-        self.runtime = LocalRuntime(config.scheduler, config.guards)
+        # the gateway sums every node's Guard House record and blocks at admission
+        self.runtime = LocalRuntime(config.scheduler, config.guards, enforce_blocks=False)
         self.link = AgentLink(config.link, self.runtime.scheduler, self.status, self.command)
         self._process = psutil.Process(os.getpid())
         self._process.cpu_percent(None)  # the first reading starts the interval

@@ -30,10 +30,12 @@ class LocalRuntime:
     """The scheduler and its guards, started and stopped together."""
 
     def __init__(self, config: SchedulerConfig | None = None,
-                 guards: GuardsConfig | None = None) -> None:
+                 guards: GuardsConfig | None = None, *, enforce_blocks: bool = True) -> None:
+        """``enforce_blocks=False``: the Guard House records and reports but blocks nothing
+        (a node agent: the gateway blocks for the whole cluster)."""
         self.config = config or SchedulerConfig.from_env()
         self.scheduler = LocalScheduler(self.config)
-        self.guards = Guards(guards or GuardsConfig.from_env())
+        self.guards = Guards(guards or GuardsConfig.from_env(), enforce_blocks=enforce_blocks)
         self.keys = KeyTable(self.config.key_ttl)
 
     def start(self) -> LocalRuntime:

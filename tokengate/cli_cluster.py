@@ -1,4 +1,5 @@
-"""``tokengate gateway|agent|up|status|drain|resume|kill|dashboard|top``: the cluster's commands.
+"""``tokengate gateway|agent|up|status|drain|resume|kill|reenable|dashboard|top``: the
+cluster's commands.
 
 ``add_cluster_commands(subparsers)`` plugs them into ``tokengate``'s parser; this module also
 runs alone (``python -m tokengate.cli_cluster ...``), which is how ``tokengate up`` starts
@@ -199,6 +200,16 @@ def cmd_kill(args: argparse.Namespace) -> int:
     return 0 if reply.ok else 1
 
 
+def cmd_reenable(args: argparse.Namespace) -> int:
+    client = _client(args)
+    try:
+        reply = client.reenable(args.function, actor=args.actor or "cli")
+    finally:
+        client.close()
+    print(f"{args.function}: {reply.outcome}: {reply.message}")
+    return 0 if reply.ok else 1
+
+
 # -- parser ----------------------------------------------------------------------------------
 
 
@@ -351,6 +362,13 @@ def _add_operator_commands(commands: Any) -> None:
     _client_options(kl)
     kl.add_argument("token_id")
     kl.set_defaults(handler=cmd_kill)
+
+    re = commands.add_parser("reenable", help="lift the Guard House's block of a function, "
+                                              "cluster-wide (and reset its record)")
+    _client_options(re)
+    re.add_argument("function", help="task name, MODULE:QUALNAME (see the Guard House panel)")
+    re.add_argument("--actor", help="who asks (kept in the audit log; default: cli)")
+    re.set_defaults(handler=cmd_reenable)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -142,10 +142,15 @@ class _Tally:
 
 
 class GuardHouse:
-    """Owns the reputation table and the blocked set; thread-safe."""
+    """Owns the reputation table and the blocked set; thread-safe.
 
-    def __init__(self, policy: GuardPolicy | None = None) -> None:
+    ``enforce=False`` (an agent linked to a gateway): it records and reports, and leaves the
+    verdict to the gateway, which sums every node's record (``gateway/guards.py``).
+    """
+
+    def __init__(self, policy: GuardPolicy | None = None, *, enforce: bool = True) -> None:
         self.policy = policy or GuardPolicy()
+        self.enforce = enforce
         self._table_lock = threading.Lock()  # guards _tallies, _blocked, _refusals
         self._tallies: dict[str, _Tally] = {}
         self._blocked: set[str] = set()
@@ -173,7 +178,7 @@ class GuardHouse:
             if not success:
                 tally.failures += 1
                 tally.last_error = error
-            if not self.policy.auto_block or name in self._blocked:
+            if not (self.policy.auto_block and self.enforce) or name in self._blocked:
                 return False
             rep = tally.reputation(name)
             if not should_block(rep, self.policy):
@@ -233,6 +238,7 @@ class GuardHouse:
         return {
             "mode": "auto-block" if self.policy.auto_block else "passive",
             "auto_block": self.policy.auto_block,
+            "enforced_by": "node" if self.enforce else "gateway",
             "failure_threshold": self.policy.failure_threshold,
             "min_attempts": self.policy.min_attempts,
             "methods_tracked": len(methods),

@@ -74,11 +74,12 @@ def name_of(func: Callable[..., Any]) -> str:
 class Guards:
     """Every guard of one scheduler, and the hooks that drive them."""
 
-    def __init__(self, config: GuardsConfig | None = None) -> None:
+    def __init__(self, config: GuardsConfig | None = None, *, enforce_blocks: bool = True,
+                 ) -> None:
         self.config = cfg = config or GuardsConfig()
         self.guard_house = GuardHouse(GuardPolicy(
             auto_block=cfg.auto_block, failure_threshold=cfg.failure_threshold,
-            min_attempts=cfg.min_attempts))
+            min_attempts=cfg.min_attempts), enforce=enforce_blocks)
         self.spikes = SpikeDetector(SpikePolicy(threshold=cfg.spike_threshold,
                                                 warmup=cfg.spike_warmup))
         self.quarantine = QuarantineStore(cfg.quarantine_dir)

@@ -408,7 +408,7 @@ class GuardsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class FunctionHealth(_message.Message):
-    __slots__ = ("name", "attempts", "successes", "failures", "mean_time", "health", "blocked_on")
+    __slots__ = ("name", "attempts", "successes", "failures", "mean_time", "health", "blocked_on", "blocked")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     SUCCESSES_FIELD_NUMBER: _ClassVar[int]
@@ -416,6 +416,7 @@ class FunctionHealth(_message.Message):
     MEAN_TIME_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
     BLOCKED_ON_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
     name: str
     attempts: int
     successes: int
@@ -423,7 +424,8 @@ class FunctionHealth(_message.Message):
     mean_time: float
     health: str
     blocked_on: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., attempts: _Optional[int] = ..., successes: _Optional[int] = ..., failures: _Optional[int] = ..., mean_time: _Optional[float] = ..., health: _Optional[str] = ..., blocked_on: _Optional[_Iterable[str]] = ...) -> None: ...
+    blocked: bool
+    def __init__(self, name: _Optional[str] = ..., attempts: _Optional[int] = ..., successes: _Optional[int] = ..., failures: _Optional[int] = ..., mean_time: _Optional[float] = ..., health: _Optional[str] = ..., blocked_on: _Optional[_Iterable[str]] = ..., blocked: _Optional[bool] = ...) -> None: ...
 
 class QuarantinedCall(_message.Message):
     __slots__ = ("id", "node", "task", "operation_type", "deviation", "reason", "args_summary", "at", "replayable")
@@ -448,12 +450,26 @@ class QuarantinedCall(_message.Message):
     def __init__(self, id: _Optional[str] = ..., node: _Optional[str] = ..., task: _Optional[str] = ..., operation_type: _Optional[str] = ..., deviation: _Optional[float] = ..., reason: _Optional[str] = ..., args_summary: _Optional[str] = ..., at: _Optional[float] = ..., replayable: _Optional[bool] = ...) -> None: ...
 
 class GuardsReply(_message.Message):
-    __slots__ = ("functions", "quarantine")
+    __slots__ = ("functions", "quarantine", "mode", "failure_threshold", "min_attempts", "blocked", "executions", "failures", "refusals")
     FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
     QUARANTINE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MIN_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    REFUSALS_FIELD_NUMBER: _ClassVar[int]
     functions: _containers.RepeatedCompositeFieldContainer[FunctionHealth]
     quarantine: _containers.RepeatedCompositeFieldContainer[QuarantinedCall]
-    def __init__(self, functions: _Optional[_Iterable[_Union[FunctionHealth, _Mapping]]] = ..., quarantine: _Optional[_Iterable[_Union[QuarantinedCall, _Mapping]]] = ...) -> None: ...
+    mode: str
+    failure_threshold: float
+    min_attempts: int
+    blocked: _containers.RepeatedScalarFieldContainer[str]
+    executions: int
+    failures: int
+    refusals: int
+    def __init__(self, functions: _Optional[_Iterable[_Union[FunctionHealth, _Mapping]]] = ..., quarantine: _Optional[_Iterable[_Union[QuarantinedCall, _Mapping]]] = ..., mode: _Optional[str] = ..., failure_threshold: _Optional[float] = ..., min_attempts: _Optional[int] = ..., blocked: _Optional[_Iterable[str]] = ..., executions: _Optional[int] = ..., failures: _Optional[int] = ..., refusals: _Optional[int] = ...) -> None: ...
 
 class ReenableRequest(_message.Message):
     __slots__ = ("function", "actor")

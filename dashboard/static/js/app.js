@@ -47,6 +47,7 @@ function render(touched) {
     if (p.has("pool")) panels.renderPool(view);
     if (p.has("sources")) panels.renderSources(view);
     if (p.has("tasks")) panels.renderTasks(view);
+    if (p.has("guard_house")) panels.renderGuardHouse(view);
   });
   if (k.has("nodes")) {
     part("nodes", () => nodes.render(view.keyed.nodes || {}, touched.nodes ?? null));

@@ -64,6 +64,19 @@ export function renderSources(view) {
   unavailable($("#audit-unavailable"), sources.audit);
 }
 
+export function renderGuardHouse(view) {
+  const h = view.panels.guard_house || {};
+  const rate = h.success_rate === null || h.success_rate === undefined ? "–"
+    : `${h.success_rate}%`;
+  $("#guard-house-summary").textContent = h.mode === undefined ? "" : [
+    h.mode === "auto-block"
+      ? `auto-block at ${h.threshold_percent}% failures after ${num(h.min_attempts)} attempts`
+      : "passive (observation only)",
+    `${num(h.methods_tracked)} functions`, `${num(h.executions)} executions`,
+    `${rate} success`, `${h.blocked.length} blocked`, `${num(h.refusals)} refused`,
+  ].join(" · ");
+}
+
 export function renderGuards(view, actions) {
   const rows = Object.entries(view.keyed.functions || {}).sort(([a], [b]) => a.localeCompare(b));
   fill($("#guards"), rows.map(([name, f]) => el("tr", { dataset: { function: name } },
@@ -72,8 +85,8 @@ export function renderGuards(view, actions) {
     el("td", { text: f.success_rate === null ? "–" : `${f.success_rate}%` }),
     el("td", { text: `${f.mean_ms} ms` }),
     el("td", {}, el("span", { class: `health health-${f.health}`, text: f.health })),
-    el("td", { class: "bad", text: (f.blocked_on || []).join(", ") }),
-    el("td", {}, f.blocked_on && f.blocked_on.length
+    el("td", { class: "bad", text: f.blocked ? "cluster" : (f.blocked_on || []).join(", ") }),
+    el("td", {}, f.blocked || (f.blocked_on && f.blocked_on.length)
       ? el("button", { type: "button", class: "reenable", text: "Re-enable",
         onclick: () => actions.reenable(name) }) : null))));
 }

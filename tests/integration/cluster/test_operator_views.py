@@ -4,7 +4,6 @@ per-second series, the audit log, and the operator token."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,24 +67,6 @@ def test_series_and_audit_follow_the_cluster(shared_cluster):
     entries = [(e.actor, e.action, e.target, e.ok) for e in client.audit(10).entries]
     assert entries[-2:] == [("tester", "drain", "cluster", True),
                             ("tester", "resume", "cluster", True)]
-
-
-def test_a_blocked_function_shows_cluster_wide_and_is_reenabled_everywhere(guarded):
-    client = guarded.client()
-    for i in range(12):
-        with contextlib.suppress(Exception):
-            client.submit_by_name("guard_tasks:odd_fails", (2 * i + 1,)).get(timeout=15)
-    health = wait_until(lambda: next((f for f in client.guards().functions
-                                      if f.name == "guard_tasks:odd_fails" and f.blocked_on),
-                                     None), timeout=10, what="odd_fails blocked")
-    assert health.failures >= 4 and health.health == "poor"
-    reply = client.reenable("guard_tasks:odd_fails", actor="tester")
-    assert reply.ok and set(health.blocked_on) <= set(reply.message.split("on ")[1].split(", "))
-    wait_until(lambda: not any(f.blocked_on for f in client.guards().functions
-                               if f.name == "guard_tasks:odd_fails"),
-               timeout=10, what="unblocked on every node")
-    assert client.submit_by_name("guard_tasks:odd_fails", (4,)).get(timeout=15) == 4
-    assert client.audit(5).entries[-1].action == "reenable"
 
 
 def test_a_quarantined_call_is_listed_replayed_on_its_node_and_dropped(guarded):

@@ -257,12 +257,14 @@ def test_reenable_a_blocked_function(page, http, cluster):
         token = client.submit_by_name("cluster_tasks:boom", ("again",))
         token.wait(15)
     view = page.wait(lambda v: v["keyed"]["functions"].get("cluster_tasks:boom", {})
-                     .get("blocked_on"), "boom blocked somewhere", timeout=20)
+                     .get("blocked"), "boom blocked cluster-wide", timeout=20)
+    assert view["panels"]["guard_house"]["mode"] == "auto-block"
+    assert view["panels"]["guard_house"]["blocked"] == ["cluster_tasks:boom"]
     assert view["panels"]["sources"]["guards"] == ""
     answer = _control(page, http, "reenable", function="cluster_tasks:boom")
     assert answer["ok"] is True, answer["message"]
     page.wait(lambda v: not v["keyed"]["functions"].get("cluster_tasks:boom", {})
-              .get("blocked_on"), "boom re-enabled on every node")
+              .get("blocked"), "boom re-enabled cluster-wide")
 
 
 def test_replay_a_quarantined_call(page, http, cluster):

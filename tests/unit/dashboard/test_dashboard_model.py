@@ -76,7 +76,20 @@ def test_function_rows_give_success_rate_and_mean_in_ms():
                              "mean_time": 0.0123456, "health": "fair", "blocked_on": ["n2"]}]}
     row = model.function_rows(guards)["m:f"]
     assert row == {"attempts": 8, "successes": 6, "failures": 2, "success_rate": 75.0,
-                   "mean_ms": 12.3, "health": "fair", "blocked_on": ["n2"]}
+                   "mean_ms": 12.3, "health": "fair", "blocked_on": ["n2"], "blocked": False}
+
+
+def test_the_guard_house_panel_says_the_mode_and_the_cluster_totals():
+    functions = [{"name": "m:f", "attempts": 8, "successes": 6, "failures": 2,
+                  "mean_time": 0.01, "health": "fair", "blocked_on": [], "blocked": True}]
+    house = {"mode": "auto-block", "failure_threshold": 0.25, "min_attempts": 4,
+             "executions": 8, "failures": 2, "blocked": ["m:f"], "refusals": 3}
+    assert model.guard_house_panel({"functions": functions, "house": house}) == {
+        "mode": "auto-block", "threshold_percent": 25.0, "min_attempts": 4,
+        "methods_tracked": 1, "executions": 8, "success_rate": 75.0, "blocked": ["m:f"],
+        "refusals": 3}
+    assert model.function_rows({"functions": functions})["m:f"]["blocked"] is True
+    assert model.guard_house_panel({"functions": []}) == {}  # an older gateway: no panel
 
 
 def test_memory_shows_each_outcome_once_and_keeps_the_pool_chart():
