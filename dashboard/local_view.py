@@ -94,14 +94,25 @@ def status(snapshot: dict[str, Any], node: dict[str, Any], drain_since: float) -
 
 
 def guards(snapshot: dict[str, Any], node: str) -> dict[str, Any]:
-    """The Guard House and quarantine (what the gateway's Guards reply holds), this host's."""
-    methods = snapshot.get("guard_house", {}).get("methods", {})
+    """The Guard House and quarantine (what the gateway's Guards reply holds), this host's:
+    its functions, its mode and totals (the panel's summary line), its quarantine."""
+    house = snapshot.get("guard_house", {})
+    methods = house.get("methods", {})
     functions = [{
         "name": name, "attempts": int(rep.get("attempts", 0)),
         "successes": int(rep.get("successes", 0)), "failures": int(rep.get("failures", 0)),
         "mean_time": float(rep.get("mean_time", 0.0)), "health": str(rep.get("health", "")),
-        "blocked_on": [node] if rep.get("blocked") else [],
+        "blocked_on": [node] if rep.get("blocked") else [], "blocked": bool(rep.get("blocked")),
     } for name, rep in sorted(methods.items())]
+    totals = {
+        "mode": str(house.get("mode", "passive")),
+        "failure_threshold": float(house.get("failure_threshold", 0.0)),
+        "min_attempts": int(house.get("min_attempts", 0)),
+        "executions": sum(f["attempts"] for f in functions),
+        "failures": sum(f["failures"] for f in functions),
+        "blocked": sorted(f["name"] for f in functions if f["blocked"]),
+        "refusals": int(house.get("refusals", 0)),
+    }
     quarantine = [{
         "id": str(q.get("id", "")), "node": node, "task": str(q.get("task", "")),
         "operation_type": str(q.get("operation_type", "")),
@@ -110,7 +121,7 @@ def guards(snapshot: dict[str, Any], node: str) -> dict[str, Any]:
         "replayable": bool(q.get("replayable", False)),
     } for q in snapshot.get("quarantine", {}).get("recent", [])]
     quarantine.sort(key=lambda q: q["at"], reverse=True)
-    return {"functions": functions, "quarantine": quarantine}
+    return {"functions": functions, "house": totals, "quarantine": quarantine}
 
 
 def percentile(values: list[float], fraction: float) -> float:

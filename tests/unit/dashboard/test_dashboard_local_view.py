@@ -67,6 +67,9 @@ def test_guards_and_recent_rows_carry_the_node():
     assert guards["quarantine"][0]["node"] == "box" and guards["quarantine"][0]["deviation"] == 900
     rows = model.function_rows(guards)
     assert rows["m:f"]["success_rate"] == 25.0
+    panel = model.guard_house_panel(guards)  # the Guard House summary line: mode and totals
+    assert (panel["mode"], panel["executions"], panel["success_rate"]) == ("passive", 4, 25.0)
+    assert panel["blocked"] == ["m:f"]
     recent = _status(_snapshot())["recent"][0]
     assert (recent["state"], recent["node"], recent["duration"]) == ("failed", "box", 0.25)
 
