@@ -220,8 +220,10 @@ class Results:
         ids = list(dict.fromkeys(ids))  # each id once
         try:
             records = await self.store.read(self.ledger.records, ids)
-        except RedisUnavailable as exc:
+        except RedisUnavailable as exc:  # answered, never dropped: the client asks again
             logger.error("cannot look up watched tokens: %s", exc)
+            conn.send(rejected=[items.rejection(i, RedisUnavailable(
+                f"could not look up token {i}: {exc}")) for i in ids])
             return
         rejected, ready, pending = self._sort_watch(conn, ids, records, any_owner, by_key,
                                                     asked or by_key)

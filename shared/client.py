@@ -426,10 +426,31 @@ class ClusterClient(GatewayCalls):
             fetched = self._fetched.pop(result.token_id, None)
             if fetched is not None:
                 finished.append((fetched[0], result))
+        again: list[str] = []
         for rej in reply.rejected:
+            if rej.token_id in self._fetched and rej.error_type in wire.NOT_STORED:
+                again.append(rej.token_id)  # the gateway could not read Redis: ask again
+                continue
             fetched = self._fetched.pop(rej.token_id, None)
             if fetched is not None:
                 rejected.append((fetched[0], rej))
+        if again:
+            self._fetch_later(again, UNAVAILABLE_RETRY)
+
+    def _fetch_later(self, ids: list[str], delay: float) -> None:
+        """Ask again for the outcomes of fetched ids the gateway could not look up."""
+        def again() -> None:
+            with self._lock:
+                live = [(i, self._fetched[i][1]) for i in ids if i in self._fetched]
+                if self._closed.is_set():
+                    return
+                for any_owner in {owner for _, owner in live}:
+                    self._stream.put(pb.ClientFrame(
+                        watch=[i for i, owner in live if owner == any_owner],
+                        watch_any=any_owner))
+        timer = threading.Timer(delay, again)
+        timer.daemon = True
+        timer.start()
 
     def _sort_rejections(self, rejections: Iterable[pb.Rejected]) -> tuple[
             list[pb.TaskItem], list[pb.TaskItem], list[tuple[TaskToken, pb.Rejected]], int]:

@@ -15,7 +15,7 @@ from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn, _Control, _Tasks
 from tokengate.gateway.gateway import Gateway
 from tokengate.gateway.ledger import MemoryLedger
-from tokengate.shared.errors import AgentRejected
+from tokengate.shared.errors import AgentRejected, RedisUnavailable
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.tags import Weight
 
@@ -291,6 +291,23 @@ async def test_a_session_watches_only_its_own_tokens_unless_it_is_an_operators(g
     assert [r.token_id for r in replies(operator)[2]] == ["mine"]
     assert [r.token_id for r in replies(owner)[2]] == ["mine"], "a watch takes nothing away"
     assert replies(other)[2] == []
+
+
+@on_loop()
+async def test_a_watch_redis_could_not_answer_is_refused_not_dropped(gateway):
+    """A watch whose look-up fails (Redis away) is answered RedisUnavailable, which a client
+    asks again: it used to be dropped, and ``tokengate result`` waited forever."""
+    await join(gateway, "a1")
+    owner = ClientConn("p1", "owner")
+    gateway.open_session(owner)
+
+    def away(ids):
+        raise RedisUnavailable("connection refused")
+
+    gateway.ledger.records = away
+    await gateway.on_client_frame(owner, pb.ClientFrame(watch=["t1", "t2"]))
+    assert [(r.token_id, r.error_type) for r in replies(owner)[1]] == [
+        ("t1", "RedisUnavailable"), ("t2", "RedisUnavailable")]
 
 
 @on_loop()
