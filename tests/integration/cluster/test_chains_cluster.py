@@ -60,3 +60,8 @@ def test_nested_tasks_run_on_the_agent_and_show_on_its_node_card(chain_cluster):
     shown = wait_until(card, 15, "the node card to count 3 nested tasks")
     assert shown["nested"] == {"submitted": 3, "active": 0, "completed": 3, "failed": 0,
                                "killed": 0}
+
+    def child_record() -> list:
+        return [f for f in client.guards().functions if "child" in f.name and f.successes == 3]
+
+    wait_until(child_record, 15, "the agent's Guard House to record the 3 children")
