@@ -111,6 +111,13 @@ def _process(snapshot: dict[str, Any]) -> tuple[float | None, int | None]:
             None if rss is None else round(int(rss) / 2**20))
 
 
+def _nested(snapshot: dict[str, Any]) -> dict[str, int]:
+    """The agent's nested tasks (run locally, outside the ledger): counts since it started."""
+    nested = snapshot.get("nested") or {}
+    return {k: int(nested.get(k, 0)) for k in ("submitted", "active", "completed", "failed",
+                                                "killed")}
+
+
 def heartbeat_age(last_seen: float, at: float) -> int:
     age = at - last_seen if last_seen else 0.0
     return 0 if age < FRESH_HEARTBEAT else int(age)
@@ -136,7 +143,7 @@ def node_card(node: dict[str, Any], at: float) -> dict[str, Any]:
         "wpc": snapshot.get("workers_per_core", topology.get("workers_per_core")),
         "capacity": topology.get("mailbox_capacity"),
         "completed": pool.get("completed", 0), "failed": pool.get("failed", 0),
-        "cores": _core_cells(snapshot),
+        "nested": _nested(snapshot), "cores": _core_cells(snapshot),
     }
 
 

@@ -79,7 +79,7 @@ def _nodes(view: dict[str, Any], color: bool, limit: int) -> list[str]:
     nodes = view["keyed"].get("nodes", {})
     lines = [f"NODES ({len(nodes)})",
              f"  {'name':<16} {'state':<12} {'beat':>5} {'infl':>5} {'exec':>5} "
-             f"{'credits h/m/l':<16} {'cpu':>5} {'mem':>7} {'tasks':>5}  cores"]
+             f"{'credits h/m/l':<16} {'cpu':>5} {'mem':>7} {'tasks':>5} {'nest':>5}  cores"]
     by_host: dict[str, list[str]] = {}
     for name in sorted(nodes):
         by_host.setdefault(nodes[name].get("host", "?"), []).append(name)
@@ -96,9 +96,11 @@ def _node_line(name: str, card: dict[str, Any], color: bool) -> str:
     cpu = "-" if card.get("cpu") is None else f"{card['cpu']}%"
     rss = "-" if card.get("rss") is None else f"{card['rss']}M"
     beat = f"{card['age']}s" if card["age"] else "<2s"
+    nested = _num(card.get("nested", {}).get("submitted", 0))  # run on the node, not in the ledger
     state = _paint(f"{card['state']:<12}", color)
     return (f"  {name:<16} {state} {beat:>5} {card['inflight']:>5} {card['executing']:>5} "
-            f"{credit_text:<16} {cpu:>5} {rss:>7} {len(card['tasks']):>5}  {_cores(card)}")
+            f"{credit_text:<16} {cpu:>5} {rss:>7} {len(card['tasks']):>5} {nested:>5}  "
+            f"{_cores(card)}")
 
 
 def _guards(view: dict[str, Any], limit: int) -> list[str]:

@@ -20,6 +20,7 @@ from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.guards.settings import GuardsConfig
 from tokengate.node_agent.link import AgentLink
 from tokengate.node_agent.link_config import LinkConfig
+from tokengate.node_agent.nested import NestedTasks
 from tokengate.node_agent.runtime import LocalRuntime
 from tokengate.shared.errors import QuarantineRecordNotFound
 from tokengate.shared.rpc import tokengate_pb2 as pb
@@ -43,6 +44,7 @@ class NodeAgent:
         self.config = config
         # the gateway sums every node's Guard House record and blocks at admission
         self.runtime = LocalRuntime(config.scheduler, config.guards, enforce_blocks=False)
+        self.nested = NestedTasks(self.runtime)  # the process's backend: tasks' own calls
         self.link = AgentLink(config.link, self.runtime.scheduler, self.status, self.command)
         self._process = psutil.Process(os.getpid())
         self._process.cpu_percent(None)  # the first reading starts the interval
@@ -77,6 +79,7 @@ class NodeAgent:
         """The scheduler's snapshot (the guards' panels included) and this process's load:
         what the gateway shows of this node (``build_status`` turns it into panels)."""
         status = self.runtime.scheduler.snapshot()
+        status["nested"] = self.nested.snapshot()
         with self._process.oneshot():
             status["process"] = {"pid": self._process.pid,
                                  "cpu_percent": self._process.cpu_percent(None),

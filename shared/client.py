@@ -208,10 +208,10 @@ class ClusterClient(GatewayCalls):
 
     def _submit(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
                 kwargs: dict[str, Any], func: Any, key: str | None = None) -> TaskToken:
-        """One call: sent when the window has room; else it waits for room here, or, on an
-        event loop's thread, parked (the loop never waits; see :mod:`shared.parking`)."""
+        """One call: sent when the window has room; else it waits for room here, or, on a
+        thread that must not wait, parked (see :meth:`_must_not_wait`, :mod:`shared.parking`)."""
         token, item = self._prepare(name, operation_type, tags, args, kwargs, func, key)
-        if running_loop() is None:
+        if not self._must_not_wait():
             return self._admit(token, item, self.config.submit_timeout)
         parked = self._parked_twin(token, item)
         if parked is not None:
@@ -222,6 +222,13 @@ class ClusterClient(GatewayCalls):
                 return sent
         self.parking.park(token, item)
         return token
+
+    def _must_not_wait(self) -> bool:
+        """Whether this thread must never wait for the window: an event loop's (its other
+        coroutines would stop), or the session thread, which runs the done callbacks of the
+        tokens it resolves (a chain's next step is submitted there): only it frees window
+        slots, by reading acks, so waiting there for a slot would stall the client."""
+        return running_loop() is not None or threading.current_thread() is self._thread
 
     def _prepare(self, name: str, operation_type: str, tags: TaskTags, args: tuple[Any, ...],
                  kwargs: dict[str, Any], func: Any,

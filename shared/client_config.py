@@ -50,8 +50,9 @@ class ClientConfig:
             "stalled) is offered again before it fails (none: 60)")
     park_capacity: int = setting(
         100_000, env="TOKENGATE_CLIENT_PARK_CAPACITY",
-        doc="calls made on an event loop's thread that may wait, parked, for the window (the "
-            "loop never waits); past it such a call raises AdmissionTimeout")
+        doc="calls made on an event loop's thread or on the session thread (its tokens' done "
+            "callbacks: a chain's next step) that may wait, parked, for the window (those "
+            "threads never wait); past it such a call raises AdmissionTimeout")
     submit_lead: int = setting(
         64, env="TOKENGATE_CLIENT_SUBMIT_LEAD",
         doc="calls 'await fn.submit_async()' may leave parked before it waits for its own "

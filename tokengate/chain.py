@@ -3,20 +3,26 @@
 ``chain(parse, enrich, store)(raw)`` submits ``parse(raw)`` at once; when it completes,
 ``enrich(<its result>)`` is submitted, and so on. Many chains run concurrently; within a chain
 the steps run strictly in order. Continuations are submitted from the worker that finished the
-previous step (never by a waiting thread), so a chain needs no thread of its own.
+previous step (never by a waiting thread), so a chain needs no thread of its own. In cluster
+mode that is the client's session thread, where a submission never waits for the window (it
+parks, see ``ClusterClient._must_not_wait``); a next step that cannot be submitted at all
+fails the chain with that error.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from tokengate import _backend
-from tokengate.shared.errors import ConfigurationError, TokenTimeout
+from tokengate.shared.errors import ConfigurationError, TokenGateError, TokenTimeout
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.registry import TaskSpec, spec_of
 from tokengate.shared.token import TaskToken
+
+logger = logging.getLogger(__name__)
 
 
 class ChainHandle:
@@ -29,6 +35,7 @@ class ChainHandle:
         self._done = threading.Event()
         self._result: Any = None
         self._failed_token: TaskToken | None = None
+        self._error: TokenGateError | None = None  # a next step that could not be submitted
 
     def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self._submit_step(0, args, kwargs)
@@ -46,7 +53,13 @@ class ChainHandle:
             self._result = token.result
             self._done.set()
         else:
-            self._submit_step(index + 1, (token.result,), {})
+            try:
+                self._submit_step(index + 1, (token.result,), {})
+            except TokenGateError as exc:  # refused (closed client, full lot): the chain fails
+                logger.warning("chain step %d of %d not submitted: %s", index + 2,
+                               len(self._specs), exc)
+                self._error = exc
+                self._done.set()
 
     def done(self) -> bool:
         return self._done.is_set()
@@ -58,6 +71,8 @@ class ChainHandle:
                 f"chain not finished after {timeout}s ({len(self.tokens)} of "
                 f"{len(self._specs)} steps submitted)"
             )
+        if self._error is not None:
+            raise self._error
         if self._failed_token is not None:
             return self._failed_token.get(0)
         return self._result

@@ -114,7 +114,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
                                   guards=GuardsConfig.from_env()))
     stop = stop_event_on_signals()
     agent.start()
-    _backend.install(agent.runtime)  # tasks that submit tasks run them on this host
+    _backend.install(agent.nested)  # tasks that submit tasks run them on this host
     gc.freeze()  # what it loaded to start is never garbage: no full collection scans it again
     if not args.verbose:  # with -v the runtime logged it at INFO
         print("\n".join(agent.runtime.banner()))
@@ -123,7 +123,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     try:
         refused = agent.wait(stop)
     finally:
-        _backend.uninstall(agent.runtime)
+        _backend.uninstall(agent.nested)
         agent.stop(grace=args.stop_grace)
     if refused:
         raise ConfigurationError(refused)

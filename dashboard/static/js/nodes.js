@@ -39,7 +39,7 @@ class NodeCard {
   constructor(name, actions) {
     this.state = el("span");
     this.reason = el("span", { class: "muted small" });
-    this.facts = Array.from({ length: 7 }, () => el("span"));
+    this.facts = Array.from({ length: 8 }, () => el("span"));
     this.summary = el("summary");
     this.tasks = el("ul", { class: "mono" });
     this.details = el("details", { class: "small" }, this.summary, this.tasks);
@@ -64,6 +64,7 @@ class NodeCard {
     put(this.state, c.state);
     put(this.reason, c.reason || "");
     const credits = c.credits || {};
+    const nested = c.nested || {};
     const cpu = c.cpu === null || c.cpu === undefined ? "n/a" : `${c.cpu}%`;
     const rss = c.rss === null || c.rss === undefined ? "n/a" : `${c.rss} MiB`;
     const texts = [
@@ -75,7 +76,9 @@ class NodeCard {
         (c.blocked ? ` · blocked ${c.blocked}/${num(c.workers)}` : ""),
       `cpu ${cpu} · memory ${rss}`,
       `done ${num(c.completed)} · failed ${num(c.failed)}`,
-      `labels ${(c.labels || []).join(" ") || "none"}`];
+      `labels ${(c.labels || []).join(" ") || "none"}`,
+      `nested (run here, not in the ledger) ${num(nested.submitted)} · active ` +
+        `${num(nested.active)} · failed ${num((nested.failed || 0) + (nested.killed || 0))}`];
     texts.forEach((text, i) => put(this.facts[i], text));
     putClass(this.facts[1], c.age ? "warn" : "");
     this.updateTasks(c.tasks || []);

@@ -33,6 +33,7 @@ def test_top_frame_shows_cluster_nodes_by_host_feed_and_unavailable_panels():
     assert "created 20" in frame and "NODES (2)" in frame
     assert " host h1" in frame and " host h2" in frame
     assert "n1" in frame and "12%" in frame and "80M" in frame and "DRAINED" in frame
+    assert " nest " in frame and "80M     2     7  " in frame  # tasks 2, nested 7
     assert "GUARD HOUSE  unavailable: this gateway does not implement it yet" in frame
     feed = frame.split("RECENT EXECUTIONS")[1]
     assert feed.index("t2") < feed.index("t1")  # newest first

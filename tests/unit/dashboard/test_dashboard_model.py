@@ -14,6 +14,8 @@ def test_node_card_carries_every_field_of_the_issue():
     assert card["credits"] == {"heavy": 3, "medium": 4, "light": 5}
     assert card["cpu"] == 12 and card["rss"] == 80
     assert card["tasks"] == ["m:a", "m:b"]
+    assert card["nested"] == {"submitted": 7, "active": 1, "completed": 5, "failed": 1,
+                              "killed": 0}
     assert card["wpc"] == 4 and card["capacity"] == 120
     core = card["cores"][0]
     assert core["active"] == 4 and core["depths"] == [1, 0, 0, 0] and core["busy"] == [1, 0, 0, 0]

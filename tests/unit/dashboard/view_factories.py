@@ -18,6 +18,7 @@ def snapshot(*, process: bool = True, routed: int = 5) -> dict[str, Any]:
     snap: dict[str, Any] = {"node": "n", "state": "running", "uptime": 12.5, "workers": 8,
                             "workers_per_core": 4, "mailbox_capacity": 120,
                             "tokens": {"completed": 10, "failed": 1}, "cores": cores}
+    snap["nested"] = {"submitted": 7, "active": 1, "completed": 5, "failed": 1, "killed": 0}
     if process:
         snap["process"] = {"pid": 42, "cpu_percent": 12.4, "rss_bytes": 80 * 2**20 + 5,
                            "threads": 19, "time": 0.0}
