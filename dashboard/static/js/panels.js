@@ -129,7 +129,7 @@ export function renderTasks(view) {
 }
 
 function seconds(value) {
-  return value === null || value === undefined ? "–" : `${value.toFixed(6)} s`;
+  return value === null || value === undefined ? "–" : `${value} s`;
 }
 
 // Where the token's attempt ran, in the seed's history fields (and as that record's JSON).
