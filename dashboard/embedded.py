@@ -249,10 +249,10 @@ class EmbeddedSource:
         return pb.TokenDetail(token_id=token_id, state=item["state"],
                               operation_type=item["operation_type"], attempt=item["attempt"],
                               node=item["node"], core=item["core"], worker=item["worker"],
-                              error_type=item["error_type"], times=_times_of_row(item))
+                              error_type=item["error_type"], times=row_times(item))
 
 
-def _times_of_row(row: dict[str, Any]) -> list[pb.StateTime]:
+def row_times(row: dict[str, Any]) -> list[pb.StateTime]:
     """A history row's start (its end less its execution time, if it ran) and end."""
     end = pb.StateTime(state=row["state"], at=row["finished_at"])
     if row["state"] == TokenState.KILLED.value:

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 from tokengate.dashboard import local_view, model
-from tokengate.dashboard.embedded import SeriesBuckets
+from tokengate.dashboard.embedded import SeriesBuckets, row_times
+from tokengate.dashboard.source import token_data
+from tokengate.shared.rpc import tokengate_pb2 as pb
 
 
 def _snapshot(state: str = "running", **tokens: int) -> dict[str, Any]:
@@ -95,3 +97,11 @@ def test_percentile_is_nearest_rank():
     assert local_view.percentile([], 0.5) == 0.0
     assert local_view.percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.0
     assert local_view.percentile([float(i) for i in range(1, 101)], 0.95) == 95.0
+
+
+@pytest.mark.parametrize(("state", "execution_time"), [
+    ("completed", 0.25), ("failed", 0.25), ("killed", None)])
+def test_a_finished_rows_token_detail_keeps_its_execution_time(state, execution_time):
+    row = local_view.recent_rows(_snapshot(), "box")[0] | {"state": state}
+    detail = token_data(pb.TokenDetail(token_id="t1", state=state, times=row_times(row)))
+    assert model.history_record(detail)["execution_time"] == execution_time
