@@ -32,6 +32,7 @@ import psutil
 from tokengate.dashboard import local_view
 from tokengate.dashboard.source import AUDIT_LIMIT, SERIES_SECONDS, Reading
 from tokengate.shared.errors import TokenGateError, UnknownToken
+from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.registry import lookup, registered_names
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.token import TaskToken
@@ -248,9 +249,16 @@ class EmbeddedSource:
         return pb.TokenDetail(token_id=token_id, state=item["state"],
                               operation_type=item["operation_type"], attempt=item["attempt"],
                               node=item["node"], core=item["core"], worker=item["worker"],
-                              error_type=item["error_type"],
-                              times=[pb.StateTime(state=item["state"],
-                                                  at=item["finished_at"])])
+                              error_type=item["error_type"], times=row_times(item))
+
+
+def row_times(row: dict[str, Any]) -> list[pb.StateTime]:
+    """A history row's start (its end less its execution time, if it ran) and end."""
+    end = pb.StateTime(state=row["state"], at=row["finished_at"])
+    if row["state"] == TokenState.KILLED.value:
+        return [end]
+    start = row["finished_at"] - row.get("duration", 0.0)
+    return [pb.StateTime(state=TokenState.EXECUTING.value, at=start), end]
 
 
 def _detail_of_token(token: TaskToken) -> pb.TokenDetail:

@@ -50,6 +50,31 @@ def waiting(status: dict[str, Any]) -> dict[str, int]:
     return pending
 
 
+def _physical_cores(node: dict[str, Any]) -> int:
+    inner = (node.get("topology") or {}).get("topology") or {}
+    value = inner.get("physical_cores")
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def capacity_totals(nodes: list[dict[str, Any]]) -> dict[str, int]:
+    """What the connected agents bring: worker threads and queue slots summed over agents,
+    physical cores summed over hosts (agents sharing a host share its cores, so each host
+    counts once, with the largest figure its agents report)."""
+    workers = slots = 0
+    cores_by_host: dict[str, int] = {}
+    for node in nodes:
+        if node.get("state") == "DISCONNECTED":
+            continue
+        topology = node.get("topology") or {}
+        count = int(topology.get("workers") or 0)
+        workers += count
+        slots += count * int(topology.get("mailbox_capacity") or 0)
+        host = node.get("host") or node["name"]
+        cores_by_host[host] = max(cores_by_host.get(host, 0), _physical_cores(node))
+    return {"workers": workers, "physical_cores": sum(cores_by_host.values()),
+            "hosts": len(cores_by_host), "capacity": slots}
+
+
 def cluster_panel(status: dict[str, Any], at: float) -> dict[str, Any]:
     states: dict[str, int] = {}
     for node in status.get("nodes", []):
@@ -62,6 +87,7 @@ def cluster_panel(status: dict[str, Any], at: float) -> dict[str, Any]:
         "held": held(status), "waiting": sum(waiting(status).values()),
         "redis": redis_panel(status), "agents": len(status.get("nodes", [])),
         "node_states": dict(sorted(states.items())),
+        **capacity_totals(status.get("nodes", [])),
     }
 
 
@@ -230,9 +256,36 @@ def audit_item(entry: dict[str, Any], source: str = "gateway") -> dict[str, Any]
             "source": source}
 
 
+FINAL = ("completed", "failed", "killed")
+
+
+def execution_time(times: list[dict[str, Any]]) -> float | None:
+    """Seconds from EXECUTING to the final state (the agent's own clock for both); None while
+    it runs, or when it never ran (killed in a queue)."""
+    at = {t["state"]: t["at"] for t in times}
+    end = next((at[s] for s in FINAL if s in at), None)
+    if "executing" not in at or end is None:
+        return None
+    return round(max(0.0, end - at["executing"]), 6)
+
+
+def history_record(detail: dict[str, Any]) -> dict[str, Any]:
+    """Where and how the token's current attempt ran, in the seed's history fields (plus node
+    and attempt): what ``tokengate history`` writes for it, read from the token detail alone."""
+    state = detail.get("state", "")
+    return {
+        "token_id": detail["token_id"], "operation_type": detail.get("operation_type", ""),
+        "success": state == "completed" if state in FINAL else None,
+        "execution_time": execution_time(detail.get("times", [])),
+        "core_id": detail.get("core") or None, "worker_id": detail.get("worker") or None,
+        "attempt": detail.get("attempt", 0), "node": detail.get("node") or None,
+    }
+
+
 def token_view(detail: dict[str, Any], show_payloads: bool) -> dict[str, Any]:
-    """A token's detail for the page: the argument summary only when payloads are shown."""
-    view = dict(detail)
+    """A token's detail for the page, with its history record; the argument summary only when
+    payloads are shown."""
+    view = dict(detail, record=history_record(detail))
     if not show_payloads:
         view["args_summary"] = HIDDEN
     return view

@@ -40,6 +40,10 @@ def _header(view: dict[str, Any], color: bool) -> list[str]:
     lines = [f"TokenGate  cluster {_paint(state, color)}{reason}  gateway "
              f"{gateway.get('address', '')}  uptime {uptime}  redis {redis_text}  "
              f"{time.strftime('%H:%M:%S', time.localtime(view['now']))}"]
+    if "workers" in cluster:
+        lines.append(f"capacity  {_num(cluster['workers'])} workers  "
+                     f"{_num(cluster['physical_cores'])} physical cores on "
+                     f"{_num(cluster['hosts'])} hosts  {_num(cluster['capacity'])} queue slots")
     if gateway.get("error"):
         lines.append(f"  gateway: {gateway['error']}")
     return lines

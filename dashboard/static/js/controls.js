@@ -109,7 +109,19 @@ function fromFeed(item) {
     token_id: item.token_id, state: item.state, task: item.op, weight: "", attempt: item.attempt,
     node: item.node, core: item.core, worker: item.worker, args_summary: null, args_bytes: null,
     times: [{ state: item.state, at: item.at }], error_type: item.error_type,
-    error_message: "", traceback: "",
+    error_message: "", traceback: "", record: feedRecord(item),
+  };
+}
+
+// The feed item as a history record (its time has the feed's 3 significant digits).
+function feedRecord(item) {
+  const final = ["completed", "failed", "killed"].includes(item.state);
+  return {
+    token_id: item.token_id, operation_type: item.op,
+    success: final ? item.state === "completed" : null,
+    execution_time: item.ms === null ? null : Number((item.ms / 1000).toPrecision(3)),
+    core_id: item.core || null, worker_id: item.worker || null, attempt: item.attempt,
+    node: item.node || null,
   };
 }
 

@@ -36,7 +36,13 @@ export function renderCluster(view) {
     fact("waiting", num(c.waiting), "cluster-waiting"),
     fact("held by drain", num(c.held), "cluster-held"),
     fact("Redis", redisText(c.redis), "cluster-redis"),
-    fact("agents", c.agents === undefined ? "–" : `${c.agents}${states ? ` (${states})` : ""}`));
+    fact("agents", c.agents === undefined ? "–" : `${c.agents}${states ? ` (${states})` : ""}`),
+    fact("workers", num(c.workers), "cluster-workers"),
+    fact("physical cores", c.physical_cores === undefined ? "–"
+      : `${num(c.physical_cores)} on ${num(c.hosts)} host${c.hosts === 1 ? "" : "s"}`,
+    "cluster-cores"),
+    fact("queue capacity", c.capacity === undefined ? "–" : `${num(c.capacity)} tokens`,
+      "cluster-capacity"));
 }
 
 export function renderPool(view) {
@@ -122,19 +128,40 @@ export function renderTasks(view) {
     `${t.weight}`)));
 }
 
+function seconds(value) {
+  return value === null || value === undefined ? "–" : `${value} s`;
+}
+
+// Where the token's attempt ran, in the seed's history fields (and as that record's JSON).
+function ranOn(record) {
+  if (!record) return [];
+  const outcome = record.success === null ? "–" : String(record.success);
+  return [
+    el("h3", { text: "Execution record" }),
+    el("div", { class: "facts" },
+      fact("node", record.node || "–", "token-node"),
+      fact("core_id", record.core_id === null ? "–" : String(record.core_id), "token-core"),
+      fact("worker_id", record.worker_id || "–", "token-worker"),
+      fact("execution_time", seconds(record.execution_time), "token-execution-time"),
+      fact("attempt", num(record.attempt), "token-attempt"),
+      fact("success", outcome, "token-success")),
+    el("pre", { class: "traceback mono", id: "token-record",
+      text: JSON.stringify(record, null, 2) }),
+  ];
+}
+
 export function renderTokenDetail(token) {
   const times = (token.times || []).map((t) => el("li", {},
     el("span", { class: stateClass(t.state), text: t.state }), ` ${clock(t.at)}`,
     el("span", { class: "muted", text: ` (${t.at.toFixed(3)})` })));
-  const where = [token.node, token.core ? `core ${token.core}` : "", token.worker]
-    .filter(Boolean).join(" / ");
   const args = token.args_summary === null ? "hidden (start the dashboard with --show-payloads)"
     : (token.args_summary || "–");
   return [
     el("div", { class: "facts" },
       fact("state", token.state, "token-state"), fact("task", token.task || token.operation_type),
-      fact("weight", token.weight || "–"), fact("attempt", num(token.attempt)),
-      fact("ran on", where || "–"), fact("arguments", `${args} (${num(token.args_bytes)} B)`)),
+      fact("weight", token.weight || "–"),
+      fact("arguments", `${args} (${num(token.args_bytes)} B)`)),
+    ...ranOn(token.record),
     el("h3", { text: "States" }), el("ul", { class: "times" }, times),
     token.error_type ? el("h3", { text: "Error" }) : null,
     token.error_type ? el("p", { class: "bad mono",

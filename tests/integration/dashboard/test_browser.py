@@ -132,6 +132,8 @@ def test_log_in(page, live, shots, clock):
     page.wait_for_selector("#live.on")
     _wait_text(page, "#cluster-state", "RUNNING")
     page.wait_for_selector("article.node[data-node='a1']")
+    _wait_text(page, "#cluster-workers", "^[1-9]")  # the System Status totals
+    _wait_text(page, "#cluster-cores", "^[1-9][0-9,]* on 1 host$")
     page.screenshot(path=str(shots / "01-logged-in.png"), full_page=True)
     assert "dashboard:browser@" in page.text_content("#actor")
     assert all("401" in error for error in page.errors)  # only the wrong password's answer
@@ -241,6 +243,11 @@ def test_open_a_token_from_the_feed(page, live, shots):
     page.click("#feed tr.feed-row")
     page.wait_for_selector("#token-dialog[open]")
     _wait_text(page, "#token-state", "completed|failed")
+    _wait_text(page, "#token-node", "^a[12]$")  # where it ran, in the seed's history fields
+    _wait_text(page, "#token-core", "^[1-9]")
+    _wait_text(page, "#token-worker", "core")
+    _wait_text(page, "#token-execution-time", r"^[0-9][0-9.e-]* s$")
+    assert '"worker_id"' in page.text_content("#token-record")
     page.screenshot(path=str(shots / "07-token.png"), full_page=True)
     page.click("#token-close")
 

@@ -61,6 +61,9 @@ def test_a_page_gets_the_whole_view_then_only_patches(page):
     page.wait(lambda v: page.version >= first + 2, "two more patches")
     card = page.view["keyed"]["nodes"]["a1"]
     assert card["state"] == "UP" and card["host"] and len(card["cores"]) >= 1
+    cluster, cards = page.view["panels"]["cluster"], page.view["keyed"]["nodes"].values()
+    assert cluster["workers"] == sum(c["workers"] for c in cards) > 0
+    assert cluster["hosts"] == 1 and cluster["physical_cores"] >= 1  # two agents, one host
 
 
 def test_an_event_without_csrf_is_refused_and_changes_nothing(page, cluster):
@@ -215,6 +218,10 @@ def test_token_detail_of_a_finished_token(page, http, cluster):
     assert "detail please" in detail["error_message"] and detail["traceback"]
     assert detail["node"] in ("a1", "a2") and detail["attempt"] == 1
     assert [t["state"] for t in detail["times"]][-1] == "failed"
+    record = detail["record"]  # where it ran, in the seed's history fields
+    assert record["node"] == detail["node"] and record["attempt"] == 1
+    assert record["success"] is False and record["core_id"] >= 1
+    assert record["worker_id"] and 0 <= record["execution_time"] < 15
     assert detail["args_summary"] is None  # hidden unless --show-payloads
 
 

@@ -31,6 +31,7 @@ def test_top_frame_shows_cluster_nodes_by_host_feed_and_unavailable_panels():
     frame = render_frame(_view(), width=200, height=80)
     assert frame.startswith("TokenGate  cluster RUNNING  gateway gw:50051")
     assert "created 20" in frame and "NODES (2)" in frame
+    assert "16 workers  4 physical cores on 2 hosts  1,920 queue slots" in frame
     assert " host h1" in frame and " host h2" in frame
     assert "n1" in frame and "12%" in frame and "80M" in frame and "DRAINED" in frame
     assert " nest " in frame and "80M     2     7  " in frame  # tasks 2, nested 7

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 from tokengate.dashboard import local_view, model
-from tokengate.dashboard.embedded import SeriesBuckets
+from tokengate.dashboard.embedded import SeriesBuckets, row_times
+from tokengate.dashboard.source import token_data
+from tokengate.shared.rpc import tokengate_pb2 as pb
 
 
 def _snapshot(state: str = "running", **tokens: int) -> dict[str, Any]:
@@ -14,6 +16,7 @@ def _snapshot(state: str = "running", **tokens: int) -> dict[str, Any]:
         "node": "box", "state": state, "drain_reason": "maintenance" if state != "running"
         else "", "uptime": 12.34, "workers": 4, "workers_per_core": 2, "mailbox_capacity": 10,
         "policy": {"heavy": [1, 2], "medium": [2], "light": [2]},
+        "topology": {"physical_cores": 2, "logical_cores": 4, "usable_cores": 2},
         "tokens": {"submitted": 9, "completed": 5, "failed": 1, "killed": 1, "retried": 2,
                    "waiting": 3, "executing": 1, "held": 1, **tokens},
         "cores": [{"core": 1, "active_mailboxes": 1, "depths": [4, 9]},
@@ -42,6 +45,12 @@ def test_states_read_as_the_cluster_names_them(state, cluster, node):
     status = _status(_snapshot(state), drain_since=50.0)
     assert status["state"] == cluster and status["nodes"][0]["state"] == node
     assert status["drain_since"] == (0.0 if state == "running" else 50.0)
+
+
+def test_the_status_panel_shows_this_hosts_workers_and_physical_cores():
+    panel = model.cluster_panel(_status(_snapshot()), 101.0)
+    assert (panel["workers"], panel["physical_cores"], panel["hosts"]) == (4, 2, 1)
+    assert panel["capacity"] == 40
 
 
 def test_counts_inflight_and_held_follow_the_scheduler():
@@ -91,3 +100,11 @@ def test_percentile_is_nearest_rank():
     assert local_view.percentile([], 0.5) == 0.0
     assert local_view.percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.0
     assert local_view.percentile([float(i) for i in range(1, 101)], 0.95) == 95.0
+
+
+@pytest.mark.parametrize(("state", "execution_time"), [
+    ("completed", 0.25), ("failed", 0.25), ("killed", None)])
+def test_a_finished_rows_token_detail_keeps_its_execution_time(state, execution_time):
+    row = local_view.recent_rows(_snapshot(), "box")[0] | {"state": state}
+    detail = token_data(pb.TokenDetail(token_id="t1", state=state, times=row_times(row)))
+    assert model.history_record(detail)["execution_time"] == execution_time

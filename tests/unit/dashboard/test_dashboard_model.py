@@ -41,6 +41,37 @@ def test_cluster_panel_is_stable_between_two_polls_a_second_apart():
     assert first["node_states"] == {"UP": 2} and first["redis"]["ok"] is True
 
 
+def test_the_status_panel_sums_workers_over_agents_and_physical_cores_over_hosts():
+    nodes = [node("n1", physical_cores=8), node("n2", physical_cores=8),  # one host, 2 agents
+             node("n3", host="h2", physical_cores=4),
+             node("gone", host="h3", state="DISCONNECTED", physical_cores=16)]
+    panel = model.cluster_panel(status(nodes=nodes), NOW)
+    assert panel["workers"] == 24 and panel["capacity"] == 24 * 120
+    assert panel["physical_cores"] == 12 and panel["hosts"] == 2
+    older = dict(node("n1"), topology={"workers": 8})  # an agent that sends no topology block
+    assert model.capacity_totals([older]) == {"workers": 8, "physical_cores": 0, "hosts": 1,
+                                              "capacity": 0}
+    assert model.capacity_totals([]) == {"workers": 0, "physical_cores": 0, "hosts": 0,
+                                         "capacity": 0}
+
+
+def test_the_token_view_says_where_and_how_long_it_ran_in_the_seeds_fields():
+    times = [{"state": "waiting", "at": NOW}, {"state": "executing", "at": NOW + 0.5},
+             {"state": "failed", "at": NOW + 0.5062}]
+    detail = {"token_id": "t", "state": "failed", "operation_type": "cpu_heavy", "attempt": 2,
+              "node": "a1", "core": 1, "worker": "worker_0_core_1", "times": times}
+    assert model.token_view(detail, False)["record"] == {
+        "token_id": "t", "operation_type": "cpu_heavy", "success": False,
+        "execution_time": 0.0062, "core_id": 1, "worker_id": "worker_0_core_1",
+        "attempt": 2, "node": "a1"}
+    queued = dict(detail, state="waiting", node="", core=0, worker="", times=times[:1])
+    record = model.history_record(queued)
+    assert record["success"] is None and record["execution_time"] is None
+    assert record["node"] is record["core_id"] is record["worker_id"] is None
+    running = dict(detail, state="executing", times=times[:2])
+    assert model.history_record(running)["execution_time"] is None
+
+
 def test_redis_reachability_and_memory():
     assert model.redis_panel(status()) == {"ok": True, "memory": 2**20, "note": ""}
     down = dict(status(), redis={"ok": False, "memory": 0})

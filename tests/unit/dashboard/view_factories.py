@@ -26,10 +26,11 @@ def snapshot(*, process: bool = True, routed: int = 5) -> dict[str, Any]:
 
 
 def node(name: str, *, host: str = "h1", state: str = "UP", last_seen: float = NOW - 0.3,
-         **snap: Any) -> dict[str, Any]:
+         physical_cores: int = 2, **snap: Any) -> dict[str, Any]:
     return {"name": name, "state": state, "reason": "", "host": host, "inflight": 2,
             "credits": {"heavy": 3, "medium": 4, "light": 5}, "last_seen": last_seen,
-            "topology": {"workers": 8, "workers_per_core": 4, "mailbox_capacity": 120},
+            "topology": {"topology": {"physical_cores": physical_cores, "logical_cores": 4},
+                         "workers": 8, "workers_per_core": 4, "mailbox_capacity": 120},
             "snapshot": snapshot(**snap), "executing": 1, "stuck": 0, "pid": 42,
             "tasks": [{"name": "m:b", "weight": "light", "idempotent": True, "time_limit": 0},
                       {"name": "m:a", "weight": "heavy", "idempotent": True, "time_limit": 0}]}
