@@ -52,20 +52,22 @@ class TaskItem(_message.Message):
     def __init__(self, token_id: _Optional[str] = ..., task: _Optional[str] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., weight: _Optional[str] = ..., not_idempotent: _Optional[bool] = ..., operation_type: _Optional[str] = ..., attempt: _Optional[int] = ..., session: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ..., key: _Optional[str] = ...) -> None: ...
 
 class TaskInfo(_message.Message):
-    __slots__ = ("name", "weight", "idempotent", "time_limit", "operation_type", "requires")
+    __slots__ = ("name", "weight", "idempotent", "time_limit", "operation_type", "requires", "storage_speed")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENT_FIELD_NUMBER: _ClassVar[int]
     TIME_LIMIT_FIELD_NUMBER: _ClassVar[int]
     OPERATION_TYPE_FIELD_NUMBER: _ClassVar[int]
     REQUIRES_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_SPEED_FIELD_NUMBER: _ClassVar[int]
     name: str
     weight: str
     idempotent: bool
     time_limit: float
     operation_type: str
     requires: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., weight: _Optional[str] = ..., idempotent: _Optional[bool] = ..., time_limit: _Optional[float] = ..., operation_type: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ...) -> None: ...
+    storage_speed: str
+    def __init__(self, name: _Optional[str] = ..., weight: _Optional[str] = ..., idempotent: _Optional[bool] = ..., time_limit: _Optional[float] = ..., operation_type: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ..., storage_speed: _Optional[str] = ...) -> None: ...
 
 class ResultItem(_message.Message):
     __slots__ = ("token_id", "state", "payload", "codec", "error_type", "error_message", "traceback", "attempt", "node", "core", "worker", "started_at", "finished_at", "session", "operation_type")
@@ -158,7 +160,7 @@ class Credit(_message.Message):
     def __init__(self, weight: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("name", "incarnation", "host", "pid", "topology", "tasks", "held", "task_info", "labels")
+    __slots__ = ("name", "incarnation", "host", "pid", "topology", "tasks", "held", "task_info", "labels", "storage")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +170,7 @@ class Hello(_message.Message):
     HELD_FIELD_NUMBER: _ClassVar[int]
     TASK_INFO_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     incarnation: str
     host: str
@@ -177,7 +180,8 @@ class Hello(_message.Message):
     held: _containers.RepeatedScalarFieldContainer[str]
     task_info: _containers.RepeatedCompositeFieldContainer[TaskInfo]
     labels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., incarnation: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., topology: _Optional[bytes] = ..., tasks: _Optional[_Iterable[str]] = ..., held: _Optional[_Iterable[str]] = ..., task_info: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
+    storage: str
+    def __init__(self, name: _Optional[str] = ..., incarnation: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., topology: _Optional[bytes] = ..., tasks: _Optional[_Iterable[str]] = ..., held: _Optional[_Iterable[str]] = ..., task_info: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., labels: _Optional[_Iterable[str]] = ..., storage: _Optional[str] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("id", "kind", "target")
