@@ -189,7 +189,7 @@ class Admission:
         """Admit one batch; the ids refused."""
         targets = self.dispatch.place([row.queue for row in rows],
                                       [row.item.operation_type for row in rows],
-                                      [row.item.token_id for row in rows])
+                                      _ids(rows) if self.dispatch.storage.active else ())
         for row, target in zip(rows, targets, strict=True):
             row.target = target
         rows, busy = self._refuse_busy(rows, resubmit)

@@ -113,7 +113,7 @@ class Gateway:
     def _finished(self, ids: Iterable[str]) -> None:
         """Tokens that reached their outcome: out of the fair-share gate's flight, and out
         of their shared storage's slots (when any are held)."""
-        if self.dispatch.storage.active or self.dispatch.storage.out():
+        if self.dispatch.storage.holding:
             ids = list(ids)
             self.dispatch.finished(ids)
         self.gate.finished(ids)

@@ -64,6 +64,9 @@ class SharedStorage:
         if declared is not None:
             self._agents[agent] = declared
             self._bound[agent] = set(bound)
+            logger.info("agent %s writes to shared storage %s (%s: %d writers cluster-wide) "
+                        "for %d storage-tagged tasks", agent, declared.name,
+                        declared.tier.value, declared.cap, len(self._bound[agent]))
         self._recap()
 
     def left(self, agent: str) -> None:
@@ -118,6 +121,11 @@ class SharedStorage:
         if placed:
             self._placed.add(token_id)
         return True
+
+    @property
+    def holding(self) -> bool:
+        """Some tokens hold slots."""
+        return bool(self._held)
 
     @property
     def placing(self) -> bool:
