@@ -258,7 +258,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("name", "state", "reason", "host", "inflight", "credits", "last_seen", "topology", "snapshot", "executing", "stuck", "tasks", "pid", "blocked", "workers", "labels")
+    __slots__ = ("name", "state", "reason", "host", "inflight", "credits", "last_seen", "topology", "snapshot", "executing", "stuck", "tasks", "pid", "blocked", "workers", "labels", "storage", "storage_cap", "storage_out")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +275,9 @@ class NodeStatus(_message.Message):
     BLOCKED_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_CAP_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_OUT_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: str
     reason: str
@@ -291,7 +294,10 @@ class NodeStatus(_message.Message):
     blocked: int
     workers: int
     labels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., host: _Optional[str] = ..., inflight: _Optional[int] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., last_seen: _Optional[float] = ..., topology: _Optional[bytes] = ..., snapshot: _Optional[bytes] = ..., executing: _Optional[int] = ..., stuck: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., pid: _Optional[int] = ..., blocked: _Optional[int] = ..., workers: _Optional[int] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
+    storage: str
+    storage_cap: int
+    storage_out: int
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., host: _Optional[str] = ..., inflight: _Optional[int] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., last_seen: _Optional[float] = ..., topology: _Optional[bytes] = ..., snapshot: _Optional[bytes] = ..., executing: _Optional[int] = ..., stuck: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., pid: _Optional[int] = ..., blocked: _Optional[int] = ..., workers: _Optional[int] = ..., labels: _Optional[_Iterable[str]] = ..., storage: _Optional[str] = ..., storage_cap: _Optional[int] = ..., storage_out: _Optional[int] = ...) -> None: ...
 
 class StatusReply(_message.Message):
     __slots__ = ("state", "reason", "nodes", "counts", "pending", "inflight", "uptime", "recent", "executing", "redis_ok", "redis_memory", "drain_since", "held")

@@ -35,10 +35,14 @@ def test_a_shared_storage_cap_holds_across_agents(redis_url, tmp_path, shared):
                            "agents up")
         cluster.client(install=True)
         most, agents_at_once = run_writers(cluster, str(tmp_path / "marks"))
+        nodes = {n["name"]: n for n in cluster.status()["nodes"]}
     finally:
         cluster.stop()
     if shared:
         assert most <= 10, f"{most} writers at once on nas1 (SLOW: 10)"
         assert most > 3 and agents_at_once > 1, (most, agents_at_once)
+        for name in AGENTS:  # status shows the declaration, the cap, and every slot back
+            assert nodes[name]["storage"] == {"declared": "nas1=SLOW", "cap": 10, "out": 0}
     else:
         assert most > 10, f"only {most} at once: the control shows nothing"
+        assert all("storage" not in node for node in nodes.values())
