@@ -188,7 +188,8 @@ class Admission:
                      received: Sequence[str]) -> set[str]:
         """Admit one batch; the ids refused."""
         targets = self.dispatch.place([row.queue for row in rows],
-                                      [row.item.operation_type for row in rows])
+                                      [row.item.operation_type for row in rows],
+                                      _ids(rows) if self.dispatch.storage.active else ())
         for row, target in zip(rows, targets, strict=True):
             row.target = target
         rows, busy = self._refuse_busy(rows, resubmit)
@@ -220,7 +221,7 @@ class Admission:
             if await went:
                 self._in_doubt(rows, sent)
             else:  # nothing went out, so nothing was stored
-                self.dispatch.refund(row.target for row in rows)
+                self.dispatch.refund([row.target for row in rows], _ids(rows))
             return refused | self._refuse(conn, rows, answer)
         for row, status in zip(rows, answer, strict=True):
             row.status = status
@@ -245,7 +246,7 @@ class Admission:
         and ``join`` gives back what it was placed on but does not hold."""
         if sent:
             return
-        self.dispatch.refund(row.target for row in rows)
+        self.dispatch.refund([row.target for row in rows], _ids(rows))
         for target in {row.target for row in rows if row.target is not None}:
             logger.warning("agent %s may have been given calls it never got: it registers "
                            "again", target.name)
@@ -298,19 +299,22 @@ class Admission:
         queued: dict[str, int] = defaultdict(int)
         duplicates: list[str] = []
         unsent: list[AgentConn | None] = []
+        unsent_ids: list[str] = []
         dispatch_now: list[Row] = []
         for row in rows:
             if row.status is SubmitStatus.QUEUED:
                 queued[row.queue] += 1
                 if not sent:
                     unsent.append(row.target)  # placed, but its agent was lost meanwhile
+                    unsent_ids.append(row.item.token_id)
             elif row.status is SubmitStatus.DUPLICATE:
                 duplicates.append(row.item.token_id)
                 if not sent:
                     unsent.append(row.target)
+                    unsent_ids.append(row.item.token_id)
             elif not sent:
                 dispatch_now.append(row)
-        self.dispatch.refund(unsent)
+        self.dispatch.refund(unsent, unsent_ids)
         self.dispatch.queued(queued)
         self.series.submitted(len(rows) - len(duplicates))
         conn.send(accepted=[row.item.token_id for row in rows] + keyed)
@@ -331,6 +335,7 @@ class Admission:
         repeats: list[str] = []
         conflicts: list[pb.Rejected] = []
         refund: list[AgentConn | None] = []
+        refund_ids: list[str] = []
         for row in rows:
             if row.status is SubmitStatus.CONFLICT:
                 conflicts.append(checks.rejection(row.item.token_id, keys.conflict(row.item)))
@@ -340,11 +345,16 @@ class Admission:
                 rest.append(row)
                 continue
             refund.append(row.target)
+            refund_ids.append(row.item.token_id)
         if refund:
-            self.dispatch.refund(refund)
+            self.dispatch.refund(refund, refund_ids)
         if conflicts:
             conn.send(rejected=conflicts)
         return rest, repeats
+
+
+def _ids(rows: Sequence[Row]) -> list[str]:
+    return [row.item.token_id for row in rows]
 
 
 def _batches(rows: list[Row], size: int) -> Iterator[list[Row]]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-from tokengate.gateway import needs
+from tokengate.gateway import needs, storage
 from tokengate.gateway.aio import Signal
 from tokengate.shared import framing, labels
 from tokengate.shared.rpc import tokengate_pb2 as pb
@@ -96,6 +96,7 @@ class AgentConn:
             self.tasks.setdefault(name, pb.TaskInfo(name=name, idempotent=True))
         self.labels: dict[str, str] = dict(labels.parse(hello.labels))  # checked by the registry
         self.offer = needs.Offer(frozenset(self.tasks), self.labels)  # what it may be given
+        self.storage = storage.parse(hello.storage)  # checked by the registry
         self.snapshot = b""
         self.stuck = 0     # workers abandoned to a call past its time limit
         self.blocked = 0   # workers running a call past the agent's stuck_after

@@ -6,12 +6,15 @@ leaves), each agent's credit (:class:`~tokengate.gateway.placement.AgentCredit`)
 of each kind of task (:class:`~tokengate.gateway.runtimes.RunTimes`, for chunking), the number
 of tokens waiting in Redis per queue (weight and need, :mod:`~tokengate.gateway.needs`: a
 mirror, synced from Redis every second, so it may only lag), when each waiting need was
-first seen with no live agent serving it, and the drain flags. The dispatcher task claims
-waiting tokens for agents with credit that serve their need (a queue at a time, starting
-one further each round, so queues of one weight share the credit); its claims go out on the
-store's write lane, so they run in order with submissions and reports. Once a second it
-fails (``expire``) the tokens that have waited ``placement_timeout`` with no live agent
-serving their need.
+first seen with no live agent serving it, the drain flags, and the slots of shared storages
+held by tokens out on agents (:class:`~tokengate.gateway.storage.SharedStorage`: both paths
+below send a storage-tagged token to an agent that declares a shared storage only while the
+storage has room; what cannot go waits in Redis and is claimed once a slot frees). The
+dispatcher task claims waiting tokens for agents with credit that serve their need (a queue
+at a time, starting one further each round, so queues of one weight share the credit); its
+claims go out on the store's write lane, so they run in order with submissions and reports.
+Once a second it fails (``expire``) the tokens that have waited ``placement_timeout`` with
+no live agent serving their need.
 
 Admission hands placed tokens here (:meth:`place`, then :meth:`send`); the registry tells it
 about agents and their credit reports; control sets drains. Sending goes through each
@@ -26,7 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from tokengate.gateway import needs, placement
+from tokengate.gateway import needs, placement, storage
 from tokengate.gateway.aio import Signal
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn
@@ -63,6 +66,7 @@ class Dispatch:
         self._drain = DrainState()
         self._kick = Signal()
         self._task: asyncio.Task[None] | None = None
+        self.storage = storage.SharedStorage()
         # Frames and items seen (read by the metrics thread too: every key exists from the
         # start, so a reader iterating it never sees the dict grow).
         self.stats: dict[str, int] = dict.fromkeys(STATS, 0)
@@ -81,8 +85,13 @@ class Dispatch:
 
     # -- agents (the registry calls these) -----------------------------------------------------
 
-    def agent_joined(self, conn: AgentConn, free: Mapping[Weight, int]) -> None:
-        """Registration and adoption are done: the agent may be given work from now on."""
+    def agent_joined(self, conn: AgentConn, free: Mapping[Weight, int],
+                     held: Iterable[str] = ()) -> None:
+        """Registration and adoption are done: the agent may be given work from now on
+        (``held``: the tokens it still holds, whose shared-storage slots stay taken)."""
+        if conn.storage is not None or self.storage.active:
+            bound = [name for name, info in conn.tasks.items() if info.storage_speed]
+            self.storage.joined(conn.name, conn.storage, bound, held)
         credit = placement.AgentCredit()
         credit.report(free, 0)
         self._conns[conn.name] = conn
@@ -93,6 +102,17 @@ class Dispatch:
         if self._conns.get(conn.name) is conn:
             del self._conns[conn.name]
             del self._book[conn.name]
+            self.storage.left(conn.name)
+
+    def agent_lost(self, name: str) -> None:
+        """Declared lost (the registry's hook): the shared-storage slots its tokens held free."""
+        if self.storage.lost(name):
+            self._kick.set()
+
+    def finished(self, ids: Iterable[str]) -> None:
+        """Tokens that reached their outcome (the results owner tells): their slots free."""
+        if self.storage.release(ids) and any(n > 0 for n in self._waiting.values()):
+            self._kick.set()
 
     def credits(self, conn: AgentConn, free: Mapping[Weight, int], received: int) -> None:
         if self._conns.get(conn.name) is not conn:
@@ -144,12 +164,15 @@ class Dispatch:
         """Outcomes an agent reported: how long their kinds of task run."""
         self.runtimes.observe(results)
 
-    def place(self, queues: Sequence[str], kinds: Sequence[str]) -> list[AgentConn | None]:
+    def place(self, queues: Sequence[str], kinds: Sequence[str],
+              ids: Sequence[str] = ()) -> list[AgentConn | None]:
         """An agent per token (named by the queue it would wait in) that serves its need and
         has credit for it now, or None (it waits in Redis); short tokens (by their ``kinds``'
         run times) in chunks per agent.
 
-        A queue with tokens waiting keeps new ones behind them; spends the credit.
+        A queue with tokens waiting keeps new ones behind them; spends the credit. A token
+        placed on an agent that declares a shared storage takes a slot of it (by its id in
+        ``ids``) or waits.
         """
         out: list[AgentConn | None] = [None] * len(queues)
         eligible = self._eligible()
@@ -167,16 +190,34 @@ class Dispatch:
             costs = self.runtimes.costs([kinds[i] for i in direct])
             chosen = placement.assign([weight] * len(direct), self._book, serving, costs,
                                       self.config.chunk_budget)
+            if self.storage.active and ids:
+                self._cap_placed(need.task, chosen, [ids[i] for i in direct])
             for i, name in zip(direct, chosen, strict=True):
                 out[i] = self._conns[name] if name else None
         return out
+
+    def _cap_placed(self, task: str, chosen: list[str], ids: Sequence[str]) -> None:
+        """Unplace (in ``chosen``) what its agent's shared storage has no room for."""
+        shared = self.storage
+        for j, (agent, token_id) in enumerate(zip(chosen, ids, strict=True)):
+            name = shared.storage_for(agent, task) if agent else None
+            if name is None:
+                continue
+            if shared.room(name) > 0 or shared.holds(token_id):
+                shared.take(token_id, name, agent, placed=True)
+            else:
+                placement.refund(self._book, agent, 1)
+                chosen[j] = ""
 
     def _serving(self, names: Iterable[str], need: needs.Need) -> list[str]:
         conns = self._conns
         return [name for name in names if needs.serves(conns[name].offer, need)]
 
-    def refund(self, targets: Iterable[AgentConn | None]) -> None:
-        """Placed tokens that will not be sent after all (duplicates, a failed write)."""
+    def refund(self, targets: Iterable[AgentConn | None], ids: Iterable[str] = ()) -> None:
+        """Placed tokens (``ids``) that will not be sent after all (duplicates, a failed
+        write): their credit and shared-storage slots come back."""
+        if self.storage.unplace(ids):
+            self._kick.set()
         counts: dict[str, int] = defaultdict(int)
         for conn in targets:
             if conn is not None:
@@ -213,6 +254,8 @@ class Dispatch:
         pieces; a client's batch is one already.
         """
         unsent: list[str] = []
+        if self.storage.placing:
+            self.storage.sent(item.token_id for item in items)
         chunks = framing.split(items, count=len(items)) if split else (items,)
         for chunk in chunks:
             if not conn.send_tasks(chunk):
@@ -222,6 +265,7 @@ class Dispatch:
     async def give_back(self, agent: str, ids: list[str], *, returned: bool = False) -> None:
         """Tokens placed on ``agent`` that never reached it (``returned``: that it gave back
         unstarted as it left): they wait again, same attempt."""
+        self.storage.release(ids)
         policy = LossPolicy(self.config.max_attempts, "", self.config.result_ttl)
         try:
             back = await self.store.write(self.ledger.give_back, agent, ids, policy, returned)
@@ -272,6 +316,8 @@ class Dispatch:
             eligible = self._serving(self._eligible(), need)
             ready = placement.ready(1 if eager else want, weight, self._book, eligible)
             plan = placement.split(want, weight, self._book, ready)
+            if self.storage.active:
+                plan = self._cap_plan(need.task, plan)
             conns = {name: self._conns[name] for name in plan}
             self._waiting[queue] -= sum(plan.values())
             for i, (name, count) in enumerate(plan.items()):
@@ -283,7 +329,34 @@ class Dispatch:
                     raise
         return progress
 
+    def _cap_plan(self, task: str, plan: dict[str, int]) -> dict[str, int]:
+        """Trim a claim plan to the room of the agents' shared storages (credit refunded)."""
+        shared, room = self.storage, {}
+        out = {}
+        for agent, count in plan.items():
+            name = shared.storage_for(agent, task)
+            if name is not None:
+                left = room.setdefault(name, shared.room(name))
+                room[name] = left - min(count, left)
+                placement.refund(self._book, agent, count - min(count, left))
+                count = min(count, left)
+            if count:
+                out[agent] = count
+        return out
+
     async def _claim_for(self, conn: AgentConn, queue: str, count: int) -> bool:
+        name = self.storage.storage_for(conn.name, needs.parse_queue(queue)[1].task) \
+            if self.storage.active else None
+        if name is None:
+            return await self._claim(conn, queue, count, None)
+        self.storage.reserve(name, count)  # no placement takes these slots meanwhile
+        try:
+            return await self._claim(conn, queue, count, name)
+        finally:
+            self.storage.unreserve(name, count)
+
+    async def _claim(self, conn: AgentConn, queue: str, count: int, shared: str | None,
+                     ) -> bool:
         claimed = await self.store.pipelined(self.ledger.claim_begin, queue, count,
                                              conn.name, framing.FRAME_SOFT_LIMIT)
         self.stats["claims"] += 1
@@ -298,6 +371,8 @@ class Dispatch:
             item = pb.TaskItem.FromString(row.item)
             item.attempt = row.attempt
             items.append(item)
+            if shared is not None:
+                self.storage.take(item.token_id, shared, conn.name)
         unsent = self.send(conn, items, split=True)
         if unsent:
             await self.give_back(conn.name, unsent)

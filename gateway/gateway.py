@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from tokengate.gateway.admission import Admission
 from tokengate.gateway.aio import Background
@@ -65,7 +65,8 @@ class Gateway:
         self.gate = Gate(config.fair_policy(), config.max_held, config.max_held_per_client)
         self.guards = ClusterGuards()  # the Guard House's cluster-wide blocks
         self.registry.lost_hooks.append(self.guards.agent_lost)
-        self.results.on_final = self.gate.finished
+        self.registry.lost_hooks.append(self.dispatch.agent_lost)
+        self.results.on_final = self._finished
         self.admission = Admission(config, ledger, store, self.dispatch, self.results,
                                    self.registry, self.series, self.gate, self.guards)
         self.views = Views(ledger, store, self.dispatch, self.registry, self.results,
@@ -108,6 +109,14 @@ class Gateway:
         await self.background.stop()
         await self.store.write(self.lease.release)
         self.store.stop()
+
+    def _finished(self, ids: Iterable[str]) -> None:
+        """Tokens that reached their outcome: out of the fair-share gate's flight, and out
+        of their shared storage's slots (when any are held)."""
+        if self.dispatch.storage.holding:
+            ids = list(ids)
+            self.dispatch.finished(ids)
+        self.gate.finished(ids)
 
     def _lease_lost(self, message: str) -> None:
         """The lease or the epoch is gone (called from the lease's or a lane's thread)."""

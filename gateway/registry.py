@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from tokengate.gateway import storage
 from tokengate.gateway.aio import Background
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn
@@ -126,7 +127,7 @@ class Registry:
         self._agents[conn.name] = conn
         self._refresh_tasks()
         conn.welcome(adoption.revoked, self.config.heartbeat_timeout * LEASE_FRACTION)
-        self.dispatch.agent_joined(conn, wire.credits_of(credits))
+        self.dispatch.agent_joined(conn, wire.credits_of(credits), hello.held)
         logger.info("agent %s joined from %s (pid %d): %d held, %d revoked, %s requeued%s",
                     conn.name, conn.host, conn.pid, len(hello.held), len(adoption.revoked),
                     dict(adoption.requeue.requeued),
@@ -142,6 +143,7 @@ class Registry:
                                 "characters")
         try:
             labels.parse(hello.labels)
+            storage.parse(hello.storage)
         except InvalidTags as exc:
             raise AgentRejected(f"agent {hello.name!r}: {exc}") from None
 

@@ -134,7 +134,17 @@ class Views:
             workers=conn.workers,
             credits=wire.credit_messages(self.dispatch.credit_of(conn.name)),
             last_seen=conn.last_seen_wall, topology=conn.topology, snapshot=conn.snapshot,
-            tasks=list(conn.tasks.values()), labels=labels.to_texts(conn.labels))
+            tasks=list(conn.tasks.values()), labels=labels.to_texts(conn.labels),
+            **self._storage(conn))
+
+    def _storage(self, conn: AgentConn) -> dict[str, Any]:
+        declared = conn.storage
+        if declared is None:
+            return {}
+        shared = self.dispatch.storage
+        return {"storage": f"{declared.name}={declared.tier.value}",
+                "storage_cap": shared.caps().get(declared.name, 0),
+                "storage_out": shared.out().get(declared.name, 0)}
 
     # -- Guard House and quarantine, cluster-wide ----------------------------------------------
 

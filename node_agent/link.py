@@ -180,7 +180,8 @@ def task_info(spec: TaskSpec) -> pb.TaskInfo:
     return pb.TaskInfo(name=spec.name, weight=spec.tags.weight.value,
                        idempotent=spec.tags.idempotent, operation_type=spec.operation_type,
                        time_limit=float(getattr(spec.tags, "time_limit", None) or 0.0),
-                       requires=labels.to_texts(spec.tags.requires))
+                       requires=labels.to_texts(spec.tags.requires),
+                       storage_speed=spec.tags.storage.value if spec.tags.storage else "")
 
 
 class _StartReporter:
@@ -391,7 +392,8 @@ class AgentLink:
                         topology=msgpack.packb(topology, default=str), tasks=self.tasks,
                         task_info=[task_info(lookup(name)) for name in self.tasks],
                         held=list(self._held),
-                        labels=labels.to_texts(labels.parse(self.config.labels)))
+                        labels=labels.to_texts(labels.parse(self.config.labels)),
+                        storage=self.config.storage)
 
     def _capacity(self) -> tuple[int, dict[Weight, int]]:
         received = self._received  # first: the free figure then reflects at least these

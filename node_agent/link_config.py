@@ -10,7 +10,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokengate.shared import envconfig, labels
+from tokengate.shared import envconfig, labels, storage
 from tokengate.shared.channel import Keepalive, TlsConfig
 from tokengate.shared.codec import DEFAULT_MAX_PAYLOAD
 from tokengate.shared.envconfig import setting
@@ -32,6 +32,11 @@ class LinkConfig:
     labels: tuple[str, ...] = setting(
         (), env="TOKENGATE_LABELS", doc="this agent's labels, key=value (comma-separated, e.g. "
         "gpu=a100,zone=eu): calls whose task requires labels run only on agents carrying them")
+    storage: str = setting(
+        "", env="TOKENGATE_STORAGE", doc="NAME=TIER (e.g. nas1=SLOW): the storage this agent's "
+        "tasks' storage_speed refers to is the shared storage NAME, capped at TIER's writer "
+        "count across every agent declaring it (the smallest tier wins); empty: a local disk, "
+        "capped per agent")
     heartbeat_interval: float = setting(1.0, env="TOKENGATE_HEARTBEAT",
                                         doc="seconds between an idle agent's heartbeats")
     allow_pickle: bool = setting(False, doc="accept pickle-coded calls")
@@ -49,6 +54,7 @@ class LinkConfig:
         if not self.name:
             raise ConfigurationError("an agent needs a node name")
         labels.parse(self.labels)  # a bad label stops the agent here, naming the shape
+        storage.parse(self.storage)  # so does a bad storage declaration
 
     @classmethod
     def from_env(cls, **overrides: Any) -> LinkConfig:

@@ -18,17 +18,21 @@ def _unpack(blob: bytes) -> dict[str, Any]:
 
 
 def describe_node(n: pb.NodeStatus) -> dict[str, Any]:
-    return {
+    node: dict[str, Any] = {
         "name": n.name, "state": n.state, "reason": n.reason, "host": n.host, "pid": n.pid,
         "inflight": n.inflight, "executing": n.executing, "stuck": n.stuck,
         "blocked": n.blocked, "workers": n.workers,
         "credits": {c.weight: c.count for c in n.credits}, "last_seen": n.last_seen,
         "tasks": [{"name": t.name, "weight": t.weight, "idempotent": t.idempotent,
-                   "time_limit": t.time_limit or None, "requires": list(t.requires)}
+                   "time_limit": t.time_limit or None, "requires": list(t.requires),
+                   "storage_speed": t.storage_speed or None}
                   for t in n.tasks],
         "labels": dict(text.partition("=")[::2] for text in n.labels),
         "topology": _unpack(n.topology), "snapshot": _unpack(n.snapshot),
     }
+    if n.storage:
+        node["storage"] = {"declared": n.storage, "cap": n.storage_cap, "out": n.storage_out}
+    return node
 
 
 def describe(reply: pb.StatusReply) -> dict[str, Any]:
@@ -80,6 +84,10 @@ def format_status(info: dict[str, Any]) -> str:
         lines.append(f"  {'labels':<9} " + (" ".join(f"{k}={v}" for k, v in
                                                      sorted(node.get("labels", {}).items()))
                                             or "(none)"))
+        if node.get("storage"):
+            shared = node["storage"]
+            lines.append(f"  {'storage':<9} {shared['declared']} (shared: {shared['out']} of "
+                         f"{shared['cap']} writers out)")
         lines.append(f"  {'tasks':<9} " + (" ".join(_task_text(t) for t in node["tasks"])
                                            or "(none)"))
     if not info["nodes"]:

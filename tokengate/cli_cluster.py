@@ -102,7 +102,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     labels = tuple(t.strip() for spec in args.label or () for t in spec.split(",") if t.strip())
     link = LinkConfig.from_env(
         gateway=args.gateway, token=_token(args), name=args.name, includes=includes or None,
-        labels=labels or None,
+        labels=labels or None, storage=args.storage,
         heartbeat_interval=args.heartbeat, allow_pickle=True if args.allow_pickle else None,
         tls=_tls(args))
     scheduler = SchedulerConfig.from_env(node_name=link.name, **{
@@ -303,6 +303,11 @@ def _add_agent(commands: Any) -> None:
     ag.add_argument("--label", action="append", help="a label of this agent, key=value "
                     "(repeat, or comma-separate), e.g. --label gpu=a100 --label zone=eu: calls "
                     "whose task requires labels run only on agents carrying them")
+    ag.add_argument("--storage", help="NAME=TIER, e.g. nas1=SLOW: this agent's tasks' "
+                    "storage_speed refers to the shared storage NAME, whose cap (TIER's writer "
+                    "count: SLOW 10, MODERATE 25, FAST 50, INSANE 70) holds across every agent "
+                    "declaring it, enforced by the gateway; default: a local disk, capped per "
+                    "agent")
     ag.add_argument("--name", help="node name, unique in the cluster (default: host name)")
     ag.add_argument("--heartbeat", type=float, help="seconds between heartbeats")
     ag.add_argument("--workers-per-core", type=int)

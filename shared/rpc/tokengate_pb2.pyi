@@ -52,20 +52,22 @@ class TaskItem(_message.Message):
     def __init__(self, token_id: _Optional[str] = ..., task: _Optional[str] = ..., payload: _Optional[bytes] = ..., codec: _Optional[_Union[Codec, str]] = ..., weight: _Optional[str] = ..., not_idempotent: _Optional[bool] = ..., operation_type: _Optional[str] = ..., attempt: _Optional[int] = ..., session: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ..., key: _Optional[str] = ...) -> None: ...
 
 class TaskInfo(_message.Message):
-    __slots__ = ("name", "weight", "idempotent", "time_limit", "operation_type", "requires")
+    __slots__ = ("name", "weight", "idempotent", "time_limit", "operation_type", "requires", "storage_speed")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENT_FIELD_NUMBER: _ClassVar[int]
     TIME_LIMIT_FIELD_NUMBER: _ClassVar[int]
     OPERATION_TYPE_FIELD_NUMBER: _ClassVar[int]
     REQUIRES_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_SPEED_FIELD_NUMBER: _ClassVar[int]
     name: str
     weight: str
     idempotent: bool
     time_limit: float
     operation_type: str
     requires: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., weight: _Optional[str] = ..., idempotent: _Optional[bool] = ..., time_limit: _Optional[float] = ..., operation_type: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ...) -> None: ...
+    storage_speed: str
+    def __init__(self, name: _Optional[str] = ..., weight: _Optional[str] = ..., idempotent: _Optional[bool] = ..., time_limit: _Optional[float] = ..., operation_type: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ..., storage_speed: _Optional[str] = ...) -> None: ...
 
 class ResultItem(_message.Message):
     __slots__ = ("token_id", "state", "payload", "codec", "error_type", "error_message", "traceback", "attempt", "node", "core", "worker", "started_at", "finished_at", "session", "operation_type")
@@ -158,7 +160,7 @@ class Credit(_message.Message):
     def __init__(self, weight: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("name", "incarnation", "host", "pid", "topology", "tasks", "held", "task_info", "labels")
+    __slots__ = ("name", "incarnation", "host", "pid", "topology", "tasks", "held", "task_info", "labels", "storage")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +170,7 @@ class Hello(_message.Message):
     HELD_FIELD_NUMBER: _ClassVar[int]
     TASK_INFO_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     incarnation: str
     host: str
@@ -177,7 +180,8 @@ class Hello(_message.Message):
     held: _containers.RepeatedScalarFieldContainer[str]
     task_info: _containers.RepeatedCompositeFieldContainer[TaskInfo]
     labels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., incarnation: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., topology: _Optional[bytes] = ..., tasks: _Optional[_Iterable[str]] = ..., held: _Optional[_Iterable[str]] = ..., task_info: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
+    storage: str
+    def __init__(self, name: _Optional[str] = ..., incarnation: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., topology: _Optional[bytes] = ..., tasks: _Optional[_Iterable[str]] = ..., held: _Optional[_Iterable[str]] = ..., task_info: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., labels: _Optional[_Iterable[str]] = ..., storage: _Optional[str] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("id", "kind", "target")
@@ -254,7 +258,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("name", "state", "reason", "host", "inflight", "credits", "last_seen", "topology", "snapshot", "executing", "stuck", "tasks", "pid", "blocked", "workers", "labels")
+    __slots__ = ("name", "state", "reason", "host", "inflight", "credits", "last_seen", "topology", "snapshot", "executing", "stuck", "tasks", "pid", "blocked", "workers", "labels", "storage", "storage_cap", "storage_out")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -271,6 +275,9 @@ class NodeStatus(_message.Message):
     BLOCKED_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_CAP_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_OUT_FIELD_NUMBER: _ClassVar[int]
     name: str
     state: str
     reason: str
@@ -287,7 +294,10 @@ class NodeStatus(_message.Message):
     blocked: int
     workers: int
     labels: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., host: _Optional[str] = ..., inflight: _Optional[int] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., last_seen: _Optional[float] = ..., topology: _Optional[bytes] = ..., snapshot: _Optional[bytes] = ..., executing: _Optional[int] = ..., stuck: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., pid: _Optional[int] = ..., blocked: _Optional[int] = ..., workers: _Optional[int] = ..., labels: _Optional[_Iterable[str]] = ...) -> None: ...
+    storage: str
+    storage_cap: int
+    storage_out: int
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., host: _Optional[str] = ..., inflight: _Optional[int] = ..., credits: _Optional[_Iterable[_Union[Credit, _Mapping]]] = ..., last_seen: _Optional[float] = ..., topology: _Optional[bytes] = ..., snapshot: _Optional[bytes] = ..., executing: _Optional[int] = ..., stuck: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., pid: _Optional[int] = ..., blocked: _Optional[int] = ..., workers: _Optional[int] = ..., labels: _Optional[_Iterable[str]] = ..., storage: _Optional[str] = ..., storage_cap: _Optional[int] = ..., storage_out: _Optional[int] = ...) -> None: ...
 
 class StatusReply(_message.Message):
     __slots__ = ("state", "reason", "nodes", "counts", "pending", "inflight", "uptime", "recent", "executing", "redis_ok", "redis_memory", "drain_since", "held")
