@@ -27,7 +27,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
@@ -37,7 +37,7 @@ from tokengate.shared.call_options import CallOptions
 from tokengate.shared.channel import addresses, open_channel, speaks_tls
 from tokengate.shared.client_calls import GatewayCalls
 from tokengate.shared.client_config import ClientConfig
-from tokengate.shared.client_frames import MAX_FRAME_ITEMS, RECEIVED, frames
+from tokengate.shared.client_frames import MAX_FRAME_ITEMS, RECEIVED, frames, watch_frames
 from tokengate.shared.client_items import call_item, follow, same_call
 from tokengate.shared.errors import (
     AdmissionTimeout,
@@ -348,10 +348,8 @@ class ClusterClient(GatewayCalls):
                 fetched = [(i, any_owner) for i, (_, any_owner) in self._fetched.items()]
             for chunk in framing.split(resend, count=MAX_FRAME_ITEMS):
                 stream.put(pb.ClientFrame(submit=chunk, resubmit=True))
-            for watch_any in (False, True):  # fetches not answered yet: asked again
-                ids = [i for i, any_owner in fetched if any_owner is watch_any]
-                if ids:
-                    stream.put(pb.ClientFrame(watch=ids, watch_any=watch_any))
+            for frame in watch_frames(fetched):  # fetches not answered yet: asked again
+                stream.put(frame)
             try:
                 if self._received:
                     stream.put(RECEIVED)
@@ -446,18 +444,8 @@ class ClusterClient(GatewayCalls):
 
     def _fetch_later(self, ids: list[str], delay: float) -> None:
         """Ask again for the outcomes of fetched ids the gateway could not look up."""
-        def again() -> None:
-            with self._lock:
-                live = [(i, self._fetched[i][1]) for i in ids if i in self._fetched]
-                if self._closed.is_set():
-                    return
-                for any_owner in {owner for _, owner in live}:
-                    self._stream.put(pb.ClientFrame(
-                        watch=[i for i, owner in live if owner == any_owner],
-                        watch_any=any_owner))
-        timer = threading.Timer(delay, again)
-        timer.daemon = True
-        timer.start()
+        self._send_later(delay, lambda: watch_frames(
+            (i, self._fetched[i][1]) for i in ids if i in self._fetched))
 
     def _sort_rejections(self, rejections: Iterable[pb.Rejected]) -> tuple[
             list[pb.TaskItem], list[pb.TaskItem], list[tuple[TaskToken, pb.Rejected]], int]:
@@ -514,12 +502,21 @@ class ClusterClient(GatewayCalls):
         """The gateway is full, or could not store these: offer them again shortly. They keep
         their window slots, so ``submit`` waits (backpressure) instead of memory growing
         anywhere."""
-        def again() -> None:
+        def resubmit() -> list[pb.ClientFrame]:  # resubmit: a reconnection may have sent them
+            live = [item for item in items if item.token_id in self._outstanding]
+            return [pb.ClientFrame(submit=live, resubmit=True)] if live else []
+        self._send_later(delay, resubmit)
+
+    def _send_later(self, delay: float, frames_of: Callable[[], list[pb.ClientFrame]]) -> None:
+        """In ``delay`` seconds, queue the frames ``frames_of`` gives then (under _lock), unless
+        the client closed meanwhile."""
+        def send() -> None:
             with self._lock:
-                live = [item for item in items if item.token_id in self._outstanding]
-                if live and not self._closed.is_set():  # resubmit: a reconnection may have
-                    self._stream.put(pb.ClientFrame(submit=live, resubmit=True))  # sent them
-        timer = threading.Timer(delay, again)
+                if self._closed.is_set():
+                    return
+                for frame in frames_of():
+                    self._stream.put(frame)
+        timer = threading.Timer(delay, send)
         timer.daemon = True
         timer.start()
 

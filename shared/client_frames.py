@@ -8,7 +8,7 @@ gRPC request thread iterates :func:`frames`, which turns whatever is queued into
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tokengate.shared import framing
@@ -82,3 +82,10 @@ def fill(stream: queue.SimpleQueue[Any], first: Any) -> tuple[pb.ClientFrame, An
         frame.submit.append(item)
         size += framing.task_bytes(item)
     return frame, None
+
+
+def watch_frames(fetched: Iterable[tuple[str, bool]]) -> list[pb.ClientFrame]:
+    """Watch frames for ``(token id, any owner)`` fetches: one per kind of watch asked."""
+    pairs = list(fetched)
+    return [pb.ClientFrame(watch=ids, watch_any=watch_any) for watch_any in (False, True)
+            if (ids := [i for i, any_owner in pairs if any_owner is watch_any])]

@@ -46,3 +46,9 @@ def test_a_marker_followed_by_a_call_lets_the_receipts_ride_with_it():
 def test_many_markers_then_close():
     frames = _frames(*[client.RECEIVED] * 5, None)
     assert [list(f.received) for f in frames] == [["r1"]]
+
+
+def test_fetches_are_asked_again_in_one_watch_frame_per_kind():
+    frames = client.watch_frames([("a", False), ("b", True), ("c", False)])
+    assert [(list(f.watch), f.watch_any) for f in frames] == [(["a", "c"], False), (["b"], True)]
+    assert client.watch_frames([]) == []

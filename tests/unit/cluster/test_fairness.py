@@ -5,13 +5,15 @@ nor acknowledged, go in as tokens finish, even after their session closed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 from test_gateway import done, frame, join, replies, sent_tasks
 from tokengate.gateway import fairness
 from tokengate.gateway.config import GatewayConfig
-from tokengate.gateway.conns import ClientConn
+from tokengate.gateway.conns import AgentConn, ClientConn
 from tokengate.gateway.gateway import Gateway
 from tokengate.gateway.ledger import MemoryLedger
 from tokengate.shared.errors import ConfigurationError
@@ -132,20 +134,31 @@ async def _acked(conn: ClientConn, count: int) -> list[str]:
     return sorted(got)
 
 
+@contextlib.asynccontextmanager
+async def _gated(**config: int) -> AsyncIterator[tuple[Gateway, AgentConn, ClientConn]]:
+    """A gateway of depth 4 with one agent; client "other" has stored o1, client "flood" has
+    sent f0-f9 (f0-f2 stored, the rest held). Yields (gateway, agent, flood)."""
+    gateway = Gateway(GatewayConfig(token="t", fair_depth=4, max_pending=100, **config),
+                      MemoryLedger())
+    gateway.gate.start(gateway.admission.admit_released)
+    try:
+        agent = await join(gateway, "a1", n=50)
+        flood, other = ClientConn("p1", "flood"), ClientConn("p2", "other")
+        for conn in (flood, other):
+            gateway.open_session(conn)
+        await gateway.on_client_frame(other, frame("o1"))
+        assert replies(other)[0] == ["o1"]
+        await gateway.on_client_frame(flood, frame(*[f"f{i}" for i in range(10)]))
+        assert sorted(replies(flood)[0]) == ["f0", "f1", "f2"], "the depth, 4, is full"
+        yield gateway, agent, flood
+    finally:
+        await gateway.gate.stop()
+        gateway.store.stop()
+
+
 def test_held_calls_are_neither_stored_nor_acked_and_go_in_as_tokens_finish():
     async def main() -> None:
-        gateway = Gateway(GatewayConfig(token="t", fair_depth=4, max_pending=100),
-                          MemoryLedger())
-        gateway.gate.start(gateway.admission.admit_released)
-        try:
-            agent = await join(gateway, "a1", n=50)
-            flood, other = ClientConn("p1", "flood"), ClientConn("p2", "other")
-            for conn in (flood, other):
-                gateway.open_session(conn)
-            await gateway.on_client_frame(other, frame("o1"))
-            assert replies(other)[0] == ["o1"]
-            await gateway.on_client_frame(flood, frame(*[f"f{i}" for i in range(10)]))
-            assert sorted(replies(flood)[0]) == ["f0", "f1", "f2"], "the depth, 4, is full"
+        async with _gated() as (gateway, agent, flood):
             assert gateway.ledger.records(["f3"]) == [None], "held: not stored"
             sent = sent_tasks(agent)
             await gateway.on_agent_frame(agent, pb.AgentFrame(results=done(sent), seq=2))
@@ -157,9 +170,6 @@ def test_held_calls_are_neither_stored_nor_acked_and_go_in_as_tokens_finish():
             await _until(lambda: gateway.gate.held() == 0)
             assert gateway.gate.held() == 0
             assert all(r is not None for r in gateway.ledger.records(["f8", "f9"]))
-        finally:
-            await gateway.gate.stop()
-            gateway.store.stop()
     asyncio.run(main())
 
 
@@ -168,20 +178,11 @@ def test_a_client_holding_its_cap_is_not_read_until_half_went_in():
     held back by gRPC's flow control instead): its sessions' reader waits; another client's
     does not; a closed session is read on and its calls go in unheld."""
     async def main() -> None:
-        gateway = Gateway(GatewayConfig(token="t", fair_depth=4, max_pending=100,
-                                        max_held_per_client=4), MemoryLedger())
-        gateway.gate.start(gateway.admission.admit_released)
-        try:
-            agent = await join(gateway, "a1", n=50)
-            flood, other = ClientConn("p1", "flood"), ClientConn("p2", "other")
-            for conn in (flood, other):
-                gateway.open_session(conn)
-            await gateway.on_client_frame(other, frame("o1"))
-            await gateway.on_client_frame(flood, frame(*[f"f{i}" for i in range(10)]))
-            assert sorted(replies(flood)[0]) == ["f0", "f1", "f2"]
+        async with _gated(max_held_per_client=4) as (gateway, agent, flood):
             assert gateway.gate.held() == 7, "f3-f9 held: the depth, 4, is full"
             reader = asyncio.create_task(gateway.gate.room_for(flood))
-            await asyncio.wait_for(gateway.gate.room_for(other), 1)  # holds nothing: reads on
+            other = ClientConn("p3", "other")  # a client holding nothing reads on
+            await asyncio.wait_for(gateway.gate.room_for(other), 1)
             await asyncio.sleep(0.05)
             assert not reader.done(), "7 held, the cap is 4: its next frame is not read"
             await gateway.on_agent_frame(agent, pb.AgentFrame(results=done(sent_tasks(agent)),
@@ -203,7 +204,4 @@ def test_a_client_holding_its_cap_is_not_read_until_half_went_in():
             assert gateway.gate.held() == held, "a closed session's calls are not held"
             await _until(lambda: None not in gateway.ledger.records(["h1", "h2"]))
             assert None not in gateway.ledger.records(["h1", "h2"]), "stored at once"
-        finally:
-            await gateway.gate.stop()
-            gateway.store.stop()
     asyncio.run(main())
