@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -176,3 +177,21 @@ class PageView:
 
     def emit(self, event: str, payload: dict[str, Any]) -> Any:
         return self.page.emit(event, payload, callback=True)
+
+
+CHROMIUM = "/usr/bin/chromium"  # the browser tests drive Debian's, never a downloaded one
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def playwright_or_skip() -> Any:
+    """``playwright.sync_api`` for a browser test module, or skip the module (no playwright
+    package, or no chromium)."""
+    api = pytest.importorskip("playwright.sync_api",
+                              reason="the playwright package is not installed (.ci/run "
+                                     "installs it)")
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)",
+                    allow_module_level=True)
+    return api

@@ -11,7 +11,6 @@ saves a screenshot in the test's temporary directory.
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,19 +18,19 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import PASSWORD, ManualClock, make_dashboard, start_cluster, wait_until
+from conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSWORD,
+    ManualClock,
+    make_dashboard,
+    playwright_or_skip,
+    start_cluster,
+    wait_until,
+)
 from tokengate.shared.errors import TokenKilled, TokenQuarantined
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="the playwright package is not installed (.ci/run "
-                                      "installs it)")
-if shutil.which(CHROMIUM) is None:
-    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)",
-                allow_module_level=True)
+sync_api = playwright_or_skip()
 
 STEP = 15_000  # ms: the longest any step may take to show on the page
 

@@ -10,29 +10,19 @@ registered task by name, and find the controls in the audit log.
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, wait_until
+from conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, playwright_or_skip, wait_until
 from tokengate.dashboard import DashboardConfig
 from tokengate.shared.errors import ConfigurationError, TokenKilled
 from tokengate.shared.registry import spec_of
 
 from tokengate import OperationsCoordinator, task_token_guard
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="the playwright package is not installed (.ci/run "
-                                      "installs it)")
-if shutil.which(CHROMIUM) is None:
-    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)",
-                allow_module_level=True)
+sync_api = playwright_or_skip()
 
 STEP = 10_000  # ms: the longest any step may take to show on the page
 
