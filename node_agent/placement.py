@@ -82,7 +82,7 @@ class Head(NamedTuple):
 class Placement(NamedTuple):
     lane: Lane
     core: int
-    index: int
+    mailbox: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,10 +135,10 @@ class AdmissionQueues:
                 if pick is None:
                     break
                 if pick.lane is not Lane.NEW:
-                    if not self._place_head(pick.lane, pick.core, pick.index):
+                    if not self._place_head(pick.lane, pick.core, pick.mailbox):
                         break
                     continue
-                if self._mailboxes[pick.core][pick.index].offer(token, tags.weight):
+                if self._mailboxes[pick.core][pick.mailbox].offer(token, tags.weight):
                     return Decision.PLACED
                 break
         lanes = self._lanes
@@ -200,7 +200,7 @@ class AdmissionQueues:
         lock."""
         while True:
             pick = next_to_place(self._waiting(), self._cores)
-            if pick is None or not self._place_head(pick.lane, pick.core, pick.index):
+            if pick is None or not self._place_head(pick.lane, pick.core, pick.mailbox):
                 break
         if self._space_waiters:
             self._lanes_lock.notify_all()
