@@ -51,6 +51,8 @@ from tokengate.shared.token import TaskToken, inline_runner
 logger = logging.getLogger(__name__)
 
 _UNSET: Any = object()
+# Hot path: enum members read through module names (see node_agent.queues).
+_SUBMIT, _ENQUEUE, _PLACED = Entry.SUBMIT, Entry.ENQUEUE, Decision.PLACED
 _REFUSED = frozenset({Decision.STOPPED, Decision.HOLD_FULL, Decision.BACKLOG_FULL,
                       Decision.TIMED_OUT})
 
@@ -186,19 +188,26 @@ class LocalScheduler:
             if token.done():
                 return  # an observer finished it at admission (quarantined): nothing to queue
         wait = self.config.submit_timeout if timeout is _UNSET else timeout
-        runner = inline_runner()
         self._live[token.token_id] = token
         try:
-            decision = self._queues.admit(token, Entry.SUBMIT, wait, runner is not None)
+            decision = self._queues.admit(token, _SUBMIT, wait)
         except BaseException as exc:  # interrupted while waiting for room
             self._refused(token, exc)
             raise
+        if decision is not _PLACED:
+            self._submit_not_placed(token, decision, wait)
+
+    def _submit_not_placed(self, token: TaskToken, decision: Decision,
+                           wait: float | None) -> None:
+        """Raise a refusal, or run the token here (a worker thread with no room)."""
         if decision in _REFUSED:
             error = self._queues.refusal(decision, token, wait)
             self._refused(token, error)
             raise error
-        if runner is not None and decision is Decision.RUN_INLINE:
-            runner(token)
+        if decision is Decision.RUN_INLINE:
+            runner = inline_runner()
+            if runner is not None:
+                runner(token)
 
     def try_submit(self, token: TaskToken) -> bool:
         """Admit a CREATED token only if there is room now; never waits, never holds."""
@@ -237,8 +246,8 @@ class LocalScheduler:
         if self._hooks.on_admit and not self._admit_hooks_allow(token):
             return
         self._live[token.token_id] = token
-        decision = self._queues.admit(token, Entry.ENQUEUE)
-        if decision in _REFUSED:
+        decision = self._queues.admit(token, _ENQUEUE)
+        if decision is not _PLACED and decision in _REFUSED:
             self._refused(token, self._queues.refusal(decision, token))
 
     def _admit_hooks_allow(self, token: TaskToken) -> bool:

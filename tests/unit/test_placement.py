@@ -8,7 +8,6 @@ from tokengate.node_agent.placement import (
     Head,
     Lane,
     Limits,
-    Placement,
     Waiting,
     next_to_place,
     park,
@@ -44,24 +43,24 @@ SKEWED = cores({1: [IDLE, BUSY2, BUSY2, BUSY2], 2: [IDLE, IDLE, IDLE, IDLE]})
     ("waiting", "loads", "new", "entry", "expected"),
     [
         # Nothing waits: the new token goes where the policy routes it.
-        (Waiting(), ALL_IDLE, HEAVY, Entry.SUBMIT, Placement(Lane.NEW, 1, 0)),
-        (Waiting(), SKEWED, HEAVY, Entry.SUBMIT, Placement(Lane.NEW, 2, 0)),
-        (Waiting(), SKEWED, HEAVY, Entry.ENQUEUE, Placement(Lane.NEW, 2, 0)),
+        (Waiting(), ALL_IDLE, HEAVY, Entry.SUBMIT, (Lane.NEW, 1, 0)),
+        (Waiting(), SKEWED, HEAVY, Entry.SUBMIT, (Lane.NEW, 2, 0)),
+        (Waiting(), SKEWED, HEAVY, Entry.ENQUEUE, (Lane.NEW, 2, 0)),
         (Waiting(), cores({1: [(1, 0), IDLE], 2: [IDLE, IDLE]}), HEAVY_PROC, Entry.SUBMIT,
-         Placement(Lane.NEW, 2, 0)),  # one process per core: the 2nd goes to core 2
+         (Lane.NEW, 2, 0)),  # one process per core: the 2nd goes to core 2
         (Waiting(), ALL_FULL, HEAVY, Entry.SUBMIT, None),
         (Waiting(), CORE2_FULL, LIGHT, Entry.TRY, None),
         # Lanes in order: priority, then backlog, then held, then the newcomer.
         (Waiting(HEAVY, HEAVY, HEAVY), ALL_IDLE, HEAVY, Entry.SUBMIT,
-         Placement(Lane.PRIORITY, 1, 0)),
+         (Lane.PRIORITY, 1, 0)),
         (Waiting(None, HEAVY, HEAVY), ALL_IDLE, HEAVY, Entry.SUBMIT,
-         Placement(Lane.BACKLOG, 1, 0)),
+         (Lane.BACKLOG, 1, 0)),
         (Waiting(None, None, HEAVY), ALL_IDLE, HEAVY, Entry.SUBMIT,
-         Placement(Lane.HELD, 1, 0)),
+         (Lane.HELD, 1, 0)),
         # A head with no room waits; the next lane's head is still placed.
-        (Waiting(LIGHT, HEAVY), CORE2_FULL, None, Entry.SUBMIT, Placement(Lane.BACKLOG, 1, 0)),
+        (Waiting(LIGHT, HEAVY), CORE2_FULL, None, Entry.SUBMIT, (Lane.BACKLOG, 1, 0)),
         (Waiting(LIGHT, None, HEAVY), CORE2_FULL, None, Entry.SUBMIT,
-         Placement(Lane.HELD, 1, 0)),
+         (Lane.HELD, 1, 0)),
         # ... but a newcomer never overtakes what it must queue behind.
         (Waiting(LIGHT), CORE2_FULL, HEAVY, Entry.SUBMIT, None),
         (Waiting(None, LIGHT), CORE2_FULL, HEAVY, Entry.TRY, None),
@@ -70,10 +69,10 @@ SKEWED = cores({1: [IDLE, BUSY2, BUSY2, BUSY2], 2: [IDLE, IDLE, IDLE, IDLE]})
         (Waiting(None, None, LIGHT), CORE2_FULL, HEAVY, Entry.TRY, None),
         # enqueue queues behind the priority lane and the backlog, not behind held ones.
         (Waiting(None, None, LIGHT), CORE2_FULL, HEAVY, Entry.ENQUEUE,
-         Placement(Lane.NEW, 1, 0)),
+         (Lane.NEW, 1, 0)),
         # Draining: retries still go in; backlog, held and newcomers wait.
         (Waiting(HEAVY, HEAVY, HEAVY, draining=True), ALL_IDLE, HEAVY, Entry.SUBMIT,
-         Placement(Lane.PRIORITY, 1, 0)),
+         (Lane.PRIORITY, 1, 0)),
         (Waiting(None, HEAVY, HEAVY, draining=True), ALL_IDLE, HEAVY, Entry.ENQUEUE, None),
         (Waiting(draining=True), ALL_IDLE, HEAVY, Entry.SUBMIT, None),
         # Stopped: nothing is placed.
@@ -87,8 +86,8 @@ def test_next_to_place(waiting, loads, new, entry, expected):
 def test_routing_is_the_policys_even_when_the_preferred_core_has_an_idle_mailbox():
     # The old shortcut took core 1's idle mailbox; the policy sees core 1 loaded 9 over 4
     # slots and core 2 with free slots, and so does placement.
-    assert next_to_place(Waiting(), SKEWED, HEAVY) == Placement(Lane.NEW, 2, 0)
-    assert next_to_place(Waiting(HEAVY), SKEWED) == Placement(Lane.PRIORITY, 2, 0)
+    assert next_to_place(Waiting(), SKEWED, HEAVY) == (Lane.NEW, 2, 0)
+    assert next_to_place(Waiting(HEAVY), SKEWED) == (Lane.PRIORITY, 2, 0)
 
 
 LIMITS = Limits(hold=2, backlog=3)
