@@ -46,6 +46,9 @@ from tokengate.shared.token import TaskToken, inline_runner
 
 logger = logging.getLogger(__name__)
 
+# A token of any result type (TaskToken is generic in its result).
+Token = TaskToken[Any]
+
 _CREATED_ONLY = frozenset({TokenState.CREATED})
 # Enum members on the hot path read through module names (Python 3.11: ~90 ns a class read).
 _NEW, _RETRY = Lane.NEW, Entry.RETRY
@@ -74,7 +77,7 @@ class AdmissionQueues:
         self._cores = self._routing({core: list(boxes) for core, boxes in mailboxes.items()})
         self._lanes_lock = threading.Lock()
         self._room = threading.Condition(self._lanes_lock)  # waiting submitters wait on it
-        self._lanes: tuple[deque[TaskToken], deque[TaskToken], deque[TaskToken]] = (
+        self._lanes: tuple[deque[Token], deque[Token], deque[Token]] = (
             deque(), deque(), deque())
         self._delays = DelayLine(f"tokengate-retries-{name}")
         self._draining = False
@@ -96,7 +99,7 @@ class AdmissionQueues:
             self._room.notify_all()
         return was
 
-    def close(self) -> list[TaskToken]:
+    def close(self) -> list[Token]:
         """Place nothing more; return every token still waiting (lanes and retries)."""
         with self._lanes_lock:
             self._closed = True
@@ -107,7 +110,7 @@ class AdmissionQueues:
 
     # -- the way in --------------------------------------------------------------------
 
-    def admit(self, token: TaskToken, entry: Entry, timeout: float | None = None) -> Decision:
+    def admit(self, token: Token, entry: Entry, timeout: float | None = None) -> Decision:
         """Place ``token`` or park it, as ``entry`` allows.
 
         A submission with no room waits up to ``timeout`` seconds (None: no limit) for it; a
@@ -124,12 +127,12 @@ class AdmissionQueues:
                 decision = self._wait_for_room(token, timeout)
         return decision
 
-    def retry_later(self, delay: float, resubmit: Callable[[TaskToken], None],
-                    token: TaskToken) -> bool:
+    def retry_later(self, delay: float, resubmit: Callable[[Token], None],
+                    token: Token) -> bool:
         """Call ``resubmit(token)`` after ``delay`` seconds; False once closed."""
         return self._delays.schedule(delay, resubmit, token)
 
-    def _place_or_park(self, token: TaskToken, entry: Entry) -> Decision:
+    def _place_or_park(self, token: Token, entry: Entry) -> Decision:
         """One decision for a token coming in; holds the lock."""
         if entry is not _RETRY and self._place_new(token, entry):
             return _PLACED
@@ -144,7 +147,7 @@ class AdmissionQueues:
             self._pump()
         return decision
 
-    def _place_new(self, token: TaskToken, entry: Entry) -> bool:
+    def _place_new(self, token: Token, entry: Entry) -> bool:
         """Place what waits ahead while it has room, then ``token`` if its turn has come and
         it has room; True once it is in a mailbox (or found final and dropped)."""
         tags = token.tags
@@ -159,7 +162,7 @@ class AdmissionQueues:
             if not self._place_head(lane, core, index):
                 return False
 
-    def _wait_for_room(self, token: TaskToken, timeout: float | None) -> Decision:
+    def _wait_for_room(self, token: Token, timeout: float | None) -> Decision:
         deadline = None if timeout is None else time.monotonic() + timeout
         inline = inline_runner() is not None  # a worker: never wait on ourselves
         while True:
@@ -189,7 +192,7 @@ class AdmissionQueues:
         return Waiting(self._head(priority), self._head(backlog), self._head(held),
                        self._draining, self._closed)
 
-    def _head(self, lane: deque[TaskToken]) -> Head | None:
+    def _head(self, lane: deque[Token]) -> Head | None:
         if not lane:
             return None
         tags = lane[0].tags
@@ -240,7 +243,7 @@ class AdmissionQueues:
             self._draining = False
             self._pump()
 
-    def remove(self, token: TaskToken) -> None:
+    def remove(self, token: Token) -> None:
         """Drop a killed token from the backlog or the hold at once (a mailbox or the
         priority lane skips it when it comes up)."""
         backlog, held = self._lanes[Lane.BACKLOG], self._lanes[Lane.HELD]
@@ -250,11 +253,11 @@ class AdmissionQueues:
                     if token in lane:
                         lane.remove(token)
 
-    def reclaim(self, stuck_after: float) -> list[TaskToken]:
+    def reclaim(self, stuck_after: float) -> list[Token]:
         """Block the mailboxes whose worker has run one call for longer than ``stuck_after``
         seconds; take back what waits in blocked mailboxes, and the backlogged tokens of
         weights whose every active mailbox is blocked. Nothing when not open."""
-        taken: list[TaskToken] = []
+        taken: list[Token] = []
         with self._lanes_lock:
             if not self._accepting:
                 return taken
@@ -273,7 +276,7 @@ class AdmissionQueues:
             taken.extend(self._take_stuck_backlog())
         return taken
 
-    def _take_stuck_backlog(self) -> list[TaskToken]:
+    def _take_stuck_backlog(self) -> list[Token]:
         backlog = self._lanes[Lane.BACKLOG]
         if not backlog:
             return []
@@ -324,7 +327,7 @@ class AdmissionQueues:
         return {weight: max(0, sum(free[core] for core in chain) - waiting)
                 for weight, chain in self._chains.items()}
 
-    def refusal(self, decision: Decision, token: TaskToken,
+    def refusal(self, decision: Decision, token: Token,
                 timeout: float | None = None) -> TokenGateError:
         """The error a refused token fails with."""
         op, weight = token.operation_type, token.tags.weight.value
