@@ -1,5 +1,5 @@
-"""Routing through a real LocalScheduler follows the pure policy, with real worker threads
-held by a gate the test opens."""
+"""Admission through a real LocalScheduler: routing follows the pure policy, and every entry
+point counts the same way. Real worker threads, held by a gate the test opens."""
 
 import time
 
@@ -7,6 +7,7 @@ import limit_tasks as tasks
 import pytest
 from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.scheduler import LocalScheduler
+from tokengate.shared.errors import AdmissionTimeout
 from tokengate.shared.registry import spec_of
 from tokengate.shared.tags import Weight
 from tokengate.shared.token import TaskToken
@@ -51,3 +52,34 @@ def test_a_heavy_token_goes_to_the_idle_core_not_the_idle_mailbox_of_a_loaded_on
         tasks.gate.set()
         sched.stop(timeout=5)
     assert all(t.get(timeout=5) for t in gated)
+
+
+def test_every_entry_point_counts_the_same_way():
+    tasks.reset()
+    sched = LocalScheduler(SchedulerConfig(cores=1, workers_per_core=1, mailbox_capacity=1,
+                                           backlog_capacity=1, node_name="count-test")).start()
+    try:
+        running = token_of(tasks.gated, "g0")
+        sched.submit(running)
+        assert tasks.entered.wait(5)
+        queued = token_of(tasks.gated, "g1")
+        assert sched.try_submit(queued)                         # taken: counted
+        assert not sched.try_submit(token_of(tasks.quick, "no"))  # not taken: not counted
+        late = token_of(tasks.quick, "late")
+        with pytest.raises(AdmissionTimeout):
+            sched.submit(late, timeout=0.05)                    # taken, then refused
+        backlogged = token_of(tasks.gated, "g2")
+        sched.enqueue(backlogged)
+        refused = token_of(tasks.quick, "refused")
+        sched.enqueue(refused)                                  # taken, then refused
+        counts = sched.counts()
+        assert (counts["submitted"], counts["failed"], counts["backlog"]) == (5, 2, 1)
+        tasks.gate.set()
+        assert [t.get(timeout=5) for t in (running, queued, backlogged)] == ["g0", "g1", "g2"]
+        assert sched.wait_idle(5)
+        counts = sched.counts()
+        assert counts["submitted"] == counts["completed"] + counts["failed"] + counts["killed"]
+        assert (counts["completed"], counts["failed"]) == (3, 2)
+    finally:
+        tasks.gate.set()
+        sched.stop(timeout=5)
