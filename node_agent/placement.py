@@ -112,6 +112,8 @@ class Cores:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """How many tokens the drain hold and the backlog may keep."""
+
     hold: int
     backlog: int
 
