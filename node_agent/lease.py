@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tokengate.node_agent.held import HeldTokens
@@ -55,7 +56,4 @@ class AgentStartGate:
 
     def __init__(self, lease: WorkLease, held: HeldTokens) -> None:
         self.is_open, self.wait_open = lease.is_open, lease.wait_open
-        self._held = held
-
-    def admits(self, token: TaskToken[Any]) -> bool:
-        return self._held.admits(token)
+        self.admits: Callable[[TaskToken[Any]], bool] = held.admits  # bound: no extra call

@@ -413,10 +413,10 @@ class AgentLink:
         return pb.CommandReply(id=command.id, ok=True, message=outcome)
 
     def _take(self, items: Any) -> None:
-        for item in items:
-            token = self._token_for(item)
-            if token is not None:
-                self.scheduler.enqueue(token)
+        made = [held for held in map(self._held_for, items) if held is not None]
+        for held in self._held.take_all(made):  # one lock for the frame
+            held.token.add_done_callback(self._on_done)
+            self.scheduler.enqueue(held.token)
         self._received += len(items)
         with self._send_lock:
             view = self._sender.reported.view(self._received)
@@ -427,7 +427,7 @@ class AgentLink:
             if any(n <= 0 < free.get(w, 0) for w, n in view.items()):
                 self._outbox.put(box.CreditsDue())
 
-    def _token_for(self, item: pb.TaskItem) -> TaskToken | None:
+    def _held_for(self, item: pb.TaskItem) -> Held | None:
         if item.token_id in self._held:
             return None  # resent after a reconnect while we still hold it
         weight = wire.weight_of(item.weight)
@@ -448,9 +448,7 @@ class AgentLink:
         token: TaskToken = TaskToken(spec.func, args, kwargs, operation_type=spec.operation_type,
                                      tags=spec.tags, token_id=item.token_id,
                                      attempt=item.attempt or 1)
-        self._held.take(Held(token, weight, item.codec, item.session, item.attempt or 1))
-        token.add_done_callback(self._on_done)
-        return token
+        return Held(token, weight, item.codec, item.session, item.attempt or 1)
 
     def _reply(self, reply: pb.CommandReply) -> None:
         self._outbox.put(box.Replied(reply))

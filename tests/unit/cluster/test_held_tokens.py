@@ -41,6 +41,15 @@ def test_a_token_is_held_once_and_reads_back_by_id():
     assert held.ours(_token("t1")) is None, "a namesake token is not ours"
 
 
+def test_a_frame_is_held_at_once_and_an_id_repeated_in_it_is_taken_once():
+    held = HeldTokens()
+    held.take(_held("t0"))
+    frame = [_held("t0"), _held("t1"), _held("t2"), _held("t1")]
+    taken = held.take_all(frame)
+    assert taken == [frame[1], frame[2]], "held already, or earlier in the frame: skipped"
+    assert held.get("t1") is frame[1] and len(held) == 3
+
+
 def test_iterating_is_a_copy_so_the_holder_may_change_meanwhile():
     held = HeldTokens()
     for token_id in ("t1", "t2", "t3"):
