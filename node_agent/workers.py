@@ -81,24 +81,31 @@ class Worker(threading.Thread):
             self.pinned = pin_current_thread(self.cpu)
         set_inline_runner(self.run_inline)
         mailbox = self.mailbox
-        accounts = self._accounts
+        core_id, worker_id = mailbox.core_id, self.worker_id
+        runner = self._runner
+        after_take, after_finish = self._after_take, self._after_finish
+        took, started, finished = self._accounts.took, self._accounts.started, \
+            self._accounts.finished
         try:
             while True:
                 token = mailbox.take()
                 if token is STOP:
                     break
-                self._after_take(mailbox)
-                accounts.took(mailbox)
-                if self._claim(token):
-                    accounts.started(mailbox)
+                after_take(mailbox)
+                took(mailbox)
+                if runner.start_gate is not None:  # (no call at all without a gate)
+                    runner.wait_for_gate()
+                # Not claimable: killed while queued, or already run inline by a waiting parent.
+                if token.claim(core_id, worker_id):
+                    started(mailbox)
                     outcome = self._run_claimed(token)
                     if self.abandoned:  # a fresh worker serves the mailbox now
                         self._on_abandoned(self, token, outcome)
                         break
                 else:
                     outcome = Outcome.SKIPPED
-                accounts.finished(mailbox)
-                self._after_finish(token, outcome)
+                finished(mailbox)
+                after_finish(token, outcome)
         finally:
             set_inline_runner(None)
             self.exited = True
@@ -109,7 +116,8 @@ class Worker(threading.Thread):
 
         Returns True when the token is final afterwards (run here, or finished meanwhile).
         """
-        if not self._claim(token):
+        self._runner.wait_for_gate()
+        if not token.claim(self.mailbox.core_id, self.worker_id):
             return token.done()
         logger.debug("worker %s runs %s inline", self.worker_id, token.token_id)
         self.inline_depth += 1
@@ -119,12 +127,6 @@ class Worker(threading.Thread):
             self.inline_depth -= 1
         self._after_finish(token, outcome)
         return token.done()
-
-    def _claim(self, token: TaskToken) -> bool:
-        """Once the start gate is open: claim the token for this worker; False if it is not
-        claimable (killed while queued, or already run inline by a waiting parent)."""
-        self._runner.wait_for_gate()
-        return token.claim(self.mailbox.core_id, self.worker_id)
 
     def _run_claimed(self, token: TaskToken) -> Outcome:
         try:
