@@ -80,7 +80,7 @@ class Mailbox:
 
     def drain_nowait(self) -> list[Any]:
         """Take everything still queued, for shutdown (a STOP already posted is dropped)."""
-        items = []
+        items: list[Any] = []
         while True:
             try:
                 item = self._queue.get_nowait()

@@ -95,7 +95,7 @@ class StartGate(Protocol):
 
     def is_open(self) -> bool: ...
     def wait_open(self, timeout: float | None = None) -> bool: ...
-    def admits(self, token: TaskToken) -> bool: ...
+    def admits(self, token: TaskToken[Any]) -> bool: ...
 
 
 class TaskRunner:
@@ -106,7 +106,7 @@ class TaskRunner:
         throttle: StorageThrottle,
         processes: CoreProcesses,
         hooks: Hooks,
-        retry: Callable[[TaskToken, float], None],
+        retry: Callable[[TaskToken[Any], float], None],
         watchdog: Watchdog,
     ) -> None:
         self._throttle = throttle
@@ -118,7 +118,7 @@ class TaskRunner:
         # and workers wait for it to open before they claim a token (see StartGate).
         self.start_gate: StartGate | None = None
 
-    def wait_for_gate(self, token: TaskToken | None = None) -> bool:
+    def wait_for_gate(self, token: TaskToken[Any] | None = None) -> bool:
         """Wait while the start gate is closed; then whether it still admits ``token``
         (True without a token or without a gate)."""
         gate = self.start_gate
@@ -128,7 +128,7 @@ class TaskRunner:
             gate.wait_open()
         return token is None or gate.admits(token)
 
-    def run(self, token: TaskToken, worker: Worker) -> Outcome:
+    def run(self, token: TaskToken[Any], worker: Worker) -> Outcome:
         """Execute an EXECUTING token to its end (or hand it back for a retry)."""
         hooks = self._hooks
         for hook in hooks.on_start:
@@ -152,7 +152,7 @@ class TaskRunner:
                 delay = float(asked)
         return self._finalise(token, result, error, delay)
 
-    def _finalise(self, token: TaskToken, result: Any, error: BaseException | None,
+    def _finalise(self, token: TaskToken[Any], result: Any, error: BaseException | None,
                   delay: float | None) -> Outcome:
         if token.end_run():  # a cancel was asked while it ran: KILLED, outcome dropped
             return Outcome.KILLED
@@ -177,7 +177,7 @@ class TaskRunner:
             _call_hook(hook, token, error, seconds)  # a retry it asks for is not granted
         return bool(token.set_error(error, _stack_of(watch.worker)))
 
-    def _execute(self, token: TaskToken, worker: Worker) -> Ended:
+    def _execute(self, token: TaskToken[Any], worker: Worker) -> Ended:
         """The call, inside its storage slot if it has a tier; the time limit, if any,
         counts from here (the wait for the slot included)."""
         func = token.func
@@ -197,7 +197,7 @@ class TaskRunner:
         finally:
             self._throttle.release(tier)
 
-    def _start(self, token: TaskToken, func: Callable[..., Any], worker: Worker,
+    def _start(self, token: TaskToken[Any], func: Callable[..., Any], worker: Worker,
                deadline: float | None) -> Ended:
         """The gate's last word, then the call in the token's execution mode."""
         if self.start_gate is not None and not self.wait_for_gate(token):
@@ -208,7 +208,7 @@ class TaskRunner:
             return None, func(*token.args, **token.kwargs)
         return self._watched(token, func, worker, deadline)
 
-    def _in_process(self, token: TaskToken, func: Callable[..., Any],
+    def _in_process(self, token: TaskToken[Any], func: Callable[..., Any],
                     deadline: float | None) -> Any:
         try:
             return self._processes.call(token.core_id or 1, func, token.args, token.kwargs,
@@ -219,7 +219,7 @@ class TaskRunner:
                 raise
             raise TaskTimeLimit(f"{limit_text(token, limit)}; {exc}") from None
 
-    def _watched(self, token: TaskToken, func: Callable[..., Any], worker: Worker,
+    def _watched(self, token: TaskToken[Any], func: Callable[..., Any], worker: Worker,
                  deadline: float) -> Ended:
         """A thread-mode call under the watchdog: DISCARDED if it returns (or raises) after
         its deadline, when the watchdog has failed the token already."""
@@ -238,7 +238,7 @@ class TaskRunner:
         return None, result
 
 
-def _ended_early(token: TaskToken, ended: Outcome) -> Outcome:
+def _ended_early(token: TaskToken[Any], ended: Outcome) -> Outcome:
     """A run whose call never began (REVOKED) or whose outcome is dropped (DISCARDED)."""
     if ended is Outcome.REVOKED:
         token.set_error(TokenKilled(f"token {token.token_id} was taken from this agent "
@@ -246,7 +246,7 @@ def _ended_early(token: TaskToken, ended: Outcome) -> Outcome:
     return ended
 
 
-def limit_text(token: TaskToken, limit: float) -> str:
+def limit_text(token: TaskToken[Any], limit: float) -> str:
     """How a TaskTimeLimit message starts: the task, the limit and the worker."""
     name = getattr(token.func, "__qualname__", "?")
     module = getattr(token.func, "__module__", "?")

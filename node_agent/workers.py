@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from tokengate.node_agent.accounting import Accounts
 from tokengate.node_agent.mailbox import STOP, Mailbox
@@ -30,7 +31,7 @@ from tokengate.shared.token import TaskToken, set_inline_runner
 
 logger = logging.getLogger(__name__)
 
-AfterFinish = Callable[[TaskToken, Outcome], None]
+AfterFinish = Callable[[TaskToken[Any], Outcome], None]
 
 
 def pin_current_thread(cpu: int) -> bool:
@@ -59,7 +60,7 @@ class Worker(threading.Thread):
         pin: bool,
         after_take: Callable[[Mailbox], None],
         after_finish: AfterFinish,
-        on_abandoned: Callable[[Worker, TaskToken, Outcome], None],
+        on_abandoned: Callable[[Worker, TaskToken[Any], Outcome], None],
     ) -> None:
         super().__init__(name=worker_id, daemon=True)
         self.mailbox = mailbox
@@ -110,7 +111,7 @@ class Worker(threading.Thread):
             set_inline_runner(None)
             self.exited = True
 
-    def run_inline(self, token: TaskToken) -> bool:
+    def run_inline(self, token: TaskToken[Any]) -> bool:
         """Run a queued token on this thread: a parent waiting on its child, or a worker
         submitting while every mailbox is full (the caller runs it).
 
@@ -128,7 +129,7 @@ class Worker(threading.Thread):
         self._after_finish(token, outcome)
         return token.done()
 
-    def _run_claimed(self, token: TaskToken) -> Outcome:
+    def _run_claimed(self, token: TaskToken[Any]) -> Outcome:
         try:
             return self._runner.run(token, self)
         except Exception as exc:  # a bug in TokenGate itself: fail the token visibly
@@ -228,7 +229,7 @@ class Crew:
         logger.info("worker %s abandoned to a call past its time limit; %s serves its mailbox",
                     worker.worker_id, fresh.worker_id)
 
-    def _on_abandoned(self, worker: Worker, token: TaskToken, outcome: Outcome) -> None:
+    def _on_abandoned(self, worker: Worker, token: TaskToken[Any], outcome: Outcome) -> None:
         """The abandoned worker's outermost call returned (its own thread, which then exits)."""
         self._accounts.returned_late(worker)
         self._after_finish(token, outcome)
