@@ -66,10 +66,7 @@ def credit_messages(free: Mapping[Weight, int]) -> list[pb.Credit]:
     return [pb.Credit(weight=w.value, count=max(0, int(n))) for w, n in free.items()]
 
 
-def error_name(error: type[BaseException] | BaseException) -> str:
-    """The name an error travels under: its class name."""
-    cls = error if isinstance(error, type) else type(error)
-    return cls.__name__
+error_name = errors.wire_name  # the name an error travels under: its class name
 
 
 AGENT_LOST = error_name(errors.AgentLost)
@@ -78,6 +75,7 @@ PLACEMENT_TIMEOUT = error_name(errors.PlacementTimeout)
 GATEWAY_BUSY = error_name(errors.GatewayBusy)
 REDIS_UNAVAILABLE = error_name(errors.RedisUnavailable)
 FENCED = error_name(errors.Fenced)
+RESULT_NOT_REPORTABLE = error_name(errors.ResultNotReportable)
 # Rejections of calls that were not stored, which a client offers again (on whichever
 # gateway its session reaches next).
 NOT_STORED = frozenset({REDIS_UNAVAILABLE, FENCED})
