@@ -335,7 +335,8 @@ class Dispatch:
 
     def _cap_plan(self, task: str, plan: dict[str, int]) -> dict[str, int]:
         """Trim a claim plan to the room of the agents' shared storages (credit refunded)."""
-        shared, room = self.storage, {}
+        shared = self.storage
+        room: dict[str, int] = {}
         out = {}
         for agent, count in plan.items():
             name = shared.storage_for(agent, task)

@@ -27,7 +27,7 @@ class Backoff:
     def failed(self) -> float:
         """Count a failure; the seconds to pause before the next try."""
         self.failures += 1
-        return min(self.cap, self.first * 2 ** min(self.failures - 1, 32))
+        return min(self.cap, self.first * (1 << min(self.failures - 1, 32)))
 
     def succeeded(self) -> None:
         """A step went through: the next failure pauses only ``first`` again."""

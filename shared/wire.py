@@ -15,7 +15,7 @@ from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.tags import DEFAULT_WEIGHT, Weight
 
-FINAL_CODES: dict[TokenState, int] = {
+FINAL_CODES: dict[TokenState, pb.FinalState] = {
     TokenState.COMPLETED: pb.COMPLETED,
     TokenState.FAILED: pb.FAILED,
     TokenState.KILLED: pb.KILLED,
@@ -23,7 +23,7 @@ FINAL_CODES: dict[TokenState, int] = {
 STATE_OF_CODE: dict[int, TokenState] = {code: state for state, code in FINAL_CODES.items()}
 
 
-def final_code(state: TokenState) -> int:
+def final_code(state: TokenState) -> pb.FinalState:
     """The ResultItem state code of a final token (FAILED for anything unexpected)."""
     return FINAL_CODES.get(state, pb.FAILED)
 

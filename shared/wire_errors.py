@@ -32,7 +32,7 @@ STATUS_OF: dict[type[errors.TokenGateError], grpc.StatusCode] = {
 
 def status_for(error: BaseException) -> grpc.StatusCode:
     for cls in type(error).__mro__:
-        code = STATUS_OF.get(cls)  # type: ignore[call-overload]
+        code = STATUS_OF.get(cls)
         if code is not None:
             return code
     return grpc.StatusCode.INTERNAL
@@ -62,7 +62,7 @@ def abort_details(error: BaseException) -> str:
     return f"{errors.wire_name(error)}: {error}"
 
 
-def rebuild_exception(error_type: str, message: str, traceback_text: str = "") -> BaseException:
+def rebuild_exception(error_type: str, message: str, traceback_text: str = "") -> Exception:
     """The exception a client re-raises for a task that failed remotely."""
     own = errors.by_wire_name(error_type)
     if own is not None and own is not errors.TaskFailed:
