@@ -8,7 +8,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tokengate.dashboard.controls import ControlError
+from tokengate.dashboard.auth import Session
+from tokengate.dashboard.controls import ControlError, Controls
+from tokengate.dashboard.metrics import DashboardMetrics
 from tokengate.gateway import items
 from tokengate.shared import errors, wire
 from tokengate.shared.wire_errors import (
@@ -111,3 +113,22 @@ def test_an_aborted_call_comes_back_as_its_class(cls):
         assert isinstance(back, (errors.Unauthenticated, errors.GatewayUnavailable))
     else:
         assert type(back) is cls and str(back) == "no room"
+
+
+class _Poller:
+    """What a control reads of the poller: the view (the agents' tasks), and its kick."""
+
+    view = {"panels": {"tasks": [{"name": "m:f", "weight": "light"}]}}
+
+    def kick(self) -> None:
+        pass
+
+
+def test_the_dashboard_answers_its_refusals_with_the_error_names_of_the_tree():
+    controls = Controls(None, _Poller(), DashboardMetrics())  # type: ignore[arg-type]
+    session = Session(sid="s", user="ops", created=0.0, last_used=0.0)
+    unknown = controls.run("launch", session, {"task": "m:g"})
+    assert unknown == {"ok": False,
+                       "message": "UnknownTask: no agent registered m:g (registered: m:f)"}
+    bad = controls.run("launch", session, {"task": "nocolon"})
+    assert bad["ok"] is False and bad["message"].startswith("task must be a registered name")
