@@ -113,7 +113,7 @@ def guards(snapshot: dict[str, Any], node: str) -> dict[str, Any]:
         "blocked": sorted(f["name"] for f in functions if f["blocked"]),
         "refusals": int(house.get("refusals", 0)),
     }
-    quarantine = [{
+    quarantine: list[dict[str, Any]] = [{
         "id": str(q.get("id", "")), "node": node, "task": str(q.get("task", "")),
         "operation_type": str(q.get("operation_type", "")),
         "deviation": float(q.get("deviation_percent", 0.0)), "reason": str(q.get("reason", "")),

@@ -36,6 +36,7 @@ from tokengate.gateway.ledger import LossPolicy, TaskRule, TokenLedger
 from tokengate.gateway.results import Results
 from tokengate.gateway.store import Store
 from tokengate.shared import labels, wire
+from tokengate.shared.backoff import Backoff
 from tokengate.shared.errors import AgentRejected, InvalidTags, RedisUnavailable
 from tokengate.shared.rpc import tokengate_pb2 as pb
 
@@ -203,6 +204,7 @@ class Registry:
     async def _monitor(self) -> None:
         interval = min(1.0, self.config.heartbeat_timeout / 4)
         last = time.monotonic()
+        backoff = Backoff()
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
@@ -212,10 +214,12 @@ class Registry:
             try:  # a gateway paused past its lease must not judge others
                 if await self.store.write(self.serving):
                     await self._check_heartbeats()
+                backoff.succeeded()
             except RedisUnavailable as exc:
                 logger.error("heartbeat bookkeeping paused: %s", exc)
             except Exception:  # a bug: say so, and keep watching
-                logger.exception("heartbeat check failed")
+                logger.exception("heartbeat check failed; watching goes on")
+                await asyncio.sleep(backoff.failed())
 
     async def _check_heartbeats(self) -> None:
         live = {c.name: c.last_seen_wall for c in self.connected() if c.connected}
