@@ -501,6 +501,11 @@ class AgentSnapshot:
             panels={**self.panels, **f.rest(_SNAPSHOT_KEYS)})
 
 
+def as_snapshot(snapshot: Mapping[str, Any] | AgentSnapshot) -> AgentSnapshot:
+    """A snapshot typed: itself, or a wire map read with :meth:`AgentSnapshot.from_wire`."""
+    return snapshot if isinstance(snapshot, AgentSnapshot) else AgentSnapshot.from_wire(snapshot)
+
+
 def _executions(f: Fields) -> tuple[Execution, ...] | None:
     if not f.has("recent_executions"):
         return None
