@@ -5,7 +5,8 @@ states. The rules, the same for every schema built on it:
 
 - a missing key, or one holding nil, reads as the field's default (an older peer that does
   not send a field, or sends nothing there, is still read);
-- a float field takes an int (msgpack keeps ``1`` and ``1.0`` apart), nothing else widens;
+- a float field takes an int (msgpack keeps ``1`` and ``1.0`` apart), nothing else widens
+  (true/false is no number here);
 - any other mismatch raises :class:`~tokengate.shared.errors.SnapshotError` naming the
   field's path (``cores[1].depths[0]``) and what it held;
 - keys the schema does not name are left for :meth:`Fields.rest` (kept, never refused).
@@ -55,9 +56,9 @@ class Fields:
         value = self._data.get(key)
         if value is None:
             return default
-        if not isinstance(value, int):
+        if not isinstance(value, int) or isinstance(value, bool):
             raise self._wrong(key, "an integer", value)
-        return int(value)
+        return value
 
     def opt_integer(self, key: str) -> int | None:
         return self.integer(key) if self.has(key) else None
@@ -108,9 +109,9 @@ class Fields:
     def integers(self, key: str) -> tuple[int, ...]:
         out = []
         for path, item in self._items(key):
-            if not isinstance(item, int):
+            if not isinstance(item, int) or isinstance(item, bool):
                 raise SnapshotError(f"{path}: expected an integer, got {_kind(item)}")
-            out.append(int(item))
+            out.append(item)
         return tuple(out)
 
     def texts(self, key: str) -> tuple[str, ...]:
