@@ -22,6 +22,10 @@ from tokengate.shared.errors import SnapshotError
 T = TypeVar("T")
 
 
+_NUMBER = (int, float)
+_LIST = (list, tuple)
+
+
 def _kind(value: object) -> str:
     return type(value).__name__
 
@@ -34,7 +38,7 @@ class Fields:
     def __init__(self, data: object, path: str = "snapshot") -> None:
         if data is None:
             data = {}
-        if not isinstance(data, Mapping):
+        elif type(data) is not dict and not isinstance(data, Mapping):  # dict: no ABC check
             raise SnapshotError(f"{path}: expected a map, got {_kind(data)}")
         self._data: Mapping[Any, Any] = data
         self._path = path
@@ -50,7 +54,7 @@ class Fields:
         return self._data.get(key) is not None
 
     def is_list(self, key: str) -> bool:
-        return isinstance(self._data.get(key), list | tuple)
+        return isinstance(self._data.get(key), _LIST)
 
     def integer(self, key: str, default: int = 0) -> int:
         value = self._data.get(key)
@@ -67,7 +71,9 @@ class Fields:
         value = self._data.get(key)
         if value is None:
             return default
-        if not isinstance(value, int | float) or isinstance(value, bool):
+        if type(value) is float:  # the usual case, checked first: snapshots hold many
+            return value
+        if not isinstance(value, _NUMBER) or isinstance(value, bool):
             raise self._wrong(key, "a number", value)
         return float(value)
 
@@ -101,7 +107,7 @@ class Fields:
         value = self._data.get(key)
         if value is None:
             return
-        if not isinstance(value, list | tuple):
+        if not isinstance(value, _LIST):
             raise self._wrong(key, "a list", value)
         for index, item in enumerate(value):
             yield f"{self._at(key)}[{index}]", item
