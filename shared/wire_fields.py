@@ -15,11 +15,13 @@ states. The rules, the same for every schema built on it:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import fields
 from typing import Any, TypeVar
 
 from tokengate.shared.errors import SnapshotError
 
 T = TypeVar("T")
+Extra = Mapping[str, Any]  # the keys a schema class does not name, kept as they came
 
 
 _NUMBER = (int, float)
@@ -174,3 +176,8 @@ class Fields:
 def optional(fields: Fields, key: str, parse: Callable[[Fields], T]) -> T | None:
     """``parse(fields.sub(key))`` if ``key`` holds something, else None."""
     return parse(fields.sub(key)) if fields.has(key) else None
+
+
+def schema_keys(cls: Any) -> frozenset[str]:
+    """The wire keys a schema dataclass names: its fields but those keeping the rest."""
+    return frozenset(f.name for f in fields(cls) if f.name not in ("extra", "panels"))
