@@ -161,8 +161,7 @@ class Gateway:
 
     async def on_agent_frame(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
         """One frame of an agent: results first (someone waits for them), then the rest."""
-        self.registry.heard(conn, frame)
-        if frame.snapshot:
+        if self.registry.heard(conn, frame):  # a snapshot that fits its schema
             self.guards.report(conn.name, frame.snapshot)
         stats = self.dispatch.stats
         stats["agent_frames"] += 1

@@ -37,8 +37,9 @@ from tokengate.gateway.results import Results
 from tokengate.gateway.store import Store
 from tokengate.shared import labels, wire
 from tokengate.shared.backoff import Backoff
-from tokengate.shared.errors import AgentRejected, InvalidTags, RedisUnavailable
+from tokengate.shared.errors import AgentRejected, InvalidTags, RedisUnavailable, SnapshotError
 from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.snapshot import AgentSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -175,17 +176,21 @@ class Registry:
 
     # -- frames and departures -----------------------------------------------------------------
 
-    def heard(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
-        """Any frame is a heartbeat; its seq renews the agent's work lease."""
+    def heard(self, conn: AgentConn, frame: pb.AgentFrame) -> bool:
+        """Any frame is a heartbeat; its seq renews the agent's work lease. True if it
+        brought a snapshot that fits its schema, now the agent's newest (one that does not
+        fit is logged, and the previous one kept)."""
         conn.touch()
         if frame.seq and not frame.results:  # a frame with results is acked once stored
             conn.send_seen(frame.seq)
-        if frame.snapshot:
+        taken = bool(frame.snapshot) and _fits(conn.name, frame.snapshot)
+        if taken:
             conn.snapshot = bytes(frame.snapshot)
         conn.stuck, conn.blocked = frame.stuck, frame.blocked
         if frame.leaving and not conn.leaving:
             conn.leaving = True
             logger.info("agent %s is stopping: no more dispatch to it", conn.name)
+        return taken
 
     async def disconnected(self, conn: AgentConn) -> None:
         """The link broke: no more dispatch; the monitor decides whether it is lost.
@@ -257,3 +262,13 @@ class Registry:
             logger.info("requeued %s tokens of agent %s", dict(back.requeued), name)
         self.dispatch.queued(back.requeued)
 
+
+def _fits(agent: str, blob: bytes) -> bool:
+    """Whether an agent's snapshot fits :class:`AgentSnapshot`; logs why not."""
+    try:
+        AgentSnapshot.decode(blob)
+    except SnapshotError as exc:
+        logger.warning("agent %s sent a status snapshot that does not fit its schema (%s); "
+                       "keeping its previous one", agent, exc)
+        return False
+    return True

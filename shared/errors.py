@@ -198,3 +198,8 @@ class PlacementTimeout(ClusterError):
 
 class HistoryUnreadable(ClusterError):
     """An agent's execution history records could not be decoded."""
+
+
+class SnapshotError(ClusterError):
+    """An agent's status snapshot does not fit its schema (:mod:`tokengate.shared.snapshot`):
+    a field of the wrong type, named by its path."""
