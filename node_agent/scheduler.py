@@ -45,6 +45,7 @@ from tokengate.node_agent.runner import Hooks, StartGate, TaskRunner
 from tokengate.node_agent.throttle import StorageThrottle
 from tokengate.node_agent.watchdog import Watch, Watchdog
 from tokengate.node_agent.workers import Crew, Worker
+from tokengate.shared import snapshot as snap
 from tokengate.shared.errors import (
     AdmissionTimeout,
     InvalidTransition,
@@ -594,7 +595,12 @@ class LocalScheduler:
         return counts
 
     def snapshot(self) -> dict[str, Any]:
-        """Plain data for status panels: state, counts, per-core mailboxes and routing.
+        """Plain data for status panels: :meth:`status_snapshot` as its wire map."""
+        return self.status_snapshot().to_wire()
+
+    def status_snapshot(self) -> snap.AgentSnapshot:
+        """State, counts, per-core mailboxes and routing, and the observers' panels (the
+        guards' Guard House...), as the schema of :mod:`tokengate.shared.snapshot` states them.
 
         ``stuck`` counts worker threads abandoned to a call past its time limit that are still
         running (per core: per mailbox); fresh workers serve their mailboxes meanwhile.
@@ -605,38 +611,31 @@ class LocalScheduler:
         stuck_by_box = {id(box): 0 for box in self._all_boxes}
         for worker in stuck:
             stuck_by_box[id(worker.mailbox)] += 1
-        cores = []
-        for core, boxes in self.mailboxes.items():
-            routed = {weight.value: sum(box.routed[weight] for box in boxes) for weight in Weight}
-            cores.append({
-                "core": core,
-                "cpu": self.topology.cpu_for_core(core),
-                "active_mailboxes": self.core_patterns[core],
-                "depths": [box.depth() for box in boxes],
-                "busy": [box.busy for box in boxes],
-                "stuck": [stuck_by_box[id(box)] for box in boxes],
-                "blocked": [int(box.blocked) for box in boxes],
-                "peak_depths": [box.peak for box in boxes],
-                "routed": routed,
-            })
-        snapshot = {
-            "node": self.config.node_name,
-            "state": self.state_name(),
-            "drain_reason": self.drain_reason,
-            "uptime": 0.0 if self.started_at is None else time.time() - self.started_at,
-            "topology": self.topology.describe(),
-            "workers": len(self._all_boxes),
-            "stuck": len(stuck),
-            "blocked": self.blocked(),
-            "workers_per_core": self.config.workers_per_core,
-            "mailbox_capacity": self.config.mailbox_capacity,
-            "policy": {w.value: list(p.allowed_cores) for w, p in self.policy.items()},
-            "tokens": self.counts(),
-            "cores": cores,
-            "storage": self.throttle.stats(),
-        }
+        cores = tuple(
+            snap.CoreStatus(
+                core=core, cpu=self.topology.cpu_for_core(core),
+                active_mailboxes=self.core_patterns[core],
+                depths=tuple(box.depth() for box in boxes),
+                busy=tuple(box.busy for box in boxes),
+                stuck=tuple(stuck_by_box[id(box)] for box in boxes),
+                blocked=tuple(int(box.blocked) for box in boxes),
+                peak_depths=tuple(box.peak for box in boxes),
+                routed={w.value: sum(box.routed[w] for box in boxes) for w in Weight})
+            for core, boxes in self.mailboxes.items())
+        status = snap.AgentSnapshot(
+            node=self.config.node_name, state=self.state_name(),
+            drain_reason=self.drain_reason,
+            uptime=0.0 if self.started_at is None else time.time() - self.started_at,
+            shape=snap.NodeShape(
+                topology=snap.HostTopology.from_wire(self.topology.describe()),
+                workers=len(self._all_boxes), workers_per_core=self.config.workers_per_core,
+                mailbox_capacity=self.config.mailbox_capacity,
+                policy={w.value: tuple(p.allowed_cores) for w, p in self.policy.items()}),
+            stuck=len(stuck), blocked=self.blocked(),
+            tokens=snap.TokenCounts.from_wire(self.counts()), cores=cores,
+            storage={tier: snap.TierLoad(**load) for tier, load in self.throttle.stats().items()})
         for observer in self._hooks.observers:  # e.g. the guards add their panels (Guard House...)
             panels = getattr(observer, "snapshot_panels", None)
             if panels is not None:
-                snapshot.update(panels())
-        return snapshot
+                status = status.with_panels(panels())
+        return status
