@@ -33,15 +33,18 @@ from collections import deque
 from typing import Any
 
 from tokengate.node_agent import topology as topo
+from tokengate.node_agent.accounting import Accounts
 from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.delayline import DelayLine
 from tokengate.node_agent.mailbox import Mailbox
 from tokengate.node_agent.nowait import no_waiting
+from tokengate.node_agent.outcome import Outcome, final_state
 from tokengate.node_agent.policy import build_policy, choose_route
 from tokengate.node_agent.procpool import CoreProcesses
+from tokengate.node_agent.runner import Hooks, StartGate, TaskRunner
 from tokengate.node_agent.throttle import StorageThrottle
 from tokengate.node_agent.watchdog import Watch, Watchdog
-from tokengate.node_agent.workers import Crew, Hooks, StartGate, TaskRunner, Worker
+from tokengate.node_agent.workers import Crew, Worker
 from tokengate.shared import snapshot as snap
 from tokengate.shared.errors import (
     AdmissionTimeout,
@@ -89,11 +92,12 @@ class LocalScheduler:
         self.throttle = StorageThrottle()
         self.processes = CoreProcesses(topology.cpu_for_core, self.config.processes_per_core)
         self._hooks = Hooks()
+        self._accounts = Accounts()  # the mailboxes' run counters and abandoned workers' debts
         self._watchdog = Watchdog(f"tokengate-time-limits-{self.config.node_name}",
-                                  self._on_time_limit)
+                                  self._on_time_limit, self._accounts)
         self._runner = TaskRunner(self.throttle, self.processes, self._hooks, self._retry_later,
                                   self._watchdog)
-        self._crew = Crew(self._all_boxes, topology.cpu_for_core, self._runner, self._watchdog,
+        self._crew = Crew(self._all_boxes, topology.cpu_for_core, self._runner, self._accounts,
                           pin=self.config.pin_threads, after_take=self._after_take,
                           after_finish=self._after_finish)
         self._admission = threading.Condition()
@@ -184,7 +188,7 @@ class LocalScheduler:
         self._runner.start_gate = gate
 
     def add_observer(self, observer: Any) -> None:
-        """Add execution hooks (see :class:`node_agent.workers.Observer`)."""
+        """Add execution hooks (see :class:`node_agent.runner.Observer`)."""
         self._hooks.add(observer)
 
     # -- admission -----------------------------------------------------------------------
@@ -394,11 +398,11 @@ class LocalScheduler:
             with self._admission:
                 self._pump()
 
-    def _after_finish(self, token: TaskToken, outcome: TokenState | None) -> None:
-        if outcome is TokenState.COMPLETED or outcome is TokenState.FAILED or \
-                outcome is TokenState.KILLED:  # KILLED: cancelled while it ran
+    def _after_finish(self, token: TaskToken, outcome: Outcome) -> None:
+        final = final_state(outcome)  # None: not finalised by this run (retry, dropped, skipped)
+        if final is not None:
             self._live.pop(token.token_id, None)
-            self._count(outcome.value)
+            self._count(final.value)
         if self._idle_waiters:
             with self._idle:
                 self._idle.notify_all()
@@ -540,7 +544,7 @@ class LocalScheduler:
     def in_flight(self) -> int:
         """Admitted tokens not yet finished, plus retries waiting to re-enter."""
         finished = sum(box.finished + box.reclaimed for box in self._all_boxes) + \
-            self._crew.late_finished
+            self._accounts.late_finished
         enqueued = sum(box.enqueued for box in self._all_boxes)  # read after finished
         return enqueued - finished + len(self._priority) + len(self._delays)
 
@@ -583,7 +587,7 @@ class LocalScheduler:
         queued = sum(box.depth() for box in self._all_boxes)
         backlog = len(self._backlog)
         # An abandoned worker's token is FAILED; its outermost one may still run (owed).
-        counts["executing"] = sum(box.busy for box in self._all_boxes) + self._watchdog.owed()
+        counts["executing"] = sum(box.busy for box in self._all_boxes) + self._accounts.owed()
         counts["waiting"] = (queued + len(self._held) + len(self._priority) + len(self._delays)
                              + backlog)
         counts["held"] = len(self._held)
