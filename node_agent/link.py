@@ -65,6 +65,7 @@ from tokengate.shared.errors import AdmissionTimeout, AgentLost, ConfigurationEr
 from tokengate.shared.registry import lookup, registered_names
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
+from tokengate.shared.snapshot import NodeShape
 from tokengate.shared.tags import Weight
 from tokengate.shared.token import TaskToken
 
@@ -293,14 +294,10 @@ class AgentLink:
         return False
 
     def _hello(self) -> pb.Hello:
-        snapshot = self.status()
-        topology = {"topology": snapshot.get("topology", {}), "workers": snapshot.get("workers"),
-                    "workers_per_core": snapshot.get("workers_per_core"),
-                    "mailbox_capacity": snapshot.get("mailbox_capacity"),
-                    "policy": snapshot.get("policy", {})}
+        shape = NodeShape.from_wire(self.status())  # the snapshot's fixed part
         return pb.Hello(name=self.config.name, incarnation=self.incarnation,
                         host=socket.gethostname(), pid=os.getpid(),
-                        topology=msgpack.packb(topology, default=str), tasks=self.tasks,
+                        topology=msgpack.packb(shape.to_wire(), default=str), tasks=self.tasks,
                         task_info=[task_info(lookup(name)) for name in self.tasks],
                         held=list(self._held),
                         labels=labels.to_texts(labels.parse(self.config.labels)),

@@ -8,7 +8,7 @@ from user code are made valid UTF-8 (protobuf refuses lone surrogates).
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import Any
 
 from tokengate.node_agent.commands import clean_text
 from tokengate.node_agent.held import Held
@@ -35,9 +35,8 @@ def result_item(token: TaskToken[Any], held: Held, node: str,
                 max_result_bytes: int) -> pb.ResultItem:
     """The outcome of a final ``token``; a result too large or not encodable fails it."""
     state = token.state
-    code = cast("pb.FinalState", wire.final_code(state))  # wire's codes are FinalState values
     item = pb.ResultItem(
-        token_id=token.token_id, state=code, attempt=held.attempt,
+        token_id=token.token_id, state=wire.final_code(state), attempt=held.attempt,
         node=node, core=token.core_id or 0, worker=token.worker_id or "",
         codec=held.codec, session=held.session, operation_type=clean_text(token.operation_type),
         started_at=token.timestamps.get(TokenState.EXECUTING, 0.0),
