@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 COMMAND_THREADS = 2    # commands running at once on one agent
 COMMAND_BACKLOG = 32   # more accepted and waiting; beyond: answered "busy" at once
-BUSY = "busy"
+BUSY = wire.COMMAND_BUSY
 
 # The gateway's command to cancel one token (target: its id), and the outcomes an agent
 # answers with (the reply's message).

@@ -88,3 +88,13 @@ SESSION_OPEN = "tokengate-session"
 # the gateway serving that shard now (its own, or one that adopted it) takes it.
 SHARD = "tokengate-shard"
 TASK_FAILED = error_name(errors.TaskFailed)
+
+
+# An agent's answer to a gateway command it had no room to run (its command pool and backlog
+# were full): ``ok=False`` with a message that starts with this word; the command did not run.
+COMMAND_BUSY = "busy"
+
+
+def refused_busy(reply: pb.CommandReply) -> bool:
+    """The agent answered ``reply`` without running its command (it was too busy)."""
+    return not reply.ok and reply.message.startswith(COMMAND_BUSY + ":")

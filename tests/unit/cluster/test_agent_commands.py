@@ -18,6 +18,7 @@ from tokengate.node_agent.commands import (
 )
 from tokengate.node_agent.link import AgentLink
 from tokengate.node_agent.link_config import LinkConfig
+from tokengate.shared import wire
 from tokengate.shared.errors import BadRequest
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.tags import Weight
@@ -63,6 +64,7 @@ def test_a_flood_of_commands_uses_at_most_the_cap_and_answers_every_one_once():
         assert accepted.count(True) == 5, "2 running and 3 waiting; the rest refused"
         busy = [replies.get(timeout=5) for _ in range(45)]
         assert all(not r.ok and r.message.startswith(BUSY) for r in busy)
+        assert all(wire.refused_busy(r) for r in busy)  # what the gateway tells apart
         assert {r.id for r in busy} == {i for i, ok in enumerate(accepted, 1) if not ok}
         assert _command_threads() - before <= 2 and slow.most <= 2
         slow.release.set()
@@ -139,3 +141,9 @@ def test_a_slow_command_does_not_block_the_stream_reader():
     finally:
         slow.release.set()
         link.stop(timeout=1)
+
+
+def test_only_a_busy_refusal_reads_as_not_run():
+    assert wire.refused_busy(pb.CommandReply(ok=False, message=f"{BUSY}: full"))
+    assert not wire.refused_busy(pb.CommandReply(ok=False, message="not blocked here"))
+    assert not wire.refused_busy(pb.CommandReply(ok=True, message=f"{BUSY}: full"))
