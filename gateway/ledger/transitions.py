@@ -75,8 +75,15 @@ ILLEGAL = "ILLEGAL_TRANSITION"  # how a script's refusal starts: "<ILLEGAL> step
 NEW, DELETED = "new", "deleted"  # a move's missing ends, in the refusal's words
 
 
-def _lua_key(source: TokenState | None, target: TokenState | None) -> str:
-    return f"{'' if source is None else source.value}>{'' if target is None else target.value}"
+def _lua_rows(script: str) -> str:
+    """``script``'s moves as a Lua table: from -> {to -> true}; "" for new, and deleted."""
+    rows: dict[str, list[str]] = {}
+    for source, target in BY_SCRIPT[script].moves:
+        rows.setdefault("" if source is None else source.value, []).append(
+            "" if target is None else target.value)
+    return "{" + ", ".join(
+        f"['{source}'] = {{" + ", ".join(f"['{t}'] = true" for t in targets) + "}"
+        for source, targets in rows.items()) + "}"
 
 
 def lua_prelude(script: str) -> str:
@@ -86,18 +93,18 @@ def lua_prelude(script: str) -> str:
     after it). A missing ``from`` is a new token; ``check_move(id, from, nil)`` is a
     deletion. Redis does not roll a script back: the scripts read a token's state before
     they decide, so a refusal is a bug caught before that token's write, not a policy."""
-    moves = ", ".join(f"['{_lua_key(s, t)}'] = true" for s, t in BY_SCRIPT[script].moves)
     names = ", ".join(f"['{state.value}'] = '{state.name}'" for state in TokenState)
     return "\n".join((
         f"-- generated from tokengate/gateway/ledger/transitions.py: the moves of {script}.lua",
-        f"local STEP, MOVES = '{script}', {{{moves}}}",
+        f"local STEP, MOVES = '{script}', {_lua_rows(script)}",
         f"local STATE_NAMES = {{{names}}}",
         "local function state_name(s, absent)",
         "  if not s then return absent end",
         "  return STATE_NAMES[s] or tostring(s)",
         "end",
         "local function check_move(id, from, to)",
-        "  if not MOVES[(from or '') .. '>' .. (to or '')] then",
+        "  local row = MOVES[from or '']",
+        "  if not (row and row[to or '']) then",
         f"    error('{ILLEGAL} ' .. STEP .. ' ' .. state_name(from, '{NEW}') .. ' ' ..",
         f"          state_name(to, '{DELETED}') .. ' ' .. tostring(id))",
         "  end",
