@@ -15,10 +15,11 @@ STATE = f"'{schema.Field.STATE}'"
 
 
 def calls(text: str) -> list[tuple[str, str]]:
-    """Each ``redis.call('CMD', ...)`` of ``text``: its command and its whole argument text
-    (to the matching parenthesis, over several lines)."""
+    """Each ``redis.call('CMD', ...)`` (or ``call('CMD', ...)``, the prelude's upvalue) of
+    ``text``: its command and its whole argument text (to the matching parenthesis, over
+    several lines)."""
     out = []
-    for match in re.finditer(r"redis\.call\(\s*'([A-Z]+)'", text):
+    for match in re.finditer(r"\bcall\(\s*'([A-Z]+)'", text):
         depth, end = 1, match.end()
         while depth:
             depth += {"(": 1, ")": -1}.get(text[end], 0)
