@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from test_fair_gate import _gated
 from test_gateway import done, frame, join, replies, sent_tasks
-from test_ledger import leased_ledger
+from test_ledger import _record, leased_ledger
 from tokengate.dashboard.poller import Poller
 from tokengate.gateway import placement
 from tokengate.gateway.config import GatewayConfig
@@ -92,6 +92,9 @@ def test_the_heartbeat_monitor_goes_on_after_an_unexpected_error(caplog, redis_u
         calls: list[str] = []
         ledger.touch_agents = once(ledger.touch_agents, calls)  # type: ignore[method-assign]
         gateway = Gateway(GatewayConfig(token="t", heartbeat_timeout=0.4), ledger)
+        # the monitor judges only while the gateway holds its lease (it renews it each round)
+        ledger.lease("release", _record("holder"), 60)
+        await gateway.store.write(gateway.lease.acquire, 5)
         await join(gateway, "a1")
         gateway.registry.start()
         try:  # a1 never sends another frame: once the monitor is past its error, it is lost
