@@ -203,3 +203,27 @@ class HistoryUnreadable(ClusterError):
 class SnapshotError(ClusterError):
     """An agent's status snapshot does not fit its schema (:mod:`tokengate.shared.snapshot`):
     a field of the wrong type, named by its path."""
+
+
+class LedgerError(ClusterError):
+    """Redis refused a ledger script or command for a reason other than an outage (a bug,
+    or a key of the wrong type); ``script`` names the script, or the ledger method."""
+
+    def __init__(self, message: str, *, script: str = "") -> None:
+        super().__init__(message)
+        self.script = script
+
+
+class IllegalTransition(LedgerError, InvalidTransition):
+    """A ledger script was about to move a token along a move its step's row of
+    ``gateway/ledger/transitions.py`` does not list, and stopped."""
+
+    def __init__(self, message: str, *, script: str = "", token_id: str = "",
+                 source: str = "", target: str = "") -> None:
+        super().__init__(message, script=script)
+        self.token_id, self.source, self.target = token_id, source, target
+
+
+class OrderingTimeout(LedgerError):
+    """An agent's report waited past its limit for submissions sent before it to be
+    answered: it is not applied out of order."""

@@ -1,5 +1,6 @@
 """The snapshot's readers: the gateway keeps an agent's last snapshot that fits the schema, and
-``tokengate status`` reads one through it (in-memory ledger, no sockets)."""
+``tokengate status`` reads one through it (no sockets; the gateway's ledger is a RedisLedger
+on a shard of its own of the session's redis-server)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import logging
 
 import msgpack
 import pytest
+from test_ledger import leased_ledger
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.gateway import Gateway
-from tokengate.gateway.ledger import MemoryLedger
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.status import describe_node, format_status
 
@@ -26,9 +27,10 @@ def snapshot(attempts: int, failures: int, **extra: object) -> bytes:
                           "guard_house": house, **extra})
 
 
-def test_a_snapshot_that_does_not_fit_is_logged_and_the_previous_one_kept(caplog):
+def test_a_snapshot_that_does_not_fit_is_logged_and_the_previous_one_kept(caplog, redis_url):
     async def main() -> None:
-        gateway = Gateway(GatewayConfig(token="t"), MemoryLedger())
+        ledger = leased_ledger(redis_url, "tg-snap")
+        gateway = Gateway(GatewayConfig(token="t"), ledger)
         try:
             hello = pb.Hello(name="a1", incarnation="i1", host="h")
             conn = await gateway.join(pb.AgentFrame(hello=hello, seq=1, credits=[
@@ -50,6 +52,7 @@ def test_a_snapshot_that_does_not_fit_is_logged_and_the_previous_one_kept(caplog
             assert gateway.guards.blocked == {"m:f"}  # a fitting one is taken again
         finally:
             gateway.store.stop()
+            ledger.close()
     asyncio.run(main())
 
 

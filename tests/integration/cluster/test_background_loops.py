@@ -1,7 +1,7 @@
 """The gateway's long-lived loops and the dashboard's poller outlive an unexpected error:
 each test makes a collaborator raise RuntimeError once and shows the loop logs it with its
-traceback and goes on serving (the in-memory ledger stands in for Redis, as in
-test_gateway)."""
+traceback and goes on serving (the gateway's ledger is a RedisLedger on a shard of its own of
+the session's redis-server, as in test_gateway)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from test_fairness import _gated
+from test_fair_gate import _gated
 from test_gateway import done, frame, join, replies, sent_tasks
+from test_ledger import _record, leased_ledger
 from tokengate.dashboard.poller import Poller
 from tokengate.gateway import placement
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import ClientConn
 from tokengate.gateway.gateway import Gateway
 from tokengate.gateway.lease import GatewayLease
-from tokengate.gateway.ledger import DrainState, MemoryLedger
+from tokengate.gateway.ledger import DrainState
 from tokengate.shared.backoff import Backoff
 from tokengate.shared.rpc import tokengate_pb2 as pb
 
@@ -57,12 +58,13 @@ def test_the_backoff_doubles_up_to_its_cap_and_resets():
     assert Backoff().failed() <= 0.1, "one failure costs a short pause"
 
 
-def test_the_dispatcher_goes_on_after_an_unexpected_error(monkeypatch, caplog):
+def test_the_dispatcher_goes_on_after_an_unexpected_error(monkeypatch, caplog, redis_url):
     calls: list[str] = []
     monkeypatch.setattr(placement, "split", once(placement.split, calls))
 
     async def main() -> None:
-        gateway = Gateway(GatewayConfig(token="t", max_pending=10), MemoryLedger())
+        ledger = leased_ledger(redis_url, "tg-loops")
+        gateway = Gateway(GatewayConfig(token="t", max_pending=10), ledger)
         client = ClientConn("peer", "c1")
         gateway.open_session(client)
         await gateway.on_client_frame(client, frame("t1", "t2"))  # no agent: they wait
@@ -77,18 +79,22 @@ def test_the_dispatcher_goes_on_after_an_unexpected_error(monkeypatch, caplog):
         finally:
             await gateway.dispatch.stop()
             gateway.store.stop()
+            ledger.close()
 
     with caplog.at_level(logging.ERROR):
         asyncio.run(main())
     assert logged(caplog, "dispatch round failed")
 
 
-def test_the_heartbeat_monitor_goes_on_after_an_unexpected_error(caplog):
+def test_the_heartbeat_monitor_goes_on_after_an_unexpected_error(caplog, redis_url):
     async def main() -> None:
-        ledger = MemoryLedger()
+        ledger = leased_ledger(redis_url, "tg-loops")
         calls: list[str] = []
         ledger.touch_agents = once(ledger.touch_agents, calls)  # type: ignore[method-assign]
         gateway = Gateway(GatewayConfig(token="t", heartbeat_timeout=0.4), ledger)
+        # the monitor judges only while the gateway holds its lease (it renews it each round)
+        ledger.lease("release", _record("holder"), 60)
+        await gateway.store.write(gateway.lease.acquire, 5)
         await join(gateway, "a1")
         gateway.registry.start()
         try:  # a1 never sends another frame: once the monitor is past its error, it is lost
@@ -97,15 +103,16 @@ def test_the_heartbeat_monitor_goes_on_after_an_unexpected_error(caplog):
         finally:
             await gateway.registry.stop()
             gateway.store.stop()
+            ledger.close()
 
     with caplog.at_level(logging.ERROR):
         asyncio.run(main())
     assert logged(caplog, "heartbeat check failed")
 
 
-def test_the_fair_share_release_retries_after_an_unexpected_error(caplog):
+def test_the_fair_share_release_retries_after_an_unexpected_error(caplog, redis_url):
     async def main() -> None:
-        async with _gated() as (gateway, agent, flood):
+        async with _gated(redis_url) as (gateway, agent, flood):
             calls: list[str] = []
             shares = gateway.gate.shares
             shares.release = once(shares.release, calls)  # type: ignore[method-assign]
