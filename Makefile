@@ -5,6 +5,7 @@ install:
 
 lint:
 	python3 -m ruff check .
+	bash scripts/typecheck.sh
 
 test:
 	python3 -m pytest

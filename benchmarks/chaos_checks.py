@@ -43,6 +43,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from tokengate.shared.errors import AgentLost, wire_name
+
 SLACK = 1.0                  # seconds of clock slack between the soak's, agents' and logs' times
 LOSS_GRACE = 5.0             # seconds after a fault ends in which the gateway may declare it
 MEMORY_FLOOR = 16 * 2**20    # bytes of growth always allowed over the last third
@@ -50,7 +52,7 @@ MEMORY_FRACTION = 0.10       # growth allowed as a fraction of the start value
 EDGE = 0.10                  # fraction of the last third whose samples give its start and end
 MIN_EDGE = 5.0               # seconds, at least
 AGENT_FAULTS = frozenset({"agent-kill", "agent-stop"})
-NEVER_TWICE_LOSS = "AgentLost"
+NEVER_TWICE_LOSS = wire_name(AgentLost)
 SHOWN = 5                    # examples quoted in a failed check's detail
 MOVE_TIMEOUTS = 2            # heartbeat timeouts in which a dead gateway's agents move (issue 15)
 

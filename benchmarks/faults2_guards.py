@@ -12,6 +12,7 @@ import grpc
 import redis
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.server import create_server, stop_server
+from tokengate.shared import wire
 from tokengate.shared.channel import CHANNEL_OPTIONS, TlsConfig
 from tokengate.shared.client import open_client
 from tokengate.shared.errors import TokenGateError
@@ -131,7 +132,7 @@ def _sessions_held(rig: Rig, limit: int) -> None:
         session.close()
     said = ", ".join(answers)
     refused = sessions[-1].error
-    busy = refused is not None and refused.details().startswith("GatewayBusy")
+    busy = refused is not None and refused.details().startswith(wire.GATEWAY_BUSY)
     print(f"  --max-sessions {limit}: {opened} sessions open, the next refused with "
           f"GatewayBusy: {busy}; {said}; a new agent registered: {joined} "
           f"[{verdict(not joined or 'FAILS' in said or opened != limit or not busy)}]")

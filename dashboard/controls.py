@@ -24,7 +24,7 @@ from tokengate.dashboard.auth import Session
 from tokengate.dashboard.metrics import DashboardMetrics
 from tokengate.dashboard.poller import Poller
 from tokengate.dashboard.source import Source, token_data
-from tokengate.shared.errors import TokenGateError
+from tokengate.shared.errors import BadRequest, TokenGateError, UnknownTask
 from tokengate.shared.token import TaskToken
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ QUARANTINE_ACTIONS = ("replay", "drop")
 Outcome = Callable[[Session, dict[str, Any]], None]
 
 
-class ControlError(ValueError):
+class ControlError(BadRequest):
     """Bad input to a control, answered to the page (never sent to the gateway)."""
 
 
@@ -156,8 +156,8 @@ class Controls:
         choices = {c["name"]: c for c in view.get("panels", {}).get("tasks", [])}
         if choices and task not in choices:
             names = ", ".join(sorted(choices)[:8])
-            raise ControlError(f"UnknownTask: no agent registered {task} (registered: {names}"
-                               f"{', ...' if len(choices) > 8 else ''})")
+            raise UnknownTask(f"no agent registered {task} (registered: {names}"
+                              f"{', ...' if len(choices) > 8 else ''})")
         weight = choices.get(task, {}).get("weight")
         return {"weight": weight} if weight else None
 

@@ -25,7 +25,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import psutil
@@ -35,6 +35,7 @@ from tokengate.shared.errors import TokenGateError, UnknownToken
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.registry import lookup, registered_names
 from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.snapshot import ProcessLoad
 from tokengate.shared.token import TaskToken
 
 logger = logging.getLogger(__name__)
@@ -143,14 +144,14 @@ class EmbeddedSource:
     def read(self, series_since: float = 0.0) -> Reading:
         reading = Reading(at=self.clock())
         try:
-            snapshot = self.host.snapshot()
+            snapshot = local_view.typed(self.host.snapshot())  # SnapshotError: a TokenGateError
         except TokenGateError as exc:
             reading.errors["status"] = f"{type(exc).__name__}: {exc}"[:300]
             return reading
         with self._process.oneshot():
-            snapshot["process"] = {"pid": self._process.pid,
-                                   "cpu_percent": self._process.cpu_percent(None),
-                                   "rss_bytes": self._process.memory_info().rss}
+            snapshot = replace(snapshot, process=ProcessLoad(
+                pid=self._process.pid, cpu_percent=self._process.cpu_percent(None),
+                rss_bytes=self._process.memory_info().rss))
         tasks = local_view.task_rows([lookup(name) for name in registered_names()])
         node = local_view.node_row(snapshot, host=self.hostname, pid=os.getpid(),
                                    at=reading.at, tasks=tasks)

@@ -11,7 +11,10 @@ one node: this host.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
+
+from tokengate.shared.snapshot import AgentSnapshot, GuardHouseStatus, as_snapshot
 
 WEIGHTS = ("heavy", "medium", "light")
 STATES = {"running": "RUNNING", "draining": "DRAINING", "drained": "DRAINED"}
@@ -19,21 +22,30 @@ NODE_STATES = {"running": "UP", "draining": "DRAINING", "drained": "DRAINED"}
 NO_REDIS = None  # the status's "redis": embedded mode has none (the panel says so)
 
 
-def cluster_state(snapshot: dict[str, Any]) -> str:
+Snapshot = Mapping[str, Any] | AgentSnapshot  # the host's snapshot, as a map or typed
+
+
+def typed(snapshot: Snapshot) -> AgentSnapshot:
+    """The host's snapshot through its schema (:mod:`tokengate.shared.snapshot`)."""
+    return as_snapshot(snapshot)
+
+
+def cluster_state(snapshot: Snapshot) -> str:
     """RUNNING, DRAINING or DRAINED as the cluster says it (a stopped host: STOPPED)."""
-    state = str(snapshot.get("state", ""))
+    state = typed(snapshot).state
     return STATES.get(state, state.upper())
 
 
-def credits(snapshot: dict[str, Any]) -> dict[str, int]:
+def credits(snapshot: Snapshot) -> dict[str, int]:
     """Free slots per weight class: the active mailboxes' room on the cores it may use."""
-    capacity = int(snapshot.get("mailbox_capacity") or 0)
+    snap = typed(snapshot)
+    capacity = snap.shape.mailbox_capacity or 0
     free = {}
-    for core in snapshot.get("cores", []):
-        active = core.get("depths", [])[:core.get("active_mailboxes", 0)]
-        free[core["core"]] = sum(max(0, capacity - depth) for depth in active)
-    policy = snapshot.get("policy", {})
-    return {w: sum(free.get(core, 0) for core in policy.get(w, [])) for w in WEIGHTS}
+    for core in snap.cores:
+        active = core.depths[:core.active_mailboxes or 0]
+        free[core.core] = sum(max(0, capacity - depth) for depth in active)
+    policy = snap.shape.policy
+    return {w: sum(free.get(core, 0) for core in policy.get(w, ())) for w in WEIGHTS}
 
 
 def task_rows(specs: list[Any]) -> list[dict[str, Any]]:
@@ -43,83 +55,74 @@ def task_rows(specs: list[Any]) -> list[dict[str, Any]]:
              "requires": [f"{k}={v}" for k, v in spec.tags.requires]} for spec in specs]
 
 
-def recent_rows(snapshot: dict[str, Any], node: str) -> list[dict[str, Any]]:
+def recent_rows(snapshot: Snapshot, node: str) -> list[dict[str, Any]]:
     """The newest finished attempts, as the gateway's ``recent`` list has them."""
     return [{
-        "token_id": r["token_id"], "operation_type": r.get("operation_type", ""),
-        "state": "completed" if r.get("success") else "failed", "node": node,
-        "core": r.get("core_id") or 0, "worker": r.get("worker_id") or "",
-        "attempt": r.get("attempt", 1), "error_type": r.get("error_type", ""),
-        "duration": round(float(r.get("execution_time", 0.0)), 6),
-        "finished_at": float(r.get("finished_at", 0.0)),
-    } for r in snapshot.get("recent_executions", [])]
+        "token_id": r.token_id, "operation_type": r.operation_type,
+        "state": "completed" if r.success else "failed", "node": node,
+        "core": r.core_id or 0, "worker": r.worker_id or "", "attempt": r.attempt,
+        "error_type": r.error_type, "duration": round(r.execution_time, 6),
+        "finished_at": r.finished_at,
+    } for r in typed(snapshot).recent_executions or ()]
 
 
-def node_row(snapshot: dict[str, Any], *, host: str, pid: int, at: float,
+def node_row(snapshot: Snapshot, *, host: str, pid: int, at: float,
              tasks: list[dict[str, Any]]) -> dict[str, Any]:
     """This host as the one node of the cluster panel."""
-    tokens = snapshot.get("tokens", {})
-    executing = int(tokens.get("executing", 0))
-    state = str(snapshot.get("state", ""))
+    snap = typed(snapshot)
+    tokens = snap.tokens
     return {
-        "name": snapshot.get("node") or host, "state": NODE_STATES.get(state, state.upper()),
-        "reason": snapshot.get("drain_reason", ""), "host": host, "pid": pid,
-        "inflight": executing + int(tokens.get("waiting", 0)) - int(tokens.get("held", 0)),
-        "executing": executing, "stuck": snapshot.get("stuck", 0),
-        "blocked": snapshot.get("blocked", 0), "workers": snapshot.get("workers", 0),
-        "credits": credits(snapshot), "last_seen": at, "tasks": tasks, "labels": {},
-        "topology": {key: snapshot.get(key) for key in
-                     ("topology", "workers", "workers_per_core", "mailbox_capacity", "policy")},
-        "snapshot": snapshot,
+        "name": snap.node or host, "state": NODE_STATES.get(snap.state, snap.state.upper()),
+        "reason": snap.drain_reason, "host": host, "pid": pid,
+        "inflight": tokens.executing + tokens.waiting - tokens.held,
+        "executing": tokens.executing, "stuck": snap.stuck, "blocked": snap.blocked,
+        "workers": snap.shape.workers or 0, "credits": credits(snap), "last_seen": at,
+        "tasks": tasks, "labels": {}, "topology": snap.shape.to_wire(),
+        "snapshot": snap.to_wire(),
     }
 
 
-def status(snapshot: dict[str, Any], node: dict[str, Any], drain_since: float) -> dict[str, Any]:
+def status(snapshot: Snapshot, node: dict[str, Any], drain_since: float) -> dict[str, Any]:
     """The whole status (what ``shared.status.describe`` makes of a gateway's reply)."""
-    tokens = snapshot.get("tokens", {})
-    state = cluster_state(snapshot)
+    snap = typed(snapshot)
+    tokens = snap.tokens
+    state = cluster_state(snap)
     return {
-        "state": state, "reason": snapshot.get("drain_reason", ""),
-        "uptime": round(float(snapshot.get("uptime", 0.0)), 1),
+        "state": state, "reason": snap.drain_reason, "uptime": round(snap.uptime, 1),
         "drain_since": drain_since if state in ("DRAINING", "DRAINED") else 0.0,
-        "inflight": node["inflight"], "executing": node["executing"],
-        "held": int(tokens.get("held", 0)),
-        "counts": {"submitted": tokens.get("submitted", 0),
-                   "completed": tokens.get("completed", 0), "failed": tokens.get("failed", 0),
-                   "killed": tokens.get("killed", 0), "requeued": tokens.get("retried", 0),
-                   "lost": 0},
+        "inflight": node["inflight"], "executing": node["executing"], "held": tokens.held,
+        "counts": {"submitted": tokens.submitted, "completed": tokens.completed,
+                   "failed": tokens.failed, "killed": tokens.killed,
+                   "requeued": tokens.retried, "lost": 0},
         "pending": dict.fromkeys(WEIGHTS, 0), "redis": NO_REDIS, "nodes": [node],
-        "recent": recent_rows(snapshot, node["name"]),
+        "recent": recent_rows(snap, node["name"]),
     }
 
 
-def guards(snapshot: dict[str, Any], node: str) -> dict[str, Any]:
+def guards(snapshot: Snapshot, node: str) -> dict[str, Any]:
     """The Guard House and quarantine (what the gateway's Guards reply holds), this host's:
     its functions, its mode and totals (the panel's summary line), its quarantine."""
-    house = snapshot.get("guard_house", {})
-    methods = house.get("methods", {})
-    functions = [{
-        "name": name, "attempts": int(rep.get("attempts", 0)),
-        "successes": int(rep.get("successes", 0)), "failures": int(rep.get("failures", 0)),
-        "mean_time": float(rep.get("mean_time", 0.0)), "health": str(rep.get("health", "")),
-        "blocked_on": [node] if rep.get("blocked") else [], "blocked": bool(rep.get("blocked")),
-    } for name, rep in sorted(methods.items())]
+    snap = typed(snapshot)
+    house = snap.guard_house or GuardHouseStatus()
+    functions: list[dict[str, Any]] = [{
+        "name": name, "attempts": rep.attempts, "successes": rep.successes,
+        "failures": rep.failures, "mean_time": rep.mean_time, "health": rep.health,
+        "blocked_on": [node] if rep.blocked else [], "blocked": rep.blocked,
+    } for name, rep in sorted(house.methods.items())]
     totals = {
-        "mode": str(house.get("mode", "passive")),
-        "failure_threshold": float(house.get("failure_threshold", 0.0)),
-        "min_attempts": int(house.get("min_attempts", 0)),
+        "mode": house.mode, "failure_threshold": house.failure_threshold or 0.0,
+        "min_attempts": house.min_attempts or 0,
         "executions": sum(f["attempts"] for f in functions),
         "failures": sum(f["failures"] for f in functions),
         "blocked": sorted(f["name"] for f in functions if f["blocked"]),
-        "refusals": int(house.get("refusals", 0)),
+        "refusals": house.refusals,
     }
-    quarantine = [{
-        "id": str(q.get("id", "")), "node": node, "task": str(q.get("task", "")),
-        "operation_type": str(q.get("operation_type", "")),
-        "deviation": float(q.get("deviation_percent", 0.0)), "reason": str(q.get("reason", "")),
-        "args_summary": str(q.get("args_summary", "")), "at": float(q.get("timestamp", 0.0)),
-        "replayable": bool(q.get("replayable", False)),
-    } for q in snapshot.get("quarantine", {}).get("recent", [])]
+    recent = snap.quarantine.recent if snap.quarantine is not None else ()
+    quarantine: list[dict[str, Any]] = [{
+        "id": q.id, "node": node, "task": q.task, "operation_type": q.operation_type,
+        "deviation": q.deviation_percent, "reason": q.reason, "args_summary": q.args_summary,
+        "at": q.timestamp, "replayable": q.replayable,
+    } for q in recent]
     quarantine.sort(key=lambda q: q["at"], reverse=True)
     return {"functions": functions, "house": totals, "quarantine": quarantine}
 

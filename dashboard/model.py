@@ -12,6 +12,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tokengate.shared.errors import SnapshotError
+from tokengate.shared.snapshot import AgentSnapshot, NestedCounts, NodeShape, ProcessLoad
+
 WEIGHTS = ("heavy", "medium", "light")
 FRESH_HEARTBEAT = 2.0  # seconds: a younger heartbeat shows as age 0 (no churn)
 HIDDEN = None  # what a payload field holds when payloads are not shown
@@ -50,10 +53,20 @@ def waiting(status: dict[str, Any]) -> dict[str, int]:
     return pending
 
 
-def _physical_cores(node: dict[str, Any]) -> int:
-    inner = (node.get("topology") or {}).get("topology") or {}
-    value = inner.get("physical_cores")
-    return int(value) if isinstance(value, int | float) else 0
+def agent_snapshot(node: dict[str, Any]) -> AgentSnapshot:
+    """A node's snapshot, typed (defaults where it says nothing, or says it wrongly)."""
+    try:
+        return AgentSnapshot.from_wire(node.get("snapshot"))
+    except SnapshotError:
+        return AgentSnapshot()
+
+
+def node_shape(node: dict[str, Any]) -> NodeShape:
+    """A node's shape as its hello said it, typed (defaults where it says nothing)."""
+    try:
+        return NodeShape.from_wire(node.get("topology"))
+    except SnapshotError:
+        return NodeShape()
 
 
 def capacity_totals(nodes: list[dict[str, Any]]) -> dict[str, int]:
@@ -65,12 +78,13 @@ def capacity_totals(nodes: list[dict[str, Any]]) -> dict[str, int]:
     for node in nodes:
         if node.get("state") == "DISCONNECTED":
             continue
-        topology = node.get("topology") or {}
-        count = int(topology.get("workers") or 0)
+        shape = node_shape(node)
+        count = shape.workers or 0
         workers += count
-        slots += count * int(topology.get("mailbox_capacity") or 0)
+        slots += count * (shape.mailbox_capacity or 0)
         host = node.get("host") or node["name"]
-        cores_by_host[host] = max(cores_by_host.get(host, 0), _physical_cores(node))
+        cores_by_host[host] = max(cores_by_host.get(host, 0),
+                                  shape.topology.physical_cores or 0)
     return {"workers": workers, "physical_cores": sum(cores_by_host.values()),
             "hosts": len(cores_by_host), "capacity": slots}
 
@@ -110,38 +124,28 @@ def pool_point(status: dict[str, Any], at: float) -> dict[str, Any]:
             "inflight": status.get("inflight", 0)}
 
 
-def _core_cells(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+def _core_cells(snapshot: AgentSnapshot) -> list[dict[str, Any]]:
     """Per core: active pattern, each mailbox's depth, busy, stuck and blocked workers, the totals,
     and the tokens routed there per weight."""
-    cells = []
-    for core in snapshot.get("cores", []):
-        depths, busy = list(core.get("depths", [])), list(core.get("busy", []))
-        routed = core.get("routed", {})
-        cells.append({
-            "core": core["core"], "cpu": core.get("cpu"),
-            "active": core.get("active_mailboxes", len(depths)),
-            "depths": depths, "busy": busy, "stuck": list(core.get("stuck", [])),
-            "blocked": list(core.get("blocked", [])),
-            "queued": sum(depths), "executing": sum(busy),
-            "routed": {w: routed.get(w, 0) for w in WEIGHTS},
-        })
-    return cells
+    return [{
+        "core": core.core, "cpu": core.cpu,
+        "active": len(core.depths) if core.active_mailboxes is None else core.active_mailboxes,
+        "depths": list(core.depths), "busy": list(core.busy), "stuck": list(core.stuck),
+        "blocked": list(core.blocked), "queued": sum(core.depths), "executing": sum(core.busy),
+        "routed": {w: core.routed.get(w, 0) for w in WEIGHTS},
+    } for core in snapshot.cores]
 
 
-def _process(snapshot: dict[str, Any]) -> tuple[float | None, int | None]:
+def _process(snapshot: AgentSnapshot) -> tuple[float | None, int | None]:
     """The agent process's CPU percent and resident memory (MiB), when it reports them."""
-    process = snapshot.get("process") or {}
-    cpu = process.get("cpu_percent")
-    rss = process.get("rss_bytes")
-    return (None if cpu is None else round(float(cpu)),
-            None if rss is None else round(int(rss) / 2**20))
+    process = snapshot.process or ProcessLoad()
+    cpu, rss = process.cpu_percent, process.rss_bytes
+    return (None if cpu is None else round(cpu), None if rss is None else round(rss / 2**20))
 
 
-def _nested(snapshot: dict[str, Any]) -> dict[str, int]:
+def _nested(snapshot: AgentSnapshot) -> dict[str, int]:
     """The agent's nested tasks (run locally, outside the ledger): counts since it started."""
-    nested = snapshot.get("nested") or {}
-    return {k: int(nested.get(k, 0)) for k in ("submitted", "active", "completed", "failed",
-                                                "killed")}
+    return (snapshot.nested or NestedCounts()).to_wire()
 
 
 def heartbeat_age(last_seen: float, at: float) -> int:
@@ -150,9 +154,7 @@ def heartbeat_age(last_seen: float, at: float) -> int:
 
 
 def node_card(node: dict[str, Any], at: float) -> dict[str, Any]:
-    snapshot = node.get("snapshot") or {}
-    pool = snapshot.get("tokens", {})
-    topology = node.get("topology") or {}
+    snapshot, shape = agent_snapshot(node), node_shape(node)
     cpu, rss = _process(snapshot)
     tasks = sorted(t["name"] + (f" [{','.join(t['requires'])}]" if t.get("requires") else "")
                    for t in node.get("tasks", []))
@@ -165,12 +167,16 @@ def node_card(node: dict[str, Any], at: float) -> dict[str, Any]:
         "stuck": node.get("stuck", 0), "blocked": node.get("blocked", 0),
         "credits": {w: node.get("credits", {}).get(w, 0) for w in WEIGHTS},
         "cpu": cpu, "rss": rss, "tasks": tasks, "labels": labels,
-        "workers": snapshot.get("workers", topology.get("workers")),
-        "wpc": snapshot.get("workers_per_core", topology.get("workers_per_core")),
-        "capacity": topology.get("mailbox_capacity"),
-        "completed": pool.get("completed", 0), "failed": pool.get("failed", 0),
+        "workers": _either(snapshot.shape.workers, shape.workers),
+        "wpc": _either(snapshot.shape.workers_per_core, shape.workers_per_core),
+        "capacity": shape.mailbox_capacity,
+        "completed": snapshot.tokens.completed, "failed": snapshot.tokens.failed,
         "nested": _nested(snapshot), "cores": _core_cells(snapshot),
     }
+
+
+def _either(first: int | None, second: int | None) -> int | None:
+    return second if first is None else first
 
 
 def task_choices(status: dict[str, Any]) -> list[dict[str, Any]]:

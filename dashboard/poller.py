@@ -25,6 +25,7 @@ from tokengate.dashboard import diff
 from tokengate.dashboard.memory import ViewMemory
 from tokengate.dashboard.metrics import DashboardMetrics
 from tokengate.dashboard.source import Reading, Source
+from tokengate.shared.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -76,23 +77,28 @@ class Poller:
 
     def _loop(self) -> None:
         next_at = 0.0
+        backoff = Backoff()
         while not self._stop.is_set():
             self._kick.wait(max(0.0, next_at - time.monotonic()))
             if self._stop.is_set():
                 return
             kicked = self._kick.is_set()
             self._kick.clear()
-            if self.on_tick is not None:
-                self.on_tick()
-            if not kicked and not self.watchers():
-                next_at = time.monotonic() + self.interval
-                continue
             started = time.monotonic()
             try:
-                self.poll_once()
+                self._tick(kicked)
+                backoff.succeeded()
             except Exception:  # a bug in one poll must not end the live view
-                logger.exception("dashboard poll failed")
+                logger.exception("dashboard poll failed; polling goes on")
+                started += backoff.failed()
             next_at = started + self.interval
+
+    def _tick(self, kicked: bool) -> None:
+        """One turn of the loop: the tick hook, then a poll if a page watches or asked."""
+        if self.on_tick is not None:
+            self.on_tick()
+        if kicked or self.watchers():
+            self.poll_once()
 
     def poll_once(self) -> dict[str, Any]:
         """Read, build, diff and push once; returns the patch (also for tests)."""

@@ -16,9 +16,16 @@ from tokengate.dashboard import security
 from tokengate.dashboard.auth import Clock, LoginThrottle, SessionStore, password_matches
 from tokengate.dashboard.config import DashboardConfig
 from tokengate.dashboard.metrics import CONTENT_TYPE, DashboardMetrics
+from werkzeug.wrappers import Response as WebResponse
 
-COOKIE = {"httponly": True, "samesite": "Strict", "path": "/"}
 LOGIN_COOKIE_AGE = 3600
+
+
+def _set_cookie(response: WebResponse, name: str, value: str, *,
+                max_age: int | None = None) -> None:
+    """Every cookie of the dashboard: HTTP only, same site, secure over HTTPS."""
+    response.set_cookie(name, value, max_age=max_age, secure=request.is_secure,
+                        httponly=True, samesite="Strict", path="/")
 
 
 class Routes:
@@ -45,27 +52,26 @@ class Routes:
         routes.add_url_rule("/healthz", view_func=self.healthz, methods=["GET"])
         return routes
 
-    def _login_page(self, error: str = "", status: int = 200) -> Response:
+    def _login_page(self, error: str = "", status: int = 200) -> WebResponse:
         token = request.cookies.get(security.LOGIN_COOKIE) or secrets.token_urlsafe(32)
         response = make_response(render_template("login.html", csrf=token, error=error),
                                  status)
-        response.set_cookie(security.LOGIN_COOKIE, token, max_age=LOGIN_COOKIE_AGE,
-                            secure=request.is_secure, **COOKIE)
+        _set_cookie(response, security.LOGIN_COOKIE, token, max_age=LOGIN_COOKIE_AGE)
         return response
 
-    def index(self) -> Response:
+    def index(self) -> WebResponse:
         session = security.current_session(self.store, self.clock())
         if session is None:
             return redirect("/login", 303)
         return make_response(render_template("index.html", csrf=session.csrf,
                                              actor=session.actor))
 
-    def login_form(self) -> Response:
+    def login_form(self) -> WebResponse:
         if security.current_session(self.store, self.clock()) is not None:
             return redirect("/", 303)
         return self._login_page()
 
-    def login(self) -> Response:
+    def login(self) -> WebResponse:
         address = request.remote_addr or "?"
         now = self.clock()
         wait = self.throttle.wait_for(address, now)
@@ -84,12 +90,11 @@ class Routes:
         self.metrics.logins.labels("ok").inc()
         session = self.store.create(request.form.get("user", ""), now)
         response = redirect("/", 303)
-        response.set_cookie(security.SESSION_COOKIE, session.sid, secure=request.is_secure,
-                            **COOKIE)
+        _set_cookie(response, security.SESSION_COOKIE, session.sid)
         response.delete_cookie(security.LOGIN_COOKIE, path="/")
         return response
 
-    def logout(self) -> Response:
+    def logout(self) -> WebResponse:
         session = security.current_session(self.store, self.clock(), touch=False)
         if session is not None:
             self.store.remove(session.sid)

@@ -319,9 +319,9 @@ class Admission:
         self.series.submitted(len(rows) - len(duplicates))
         conn.send(accepted=[row.item.token_id for row in rows] + keyed)
         if dispatch_now:
-            unsent = self._send(dispatch_now)
-            if unsent:
-                await self._give_back(unsent)
+            refused = self._send(dispatch_now)
+            if refused:
+                await self._give_back(refused)
         if duplicates:
             await self.results.watch(conn, duplicates)
         if keyed:

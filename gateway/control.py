@@ -189,7 +189,9 @@ class Control:
         bounded("the actor", actor, MAX_ACTOR)
         replies = await self._ask(self.registry.connected(), "reenable", function)
         was_blocked = self.guards.forget(function)
-        reset = sorted(name for name, r in replies.items() if r is not None)
+        busy = sorted(name for name, r in replies.items() if r is not None and wire.refused_busy(r))
+        reset = sorted(name for name, r in replies.items()
+                       if r is not None and name not in busy)
         local = sorted(name for name, r in replies.items() if r is not None and r.ok)
         silent = sorted(name for name, r in replies.items() if r is None)
         if was_blocked or local:
@@ -202,8 +204,10 @@ class Control:
             message += f"; records reset on {', '.join(reset)}"
         if silent:
             message += f"; no answer from {', '.join(silent)}"
-        await self._audit(actor, "reenable", function, not silent, message)
-        return pb.ControlReply(ok=not silent, message=message,
+        if busy:
+            message += f"; too busy to reset it, try again: {', '.join(busy)}"
+        await self._audit(actor, "reenable", function, not silent and not busy, message)
+        return pb.ControlReply(ok=not silent and not busy, message=message,
                                outcome="reenabled" if was_blocked or local else "not_blocked")
 
     async def quarantine(self, quarantine_id: str, action: str, node: str, actor: str = "",

@@ -38,6 +38,7 @@ from tokengate.gateway.ledger.schema import per_weight
 from tokengate.gateway.runtimes import RunTimes
 from tokengate.gateway.store import Store
 from tokengate.shared import framing
+from tokengate.shared.backoff import Backoff
 from tokengate.shared.errors import RedisUnavailable
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.tags import Weight
@@ -284,6 +285,7 @@ class Dispatch:
 
     async def _loop(self) -> None:
         last_sync = 0.0
+        backoff = Backoff()
         while True:
             kicked = await self._kick.wait(SYNC_EVERY)
             try:
@@ -295,12 +297,14 @@ class Dispatch:
                 # grows (every worker stuck) still gets its last free slots filled.
                 while await self._round(eager=not kicked):
                     pass
+                backoff.succeeded()
             except RedisUnavailable as exc:
                 logger.error("dispatch paused: %s", exc)
                 await asyncio.sleep(0.5)
-            except Exception:  # a bug: say so, and keep dispatching
-                logger.exception("dispatch round failed")
-                await asyncio.sleep(0.5)
+            except Exception:  # a bug: say so, and keep dispatching (the round is retried)
+                logger.exception("dispatch round failed; dispatching goes on")
+                await asyncio.sleep(backoff.failed())
+                self._kick.set()
 
     async def _round(self, eager: bool = False) -> bool:
         progress = False
@@ -331,7 +335,8 @@ class Dispatch:
 
     def _cap_plan(self, task: str, plan: dict[str, int]) -> dict[str, int]:
         """Trim a claim plan to the room of the agents' shared storages (credit refunded)."""
-        shared, room = self.storage, {}
+        shared = self.storage
+        room: dict[str, int] = {}
         out = {}
         for agent, count in plan.items():
             name = shared.storage_for(agent, task)

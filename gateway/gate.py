@@ -38,6 +38,7 @@ from tokengate.gateway import fairness
 from tokengate.gateway import items as checks
 from tokengate.gateway.aio import Signal
 from tokengate.gateway.conns import ClientConn
+from tokengate.shared.backoff import Backoff
 from tokengate.shared.errors import GatewayBusy, TokenKilled
 from tokengate.shared.rpc import tokengate_pb2 as pb
 
@@ -197,13 +198,17 @@ class Gate:
     # -- the release task ----------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        backoff = Backoff()
         while True:
             await self._wake.wait()
             try:
                 while await self._release_round():
                     pass
-            except Exception:  # a bug: say so, and keep releasing
-                logger.exception("fair-share release failed")
+                backoff.succeeded()
+            except Exception:  # a bug: say so, and keep releasing (the round is retried)
+                logger.exception("fair-share release failed; releasing goes on")
+                await asyncio.sleep(backoff.failed())
+                self._wake.set()
 
     async def _release_round(self) -> bool:
         """Release what the round robin allows now, each session's batch admitted at once

@@ -74,7 +74,7 @@ class Gateway:
         self.control = Control(ledger, store, self.dispatch, self.registry, self.results,
                                self.views, self.gate, self.guards)
         self.lost_lease = threading.Event()  # set when another gateway took the shard
-        self._on_lost: list[Callable[[], None]] = []  # run on the loop when it is set
+        self._on_lost: list[Callable[[], object]] = []  # run on the loop when it is set
         ledger.on_fenced = self._lease_lost  # a write refused: another holds the epoch
 
     async def start(self, lease_wait: float | None = None) -> Gateway:
@@ -126,7 +126,7 @@ class Gateway:
         for callback in self._on_lost:
             self.loop.call_soon_threadsafe(callback)
 
-    def when_lost(self, callback: Callable[[], None]) -> None:
+    def when_lost(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` on the loop once this gateway has lost its shard."""
         self._on_lost.append(callback)
 
@@ -161,8 +161,7 @@ class Gateway:
 
     async def on_agent_frame(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
         """One frame of an agent: results first (someone waits for them), then the rest."""
-        self.registry.heard(conn, frame)
-        if frame.snapshot:
+        if self.registry.heard(conn, frame):  # a snapshot that fits its schema
             self.guards.report(conn.name, frame.snapshot)
         stats = self.dispatch.stats
         stats["agent_frames"] += 1

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import msgpack
 import psutil
 from tokengate.gateway.ledger import TokenLedger
+from tokengate.shared.backoff import Backoff
 from tokengate.shared.errors import ConfigurationError, RedisUnavailable
 
 logger = logging.getLogger(__name__)
@@ -95,16 +96,23 @@ class GatewayLease:
         return ok
 
     def _renew(self) -> None:
+        backoff = Backoff(cap=self.ttl / 3)
+        pause = self.ttl / 3
         while True:
-            self._wake.wait(self.ttl / 3)
+            self._wake.wait(pause)
             self._wake.clear()
             if self._stopping.is_set():
                 return
+            pause = self.ttl / 3
             try:
                 if not self.renew():
                     return
+                backoff.succeeded()
             except RedisUnavailable as exc:
                 logger.error("cannot renew the gateway lease: %s", exc)
+            except Exception:  # a bug: say so, and try again soon (the lease must not lapse)
+                logger.exception("renewing the gateway lease failed; renewing goes on")
+                pause = backoff.failed()
 
     def release(self) -> None:
         self._stopping.set()

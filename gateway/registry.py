@@ -36,8 +36,10 @@ from tokengate.gateway.ledger import LossPolicy, TaskRule, TokenLedger
 from tokengate.gateway.results import Results
 from tokengate.gateway.store import Store
 from tokengate.shared import labels, wire
-from tokengate.shared.errors import AgentRejected, InvalidTags, RedisUnavailable
+from tokengate.shared.backoff import Backoff
+from tokengate.shared.errors import AgentRejected, InvalidTags, RedisUnavailable, SnapshotError
 from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.snapshot import AgentSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -174,17 +176,21 @@ class Registry:
 
     # -- frames and departures -----------------------------------------------------------------
 
-    def heard(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
-        """Any frame is a heartbeat; its seq renews the agent's work lease."""
+    def heard(self, conn: AgentConn, frame: pb.AgentFrame) -> bool:
+        """Any frame is a heartbeat; its seq renews the agent's work lease. True if it
+        brought a snapshot that fits its schema, now the agent's newest (one that does not
+        fit is logged, and the previous one kept)."""
         conn.touch()
         if frame.seq and not frame.results:  # a frame with results is acked once stored
             conn.send_seen(frame.seq)
-        if frame.snapshot:
+        taken = bool(frame.snapshot) and _fits(conn.name, frame.snapshot)
+        if taken:
             conn.snapshot = bytes(frame.snapshot)
         conn.stuck, conn.blocked = frame.stuck, frame.blocked
         if frame.leaving and not conn.leaving:
             conn.leaving = True
             logger.info("agent %s is stopping: no more dispatch to it", conn.name)
+        return taken
 
     async def disconnected(self, conn: AgentConn) -> None:
         """The link broke: no more dispatch; the monitor decides whether it is lost.
@@ -203,6 +209,7 @@ class Registry:
     async def _monitor(self) -> None:
         interval = min(1.0, self.config.heartbeat_timeout / 4)
         last = time.monotonic()
+        backoff = Backoff()
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
@@ -212,10 +219,12 @@ class Registry:
             try:  # a gateway paused past its lease must not judge others
                 if await self.store.write(self.serving):
                     await self._check_heartbeats()
+                backoff.succeeded()
             except RedisUnavailable as exc:
                 logger.error("heartbeat bookkeeping paused: %s", exc)
             except Exception:  # a bug: say so, and keep watching
-                logger.exception("heartbeat check failed")
+                logger.exception("heartbeat check failed; watching goes on")
+                await asyncio.sleep(backoff.failed())
 
     async def _check_heartbeats(self) -> None:
         live = {c.name: c.last_seen_wall for c in self.connected() if c.connected}
@@ -253,3 +262,13 @@ class Registry:
             logger.info("requeued %s tokens of agent %s", dict(back.requeued), name)
         self.dispatch.queued(back.requeued)
 
+
+def _fits(agent: str, blob: bytes) -> bool:
+    """Whether an agent's snapshot fits :class:`AgentSnapshot`; logs why not."""
+    try:
+        AgentSnapshot.decode(blob)
+    except SnapshotError as exc:
+        logger.warning("agent %s sent a status snapshot that does not fit its schema (%s); "
+                       "keeping its previous one", agent, exc)
+        return False
+    return True

@@ -157,7 +157,7 @@ class Results:
 
     def push_lost(self, lost: Sequence[LostToken], message: str) -> None:
         self.push_decided(pb.ResultItem(token_id=t.token_id, state=pb.FAILED,
-                                        error_type="AgentLost", error_message=message,
+                                        error_type=wire.AGENT_LOST, error_message=message,
                                         attempt=t.attempt, session=t.session) for t in lost)
 
     def push_expired(self, expired: Sequence[LostToken], message: str) -> None:

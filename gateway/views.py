@@ -26,9 +26,10 @@ from tokengate.gateway.results import Results
 from tokengate.gateway.series import Series
 from tokengate.gateway.store import Store
 from tokengate.shared import labels, wire
-from tokengate.shared.errors import BadRequest, RedisUnavailable, UnknownToken
+from tokengate.shared.errors import BadRequest, RedisUnavailable, SnapshotError, UnknownToken
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.snapshot import AgentSnapshot, MethodRecord, QuarantinedCall
 from tokengate.shared.tags import Weight
 
 logger = logging.getLogger(__name__)
@@ -39,13 +40,13 @@ SUMMARY_LIMIT = 400
 QUARANTINE_LIMIT = 200
 
 
-def _snapshot(conn: AgentConn) -> dict[str, Any]:
-    if not conn.snapshot:
-        return {}
+def _snapshot(conn: AgentConn) -> AgentSnapshot:
+    """The agent's newest snapshot (the registry kept only one that fits the schema)."""
     try:
-        return msgpack.unpackb(conn.snapshot, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.UnpackException):
-        return {}
+        return AgentSnapshot.decode(conn.snapshot)
+    except SnapshotError as exc:
+        logger.warning("agent %s: status snapshot unreadable: %s", conn.name, exc)
+        return AgentSnapshot()
 
 
 @dataclass(slots=True)
@@ -153,11 +154,11 @@ class Views:
         quarantined: list[pb.QuarantinedCall] = []
         for conn in self.registry.connected():
             snapshot = _snapshot(conn)
-            methods = snapshot.get("guard_house", {}).get("methods", {})
-            for name, rep in methods.items():
+            house, quarantine = snapshot.guard_house, snapshot.quarantine
+            for name, rep in (house.methods.items() if house is not None else ()):
                 _merge(functions.setdefault(name, {"blocked_on": []}), conn.name, rep)
-            for rec in snapshot.get("quarantine", {}).get("recent", []):
-                quarantined.append(_quarantined(conn.name, rec))
+            for call in (quarantine.recent if quarantine is not None else ()):
+                quarantined.append(_quarantined(conn.name, call))
         reply = self._cluster_guards()
         for name in sorted(functions):
             f = functions[name]
@@ -215,33 +216,27 @@ class Views:
         return pb.PingReply(version=VERSION, time=time.time())
 
 
-def _merge(into: dict[str, Any], node: str, rep: dict[str, Any]) -> None:
-    attempts = int(rep.get("attempts", 0))
-    into["attempts"] = into.get("attempts", 0) + attempts
-    into["successes"] = into.get("successes", 0) + int(rep.get("successes", 0))
-    into["failures"] = into.get("failures", 0) + int(rep.get("failures", 0))
-    into["time"] = into.get("time", 0.0) + float(rep.get("mean_time", 0.0)) * attempts
-    health = str(rep.get("health", "unknown"))
+def _merge(into: dict[str, Any], node: str, rep: MethodRecord) -> None:
+    into["attempts"] = into.get("attempts", 0) + rep.attempts
+    into["successes"] = into.get("successes", 0) + rep.successes
+    into["failures"] = into.get("failures", 0) + rep.failures
+    into["time"] = into.get("time", 0.0) + rep.mean_time * rep.attempts
     current = into.get("health", "unknown")
     rank = HEALTH_ORDER.index
-    if health in HEALTH_ORDER and rank(health) > rank(current if current in HEALTH_ORDER
-                                                      else "unknown"):
-        into["health"] = health
+    if rep.health in HEALTH_ORDER and rank(rep.health) > rank(current if current in HEALTH_ORDER
+                                                              else "unknown"):
+        into["health"] = rep.health
     into.setdefault("health", "unknown")
-    if rep.get("blocked"):
+    if rep.blocked:
         into["blocked_on"].append(node)
 
 
-def _quarantined(node: str, rec: dict[str, Any]) -> pb.QuarantinedCall:
-    summary = rec.get("args_summary", "")
-    if not isinstance(summary, str):
-        summary = ", ".join(map(str, summary))
+def _quarantined(node: str, call: QuarantinedCall) -> pb.QuarantinedCall:
     return pb.QuarantinedCall(
-        id=str(rec.get("id", "")), node=node, task=str(rec.get("task", "")),
-        operation_type=str(rec.get("operation_type", "")),
-        deviation=float(rec.get("deviation_percent", 0.0)), reason=str(rec.get("reason", "")),
-        args_summary=summary[:SUMMARY_LIMIT], at=float(rec.get("timestamp", 0.0)),
-        replayable=bool(rec.get("replayable", False)))
+        id=call.id, node=node, task=call.task, operation_type=call.operation_type,
+        deviation=call.deviation_percent, reason=call.reason,
+        args_summary=call.args_summary[:SUMMARY_LIMIT], at=call.timestamp,
+        replayable=call.replayable)
 
 
 def token_detail(record: TokenRecord) -> pb.TokenDetail:

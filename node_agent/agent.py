@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psutil
@@ -24,6 +24,7 @@ from tokengate.node_agent.nested import NestedTasks
 from tokengate.node_agent.runtime import LocalRuntime
 from tokengate.shared.errors import QuarantineRecordNotFound
 from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.snapshot import AgentSnapshot, NestedCounts, ProcessLoad
 
 logger = logging.getLogger(__name__)
 
@@ -76,17 +77,20 @@ class NodeAgent:
         return ""
 
     def status(self) -> dict[str, Any]:
+        """:meth:`status_snapshot` as its wire map (what the link sends)."""
+        return self.status_snapshot().to_wire()
+
+    def status_snapshot(self) -> AgentSnapshot:
         """The scheduler's snapshot (the guards' panels included) and this process's load:
         what the gateway shows of this node (``build_status`` turns it into panels)."""
-        status = self.runtime.scheduler.snapshot()
-        status["nested"] = self.nested.snapshot()
+        status = self.runtime.scheduler.status_snapshot()
+        nested = NestedCounts(**self.nested.snapshot())
         with self._process.oneshot():
-            status["process"] = {"pid": self._process.pid,
-                                 "cpu_percent": self._process.cpu_percent(None),
-                                 "rss_bytes": self._process.memory_info().rss,
-                                 "threads": self._process.num_threads(),
-                                 "time": time.time()}
-        return status
+            process = ProcessLoad(pid=self._process.pid,
+                                  cpu_percent=self._process.cpu_percent(None),
+                                  rss_bytes=self._process.memory_info().rss,
+                                  threads=self._process.num_threads(), time=time.time())
+        return replace(status, nested=nested, process=process)
 
     # -- the gateway's commands ---------------------------------------------------------------
 

@@ -1,36 +1,33 @@
-"""The agent's gRPC link: register, report capacity, take dispatched batches, report back.
+"""The agent's gRPC link to the gateway: transport only.
+
+It opens the stream (hello first), reads dispatch frames and turns them into calls on its
+collaborators, frames what they put on its outbox, and reconnects with backoff. What the
+agent holds for the gateway is not the link's state: it lives in :class:`HeldTokens`
+(:mod:`.held`, its own lock); commands run on :class:`CommandRunner` (:mod:`.commands`, a
+bounded pool); the work lease and start gate are :mod:`.lease`; result items are built by
+:mod:`.reports`.
 
 Threads and what each owns:
 
-- the *link* thread opens the stream (hello first), reads dispatch frames and acts on them
-  without ever blocking: revocations first, then the work lease and acks (applied only to
-  the stream they came from: frame numbers start again on each), tasks, each turned into a
-  :class:`TaskToken` resolved only through :mod:`tokengate.shared.registry` and handed to
-  the scheduler's non-blocking ``enqueue`` (so every embedded rule applies: weights,
-  pinning, tiers, guards), then kills; commands go to a thread of their own, except a
-  cancel, which never waits and is answered at once (see ``docs/cancel.md``). It owns
-  ``_received`` (tasks received on the current stream) and reconnects with backoff when the
-  gateway goes away;
+- the *link* thread reads frames and acts on them without ever blocking: revocations first,
+  then the work lease and acks (applied only to the stream they came from: frame numbers
+  start again on each), tasks, each turned into a :class:`TaskToken` resolved only through
+  :mod:`tokengate.shared.registry` and handed to the scheduler's non-blocking ``enqueue``
+  (so every embedded rule applies: weights, pinning, tiers, guards), then kills; commands
+  go to the command pool, except a cancel, which never waits and is answered at once (see
+  ``docs/cancel.md``). It owns ``_received`` (tasks received on the current stream), the
+  gateway addresses and the backoff;
 - the sender, on gRPC's request thread of the current stream, drains the outbox into frames
   (:mod:`.outbox`); its state is guarded by ``_send_lock`` and tied to a stream generation,
   so a dying stream's thread hands back what it took. About once a heartbeat it also asks
   the scheduler to reclaim what waits behind blocked workers (a call running past
   ``stuck_after``) and returns those tokens to the gateway, which runs them elsewhere: work
   stealing, with the scheduler's word that none of them started;
-- workers only put their token's outcome (and, through the start observer, its start) on the
-  outbox.
+- workers only record starts and put their token's outcome on the outbox;
+- command threads (at most ``commands.COMMAND_THREADS``) put their replies on the outbox.
 
-``_held`` maps each token id given to this agent to its :class:`Held` record until the
-gateway has stored its outcome (or revoked it); ``_revoked`` holds the revoked tokens a worker
-had already claimed, until they end, so the start gate can stop one still waiting for its
-storage slot. Single dict operations only, from any thread.
-
-The work lease: the agent may start tokens only until ``lease`` seconds after it sent the
-newest frame the gateway has acknowledged seeing. An agent cut off from the gateway (a
-partition, a SIGSTOP) thus stops starting work before the gateway gives that work to
-another agent; when it is back, the gateway's welcome revokes what was taken from it.
-Leaving (``stop``), the agent closes its lease for good, kills what it holds unstarted and
-returns those ids, so the gateway can give them to others with the same attempt.
+Leaving (``stop``), the agent closes its work lease for good, kills what it holds unstarted
+and returns those ids, so the gateway can give them to others with the same attempt.
 """
 
 from __future__ import annotations
@@ -44,29 +41,36 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
 import msgpack
 from tokengate.node_agent import outbox as box
+from tokengate.node_agent import reports
+from tokengate.node_agent.commands import (
+    CANCEL,
+    CANCEL_FINISHED,
+    CommandHandler,
+    CommandRunner,
+    cancel_outcome,
+)
+from tokengate.node_agent.held import Held, HeldTokens
+from tokengate.node_agent.lease import AgentStartGate, WorkLease
 from tokengate.node_agent.link_config import LinkConfig
+from tokengate.node_agent.reports import task_info
 from tokengate.shared import codec, framing, labels, wire
 from tokengate.shared.auth import call_metadata
 from tokengate.shared.channel import addresses, open_channel
-from tokengate.shared.errors import (
-    AdmissionTimeout,
-    AgentLost,
-    ConfigurationError,
-    TokenCancelled,
-    TokenGateError,
-)
-from tokengate.shared.lifecycle import TokenState
-from tokengate.shared.registry import TaskSpec, lookup, registered_names
+from tokengate.shared.errors import AdmissionTimeout, AgentLost, ConfigurationError, TokenGateError
+from tokengate.shared.registry import lookup, registered_names
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.rpc import tokengate_pb2_grpc as rpc
+from tokengate.shared.snapshot import NodeShape
 from tokengate.shared.tags import Weight
 from tokengate.shared.token import TaskToken
+
+__all__ = ["AgentLink", "Held", "SchedulerPort", "WorkLease", "cancel_outcome",
+           "import_includes"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,86 +90,6 @@ class SchedulerPort(Protocol):
     def reclaim_blocked(self) -> list[TaskToken]: ...
 
 
-class CommandHandler(Protocol):
-    def __call__(self, command: pb.Command) -> pb.CommandReply: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Held:
-    token: TaskToken
-    weight: Weight
-    codec: int
-    owner: str     # the client owed the result (the gateway routes by it)
-    attempt: int   # the gateway's attempt number: fences our reports
-
-
-class WorkLease:
-    """Whether this agent may start tokens now (see the module docstring). ``_changed``
-    guards ``_until`` and ``_closed``; ``is_open`` reads ``_until`` without the lock."""
-
-    def __init__(self) -> None:
-        self._until = 0.0
-        self._closed = False
-        self._changed = threading.Condition()
-
-    def is_open(self) -> bool:
-        return time.monotonic() < self._until
-
-    def renew(self, until: float) -> None:
-        with self._changed:
-            if until > self._until and not self._closed:
-                self._until = until
-                self._changed.notify_all()
-
-    def close(self) -> None:
-        """For good (the agent leaves): nothing starts from now on."""
-        with self._changed:
-            self._closed = True
-            self._until = 0.0
-
-    def wait_open(self, timeout: float | None = None) -> bool:
-        with self._changed:
-            return self._changed.wait_for(self.is_open, timeout)
-
-
-class _StartGate:
-    """The scheduler's start gate on an agent: the work lease is open, and the token was not
-    revoked after a worker claimed it (``revoked``: the link's, see ``AgentLink._revoke``)."""
-
-    def __init__(self, lease: WorkLease, revoked: dict[str, TaskToken]) -> None:
-        self.is_open, self.wait_open = lease.is_open, lease.wait_open
-        self._revoked = revoked
-
-    def admits(self, token: TaskToken) -> bool:
-        return self._revoked.get(token.token_id) is not token
-
-
-# The gateway's command to cancel one token (target: its id), and the outcomes an agent
-# answers with (the reply's message).
-CANCEL = "cancel"
-CANCEL_KILLED = "killed"                     # it was queued here: killed, never started
-CANCEL_REQUESTED = "cancel_requested"        # it runs: asked to stop; KILLED once it does
-CANCEL_FINISHED = "finished"                 # it had finished (or is not held here)
-
-
-def cancel_outcome(token: TaskToken, asked: bool) -> str:
-    """What a cancel did to ``token``: ``asked`` is what ``cancel`` returned."""
-    if not asked:
-        return CANCEL_FINISHED
-    if token.state is TokenState.KILLED and not isinstance(token.error, TokenCancelled):
-        return CANCEL_KILLED
-    return CANCEL_REQUESTED
-
-
-def _clean(text: str) -> str:
-    """``text`` as valid UTF-8: what cannot be encoded (a lone surrogate) becomes ``?``."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-
-
 def import_includes(modules: tuple[str, ...]) -> list[str]:
     """Import the modules the operator named; their decorated functions become runnable."""
     for name in modules:
@@ -176,23 +100,12 @@ def import_includes(modules: tuple[str, ...]) -> list[str]:
     return registered_names()
 
 
-def task_info(spec: TaskSpec) -> pb.TaskInfo:
-    return pb.TaskInfo(name=spec.name, weight=spec.tags.weight.value,
-                       idempotent=spec.tags.idempotent, operation_type=spec.operation_type,
-                       time_limit=float(getattr(spec.tags, "time_limit", None) or 0.0),
-                       requires=labels.to_texts(spec.tags.requires),
-                       storage_speed=spec.tags.storage.value if spec.tags.storage else "")
-
-
 class _StartReporter:
     """Scheduler observer: records a token's start for the sender, which reports it if the
     token still runs a few milliseconds later (no wake-up: the next frame carries it)."""
 
-    def __init__(self, link: AgentLink) -> None:
-        self._starts = link._starts
-
-    def on_start(self, token: TaskToken) -> None:
-        self._starts[token.token_id] = token  # the sender checks it is ours when it reports
+    def __init__(self, held: HeldTokens) -> None:
+        self.on_start = held.started
 
 
 class AgentLink:
@@ -204,7 +117,6 @@ class AgentLink:
         self.config = config
         self.scheduler = scheduler
         self.status = status
-        self.commands = commands
         self.incarnation = uuid.uuid4().hex
         self.registered = threading.Event()
         self.fatal = threading.Event()  # the gateway refused us for good (wrong token)
@@ -212,14 +124,13 @@ class AgentLink:
         self.lease = WorkLease()
         self._lease_seconds = 0.0
         self._stop = threading.Event()
-        self._held: dict[str, Held] = {}
-        self._revoked: dict[str, TaskToken] = {}  # revoked once claimed, until they end
-        self._starts: box.Starts = {}
+        self._held = HeldTokens()
+        self._commands = CommandRunner(commands, self._reply)
         self._outbox: queue.SimpleQueue[box.Message] = queue.SimpleQueue()
         self._send_lock = threading.Lock()  # guards _sender, _generation and _seen
         self._seen_changed = threading.Condition(self._send_lock)
         self._seen = 0  # the newest of our frames (this stream) the gateway saw
-        self._sender = box.Sender(self._capacity, status, self._starts, self._started,
+        self._sender = box.Sender(self._capacity, status, self._held.starts_due,
                                   snapshot_every=1.0)
         self._generation = 0
         self._received = 0
@@ -244,8 +155,8 @@ class AgentLink:
         self.tasks = import_includes(self.config.includes)
         if not self.tasks:
             logger.warning("no tasks registered: include the modules that define them")
-        self.scheduler.add_observer(_StartReporter(self))
-        self.scheduler.set_start_gate(_StartGate(self.lease, self._revoked))
+        self.scheduler.add_observer(_StartReporter(self._held))
+        self.scheduler.set_start_gate(AgentStartGate(self.lease, self._held))
         thread = threading.Thread(target=self._link_loop, name="tg-agent-link", daemon=True)
         self._threads.append(thread)
         thread.start()
@@ -266,7 +177,7 @@ class AgentLink:
         # give to another agent, not ours to run unreported. We tell it which those are, so
         # never-twice calls among them run elsewhere instead of failing AgentLost.
         self.lease.close()
-        returned = [token_id for token_id in list(self._held) if self._give_up(token_id)]
+        returned = [token_id for token_id in self._held if self._give_up(token_id)]
         if returned and self.registered.is_set():
             self._return(tuple(returned))
         if leaving and self.registered.is_set() \
@@ -274,6 +185,7 @@ class AgentLink:
             logger.warning("the gateway did not confirm that we are leaving; it will declare "
                            "this agent lost once its heartbeats stop")
         self._stop.set()
+        self._commands.close()
         self._outbox.put(box.Wake())
         call = self._call
         if call is not None:
@@ -382,14 +294,10 @@ class AgentLink:
         return False
 
     def _hello(self) -> pb.Hello:
-        snapshot = self.status()
-        topology = {"topology": snapshot.get("topology", {}), "workers": snapshot.get("workers"),
-                    "workers_per_core": snapshot.get("workers_per_core"),
-                    "mailbox_capacity": snapshot.get("mailbox_capacity"),
-                    "policy": snapshot.get("policy", {})}
+        shape = NodeShape.from_wire(self.status())  # the snapshot's fixed part
         return pb.Hello(name=self.config.name, incarnation=self.incarnation,
                         host=socket.gethostname(), pid=os.getpid(),
-                        topology=msgpack.packb(topology, default=str), tasks=self.tasks,
+                        topology=msgpack.packb(shape.to_wire(), default=str), tasks=self.tasks,
                         task_info=[task_info(lookup(name)) for name in self.tasks],
                         held=list(self._held),
                         labels=labels.to_texts(labels.parse(self.config.labels)),
@@ -414,10 +322,9 @@ class AgentLink:
             self._kill(token_id)
         for command in frame.commands:
             if command.kind == CANCEL:  # never waits: answered from this thread
-                self._outbox.put(box.Replied(self._cancel(command)))
+                self._reply(self._cancel(command))
                 continue
-            threading.Thread(target=self._run_command, args=(command,),
-                             name="tg-agent-command", daemon=True).start()
+            self._commands.submit(command)  # never waits: busy when full
 
     def _renew(self, seq: int, generation: int) -> None:
         """The gateway saw (and stored) our frames up to ``seq`` of stream ``generation``.
@@ -427,7 +334,7 @@ class AgentLink:
             if generation != self._generation:
                 return
             sent = self._sender.sent_at.get(seq)
-            self._sender.ack(seq, self._acked)
+            self._sender.ack(seq, self._held.acked)
             if seq > self._seen:
                 self._seen = seq
                 self._seen_changed.notify_all()
@@ -444,15 +351,10 @@ class AgentLink:
         """Stop holding ``token_id``: kill it if it is queued (True: it never started); if a
         worker claimed it, it must not begin its call (the start gate asks; False). None if
         we did not hold it."""
-        held = self._held.pop(token_id, None)
+        held = self._held.revoke(token_id)
         if held is None:
             return None
-        token = held.token
-        if self.scheduler.kill(token_id) or token.kill():
-            return True
-        self._revoked[token_id] = token
-        token.add_done_callback(lambda t: self._revoked.pop(t.token_id, None))
-        return False
+        return self.scheduler.kill(token_id) or held.token.kill()
 
     def _return(self, ids: tuple[str, ...]) -> None:
         """Send ``ids`` as returned, and wait (a little) until the gateway has read them."""
@@ -508,10 +410,10 @@ class AgentLink:
         return pb.CommandReply(id=command.id, ok=True, message=outcome)
 
     def _take(self, items: Any) -> None:
-        for item in items:
-            token = self._token_for(item)
-            if token is not None:
-                self.scheduler.enqueue(token)
+        made = [held for held in map(self._held_for, items) if held is not None]
+        for held in self._held.take_all(made):  # one lock for the frame
+            held.token.add_done_callback(self._on_done)
+            self.scheduler.enqueue(held.token)
         self._received += len(items)
         with self._send_lock:
             view = self._sender.reported.view(self._received)
@@ -522,7 +424,7 @@ class AgentLink:
             if any(n <= 0 < free.get(w, 0) for w, n in view.items()):
                 self._outbox.put(box.CreditsDue())
 
-    def _token_for(self, item: pb.TaskItem) -> TaskToken | None:
+    def _held_for(self, item: pb.TaskItem) -> Held | None:
         if item.token_id in self._held:
             return None  # resent after a reconnect while we still hold it
         weight = wire.weight_of(item.weight)
@@ -543,79 +445,24 @@ class AgentLink:
         token: TaskToken = TaskToken(spec.func, args, kwargs, operation_type=spec.operation_type,
                                      tags=spec.tags, token_id=item.token_id,
                                      attempt=item.attempt or 1)
-        self._held[item.token_id] = Held(token, weight, item.codec, item.session,
-                                         item.attempt or 1)
-        token.add_done_callback(self._on_done)
-        return token
+        return Held(token, weight, item.codec, item.session, item.attempt or 1)
 
-    def _run_command(self, command: pb.Command) -> None:
-        if self.commands is None:
-            reply = pb.CommandReply(id=command.id, ok=False, message="no command handler")
-        else:
-            try:
-                reply = self.commands(command)
-            except TokenGateError as exc:
-                reply = pb.CommandReply(ok=False, message=f"{wire.error_name(exc)}: {exc}")
-            except Exception as exc:  # a failed command is answered, never left unanswered
-                logger.exception("command %s failed", command.id)
-                reply = pb.CommandReply(ok=False, message=_clean(f"{type(exc).__name__}: "
-                                                                 f"{exc}"))
-            reply.id = command.id
+    def _reply(self, reply: pb.CommandReply) -> None:
         self._outbox.put(box.Replied(reply))
 
     # -- worker threads ---------------------------------------------------------------------
 
     def _on_done(self, token: TaskToken) -> None:
-        held = self._held.get(token.token_id)
-        if held is None or held.token is not token:
+        held = self._held.ours(token)
+        if held is None:
             return  # revoked: not ours to report
         try:
-            item = self._result_item(token, held)
+            item = reports.result_item(token, held, self.config.name,
+                                       self.config.max_result_bytes)
         except Exception as exc:  # whatever it was, the client hears of it
             logger.exception("the outcome of %s cannot be reported as it is", token.token_id)
-            item = pb.ResultItem(
-                token_id=token.token_id, state=pb.FAILED, attempt=held.attempt,
-                node=self.config.name, session=held.owner, finished_at=time.time(),
-                error_type="ResultNotReportable",
-                error_message=_clean(f"its outcome could not be reported: {exc!r}"))
+            item = reports.unreportable_item(token, held, self.config.name, exc)
         self._outbox.put(box.Finished(held.weight, item))
-
-    def _result_item(self, token: TaskToken, held: Held) -> pb.ResultItem:
-        state = token.state
-        item = pb.ResultItem(
-            token_id=token.token_id, state=wire.final_code(state), attempt=held.attempt,
-            node=self.config.name, core=token.core_id or 0, worker=token.worker_id or "",
-            codec=held.codec, session=held.owner, operation_type=_clean(token.operation_type),
-            started_at=token.timestamps.get(TokenState.EXECUTING, 0.0),
-            finished_at=token.timestamps.get(state, time.time()))
-        if state is TokenState.COMPLETED:
-            try:
-                item.payload = codec.encode_result(token.result, held.codec,
-                                                   self.config.max_result_bytes)
-            except TokenGateError as exc:
-                item.state = pb.FAILED
-                item.error_type, item.error_message = wire.error_name(exc), _clean(str(exc))
-        else:  # texts from user code: made valid UTF-8 (protobuf refuses lone surrogates)
-            item.error_type = _clean(token.error_type) or wire.TASK_FAILED
-            item.error_message = _clean(token.error_message)
-            item.traceback = _clean(token.traceback_text)
-        return item
-
-    def _started(self, token: TaskToken) -> pb.Started | None:
-        """The start report of a token of ours (None if it is no longer ours)."""
-        held = self._held.get(token.token_id)
-        if held is None or held.token is not token:
-            return None
-        return pb.Started(token_id=token.token_id, attempt=held.attempt,
-                          core=token.core_id or 0, worker=token.worker_id or "",
-                          started_at=token.timestamps.get(TokenState.EXECUTING, time.time()))
-
-    def _acked(self, results: list[pb.ResultItem]) -> None:
-        """The gateway stored these outcomes: they are no longer ours to keep."""
-        for item in results:
-            held = self._held.get(item.token_id)
-            if held is not None and held.attempt == item.attempt:
-                self._held.pop(item.token_id, None)
 
     # -- the sender: on the current stream's gRPC request thread ------------------------------
 

@@ -2,10 +2,11 @@
 
 Producers ``offer`` under the mailbox's put lock, so the bound is exact however many threads
 submit at once; the single consumer (its worker thread) blocks in ``take`` without the lock.
-Counters have one writer each: ``enqueued``/``routed`` under the put lock, ``finished``,
-``busy`` and ``started_at`` by the worker alone (the watchdog, once it abandoned that
-worker), ``blocked_call`` and ``reclaimed`` by the scheduler's reclaim (under its admission
-lock); readers may read them at any time.
+Counters have one writer each: ``enqueued``/``routed`` under the put lock; the run counters
+``busy``, ``started_at`` and ``finished`` by the scheduler's
+:class:`~node_agent.accounting.Accounts` alone, from the events its worker and watchdog
+report; ``blocked_call`` and ``reclaimed`` by the scheduler's reclaim (under its admission
+lock). Readers may read them at any time.
 
 A mailbox is *blocked* while its worker runs the call the scheduler judged too long
 (``blocked_call`` is that call's ``started_at``): routing passes it by, its room is not free
@@ -79,7 +80,7 @@ class Mailbox:
 
     def drain_nowait(self) -> list[Any]:
         """Take everything still queued, for shutdown (a STOP already posted is dropped)."""
-        items = []
+        items: list[Any] = []
         while True:
             try:
                 item = self._queue.get_nowait()

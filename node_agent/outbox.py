@@ -2,11 +2,12 @@
 
 Any thread puts messages on the link's outbox (a ``SimpleQueue``): workers put
 :class:`Finished`, the link thread :class:`CreditsDue`, the command
-thread :class:`Replied`. The sender, which runs on the current stream's gRPC request thread,
+threads :class:`Replied`. The sender, which runs on the current stream's gRPC request thread,
 turns each batch it drains into at most one frame. Starts are not messages: a worker records
-its token's start in the link's ``starts`` map (no wake-up), and the sender reports those
-still running ``START_LINGER`` after they began, with whatever frame it sends next (at the
-latest the next heartbeat).
+its token's start with the agent's held tokens (``HeldTokens.started``, no wake-up), and the
+sender takes the reports of those still running ``START_LINGER`` after they began
+(``HeldTokens.starts_due``), with whatever frame it sends next (at the latest the next
+heartbeat).
 
 :class:`Sender` is the sender's state (sequence numbers, the frames with results the gateway
 has not stored yet, when each frame left); it is guarded by the link's ``_send_lock`` and
@@ -17,20 +18,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 from tokengate.shared import framing, wire
-from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.tags import Weight
 
 # A start is reported only if the token still runs this long after it began: a short task
 # is reported by its result alone, and costs no frame and no Redis write for its start.
 START_LINGER = 0.02
-EXECUTING = TokenState.EXECUTING
 MAX_FRAME_RESULTS = 1000
 SENT_TIMES_KEPT = 4096
 
@@ -69,7 +68,8 @@ class Wake:
 
 
 Message = Finished | Replied | CreditsDue | Returned | Leaving | Wake
-Starts = dict[str, Any]  # token id -> the TaskToken that started (reported if still running)
+# (due, ids finishing in this frame) -> the start reports of held tokens begun by ``due``
+StartsDue = Callable[[float, Iterable[str]], list[pb.Started]]
 
 
 def message_bytes(message: Message) -> int:
@@ -93,13 +93,11 @@ class Sender:
     """The state of the frames going up one stream (see the module docstring)."""
 
     def __init__(self, capacity: Callable[[], tuple[int, dict[Weight, int]]],
-                 status: Callable[[], dict[str, Any]], starts: Starts,
-                 report: Callable[[Any], pb.Started | None],
+                 status: Callable[[], dict[str, Any]], starts_due: StartsDue,
                  snapshot_every: float = 1.0) -> None:
         self._capacity = capacity   # () -> (received, free per weight), read in that order
         self._status = status
-        self._starts = starts       # written by workers, taken here (single dict operations)
-        self._report = report       # token -> its Started report, None if not ours
+        self._starts_due = starts_due
         self._snapshot_every = snapshot_every
         self.unacked: dict[int, list[pb.ResultItem]] = {}
         self.sent_at: dict[int, float] = {}
@@ -161,8 +159,9 @@ class Sender:
                 frame.returned.extend(message.ids)
             elif isinstance(message, Leaving):
                 frame.leaving = self.leaving = True
-        if self._starts:
-            self._add_starts(frame, {r.token_id for r in results})
+        started = self._starts_due(time.time() - START_LINGER, (r.token_id for r in results))
+        if started:
+            frame.started.extend(started)
         if results or credits_due:
             self.reported = self._measure()
             frame.credits.extend(wire.credit_messages(self.reported.free))
@@ -187,20 +186,6 @@ class Sender:
             self.returned_seq = frame.seq
         if frame.leaving:
             self.leaving_seq = frame.seq
-
-    def _add_starts(self, frame: pb.AgentFrame, finishing: set[str]) -> None:
-        """Report the starts of tokens still running START_LINGER after they began."""
-        if not self._starts:
-            return
-        due = time.time() - START_LINGER
-        for token_id, token in list(self._starts.items()):
-            if token.done() or token_id in finishing:
-                self._starts.pop(token_id, None)
-            elif token.timestamps.get(EXECUTING, 0.0) <= due:
-                self._starts.pop(token_id, None)
-                report = self._report(token)
-                if report is not None:
-                    frame.started.append(report)
 
     def _add_snapshot(self, frame: pb.AgentFrame) -> bool:
         """Once a second, the status snapshot rides along; True if it did."""

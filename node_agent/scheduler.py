@@ -29,16 +29,20 @@ import time
 from typing import Any
 
 from tokengate.node_agent import topology as topo
+from tokengate.node_agent.accounting import Accounts
 from tokengate.node_agent.config import SchedulerConfig
 from tokengate.node_agent.mailbox import Mailbox
 from tokengate.node_agent.nowait import no_waiting
+from tokengate.node_agent.outcome import Outcome, final_state
 from tokengate.node_agent.placement import Decision, Entry, Limits
 from tokengate.node_agent.policy import build_policy
 from tokengate.node_agent.procpool import CoreProcesses
 from tokengate.node_agent.queues import AdmissionQueues
+from tokengate.node_agent.runner import Hooks, StartGate, TaskRunner
 from tokengate.node_agent.throttle import StorageThrottle
 from tokengate.node_agent.watchdog import Watch, Watchdog
-from tokengate.node_agent.workers import Crew, Hooks, StartGate, TaskRunner, Worker
+from tokengate.node_agent.workers import Crew, Worker
+from tokengate.shared import snapshot as snap
 from tokengate.shared.errors import (
     InvalidTransition,
     SchedulerStopped,
@@ -88,11 +92,12 @@ class LocalScheduler:
         self.throttle = StorageThrottle()
         self.processes = CoreProcesses(topology.cpu_for_core, self.config.processes_per_core)
         self._hooks = Hooks()
+        self._accounts = Accounts()  # the mailboxes' run counters and abandoned workers' debts
         self._watchdog = Watchdog(f"tokengate-time-limits-{self.config.node_name}",
-                                  self._on_time_limit)
+                                  self._on_time_limit, self._accounts)
         self._runner = TaskRunner(self.throttle, self.processes, self._hooks, self._retry_later,
                                   self._watchdog)
-        self._crew = Crew(self._all_boxes, topology.cpu_for_core, self._runner, self._watchdog,
+        self._crew = Crew(self._all_boxes, topology.cpu_for_core, self._runner, self._accounts,
                           pin=self.config.pin_threads, after_take=self._after_take,
                           after_finish=self._after_finish)
         self.drain_reason = ""
@@ -165,7 +170,7 @@ class LocalScheduler:
         self._runner.start_gate = gate
 
     def add_observer(self, observer: Any) -> None:
-        """Add execution hooks (see :class:`node_agent.workers.Observer`)."""
+        """Add execution hooks (see :class:`node_agent.runner.Observer`)."""
         self._hooks.add(observer)
 
     # -- admission -----------------------------------------------------------------------
@@ -280,11 +285,11 @@ class LocalScheduler:
     def _after_take(self, box: Mailbox) -> None:
         self._queues.on_take(box)
 
-    def _after_finish(self, token: TaskToken, outcome: TokenState | None) -> None:
-        if outcome is TokenState.COMPLETED or outcome is TokenState.FAILED or \
-                outcome is TokenState.KILLED:  # KILLED: cancelled while it ran
+    def _after_finish(self, token: TaskToken, outcome: Outcome) -> None:
+        final = final_state(outcome)  # None: not finalised by this run (retry, dropped, skipped)
+        if final is not None:
             self._live.pop(token.token_id, None)
-            self._count(outcome.value)
+            self._count(final.value)
         if self._idle_waiters:
             with self._idle:
                 self._idle.notify_all()
@@ -379,7 +384,7 @@ class LocalScheduler:
     def in_flight(self) -> int:
         """Admitted tokens not yet finished, plus retries waiting to re-enter."""
         finished = sum(box.finished + box.reclaimed for box in self._all_boxes) + \
-            self._crew.late_finished
+            self._accounts.late_finished
         enqueued = sum(box.enqueued for box in self._all_boxes)  # read after finished
         return enqueued - finished + self._queues.retries
 
@@ -417,14 +422,19 @@ class LocalScheduler:
         queued = sum(box.depth() for box in self._all_boxes)
         held, backlog = self._queues.held, self._queues.backlog
         # An abandoned worker's token is FAILED; its outermost one may still run (owed).
-        counts["executing"] = sum(box.busy for box in self._all_boxes) + self._watchdog.owed()
+        counts["executing"] = sum(box.busy for box in self._all_boxes) + self._accounts.owed()
         counts["waiting"] = queued + held + self._queues.retries + backlog
         counts["held"] = held
         counts["backlog"] = backlog
         return counts
 
     def snapshot(self) -> dict[str, Any]:
-        """Plain data for status panels: state, counts, per-core mailboxes and routing.
+        """Plain data for status panels: :meth:`status_snapshot` as its wire map."""
+        return self.status_snapshot().to_wire()
+
+    def status_snapshot(self) -> snap.AgentSnapshot:
+        """State, counts, per-core mailboxes and routing, and the observers' panels (the
+        guards' Guard House...), as the schema of :mod:`tokengate.shared.snapshot` states them.
 
         ``stuck`` counts worker threads abandoned to a call past its time limit that are still
         running (per core: per mailbox); fresh workers serve their mailboxes meanwhile.
@@ -435,38 +445,31 @@ class LocalScheduler:
         stuck_by_box = {id(box): 0 for box in self._all_boxes}
         for worker in stuck:
             stuck_by_box[id(worker.mailbox)] += 1
-        cores = []
-        for core, boxes in self.mailboxes.items():
-            routed = {weight.value: sum(box.routed[weight] for box in boxes) for weight in Weight}
-            cores.append({
-                "core": core,
-                "cpu": self.topology.cpu_for_core(core),
-                "active_mailboxes": self.core_patterns[core],
-                "depths": [box.depth() for box in boxes],
-                "busy": [box.busy for box in boxes],
-                "stuck": [stuck_by_box[id(box)] for box in boxes],
-                "blocked": [int(box.blocked) for box in boxes],
-                "peak_depths": [box.peak for box in boxes],
-                "routed": routed,
-            })
-        snapshot = {
-            "node": self.config.node_name,
-            "state": self.state_name(),
-            "drain_reason": self.drain_reason,
-            "uptime": 0.0 if self.started_at is None else time.time() - self.started_at,
-            "topology": self.topology.describe(),
-            "workers": len(self._all_boxes),
-            "stuck": len(stuck),
-            "blocked": self.blocked(),
-            "workers_per_core": self.config.workers_per_core,
-            "mailbox_capacity": self.config.mailbox_capacity,
-            "policy": {w.value: list(p.allowed_cores) for w, p in self.policy.items()},
-            "tokens": self.counts(),
-            "cores": cores,
-            "storage": self.throttle.stats(),
-        }
+        cores = tuple(
+            snap.CoreStatus(
+                core=core, cpu=self.topology.cpu_for_core(core),
+                active_mailboxes=self.core_patterns[core],
+                depths=tuple(box.depth() for box in boxes),
+                busy=tuple(box.busy for box in boxes),
+                stuck=tuple(stuck_by_box[id(box)] for box in boxes),
+                blocked=tuple(int(box.blocked) for box in boxes),
+                peak_depths=tuple(box.peak for box in boxes),
+                routed={w.value: sum(box.routed[w] for box in boxes) for w in Weight})
+            for core, boxes in self.mailboxes.items())
+        status = snap.AgentSnapshot(
+            node=self.config.node_name, state=self.state_name(),
+            drain_reason=self.drain_reason,
+            uptime=0.0 if self.started_at is None else time.time() - self.started_at,
+            shape=snap.NodeShape(
+                topology=snap.HostTopology.from_wire(self.topology.describe()),
+                workers=len(self._all_boxes), workers_per_core=self.config.workers_per_core,
+                mailbox_capacity=self.config.mailbox_capacity,
+                policy={w.value: tuple(p.allowed_cores) for w, p in self.policy.items()}),
+            stuck=len(stuck), blocked=self.blocked(),
+            tokens=snap.TokenCounts.from_wire(self.counts()), cores=cores,
+            storage={tier: snap.TierLoad(**load) for tier, load in self.throttle.stats().items()})
         for observer in self._hooks.observers:  # e.g. the guards add their panels (Guard House...)
             panels = getattr(observer, "snapshot_panels", None)
             if panels is not None:
-                snapshot.update(panels())
-        return snapshot
+                status = status.with_panels(panels())
+        return status

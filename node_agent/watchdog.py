@@ -9,16 +9,14 @@ call returns. Exactly one of two things happens to a watch, decided under the wa
 the worker releases it in time (``release`` returns True), or the watchdog thread expires it at
 its deadline (``release`` then returns False and the worker must drop the call's outcome).
 
-A worker's *outermost* token is the one it took from its mailbox; tokens it runs inline (a
-parent waiting on its child) sit on top of it. When an inline call expires first, the outermost
-token goes on running on the abandoned thread: its mailbox accounting stays open ("owed") until
-it returns or expires in turn, and is closed exactly once, by whichever comes first.
+What an expiry does to the worker's accounting (abandon it now? close its outermost token's
+accounting now?) is decided by :class:`node_agent.accounting.Accounts`, the one owner of that
+bookkeeping, called under the watchdog's lock: so the decision is recorded (the worker's
+``abandoned`` flag among it) before the worker's ``release`` can return False.
 
-The watchdog owns, under ``_lock``: its heap of watches, every watch's state, the set of
-workers that owe their outermost token's accounting, and each watched worker's ``abandoned``
-flag (written only here, read by the worker without a lock: it only ever turns True). Its
-thread starts on the first watch and ends once closed with nothing left to watch; tokens with
-no time limit never meet it.
+The watchdog owns, under ``_lock``, its heap of watches and every watch's state. Its thread
+starts on the first watch and ends once closed with nothing left to watch; tokens with no time
+limit never meet it.
 """
 
 from __future__ import annotations
@@ -30,6 +28,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from tokengate.node_agent.accounting import Accounts
 
 logger = logging.getLogger(__name__)
 
@@ -53,23 +53,24 @@ class Watch:
         self.state = RUNNING
 
 
-# on_expire(watch, abandon, close_outer): ``abandon`` the first expiry on a worker (replace
-# it); ``close_outer``: the expired token is the worker's outermost one, whose mailbox
-# accounting the scheduler closes now.
+# on_expire(watch, abandon, close_outer), as the accounts decided the expiry: ``abandon`` the
+# first expiry on a worker (replace it); ``close_outer``: the worker's outermost token's
+# mailbox accounting closes now (see Accounts.close_expired).
 ExpireCallback = Callable[[Watch, bool, bool], None]
 
 
 class Watchdog:
     """Expire watches at their deadlines, on one thread, and call ``on_expire`` for each."""
 
-    def __init__(self, name: str, on_expire: ExpireCallback) -> None:
+    def __init__(self, name: str, on_expire: ExpireCallback,
+                 accounts: Accounts | None = None) -> None:
         self._name = name
         self._on_expire = on_expire
+        self._accounts = Accounts() if accounts is None else accounts
         self._lock = threading.Condition()
         self._heap: list[tuple[float, int, Watch]] = []
         self._order = itertools.count()
         self._released = 0  # released watches still in the heap
-        self._owed: set[Any] = set()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -99,17 +100,13 @@ class Watchdog:
         return True
 
     def settle(self, worker: Any) -> bool:
-        """An abandoned worker is done with its outermost token: True if its accounting was
-        still owed (the caller closes it now), False if an expiry closed it already."""
-        with self._lock:
-            if worker in self._owed:
-                self._owed.discard(worker)
-                return True
-        return False
+        """An abandoned worker is done with its outermost token: the accounts'
+        ``returned_late`` (True if its accounting was still owed and is closed now)."""
+        return self._accounts.returned_late(worker)
 
     def owed(self) -> int:
         """Abandoned workers still running their (unexpired) outermost token."""
-        return len(self._owed)
+        return self._accounts.owed()
 
     def __len__(self) -> int:
         return len(self._heap) - self._released
@@ -150,16 +147,7 @@ class Watchdog:
                 return self._expire(heapq.heappop(heap)[2])
 
     def _expire(self, watch: Watch) -> tuple[Watch, bool, bool]:
-        """Decide one expiry; holds ``_lock``."""
+        """Expire one watch and have the accounts decide what it does; holds ``_lock``."""
         watch.state = EXPIRED
-        worker = watch.worker
-        abandon = not worker.abandoned
-        if abandon:
-            worker.abandoned = True
-            if not watch.outermost:
-                self._owed.add(worker)
-            return watch, True, watch.outermost
-        close_outer = watch.outermost and worker in self._owed
-        if close_outer:
-            self._owed.discard(worker)
-        return watch, False, close_outer
+        expiry = self._accounts.expired(watch.worker, watch.outermost)
+        return watch, expiry.abandon, expiry.close_outer

@@ -117,7 +117,9 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, credentials: Credentials) -> None:
         self._credentials = credentials
 
-    async def intercept_service(
+    # grpc-stubs say the continuation always finds a handler; grpc gives None for a method no
+    # servicer has, and this passes that None on
+    async def intercept_service(  # type: ignore[override]
         self, continuation: Callable[[grpc.HandlerCallDetails],
                                      Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,

@@ -563,7 +563,7 @@ class ClusterClient(GatewayCalls):
                     request, metadata=self._metadata, wait_for_ready=True,
                     timeout=max(0.1, (deadline - time.monotonic()) / (tries_left + 1)))
             except grpc.RpcError as exc:
-                if not tries_left or exc.code() not in AWAY:  # type: ignore[attr-defined]
+                if not tries_left or exc.code() not in AWAY:
                     raise error_from_rpc(exc, method) from None
                 if stub is self._stub:
                     self._next_gateway()

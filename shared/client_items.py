@@ -24,7 +24,9 @@ def call_item(name: str, operation_type: str, tags: TaskTags, args: tuple[Any, .
     token: TaskToken = TaskToken(func, args, kwargs, operation_type=operation_type, tags=tags,
                                  token_id=key_token_id(key) if key is not None else None)
     token.remote = True  # an agent runs it; a worker thread waiting on it must not
-    item = pb.TaskItem(token_id=token.token_id, task=name, payload=payload, codec=codec_id,
+    # the stubs type an enum field by its wrapper class; protobuf takes the int itself
+    item = pb.TaskItem(token_id=token.token_id, task=name, payload=payload,
+                       codec=codec_id,  # type: ignore[arg-type]
                        weight=tags.weight.value, not_idempotent=not tags.idempotent,
                        operation_type=operation_type, key=key or "")
     if tags.requires:

@@ -81,7 +81,7 @@ def read_variable(item: Field[Any], environ: Mapping[str, str]) -> str | None:
 def _nested_class(item: Field[Any]) -> type | None:
     factory = item.default_factory
     if factory is not MISSING and dataclasses.is_dataclass(factory):
-        return factory  # type: ignore[return-value]
+        return factory
     return None
 
 

@@ -2,6 +2,10 @@
 
 Every error TokenGate raises on purpose is a :class:`TokenGateError`. Lower-level
 errors (gRPC, Redis, OS) are mapped to these at the boundary that meets them.
+
+On the wire (a ``Rejected`` or ``ResultItem``'s ``error_type``, a status's details) an error
+travels under one spelling: its class name here, :func:`wire_name`. A client turns a name
+back into the class with :func:`by_wire_name`; only the classes of this module are found.
 """
 
 from __future__ import annotations
@@ -9,6 +13,34 @@ from __future__ import annotations
 
 class TokenGateError(Exception):
     """Base class of every error TokenGate raises on purpose."""
+
+
+# -- names on the wire ---------------------------------------------------------------------
+
+
+def wire_name(error: type[BaseException] | BaseException) -> str:
+    """The name an error travels under: its class name (one spelling everywhere)."""
+    cls = error if isinstance(error, type) else type(error)
+    return cls.__name__
+
+
+def by_wire_name(name: str) -> type[TokenGateError] | None:
+    """The class of this module an error name on the wire stands for, or None.
+
+    Looked up among this module's own classes only (never any other namespace), so a
+    name from a peer cannot reach an arbitrary class."""
+    cls = globals().get(name)
+    if isinstance(cls, type) and issubclass(cls, TokenGateError) \
+            and cls.__module__ == __name__:
+        return cls
+    return None
+
+
+def public_errors() -> list[type[TokenGateError]]:
+    """Every error class of this module (a user may meet any of them)."""
+    return [cls for cls in globals().values()
+            if isinstance(cls, type) and issubclass(cls, TokenGateError)
+            and cls.__module__ == __name__]
 
 
 class ConfigurationError(TokenGateError):
@@ -143,6 +175,10 @@ class AgentRejected(ClusterError):
     """The gateway refused an agent's registration (a live agent already has its name)."""
 
 
+class ResultNotReportable(ClusterError):
+    """A token's outcome could not be encoded for its client, so it was failed instead."""
+
+
 class GatewayBusy(ClusterError):
     """The gateway holds as many waiting tokens as it may; submit again later."""
 
@@ -162,3 +198,32 @@ class PlacementTimeout(ClusterError):
 
 class HistoryUnreadable(ClusterError):
     """An agent's execution history records could not be decoded."""
+
+
+class SnapshotError(ClusterError):
+    """An agent's status snapshot does not fit its schema (:mod:`tokengate.shared.snapshot`):
+    a field of the wrong type, named by its path."""
+
+
+class LedgerError(ClusterError):
+    """Redis refused a ledger script or command for a reason other than an outage (a bug,
+    or a key of the wrong type); ``script`` names the script, or the ledger method."""
+
+    def __init__(self, message: str, *, script: str = "") -> None:
+        super().__init__(message)
+        self.script = script
+
+
+class IllegalTransition(LedgerError, InvalidTransition):
+    """A ledger script was about to move a token along a move its step's row of
+    ``gateway/ledger/transitions.py`` does not list, and stopped."""
+
+    def __init__(self, message: str, *, script: str = "", token_id: str = "",
+                 source: str = "", target: str = "") -> None:
+        super().__init__(message, script=script)
+        self.token_id, self.source, self.target = token_id, source, target
+
+
+class OrderingTimeout(LedgerError):
+    """An agent's report waited past its limit for submissions sent before it to be
+    answered: it is not applied out of order."""

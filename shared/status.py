@@ -3,18 +3,43 @@ dashboard)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgpack
 from tokengate.shared import wire
+from tokengate.shared.errors import SnapshotError
 from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.snapshot import AgentSnapshot, NodeShape
 from tokengate.shared.tags import Weight
+
+logger = logging.getLogger(__name__)
 
 COUNTER_NAMES = ("submitted", "completed", "failed", "killed", "requeued", "lost")
 
 
-def _unpack(blob: bytes) -> dict[str, Any]:
-    return msgpack.unpackb(blob, raw=False, strict_map_key=False) if blob else {}
+def _snapshot(n: pb.NodeStatus) -> dict[str, Any]:
+    """The node's snapshot through its schema (defaults filled in); {} if none came yet, or
+    if it does not fit (logged)."""
+    if not n.snapshot:
+        return {}
+    try:
+        return AgentSnapshot.decode(n.snapshot).to_wire()
+    except SnapshotError as exc:
+        logger.warning("node %s: status snapshot unreadable: %s", n.name, exc)
+        return {}
+
+
+def _shape(n: pb.NodeStatus) -> dict[str, Any]:
+    """The node's shape from its hello (:class:`NodeShape`); {} if it sent none or a bad one."""
+    if not n.topology:
+        return {}
+    try:
+        data = msgpack.unpackb(n.topology, raw=False, strict_map_key=False)
+        return NodeShape.from_wire(data).to_wire()
+    except (ValueError, msgpack.UnpackException, SnapshotError) as exc:
+        logger.warning("node %s: topology unreadable: %s", n.name, exc)
+        return {}
 
 
 def describe_node(n: pb.NodeStatus) -> dict[str, Any]:
@@ -28,7 +53,7 @@ def describe_node(n: pb.NodeStatus) -> dict[str, Any]:
                    "storage_speed": t.storage_speed or None}
                   for t in n.tasks],
         "labels": dict(text.partition("=")[::2] for text in n.labels),
-        "topology": _unpack(n.topology), "snapshot": _unpack(n.snapshot),
+        "topology": _shape(n), "snapshot": _snapshot(n),
     }
     if n.storage:
         node["storage"] = {"declared": n.storage, "cap": n.storage_cap, "out": n.storage_out}
@@ -73,7 +98,8 @@ def format_status(info: dict[str, Any]) -> str:
     ]
     for node in info["nodes"]:
         credits = node["credits"]
-        workers = node["topology"].get("workers", "?")
+        workers: int | str | None = NodeShape.from_wire(node["topology"]).workers
+        workers = "?" if workers is None else workers
         if node.get("blocked"):
             workers = f"{workers} ({node['blocked']} blocked)"
         lines.append(

@@ -15,7 +15,7 @@ from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.tags import DEFAULT_WEIGHT, Weight
 
-FINAL_CODES: dict[TokenState, int] = {
+FINAL_CODES: dict[TokenState, pb.FinalState] = {
     TokenState.COMPLETED: pb.COMPLETED,
     TokenState.FAILED: pb.FAILED,
     TokenState.KILLED: pb.KILLED,
@@ -23,7 +23,7 @@ FINAL_CODES: dict[TokenState, int] = {
 STATE_OF_CODE: dict[int, TokenState] = {code: state for state, code in FINAL_CODES.items()}
 
 
-def final_code(state: TokenState) -> int:
+def final_code(state: TokenState) -> pb.FinalState:
     """The ResultItem state code of a final token (FAILED for anything unexpected)."""
     return FINAL_CODES.get(state, pb.FAILED)
 
@@ -66,10 +66,7 @@ def credit_messages(free: Mapping[Weight, int]) -> list[pb.Credit]:
     return [pb.Credit(weight=w.value, count=max(0, int(n))) for w, n in free.items()]
 
 
-def error_name(error: type[BaseException] | BaseException) -> str:
-    """The name an error travels under: its class name."""
-    cls = error if isinstance(error, type) else type(error)
-    return cls.__name__
+error_name = errors.wire_name  # the name an error travels under: its class name
 
 
 AGENT_LOST = error_name(errors.AgentLost)
@@ -78,6 +75,7 @@ PLACEMENT_TIMEOUT = error_name(errors.PlacementTimeout)
 GATEWAY_BUSY = error_name(errors.GatewayBusy)
 REDIS_UNAVAILABLE = error_name(errors.RedisUnavailable)
 FENCED = error_name(errors.Fenced)
+RESULT_NOT_REPORTABLE = error_name(errors.ResultNotReportable)
 # Rejections of calls that were not stored, which a client offers again (on whichever
 # gateway its session reaches next).
 NOT_STORED = frozenset({REDIS_UNAVAILABLE, FENCED})
@@ -90,3 +88,13 @@ SESSION_OPEN = "tokengate-session"
 # the gateway serving that shard now (its own, or one that adopted it) takes it.
 SHARD = "tokengate-shard"
 TASK_FAILED = error_name(errors.TaskFailed)
+
+
+# An agent's answer to a gateway command it had no room to run (its command pool and backlog
+# were full): ``ok=False`` with a message that starts with this word; the command did not run.
+COMMAND_BUSY = "busy"
+
+
+def refused_busy(reply: pb.CommandReply) -> bool:
+    """The agent answered ``reply`` without running its command (it was too busy)."""
+    return not reply.ok and reply.message.startswith(COMMAND_BUSY + ":")

@@ -32,7 +32,7 @@ STATUS_OF: dict[type[errors.TokenGateError], grpc.StatusCode] = {
 
 def status_for(error: BaseException) -> grpc.StatusCode:
     for cls in type(error).__mro__:
-        code = STATUS_OF.get(cls)  # type: ignore[call-overload]
+        code = STATUS_OF.get(cls)
         if code is not None:
             return code
     return grpc.StatusCode.INTERNAL
@@ -48,7 +48,7 @@ def error_from_rpc(exc: grpc.RpcError, what: str) -> errors.TokenGateError:
                 grpc.StatusCode.CANCELLED):
         return errors.GatewayUnavailable(f"{what}: gateway unavailable ({detail})")
     for cls, status in STATUS_OF.items():
-        if status == code and detail and detail.startswith(cls.__name__ + ":"):
+        if status == code and detail and detail.startswith(errors.wire_name(cls) + ":"):
             return cls(detail.partition(": ")[2])
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return errors.BadRequest(f"{what}: {detail}")
@@ -59,16 +59,15 @@ def error_from_rpc(exc: grpc.RpcError, what: str) -> errors.TokenGateError:
 
 def abort_details(error: BaseException) -> str:
     """The status details for a domain error: ``"ClassName: message"``."""
-    return f"{type(error).__name__}: {error}"
+    return f"{errors.wire_name(error)}: {error}"
 
 
-def rebuild_exception(error_type: str, message: str, traceback_text: str = "") -> BaseException:
+def rebuild_exception(error_type: str, message: str, traceback_text: str = "") -> Exception:
     """The exception a client re-raises for a task that failed remotely."""
-    cls = getattr(errors, error_type, None)
-    if isinstance(cls, type) and issubclass(cls, errors.TokenGateError) \
-            and cls is not errors.TaskFailed:
+    own = errors.by_wire_name(error_type)
+    if own is not None and own is not errors.TaskFailed:
         try:
-            return cls(message)
+            return own(message)
         except TypeError:
             pass
     cls = getattr(builtins, error_type, None)

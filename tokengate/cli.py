@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -46,7 +47,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return int(harness.main(argv))
 
 
-def _find_harness():  # -> the benchmarks.harness module
+def _find_harness() -> ModuleType:
     """``benchmarks/`` is not installed with the package: it is found beside the
     ``tokengate`` package of a source checkout (an editable install), or not at all."""
     import importlib
@@ -63,7 +64,7 @@ def _find_harness():  # -> the benchmarks.harness module
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     harness = importlib.import_module("benchmarks.harness")
-    if Path(harness.__file__).resolve().parent != root / "benchmarks":
+    if Path(harness.__file__ or "").resolve().parent != root / "benchmarks":
         raise ConfigurationError(f"another 'benchmarks' package shadows TokenGate's: "
                                  f"{harness.__file__}")
     return harness

@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tokengate._signals import stop_event_on_signals
 from tokengate.shared.auth import new_token
@@ -213,7 +213,8 @@ def _watch_children(children: list[subprocess.Popen[bytes]], stop: threading.Eve
     while not stop.wait(0.5):
         dead = [c for c in children if c.poll() is not None]
         if dead:
-            print(f"tokengate up: a child exited ({dead[0].args[3]}, code "
+            role = cast("list[str]", dead[0].args)[3]  # [python, -m, module, ROLE, ...]
+            print(f"tokengate up: a child exited ({role}, code "
                   f"{dead[0].returncode}); stopping", file=sys.stderr)
             return 1
     return 0

@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tokengate.coordinator import OperationsCoordinator
 from tokengate.report import bar_lines, latency_lines
@@ -54,7 +55,7 @@ def _run_wave(wave: int, wave_size: int, result: DemoResult) -> None:
 
 def run_demo(seconds: float = 5.0, wave_size: int = 22,
              on_start: Callable[[list[str]], None] | None = None,
-             **options: object) -> DemoResult:
+             **options: Any) -> DemoResult:
     """Submit waves of mixed operations for about ``seconds``; wait for every token.
     ``on_start`` is given the coordinator's start-up banner before the first wave."""
     result = DemoResult()

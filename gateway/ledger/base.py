@@ -1,11 +1,10 @@
 """The ledger's contract: every durable fact of the cluster, behind one interface.
 
 :class:`~tokengate.gateway.ledger.redis_ledger.RedisLedger` keeps them in Redis (one Lua
-script call per batch); :class:`~tokengate.gateway.ledger.memory_ledger.MemoryLedger` keeps
-them in dicts for unit tests. Both move tokens only along :mod:`.transitions`' table, and
-one parametrized test suite runs against both. Backend errors surface as
-:class:`~tokengate.shared.errors.RedisUnavailable`.
-"""
+script call per batch), and is the one implementation: the token state machine lives in its
+scripts alone, which move tokens only along :mod:`.transitions`' table and check each move
+against it. Backend errors surface as :class:`~tokengate.shared.errors.RedisUnavailable`
+(Redis cannot serve now) or :class:`~tokengate.shared.errors.LedgerError` (it refused)."""
 
 from __future__ import annotations
 

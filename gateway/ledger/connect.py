@@ -116,7 +116,7 @@ def check_url(url: str) -> None:
             f"{SENTINEL_SCHEME}://host1:port1,host2:port2/<service>")
     else:
         try:
-            parse_url(url)
+            parse_url(url)  # type: ignore[no-untyped-call]
         except ValueError as exc:
             raise ConfigurationError(f"--redis {_shown(url)}: {exc}") from None
 
@@ -131,5 +131,6 @@ def client_from_url(url: str, **options: Any) -> redis.Redis:
     if target.sentinel_password:
         asking["password"] = target.sentinel_password
     sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=asking)
-    return sentinel.master_for(target.service, db=target.db, password=target.password,
-                               **options)
+    client: redis.Redis = sentinel.master_for(target.service, db=target.db,
+                                              password=target.password, **options)
+    return client

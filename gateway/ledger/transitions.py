@@ -1,16 +1,21 @@
 """Which ledger step moves a token from which state to which: the cluster's state table.
 
-Every Lua script (and its twin in :class:`MemoryLedger`) moves tokens only along these rows,
-in :mod:`tokengate.shared.lifecycle`'s names; ``docs/cluster.md`` shows the same table and a
-test checks both ledgers against it. A report from an agent (start, complete) is applied only
-when the token is still held by that agent at that attempt: the fence that keeps a lost
-agent's late reports, or a resent frame, from changing anything.
+Every Lua script moves tokens only along these rows, in :mod:`tokengate.shared.lifecycle`'s
+names, and the rows are checked where the moves happen: :func:`lua_prelude` turns a step's row
+into the Lua loaded in front of its script, whose ``move_token`` is the one place a script
+writes a token's state; it refuses a move the row does not list (an error naming
+:data:`ILLEGAL`, which the ledger raises as
+:class:`~tokengate.shared.errors.IllegalTransition`). ``docs/cluster.md`` shows the same
+table and a test checks the ledger against it. A report from an agent (start, complete) is
+applied only when the token is still held by that agent at that attempt: the fence that keeps
+a lost agent's late reports, or a resent frame, from changing anything.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tokengate.gateway.ledger.schema import Field
 from tokengate.shared.lifecycle import TokenState, can_transition
 
 W, A, E = TokenState.WAITING, TokenState.ADMITTED, TokenState.EXECUTING
@@ -66,6 +71,56 @@ def allowed(script: str, source: TokenState | None, target: TokenState | None) -
     return (source, target) in BY_SCRIPT[script].moves
 
 
+ILLEGAL = "ILLEGAL_TRANSITION"  # how a script's refusal starts: "<ILLEGAL> step from to id"
+NEW, DELETED = "new", "deleted"  # a move's missing ends, in the refusal's words
+
+
+def _lua_rows(script: str) -> str:
+    """``script``'s moves as a Lua table: from -> {to -> true}; "" for new, and deleted."""
+    rows: dict[str, list[str]] = {}
+    for source, target in BY_SCRIPT[script].moves:
+        rows.setdefault("" if source is None else source.value, []).append(
+            "" if target is None else target.value)
+    return "{" + ", ".join(
+        f"['{source}'] = {{" + ", ".join(f"['{t}'] = true" for t in targets) + "}"
+        for source, targets in rows.items()) + "}"
+
+
+def lua_prelude(script: str) -> str:
+    """The Lua put in front of ``script``'s text: its row of the table, ``check_move`` that
+    stops the script (``error``) on a move the row does not list, and ``move_token``, the
+    one way a script writes a token's state (``HSET key state to ...``, the other fields
+    after it). A missing ``from`` is a new token; ``check_move(id, from, nil)`` is a
+    deletion. Redis does not roll a script back: the scripts read a token's state before
+    they decide, so a refusal is a bug caught before that token's write, not a policy."""
+    names = ", ".join(f"['{state.value}'] = '{state.name}'" for state in TokenState)
+    return "\n".join((
+        f"-- generated from tokengate/gateway/ledger/transitions.py: the moves of {script}.lua",
+        f"local STEP, MOVES = '{script}', {_lua_rows(script)}",
+        f"local STATE_NAMES = {{{names}}}",
+        "local function state_name(s, absent)",
+        "  if not s then return absent end",
+        "  return STATE_NAMES[s] or tostring(s)",
+        "end",
+        "local function illegal(id, from, to)",
+        f"  error('{ILLEGAL} ' .. STEP .. ' ' .. state_name(from, '{NEW}') .. ' ' ..",
+        f"        state_name(to, '{DELETED}') .. ' ' .. tostring(id))",
+        "end",
+        "local function check_move(id, from, to)",
+        "  local row = MOVES[from or '']",
+        "  if not (row and row[to or '']) then illegal(id, from, to) end",
+        "end",
+        "-- the check inlined (one Lua call per move on the hot path, not two); redis.call an",
+        "-- upvalue (no global lookup per write)",
+        "local call = redis.call",
+        "local function move_token(key, id, from, to, ...)",
+        "  local row = MOVES[from or '']",
+        "  if not (row and row[to or '']) then illegal(id, from, to) end",
+        f"  call('HSET', key, '{Field.STATE}', to, ...)",
+        "end",
+        ""))
+
+
 def lifecycle_consistent(step: Step) -> bool:
     """Every move of ``step`` is a lifecycle transition, or two when an outcome arrives
     before its start was reported (ADMITTED -> EXECUTING -> COMPLETED)."""
@@ -83,7 +138,7 @@ def table_markdown() -> str:
     """The table as ``docs/cluster.md`` shows it: one row per move."""
     lines = ["| step (script) | from | to | when |", "|---|---|---|---|"]
     for step in STEPS:
-        moves = {}
+        moves: dict[TokenState | None, list[str]] = {}
         for source, target in step.moves:
             moves.setdefault(source, []).append("(deleted)" if target is None else target.name)
         for source, targets in moves.items():

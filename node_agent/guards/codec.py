@@ -15,6 +15,7 @@ import base64
 import datetime as dt
 import decimal
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from tokengate.shared.errors import TokenGateError
@@ -74,7 +75,7 @@ def encode(value: Any, _depth: int = 0) -> Any:
     return _encode_scalar(value)
 
 
-_SCALARS = {
+_SCALARS: dict[str, Callable[[Any], Any]] = {
     "bytes": lambda v: base64.b64decode(v),
     "bytearray": lambda v: bytearray(base64.b64decode(v)),
     "float": float,

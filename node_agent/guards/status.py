@@ -10,56 +10,61 @@ carries them, and ``build_status(snapshot)`` rebuilds the full status on the oth
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from tokengate.node_agent.guards.inspector import ComplexityLevel
 from tokengate.node_agent.guards.retry import policy_for
+from tokengate.shared.snapshot import AgentSnapshot, as_snapshot
+
+Snapshot = Mapping[str, Any] | AgentSnapshot  # a scheduler's snapshot, typed or as its map
 
 RECENT_EXECUTIONS = 20
 
 
-def system_panel(sched: dict[str, Any]) -> dict[str, Any]:
-    topology = sched.get("topology", {})
+def system_panel(sched: Snapshot) -> dict[str, Any]:
+    snap = as_snapshot(sched)
+    topology = snap.shape.topology
     return {
-        "node": sched.get("node"),
-        "state": sched.get("state"),
-        "drain_reason": sched.get("drain_reason", ""),
-        "uptime": round(float(sched.get("uptime", 0.0)), 3),
-        "workers": sched.get("workers"),
-        "workers_per_core": sched.get("workers_per_core"),
-        "cores": len(sched.get("cores", [])),
-        "physical_cores": topology.get("physical_cores"),
-        "logical_cores": topology.get("logical_cores"),
-        "smt_enabled": topology.get("smt_enabled"),
-        "active_patterns": {core["core"]: core["active_mailboxes"]
-                            for core in sched.get("cores", [])},
+        "node": snap.node,
+        "state": snap.state,
+        "drain_reason": snap.drain_reason,
+        "uptime": round(snap.uptime, 3),
+        "workers": snap.shape.workers,
+        "workers_per_core": snap.shape.workers_per_core,
+        "cores": len(snap.cores),
+        "physical_cores": topology.physical_cores,
+        "logical_cores": topology.logical_cores,
+        "smt_enabled": topology.smt_enabled,
+        "active_patterns": {core.core: core.active_mailboxes for core in snap.cores},
     }
 
 
-def token_pool_panel(sched: dict[str, Any]) -> dict[str, Any]:
-    tokens = sched.get("tokens", {})
+def token_pool_panel(sched: Snapshot) -> dict[str, Any]:
+    tokens = as_snapshot(sched).tokens
     return {
-        "created": tokens.get("submitted", 0),
-        "waiting": tokens.get("waiting", 0),
-        "executing": tokens.get("executing", 0),
-        "completed": tokens.get("completed", 0),
-        "failed": tokens.get("failed", 0),
-        "killed": tokens.get("killed", 0),
-        "retried": tokens.get("retried", 0),
-        "held": tokens.get("held", 0),
+        "created": tokens.submitted,
+        "waiting": tokens.waiting,
+        "executing": tokens.executing,
+        "completed": tokens.completed,
+        "failed": tokens.failed,
+        "killed": tokens.killed,
+        "retried": tokens.retried,
+        "held": tokens.held,
     }
 
 
-def affinity_panel(sched: dict[str, Any]) -> dict[str, Any]:
+def affinity_panel(sched: Snapshot) -> dict[str, Any]:
+    snap = as_snapshot(sched)
     cores = [
         {
-            "core": core["core"], "cpu": core.get("cpu"), "routed": dict(core["routed"]),
-            "total": sum(core["routed"].values()), "queued": sum(core["depths"]),
-            "executing": sum(core.get("busy", [])), "active_mailboxes": core["active_mailboxes"],
+            "core": core.core, "cpu": core.cpu, "routed": dict(core.routed),
+            "total": sum(core.routed.values()), "queued": sum(core.depths),
+            "executing": sum(core.busy), "active_mailboxes": core.active_mailboxes,
         }
-        for core in sched.get("cores", [])
+        for core in snap.cores
     ]
-    return {"policy": sched.get("policy", {}), "cores": cores,
+    return {"policy": {w: list(c) for w, c in snap.shape.policy.items()}, "cores": cores,
             "total_routed": sum(core["total"] for core in cores)}
 
 
@@ -83,18 +88,20 @@ def guard_panels(guards: Any, recent: int = RECENT_EXECUTIONS) -> dict[str, Any]
     }
 
 
-def build_status(sched: dict[str, Any], guards: Any | None = None,
+def build_status(sched: Snapshot, guards: Any | None = None,
                  recent: int = RECENT_EXECUTIONS) -> dict[str, Any]:
-    """Every panel, from a scheduler ``snapshot()`` and (unless it has them) its guards'."""
+    """Every panel, from a scheduler snapshot (:class:`AgentSnapshot`, or its wire map) and
+    (unless it has them) its guards'."""
+    snap = as_snapshot(sched)
     status = {
-        "system_status": system_panel(sched),
-        "token_pool": token_pool_panel(sched),
-        "core_affinity": affinity_panel(sched),
+        "system_status": system_panel(snap),
+        "token_pool": token_pool_panel(snap),
+        "core_affinity": affinity_panel(snap),
     }
     if guards is not None:
         status.update(guard_panels(guards, recent))
     else:
-        status.update({key: value for key, value in sched.items()
+        status.update({key: value for key, value in snap.to_wire().items()
                        if key not in status and key not in _SCHEDULER_KEYS})
     return status
 

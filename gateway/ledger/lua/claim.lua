@@ -24,7 +24,7 @@ while #taken < n and size < budget do
     local key = tkey(p, id)
     local t = redis.call('HMGET', key, '$F_STATE', '$F_ATTEMPT', '$F_ITEM')
     if t[1] == '$WAITING' then
-      redis.call('HSET', key, '$F_STATE', '$ADMITTED', '$F_AGENT', agent)
+      move_token(key, id, t[1], '$ADMITTED', '$F_AGENT', agent)
       out[#out + 1] = id
       out[#out + 1] = t[2] or '1'
       out[#out + 1] = t[3]

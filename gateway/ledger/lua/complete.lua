@@ -31,9 +31,9 @@ for a = 1, #rows, 4 do
   local ok = mine and (t[1] == '$ADMITTED' or t[1] == '$EXECUTING')
   if ok then
     if state == '$FAILED' then
-      redis.call('HSET', key, '$F_STATE', state, '$F_RESULT', result)
+      move_token(key, id, t[1], state, '$F_RESULT', result)
     else
-      redis.call('HSET', key, '$F_STATE', state, '$F_RESULT', result, '$F_ITEM', '')
+      move_token(key, id, t[1], state, '$F_RESULT', result, '$F_ITEM', '')
     end
     expire_final(key, ttl, t[5])
     done[#done + 1] = id

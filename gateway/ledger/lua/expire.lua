@@ -18,7 +18,7 @@ for _, id in ipairs(ids) do
                        '$F_SESSION', '$F_KEEP')
   if t[1] == '$WAITING' then
     if tonumber(t[2]) <= cutoff then
-      redis.call('HSET', key, '$F_STATE', '$FAILED', '$F_ERROR_TYPE', 'PlacementTimeout',
+      move_token(key, id, t[1], '$FAILED', '$F_ERROR_TYPE', 'PlacementTimeout',
                  '$F_ERROR_MESSAGE', ARGV[4], '$F_FINISHED_AT', ARGV[6])
       expire_final(key, ARGV[5], t[6])
       out[#out + 1] = id

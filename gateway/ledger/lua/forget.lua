@@ -14,6 +14,7 @@ for _, id in ipairs(cmsgpack.unpack(ARGV[2])) do
   local t = redis.call('HMGET', key, '$F_STATE', '$F_OWNER', '$F_KEY')
   local s = t[1]
   if t[2] == owner and not t[3] and (s == '$COMPLETED' or s == '$FAILED' or s == '$KILLED') then
+    check_move(id, s, nil)
     gone[#gone + 1] = key
   end
 end

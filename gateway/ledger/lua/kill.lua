@@ -12,7 +12,7 @@ local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ROUTE', '$F_WEIGH
 if not t[1] then return {'unknown', ''} end
 t[3] = route(t[3], t[4])
 if t[1] == '$WAITING' then
-  redis.call('HSET', key, '$F_STATE', '$KILLED', '$F_ERROR_TYPE', 'TokenKilled',
+  move_token(key, id, t[1], '$KILLED', '$F_ERROR_TYPE', 'TokenKilled',
              '$F_ERROR_MESSAGE', ARGV[4], '$F_FINISHED_AT', ARGV[5])
   redis.call('HDEL', key, '$F_ITEM')
   expire_final(key, ttl, t[5])

@@ -25,6 +25,13 @@
 -- No script stops half way: inputs are checked by the gateway, and nothing here can fail
 -- on a large batch (no unpack of a batch into one command).
 --
+-- The state table: every script is loaded behind a prelude generated from
+-- tokengate/gateway/ledger/transitions.py (its step's row; transitions.lua_prelude), and
+-- writes a token's $F_STATE only through its move_token(key, id, from, to, ...), or, to
+-- delete a final token, checks the move with check_move(id, from, nil) first. A move the row
+-- does not list stops the script with an ILLEGAL_TRANSITION error (a bug: each script reads
+-- the state before it decides); the ledger raises it as IllegalTransition.
+--
 -- The fence (every script but lease.lua): KEYS[1] is the shard's epoch key $K_EPOCH and the
 -- first argument the epoch the calling gateway holds. A gateway whose epoch is not the
 -- shard's (another gateway took the shard while it was paused or cut off) is refused with
@@ -106,7 +113,7 @@ local function give_back(p, id, agent, mode, maxa, ttl, message, now)
   if mode == 'lost' then
     local rule = t[6] and redis.call('HGET', p .. '$K_TASKS', t[6])
     if t[4] == '0' or rule == '0' or attempt >= maxa then
-      redis.call('HSET', key, '$F_STATE', '$FAILED', '$F_ERROR_TYPE', 'AgentLost',
+      move_token(key, id, t[1], '$FAILED', '$F_ERROR_TYPE', 'AgentLost',
                  '$F_ERROR_MESSAGE', message, '$F_FINISHED_AT', now)
       redis.call('HDEL', key, '$F_AGENT')
       expire_final(key, ttl, t[9])
@@ -114,7 +121,7 @@ local function give_back(p, id, agent, mode, maxa, ttl, message, now)
     end
     attempt = attempt + 1
   end
-  redis.call('HSET', key, '$F_STATE', '$WAITING', '$F_ATTEMPT', attempt)
+  move_token(key, id, t[1], '$WAITING', '$F_ATTEMPT', attempt)
   redis.call('HDEL', key, '$F_AGENT', '$F_STARTED_AT')
   redis.call('LPUSH', p .. '$K_QUEUE' .. t[5], id)
   return 'requeued', t[5]

@@ -12,7 +12,7 @@ for a = 1, #rows, 3 do
   local key = tkey(p, rows[a])
   local t = redis.call('HMGET', key, '$F_STATE', '$F_AGENT', '$F_ATTEMPT')
   if t[1] == '$ADMITTED' and t[2] == agent and (tonumber(t[3]) or 1) == rows[a + 1] then
-    redis.call('HSET', key, '$F_STATE', '$EXECUTING', '$F_STARTED_AT', rows[a + 2])
+    move_token(key, rows[a], t[1], '$EXECUTING', '$F_STARTED_AT', rows[a + 2])
     n = n + 1
   end
 end

@@ -73,14 +73,14 @@ while at <= #flat do
         if not ids then ids = {}; held[agent] = ids end
         ids[#ids + 1] = id
         out[i] = 1
-        redis.call('HSET', key, '$F_STATE', '$ADMITTED', '$F_AGENT', agent, '$F_ROUTE', x,
+        move_token(key, id, nil, '$ADMITTED', '$F_AGENT', agent, '$F_ROUTE', x,
                    '$F_ITEM', blob, '$F_OWNER', owner, '$F_CREATED', now)
       else
         local ids = waiting[w]
         if not ids then ids = {}; waiting[w] = ids end
         ids[#ids + 1] = id
         out[i] = 0
-        redis.call('HSET', key, '$F_STATE', '$WAITING', '$F_ROUTE', x, '$F_ITEM', blob,
+        move_token(key, id, nil, '$WAITING', '$F_ROUTE', x, '$F_ITEM', blob,
                    '$F_OWNER', owner, '$F_CREATED', now)
       end
       if idem ~= 1 then redis.call('HSET', key, '$F_IDEMPOTENT', '0') end

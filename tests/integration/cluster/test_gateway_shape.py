@@ -1,4 +1,4 @@
-"""Gateway behaviours the unit tests show on the in-memory ledger, for real: real gateway and
+"""Gateway behaviours test_gateway.py shows through its outboxes, end to end: real gateway and
 agent processes on a real redis-server (a drain surviving a gateway restart is in
 test_promises.py)."""
 

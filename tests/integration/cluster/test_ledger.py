@@ -1,6 +1,6 @@
-"""The ledger's contract, step by step: the Lua scripts on a real redis-server, and the
-in-memory ledger that mirrors them. Every test runs against both, and a table test checks
-that every step moves tokens only along gateway/ledger/transitions.py."""
+"""The ledger's contract, step by step: the Lua scripts on a real redis-server (the one
+implementation; there is no in-memory twin), and a table test that checks that every step
+moves tokens only along gateway/ledger/transitions.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from tokengate.gateway.ledger import (
     AuditEntry,
     KillOutcome,
     LossPolicy,
-    MemoryLedger,
     NewToken,
     Outcome,
     RedisLedger,
@@ -35,15 +34,19 @@ LIGHT, HEAVY = Weight.LIGHT, Weight.HEAVY
 LOST = LossPolicy(max_attempts=3, message="agent gone", ttl=60)
 
 
-@pytest.fixture(params=["redis", "memory"])
-def ledger(request):
-    """Each test twice: on a real redis-server, and on the memory ledger (no Redis at all:
-    only the Redis half asks for the session's redis-server)."""
-    if request.param == "memory":
-        return MemoryLedger(result_ttl=60)
-    redis_url = request.getfixturevalue("redis_url")
-    ledger = RedisLedger.from_url(redis_url, prefix=f"tg-ledger-{uuid.uuid4().hex[:6]}:{{0}}:",
-                                  result_ttl=60)
+@pytest.fixture
+def ledger(redis_url):
+    """A ledger holding the epoch of a shard of its own on the session's redis-server."""
+    ledger = leased_ledger(redis_url, "tg-ledger")
+    yield ledger
+    ledger.close()
+
+
+def leased_ledger(redis_url: str, name: str, **options) -> RedisLedger:
+    """A RedisLedger on a fresh prefix whose epoch it holds (scripts run only for the
+    holder), as a gateway's lease would leave it."""
+    ledger = RedisLedger.from_url(redis_url, prefix=f"{name}-{uuid.uuid4().hex[:6]}:{{0}}:",
+                                  result_ttl=60, **options)
     assert ledger.lease("acquire", _record("holder"), 60) == (True, b"")  # the epoch
     return ledger
 
@@ -168,8 +171,7 @@ def test_reports_are_fenced_by_agent_and_attempt(ledger):
     assert record.state is S.COMPLETED and record.result == b"result" and not record.item
     assert ledger.inflight_ids("a1") == {"t2"} and ledger.executing_counts([])[0] == 0
     assert ledger.counts()["completed"] == 1
-    if isinstance(ledger, RedisLedger):
-        assert 0 < ledger.redis.ttl(ledger.key("t:", "t1")) <= 60
+    assert 0 < ledger.redis.ttl(ledger.key("t:", "t1")) <= 60
 
 
 def test_loss_requeues_with_attempt_plus_one_or_fails_what_may_not_run_again(ledger):

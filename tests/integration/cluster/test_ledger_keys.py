@@ -1,5 +1,5 @@
-"""Idempotency keys in the ledger: submit.lua and the memory twin, on a real redis-server and
-in dicts (the ``ledger`` fixture of test_ledger runs each test on both)."""
+"""Idempotency keys in the ledger: submit.lua on a real redis-server (the ``ledger`` fixture
+of test_ledger)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import time
 
 from test_ledger import LOST, ledger, outcome, register, tok  # noqa: F401 - the fixture
-from tokengate.gateway.ledger import KillOutcome, RedisLedger, SubmitStatus
+from tokengate.gateway.ledger import KillOutcome, SubmitStatus
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import Weight
 
@@ -40,8 +40,8 @@ def test_a_keyed_result_is_kept_whatever_its_client_received(ledger):  # noqa: F
     record = ledger.records(["key-2"])[0]
     assert record is not None and record.state is TokenState.COMPLETED
     assert ledger.records(["plain"]) == [None]
-    if isinstance(ledger, RedisLedger):  # kept for the key TTL, longer than the result's
-        assert ledger.key_ttl - 5 < ledger.redis.ttl(ledger.key("t:", "key-2")) <= ledger.key_ttl
+    # kept for the key TTL, longer than the result's
+    assert ledger.key_ttl - 5 < ledger.redis.ttl(ledger.key("t:", "key-2")) <= ledger.key_ttl
 
 
 def test_every_final_path_keeps_a_keyed_token_for_its_key_ttl(ledger):  # noqa: F811
@@ -52,6 +52,5 @@ def test_every_final_path_keeps_a_keyed_token_for_its_key_ttl(ledger):  # noqa: 
     assert [t.token_id for t in lost.failed] == ["key-l"]
     assert [t.token_id for t in ledger.expire(Weight.LIGHT, time.time() + 1, "late")] == \
         ["key-e"]
-    if isinstance(ledger, RedisLedger):
-        for token_id in ("key-k", "key-l", "key-e"):
-            assert ledger.redis.ttl(ledger.key("t:", token_id)) > LOST.ttl
+    for token_id in ("key-k", "key-l", "key-e"):
+        assert ledger.redis.ttl(ledger.key("t:", token_id)) > LOST.ttl

@@ -1,15 +1,14 @@
-"""The ledger's queues per weight and need, and placement expiry, on both ledgers (a real
-redis-server and the memory twin): tokens wait in the queue admission names, claims take only
-that queue, requeues return to it, and ``expire`` fails only what waited past the cutoff."""
+"""The ledger's queues per weight and need, and placement expiry, on a real redis-server:
+tokens wait in the queue admission names, claims take only that queue, requeues return to
+it, and ``expire`` fails only what waited past the cutoff."""
 
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
-from test_ledger import LOST, _record, register, state, tok
-from tokengate.gateway.ledger import MemoryLedger, RedisLedger, TokenRecord
+from test_ledger import LOST, leased_ledger, register, state, tok
+from tokengate.gateway.ledger import TokenRecord
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.tags import Weight
 
@@ -18,14 +17,11 @@ PLAIN = "light|m:g|"
 BUDGET = 1 << 20
 
 
-@pytest.fixture(params=["redis", "memory"])
-def ledger(request):
-    if request.param == "memory":
-        return MemoryLedger(result_ttl=60)
-    ledger = RedisLedger.from_url(request.getfixturevalue("redis_url"),
-                                  prefix=f"tg-needs-{uuid.uuid4().hex[:6]}:{{0}}:", result_ttl=60)
-    assert ledger.lease("acquire", _record("holder"), 60) == (True, b"")  # the epoch
-    return ledger
+@pytest.fixture
+def ledger(redis_url):
+    ledger = leased_ledger(redis_url, "tg-needs")
+    yield ledger
+    ledger.close()
 
 
 def queued(token_id: str, queue: str, **kw):

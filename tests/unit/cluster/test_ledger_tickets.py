@@ -1,11 +1,16 @@
 """The ordering barrier of RedisLedger: reports wait for the submissions other threads sent
-before them, never for the caller's own (pure logic: threads and a condition, no Redis)."""
+before them, never for the caller's own, and fail loudly (OrderingTimeout, and a log line)
+rather than go ahead of one still unanswered (pure logic: threads and a condition, no
+Redis)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
-from tokengate.gateway.ledger.redis_ledger import _Tickets
+import pytest
+from tokengate.gateway.ledger.tickets import Tickets as _Tickets
+from tokengate.shared.errors import OrderingTimeout, TokenGateError
 
 
 def test_a_report_waits_for_a_submission_another_thread_sent_before_it():
@@ -21,10 +26,25 @@ def test_a_report_waits_for_a_submission_another_thread_sent_before_it():
     thread = threading.Thread(target=submitter)
     thread.start()
     taken.wait(10)
-    assert tickets.wait_prior(timeout=0.05) is False, "it must not go ahead of it"
+    with pytest.raises(OrderingTimeout, match="1 earlier submission"):
+        tickets.wait_prior(timeout=0.05)  # it must not go ahead of it
     release.set()
-    assert tickets.wait_prior(timeout=10) is True
+    tickets.wait_prior(timeout=10)
     thread.join(10)
+
+
+def test_a_report_past_its_wait_fails_loudly_with_a_log_line(caplog):
+    """The barrier used to log and let the report go ahead after its timeout; it raises a
+    TokenGateError now, and says which tickets held it up."""
+    tickets = _Tickets()
+    stuck = threading.Thread(target=tickets.take)  # a submission whose reader never answers
+    stuck.start()
+    stuck.join(10)
+    with caplog.at_level(logging.ERROR, logger="tokengate.gateway.ledger.tickets"), \
+            pytest.raises(TokenGateError) as caught:
+        tickets.wait_prior(timeout=0.05)
+    assert isinstance(caught.value, OrderingTimeout) and "tickets [1]" in str(caught.value)
+    assert any("unanswered (tickets [1])" in r.getMessage() for r in caplog.records)
 
 
 def test_a_thread_never_waits_for_its_own_submission():
@@ -33,14 +53,21 @@ def test_a_thread_never_waits_for_its_own_submission():
     up every agent's reports behind it."""
     tickets = _Tickets()
     mine = tickets.take()
-    assert tickets.wait_prior(timeout=0.05) is True
-    later: list[bool] = []
-    other = threading.Thread(target=lambda: later.append(tickets.wait_prior(timeout=0.05)))
+    tickets.wait_prior(timeout=0.05)  # returns at once: its own ticket holds it up not
+    later: list[type[BaseException] | None] = []
+
+    def report() -> None:
+        try:
+            tickets.wait_prior(timeout=0.05)
+            later.append(None)
+        except OrderingTimeout as exc:
+            later.append(type(exc))
+    other = threading.Thread(target=report)
     other.start()
     other.join(10)
-    assert later == [False], "another thread still waits for it"
+    assert later == [OrderingTimeout], "another thread still waits for it"
     tickets.done(mine)
-    assert tickets.wait_prior(timeout=0.05) is True
+    tickets.wait_prior(timeout=0.05)
 
 
 def test_submissions_taken_after_the_report_do_not_hold_it_up():
@@ -51,7 +78,8 @@ def test_submissions_taken_after_the_report_do_not_hold_it_up():
 
     def reporter() -> None:
         started.set()
-        results.append(tickets.wait_prior(timeout=10))
+        tickets.wait_prior(timeout=10)
+        results.append(True)
 
     first = tickets.take()
     thread = threading.Thread(target=reporter)

@@ -36,7 +36,7 @@ def _held(link: AgentLink, token_id: str) -> None:
                     func=lambda: None)
     token: TaskToken = TaskToken(spec.func, (), {}, operation_type="f", tags=spec.tags,
                                  token_id=token_id)
-    link._held[token_id] = Held(token, Weight.LIGHT, pb.MSGPACK, "c1", 1)
+    link._held.take(Held(token, Weight.LIGHT, pb.MSGPACK, "c1", 1))
 
 
 def _open(link: AgentLink) -> int:

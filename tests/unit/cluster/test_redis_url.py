@@ -8,7 +8,8 @@ import pytest
 import redis
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.ledger.connect import SentinelTarget, check_url, parse_sentinel_url
-from tokengate.gateway.ledger.redis_ledger import _reply_code, _unavailable
+from tokengate.gateway.ledger.edge import reply_code as _reply_code
+from tokengate.gateway.ledger.edge import unavailable as _unavailable
 from tokengate.shared.errors import ConfigurationError
 
 

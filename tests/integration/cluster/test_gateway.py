@@ -1,7 +1,8 @@
-"""The gateway's decisions with no sockets or Redis: the in-memory ledger and the
-connections' outboxes stand in for them (the same flows run for real in tests/integration).
-Each test runs on an event loop of its own, as the gateway does; the ledger's calls go
-through the store's lanes, as they do for real."""
+"""The gateway's decisions with no sockets: the connections' outboxes stand in for them (the
+same flows run end to end in the other cluster tests), and the ledger is the real one, a
+RedisLedger on a shard of its own of the session's redis-server (there is no in-memory twin
+of the Lua scripts). Each test runs on an event loop of its own, as the gateway does; the
+ledger's calls go through the store's lanes, as they do for real."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from test_ledger import _record, leased_ledger
 from tokengate.gateway import control
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.conns import AgentConn, ClientConn, _Control, _Tasks
 from tokengate.gateway.gateway import Gateway
-from tokengate.gateway.ledger import MemoryLedger
 from tokengate.shared.errors import AgentRejected, RedisUnavailable
 from tokengate.shared.rpc import tokengate_pb2 as pb
 from tokengate.shared.tags import Weight
@@ -28,17 +29,21 @@ def outbox(conn) -> list:
     return out
 
 
-def on_loop(**config: Any) -> Callable[[Callable[[Gateway], Awaitable[None]]], Callable[[], None]]:
-    """Run an async test on a loop of its own with a gateway over a MemoryLedger."""
-    def wrap(test: Callable[[Gateway], Awaitable[None]]) -> Callable[[], None]:
-        def run() -> None:
+def on_loop(**config: Any) -> Callable[[Callable[[Gateway], Awaitable[None]]],
+                                       Callable[[str], None]]:
+    """Run an async test on a loop of its own with a gateway over a RedisLedger of its own
+    (the test asks for the ``redis_url`` fixture)."""
+    def wrap(test: Callable[[Gateway], Awaitable[None]]) -> Callable[[str], None]:
+        def run(redis_url: str) -> None:
             async def main() -> None:
                 settings = {"token": "t", "max_attempts": 2, "max_pending": 5, **config}
-                gateway = Gateway(GatewayConfig(**settings), MemoryLedger())
+                ledger = leased_ledger(redis_url, "tg-gw")
+                gateway = Gateway(GatewayConfig(**settings), ledger)
                 try:
                     await test(gateway)
                 finally:
                     gateway.store.stop()
+                    ledger.close()
             asyncio.run(main())
         run.__name__, run.__doc__ = test.__name__, test.__doc__
         return run
@@ -331,13 +336,14 @@ def test_a_session_that_does_not_read_is_cut_off_not_grown():
     assert sent.count(True) < 40 and client.too_slow and not client.open
 
 
-def test_a_restarted_gateway_keeps_the_drain_and_the_waiting_tokens():
+def test_a_restarted_gateway_keeps_the_drain_and_the_waiting_tokens(redis_url):
     async def main() -> None:
-        ledger = MemoryLedger()
+        ledger = leased_ledger(redis_url, "tg-gw")
         first = Gateway(GatewayConfig(token="t"), ledger)
         await first.control.drain("", "upgrade")
         await first.on_client_frame(ClientConn("peer", "c1"), frame("held"))
         first.store.stop()
+        ledger.lease("release", _record("holder"), 60)  # the next gateway takes the shard
         second = await Gateway(GatewayConfig(token="t"), ledger).start(lease_wait=0)
         try:
             assert second.dispatch.drain_state().cluster == "upgrade"
