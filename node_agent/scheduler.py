@@ -2,20 +2,17 @@
 
 Owner of all its mutable state; other code acts on it only through the public methods.
 
-- ``_admission`` (a Condition) guards the drain flag, the held queue (submissions during a
-  drain), the priority lane (retries and requeues, placed ahead of new submissions), the
-  backlog (tokens ``enqueue`` could not place at once, placed after the priority lane and
-  before held and new submissions), the count of delayed retries and the count of submitters
-  waiting for room.
+- ``_queues`` (:class:`node_agent.queues.AdmissionQueues`) owns every queue a token waits in
+  before its mailbox (held, priority, backlog, the retry delay line) and the drain flag; it
+  alone places tokens into mailboxes. Every entry point (``submit``, ``try_submit``,
+  ``enqueue``, ``resubmit``) goes through its ``admit``; what is placed next and where is the
+  pure :func:`node_agent.placement.next_to_place`, routed by :func:`node_agent.policy.choose_route`.
 - Each mailbox guards its own queue (see :mod:`node_agent.mailbox`).
 - The crew (:class:`node_agent.workers.Crew`) owns the worker threads, and the watchdog
   (:mod:`node_agent.watchdog`) the time limits of running thread-mode calls.
 - ``_idle`` (a Condition) wakes callers of :meth:`wait_idle`.
 - ``_stats_lock`` guards the outcome counters.
 - ``_live`` maps token id to unfinished token (single dict operations only).
-
-The fast path of :meth:`submit` takes no scheduler lock: it routes with the pure policy and
-offers the token to one mailbox under that mailbox's lock.
 
 A worker whose call has run longer than ``stuck_after`` blocks its mailbox (see
 :mod:`node_agent.mailbox`): :meth:`reclaim_blocked`, which an agent's link calls about once a
@@ -29,38 +26,39 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from typing import Any
 
 from tokengate.node_agent import topology as topo
 from tokengate.node_agent.accounting import Accounts
 from tokengate.node_agent.config import SchedulerConfig
-from tokengate.node_agent.delayline import DelayLine
 from tokengate.node_agent.mailbox import Mailbox
 from tokengate.node_agent.nowait import no_waiting
 from tokengate.node_agent.outcome import Outcome, final_state
-from tokengate.node_agent.policy import build_policy, choose_route
+from tokengate.node_agent.placement import Decision, Entry, Limits
+from tokengate.node_agent.policy import build_policy
 from tokengate.node_agent.procpool import CoreProcesses
+from tokengate.node_agent.queues import AdmissionQueues
 from tokengate.node_agent.runner import Hooks, StartGate, TaskRunner
 from tokengate.node_agent.throttle import StorageThrottle
 from tokengate.node_agent.watchdog import Watch, Watchdog
 from tokengate.node_agent.workers import Crew, Worker
 from tokengate.shared import snapshot as snap
 from tokengate.shared.errors import (
-    AdmissionTimeout,
     InvalidTransition,
     SchedulerStopped,
     TokenGateError,
 )
 from tokengate.shared.lifecycle import TokenState
-from tokengate.shared.tags import ExecutionMode, Weight
+from tokengate.shared.tags import Weight
 from tokengate.shared.token import TaskToken, inline_runner
 
 logger = logging.getLogger(__name__)
 
 _UNSET: Any = object()
-_CREATED_ONLY = frozenset({TokenState.CREATED})
-_PLACE_ATTEMPTS = 3
+# Hot path: enum members read through module names (see node_agent.queues).
+_SUBMIT, _ENQUEUE, _PLACED = Entry.SUBMIT, Entry.ENQUEUE, Decision.PLACED
+_REFUSED = frozenset({Decision.STOPPED, Decision.HOLD_FULL, Decision.BACKLOG_FULL,
+                      Decision.TIMED_OUT})
 
 
 class LocalScheduler:
@@ -84,11 +82,13 @@ class LocalScheduler:
         }
         self._all_boxes = [box for boxes in self.mailboxes.values() for box in boxes]
         self.core_patterns: dict[int, int] = dict.fromkeys(self.mailboxes, wpc)
-        # Per core, the mailboxes that take new tokens (the first core_patterns[core] ones);
-        # replaced whole, never edited, when a pattern changes.
-        self._active_boxes: dict[int, list[Mailbox]] = {
-            core: list(boxes) for core, boxes in self.mailboxes.items()}
-        self._slots = self._execution_slots()
+        total = len(self._all_boxes) * capacity
+        backlog = self.config.backlog_capacity
+        self._queues = AdmissionQueues(
+            self.config.node_name, self.mailboxes, self._chains,
+            Limits(hold=self.config.hold_capacity or total,
+                   backlog=total if backlog is None else backlog),
+            self.config.processes_per_core)
         self.throttle = StorageThrottle()
         self.processes = CoreProcesses(topology.cpu_for_core, self.config.processes_per_core)
         self._hooks = Hooks()
@@ -100,23 +100,12 @@ class LocalScheduler:
         self._crew = Crew(self._all_boxes, topology.cpu_for_core, self._runner, self._accounts,
                           pin=self.config.pin_threads, after_take=self._after_take,
                           after_finish=self._after_finish)
-        self._admission = threading.Condition()
-        self._held: deque[TaskToken] = deque()
-        self._priority: deque[TaskToken] = deque()
-        self._backlog: deque[TaskToken] = deque()
-        self._draining = False
         self.drain_reason = ""
-        self._delays = DelayLine(f"tokengate-retries-{self.config.node_name}")
-        self._space_waiters = 0
-        self._hold_capacity = self.config.hold_capacity or len(self._all_boxes) * capacity
-        backlog = self.config.backlog_capacity
-        self._backlog_capacity = len(self._all_boxes) * capacity if backlog is None else backlog
-        self._low_water = capacity // 2
         self._idle = threading.Condition()
         self._idle_waiters = 0
         self._stats_lock = threading.Lock()
-        self._counts = {"submitted": 0, "completed": 0, "failed": 0, "killed": 0, "retried": 0,
-                        "reclaimed": 0}
+        # Outcomes; "submitted" is the queues' count of tokens taken in (see counts()).
+        self._counts = {"completed": 0, "failed": 0, "killed": 0, "retried": 0, "reclaimed": 0}
         self._live: dict[str, TaskToken] = {}
         self._running = False
         self._stopped = False
@@ -128,6 +117,7 @@ class LocalScheduler:
         if self._running or self._stopped:
             raise SchedulerStopped("a scheduler starts once; create a new one to restart")
         self._crew.start()
+        self._queues.open()
         self._running = True
         self.started_at = time.time()
         logger.info("scheduler %s started: %d cores x %d workers, mailbox capacity %d",
@@ -142,21 +132,15 @@ class LocalScheduler:
         ``SchedulerStopped``; a task still running is left to finish on its daemon thread
         (its time limit, if it has one, still fails it at the deadline).
         """
-        with self._admission:
-            if not self._running:
-                return
-            self._running = False
-            self._admission.notify_all()
+        if not self._queues.stop_accepting():
+            return
+        self._running = False
         wait = self.config.stop_timeout if timeout is None else timeout
         if not self.wait_idle(wait):
             logger.warning("scheduler %s: work still running after %.1fs; stopping anyway",
                            self.config.node_name, wait)
-        with self._admission:
-            self._stopped = True
-            leftovers = [*self._priority, *self._backlog, *self._held, *self._delays.stop()]
-            self._priority.clear()
-            self._backlog.clear()
-            self._held.clear()
+        self._stopped = True
+        leftovers = self._queues.close()
         workers = self._crew.close()
         for box in self._all_boxes:
             leftovers.extend(box.drain_nowait())
@@ -171,9 +155,7 @@ class LocalScheduler:
         logger.info("scheduler %s stopped", self.config.node_name)
 
     def _fail_stopped(self, token: TaskToken) -> None:
-        if token.set_error(SchedulerStopped(f"scheduler stopped before {token.token_id} ran"), ""):
-            self._live.pop(token.token_id, None)
-            self._count("failed")
+        self._refused(token, SchedulerStopped(f"scheduler stopped before {token.token_id} ran"))
 
     @property
     def running(self) -> bool:
@@ -210,25 +192,34 @@ class LocalScheduler:
                 hook(token)  # may refuse the call with a TokenGateError
             if token.done():
                 return  # an observer finished it at admission (quarantined): nothing to queue
+        wait = self.config.submit_timeout if timeout is _UNSET else timeout
         self._live[token.token_id] = token
-        self._count("submitted")
-        if not (self._draining or self._held or self._priority or self._backlog) and self._place(
-                token):
-            return
         try:
-            self._admit_waiting(token, self.config.submit_timeout if timeout is _UNSET else timeout)
-        except BaseException as exc:
-            self._live.pop(token.token_id, None)
-            token.set_error(exc, "")
+            decision = self._queues.admit(token, _SUBMIT, wait)
+        except BaseException as exc:  # interrupted while waiting for room
+            self._refused(token, exc)
             raise
+        if decision is not _PLACED:
+            self._submit_not_placed(token, decision, wait)
+
+    def _submit_not_placed(self, token: TaskToken, decision: Decision,
+                           wait: float | None) -> None:
+        """Raise a refusal, or run the token here (a worker thread with no room)."""
+        if decision in _REFUSED:
+            error = self._queues.refusal(decision, token, wait)
+            self._refused(token, error)
+            raise error
+        if decision is Decision.RUN_INLINE:
+            runner = inline_runner()
+            if runner is not None:
+                runner(token)
 
     def try_submit(self, token: TaskToken) -> bool:
         """Admit a CREATED token only if there is room now; never waits, never holds."""
-        if not self._running or self._draining or self._held or self._priority or self._backlog:
+        if not self._running:
             return False
         self._live[token.token_id] = token
-        if self._place(token):
-            self._count("submitted")
+        if self._queues.admit(token, Entry.TRY) is Decision.PLACED:
             return True
         self._live.pop(token.token_id, None)
         return False
@@ -260,15 +251,9 @@ class LocalScheduler:
         if self._hooks.on_admit and not self._admit_hooks_allow(token):
             return
         self._live[token.token_id] = token
-        self._count("submitted")
-        if not (self._draining or self._priority or self._backlog) and self._place(token):
-            return
-        with self._admission:
-            refusal = self._enqueue_waiting(token)
-        if refusal is not None:
-            self._live.pop(token.token_id, None)
-            if token.set_error(refusal, ""):
-                self._count("failed")
+        decision = self._queues.admit(token, _ENQUEUE)
+        if decision is not _PLACED and decision in _REFUSED:
+            self._refused(token, self._queues.refusal(decision, token))
 
     def _admit_hooks_allow(self, token: TaskToken) -> bool:
         """Run the on_admit hooks for ``enqueue``; False once the token is final."""
@@ -284,119 +269,21 @@ class LocalScheduler:
             no_waiting(previous)
         return not token.done()
 
-    def _enqueue_waiting(self, token: TaskToken) -> BaseException | None:
-        """Hold or backlog a token ``enqueue`` could not place; the refusal, if any. Holds
-        ``_admission``."""
-        if not self._running:
-            return SchedulerStopped(f"scheduler {self.config.node_name} stopped")
-        if self._draining:
-            if len(self._held) >= self._hold_capacity:
-                return AdmissionTimeout(
-                    f"{token.operation_type}: agent over capacity: the scheduler is draining "
-                    f"and its hold of {self._hold_capacity} tokens is full")
-            if token.advance(TokenState.WAITING, expected=_CREATED_ONLY):
-                self._held.append(token)
-            return None  # or killed meanwhile: final already
-        if not (self._priority or self._backlog) and self._place(token):
-            return None
-        if len(self._backlog) >= self._backlog_capacity:
-            return AdmissionTimeout(
-                f"{token.operation_type}: agent over capacity: every mailbox allowed for weight "
-                f"{token.tags.weight.value} is full and the backlog holds its limit of "
-                f"{self._backlog_capacity} tokens")
-        if token.advance(TokenState.WAITING, expected=_CREATED_ONLY):
-            self._backlog.append(token)
-            # Place again after the append: a worker that took a token after our failed offer
-            # may have looked at the backlog before the append, and will not pump it.
-            self._pump()
-        return None
-
     def resubmit(self, token: TaskToken) -> None:
         """Re-enter a WAITING token (a retry or a requeue) ahead of new submissions."""
-        with self._admission:
-            if not self._running and self._stopped:
-                self._fail_stopped(token)
-                return
-            self._live[token.token_id] = token
-            self._priority.append(token)
-            self._pump()
+        self._live[token.token_id] = token
+        if self._queues.admit(token, Entry.RETRY) is Decision.STOPPED:
+            self._fail_stopped(token)
 
-    def _admit_waiting(self, token: TaskToken, timeout: float | None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._admission:
-            while True:
-                if not self._running:
-                    raise SchedulerStopped(f"scheduler {self.config.node_name} stopped")
-                if self._draining or self._held:
-                    if len(self._held) < self._hold_capacity:
-                        token.advance(TokenState.WAITING, expected=_CREATED_ONLY)
-                        self._held.append(token)
-                        return
-                elif not (self._priority or self._backlog) and self._place(token):
-                    return
-                if inline_runner() is not None:
-                    break  # a worker thread: run it here rather than wait on ourselves
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise AdmissionTimeout(self._timeout_message(token, timeout))
-                self._space_waiters += 1
-                try:
-                    self._admission.wait(remaining)
-                finally:
-                    self._space_waiters -= 1
-        token.advance(TokenState.WAITING, expected=_CREATED_ONLY)
-        runner = inline_runner()
-        if runner is not None:
-            runner(token)
-
-    def _timeout_message(self, token: TaskToken, timeout: float | None) -> str:
-        why = "the scheduler is draining and its hold is full" if self._draining else (
-            f"every mailbox allowed for weight {token.tags.weight.value} is full")
-        return (f"{token.operation_type}: no room after {timeout}s because {why} "
-                f"(capacity {self.config.mailbox_capacity} per mailbox)")
-
-    def _place(self, token: TaskToken) -> bool:
-        """Route and offer; True once the token is queued (or found dead), False if full."""
-        tags = token.tags
-        chain = self._chains[tags.weight]
-        for _ in range(_PLACE_ATTEMPTS):
-            route = self._route(chain, tags.execution)
-            if route is None:
-                return False
-            core, index = route
-            if self.mailboxes[core][index].offer(token, tags.weight):
-                return True
-        return False
-
-    def _route(self, chain: tuple[int, ...], mode: ExecutionMode) -> tuple[int, int] | None:
-        active = self._active_boxes
-        if mode is ExecutionMode.THREAD:
-            # Shortcut of the policy's first rule: an idle mailbox on the preferred core.
-            for box in active[chain[0]]:
-                if not box.busy and not box.depth():
-                    return chain[0], box.index
-        return choose_route(chain, active, self._slots[mode], self.config.mailbox_capacity)
-
-    def _pump(self) -> None:
-        """Place waiting tokens into freed mailbox room: the priority lane, then the backlog,
-        then held submissions (these two not while draining). Holds ``_admission``."""
-        for lane in (self._priority, self._backlog, self._held):
-            if lane is not self._priority and self._draining:
-                break
-            while lane:
-                if not self._place(lane[0]):
-                    break
-                lane.popleft()
-        if self._space_waiters:
-            self._admission.notify_all()
+    def _refused(self, token: TaskToken, error: BaseException) -> None:
+        """A token the queues took and then refused (or a stopped scheduler left): it fails
+        with ``error`` and counts as failed, the same on every path."""
+        self._live.pop(token.token_id, None)
+        if token.set_error(error, ""):
+            self._count("failed")
 
     def _after_take(self, box: Mailbox) -> None:
-        # Blocked submitters are woken once a mailbox is down to its low-water mark, not on
-        # every take: one wake-up then refills many slots instead of one slot per wake-up.
-        if self._priority or ((self._backlog or self._held) and not self._draining) or (
-                self._space_waiters and box.depth() <= self._low_water):
-            with self._admission:
-                self._pump()
+        self._queues.on_take(box)
 
     def _after_finish(self, token: TaskToken, outcome: Outcome) -> None:
         final = final_state(outcome)  # None: not finalised by this run (retry, dropped, skipped)
@@ -412,7 +299,7 @@ class LocalScheduler:
 
     def _retry_later(self, token: TaskToken, delay: float) -> None:
         self._count("retried")
-        if not self._delays.schedule(delay, self.resubmit, token):
+        if not self._queues.retry_later(delay, self.resubmit, token):
             self._fail_stopped(token)
 
     def _count(self, key: str) -> None:
@@ -427,23 +314,20 @@ class LocalScheduler:
 
     def drain(self, reason: str = "") -> None:
         """Stop admitting: new submissions are held; admitted work runs to its end."""
-        with self._admission:
-            self._draining = True
-            self.drain_reason = reason
+        self._queues.drain()
+        self.drain_reason = reason
         logger.info("scheduler %s draining%s", self.config.node_name,
                     f": {reason}" if reason else "")
 
     def resume(self) -> None:
         """Admit again, held submissions first, without a restart."""
-        with self._admission:
-            self._draining = False
-            self.drain_reason = ""
-            self._pump()
+        self.drain_reason = ""
+        self._queues.resume()
         logger.info("scheduler %s resumed", self.config.node_name)
 
     @property
     def draining(self) -> bool:
-        return self._draining
+        return self._queues.draining
 
     def kill(self, token_id: str) -> bool:
         """Kill a queued, held or backlogged token (it never runs); a running one is untouched."""
@@ -452,11 +336,7 @@ class LocalScheduler:
             return False
         self._live.pop(token_id, None)
         self._count("killed")
-        if self._backlog or self._held:
-            with self._admission:  # free its place at once (a mailbox skips it at dequeue)
-                for lane in (self._backlog, self._held):
-                    if token in lane:
-                        lane.remove(token)
+        self._queues.remove(token)  # frees its place at once (a mailbox skips it at dequeue)
         logger.info("killed queued token %s", token_id)
         if self._idle_waiters:
             with self._idle:
@@ -482,40 +362,10 @@ class LocalScheduler:
         that no unblocked mailbox serves. None of them has started (a worker claims a token
         only after taking it from its mailbox); they leave this scheduler, for the caller to
         give to someone else."""
-        taken: list[TaskToken] = []
-        with self._admission:
-            if not self._running:
-                return taken
-            limit = time.monotonic() - self.config.stuck_after
-            for box in self._all_boxes:
-                began = box.started_at
-                if began and began < limit and box.blocked_call != began:
-                    box.blocked_call = began
-                    logger.warning("scheduler %s: worker %d/%d has run one call for over %.0fs;"
-                                   " nothing more goes to its mailbox", self.config.node_name,
-                                   box.core_id, box.index, self.config.stuck_after)
-                if box.blocked and box.depth():
-                    queued = box.drain_nowait()
-                    box.reclaimed += len(queued)
-                    taken.extend(queued)
-            taken.extend(self._reclaim_backlog())
-            for token in taken:
-                self._live.pop(token.token_id, None)
-            self._counts_add("reclaimed", len(taken))
-        return taken
-
-    def _reclaim_backlog(self) -> list[TaskToken]:
-        """Backlogged tokens of weights whose every active mailbox is blocked; holds
-        ``_admission``."""
-        if not self._backlog:
-            return []
-        active = self._active_boxes
-        stuck = {weight for weight, chain in self._chains.items()
-                 if all(box.blocked for core in chain for box in active[core])}
-        if not stuck:
-            return []
-        taken = [t for t in self._backlog if t.tags.weight in stuck]
-        self._backlog = deque(t for t in self._backlog if t.tags.weight not in stuck)
+        taken = self._queues.reclaim(self.config.stuck_after)
+        for token in taken:
+            self._live.pop(token.token_id, None)
+        self._counts_add("reclaimed", len(taken))
         return taken
 
     def blocked(self) -> int:
@@ -526,18 +376,8 @@ class LocalScheduler:
         """Set how many of a core's mailboxes take new tokens (1..workers_per_core)."""
         active = max(1, min(self.config.workers_per_core, int(active)))
         self.core_patterns[core_id] = active
-        self._active_boxes = {**self._active_boxes, core_id: self.mailboxes[core_id][:active]}
-        self._slots = self._execution_slots()
+        self._queues.set_active(core_id, active)
         return active
-
-    def _execution_slots(self) -> dict[ExecutionMode, dict[int, int]]:
-        """Per mode, how many tokens each core runs at once: its active worker threads, or
-        its worker processes."""
-        return {
-            ExecutionMode.THREAD: {core: len(boxes) for core, boxes in self._active_boxes.items()},
-            ExecutionMode.PROCESS: dict.fromkeys(self._active_boxes,
-                                                 self.config.processes_per_core),
-        }
 
     # -- observation ---------------------------------------------------------------------
 
@@ -546,7 +386,7 @@ class LocalScheduler:
         finished = sum(box.finished + box.reclaimed for box in self._all_boxes) + \
             self._accounts.late_finished
         enqueued = sum(box.enqueued for box in self._all_boxes)  # read after finished
-        return enqueued - finished + len(self._priority) + len(self._delays)
+        return enqueued - finished + self._queues.retries
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no admitted work is queued or running; held submissions don't count."""
@@ -567,30 +407,24 @@ class LocalScheduler:
         """Tokens each weight class could place now: free slots of its cores' active, unblocked
         mailboxes (cores overlap between classes) less the whole backlog and the retries due
         back (a token of either may take any class's slot), never below 0."""
-        capacity = self.config.mailbox_capacity
-        free = {core: sum(capacity - box.depth() for box in boxes if not box.blocked)
-                for core, boxes in self._active_boxes.items()}
-        backlog = len(self._backlog) + len(self._priority)
-        return {weight: max(0, sum(free[core] for core in chain) - backlog)
-                for weight, chain in self._chains.items()}
+        return self._queues.free_capacity()
 
     def state_name(self) -> str:
         if not self._running:
             return "stopped" if self._stopped or self.started_at else "new"
-        if self._draining:
+        if self._queues.draining:
             return "draining" if self.in_flight() else "drained"
         return "running"
 
     def counts(self) -> dict[str, int]:
         with self._stats_lock:
-            counts = dict(self._counts)
+            counts = {"submitted": self._queues.entered, **self._counts}
         queued = sum(box.depth() for box in self._all_boxes)
-        backlog = len(self._backlog)
+        held, backlog = self._queues.held, self._queues.backlog
         # An abandoned worker's token is FAILED; its outermost one may still run (owed).
         counts["executing"] = sum(box.busy for box in self._all_boxes) + self._accounts.owed()
-        counts["waiting"] = (queued + len(self._held) + len(self._priority) + len(self._delays)
-                             + backlog)
-        counts["held"] = len(self._held)
+        counts["waiting"] = queued + held + self._queues.retries + backlog
+        counts["held"] = held
         counts["backlog"] = backlog
         return counts
 

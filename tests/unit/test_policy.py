@@ -96,3 +96,10 @@ def test_route_none_when_every_allowed_mailbox_is_full():
 def test_route_skips_a_full_core():
     cores = _loads({1: [(4, 1)], 2: [(3, 1)]})
     assert choose_route((1, 2), cores, {1: 1, 2: 1}, 4) == (2, 0)
+
+
+def test_route_leaves_a_loaded_preferred_core_for_an_idle_one():
+    # Core 1: one idle and three busy mailboxes with 2 queued each (load 9 over 4 slots); core
+    # 2 idle. Core 1's idle mailbox does not make it the choice: core 2 has free slots.
+    cores = _loads({1: [(0, 0), (2, 1), (2, 1), (2, 1)], 2: [(0, 0)] * 4})
+    assert choose_route((1, 2), cores, {1: 4, 2: 4}, 120) == (2, 0)
