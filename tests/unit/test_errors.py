@@ -65,7 +65,8 @@ def test_names_are_looked_up_in_the_error_module_only():
 
 def test_the_wire_constants_name_classes():
     names = {value for key, value in vars(wire).items()
-             if key.isupper() and type(value) is str and key not in ("SESSION_OPEN", "SHARD", "COMMAND_BUSY")}
+             if key.isupper() and type(value) is str
+             and key not in ("SESSION_OPEN", "SHARD", "COMMAND_BUSY")}
     names |= set(wire.NOT_STORED)
     assert {"AgentLost", "TokenKilled", "PlacementTimeout", "GatewayBusy"} <= names
     assert sorted(n for n in names if errors.by_wire_name(n) is None) == []
