@@ -10,6 +10,10 @@ Owner of all its mutable state; other code acts on it only through the public me
 - Each mailbox guards its own queue (see :mod:`node_agent.mailbox`).
 - The crew (:class:`node_agent.workers.Crew`) owns the worker threads, and the watchdog
   (:mod:`node_agent.watchdog`) the time limits of running thread-mode calls.
+- ``_accounts`` (:class:`node_agent.accounting.Accounts`) is the one writer of the mailboxes'
+  run counters (busy, started_at, finished) and of what abandoned workers still owe, fed by
+  the events the workers and the watchdog report; the runner hands back an
+  :class:`node_agent.outcome.Outcome` for each run.
 - ``_idle`` (a Condition) wakes callers of :meth:`wait_idle`.
 - ``_stats_lock`` guards the outcome counters.
 - ``_live`` maps token id to unfinished token (single dict operations only).
