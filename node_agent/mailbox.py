@@ -6,7 +6,8 @@ Counters have one writer each: ``enqueued``/``routed`` under the put lock; the r
 ``busy``, ``started_at`` and ``finished`` by the scheduler's
 :class:`~node_agent.accounting.Accounts` alone, from the events its worker and watchdog
 report; ``blocked_call`` and ``reclaimed`` by the reclaim of
-:class:`~node_agent.queues.AdmissionQueues` (under the queues' lock). Readers may read them at any time.
+:class:`~node_agent.queues.AdmissionQueues` (under the queues' lock). Readers may read them
+at any time.
 
 A mailbox is *blocked* while its worker runs the call the scheduler judged too long
 (``blocked_call`` is that call's ``started_at``): routing passes it by, its room is not free
