@@ -28,7 +28,9 @@ import msgpack
 from tokengate.gateway import needs, storage
 from tokengate.gateway.aio import Signal
 from tokengate.shared import framing, labels
+from tokengate.shared.errors import SnapshotError
 from tokengate.shared.rpc import tokengate_pb2 as pb
+from tokengate.shared.snapshot import NodeShape
 
 MAX_FRAME_ITEMS = 2000
 # A frame that would carry only acknowledgements waits this long for something to ride with
@@ -188,12 +190,15 @@ def _quiet(frame: pb.DispatchFrame) -> bool:
 
 
 def _workers(topology: bytes) -> int:
-    """The worker count an agent's hello reports (0 if it does not say)."""
-    try:
-        workers = msgpack.unpackb(topology).get("workers") if topology else 0
-    except (ValueError, AttributeError, msgpack.UnpackException):
+    """The worker count an agent's hello reports, read through its schema (:class:`NodeShape`);
+    0 if it does not say, or does not fit."""
+    if not topology:
         return 0
-    return workers if isinstance(workers, int) and workers > 0 else 0
+    try:
+        workers = NodeShape.from_wire(msgpack.unpackb(topology)).workers
+    except (ValueError, msgpack.UnpackException, SnapshotError):
+        return 0
+    return workers if workers is not None and workers > 0 else 0
 
 
 def _add_control(frame: pb.DispatchFrame, entry: _Control) -> None:

@@ -161,8 +161,9 @@ class Gateway:
 
     async def on_agent_frame(self, conn: AgentConn, frame: pb.AgentFrame) -> None:
         """One frame of an agent: results first (someone waits for them), then the rest."""
-        if self.registry.heard(conn, frame):  # a snapshot that fits its schema
-            self.guards.report(conn.name, frame.snapshot)
+        snapshot = self.registry.heard(conn, frame)
+        if snapshot is not None:  # a snapshot that fits its schema
+            self.guards.report(conn.name, snapshot.guard_house)
         stats = self.dispatch.stats
         stats["agent_frames"] += 1
         finished: set[str] = set()

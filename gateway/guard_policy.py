@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from tokengate.shared.snapshot_guards import GuardHouseStatus
 
 PASSIVE, AUTO_BLOCK = "passive", "auto-block"
 
@@ -58,27 +59,17 @@ class NodeReport:
     counts: Mapping[str, Counts] = field(default_factory=dict)
 
 
-def report_of(snapshot: Mapping[str, Any]) -> NodeReport:
-    """An agent's decoded snapshot as a :class:`NodeReport`; what is malformed counts as
-    nothing (a bad report never blocks a function)."""
-    house = snapshot.get("guard_house")
-    if not isinstance(house, Mapping):
+def report_of(house: GuardHouseStatus | None) -> NodeReport:
+    """An agent's Guard House, as its snapshot's schema read it, as a :class:`NodeReport`. The
+    schema checked the types; a record that cannot be true (more failures than attempts)
+    counts as nothing (a bad report never blocks a function)."""
+    if house is None:
         return NodeReport()
-    try:
-        policy = Policy(auto_block=bool(house.get("auto_block", False)),
-                        failure_threshold=float(house.get("failure_threshold", 1.0)),
-                        min_attempts=max(1, int(house.get("min_attempts", 1))))
-    except (TypeError, ValueError):
-        return NodeReport()
-    counts: dict[str, Counts] = {}
-    methods = house.get("methods")
-    for name, rep in (methods.items() if isinstance(methods, Mapping) else ()):
-        try:
-            attempts, failures = int(rep["attempts"]), int(rep["failures"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if isinstance(name, str) and 0 <= failures <= attempts:
-            counts[name] = Counts(attempts, failures)
+    threshold = 1.0 if house.failure_threshold is None else house.failure_threshold
+    policy = Policy(auto_block=house.auto_block, failure_threshold=threshold,
+                    min_attempts=max(1, house.min_attempts or 1))
+    counts = {name: Counts(rec.attempts, rec.failures) for name, rec in house.methods.items()
+              if 0 <= rec.failures <= rec.attempts}
     return NodeReport(policy=policy, counts=counts)
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import msgpack
 from tokengate.gateway import guard_policy as gp
 from tokengate.shared.errors import MethodBlockedException
+from tokengate.shared.snapshot_guards import GuardHouseStatus
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +34,10 @@ class ClusterGuards:
         self.blocked: set[str] = set()               # read by admission's screen
         self.refusals = 0
 
-    def report(self, agent: str, snapshot: bytes) -> None:
-        """An agent's snapshot arrived: take its record, block what now crosses."""
-        try:
-            decoded = msgpack.unpackb(snapshot, raw=False, strict_map_key=False)
-        except (ValueError, msgpack.UnpackException):
-            return
-        if not isinstance(decoded, dict):
-            return
-        new = gp.report_of(decoded)
+    def report(self, agent: str, house: GuardHouseStatus | None) -> None:
+        """An agent's snapshot arrived (read through its schema): take its Guard House
+        record, block what now crosses."""
+        new = gp.report_of(house)
         old = self._reports.get(agent, gp.NodeReport())
         self._reports[agent] = new
         if new.policy != old.policy:

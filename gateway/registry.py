@@ -176,21 +176,21 @@ class Registry:
 
     # -- frames and departures -----------------------------------------------------------------
 
-    def heard(self, conn: AgentConn, frame: pb.AgentFrame) -> bool:
-        """Any frame is a heartbeat; its seq renews the agent's work lease. True if it
-        brought a snapshot that fits its schema, now the agent's newest (one that does not
-        fit is logged, and the previous one kept)."""
+    def heard(self, conn: AgentConn, frame: pb.AgentFrame) -> AgentSnapshot | None:
+        """Any frame is a heartbeat; its seq renews the agent's work lease. The snapshot it
+        brought, read through its schema, when there is one that fits: now the agent's newest
+        (one that does not fit is logged, and the previous one kept)."""
         conn.touch()
         if frame.seq and not frame.results:  # a frame with results is acked once stored
             conn.send_seen(frame.seq)
-        taken = bool(frame.snapshot) and _fits(conn.name, frame.snapshot)
-        if taken:
+        snapshot = _read(conn.name, frame.snapshot) if frame.snapshot else None
+        if snapshot is not None:
             conn.snapshot = bytes(frame.snapshot)
         conn.stuck, conn.blocked = frame.stuck, frame.blocked
         if frame.leaving and not conn.leaving:
             conn.leaving = True
             logger.info("agent %s is stopping: no more dispatch to it", conn.name)
-        return taken
+        return snapshot
 
     async def disconnected(self, conn: AgentConn) -> None:
         """The link broke: no more dispatch; the monitor decides whether it is lost.
@@ -263,12 +263,12 @@ class Registry:
         self.dispatch.queued(back.requeued)
 
 
-def _fits(agent: str, blob: bytes) -> bool:
-    """Whether an agent's snapshot fits :class:`AgentSnapshot`; logs why not."""
+def _read(agent: str, blob: bytes) -> AgentSnapshot | None:
+    """An agent's snapshot read through :class:`AgentSnapshot`; None (logged) if it does not
+    fit."""
     try:
-        AgentSnapshot.decode(blob)
+        return AgentSnapshot.decode(blob)
     except SnapshotError as exc:
         logger.warning("agent %s sent a status snapshot that does not fit its schema (%s); "
                        "keeping its previous one", agent, exc)
-        return False
-    return True
+        return None

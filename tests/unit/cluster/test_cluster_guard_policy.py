@@ -8,7 +8,9 @@ import msgpack
 import pytest
 from tokengate.gateway import guard_policy as gp
 from tokengate.gateway.guards import ClusterGuards
-from tokengate.shared.errors import MethodBlockedException
+from tokengate.shared.errors import MethodBlockedException, SnapshotError
+from tokengate.shared.snapshot import AgentSnapshot
+from tokengate.shared.snapshot_guards import GuardHouseStatus
 
 STRICT = gp.Policy(auto_block=True, failure_threshold=0.5, min_attempts=4)
 
@@ -40,19 +42,29 @@ def test_the_cluster_policy_is_the_strictest_auto_blocking_one(
 
 
 @pytest.mark.parametrize("snapshot", [
-    {}, {"guard_house": "x"}, {"guard_house": {"auto_block": True, "min_attempts": "many"}},
-    {"guard_house": {"auto_block": True, "methods": {"f": {"attempts": 1, "failures": 5}}}},
+    {"guard_house": "x"}, {"guard_house": {"auto_block": True, "min_attempts": "many"}},
     {"guard_house": {"auto_block": True, "methods": {"f": {"attempts": "1"}}}},
 ])
-def test_a_malformed_report_counts_as_nothing(snapshot: dict[str, Any]) -> None:
-    assert gp.report_of(snapshot).counts == {}
+def test_a_malformed_guard_house_does_not_fit_the_schema(snapshot: dict[str, Any]) -> None:
+    # the gateway keeps such an agent's previous snapshot, and never reports this one
+    with pytest.raises(SnapshotError):
+        AgentSnapshot.decode(msgpack.packb(snapshot))
 
 
-def _snapshot(auto_block: bool = True, **methods: tuple[int, int]) -> bytes:
-    return msgpack.packb({"guard_house": {
+@pytest.mark.parametrize("snapshot", [
+    {}, {"guard_house": {"auto_block": True, "methods": {"f": {"attempts": 1, "failures": 5}}}},
+])
+def test_a_report_that_cannot_be_true_counts_as_nothing(snapshot: dict[str, Any]) -> None:
+    assert gp.report_of(AgentSnapshot.decode(msgpack.packb(snapshot)).guard_house).counts == {}
+
+
+def _snapshot(auto_block: bool = True, **methods: tuple[int, int]) -> GuardHouseStatus | None:
+    """An agent's Guard House as the gateway reads it: packed, then decoded by the schema."""
+    return AgentSnapshot.decode(msgpack.packb({"guard_house": {
         "mode": "auto-block" if auto_block else "passive", "auto_block": auto_block,
         "failure_threshold": 0.5, "min_attempts": 4,
-        "methods": {name: {"attempts": a, "failures": f} for name, (a, f) in methods.items()}}})
+        "methods": {name: {"attempts": a, "failures": f} for name, (a, f) in methods.items()}}},
+    )).guard_house
 
 
 def test_reports_are_summed_blocks_stick_and_reenable_clears_them() -> None:
@@ -84,5 +96,5 @@ def test_passive_agents_never_block_and_a_policy_change_rejudges() -> None:
     assert guards.policy.mode == gp.PASSIVE and guards.blocked == set()
     guards.report("a2", _snapshot(auto_block=True))  # an auto-blocking agent joins
     assert guards.policy.mode == gp.AUTO_BLOCK and guards.blocked == {"f"}
-    guards.report("a3", b"\xc1 not msgpack")
+    guards.report("a3", None)  # an agent whose snapshot has no Guard House
     assert guards.blocked == {"f"}
