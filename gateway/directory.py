@@ -26,6 +26,7 @@ import redis
 from redis.cluster import RedisCluster
 from tokengate.gateway.ledger import schema
 from tokengate.gateway.ledger.connect import client_from_url, is_sentinel_url
+from tokengate.gateway.ledger.edge import ledger_error, unavailable
 from tokengate.shared.errors import RedisUnavailable
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,13 @@ class Directory:
 
     @staticmethod
     def _call(work: Any) -> Any:
+        """Run one Redis command; its errors as the ledger's edge maps them (an outage is
+        :class:`RedisUnavailable`, any other error reply a :class:`LedgerError`)."""
         try:
             return work()
+        except redis.ResponseError as exc:
+            if unavailable(exc):
+                raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
+            raise ledger_error(exc, {}, "the shard directory") from None
         except redis.RedisError as exc:
             raise RedisUnavailable(f"Redis cannot serve now: {exc}") from None
