@@ -3,8 +3,10 @@
 A command (``re-enable``, ``quarantine_replay``/``_drop``, ``history``; see
 ``NodeAgent.command``) may take a while: a replay waits up to 15 s for its call. The link
 thread, which reads the stream, must never wait on one, or acks, revocations and new tasks
-would stall behind it. So :class:`CommandRunner` runs them on a ``ThreadPoolExecutor`` of
-``threads`` workers, with room for ``backlog`` more waiting. Beyond that a command is not
+would stall behind it. So :class:`CommandRunner` runs them on ``threads`` daemon threads of
+its own, with room for ``backlog`` more waiting. (Daemon threads, not a
+``ThreadPoolExecutor``, whose threads the interpreter joins at exit: an agent that is leaving
+must not wait out a replay.) Beyond that a command is not
 queued: it is answered at once, ``ok=False`` with a message starting ``busy:``, so a flood
 of commands neither blocks the reader nor grows threads or memory. Every accepted command
 is answered exactly once; one that raises is answered with its error.
@@ -16,9 +18,9 @@ A ``cancel`` is not run here: it never waits, and the link answers it on its own
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from tokengate.shared import wire
@@ -82,7 +84,8 @@ class CommandRunner:
     """Answers commands on at most ``threads`` threads (see the module docstring).
 
     ``_slots`` counts the commands accepted and not yet answered (``threads + backlog``
-    at most); the executor owns its threads and queue, which the slots keep bounded.
+    at most), so ``_waiting`` never holds more than that; ``_closed`` is set once, by
+    :meth:`close`, and read by the threads, which then drop what still waits.
     """
 
     def __init__(self, handler: CommandHandler | None,
@@ -92,11 +95,17 @@ class CommandRunner:
         self._reply = reply
         self._limits = (threads, backlog)
         self._slots = threading.BoundedSemaphore(threads + backlog)
-        self._pool = ThreadPoolExecutor(max_workers=threads,
-                                        thread_name_prefix="tg-agent-command")
+        self._waiting: queue.SimpleQueue[pb.Command | None] = queue.SimpleQueue()
+        self._closed = False
+        self._threads = [threading.Thread(target=self._serve, name=f"tg-agent-command-{n}",
+                                          daemon=True) for n in range(threads)]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, command: pb.Command) -> bool:
         """Run ``command`` later (True), or answer it busy now (False). Never blocks."""
+        if self._closed:  # the agent is leaving: nobody reads the reply
+            return False
         if not self._slots.acquire(blocking=False):
             threads, backlog = self._limits
             logger.warning("command %s (%s) refused: %d running and %d waiting", command.id,
@@ -105,19 +114,22 @@ class CommandRunner:
                 id=command.id, ok=False, message=f"{BUSY}: this agent runs {threads} "
                 f"commands and has {backlog} waiting; try again later"))
             return False
-        try:
-            self._pool.submit(self._run, command)
-        except RuntimeError:  # closed: the agent is leaving, nobody reads the reply
-            self._slots.release()
-            return False
+        self._waiting.put(command)
         return True
 
-    def _run(self, command: pb.Command) -> None:
-        try:
-            self._reply(answer(self._handler, command))
-        finally:
-            self._slots.release()
+    def _serve(self) -> None:
+        while (command := self._waiting.get()) is not None:
+            try:
+                if not self._closed:
+                    self._reply(answer(self._handler, command))
+            except Exception:  # the reply could not be sent: the link is going; go on
+                logger.exception("the reply to command %s was not sent", command.id)
+            finally:
+                self._slots.release()
 
     def close(self) -> None:
-        """Run nothing more: waiting commands are dropped (the agent is leaving)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Run nothing more: waiting commands are dropped (the agent is leaving); a command
+        running now finishes on its daemon thread, which does not hold up the exit."""
+        self._closed = True
+        for _ in self._threads:
+            self._waiting.put(None)

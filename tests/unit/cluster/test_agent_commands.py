@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
 import threading
 import time
 
@@ -147,3 +149,27 @@ def test_only_a_busy_refusal_reads_as_not_run():
     assert wire.refused_busy(pb.CommandReply(ok=False, message=f"{BUSY}: full"))
     assert not wire.refused_busy(pb.CommandReply(ok=False, message="not blocked here"))
     assert not wire.refused_busy(pb.CommandReply(ok=True, message=f"{BUSY}: full"))
+
+
+_NEVER_RETURNS = """
+import threading
+from tokengate.node_agent.commands import CommandRunner
+from tokengate.shared.rpc import tokengate_pb2 as pb
+started = threading.Event()
+def handler(command):
+    started.set()
+    threading.Event().wait()  # a replay that never comes back
+runner = CommandRunner(handler, lambda reply: None)
+assert runner.submit(pb.Command(id=1, kind="quarantine_replay"))
+assert started.wait(10)
+runner.close()
+print("closed", flush=True)
+"""
+
+
+def test_a_command_still_running_does_not_hold_up_the_agents_exit():
+    # a pool whose threads the interpreter joins at exit would hang here until the timeout
+    done = subprocess.run([sys.executable, "-c", _NEVER_RETURNS], capture_output=True,
+                          text=True, timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert "closed" in done.stdout
