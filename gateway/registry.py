@@ -47,6 +47,7 @@ MAX_NAME = 128
 ANY = object()  # declare_lost: whichever connection the agent has
 LEASE_FRACTION = 0.5  # an agent's work lease, as a part of the heartbeat timeout
 STALL_SECONDS = 1.0  # the monitor woke this much later than it asked: the process was paused
+BAD_SNAPSHOT_LOG_EVERY = 60.0  # seconds between warnings about one agent's unfit snapshots
 
 
 def _requires(info: pb.TaskInfo) -> labels.Labels:
@@ -78,6 +79,9 @@ class Registry:
         self._task: asyncio.Task[None] | None = None
         self._background = background  # the gateway's, which stops it after the registry
         self.lost_hooks: list[Callable[[str], None]] = []  # told each agent declared lost
+        # agent -> (when its unfit snapshots were last logged, how many since): one warning a
+        # minute, not one a second, for an agent that keeps sending them
+        self._unfit: dict[str, tuple[float, int]] = {}
 
     def _policy(self, message: str) -> LossPolicy:
         return LossPolicy(self.config.max_attempts, message, self.config.result_ttl)
@@ -183,7 +187,7 @@ class Registry:
         conn.touch()
         if frame.seq and not frame.results:  # a frame with results is acked once stored
             conn.send_seen(frame.seq)
-        snapshot = _read(conn.name, frame.snapshot) if frame.snapshot else None
+        snapshot = self._read(conn.name, frame.snapshot) if frame.snapshot else None
         if snapshot is not None:
             conn.snapshot = bytes(frame.snapshot)
         conn.stuck, conn.blocked = frame.stuck, frame.blocked
@@ -191,6 +195,23 @@ class Registry:
             conn.leaving = True
             logger.info("agent %s is stopping: no more dispatch to it", conn.name)
         return snapshot
+
+    def _read(self, agent: str, blob: bytes) -> AgentSnapshot | None:
+        """An agent's snapshot read through :class:`AgentSnapshot`; None if it does not fit
+        (logged, at most once a minute per agent, with how many were not logged)."""
+        try:
+            return AgentSnapshot.decode(blob)
+        except SnapshotError as exc:
+            now = time.monotonic()
+            last, quiet = self._unfit.get(agent, (now - BAD_SNAPSHOT_LOG_EVERY, 0))
+            if now - last < BAD_SNAPSHOT_LOG_EVERY:
+                self._unfit[agent] = (last, quiet + 1)
+                return None
+            self._unfit[agent] = (now, 0)
+            logger.warning("agent %s sent a status snapshot that does not fit its schema (%s); "
+                           "keeping its previous one%s", agent, exc,
+                           f" ({quiet} more since the last warning)" if quiet else "")
+            return None
 
     async def disconnected(self, conn: AgentConn) -> None:
         """The link broke: no more dispatch; the monitor decides whether it is lost.
@@ -261,14 +282,3 @@ class Registry:
         if back.requeued:
             logger.info("requeued %s tokens of agent %s", dict(back.requeued), name)
         self.dispatch.queued(back.requeued)
-
-
-def _read(agent: str, blob: bytes) -> AgentSnapshot | None:
-    """An agent's snapshot read through :class:`AgentSnapshot`; None (logged) if it does not
-    fit."""
-    try:
-        return AgentSnapshot.decode(blob)
-    except SnapshotError as exc:
-        logger.warning("agent %s sent a status snapshot that does not fit its schema (%s); "
-                       "keeping its previous one", agent, exc)
-        return None

@@ -10,6 +10,7 @@ import logging
 import msgpack
 import pytest
 from test_ledger import leased_ledger
+from tokengate.gateway import registry
 from tokengate.gateway.config import GatewayConfig
 from tokengate.gateway.gateway import Gateway
 from tokengate.shared.rpc import tokengate_pb2 as pb
@@ -27,7 +28,8 @@ def snapshot(attempts: int, failures: int, **extra: object) -> bytes:
                           "guard_house": house, **extra})
 
 
-def test_a_snapshot_that_does_not_fit_is_logged_and_the_previous_one_kept(caplog, redis_url):
+def test_a_snapshot_that_does_not_fit_is_logged_and_the_previous_one_kept(caplog, redis_url,
+                                                                          monkeypatch):
     async def main() -> None:
         ledger = leased_ledger(redis_url, "tg-snap")
         gateway = Gateway(GatewayConfig(token="t"), ledger)
@@ -39,16 +41,22 @@ def test_a_snapshot_that_does_not_fit_is_logged_and_the_previous_one_kept(caplog
             await gateway.on_agent_frame(conn, pb.AgentFrame(seq=2, snapshot=good))
             bad = snapshot(4, 4, uptime="a while")  # its Guard House would block m:f
             with caplog.at_level(logging.WARNING, logger="tokengate.gateway.registry"):
-                await gateway.on_agent_frame(conn, pb.AgentFrame(seq=3, snapshot=bad))
+                for seq in (3, 4, 5):  # one a second: one warning a minute, not three
+                    await gateway.on_agent_frame(conn, pb.AgentFrame(seq=seq, snapshot=bad))
+                warned = [r for r in caplog.records if "does not fit" in r.getMessage()]
+                assert len(warned) == 1
+                monkeypatch.setattr(registry, "BAD_SNAPSHOT_LOG_EVERY", 0.0)  # a minute on
+                await gateway.on_agent_frame(conn, pb.AgentFrame(seq=6, snapshot=bad))
             assert conn.snapshot == good
             assert "a1" in caplog.text and "snapshot.uptime: expected a number" in caplog.text
+            assert "(2 more since the last warning)" in caplog.text
             assert gateway.guards.blocked == set()  # the bad report was not taken either
             guards = gateway.views.guards()
             assert [(f.name, f.attempts, f.health) for f in guards.functions] == [
                 ("m:f", 1, "poor")]
             status = await gateway.views.status()
             assert status.nodes[0].snapshot == good
-            await gateway.on_agent_frame(conn, pb.AgentFrame(seq=4, snapshot=snapshot(4, 4)))
+            await gateway.on_agent_frame(conn, pb.AgentFrame(seq=7, snapshot=snapshot(4, 4)))
             assert gateway.guards.blocked == {"m:f"}  # a fitting one is taken again
         finally:
             gateway.store.stop()
