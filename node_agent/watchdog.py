@@ -62,11 +62,10 @@ ExpireCallback = Callable[[Watch, bool, bool], None]
 class Watchdog:
     """Expire watches at their deadlines, on one thread, and call ``on_expire`` for each."""
 
-    def __init__(self, name: str, on_expire: ExpireCallback,
-                 accounts: Accounts | None = None) -> None:
+    def __init__(self, name: str, on_expire: ExpireCallback, accounts: Accounts) -> None:
         self._name = name
         self._on_expire = on_expire
-        self._accounts = Accounts() if accounts is None else accounts
+        self._accounts = accounts
         self._lock = threading.Condition()
         self._heap: list[tuple[float, int, Watch]] = []
         self._order = itertools.count()
@@ -98,15 +97,6 @@ class Watchdog:
                 heapq.heapify(self._heap)
                 self._released = 0
         return True
-
-    def settle(self, worker: Any) -> bool:
-        """An abandoned worker is done with its outermost token: the accounts'
-        ``returned_late`` (True if its accounting was still owed and is closed now)."""
-        return self._accounts.returned_late(worker)
-
-    def owed(self) -> int:
-        """Abandoned workers still running their (unexpired) outermost token."""
-        return self._accounts.owed()
 
     def __len__(self) -> int:
         return len(self._heap) - self._released

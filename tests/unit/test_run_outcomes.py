@@ -5,6 +5,7 @@ watchdog's thread)."""
 import threading
 
 import pytest
+from tokengate.node_agent.accounting import Accounts
 from tokengate.node_agent.outcome import Outcome, final_state
 from tokengate.node_agent.procpool import CoreProcesses
 from tokengate.node_agent.runner import Hooks, TaskRunner
@@ -77,7 +78,7 @@ class Rig:
             hooks.add(AsksRetry(retry_after))
         caps = None if storage_cap is None else dict.fromkeys(StorageTier, storage_cap)
         self.throttle = StorageThrottle(caps)
-        self.watchdog = Watchdog("test-outcomes", lambda *_: self.expired.set())
+        self.watchdog = Watchdog("test-outcomes", lambda *_: self.expired.set(), Accounts())
         self.runner = TaskRunner(self.throttle, CoreProcesses(lambda core: 0), hooks,
                                  lambda token, delay: self.retries.append(delay),
                                  self.watchdog)

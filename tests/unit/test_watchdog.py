@@ -5,6 +5,7 @@ import queue
 import threading
 import time
 
+from tokengate.node_agent.accounting import Accounts
 from tokengate.node_agent.watchdog import Watchdog
 
 
@@ -15,14 +16,16 @@ class FakeWorker:
 
 
 def recording_watchdog():
+    """A watchdog recording its expiries, and the accounts its decisions go to."""
     expired: queue.SimpleQueue = queue.SimpleQueue()
+    accounts = Accounts()
     dog = Watchdog("test-watchdog", lambda watch, abandon, close: expired.put(
-        (watch.token, abandon, close)))
-    return dog, expired
+        (watch.token, abandon, close)), accounts)
+    return dog, expired, accounts
 
 
 def test_a_call_released_in_time_never_expires():
-    dog, expired = recording_watchdog()
+    dog, expired, _ = recording_watchdog()
     worker = FakeWorker()
     watch = dog.watch("t1", worker, 0.05, time.monotonic() + 0.05, outermost=True)
     assert len(dog) == 1
@@ -36,42 +39,43 @@ def test_a_call_released_in_time_never_expires():
 
 
 def test_expiry_comes_at_the_deadline_and_the_late_release_is_refused():
-    dog, expired = recording_watchdog()
+    dog, expired, accounts = recording_watchdog()
     worker = FakeWorker()
     began = time.monotonic()
     watch = dog.watch("slow", worker, 0.2, began + 0.2, outermost=True)
     assert expired.get(timeout=5) == ("slow", True, True)
     assert 0.19 <= time.monotonic() - began < 1.0
     assert not dog.release(watch)  # the worker must drop the call's outcome
-    assert dog.owed() == 0
-    assert not dog.settle(worker)  # the outermost token was closed by the expiry
+    assert accounts.owed() == 0
+    assert not accounts.returned_late(worker)  # the outermost token was closed by the expiry
 
 
 def test_watches_expire_in_deadline_order_and_only_the_first_abandons():
-    dog, expired = recording_watchdog()
+    dog, expired, accounts = recording_watchdog()
     worker = FakeWorker()
     now = time.monotonic()
     dog.watch("later", worker, 0.15, now + 0.15, outermost=True)
     dog.watch("first", worker, 0.05, now + 0.05, outermost=False)
     assert expired.get(timeout=5) == ("first", True, False)  # inline: the outer one runs on
-    assert dog.owed() == 1
+    assert accounts.owed() == 1
     assert expired.get(timeout=5) == ("later", False, True)  # the owed outer one, closed now
-    assert dog.owed() == 0
-    assert not dog.settle(worker)
+    assert accounts.owed() == 0
+    assert not accounts.returned_late(worker)
 
 
 def test_an_abandoned_worker_settles_its_outer_token_once():
-    dog, expired = recording_watchdog()
+    dog, expired, accounts = recording_watchdog()
     worker = FakeWorker()
     dog.watch("inline", worker, 0.05, time.monotonic() + 0.05, outermost=False)
     assert expired.get(timeout=5) == ("inline", True, False)
-    assert dog.settle(worker)       # the outer token returned: its accounting is closed now
-    assert not dog.settle(worker)   # and only once
-    assert dog.owed() == 0
+    # the outer token returned: its accounting is closed now, and only once
+    assert accounts.returned_late(worker)
+    assert not accounts.returned_late(worker)
+    assert accounts.owed() == 0
 
 
 def test_released_watches_do_not_pile_up():
-    dog, _ = recording_watchdog()
+    dog, _, _ = recording_watchdog()
     worker = FakeWorker()
     for _ in range(1000):
         dog.release(dog.watch("t", worker, 3600, time.monotonic() + 3600, outermost=True))
@@ -80,7 +84,7 @@ def test_released_watches_do_not_pile_up():
 
 
 def test_the_thread_starts_on_the_first_watch_and_ends_once_closed_and_idle():
-    dog, expired = recording_watchdog()
+    dog, expired, _ = recording_watchdog()
     assert dog._thread is None  # nothing watched: no thread at all
     dog.watch("t", FakeWorker(), 0.05, time.monotonic() + 0.05, outermost=True)
     thread = dog._thread
@@ -99,7 +103,7 @@ def test_a_failing_callback_does_not_stop_the_watchdog():
             raise RuntimeError("bug in a callback")
         seen.set()
 
-    dog = Watchdog("test-watchdog", on_expire)
+    dog = Watchdog("test-watchdog", on_expire, Accounts())
     now = time.monotonic()
     dog.watch("boom", FakeWorker(), 0.01, now + 0.01, outermost=True)
     dog.watch("ok", FakeWorker(), 0.05, now + 0.05, outermost=True)
