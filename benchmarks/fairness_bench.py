@@ -31,13 +31,11 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 from tokengate.shared.client import ClusterClient  # noqa: E402
 from tokengate.shared.client_config import ClientConfig  # noqa: E402
 from tokengate.shared.lifecycle import TokenState  # noqa: E402
-from tokengate.shared.redis_server import RedisServer, child_env, free_port  # noqa: E402
-from tokengate.shared.status import describe  # noqa: E402
+from tokengate.shared.redis_server import RedisServer, child_env  # noqa: E402
 from tokengate.shared.token import TaskToken  # noqa: E402
 
-from tokengate.cli_up import role_command  # noqa: E402
+from benchmarks.local_cluster import TOKEN, LocalCluster  # noqa: E402
 
-TOKEN = "bench-token-0123456789abcdef"
 TASK = "cluster_bench_tasks:noop"
 READY = 60.0
 IDLE_SAMPLES = 300
@@ -48,50 +46,6 @@ PACE = 0.02  # seconds between client B's calls
 class Sample(NamedTuple):
     round_trip: float  # seconds from submit to the pushed outcome
     to_start: float  # seconds from submit to its worker's start
-
-
-class Cluster:
-    """A gateway and its agents, under a key prefix of their own."""
-
-    def __init__(self, name: str, redis_url: str, agents: int, gateway_options: list[str],
-                 logdir: Path) -> None:
-        self.address = f"127.0.0.1:{free_port()}"
-        self.logdir = logdir
-        self.env = dict(os.environ, TOKENGATE_TOKEN=TOKEN,
-                        TOKENGATE_KEY_PREFIX=f"fair-{uuid.uuid4().hex[:6]}:",
-                        PYTHONPATH=os.pathsep.join([str(HERE.parent), str(HERE)]))
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self._spawn(f"{name}-gateway", "gateway", "--listen", self.address, "--redis",
-                    redis_url, *gateway_options)
-        for i in range(agents):
-            self._spawn(f"{name}-agent{i}", "agent", "--gateway", self.address, "--name",
-                        f"{name}-agent{i}", "--include", "cluster_bench_tasks")
-        self.agents = agents
-
-    def _spawn(self, log: str, role: str, *args: str) -> None:
-        with open(self.logdir / f"{log}.log", "wb") as out:
-            self.procs.append(subprocess.Popen(role_command(role, *args), env=child_env(self.env),
-                                               stdout=out, stderr=subprocess.STDOUT))
-
-    def client(self, client_id: str) -> ClusterClient:
-        return ClusterClient(ClientConfig(address=self.address, token=TOKEN, client_id=client_id,
-                                          connect_timeout=READY)).connect()
-
-    def wait_ready(self, client: ClusterClient) -> None:
-        deadline = time.monotonic() + READY
-        while len(describe(client.status())["nodes"]) < self.agents:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"agents did not register (logs in {self.logdir})")
-            time.sleep(0.1)  # polling the registry: no event to wait on
-
-    def close(self) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def flood_main(address: str, calls: int) -> None:
@@ -133,17 +87,24 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def run_mode(name: str, redis_url: str, args: argparse.Namespace, logdir: Path) -> dict:
-    cluster = Cluster(name, redis_url, args.agents, ["--fair-depth", str(
-        args.fair_depth if name == "fair" else 0)], logdir)
+    """One mode on a cluster of its own (its own key prefix) over the shared redis-server."""
+    (logdir / name).mkdir()
+    cluster = LocalCluster(
+        agents=args.agents, redis_url=redis_url, pythonpath=(str(HERE),),
+        logdir=str(logdir / name), pin=False, ready_timeout=READY,
+        env={"TOKENGATE_KEY_PREFIX": f"fair-{uuid.uuid4().hex[:6]}:"},
+        gateway_options=("--fair-depth", str(args.fair_depth if name == "fair" else 0)))
     try:
-        client_b = cluster.client("probe-b")
-        cluster.wait_ready(client_b)
+        cluster.start()  # returns once every agent registered
+        client_b = ClusterClient(ClientConfig(address=cluster.address, token=TOKEN,
+                                              client_id="probe-b",
+                                              connect_timeout=READY)).connect()
         for _ in range(200):  # warm up: connections, task run times
             client_b.submit_by_name(TASK).get(timeout=60)
         idle = probe(client_b, lambda: False, IDLE_SAMPLES)
         flood = subprocess.Popen(
             [sys.executable, __file__, "--flood", cluster.address, "--calls", str(args.calls)],
-            env=child_env(cluster.env), stdout=subprocess.PIPE, text=True)
+            env=child_env(cluster.environment()), stdout=subprocess.PIPE, text=True)
         assert flood.stdout is not None and flood.stdout.readline().strip() == "ready"
         loaded = probe(client_b, lambda: flood.poll() is not None, MAX_LOADED_SAMPLES)
         out, _ = flood.communicate(timeout=900)

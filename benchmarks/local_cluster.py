@@ -3,7 +3,9 @@
 A real redis-server (started here, or one the caller already runs), a ``tokengate gateway``
 and N ``tokengate agent`` processes pinned to disjoint CPUs, each started as ``tokengate up``
 starts them; the client connects through ``tokengate.connect``. Used by
-``benchmarks/cluster_bench.py`` and the harness's ``tokengate-cluster`` system.
+``benchmarks/cluster_bench.py``, ``benchmarks/fairness_bench.py`` (a cluster per mode, its
+gateway's ``--fair-depth`` passed with ``gateway_options``) and the harness's
+``tokengate-cluster`` system.
 
 Owner: the thread that made it; ``close()`` stops every child it started, in a ``finally``.
 """
@@ -39,9 +41,10 @@ class LocalCluster:
                  workers_per_core: int | None = None, pythonpath: Sequence[str] = (),
                  logdir: str | None = None, agent_options: Sequence[str] = (),
                  pin: bool = True, ready_timeout: float = READY_TIMEOUT,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, gateway_options: Sequence[str] = ()) -> None:
         self.agents = agents
         self.agent_options = tuple(agent_options)  # extra flags of every agent
+        self.gateway_options = tuple(gateway_options)  # extra flags of the gateway
         self.pin = pin  # agents on disjoint CPUs when there are enough of them
         self.ready_timeout = ready_timeout
         self.env = dict(env or {})  # extra variables of every child (TOKENGATE_* settings)
@@ -62,9 +65,9 @@ class LocalCluster:
             self.redis_url = self.own_redis.url
             self.redis_pid = self.own_redis.process.pid  # type: ignore[union-attr]
         self.address = f"127.0.0.1:{free_port()}"
-        env = dict(os.environ, **self.env, TOKENGATE_TOKEN=TOKEN, PYTHONPATH=self.pythonpath)
+        env = self.environment()
         self.procs["gateway"] = self._spawn("gateway", env, "--listen", self.address,
-                                            "--redis", self.redis_url)
+                                            "--redis", self.redis_url, *self.gateway_options)
         cpu_sets = split_cpus(sorted(os.sched_getaffinity(0)), self.agents) if self.pin else []
         for i in range(1, self.agents + 1):
             options = ["--gateway", self.address, "--name", f"bench{i}",
@@ -79,6 +82,11 @@ class LocalCluster:
                                         connect_timeout=self.ready_timeout)
         self._wait_agents()
         return self
+
+    def environment(self) -> dict[str, str]:
+        """The environment of the cluster's processes (and of any other the caller starts
+        against it): its token, its settings, and the benchmarks' modules on the path."""
+        return dict(os.environ, **self.env, TOKENGATE_TOKEN=TOKEN, PYTHONPATH=self.pythonpath)
 
     def _spawn(self, role: str, env: dict[str, str], *args: str,
                name: str | None = None) -> subprocess.Popen[bytes]:
