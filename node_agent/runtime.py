@@ -79,7 +79,7 @@ class LocalRuntime:
 
     def status(self) -> dict[str, Any]:
         """Every status panel in one plain dict (see :mod:`.guards.status`)."""
-        return build_status(self.scheduler.snapshot())  # carries the guards' panels
+        return build_status(self.scheduler.status_snapshot())  # the guards' panels ride in it
 
     def reenable(self, function: Callable[..., Any] | str) -> bool:
         """Unblock a function the Guard House blocked (by task name or the function)."""
