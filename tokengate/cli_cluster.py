@@ -221,10 +221,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", help="this peer's private key (PEM)")
 
 
-def _client_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gateway", help="HOST:PORT (default: TOKENGATE_GATEWAY or "
-                        "127.0.0.1:50051)")
-    parser.add_argument("--token-file", help="file holding the cluster token")
+def client_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that talks to the gateway as a client."""
+    parser.add_argument("--gateway", help="HOST:PORT, or several with commas (default: "
+                        "TOKENGATE_GATEWAY or 127.0.0.1:50051)")
+    parser.add_argument("--token-file", help="file holding the cluster (or operator) token")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to reach it")
 
 
@@ -347,30 +348,30 @@ def _add_up(commands: Any) -> None:
 
 def _add_operator_commands(commands: Any) -> None:
     st = commands.add_parser("status", help="nodes, capacity and token counts")
-    _client_options(st)
+    client_options(st)
     st.add_argument("--json", action="store_true", help="print JSON")
     st.set_defaults(handler=cmd_status)
 
     dr = commands.add_parser("drain", help="stop dispatching (cluster, or one --node)")
-    _client_options(dr)
+    client_options(dr)
     dr.add_argument("--node", help="drain only this node")
     dr.add_argument("--reason", help="why (shown in status)")
     dr.set_defaults(handler=cmd_drain)
 
     rs = commands.add_parser("resume", help="resume after a drain (cluster, or one --node)")
-    _client_options(rs)
+    client_options(rs)
     rs.add_argument("--node", help="resume only this node")
     rs.set_defaults(handler=cmd_resume)
 
     kl = commands.add_parser("kill", help="kill a queued token anywhere in the cluster, or "
                                           "ask a running one to stop (docs/cancel.md)")
-    _client_options(kl)
+    client_options(kl)
     kl.add_argument("token_id")
     kl.set_defaults(handler=cmd_kill)
 
     re = commands.add_parser("reenable", help="lift the Guard House's block of a function, "
                                               "cluster-wide (and reset its record)")
-    _client_options(re)
+    client_options(re)
     re.add_argument("function", help="task name, MODULE:QUALNAME (see the Guard House panel)")
     re.add_argument("--actor", help="who asks (kept in the audit log; default: cli)")
     re.set_defaults(handler=cmd_reenable)

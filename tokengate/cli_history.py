@@ -13,6 +13,7 @@ import argparse
 import sys
 from typing import Any
 
+from tokengate.cli_cluster import client_options
 from tokengate.shared.auth import read_token
 from tokengate.shared.errors import ConfigurationError
 
@@ -75,18 +76,11 @@ def cmd_guards_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gateway", help="HOST:PORT, or several with commas (default: "
-                        "TOKENGATE_GATEWAY or 127.0.0.1:50051)")
-    parser.add_argument("--token-file", help="file holding the cluster (or operator) token")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to reach it")
-
-
 def add_history_commands(commands: Any) -> None:
     """Add ``history`` and ``guards report`` to ``tokengate``'s parser."""
     history = commands.add_parser("history", help="write every agent's execution history "
                                   "to one JSON file (needs operator rights)")
-    _client_options(history)
+    client_options(history)
     history.add_argument("--out", default="dumps", help="folder for the file (default dumps/)")
     history.add_argument("--node", help="only this agent")
     history.add_argument("--limit", type=int, default=0,
@@ -96,5 +90,5 @@ def add_history_commands(commands: Any) -> None:
     guards = commands.add_parser("guards", help="the cluster's Guard House")
     actions = guards.add_subparsers(dest="guards_command", required=True)
     report = actions.add_parser("report", help="the seed's Guard House report, by health class")
-    _client_options(report)
+    client_options(report)
     report.set_defaults(handler=cmd_guards_report)

@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Any
 
+from tokengate.cli_cluster import client_options
 from tokengate.shared.errors import PermissionDenied, TokenTimeout, UnknownToken
 from tokengate.shared.lifecycle import TokenState
 from tokengate.shared.token import TaskToken
@@ -64,10 +65,7 @@ def cmd_result(args: argparse.Namespace) -> int:
 
 def add_result_command(commands: Any) -> None:
     res = commands.add_parser("result", help="a finished token's outcome, by its id")
-    res.add_argument("--gateway", help="HOST:PORT (default: TOKENGATE_GATEWAY or "
-                     "127.0.0.1:50051)")
-    res.add_argument("--token-file", help="file holding the cluster token")
-    res.add_argument("--timeout", type=float, default=5.0, help="seconds to reach the gateway")
+    client_options(res)
     res.add_argument("token_id")
     res.add_argument("--json", action="store_true", help="print the outcome as JSON")
     res.add_argument("--wait", type=float, default=30.0,
